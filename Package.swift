@@ -1,0 +1,77 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// flowrec: a single-node recorder for NetObserv enriched flows.
+///
+/// The targets are layers; each depends only on the ones below it:
+///   C shims (CRdKafka, CZstd, CSQLite)  → Debian's shared libraries, found with pkg-config
+///   FlowModel                           → the NetObserv field list, JSON decoder and encoder
+///   FlowGenerator                       → realistic synthetic traffic for tests, benchmarks and the demo
+///   KafkaSource                         → librdkafka producer and consumer
+///   flowrec                             → the command-line tool
+/// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
+/// `FlowrecTesting` (helpers that start the real test servers from tests).
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "flowrec",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "flowrec", targets: ["flowrec"]),
+        .executable(name: "flowrec-testkafka", targets: ["flowrec-testkafka"]),
+        .executable(name: "flowrec-bench", targets: ["flowrec-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+
+        .target(name: "FlowModel", swiftSettings: strictSwift),
+        .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: strictSwift),
+        .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
+        .target(
+            name: "FlowrecTesting",
+            dependencies: ["KafkaSource"],
+            swiftSettings: strictSwift),
+
+        .executableTarget(
+            name: "flowrec",
+            dependencies: [
+                "FlowModel", "FlowGenerator", "KafkaSource",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift),
+        .executableTarget(
+            name: "flowrec-testkafka",
+            dependencies: ["CRdKafka"],
+            swiftSettings: strictSwift),
+        .executableTarget(
+            name: "flowrec-bench",
+            dependencies: [
+                "FlowModel", "FlowGenerator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift),
+
+        .testTarget(name: "FlowModelTests", dependencies: ["FlowModel", "FlowGenerator"], swiftSettings: strictSwift),
+        .testTarget(name: "FlowGeneratorTests", dependencies: ["FlowGenerator", "FlowModel"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "KafkaSourceTests",
+            dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting"],
+            swiftSettings: strictSwift),
+        .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,190 @@
+/// One NetObserv flow record, decoded.
+///
+/// A `Flow` keeps every field of the JSON it came from: known fields as typed values
+/// (integers, UTF-8 strings, or the JSON text of arrays and objects), unknown fields
+/// verbatim as extras, and the few spellings NetObserv has varied over time (a `null`,
+/// `FlowDirection` as a string) so that `FlowEncoder` gives back the same JSON value.
+///
+/// Storage is flat on purpose: one `Int64` slot per known field and one byte arena for
+/// all text. Decoding into an existing `Flow` with `FlowDecoder.decode(_:into:)` reuses
+/// both buffers, so the ingest hot path allocates nothing per message.
+public struct Flow: Sendable, Equatable {
+    /// Known fields that the record carries (with a value or `null`).
+    public internal(set) var present = FieldSet()
+    /// Known fields whose JSON value was `null`.
+    public internal(set) var nulls = FieldSet()
+    /// Integer fields that arrived as numeric strings (`"FlowDirection":"1"`).
+    public internal(set) var numericStrings = FieldSet()
+    /// Per field id: the integer (integer and bool kinds) or a `TextRange` into `text`.
+    @usableFromInline var values: [Int64]
+    /// UTF-8 bytes of string values and JSON text of array values.
+    @usableFromInline var text: [UInt8]
+    /// Unknown members, verbatim and in input order: `"key":value,"key":value`.
+    @usableFromInline var extras: [UInt8]
+
+    public init() {
+        values = Array(repeating: 0, count: FlowSchema.count)
+        text = []
+        extras = []
+    }
+
+    /// Forgets every field but keeps the buffers' capacity for the next record.
+    public mutating func removeAll() {
+        present = FieldSet()
+        nulls = FieldSet()
+        numericStrings = FieldSet()
+        text.removeAll(keepingCapacity: true)
+        extras.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Reading
+
+    public func has(_ field: FieldID) -> Bool { present.contains(field) }
+
+    public func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
+
+    /// The value of an integer or bool field; `nil` when absent or null.
+    public func integer(_ field: FieldID) -> Int64? {
+        guard present.contains(field), !nulls.contains(field), !field.spec.kind.isTextStored else { return nil }
+        return values[field.index]
+    }
+
+    /// A string field's value, or the JSON text of an array field; `nil` when absent or null.
+    public func string(_ field: FieldID) -> String? {
+        withUTF8(field) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with a text field's UTF-8 bytes without creating a `String`.
+    public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+        guard present.contains(field), !nulls.contains(field), field.spec.kind.isTextStored else { return nil }
+        let range = TextRange(packed: values[field.index])
+        return try text.withUnsafeBufferPointer { all in
+            try body(UnsafeBufferPointer(rebasing: all[range.start..<range.end]))
+        }
+    }
+
+    /// The unknown fields as one JSON object (`{"NewField":1}`), or `nil` when there are none.
+    public var extrasJSON: String? {
+        extras.isEmpty ? nil : "{" + String(decoding: extras, as: UTF8.self) + "}"
+    }
+
+    /// The unknown members' bytes, `"key":value` joined by commas, as they came.
+    public var extrasBytes: [UInt8] { extras }
+
+    // MARK: Writing (the generator and tests build flows this way)
+
+    public mutating func set(_ field: FieldID, integer value: Int64) {
+        precondition(!field.spec.kind.isTextStored, "\(field) holds text")
+        markPresent(field)
+        values[field.index] = value
+    }
+
+    /// Sets a string field, or an array field from its JSON text (which must be valid
+    /// for the field's kind: `FlowDecoder` is the place that checks JSON from outside).
+    public mutating func set(_ field: FieldID, text value: some StringProtocol) {
+        precondition(field.spec.kind.isTextStored, "\(field) holds an integer")
+        markPresent(field)
+        let start = text.count
+        text.append(contentsOf: value.utf8)
+        values[field.index] = TextRange(start: start, end: text.count).packed
+    }
+
+    public mutating func setNull(_ field: FieldID) {
+        markPresent(field)
+        nulls.insert(field)
+    }
+
+    /// Appends an unknown member; `rawJSONValue` is kept verbatim.
+    public mutating func appendExtra(key: String, rawJSONValue: String) {
+        if !extras.isEmpty { extras.append(UInt8(ascii: ",")) }
+        JSONEscaping.appendQuoted(key.utf8, to: &extras)
+        extras.append(UInt8(ascii: ":"))
+        extras.append(contentsOf: rawJSONValue.utf8)
+    }
+
+    @inline(__always)
+    mutating func markPresent(_ field: FieldID) {
+        present.insert(field)
+        nulls.remove(field)
+        numericStrings.remove(field)
+    }
+
+    // MARK: Equality is by JSON value, not by buffer layout
+
+    public static func == (a: Flow, b: Flow) -> Bool {
+        guard a.present == b.present, a.nulls == b.nulls, a.numericStrings == b.numericStrings,
+              a.extras == b.extras else { return false }
+        for field in a.present where !a.nulls.contains(field) {
+            if field.spec.kind.isTextStored {
+                if a.string(field) != b.string(field) { return false }
+            } else if a.values[field.index] != b.values[field.index] {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+extension FieldKind {
+    /// Kinds whose slot holds a `TextRange` into the flow's text arena.
+    @inlinable public var isTextStored: Bool {
+        switch self {
+        case .integer, .bool: false
+        case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: true
+        }
+    }
+}
+
+/// A half-open byte range in a flow's text arena, packed into one Int64 slot.
+@usableFromInline struct TextRange {
+    @usableFromInline let start: Int
+    @usableFromInline let end: Int
+
+    @inlinable init(start: Int, end: Int) { self.start = start; self.end = end }
+    @inlinable init(packed: Int64) {
+        start = Int(packed >> 32)
+        end = Int(packed & 0xFFFF_FFFF)
+    }
+    @inlinable var packed: Int64 { Int64(start) << 32 | Int64(end) }
+}
+
+/// A set of known fields, one bit per `FieldID`.
+public struct FieldSet: Sendable, Hashable, Sequence {
+    @usableFromInline var low: UInt64 = 0
+    @usableFromInline var high: UInt64 = 0
+
+    public init() {}
+    public init(_ fields: some Sequence<FieldID>) { for f in fields { insert(f) } }
+
+    @inlinable public func contains(_ f: FieldID) -> Bool {
+        f.rawValue < 64 ? (low >> UInt64(f.rawValue)) & 1 == 1 : (high >> UInt64(f.rawValue - 64)) & 1 == 1
+    }
+    @inlinable public mutating func insert(_ f: FieldID) {
+        if f.rawValue < 64 { low |= 1 << UInt64(f.rawValue) } else { high |= 1 << UInt64(f.rawValue - 64) }
+    }
+    @inlinable public mutating func remove(_ f: FieldID) {
+        if f.rawValue < 64 { low &= ~(1 << UInt64(f.rawValue)) } else { high &= ~(1 << UInt64(f.rawValue - 64)) }
+    }
+    public var count: Int { low.nonzeroBitCount + high.nonzeroBitCount }
+    public var isEmpty: Bool { low == 0 && high == 0 }
+
+    public func makeIterator() -> Iterator { Iterator(low: low, high: high) }
+
+    public struct Iterator: IteratorProtocol {
+        var low: UInt64
+        var high: UInt64
+        public mutating func next() -> FieldID? {
+            if low != 0 {
+                let bit = low.trailingZeroBitCount
+                low &= low - 1
+                return FieldID(rawValue: UInt8(bit))
+            }
+            if high != 0 {
+                let bit = high.trailingZeroBitCount
+                high &= high - 1
+                return FieldID(rawValue: UInt8(64 + bit))
+            }
+            return nil
+        }
+    }
+}

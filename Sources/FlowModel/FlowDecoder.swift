@@ -1,0 +1,600 @@
+/// Turns one Kafka message (NetObserv flow JSON) into a `Flow`.
+///
+/// It works on the raw bytes: keys are matched against `FlowSchema` by their bytes,
+/// strings are copied into the flow's arena once (unescaped only when they contain a
+/// backslash) and numbers are parsed in place. No Foundation parser is involved.
+///
+/// Everything that is not a flow fails with a `FlowDecodingError` naming the reason and
+/// the byte offset; nothing is dropped and nothing traps. Tolerated variants (see
+/// `FieldKind`) are accepted and remembered so that `FlowEncoder` gives them back.
+///
+/// ```swift
+/// var flow = Flow()
+/// try FlowDecoder().decode(messageBytes, into: &flow)   // reuses flow's buffers
+/// let end = flow.integer(FlowSchema.requiredField)
+/// ```
+public struct FlowDecoder: Sendable {
+    public struct Limits: Sendable {
+        /// Larger messages are rejected before parsing. NetObserv flows are under 2 KiB.
+        public var maxMessageBytes: Int
+        /// Deepest nesting accepted inside unknown fields and arrays.
+        public var maxDepth: Int
+
+        public init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32) {
+            self.maxMessageBytes = maxMessageBytes
+            self.maxDepth = maxDepth
+        }
+    }
+
+    public var limits: Limits
+
+    public init(limits: Limits = Limits()) { self.limits = limits }
+
+    /// Decodes `bytes` into `flow`, replacing its contents and reusing its buffers.
+    public func decode(_ bytes: UnsafeRawBufferPointer, into flow: inout Flow) throws(FlowDecodingError) {
+        flow.removeAll()
+        guard bytes.count <= limits.maxMessageBytes else {
+            throw FlowDecodingError(.tooLarge(size: bytes.count, limit: limits.maxMessageBytes), at: 0)
+        }
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw FlowDecodingError(.invalidJSON("empty message"), at: 0)
+        }
+        var parser = FlowJSONParser(
+            base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
+            maxDepth: limits.maxDepth, keys: FieldKeyTable.shared)
+        try parser.parseRecord(into: &flow)
+    }
+
+    /// Decodes a message held in any contiguous byte collection (`[UInt8]`, `Data`, ...).
+    public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(FlowDecodingError) -> Flow {
+        var flow = Flow()
+        try decode(bytes, into: &flow)
+        return flow
+    }
+
+    public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, into flow: inout Flow) throws(FlowDecodingError) {
+        let result: Result<Void, FlowDecodingError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(FlowDecodingError) in try decode(UnsafeRawBufferPointer(buffer), into: &flow) }
+        }
+        if let result { return try result.get() }
+        let copy = Array(bytes)
+        let copied: Result<Void, FlowDecodingError> = copy.withUnsafeBytes { raw in
+            Result { () throws(FlowDecodingError) in try decode(raw, into: &flow) }
+        }
+        try copied.get()
+    }
+}
+
+/// The byte-level parser behind `FlowDecoder`. One instance parses one message.
+struct FlowJSONParser {
+    let base: UnsafePointer<UInt8>
+    let end: Int
+    let maxDepth: Int
+    let keys: FieldKeyTable
+    var pos = 0
+    /// Scratch space for keys and strings that contain escapes (rare).
+    var unescaped: [UInt8] = []
+
+    init(base: UnsafePointer<UInt8>, count: Int, maxDepth: Int, keys: FieldKeyTable) {
+        self.base = base
+        self.end = count
+        self.maxDepth = maxDepth
+        self.keys = keys
+    }
+
+    // MARK: The record
+
+    mutating func parseRecord(into flow: inout Flow) throws(FlowDecodingError) {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { throw invalid("a flow record must be a JSON object") }
+        pos += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            pos += 1
+        } else {
+            while true {
+                try parseMember(into: &flow)
+                skipWhitespace()
+                guard pos < end else { throw invalid("unterminated object") }
+                let c = base[pos]
+                pos += 1
+                if c == UInt8(ascii: ",") { skipWhitespace(); continue }
+                if c == UInt8(ascii: "}") { break }
+                pos -= 1
+                throw invalid("expected ',' or '}' after a value")
+            }
+        }
+        skipWhitespace()
+        guard pos == end else { throw invalid("unexpected bytes after the JSON object") }
+        let required = FlowSchema.requiredField
+        guard flow.present.contains(required), !flow.nulls.contains(required) else {
+            throw FlowDecodingError(.missingRequiredField(required.name), at: pos)
+        }
+    }
+
+    private mutating func parseMember(into flow: inout Flow) throws(FlowDecodingError) {
+        let keyStart = pos
+        guard peek() == UInt8(ascii: "\"") else { throw invalid("expected a quoted key") }
+        pos += 1
+        let field: FieldID?
+        let rawKeyStart = pos
+        if let length = try scanPlainString() {
+            field = keys.lookup(base + rawKeyStart, length: length, available: end - rawKeyStart)
+        } else {
+            // The key has escapes: compare its unescaped bytes.
+            pos = rawKeyStart
+            var key = takeScratch()
+            try scanEscapedString(into: &key)
+            unescaped = key
+            field = key.withUnsafeBufferPointer { buf in
+                buf.baseAddress.flatMap { keys.lookup($0, length: buf.count, available: buf.count) }
+            }
+        }
+        let keyEnd = pos
+        skipWhitespace()
+        guard peek() == UInt8(ascii: ":") else { throw invalid("expected ':' after a key") }
+        pos += 1
+        skipWhitespace()
+        if let field {
+            guard !flow.present.contains(field) else { throw FlowDecodingError(.duplicateField(field.name), at: keyStart) }
+            try parseKnownValue(field, into: &flow)
+        } else {
+            let valueStart = pos
+            try skipValue(depth: 0)
+            if !flow.extras.isEmpty { flow.extras.append(UInt8(ascii: ",")) }
+            flow.extras.append(contentsOf: UnsafeBufferPointer(start: base + keyStart, count: keyEnd - keyStart))
+            flow.extras.append(UInt8(ascii: ":"))
+            flow.extras.append(contentsOf: UnsafeBufferPointer(start: base + valueStart, count: pos - valueStart))
+        }
+    }
+
+    private mutating func parseKnownValue(_ field: FieldID, into flow: inout Flow) throws(FlowDecodingError) {
+        guard pos < end else { throw invalid("missing value") }
+        let first = base[pos]
+        if first == UInt8(ascii: "n") {
+            try expectLiteral("null")
+            flow.present.insert(field)
+            flow.nulls.insert(field)
+            return
+        }
+        let spec = field.spec
+        switch spec.kind {
+        case .integer:
+            if first == UInt8(ascii: "\""), spec.acceptsNumericString {
+                pos += 1
+                let value = try parseInteger(field)
+                guard peek() == UInt8(ascii: "\"") else { throw wrongType(field, "an integer or a numeric string") }
+                pos += 1
+                flow.numericStrings.insert(field)
+                flow.present.insert(field)
+                flow.values[field.index] = value
+                return
+            }
+            flow.values[field.index] = try parseInteger(field)
+            flow.present.insert(field)
+        case .bool:
+            if first == UInt8(ascii: "t") {
+                try expectLiteral("true")
+                flow.values[field.index] = 1
+            } else if first == UInt8(ascii: "f") {
+                try expectLiteral("false")
+                flow.values[field.index] = 0
+            } else {
+                throw wrongType(field, "true or false")
+            }
+            flow.present.insert(field)
+        case .string:
+            guard first == UInt8(ascii: "\"") else { throw wrongType(field, "a string") }
+            pos += 1
+            let start = flow.text.count
+            let contentStart = pos
+            if let length = try scanPlainString() {
+                flow.text.append(contentsOf: UnsafeBufferPointer(start: base + contentStart, count: length))
+            } else {
+                pos = contentStart
+                try scanEscapedString(into: &flow.text)
+            }
+            flow.values[field.index] = TextRange(start: start, end: flow.text.count).packed
+            flow.present.insert(field)
+        case .stringArray, .directionArray, .objectArray, .tcpFlags:
+            let valueStart = pos
+            try validateShape(of: field, kind: spec.kind)
+            let start = flow.text.count
+            flow.text.append(contentsOf: UnsafeBufferPointer(start: base + valueStart, count: pos - valueStart))
+            flow.values[field.index] = TextRange(start: start, end: flow.text.count).packed
+            flow.present.insert(field)
+        }
+    }
+
+    /// Checks that an array-like field has the shape its kind allows; leaves `pos` after it.
+    private mutating func validateShape(of field: FieldID, kind: FieldKind) throws(FlowDecodingError) {
+        let first = base[pos]
+        switch kind {
+        case .tcpFlags where first != UInt8(ascii: "["):
+            _ = try parseInteger(field)
+            return
+        case .directionArray where first == UInt8(ascii: "\""):
+            // January 2025 agents marshalled []uint8, which Go writes as base64.
+            pos += 1
+            guard let length = try scanPlainString(), isBase64(base + pos - length - 1, length) else {
+                throw wrongType(field, "an array of integers or a base64 string")
+            }
+            return
+        default:
+            break
+        }
+        guard first == UInt8(ascii: "[") else { throw wrongType(field, Self.expectation(kind)) }
+        pos += 1
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { pos += 1; return }
+        var sawNumber = false, sawString = false
+        while true {
+            guard pos < end else { throw invalid("unterminated array") }
+            let c = base[pos]
+            switch kind {
+            case .stringArray, .tcpFlags:
+                guard c == UInt8(ascii: "\"") else { throw wrongType(field, Self.expectation(kind)) }
+                try skipString()
+            case .directionArray:
+                if c == UInt8(ascii: "\"") {
+                    pos += 1
+                    _ = try parseInteger(field)
+                    guard peek() == UInt8(ascii: "\"") else { throw wrongType(field, Self.expectation(kind)) }
+                    pos += 1
+                    sawString = true
+                } else {
+                    _ = try parseInteger(field)
+                    sawNumber = true
+                }
+                if sawNumber && sawString {
+                    throw wrongType(field, "integers or numeric strings, not a mix of both")
+                }
+            case .objectArray:
+                guard c == UInt8(ascii: "{") else { throw wrongType(field, Self.expectation(kind)) }
+                try skipValue(depth: 1)
+            case .integer, .string, .bool:
+                preconditionFailure("scalar kind in validateShape")
+            }
+            skipWhitespace()
+            guard pos < end else { throw invalid("unterminated array") }
+            let sep = base[pos]
+            pos += 1
+            if sep == UInt8(ascii: "]") { return }
+            guard sep == UInt8(ascii: ",") else { pos -= 1; throw invalid("expected ',' or ']' in an array") }
+            skipWhitespace()
+        }
+    }
+
+    private static func expectation(_ kind: FieldKind) -> String {
+        switch kind {
+        case .stringArray: "an array of strings"
+        case .directionArray: "an array of integers or numeric strings"
+        case .objectArray: "an array of objects"
+        case .tcpFlags: "an array of flag names, a number or null"
+        case .integer: "an integer"
+        case .string: "a string"
+        case .bool: "true or false"
+        }
+    }
+
+    // MARK: Numbers
+
+    /// Parses a JSON number that must be an integer in Int64's range. Integral values
+    /// written with a fraction or exponent (`1.0`, `1e3`) are accepted.
+    @inline(__always)
+    private mutating func parseInteger(_ field: FieldID) throws(FlowDecodingError) -> Int64 {
+        let start = pos
+        var negative = false
+        if pos < end && base[pos] == UInt8(ascii: "-") { negative = true; pos += 1 }
+        let digitsStart = pos
+        var magnitude: UInt64 = 0
+        var overflow = false
+        while pos < end {
+            let d = base[pos] &- UInt8(ascii: "0")
+            if d > 9 { break }
+            let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(d))
+            overflow = overflow || o1 || o2
+            magnitude = s
+            pos += 1
+        }
+        let digits = pos - digitsStart
+        guard digits > 0 else {
+            pos = start
+            throw wrongType(field, Self.expectation(field.spec.kind == .integer ? .integer : field.spec.kind))
+        }
+        if digits > 1 && base[digitsStart] == UInt8(ascii: "0") { throw invalid("numbers must not have leading zeros") }
+        if pos < end, base[pos] == UInt8(ascii: ".") || base[pos] | 0x20 == UInt8(ascii: "e") {
+            return try parseIntegralFloat(field, from: start)
+        }
+        if overflow { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+        return Int64(magnitude)
+    }
+
+    /// The slow path for `1.0` or `1.5e+06`: conntrack sums are float64 in flowlogs-pipeline.
+    private mutating func parseIntegralFloat(_ field: FieldID, from start: Int) throws(FlowDecodingError) -> Int64 {
+        pos = start
+        try skipNumber()
+        let text = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
+        guard let value = Double(text), value.rounded() == value,
+              value >= -9.223372036854775808e18, value < 9.223372036854775808e18 else {
+            throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start)
+        }
+        return Int64(value)
+    }
+
+    /// Validates JSON number grammar and moves past it.
+    private mutating func skipNumber() throws(FlowDecodingError) {
+        if peek() == UInt8(ascii: "-") { pos += 1 }
+        let intStart = pos
+        while pos < end, base[pos] &- UInt8(ascii: "0") <= 9 { pos += 1 }
+        guard pos > intStart else { throw invalid("expected a value") }
+        if pos - intStart > 1 && base[intStart] == UInt8(ascii: "0") { throw invalid("numbers must not have leading zeros") }
+        if peek() == UInt8(ascii: ".") {
+            pos += 1
+            let fracStart = pos
+            while pos < end, base[pos] &- UInt8(ascii: "0") <= 9 { pos += 1 }
+            guard pos > fracStart else { throw invalid("expected digits after '.'") }
+        }
+        if let e = peek(), e | 0x20 == UInt8(ascii: "e") {
+            pos += 1
+            if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { pos += 1 }
+            let expStart = pos
+            while pos < end, base[pos] &- UInt8(ascii: "0") <= 9 { pos += 1 }
+            guard pos > expStart else { throw invalid("expected digits in an exponent") }
+        }
+    }
+
+    // MARK: Strings
+
+    /// Scans string content after the opening quote. Returns its length and moves past
+    /// the closing quote when the string has no escapes; returns `nil` (position
+    /// unspecified) when it has one, so the caller can take the unescaping path.
+    /// Validates UTF-8 and rejects raw control characters.
+    @inline(__always)
+    private mutating func scanPlainString() throws(FlowDecodingError) -> Int? {
+        let start = pos
+        // Eight bytes at a time while they are plain printable ASCII.
+        while pos + 8 <= end {
+            let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
+            let quote = w ^ 0x2222_2222_2222_2222
+            let slash = w ^ 0x5C5C_5C5C_5C5C_5C5C
+            let special = ((quote &- 0x0101_0101_0101_0101) & ~quote)
+                | ((slash &- 0x0101_0101_0101_0101) & ~slash)
+                | (w &- 0x2020_2020_2020_2020) | w
+            if special & 0x8080_8080_8080_8080 != 0 { break }
+            pos += 8
+        }
+        while pos < end {
+            let c = base[pos]
+            if c == UInt8(ascii: "\"") {
+                pos += 1
+                return pos - 1 - start
+            }
+            if c == UInt8(ascii: "\\") { return nil }
+            if c < 0x20 { throw invalid("control character in a string") }
+            if c >= 0x80 { try skipUTF8Sequence() } else { pos += 1 }
+        }
+        throw invalid("unterminated string")
+    }
+
+    /// Skips a whole string (opening quote at `pos`), escapes included, validating it.
+    private mutating func skipString() throws(FlowDecodingError) {
+        pos += 1
+        let contentStart = pos
+        if try scanPlainString() != nil { return }
+        pos = contentStart
+        var scratch = takeScratch()
+        try scanEscapedString(into: &scratch)
+        unescaped = scratch
+    }
+
+    /// The scratch buffer, emptied, moved out of `self` so it can be filled while
+    /// `self` is being mutated; the caller puts it back to keep its capacity.
+    private mutating func takeScratch() -> [UInt8] {
+        var scratch: [UInt8] = []
+        swap(&scratch, &unescaped)
+        scratch.removeAll(keepingCapacity: true)
+        return scratch
+    }
+
+    /// Decodes string content (after the opening quote) with escapes into `out`,
+    /// moving past the closing quote.
+    private mutating func scanEscapedString(into out: inout [UInt8]) throws(FlowDecodingError) {
+        while pos < end {
+            let c = base[pos]
+            switch c {
+            case UInt8(ascii: "\""):
+                pos += 1
+                return
+            case UInt8(ascii: "\\"):
+                pos += 1
+                guard pos < end else { throw invalid("unterminated escape") }
+                let e = base[pos]
+                pos += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if scalar >= 0xD800 && scalar < 0xDC00 {
+                        guard pos + 1 < end, base[pos] == UInt8(ascii: "\\"), base[pos + 1] == UInt8(ascii: "u") else {
+                            throw FlowDecodingError(.invalidUTF8, at: pos)
+                        }
+                        pos += 2
+                        let low = try hex4()
+                        guard low >= 0xDC00 && low < 0xE000 else { throw FlowDecodingError(.invalidUTF8, at: pos) }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                        throw FlowDecodingError(.invalidUTF8, at: pos)
+                    }
+                    guard let u = Unicode.Scalar(scalar) else { throw FlowDecodingError(.invalidUTF8, at: pos) }
+                    out.append(contentsOf: UTF8.encode(u)!)
+                default:
+                    throw invalid("unknown escape '\\\(Character(Unicode.Scalar(e)))'")
+                }
+            default:
+                if c < 0x20 { throw invalid("control character in a string") }
+                if c >= 0x80 {
+                    let s = pos
+                    try skipUTF8Sequence()
+                    out.append(contentsOf: UnsafeBufferPointer(start: base + s, count: pos - s))
+                } else {
+                    out.append(c)
+                    pos += 1
+                }
+            }
+        }
+        throw invalid("unterminated string")
+    }
+
+    private mutating func hex4() throws(FlowDecodingError) -> UInt32 {
+        guard pos + 4 <= end else { throw invalid("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = base[pos]
+            let d: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c - UInt8(ascii: "A") + 10
+            default: throw invalid("bad hex digit in a \\u escape")
+            }
+            v = v << 4 | UInt32(d)
+            pos += 1
+        }
+        return v
+    }
+
+    /// Validates one multi-byte UTF-8 sequence starting at `pos` (RFC 3629: no
+    /// overlongs, no surrogates, nothing above U+10FFFF) and moves past it.
+    private mutating func skipUTF8Sequence() throws(FlowDecodingError) {
+        let b0 = base[pos]
+        let length: Int
+        var lower: UInt8 = 0x80, upper: UInt8 = 0xBF
+        switch b0 {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lower = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; upper = 0x9F
+        case 0xF0: length = 4; lower = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; upper = 0x8F
+        default: throw FlowDecodingError(.invalidUTF8, at: pos)
+        }
+        guard pos + length <= end else { throw FlowDecodingError(.invalidUTF8, at: pos) }
+        let b1 = base[pos + 1]
+        guard b1 >= lower && b1 <= upper else { throw FlowDecodingError(.invalidUTF8, at: pos) }
+        for i in 2..<max(length, 2) where base[pos + i] & 0xC0 != 0x80 {
+            throw FlowDecodingError(.invalidUTF8, at: pos)
+        }
+        pos += length
+    }
+
+    private func isBase64(_ p: UnsafePointer<UInt8>, _ length: Int) -> Bool {
+        guard length % 4 == 0 else { return false }
+        for i in 0..<length {
+            let c = p[i]
+            let ok = (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "+") || c == UInt8(ascii: "/")
+                || (c == UInt8(ascii: "=") && i >= length - 2)
+            if !ok { return false }
+        }
+        return true
+    }
+
+    // MARK: Any value (unknown fields, network events)
+
+    /// Validates any JSON value and moves past it.
+    private mutating func skipValue(depth: Int) throws(FlowDecodingError) {
+        guard depth <= maxDepth else { throw FlowDecodingError(.tooDeep(limit: maxDepth), at: pos) }
+        guard pos < end else { throw invalid("missing value") }
+        switch base[pos] {
+        case UInt8(ascii: "\""):
+            try skipString()
+        case UInt8(ascii: "{"):
+            pos += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") { pos += 1; return }
+            while true {
+                guard peek() == UInt8(ascii: "\"") else { throw invalid("expected a quoted key") }
+                try skipString()
+                skipWhitespace()
+                guard peek() == UInt8(ascii: ":") else { throw invalid("expected ':' after a key") }
+                pos += 1
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard pos < end else { throw invalid("unterminated object") }
+                let c = base[pos]
+                pos += 1
+                if c == UInt8(ascii: "}") { return }
+                guard c == UInt8(ascii: ",") else { pos -= 1; throw invalid("expected ',' or '}' after a value") }
+                skipWhitespace()
+            }
+        case UInt8(ascii: "["):
+            pos += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") { pos += 1; return }
+            while true {
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard pos < end else { throw invalid("unterminated array") }
+                let c = base[pos]
+                pos += 1
+                if c == UInt8(ascii: "]") { return }
+                guard c == UInt8(ascii: ",") else { pos -= 1; throw invalid("expected ',' or ']' in an array") }
+                skipWhitespace()
+            }
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        default: try skipNumber()
+        }
+    }
+
+    // MARK: Small helpers
+
+    @inline(__always)
+    private func peek() -> UInt8? { pos < end ? base[pos] : nil }
+
+    @inline(__always)
+    private mutating func skipWhitespace() {
+        while pos < end {
+            let c = base[pos]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            pos += 1
+        }
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(FlowDecodingError) {
+        let n = literal.utf8CodeUnitCount
+        guard pos + n <= end, memcmp(base + pos, literal.utf8Start, n) == 0 else {
+            throw invalid("expected \(literal)")
+        }
+        pos += n
+    }
+
+    private func invalid(_ what: String) -> FlowDecodingError {
+        FlowDecodingError(.invalidJSON(what), at: pos)
+    }
+
+    private func wrongType(_ field: FieldID, _ expected: String) -> FlowDecodingError {
+        FlowDecodingError(.wrongType(field: field.name, expected: expected), at: pos)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,58 @@
+/// Why a message is not a flow. The recorder stores the message in the dead-letter
+/// table with this reason; `description` is what a user reads there.
+public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        /// The bytes are not JSON (or not one JSON object); the text says what was expected.
+        case invalidJSON(String)
+        /// A known field holds a value of the wrong JSON type.
+        case wrongType(field: String, expected: String)
+        /// An integer field's value does not fit in a signed 64-bit integer or is not integral.
+        case numberOutOfRange(field: String)
+        /// A known field appears twice in the object.
+        case duplicateField(String)
+        /// `TimeFlowEndMs` is missing or null: the flow cannot be placed in time.
+        case missingRequiredField(String)
+        /// A string is not valid UTF-8.
+        case invalidUTF8
+        /// Arrays and objects nest deeper than the decoder's limit.
+        case tooDeep(limit: Int)
+        /// The message is larger than the decoder's limit.
+        case tooLarge(size: Int, limit: Int)
+    }
+
+    public let reason: Reason
+    /// Byte offset in the message where the problem was found.
+    public let offset: Int
+
+    public init(_ reason: Reason, at offset: Int) {
+        self.reason = reason
+        self.offset = offset
+    }
+
+    public var description: String {
+        switch reason {
+        case .invalidJSON(let what): "invalid JSON at byte \(offset): \(what)"
+        case .wrongType(let field, let expected): "field \(field) at byte \(offset) must be \(expected)"
+        case .numberOutOfRange(let field): "field \(field) at byte \(offset) is not an integer in the signed 64-bit range"
+        case .duplicateField(let field): "field \(field) appears twice (second at byte \(offset))"
+        case .missingRequiredField(let field): "the record has no \(field), so it cannot be placed in time"
+        case .invalidUTF8: "a string at byte \(offset) is not valid UTF-8"
+        case .tooDeep(let limit): "values nest deeper than \(limit) levels at byte \(offset)"
+        case .tooLarge(let size, let limit): "message of \(size) bytes exceeds the \(limit)-byte limit"
+        }
+    }
+
+    /// A short machine-friendly label for metrics (`reason="invalid_json"`).
+    public var metricLabel: String {
+        switch reason {
+        case .invalidJSON: "invalid_json"
+        case .wrongType: "wrong_type"
+        case .numberOutOfRange: "number_out_of_range"
+        case .duplicateField: "duplicate_field"
+        case .missingRequiredField: "missing_required_field"
+        case .invalidUTF8: "invalid_utf8"
+        case .tooDeep: "too_deep"
+        case .tooLarge: "too_large"
+        }
+    }
+}

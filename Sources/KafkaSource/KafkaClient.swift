@@ -1,0 +1,60 @@
+import CRdKafka
+
+/// A librdkafka failure, with librdkafka's own message and what the user can do.
+public struct KafkaError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    static func from(_ code: rd_kafka_resp_err_t, _ context: String) -> KafkaError {
+        KafkaError("\(context): \(String(cString: rd_kafka_err2str(code)))")
+    }
+}
+
+/// librdkafka properties (`bootstrap.servers`, `security.protocol`, `compression.codec`,
+/// ...), passed through unchanged. Values whose keys look secret are masked in `description`.
+public struct KafkaProperties: Sendable, CustomStringConvertible {
+    public private(set) var values: [String: String]
+
+    public init(_ values: [String: String] = [:]) { self.values = values }
+
+    public subscript(key: String) -> String? {
+        get { values[key] }
+        set { values[key] = newValue }
+    }
+
+    public static func isSecret(_ key: String) -> Bool {
+        let k = key.lowercased()
+        return k.contains("password") || k.contains("secret") || k.hasSuffix(".key.pem") || k.contains("sasl.oauthbearer.config")
+    }
+
+    public var description: String {
+        values.keys.sorted().map { "\($0)=\(Self.isSecret($0) ? "*****" : values[$0] ?? "")" }.joined(separator: " ")
+    }
+
+    /// A librdkafka configuration object; the caller owns it until `rd_kafka_new` takes it.
+    func makeConf() throws(KafkaError) -> OpaquePointer {
+        guard let conf = rd_kafka_conf_new() else { throw KafkaError("rd_kafka_conf_new failed") }
+        var errbuf = [CChar](repeating: 0, count: 512)
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+            if rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                let reason = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw KafkaError("Kafka property \(key): \(reason). Check the name and value against librdkafka's CONFIGURATION.md.")
+            }
+        }
+        return conf
+    }
+}
+
+/// Creates a client handle from properties, turning librdkafka's error buffer into a `KafkaError`.
+func makeClient(_ type: rd_kafka_type_t, _ properties: KafkaProperties) throws(KafkaError) -> OpaquePointer {
+    let conf = try properties.makeConf()
+    var errbuf = [CChar](repeating: 0, count: 512)
+    guard let handle = rd_kafka_new(type, conf, &errbuf, errbuf.count) else {
+        rd_kafka_conf_destroy(conf)
+        let reason = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw KafkaError("cannot create Kafka client: \(reason)")
+    }
+    return handle
+}
