@@ -45,7 +45,7 @@ public struct Flow: Sendable, Equatable {
 
     /// The value of an integer or bool field; `nil` when absent or null.
     public func integer(_ field: FieldID) -> Int64? {
-        guard present.contains(field), !nulls.contains(field), !field.spec.kind.isTextStored else { return nil }
+        guard present.contains(field), !nulls.contains(field), !field.kind.isTextStored else { return nil }
         return values[field.index]
     }
 
@@ -56,7 +56,7 @@ public struct Flow: Sendable, Equatable {
 
     /// Calls `body` with a text field's UTF-8 bytes without creating a `String`.
     public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
-        guard present.contains(field), !nulls.contains(field), field.spec.kind.isTextStored else { return nil }
+        guard present.contains(field), !nulls.contains(field), field.kind.isTextStored else { return nil }
         let range = TextRange(packed: values[field.index])
         return try text.withUnsafeBufferPointer { all in
             try body(UnsafeBufferPointer(rebasing: all[range.start..<range.end]))
@@ -74,18 +74,19 @@ public struct Flow: Sendable, Equatable {
     // MARK: Writing (the generator and tests build flows this way)
 
     public mutating func set(_ field: FieldID, integer value: Int64) {
-        precondition(!field.spec.kind.isTextStored, "\(field) holds text")
+        precondition(!field.kind.isTextStored, "\(field) holds text")
         markPresent(field)
         values[field.index] = value
     }
 
     /// Sets a string field, or an array field from its JSON text (which must be valid
     /// for the field's kind: `FlowDecoder` is the place that checks JSON from outside).
-    public mutating func set(_ field: FieldID, text value: some StringProtocol) {
-        precondition(field.spec.kind.isTextStored, "\(field) holds an integer")
+    public mutating func set(_ field: FieldID, text value: String) {
+        precondition(field.kind.isTextStored, "\(field) holds an integer")
         markPresent(field)
         let start = text.count
-        text.append(contentsOf: value.utf8)
+        var value = value
+        value.withUTF8 { text.append(contentsOf: $0) }
         values[field.index] = TextRange(start: start, end: text.count).packed
     }
 
@@ -115,7 +116,7 @@ public struct Flow: Sendable, Equatable {
         guard a.present == b.present, a.nulls == b.nulls, a.numericStrings == b.numericStrings,
               a.extras == b.extras else { return false }
         for field in a.present where !a.nulls.contains(field) {
-            if field.spec.kind.isTextStored {
+            if field.kind.isTextStored {
                 if a.string(field) != b.string(field) { return false }
             } else if a.values[field.index] != b.values[field.index] {
                 return false

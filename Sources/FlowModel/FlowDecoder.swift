@@ -71,6 +71,7 @@ struct FlowJSONParser {
     let end: Int
     let maxDepth: Int
     let keys: FieldKeyTable
+    let tables = FlowSchema.tables
     var pos = 0
     /// Scratch space for keys and strings that contain escapes (rare).
     var unescaped: [UInt8] = []
@@ -157,10 +158,10 @@ struct FlowJSONParser {
             flow.nulls.insert(field)
             return
         }
-        let spec = field.spec
-        switch spec.kind {
+        let kind = tables.kinds[field.index]
+        switch kind {
         case .integer:
-            if first == UInt8(ascii: "\""), spec.acceptsNumericString {
+            if first == UInt8(ascii: "\""), tables.acceptsNumericString[field.index] {
                 pos += 1
                 let value = try parseInteger(field)
                 guard peek() == UInt8(ascii: "\"") else { throw wrongType(field, "an integer or a numeric string") }
@@ -198,7 +199,7 @@ struct FlowJSONParser {
             flow.present.insert(field)
         case .stringArray, .directionArray, .objectArray, .tcpFlags:
             let valueStart = pos
-            try validateShape(of: field, kind: spec.kind)
+            try validateShape(of: field, kind: kind)
             let start = flow.text.count
             flow.text.append(contentsOf: UnsafeBufferPointer(start: base + valueStart, count: pos - valueStart))
             flow.values[field.index] = TextRange(start: start, end: flow.text.count).packed
@@ -301,7 +302,7 @@ struct FlowJSONParser {
         let digits = pos - digitsStart
         guard digits > 0 else {
             pos = start
-            throw wrongType(field, Self.expectation(field.spec.kind == .integer ? .integer : field.spec.kind))
+            throw wrongType(field, Self.expectation(field.kind == .integer ? .integer : field.kind))
         }
         if digits > 1 && base[digitsStart] == UInt8(ascii: "0") { throw invalid("numbers must not have leading zeros") }
         if pos < end, base[pos] == UInt8(ascii: ".") || base[pos] | 0x20 == UInt8(ascii: "e") {

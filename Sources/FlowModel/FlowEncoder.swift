@@ -9,6 +9,7 @@ public struct FlowEncoder: Sendable {
 
     /// Appends the flow's JSON object (no newline) to `out`.
     public func encode(_ flow: Flow, into out: inout [UInt8]) {
+        let tables = FlowSchema.tables
         out.append(UInt8(ascii: "{"))
         var first = true
         let extras = ExtraMembers(flow.extras)
@@ -21,8 +22,11 @@ public struct FlowEncoder: Sendable {
                 nextExtra += 1
             }
             appendSeparator(&first, &out)
-            out.append(contentsOf: KeyPrefixes.shared.prefix(field))
-            appendValue(of: field, in: flow, to: &out)
+            tables.keyPrefixBytes.withUnsafeBufferPointer { prefixes in
+                out.append(contentsOf: UnsafeBufferPointer(
+                    rebasing: prefixes[tables.keyPrefixStart[field.index]..<tables.keyPrefixStart[field.index + 1]]))
+            }
+            appendValue(of: field, kind: tables.kinds[field.index], in: flow, to: &out)
         }
         while nextExtra < extras.count {
             appendSeparator(&first, &out)
@@ -45,13 +49,14 @@ public struct FlowEncoder: Sendable {
         if first { first = false } else { out.append(UInt8(ascii: ",")) }
     }
 
-    private func appendValue(of field: FieldID, in flow: Flow, to out: inout [UInt8]) {
+    @inline(__always)
+    private func appendValue(of field: FieldID, kind: FieldKind, in flow: Flow, to out: inout [UInt8]) {
         if flow.nulls.contains(field) {
             out.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
             return
         }
         let value = flow.values[field.index]
-        switch field.spec.kind {
+        switch kind {
         case .integer:
             let quoted = flow.numericStrings.contains(field)
             if quoted { out.append(UInt8(ascii: "\"")) }
@@ -73,23 +78,6 @@ public struct FlowEncoder: Sendable {
             out.append(contentsOf: flow.text[range.start..<range.end])
         }
     }
-}
-
-/// `"Name":` for every field, rendered once.
-final class KeyPrefixes: Sendable {
-    static let shared = KeyPrefixes()
-    private let prefixes: [[UInt8]]
-
-    private init() {
-        prefixes = FlowSchema.fields.map { spec in
-            var bytes: [UInt8] = []
-            JSONEscaping.appendQuoted(spec.name.utf8, to: &bytes)
-            bytes.append(UInt8(ascii: ":"))
-            return bytes
-        }
-    }
-
-    @inline(__always) func prefix(_ field: FieldID) -> [UInt8] { prefixes[field.index] }
 }
 
 /// The unknown members of a flow, split so they can be merged into key order.
@@ -159,11 +147,13 @@ public enum JSONEscaping {
 
     @usableFromInline
     static func appendEscaped(_ buf: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        let escapeClass = Self.escapeClass
         var runStart = 0
         var i = 0
         let n = buf.count
         while i < n {
             let c = buf[i]
+            if escapeClass[Int(c)] == 0 { i += 1; continue }
             let needsEscape: Bool
             if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\")
                 || c == UInt8(ascii: "<") || c == UInt8(ascii: ">") || c == UInt8(ascii: "&") {
@@ -191,6 +181,13 @@ public enum JSONEscaping {
             runStart = i
         }
         if runStart < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
+    }
+
+    /// 1 for bytes that may need escaping (controls, `"`, `\\`, `<`, `>`, `&`, and 0xE2,
+    /// the lead byte of U+2028/U+2029); 0 for bytes copied as they are.
+    @usableFromInline
+    static let escapeClass: [UInt8] = (0..<256).map { c in
+        c < 0x20 || c == 0x22 || c == 0x5C || c == 0x3C || c == 0x3E || c == 0x26 || c == 0xE2 ? 1 : 0
     }
 
     private static func appendUnicodeEscape(_ v: UInt16, to out: inout [UInt8]) {

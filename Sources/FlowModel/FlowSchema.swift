@@ -154,6 +154,10 @@ public enum FlowSchema {
 
     public static var count: Int { fields.count }
 
+    /// Per-field facts the hot paths read, kept apart from `fields` so that reading a
+    /// kind does not copy (and retain) a `FieldSpec`'s strings.
+    static let tables = SchemaTables(fields)
+
     private static let indexByName: [String: Int] = Dictionary(
         uniqueKeysWithValues: fields.enumerated().map { ($0.element.name, $0.offset) })
 }
@@ -164,6 +168,8 @@ public struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public var index: Int { Int(rawValue) }
     public var spec: FieldSpec { FlowSchema.fields[index] }
+    /// Same as `spec.kind`, without copying the spec.
+    public var kind: FieldKind { FlowSchema.tables.kinds[index] }
     public var name: String { spec.name }
     public var description: String { spec.name }
     public static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
@@ -225,4 +231,28 @@ public enum FlowFeature: String, Sendable, CaseIterable {
     case base, kubeEnrichment, zones, subnetLabels, multiCluster, udnMapping
     case dnsTracking, packetDrop, flowRTT, networkEvents, packetTranslation
     case ipsec, tlsTracking, quic, conntrack, legacy
+}
+
+/// Lookup tables derived from `FlowSchema.fields` for the decoder and the encoder.
+final class SchemaTables: Sendable {
+    let kinds: [FieldKind]
+    let acceptsNumericString: [Bool]
+    /// `"Name":` of every field, back to back; `keyPrefixStart[i]..<keyPrefixStart[i+1]` is field i's.
+    let keyPrefixBytes: [UInt8]
+    let keyPrefixStart: [Int]
+
+    init(_ fields: [FieldSpec]) {
+        kinds = fields.map(\.kind)
+        acceptsNumericString = fields.map(\.acceptsNumericString)
+        var bytes: [UInt8] = []
+        var starts: [Int] = []
+        for spec in fields {
+            starts.append(bytes.count)
+            JSONEscaping.appendQuoted(spec.name.utf8, to: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+        }
+        starts.append(bytes.count)
+        keyPrefixBytes = bytes
+        keyPrefixStart = starts
+    }
 }

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Starts `flowrec-testkafka` (librdkafka's mock cluster) for one test and stops it.
+///
+/// ```swift
+/// let broker = try TestKafkaBroker.start(topics: ["flows-export": 4])
+/// defer { broker.stop() }
+/// try broker.command("down 1")   // fault injection
+/// ```
+public final class TestKafkaBroker: @unchecked Sendable {
+    public let bootstrapServers: String
+    private let process: Process
+    private let input: FileHandle
+    private let output: LineReader
+    private let lock = NSLock()
+
+    private init(bootstrapServers: String, process: Process, input: FileHandle, output: LineReader) {
+        self.bootstrapServers = bootstrapServers
+        self.process = process
+        self.input = input
+        self.output = output
+    }
+
+    public static func start(topics: [String: Int], brokers: Int = 1) throws -> TestKafkaBroker {
+        let binary = TestEnvironment.executable("flowrec-testkafka", env: "FLOWREC_TESTKAFKA")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw TestServerUnavailable("\(binary.path) is missing: run `swift build` (scripts/test does) first")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["--brokers", String(brokers), "--exit-on-eof"]
+            + topics.sorted { $0.key < $1.key }.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        let reader = LineReader(stdout.fileHandleForReading)
+        guard let first = reader.readLine(), first.hasPrefix("BOOTSTRAP ") else {
+            process.terminate()
+            throw TestServerUnavailable("flowrec-testkafka did not print its bootstrap address")
+        }
+        return TestKafkaBroker(bootstrapServers: String(first.dropFirst("BOOTSTRAP ".count)),
+                               process: process, input: stdin.fileHandleForWriting, output: reader)
+    }
+
+    /// Sends a fault-injection command (see `flowrec-testkafka --help`) and waits for `ok`.
+    public func command(_ line: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        input.write(Data((line + "\n").utf8))
+        guard let reply = output.readLine() else { throw TestServerUnavailable("flowrec-testkafka exited") }
+        guard reply == "ok" else { throw TestServerUnavailable("flowrec-testkafka: \(reply)") }
+    }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// Reads newline-terminated lines from a pipe, blocking.
+final class LineReader {
+    private let handle: FileHandle
+    private var buffer = Data()
+
+    init(_ handle: FileHandle) { self.handle = handle }
+
+    func readLine() -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                buffer.removeSubrange(buffer.startIndex...newline)
+                return line
+            }
+            let chunk = handle.availableData
+            if chunk.isEmpty { return nil }
+            buffer.append(chunk)
+        }
+    }
+}
