@@ -119,6 +119,30 @@ import Testing
         #expect(try JSONValue.parse(output) == JSONValue.parse(input), "\(input) → \(output)")
     }
 
+    /// flowlogs-pipeline is Go: its encoder escapes <, >, &, U+2028 and U+2029, and
+    /// flowrec writes strings the same way so re-encoded records match byte for byte.
+    @Test func stringsAreEscapedAsGoEscapesThem() throws {
+        var flow = Flow()
+        flow.set(FlowSchema.requiredField, integer: 1)
+        flow.set(FlowSchema.id(of: "SrcK8S_Name"), text: "a<b>&\"\\\n\t\u{1}\u{2028}é")
+        #expect(encoder.encode(flow) == #"{"SrcK8S_Name":"a\u003cb\u003e\u0026\"\\\n\t\u0001\u2028é","TimeFlowEndMs":1}"#)
+    }
+
+    /// Input already in Go's canonical form (sorted keys, compact, Go escaping) comes
+    /// back byte for byte, unknown keys included in their sorted places.
+    @Test(arguments: [
+        #"{"AAA":{"x":[1,2,{"y":null}]},"Bytes":1,"M":"m","TimeFlowEndMs":1,"zzz":[true,false]}"#,
+        #"{"A":1,"Bytes":1,"Bytes_A":3,"Bytes_AB":2,"TimeFlowEndMs":1,"TimeFlowEndMt":0,"_":1,"a":1}"#,
+        #"{"Flags":null,"Proto":6,"TimeFlowEndMs":1}"#,
+        #"{"Flags":["ACK","SYN","NEW_FLAG"],"TimeFlowEndMs":1}"#,
+        #"{"FlowDirection":"1","IfDirections":["1","0"],"TimeFlowEndMs":1}"#,
+        #"{"SrcK8S_Name":"a\"b\\c\n\u003ctag\u003e \u0026 \u2028 é","TimeFlowEndMs":1}"#,
+        #"{"Duplicate":false,"TimeFlowEndMs":-1,"_IsFirst":true}"#,
+    ])
+    func canonicalInputRoundTripsByteForByte(_ input: String) throws {
+        #expect(try roundTrip(input) == input)
+    }
+
     @Test func integralFloatsBecomeIntegers() throws {
         let flow = try decoder.decode(Array(#"{"Bytes":1.5e+06,"TimeFlowEndMs":1e3}"#.utf8))
         #expect(flow.integer(FlowSchema.id(of: "Bytes")) == 1_500_000)
