@@ -1,0 +1,100 @@
+import FlowGenerator
+import FlowrecTesting
+import Foundation
+import KafkaSource
+import Testing
+
+/// Generated flows go into the test broker with the librdkafka producer and come back
+/// with the consumer: same count, same bytes, for every producer compression.
+@Suite(.serialized) struct KafkaRoundTripTests {
+    func generated(_ count: Int, seed: UInt64) -> [[UInt8]] {
+        var options = GeneratorOptions()
+        options.seed = seed
+        var generator = FlowGenerator(options: options)
+        return (0..<count).map { _ in
+            var line: [UInt8] = []
+            generator.nextRecord(into: &line)
+            return line
+        }
+    }
+
+    func produceAndConsume(count: Int, compression: String, partitions: Int) throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": partitions])
+        defer { broker.stop() }
+        let sent = generated(count, seed: UInt64(count))
+        let producer = try KafkaProducer(
+            topic: "flows-export",
+            properties: KafkaProperties(["bootstrap.servers": broker.bootstrapServers, "compression.codec": compression]))
+        for message in sent { try producer.send(message) }
+        try producer.flush()
+        #expect(producer.delivered == count)
+        #expect(producer.failed == 0)
+
+        let consumer = try KafkaConsumer(topics: ["flows-export"], properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "group.id": "roundtrip-\(compression)",
+            "session.timeout.ms": "6000",
+        ]))
+        defer { consumer.close() }
+        var received: [[UInt8]] = []
+        var offsets = Set<String>()
+        let deadline = Date().addingTimeInterval(60)
+        while received.count < count && Date() < deadline {
+            try consumer.poll(maxMessages: 10_000, timeoutMs: 500) { message in
+                received.append(Array(message.payload))
+                offsets.insert("\(message.partition)/\(message.offset)")
+            }
+        }
+        #expect(received.count == count)
+        #expect(offsets.count == count, "each message once")
+        // Partitions interleave, so compare as multisets (as a Bool: a failure must not
+        // print 100 MB of bytes).
+        let key: ([UInt8], [UInt8]) -> Bool = { $0.lexicographicallyPrecedes($1) }
+        let identical = received.sorted(by: key) == sent.sorted(by: key)
+        #expect(identical, "the consumed messages differ from the produced ones")
+    }
+
+    /// The mock broker keeps about 5 MiB per partition and silently drops older data,
+    /// so 100k flows (~100 MB) are spread over 48 partitions.
+    @Test func hundredThousandFlowsComeBackIdentical() throws {
+        try produceAndConsume(count: 100_000, compression: "zstd", partitions: 48)
+    }
+
+    @Test(arguments: ["none", "gzip", "snappy", "lz4"])
+    func everyProducerCompression(_ codec: String) throws {
+        try produceAndConsume(count: 5_000, compression: codec, partitions: 2)
+    }
+
+    @Test func brokerDownThenUpLosesNothing() throws {
+        let broker = try TestKafkaBroker.start(topics: ["t": 1])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "t", properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "message.timeout.ms": "60000",
+        ]))
+        let messages = generated(2000, seed: 3)
+        for m in messages.prefix(1000) { try producer.send(m) }
+        try producer.flush()
+        try broker.command("down 1")
+        for m in messages.suffix(1000) { try producer.send(m) }
+        Thread.sleep(forTimeInterval: 1)
+        try broker.command("up 1")
+        try producer.flush(timeoutMs: 30_000)
+        #expect(producer.delivered == 2000)
+        #expect(producer.failed == 0)
+    }
+
+    @Test func unknownCommandIsReportedByTheBroker() throws {
+        let broker = try TestKafkaBroker.start(topics: ["t": 1])
+        defer { broker.stop() }
+        #expect(throws: TestServerUnavailable.self) { try broker.command("explode") }
+        try broker.command("rtt 1 5")
+    }
+
+    @Test func badPropertyGivesAnActionableError() {
+        do {
+            _ = try KafkaProducer(topic: "t", properties: KafkaProperties(["no.such.property": "1"]))
+            Issue.record("accepted an unknown property")
+        } catch {
+            #expect(error.description.contains("no.such.property"))
+        }
+    }
+}
