@@ -157,10 +157,10 @@ public struct FieldSet: Sendable, Hashable, Sequence {
     public init() {}
     public init(_ fields: some Sequence<FieldID>) { for f in fields { insert(f) } }
 
-    @inlinable public func contains(_ f: FieldID) -> Bool {
+    @inlinable @inline(__always) public func contains(_ f: FieldID) -> Bool {
         f.rawValue < 64 ? (low >> UInt64(f.rawValue)) & 1 == 1 : (high >> UInt64(f.rawValue - 64)) & 1 == 1
     }
-    @inlinable public mutating func insert(_ f: FieldID) {
+    @inlinable @inline(__always) public mutating func insert(_ f: FieldID) {
         if f.rawValue < 64 { low |= 1 << UInt64(f.rawValue) } else { high |= 1 << UInt64(f.rawValue - 64) }
     }
     @inlinable public mutating func remove(_ f: FieldID) {

@@ -39,10 +39,25 @@ public struct FlowDecoder: Sendable {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
             throw FlowDecodingError(.invalidJSON("empty message"), at: 0)
         }
+        // The message is copied into the flow's arena once; string and array values
+        // are then ranges into that copy, so no per-field copying happens.
+        let message = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        flow.text.append(contentsOf: message)
         var parser = FlowJSONParser(
-            base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count,
+            base: message.baseAddress!, count: bytes.count,
             maxDepth: limits.maxDepth, keys: FieldKeyTable.shared)
-        try parser.parseRecord(into: &flow)
+        let outcome: Result<Void, FlowDecodingError> = flow.values.withUnsafeMutableBufferPointer { slots in
+            Result { () throws(FlowDecodingError) in try parser.parseRecord(slots: slots.baseAddress!) }
+        }
+        try outcome.get()
+        flow.present = parser.present
+        flow.nulls = parser.nulls
+        flow.numericStrings = parser.numericStrings
+        if !parser.escapedText.isEmpty { flow.text.append(contentsOf: parser.escapedText) }
+        for (i, member) in parser.extraMembers.enumerated() {
+            if i > 0 { flow.extras.append(UInt8(ascii: ",")) }
+            flow.extras.append(contentsOf: message[member.start..<member.end])
+        }
     }
 
     /// Decodes a message held in any contiguous byte collection (`[UInt8]`, `Data`, ...).
@@ -75,6 +90,15 @@ struct FlowJSONParser {
     var pos = 0
     /// Scratch space for keys and strings that contain escapes (rare).
     var unescaped: [UInt8] = []
+    /// The flow's value slots, written in place while parsing.
+    var slots: UnsafeMutablePointer<Int64>!
+    var present = FieldSet()
+    var nulls = FieldSet()
+    var numericStrings = FieldSet()
+    /// Unescaped strings; they land in the flow's arena after the message copy.
+    var escapedText: [UInt8] = []
+    /// Unknown members as byte ranges of the message (`"key":value`).
+    var extraMembers: [(start: Int, end: Int)] = []
 
     init(base: UnsafePointer<UInt8>, count: Int, maxDepth: Int, keys: FieldKeyTable) {
         self.base = base
@@ -85,7 +109,8 @@ struct FlowJSONParser {
 
     // MARK: The record
 
-    mutating func parseRecord(into flow: inout Flow) throws(FlowDecodingError) {
+    mutating func parseRecord(slots: UnsafeMutablePointer<Int64>) throws(FlowDecodingError) {
+        self.slots = slots
         skipWhitespace()
         guard peek() == UInt8(ascii: "{") else { throw invalid("a flow record must be a JSON object") }
         pos += 1
@@ -94,7 +119,7 @@ struct FlowJSONParser {
             pos += 1
         } else {
             while true {
-                try parseMember(into: &flow)
+                try parseMember()
                 skipWhitespace()
                 guard pos < end else { throw invalid("unterminated object") }
                 let c = base[pos]
@@ -108,18 +133,22 @@ struct FlowJSONParser {
         skipWhitespace()
         guard pos == end else { throw invalid("unexpected bytes after the JSON object") }
         let required = FlowSchema.requiredField
-        guard flow.present.contains(required), !flow.nulls.contains(required) else {
+        guard present.contains(required), !nulls.contains(required) else {
             throw FlowDecodingError(.missingRequiredField(required.name), at: pos)
         }
     }
 
-    private mutating func parseMember(into flow: inout Flow) throws(FlowDecodingError) {
+    @inline(__always)
+    private mutating func parseMember() throws(FlowDecodingError) {
         let keyStart = pos
         guard peek() == UInt8(ascii: "\"") else { throw invalid("expected a quoted key") }
         pos += 1
         let field: FieldID?
         let rawKeyStart = pos
-        if let length = try scanPlainString() {
+        if let (found, length) = fastKey() {
+            field = found
+            pos = rawKeyStart + length + 1
+        } else if let length = try scanPlainString() {
             field = keys.lookup(base + rawKeyStart, length: length, available: end - rawKeyStart)
         } else {
             // The key has escapes: compare its unescaped bytes.
@@ -137,25 +166,23 @@ struct FlowJSONParser {
         pos += 1
         skipWhitespace()
         if let field {
-            guard !flow.present.contains(field) else { throw FlowDecodingError(.duplicateField(field.name), at: keyStart) }
-            try parseKnownValue(field, into: &flow)
+            guard !present.contains(field) else { throw FlowDecodingError(.duplicateField(field.name), at: keyStart) }
+            try parseKnownValue(field)
         } else {
-            let valueStart = pos
+            _ = keyEnd
             try skipValue(depth: 0)
-            if !flow.extras.isEmpty { flow.extras.append(UInt8(ascii: ",")) }
-            flow.extras.append(contentsOf: UnsafeBufferPointer(start: base + keyStart, count: keyEnd - keyStart))
-            flow.extras.append(UInt8(ascii: ":"))
-            flow.extras.append(contentsOf: UnsafeBufferPointer(start: base + valueStart, count: pos - valueStart))
+            extraMembers.append((keyStart, pos))
         }
     }
 
-    private mutating func parseKnownValue(_ field: FieldID, into flow: inout Flow) throws(FlowDecodingError) {
+    @inline(__always)
+    private mutating func parseKnownValue(_ field: FieldID) throws(FlowDecodingError) {
         guard pos < end else { throw invalid("missing value") }
         let first = base[pos]
         if first == UInt8(ascii: "n") {
             try expectLiteral("null")
-            flow.present.insert(field)
-            flow.nulls.insert(field)
+            present.insert(field)
+            nulls.insert(field)
             return
         }
         let kind = tables.kinds[field.index]
@@ -166,45 +193,88 @@ struct FlowJSONParser {
                 let value = try parseInteger(field)
                 guard peek() == UInt8(ascii: "\"") else { throw wrongType(field, "an integer or a numeric string") }
                 pos += 1
-                flow.numericStrings.insert(field)
-                flow.present.insert(field)
-                flow.values[field.index] = value
+                numericStrings.insert(field)
+                present.insert(field)
+                slots[field.index] = value
                 return
             }
-            flow.values[field.index] = try parseInteger(field)
-            flow.present.insert(field)
+            slots[field.index] = try parseInteger(field)
+            present.insert(field)
         case .bool:
             if first == UInt8(ascii: "t") {
                 try expectLiteral("true")
-                flow.values[field.index] = 1
+                slots[field.index] = 1
             } else if first == UInt8(ascii: "f") {
                 try expectLiteral("false")
-                flow.values[field.index] = 0
+                slots[field.index] = 0
             } else {
                 throw wrongType(field, "true or false")
             }
-            flow.present.insert(field)
+            present.insert(field)
         case .string:
             guard first == UInt8(ascii: "\"") else { throw wrongType(field, "a string") }
             pos += 1
-            let start = flow.text.count
             let contentStart = pos
             if let length = try scanPlainString() {
-                flow.text.append(contentsOf: UnsafeBufferPointer(start: base + contentStart, count: length))
+                slots[field.index] = TextRange(start: contentStart, end: contentStart + length).packed
             } else {
                 pos = contentStart
-                try scanEscapedString(into: &flow.text)
+                var text = takeEscapedText()
+                let start = text.count
+                try scanEscapedString(into: &text)
+                // Escaped strings sit after the message copy in the flow's arena.
+                slots[field.index] = TextRange(start: end + start, end: end + text.count).packed
+                escapedText = text
             }
-            flow.values[field.index] = TextRange(start: start, end: flow.text.count).packed
-            flow.present.insert(field)
+            present.insert(field)
         case .stringArray, .directionArray, .objectArray, .tcpFlags:
             let valueStart = pos
             try validateShape(of: field, kind: kind)
-            let start = flow.text.count
-            flow.text.append(contentsOf: UnsafeBufferPointer(start: base + valueStart, count: pos - valueStart))
-            flow.values[field.index] = TextRange(start: start, end: flow.text.count).packed
-            flow.present.insert(field)
+            slots[field.index] = TextRange(start: valueStart, end: pos).packed
+            present.insert(field)
         }
+    }
+
+    private mutating func takeEscapedText() -> [UInt8] {
+        var text: [UInt8] = []
+        swap(&text, &escapedText)
+        return text
+    }
+
+    /// The common case for keys: the key and its closing quote fit in the next 24
+    /// bytes and hold only plain ASCII. Finds the quote with word-wide compares and
+    /// looks the key up from the same words. Returns nil to take the general path.
+    @inline(__always)
+    private func fastKey() -> (FieldID?, Int)? {
+        guard pos + 24 <= end else { return nil }
+        let raw = UnsafeRawPointer(base + pos)
+        let w0 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+        let w1 = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let w2 = raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+        // Bit position of the first special byte across the three words (192 when none),
+        // computed without branches: key lengths vary, so branches would mispredict.
+        let z0 = Self.specialMask(w0).trailingZeroBitCount
+        let z1 = Self.specialMask(w1).trailingZeroBitCount
+        let z2 = Self.specialMask(w2).trailingZeroBitCount
+        let bit = z0 < 64 ? z0 : (z1 < 64 ? 64 + z1 : 128 + z2)
+        guard bit < 192 else { return nil }  // longer than any known key: an unknown field
+        let length = bit >> 3
+        // The first special byte must be the closing quote (not a backslash, control or non-ASCII byte).
+        guard base[pos + length] == UInt8(ascii: "\"") else { return nil }
+        let keep = FieldKeyTable.keep
+        return (keys.lookup(w0 & keep(length), w1 & keep(length - 8), w2 & keep(length - 16), length: length), length)
+    }
+
+    /// The high bit of each byte of `w` that is a quote, a backslash, a control
+    /// character or non-ASCII. Only the lowest set bit is exact (borrows can mark bytes
+    /// after it), which is all the caller uses.
+    @inline(__always)
+    private static func specialMask(_ w: UInt64) -> UInt64 {
+        let quote = w ^ 0x2222_2222_2222_2222
+        let slash = w ^ 0x5C5C_5C5C_5C5C_5C5C
+        return (((quote &- 0x0101_0101_0101_0101) & ~quote)
+            | ((slash &- 0x0101_0101_0101_0101) & ~slash)
+            | ((w &- 0x2020_2020_2020_2020) & ~w) | w) & 0x8080_8080_8080_8080
     }
 
     /// Checks that an array-like field has the shape its kind allows; leaves `pos` after it.
@@ -290,6 +360,14 @@ struct FlowJSONParser {
         let digitsStart = pos
         var magnitude: UInt64 = 0
         var overflow = false
+        // 18 digits always fit in a UInt64; only longer numbers need overflow checks.
+        let fastEnd = min(end, pos + 18)
+        while pos < fastEnd {
+            let d = base[pos] &- UInt8(ascii: "0")
+            if d > 9 { break }
+            magnitude = magnitude &* 10 &+ UInt64(d)
+            pos += 1
+        }
         while pos < end {
             let d = base[pos] &- UInt8(ascii: "0")
             if d > 9 { break }
@@ -361,14 +439,13 @@ struct FlowJSONParser {
     private mutating func scanPlainString() throws(FlowDecodingError) -> Int? {
         let start = pos
         // Eight bytes at a time while they are plain printable ASCII.
+        // and then straight to the first byte that is not.
         while pos + 8 <= end {
-            let w = UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self)
-            let quote = w ^ 0x2222_2222_2222_2222
-            let slash = w ^ 0x5C5C_5C5C_5C5C_5C5C
-            let special = ((quote &- 0x0101_0101_0101_0101) & ~quote)
-                | ((slash &- 0x0101_0101_0101_0101) & ~slash)
-                | (w &- 0x2020_2020_2020_2020) | w
-            if special & 0x8080_8080_8080_8080 != 0 { break }
+            let special = Self.specialMask(UnsafeRawPointer(base + pos).loadUnaligned(as: UInt64.self))
+            if special != 0 {
+                pos += special.trailingZeroBitCount >> 3
+                break
+            }
             pos += 8
         }
         while pos < end {
