@@ -63,6 +63,10 @@ let package = Package(
             dependencies: ["CRdKafka"],
             swiftSettings: strictSwift),
         .executableTarget(
+            name: "flowrec-fuzz",
+            dependencies: ["FlowModel"],
+            swiftSettings: strictSwift),
+        .executableTarget(
             name: "flowrec-bench",
             dependencies: [
                 "FlowModel", "FlowGenerator",
