@@ -391,5 +391,5 @@ enum F {
     /// Kube enrichment copied onto conversation records (conntrack runs before enrichment).
     static let enrichment = [srcName, srcType, srcOwnerName, srcOwnerType, srcNamespace, srcHostIP, srcHostName,
                              dstName, dstType, dstOwnerName, dstOwnerType, dstNamespace, dstHostIP, dstHostName,
-                             srcZone, dstZone, srcSubnetLabel, dstSubnetLabel]
+                             srcZone, dstZone, srcSubnetLabel, dstSubnetLabel, clusterName]
 }

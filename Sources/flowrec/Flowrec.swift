@@ -6,8 +6,7 @@ struct Flowrec: AsyncParsableCommand {
         commandName: "flowrec",
         abstract: "Record NetObserv flows from Kafka into compressed, queryable SQLite shards.",
         discussion: """
-        flowrec consumes the JSON flow records that NetObserv's Kafka exporter writes, stores
-        every field of every flow in time-partitioned SQLite shards, and answers queries over them.
+        flowrec consumes the JSON flow records that NetObserv's Kafka exporter writes, stores every field of every flow in time-partitioned SQLite shards, and answers queries over them.
 
         Start with `flowrec generate --help` to make realistic test traffic.
         """,

@@ -9,13 +9,9 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate realistic NetObserv flow records (JSON lines or into Kafka).",
         discussion: """
-        Models a Kubernetes cluster (nodes in zones, namespaces, deployments, pods, services,
-        external hosts) with skewed traffic between pairs, and writes flows exactly as
-        NetObserv's Kafka exporter does: one JSON object per record, keys sorted, absent
-        fields omitted. The same seed always gives the same flows.
+        Models a Kubernetes cluster (nodes in zones, namespaces, deployments, pods, services, external hosts) with skewed traffic between pairs, and writes flows exactly as NetObserv's Kafka exporter does: one JSON object per record, keys sorted, absent fields omitted. The same seed always gives the same flows.
 
-        Event time starts at --start and advances by 1/--rate per flow, so hours of traffic
-        can be generated in seconds; --speedup paces output against the wall clock.
+        Event time starts at --start and advances by 1/--rate per flow, so hours of traffic can be generated in seconds; --speedup paces output against the wall clock.
 
         Examples:
           flowrec generate --cluster medium --flows 1000000 --seed 1 > flows.jsonl
