@@ -8,6 +8,7 @@ import PackageDescription
 ///   FlowModel                           → the NetObserv field list, JSON decoder and encoder
 ///   FlowGenerator                       → realistic synthetic traffic for tests, benchmarks and the demo
 ///   KafkaSource                         → librdkafka producer and consumer
+///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
 /// `FlowrecTesting` (helpers that start the real test servers from tests).
@@ -46,6 +47,7 @@ let package = Package(
         .target(name: "FlowModel", swiftSettings: hotPathSwift),
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
         .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
+        .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
             dependencies: ["KafkaSource"],
@@ -54,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource",
+                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -81,6 +83,10 @@ let package = Package(
             dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "ShardStoreTests",
+            dependencies: ["ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
+            swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -90,6 +90,41 @@ public struct Flow: Sendable, Equatable {
         values[field.index] = TextRange(start: start, end: text.count).packed
     }
 
+    /// Sets a text field from UTF-8 bytes (a string, or JSON text for array kinds).
+    public mutating func set(_ field: FieldID, utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        precondition(field.kind.isTextStored, "\(field) holds an integer")
+        markPresent(field)
+        let start = text.count
+        text.append(contentsOf: bytes)
+        values[field.index] = TextRange(start: start, end: text.count).packed
+    }
+
+    /// Records that an integer field arrived as a numeric string (`"FlowDirection":"1"`).
+    public mutating func markNumericString(_ field: FieldID) {
+        precondition(field.spec.acceptsNumericString, "\(field) is never a numeric string")
+        numericStrings.insert(field)
+    }
+
+    /// Replaces the unknown fields with the members of `object`, a JSON object's text
+    /// (`{"A":1,"B":[2]}`) as stored by flowrec; the braces are dropped.
+    public mutating func setExtras(objectJSON object: UnsafeBufferPointer<UInt8>) {
+        extras.removeAll(keepingCapacity: true)
+        guard object.count >= 2 else { return }
+        extras.append(contentsOf: UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
+    }
+
+    /// Gives `body` direct, read-only access to every value, for storage code that
+    /// binds dozens of fields per row and cannot afford a closure per field.
+    @inlinable
+    public func withValues<R>(_ body: (FlowValues) throws -> R) rethrows -> R {
+        try values.withUnsafeBufferPointer { slots in
+            try text.withUnsafeBufferPointer { arena in
+                try body(FlowValues(present: present, nulls: nulls, numericStrings: numericStrings,
+                                    slots: slots, arena: arena))
+            }
+        }
+    }
+
     public mutating func setNull(_ field: FieldID) {
         markPresent(field)
         nulls.insert(field)
@@ -133,6 +168,33 @@ extension FieldKind {
         case .integer, .bool: false
         case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: true
         }
+    }
+}
+
+/// A flow's values, valid only inside `Flow.withValues`.
+public struct FlowValues {
+    public let present: FieldSet
+    public let nulls: FieldSet
+    public let numericStrings: FieldSet
+    @usableFromInline let slots: UnsafeBufferPointer<Int64>
+    @usableFromInline let arena: UnsafeBufferPointer<UInt8>
+
+    @inlinable init(present: FieldSet, nulls: FieldSet, numericStrings: FieldSet,
+                    slots: UnsafeBufferPointer<Int64>, arena: UnsafeBufferPointer<UInt8>) {
+        self.present = present
+        self.nulls = nulls
+        self.numericStrings = numericStrings
+        self.slots = slots
+        self.arena = arena
+    }
+
+    /// The value of a present, non-null integer or bool field.
+    @inlinable @inline(__always) public func integer(_ field: FieldID) -> Int64 { slots[field.index] }
+
+    /// The UTF-8 bytes of a present, non-null text field.
+    @inlinable @inline(__always) public func text(_ field: FieldID) -> UnsafeBufferPointer<UInt8> {
+        let range = TextRange(packed: slots[field.index])
+        return UnsafeBufferPointer(rebasing: arena[range.start..<range.end])
     }
 }
 

@@ -1,7 +1,4 @@
 public import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The ClickHouse server that `scripts/clickhouse-test-server` started, as given by
 /// FLOWREC_CLICKHOUSE_URL (`http://user:password@127.0.0.1:18123`).
@@ -30,25 +27,25 @@ public struct ClickHouseTestServer: Sendable {
     }
 
     /// Runs one statement over HTTP and returns the body; non-200 answers throw with
-    /// the server's message.
-    public func query(_ sql: String, body: Data? = nil, user: String? = nil, password: String? = nil) async throws -> String {
-        var components = URLComponents(url: endpoint, resolvingAgainstBaseURL: false)
-        var request: URLRequest
+    /// the server's message. With `body`, the statement goes in the URL and the body
+    /// carries the data (`INSERT ... FORMAT JSONEachRow`).
+    public func query(_ sql: String, body: Data? = nil, user: String? = nil, password: String? = nil) throws -> String {
+        var components = URLComponents()
+        components.path = "/"
+        var payload = Data(sql.utf8)
         if let body {
-            components?.queryItems = [URLQueryItem(name: "query", value: sql)]
-            request = URLRequest(url: components?.url ?? endpoint)
-            request.httpBody = body
-        } else {
-            request = URLRequest(url: endpoint)
-            request.httpBody = Data(sql.utf8)
+            components.queryItems = [URLQueryItem(name: "query", value: sql)]
+            payload = body
         }
-        request.httpMethod = "POST"
         let credentials = Data("\(user ?? self.user):\(password ?? self.password)".utf8).base64EncodedString()
-        request.setValue("Basic \(credentials)", forHTTPHeaderField: "Authorization")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let text = String(decoding: data, as: UTF8.self)
-        guard status == 200 else { throw QueryFailed(status: status, message: text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let response = try LoopbackHTTP.post(
+            host: endpoint.host ?? "127.0.0.1", port: endpoint.port ?? 8123,
+            path: components.percentEncodedQuery.map { "/?\($0)" } ?? "/",
+            headers: ["Authorization": "Basic \(credentials)"], body: payload)
+        let text = String(decoding: response.body, as: UTF8.self)
+        guard response.status == 200 else {
+            throw QueryFailed(status: response.status, message: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         return text
     }
 }

@@ -1,0 +1,175 @@
+import FlowModel
+import Foundation
+
+/// The key of a source partition: a Kafka topic partition, or an ingested file.
+public struct SourcePartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let source: String
+    public let partition: Int32
+
+    public init(source: String, partition: Int32) {
+        self.source = source
+        self.partition = partition
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.source, a.partition) < (b.source, b.partition) }
+    public var description: String { "\(source)[\(partition)]" }
+}
+
+/// What a shard holds of one source partition.
+public struct PositionRange: Sendable, Equatable {
+    public var first: Int64?
+    public var last: Int64?
+    public var highWater: Int64?
+}
+
+/// A shard being written: one SQLite database in WAL mode for one window and part.
+///
+/// Writes never pay for compression; the sealer compacts and compresses the shard
+/// once its window has closed.
+final class ActiveShard {
+    let id: ShardID
+    let path: String
+    private let db: SQLiteDatabase
+    private let insertFlow: SQLiteStatement
+    private let upsertPosition: SQLiteStatement
+    private let codec = FlowRowCodec()
+    private(set) var positions: [SourcePartition: PositionRange] = [:]
+    private(set) var rowCount: Int64 = 0
+    private(set) var minTimeMs: Int64?
+    private(set) var maxTimeMs: Int64?
+
+    /// Opens the shard at `path`, creating it with the current schema if it does not exist.
+    init(id: ShardID, path: String) throws(SQLiteError) {
+        self.id = id
+        self.path = path
+        try? FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let db = try SQLiteDatabase(path: path)
+        self.db = db
+        // WAL with synchronous=NORMAL: a commit costs no fsync; a crashed process loses
+        // nothing committed. secure_delete is compiled in on Debian and only costs here.
+        try db.execute("""
+            PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=OFF;
+            PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=8192; PRAGMA temp_store=MEMORY;
+            """)
+        let hasSchema = try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'meta'") == 1
+        if !hasSchema {
+            // One transaction: a crash leaves either no tables or all of them.
+            try db.transaction { () throws(SQLiteError) in
+                try db.execute(ShardSchema.createSQL)
+                let meta = try db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+                for (key, value) in [("schema_version", Int64(ShardSchema.version)), ("window_start_ms", id.windowStartMs),
+                                     ("window_end_ms", id.windowEndMs), ("part", Int64(id.part)),
+                                     ("created_ms", Int64(Date().timeIntervalSince1970 * 1000))] {
+                    meta.bind(1, key)
+                    meta.bind(2, value)
+                    try meta.step()
+                    meta.reset()
+                }
+            }
+        }
+        insertFlow = try db.prepare(ShardSchema.insertFlowSQL)
+        upsertPosition = try db.prepare("""
+            INSERT INTO positions (source, partition, first_position, last_position, high_water)
+            VALUES (?1, ?2, ?3, ?4, ?5)
+            ON CONFLICT (source, partition) DO UPDATE SET
+              first_position = coalesce(min(first_position, excluded.first_position), first_position, excluded.first_position),
+              last_position = coalesce(max(last_position, excluded.last_position), last_position, excluded.last_position),
+              high_water = coalesce(max(high_water, excluded.high_water), high_water, excluded.high_water)
+            """)
+        try loadState()
+    }
+
+    private func loadState() throws(SQLiteError) {
+        let rows = try db.prepare("SELECT source, partition, first_position, last_position, high_water FROM positions")
+        while try rows.step() {
+            let key = SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))
+            positions[key] = PositionRange(first: rows.isNull(2) ? nil : rows.integer(2),
+                                           last: rows.isNull(3) ? nil : rows.integer(3),
+                                           highWater: rows.isNull(4) ? nil : rows.integer(4))
+        }
+        let stats = try db.prepare("SELECT count(*), min(TimeFlowEndMs), max(TimeFlowEndMs) FROM flows")
+        if try stats.step() {
+            rowCount = stats.integer(0)
+            minTimeMs = stats.isNull(1) ? nil : stats.integer(1)
+            maxTimeMs = stats.isNull(2) ? nil : stats.integer(2)
+        }
+    }
+
+    /// Stores `flows` (already deduplicated) and the positions they came from in one
+    /// transaction; `highWater` is set only on the batch's final commit.
+    func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
+               durable: Bool) throws(SQLiteError) {
+        if durable { try db.execute("PRAGMA synchronous=FULL") }
+        defer { if durable { try? db.execute("PRAGMA synchronous=NORMAL") } }
+        var absorbed: [SourcePartition: (Int64, Int64)] = [:]
+        var minTime = minTimeMs, maxTime = maxTimeMs
+        let endField = FlowSchema.requiredField
+        try db.transaction { () throws(SQLiteError) in
+            for i in flows {
+                let flow = batch.flows[i]
+                try codec.insert(flow, with: insertFlow)
+                let p = batch.positions[i]
+                let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
+                if let range = absorbed[key] {
+                    absorbed[key] = (min(range.0, p.position), max(range.1, p.position))
+                } else {
+                    absorbed[key] = (p.position, p.position)
+                }
+                if let t = flow.integer(endField) {
+                    minTime = min(minTime ?? t, t)
+                    maxTime = max(maxTime ?? t, t)
+                }
+            }
+            var keys = Set(absorbed.keys)
+            if let highWater { keys.formUnion(highWater.keys) }
+            for key in keys {
+                upsertPosition.bind(1, key.source)
+                upsertPosition.bind(2, Int64(key.partition))
+                if let range = absorbed[key] {
+                    upsertPosition.bind(3, range.0)
+                    upsertPosition.bind(4, range.1)
+                } else {
+                    upsertPosition.bindNull(3)
+                    upsertPosition.bindNull(4)
+                }
+                if let hw = highWater?[key] { upsertPosition.bind(5, hw) } else { upsertPosition.bindNull(5) }
+                try upsertPosition.step()
+                upsertPosition.reset()
+                upsertPosition.clearBindings()
+            }
+        }
+        // Committed: bring the in-memory view in line.
+        rowCount += Int64(flows.count)
+        minTimeMs = minTime
+        maxTimeMs = maxTime
+        for (key, range) in absorbed {
+            var p = positions[key] ?? PositionRange()
+            p.first = min(p.first ?? range.0, range.0)
+            p.last = max(p.last ?? range.1, range.1)
+            positions[key] = p
+        }
+        for (key, hw) in highWater ?? [:] {
+            var p = positions[key] ?? PositionRange()
+            p.highWater = max(p.highWater ?? hw, hw)
+            positions[key] = p
+        }
+    }
+
+    /// Every stored flow, in insertion order, for read-back and export.
+    func forEachFlow(_ body: (Flow) throws -> Void) throws {
+        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flows ORDER BY rowid")
+        var flow = Flow()
+        while try select.step() {
+            codec.read(select, into: &flow)
+            try body(flow)
+        }
+    }
+
+    var fileSize: Int64 {
+        func size(_ p: String) -> Int64 {
+            ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        return size(path) + size(path + "-wal")
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// `catalog.sqlite`: the shard list with states, windows, counts and positions, so
+/// startup and queries need not open every shard. Rebuildable from the shards.
+final class Catalog {
+    private let db: SQLiteDatabase
+
+    init(path: String) throws(SQLiteError) {
+        db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        try migrate()
+    }
+
+    /// Applies the migrations not yet recorded, in order, each in its own transaction.
+    private func migrate() throws(SQLiteError) {
+        try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+        for migration in CatalogSchema.migrations {
+            let applied = try db.prepare("SELECT 1 FROM schema_migrations WHERE name = ?1")
+            applied.bind(1, migration.name)
+            if try applied.step() { continue }
+            try db.transaction { () throws(SQLiteError) in
+                try db.execute(migration.sql)
+                let record = try db.prepare("INSERT INTO schema_migrations (name, applied_ms) VALUES (?1, ?2)")
+                record.bind(1, migration.name)
+                record.bind(2, Int64(Date().timeIntervalSince1970 * 1000))
+                try record.step()
+            }
+        }
+    }
+
+    /// Records a shard's current state (insert or update).
+    func record(_ shard: ActiveShard, relativePath: String) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            let upsert = try db.prepare("""
+                INSERT INTO shards (id, window_start_ms, window_end_ms, part, state, path, row_count, min_time_ms,
+                                    max_time_ms, bytes_on_disk, created_ms)
+                VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)
+                ON CONFLICT (id) DO UPDATE SET row_count = excluded.row_count, min_time_ms = excluded.min_time_ms,
+                    max_time_ms = excluded.max_time_ms, bytes_on_disk = excluded.bytes_on_disk
+                """)
+            upsert.bind(1, shard.id.description)
+            upsert.bind(2, shard.id.windowStartMs)
+            upsert.bind(3, shard.id.windowEndMs)
+            upsert.bind(4, Int64(shard.id.part))
+            upsert.bind(5, relativePath)
+            upsert.bind(6, shard.rowCount)
+            if let t = shard.minTimeMs { upsert.bind(7, t) } else { upsert.bindNull(7) }
+            if let t = shard.maxTimeMs { upsert.bind(8, t) } else { upsert.bindNull(8) }
+            upsert.bind(9, shard.fileSize)
+            upsert.bind(10, Int64(Date().timeIntervalSince1970 * 1000))
+            try upsert.step()
+            let positions = try db.prepare("""
+                INSERT INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                ON CONFLICT (shard_id, source, partition) DO UPDATE SET first_position = excluded.first_position,
+                    last_position = excluded.last_position, high_water = excluded.high_water
+                """)
+            for (key, range) in shard.positions {
+                positions.bind(1, shard.id.description)
+                positions.bind(2, key.source)
+                positions.bind(3, Int64(key.partition))
+                if let v = range.first { positions.bind(4, v) } else { positions.bindNull(4) }
+                if let v = range.last { positions.bind(5, v) } else { positions.bindNull(5) }
+                positions.bind(6, range.highWater ?? Int64.min)
+                try positions.step()
+                positions.reset()
+            }
+        }
+    }
+
+    struct ShardRow: Sendable {
+        let id: ShardID
+        let state: String
+        let path: String
+        let rowCount: Int64
+        let minTimeMs: Int64?
+        let maxTimeMs: Int64?
+        let bytesOnDisk: Int64
+    }
+
+    func shards() throws(SQLiteError) -> [ShardRow] {
+        var result: [ShardRow] = []
+        let rows = try db.prepare("""
+            SELECT id, state, path, row_count, min_time_ms, max_time_ms, bytes_on_disk
+            FROM shards ORDER BY window_start_ms, part
+            """)
+        while try rows.step() {
+            guard let id = ShardID(rows.text(0) ?? "") else { continue }
+            result.append(ShardRow(id: id, state: rows.text(1) ?? "", path: rows.text(2) ?? "", rowCount: rows.integer(3),
+                                   minTimeMs: rows.isNull(4) ? nil : rows.integer(4),
+                                   maxTimeMs: rows.isNull(5) ? nil : rows.integer(5), bytesOnDisk: rows.integer(6)))
+        }
+        return result
+    }
+
+    /// The highest position absorbed per source partition over every part of a window.
+    func lastPositions(windowStartMs: Int64) throws(SQLiteError) -> [SourcePartition: Int64] {
+        let rows = try db.prepare("""
+            SELECT p.source, p.partition, max(p.last_position) FROM shard_positions p
+            JOIN shards s ON s.id = p.shard_id WHERE s.window_start_ms = ?1 AND p.last_position IS NOT NULL
+            GROUP BY p.source, p.partition
+            """)
+        rows.bind(1, windowStartMs)
+        var result: [SourcePartition: Int64] = [:]
+        while try rows.step() {
+            result[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
+        }
+        return result
+    }
+
+    /// The largest high-water mark per source partition over all shards.
+    func highWater() throws(SQLiteError) -> [SourcePartition: Int64] {
+        let rows = try db.prepare("""
+            SELECT source, partition, max(high_water) FROM shard_positions WHERE high_water > -9223372036854775808
+            GROUP BY source, partition
+            """)
+        var result: [SourcePartition: Int64] = [:]
+        while try rows.step() {
+            result[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
+        }
+        return result
+    }
+}

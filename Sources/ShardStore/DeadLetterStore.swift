@@ -1,0 +1,96 @@
+import Foundation
+
+/// `deadletters.sqlite`: every message that was not a flow, with its reason.
+///
+/// Store-wide rather than per shard because a message that is not a flow has no event
+/// time to choose a shard by; keyed by source position, so a replayed message is
+/// stored once (`INSERT OR IGNORE`).
+final class DeadLetterStore {
+    static let createSQL = """
+        CREATE TABLE IF NOT EXISTS dead_letters (
+            source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest
+            partition INTEGER NOT NULL,
+            position INTEGER NOT NULL,       -- Kafka offset, or line number
+            received_ms INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            error_offset INTEGER,            -- byte in the payload where decoding failed
+            payload BLOB NOT NULL,
+            PRIMARY KEY (source, partition, position)
+        ) WITHOUT ROWID;
+        -- How far the store had processed when a batch holding only dead letters committed.
+        CREATE TABLE IF NOT EXISTS high_water (
+            source TEXT NOT NULL,
+            partition INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (source, partition)
+        ) WITHOUT ROWID;
+        """
+
+    private let db: SQLiteDatabase
+    private let insert: SQLiteStatement
+    private let upsertHighWater: SQLiteStatement
+
+    init(path: String) throws(SQLiteError) {
+        db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        try db.execute(Self.createSQL)
+        insert = try db.prepare("""
+            INSERT OR IGNORE INTO dead_letters (source, partition, position, received_ms, reason, error_offset, payload)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            """)
+        upsertHighWater = try db.prepare("""
+            INSERT INTO high_water (source, partition, position) VALUES (?1, ?2, ?3)
+            ON CONFLICT (source, partition) DO UPDATE SET position = max(position, excluded.position)
+            """)
+    }
+
+    /// Stores the batch's dead letters; returns how many were new.
+    func write(_ batch: IngestBatch, receivedMs: Int64, highWater: [SourcePartition: Int64]?) throws(SQLiteError) -> Int {
+        var added = 0
+        try db.transaction { () throws(SQLiteError) in
+            for letter in batch.deadLetters {
+                insert.bind(1, batch.sources[letter.at.source])
+                insert.bind(2, Int64(letter.at.partition))
+                insert.bind(3, letter.at.position)
+                insert.bind(4, receivedMs)
+                insert.bind(5, letter.reason)
+                if let offset = letter.errorOffset { insert.bind(6, Int64(offset)) } else { insert.bindNull(6) }
+                letter.payload.withUnsafeBytes { insert.bind(7, blob: $0) }
+                try insert.step()
+                insert.reset()
+                added += Int(sqlite3Changes(db))
+            }
+            for (key, position) in highWater ?? [:] {
+                upsertHighWater.bind(1, key.source)
+                upsertHighWater.bind(2, Int64(key.partition))
+                upsertHighWater.bind(3, position)
+                try upsertHighWater.step()
+                upsertHighWater.reset()
+            }
+        }
+        return added
+    }
+
+    func highWater() throws(SQLiteError) -> [SourcePartition: Int64] {
+        var result: [SourcePartition: Int64] = [:]
+        let rows = try db.prepare("SELECT source, partition, position FROM high_water")
+        while try rows.step() {
+            result[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
+        }
+        return result
+    }
+
+    func count() throws(SQLiteError) -> Int64 { try db.scalarInteger("SELECT count(*) FROM dead_letters") ?? 0 }
+
+    /// Dead letters in position order: source, partition, position, reason, payload.
+    func forEach(_ body: (String, Int32, Int64, String, [UInt8]) throws -> Void) throws {
+        let rows = try db.prepare("SELECT source, partition, position, reason, payload FROM dead_letters ORDER BY source, partition, position")
+        while try rows.step() {
+            try body(rows.text(0) ?? "", Int32(rows.integer(1)), rows.integer(2), rows.text(3) ?? "", rows.blob(4))
+        }
+    }
+}
+
+import CSQLite
+/// Rows changed by the last statement on `db`.
+func sqlite3Changes(_ db: SQLiteDatabase) -> Int32 { sqlite3_changes(db.handle) }

@@ -1,0 +1,63 @@
+import FlowModel
+
+/// Moves flows in and out of a shard's `flows` table: one column per field, plus the
+/// bookkeeping columns that make the stored row give back the exact JSON.
+struct FlowRowCodec: Sendable {
+    /// Field kinds by id, copied once: the bind loop runs for every field of every row.
+    private let storesText: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
+    private let names: [String] = FlowSchema.fields.map(\.name)
+
+    /// Binds `flow` to a prepared `ShardSchema.insertFlowSQL` and runs it.
+    func insert(_ flow: Flow, with statement: SQLiteStatement) throws(SQLiteError) {
+        statement.clearBindings()
+        defer { statement.reset() }
+        let result: Result<Void, SQLiteError> = flow.withValues { values in
+            for field in values.present where !values.nulls.contains(field) {
+                let parameter = Int32(field.index + 1)
+                if storesText[field.index] {
+                    statement.bind(parameter, utf8: values.text(field))
+                } else {
+                    statement.bind(parameter, values.integer(field))
+                }
+            }
+            if !values.nulls.isEmpty { statement.bind(ShardSchema.nullsParameter, joinedNames(values.nulls)) }
+            if !values.numericStrings.isEmpty {
+                statement.bind(ShardSchema.quotedParameter, joinedNames(values.numericStrings))
+            }
+            if let extras = flow.extrasJSON { statement.bind(ShardSchema.extrasParameter, extras) }
+            return Result { () throws(SQLiteError) in try statement.step() }
+        }
+        try result.get()
+    }
+
+    private func joinedNames(_ set: FieldSet) -> String {
+        set.map { names[$0.index] }.joined(separator: ",")
+    }
+
+    /// Reads the current row of a `SELECT <all flow columns>` into `flow`.
+    func read(_ statement: SQLiteStatement, into flow: inout Flow) {
+        flow.removeAll()
+        for (index, text) in storesText.enumerated() {
+            let column = Int32(index)
+            if statement.isNull(column) { continue }
+            let field = FieldID(rawValue: UInt8(index))
+            if text {
+                _ = statement.withText(column) { flow.set(field, utf8: $0) }
+            } else {
+                flow.set(field, integer: statement.integer(column))
+            }
+        }
+        let base = Int32(FlowSchema.count)
+        if let nulls = statement.text(base) {
+            for name in nulls.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.setNull(f) } }
+        }
+        if let quoted = statement.text(base + 1) {
+            for name in quoted.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.markNumericString(f) } }
+        }
+        _ = statement.withText(base + 2) { flow.setExtras(objectJSON: $0) }
+    }
+
+    /// The column list that `read` expects.
+    static let selectColumns: String = (FlowSchema.fields.map { "\"\($0.name)\"" }
+        + ShardSchema.bookkeepingColumns.map { "\"\($0.name)\"" }).joined(separator: ", ")
+}

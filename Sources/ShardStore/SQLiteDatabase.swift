@@ -1,0 +1,186 @@
+import CSQLite
+
+/// A SQLite failure: the result code, SQLite's own message and the SQL involved, so the
+/// user (or the log) sees what failed and where.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public let sql: String?
+    public let path: String?
+
+    public var description: String {
+        var text = "SQLite error \(code) (\(String(cString: sqlite3_errstr(code)))): \(message)"
+        if let path { text += " [\(path)]" }
+        if let sql { text += " in `\(sql.prefix(200))`" }
+        if isDiskFull { text += ". The disk is full: free space or lower the retention limits; writing resumes once space returns." }
+        return text
+    }
+
+    /// SQLITE_FULL, or an I/O error caused by ENOSPC.
+    public var isDiskFull: Bool { code & 0xFF == SQLITE_FULL || message.contains("database or disk is full") }
+}
+
+/// One connection to one SQLite file. Not thread-safe: each thread or task that needs
+/// the database opens its own, as SQLite intends.
+///
+/// ```swift
+/// let db = try SQLiteDatabase(path: "x.sqlite")
+/// try db.execute("CREATE TABLE t(a INTEGER)")
+/// ```
+public final class SQLiteDatabase {
+    public let path: String
+    let handle: OpaquePointer
+
+    public enum Mode: Sendable { case readWrite, readOnly }
+
+    public init(path: String, mode: Mode = .readWrite, vfs: String? = nil) throws(SQLiteError) {
+        var db: OpaquePointer?
+        let flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+            | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
+        let rc = sqlite3_open_v2(path, &db, flags, vfs)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: rc, message: message, sql: nil, path: path)
+        }
+        self.handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, 10_000)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs one or more statements that return no rows.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? lastMessage
+            sqlite3_free(errmsg)
+            throw SQLiteError(code: rc, message: message, sql: sql, path: path)
+        }
+    }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(database: self, sql: sql)
+    }
+
+    /// The first column of the first row, as an integer (`SELECT count(*) ...`).
+    public func scalarInteger(_ sql: String) throws(SQLiteError) -> Int64? {
+        let statement = try prepare(sql)
+        guard try statement.step() else { return nil }
+        return statement.isNull(0) ? nil : statement.integer(0)
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: rc, message: lastMessage, sql: sql, path: path)
+    }
+}
+
+/// A prepared statement. Bind with 1-based indexes, step, read columns with 0-based
+/// indexes, as the C API does; `reset()` makes it reusable.
+public final class SQLiteStatement {
+    let handle: OpaquePointer
+    unowned let database: SQLiteDatabase
+    public let sql: String
+
+    init(database: SQLiteDatabase, sql: String) throws(SQLiteError) {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw database.error(rc, sql: sql) }
+        self.handle = stmt
+        self.database = database
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    // MARK: Binding
+
+    @inline(__always) public func bind(_ index: Int32, _ value: Int64) {
+        sqlite3_bind_int64(handle, index, value)
+    }
+
+    @inline(__always) public func bindNull(_ index: Int32) {
+        sqlite3_bind_null(handle, index)
+    }
+
+    /// Binds UTF-8 text that SQLite copies (the bytes need not outlive the call).
+    @inline(__always) public func bind(_ index: Int32, utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        // A zero-length string must still be bound as text (not NULL): point at a static byte.
+        let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(emptyText)
+        sqlite3_bind_text(handle, index, pointer.assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
+    }
+
+    public func bind(_ index: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { bind(index, utf8: $0) }
+    }
+
+    public func bind(_ index: Int32, blob bytes: UnsafeRawBufferPointer) {
+        sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), sqliteTransient)
+    }
+
+    public func clearBindings() { sqlite3_clear_bindings(handle) }
+
+    // MARK: Running
+
+    /// Advances to the next row; false when done.
+    @discardableResult
+    public func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        let error = database.error(rc, sql: sql)
+        sqlite3_reset(handle)
+        throw error
+    }
+
+    public func reset() { sqlite3_reset(handle) }
+
+    // MARK: Reading columns
+
+    public var columnCount: Int32 { sqlite3_column_count(handle) }
+    public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
+    @inline(__always) public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+    @inline(__always) public func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+
+    public func text(_ i: Int32) -> String? {
+        guard let p = sqlite3_column_text(handle, i) else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))), as: UTF8.self)
+    }
+
+    /// The column's UTF-8 bytes, valid until the next step or reset.
+    @inline(__always) public func withText<R>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard let p = sqlite3_column_text(handle, i) else { return nil }
+        return body(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
+    }
+
+    public func blob(_ i: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(handle, i))
+        guard n > 0, let p = sqlite3_column_blob(handle, i) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}
+
+/// A valid pointer for binding empty strings.
+nonisolated(unsafe) private let emptyText = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+
+/// SQLite's SQLITE_TRANSIENT (a macro Swift cannot import): "copy the bytes now".
+let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

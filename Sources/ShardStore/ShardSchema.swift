@@ -1,0 +1,79 @@
+public import FlowModel
+
+/// The SQL layout of an active shard, derived from `FlowSchema.fields` so that a field
+/// added there becomes a column here with no second list to keep in step.
+///
+/// `migrations/shard/0001_shard.sql` is this text, written by `flowrec schema
+/// --write-migrations`; a test fails when the file and the code disagree.
+public enum ShardSchema {
+    /// Stored in each shard's `meta` table; a shard keeps the version it was created with.
+    public static let version = 1
+
+    /// Columns after the NetObserv fields: what a `Flow` needs besides field values to
+    /// give back the exact JSON it came from.
+    public static let bookkeepingColumns: [(name: String, comment: String)] = [
+        ("_nulls", "names of fields whose JSON value was null, comma separated"),
+        ("_quoted", "names of integer fields that arrived as numeric strings, comma separated"),
+        ("_extras", "fields flowrec does not know, as one JSON object, verbatim"),
+    ]
+
+    public static func sqlType(_ kind: FieldKind) -> String {
+        switch kind {
+        case .integer, .bool: "INTEGER"
+        case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: "TEXT"
+        }
+    }
+
+    /// The whole schema of a new shard.
+    public static let createSQL: String = {
+        var lines = [
+            "-- flowrec shard schema, version \(version).",
+            "-- Generated from FlowSchema.fields (Sources/FlowModel/FlowSchema.swift) by",
+            "-- `flowrec schema --write-migrations`; edit the field list, not this file.",
+            "",
+            "-- One row per flow; columns carry NetObserv's own field names. Absent fields are NULL.",
+            "CREATE TABLE flows (",
+        ]
+        var columns = FlowSchema.fields.map { spec in
+            "    \"\(spec.name)\" \(sqlType(spec.kind))"
+        }
+        columns += bookkeepingColumns.map { "    \"\($0.name)\" TEXT" }
+        lines.append(columns.joined(separator: ",\n"))
+        lines.append(");")
+        lines += [
+            "",
+            "-- Per source partition: the positions this shard absorbed, and (when this shard",
+            "-- took a batch's final commit) how far the store had processed: every position",
+            "-- up to high_water is stored somewhere, so a restart resumes after the largest.",
+            "CREATE TABLE positions (",
+            "    source TEXT NOT NULL,",
+            "    partition INTEGER NOT NULL,",
+            "    first_position INTEGER,          -- lowest position stored here (NULL: none yet)",
+            "    last_position INTEGER,           -- highest position stored here",
+            "    high_water INTEGER,              -- every position up to this one is stored in some shard",
+            "    PRIMARY KEY (source, partition)",
+            ") WITHOUT ROWID;",
+            "",
+            "-- Self-description: schema_version, window_start_ms, window_end_ms, part, created_ms,",
+            "-- and after sealing the summary (row_count, time range, totals, checksum).",
+            "CREATE TABLE meta (",
+            "    key TEXT PRIMARY KEY,",
+            "    value ANY",
+            ") WITHOUT ROWID;",
+            "",
+        ]
+        return lines.joined(separator: "\n")
+    }()
+
+    /// The INSERT for one flow: every field column, then the bookkeeping columns.
+    static let insertFlowSQL: String = {
+        let names = FlowSchema.fields.map { "\"\($0.name)\"" } + bookkeepingColumns.map { "\"\($0.name)\"" }
+        let params = (1...names.count).map { "?\($0)" }
+        return "INSERT INTO flows (\(names.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
+    }()
+
+    /// Parameter (1-based) of the bookkeeping columns in `insertFlowSQL`.
+    static var nullsParameter: Int32 { Int32(FlowSchema.count + 1) }
+    static var quotedParameter: Int32 { Int32(FlowSchema.count + 2) }
+    static var extrasParameter: Int32 { Int32(FlowSchema.count + 3) }
+}

@@ -1,0 +1,211 @@
+public import FlowModel
+public import Foundation
+
+/// A store failure a user can act on.
+public struct ShardStoreError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The on-disk flow store: routes each flow by `TimeFlowEndMs` to its window's shard,
+/// writes each batch exactly once, and knows where every source partition resumes.
+///
+/// Layout under `directory`:
+///
+///     catalog.sqlite                                   index of shards (a cache)
+///     deadletters.sqlite                               messages that are not flows
+///     shards/YYYY/MM/DD/<start>_<end>.<part>.sqlite     active shards (WAL)
+///
+/// Exactly once: a batch's flows go to their shards in one transaction per shard, each
+/// recording the positions it absorbed; a replayed position a window already holds is
+/// skipped. The batch's last commit also records its high-water mark (the highest
+/// position of every partition in the batch); a restart resumes after the largest one,
+/// so a crash between two shard commits replays the batch and the skip rule drops the
+/// part already stored. When a batch touches several shards, the commits before the
+/// last are synced, so even a power loss cannot keep a high-water mark whose rows are gone.
+public final class ShardStore {
+    public struct Options: Sendable {
+        /// Width of a shard's time window, 1 minute to 1 day.
+        public var windowMs: Int64 = 3_600_000
+
+        public init(windowMs: Int64 = 3_600_000) { self.windowMs = windowMs }
+
+        public func validate() throws(ShardStoreError) {
+            guard (60_000...86_400_000).contains(windowMs), 86_400_000 % windowMs == 0 else {
+                throw ShardStoreError("the shard window must be between 1m and 1d and divide a day evenly (e.g. 1m, 5m, 15m, 1h, 6h, 1d); got \(windowMs) ms")
+            }
+        }
+    }
+
+    /// What one `append` did.
+    public struct AppendSummary: Sendable, Equatable {
+        public var stored = 0
+        /// Flows skipped because their position was already stored (a replay).
+        public var skippedAsReplayed = 0
+        public var deadLetters = 0
+        public var shardsTouched = 0
+    }
+
+    public let directory: URL
+    public let options: Options
+    private let catalog: Catalog
+    private let deadLetters: DeadLetterStore
+    private var active: [Int64: ActiveShard] = [:]
+    /// Per window: the highest position absorbed per source partition over all parts.
+    private var windowLast: [Int64: [SourcePartition: Int64]] = [:]
+
+    public init(directory: String, options: Options = Options()) throws {
+        try options.validate()
+        self.directory = URL(fileURLWithPath: directory)
+        self.options = options
+        do {
+            try FileManager.default.createDirectory(at: self.directory.appendingPathComponent("shards"),
+                                                    withIntermediateDirectories: true)
+        } catch {
+            throw ShardStoreError("cannot create the data directory \(directory): \(error.localizedDescription)")
+        }
+        catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
+        deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path)
+        try reopenActiveShards()
+    }
+
+    /// Opens every active shard file on disk (also ones the catalog missed because of a
+    /// crash just after creating them) and refreshes the catalog from them.
+    private func reopenActiveShards() throws {
+        let shardsDir = directory.appendingPathComponent("shards")
+        guard let files = FileManager.default.enumerator(atPath: shardsDir.path) else { return }
+        for case let relative as String in files where relative.hasSuffix(".sqlite") {
+            let name = (relative as NSString).lastPathComponent.dropLast(".sqlite".count)
+            guard let id = ShardID(String(name)), id.windowEndMs - id.windowStartMs == options.windowMs else {
+                throw ShardStoreError("shards/\(relative) does not belong to a store with \(options.windowMs / 60000)-minute windows: open the store with the window it was written with")
+            }
+            let shard = try ActiveShard(id: id, path: shardsDir.appendingPathComponent(relative).path)
+            if let existing = active[id.windowStartMs], existing.id.part > id.part { continue }
+            active[id.windowStartMs] = shard
+            try catalog.record(shard, relativePath: id.activeRelativePath)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Stores a batch. Flows whose position a shard of their window already holds are
+    /// skipped; dead letters are stored once per position.
+    @discardableResult
+    public func append(_ batch: IngestBatch, receivedMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> AppendSummary {
+        var summary = AppendSummary()
+        guard !batch.isEmpty else { return summary }
+        // The batch's high-water mark: the highest position of each source partition.
+        var highWater: [SourcePartition: Int64] = [:]
+        func note(_ p: SourcePosition) {
+            let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
+            highWater[key] = max(highWater[key] ?? p.position, p.position)
+        }
+        for i in 0..<batch.flowCount { note(batch.positions[i]) }
+        for letter in batch.deadLetters { note(letter.at) }
+
+        // Route flows to windows, skipping positions a window already absorbed.
+        let endField = FlowSchema.requiredField
+        var byWindow: [Int64: [Int]] = [:]
+        for i in 0..<batch.flowCount {
+            guard let end = batch.flows[i].integer(endField) else {
+                throw ShardStoreError("a flow without TimeFlowEndMs reached the store; the decoder should have sent it to the dead letters")
+            }
+            let window = floorDiv(end, options.windowMs) * options.windowMs
+            let p = batch.positions[i]
+            let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
+            if let last = try lastPosition(window: window, key: key), p.position <= last {
+                summary.skippedAsReplayed += 1
+                continue
+            }
+            byWindow[window, default: []].append(i)
+        }
+
+        // Dead letters first: if a crash follows, their replay is ignored by key.
+        let windows = byWindow.keys.sorted()
+        if !batch.deadLetters.isEmpty {
+            summary.deadLetters = try deadLetters.write(batch, receivedMs: receivedMs,
+                                                        highWater: windows.isEmpty ? highWater : nil)
+        }
+        for (n, window) in windows.enumerated() {
+            let shard = try activeShard(window: window)
+            let isLast = n == windows.count - 1
+            let rows = byWindow[window] ?? []
+            try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
+                            durable: !isLast && windows.count > 1)
+            summary.stored += rows.count
+            summary.shardsTouched += 1
+            var last = windowLast[window] ?? [:]
+            for i in rows {
+                let p = batch.positions[i]
+                let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
+                last[key] = max(last[key] ?? p.position, p.position)
+            }
+            windowLast[window] = last
+            try catalog.record(shard, relativePath: shard.id.activeRelativePath)
+        }
+        if windows.isEmpty && batch.deadLetters.isEmpty == false { return summary }
+        if windows.isEmpty {
+            // Every flow was a replay: still move the high-water mark forward.
+            _ = try deadLetters.write(IngestBatch(), receivedMs: receivedMs, highWater: highWater)
+        }
+        return summary
+    }
+
+    private func lastPosition(window: Int64, key: SourcePartition) throws -> Int64? {
+        if let known = windowLast[window] { return known[key] }
+        let loaded = try catalog.lastPositions(windowStartMs: window)
+        windowLast[window] = loaded
+        return loaded[key]
+    }
+
+    private func activeShard(window: Int64) throws -> ActiveShard {
+        if let shard = active[window] { return shard }
+        let parts = try catalog.shards().filter { $0.id.windowStartMs == window }
+        let part = (parts.map(\.id.part).max() ?? -1) + 1
+        let id = ShardID(windowStartMs: window, windowEndMs: window + options.windowMs, part: part)
+        let shard = try ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path)
+        active[window] = shard
+        return shard
+    }
+
+    // MARK: Reading
+
+    /// Where each source partition resumes: the position after the largest high-water
+    /// mark. Partitions never seen are absent (start from the consumer's reset policy).
+    public func resumePositions() throws -> [SourcePartition: Int64] {
+        var marks = try catalog.highWater()
+        for (key, value) in try deadLetters.highWater() { marks[key] = max(marks[key] ?? value, value) }
+        return marks.mapValues { $0 + 1 }
+    }
+
+    public struct ShardInfo: Sendable {
+        public let id: ShardID
+        public let state: String
+        public let path: String
+        public let rowCount: Int64
+        public let minTimeMs: Int64?
+        public let maxTimeMs: Int64?
+        public let bytesOnDisk: Int64
+    }
+
+    public func shards() throws -> [ShardInfo] {
+        try catalog.shards().map {
+            ShardInfo(id: $0.id, state: $0.state, path: $0.path, rowCount: $0.rowCount, minTimeMs: $0.minTimeMs,
+                      maxTimeMs: $0.maxTimeMs, bytesOnDisk: $0.bytesOnDisk)
+        }
+    }
+
+    /// Every flow of one shard, in the order stored.
+    public func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
+        let shard = try active[id.windowStartMs].flatMap { $0.id == id ? $0 : nil }
+            ?? ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path)
+        try shard.forEachFlow(body)
+    }
+
+    public func deadLetterCount() throws -> Int64 { try deadLetters.count() }
+
+    /// Dead letters in position order: source, partition, position, reason, payload.
+    public func forEachDeadLetter(_ body: (String, Int32, Int64, String, [UInt8]) throws -> Void) throws {
+        try deadLetters.forEach(body)
+    }
+}
