@@ -5,7 +5,7 @@ import Foundation
 /// Store-wide rather than per shard because a message that is not a flow has no event
 /// time to choose a shard by; keyed by source position, so a replayed message is
 /// stored once (`INSERT OR IGNORE`).
-final class DeadLetterStore {
+final class DeadLetterStore {  // internal: the store owns it
     static let createSQL = """
         CREATE TABLE IF NOT EXISTS dead_letters (
             source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest

@@ -15,7 +15,7 @@ struct FlowRowCodec: Sendable {
             for field in values.present where !values.nulls.contains(field) {
                 let parameter = Int32(field.index + 1)
                 if storesText[field.index] {
-                    statement.bind(parameter, utf8: values.text(field))
+                    statement.bind(parameter, borrowedUTF8: values.text(field))
                 } else {
                     statement.bind(parameter, values.integer(field))
                 }

@@ -128,6 +128,13 @@ public final class SQLiteStatement {
         sqlite3_bind_text(handle, index, pointer.assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
     }
 
+    /// Binds UTF-8 text without copying: the bytes must stay valid until the statement
+    /// is stepped and reset (the row insert loop binds and steps inside one closure).
+    @inline(__always) public func bind(_ index: Int32, borrowedUTF8 bytes: UnsafeBufferPointer<UInt8>) {
+        let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(emptyText)
+        sqlite3_bind_text(handle, index, pointer.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+    }
+
     public func bind(_ index: Int32, _ text: String) {
         var text = text
         text.withUTF8 { bind(index, utf8: $0) }

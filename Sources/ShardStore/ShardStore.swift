@@ -44,6 +44,8 @@ public final class ShardStore {
         public var skippedAsReplayed = 0
         public var deadLetters = 0
         public var shardsTouched = 0
+
+        public init() {}
     }
 
     public let directory: URL
@@ -103,17 +105,25 @@ public final class ShardStore {
         for i in 0..<batch.flowCount { note(batch.positions[i]) }
         for letter in batch.deadLetters { note(letter.at) }
 
-        // Route flows to windows, skipping positions a window already absorbed.
+        // Route flows to windows, skipping positions a window already absorbed. Keys are
+        // resolved once per (window, source, partition), not per flow.
         let endField = FlowSchema.requiredField
         var byWindow: [Int64: [Int]] = [:]
+        var thresholdWindow = Int64.min, thresholdSource = -1, thresholdPartition = Int32.min
+        var threshold: Int64? = nil
         for i in 0..<batch.flowCount {
             guard let end = batch.flows[i].integer(endField) else {
                 throw ShardStoreError("a flow without TimeFlowEndMs reached the store; the decoder should have sent it to the dead letters")
             }
             let window = floorDiv(end, options.windowMs) * options.windowMs
             let p = batch.positions[i]
-            let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
-            if let last = try lastPosition(window: window, key: key), p.position <= last {
+            if window != thresholdWindow || p.source != thresholdSource || p.partition != thresholdPartition {
+                thresholdWindow = window
+                thresholdSource = p.source
+                thresholdPartition = p.partition
+                threshold = try lastPosition(window: window, key: SourcePartition(source: batch.sources[p.source], partition: p.partition))
+            }
+            if let threshold, p.position <= threshold {
                 summary.skippedAsReplayed += 1
                 continue
             }

@@ -1,0 +1,92 @@
+public import FlowModel
+import Foundation
+
+/// Turns lines into batches of decoded flows (and dead letters), positions by line number.
+public final class FlowLineBatcher: @unchecked Sendable {  // used by one producer thread at a time
+    private let reader: LineReader
+    private let sourceName: String
+    private let batchSize: Int
+    private let decoder: FlowDecoder
+    private var lineNumber: Int64 = 0
+    private let lock = NSLock()
+    private var _linesRead: Int64 = 0
+
+    public var linesRead: Int64 { lock.withLock { _linesRead } }
+
+    public init(reader: LineReader, sourceName: String, batchSize: Int, decoder: FlowDecoder) {
+        self.reader = reader
+        self.sourceName = sourceName
+        self.batchSize = batchSize
+        self.decoder = decoder
+    }
+
+    /// Fills `batch`; returns false at the end of input.
+    public func fill(_ batch: inout IngestBatch) throws -> Bool {
+        let source = batch.sourceIndex(sourceName)
+        while batch.flowCount + batch.deadLetters.count < batchSize {
+            guard let line = try reader.nextLine() else {
+                lock.withLock { _linesRead = lineNumber }
+                return false
+            }
+            lineNumber += 1
+            if line.isEmpty { continue }
+            let position = SourcePosition(source: source, partition: 0, position: lineNumber)
+            do {
+                try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in
+                    try decoder.decode(line, into: &flow)
+                }
+            } catch {
+                batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset,
+                                                  payload: Array(line)))
+            }
+        }
+        lock.withLock { _linesRead = lineNumber }
+        return true
+    }
+}
+
+/// Reads lines from a file or stdin through a large buffer, without a String per line.
+public final class LineReader: @unchecked Sendable {  // one reader thread at a time
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+
+    public init(path: String?) throws {
+        if let path {
+            guard let h = FileHandle(forReadingAtPath: path) else {
+                throw ShardStoreError("cannot read \(path): check that the file exists and is readable")
+            }
+            handle = h
+        } else {
+            handle = FileHandle.standardInput
+        }
+    }
+
+    /// The next line without its newline; nil at the end of input.
+    public func nextLine() throws -> ArraySlice<UInt8>? {
+        while true {
+            let found: Int? = buffer.withUnsafeBufferPointer { all in
+                guard start < all.count, let base = all.baseAddress,
+                      let hit = memchr(base + start, Int32(UInt8(ascii: "\n")), all.count - start) else { return nil }
+                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            }
+            if let newline = found {
+                let line = buffer[start..<newline]
+                start = newline + 1
+                return line
+            }
+            if eof {
+                guard start < buffer.count else { return nil }
+                let line = buffer[start...]
+                start = buffer.count
+                return line
+            }
+            buffer.removeFirst(start)
+            start = 0
+            let chunk = try handle.read(upToCount: 4 << 20) ?? Data()
+            if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
+        }
+    }
+}
+

@@ -1,0 +1,99 @@
+import ArgumentParser
+import FlowModel
+import Foundation
+import ShardStore
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Store NetObserv flows from JSON-lines files (or stdin) in the data directory.",
+        discussion: """
+        Each line is one flow record, as NetObserv's Kafka exporter writes it. Lines that are not flows are kept in the dead-letter table with the reason.
+
+        Ingest is exactly once per file and line: running it again on the same file adds nothing, and an interrupted run can simply be restarted. A file is identified by its name (use --source to name stdin or to treat a renamed file as the same source).
+
+        Examples:
+          flowrec ingest flows.jsonl --data ./data
+          flowrec generate --flows 100000 | flowrec ingest - --source generated-1
+        """)
+
+    @Argument(help: "JSON-lines files to ingest; '-' reads stdin.")
+    var files: [String]
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    @Option(help: "Shard window: 1m to 1d (e.g. 5m, 1h).")
+    var window: DurationArgument = DurationArgument(argument: "1h")!
+
+    @Option(help: "Source name to record positions under (default: file:<file name>, or file:stdin).")
+    var source: String?
+
+    @Option(help: "Flows per batch (one transaction per shard per batch).")
+    var batchSize = 20_000
+
+    @Option(help: "Largest accepted line in bytes; longer lines become dead letters.")
+    var maxLineBytes = 1 << 20
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one file, or - for stdin") }
+        if source != nil && files.count > 1 { throw ValidationError("--source names one input; ingest one file at a time with it") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func run() throws {
+        let store = try ShardStore(directory: data, options: .init(windowMs: Int64(window.seconds * 1000)))
+        let started = Date()
+        var total = ShardStore.AppendSummary()
+        var lines: Int64 = 0
+        var shards = Set<String>()
+        let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+        for file in files {
+            let name = source ?? "file:" + (file == "-" ? "stdin" : (file as NSString).lastPathComponent)
+            // Reading and decoding run on a second thread while this one writes shards.
+            let reader = FlowLineBatcher(
+                reader: try LineReader(path: file == "-" ? nil : file), sourceName: name, batchSize: batchSize,
+                decoder: FlowDecoder(limits: .init(maxMessageBytes: maxLineBytes)))
+            try BatchPipeline().run(produce: { batch in try reader.fill(&batch) }, consume: { batch in
+                let summary = try store.append(batch)
+                total.stored += summary.stored
+                total.skippedAsReplayed += summary.skippedAsReplayed
+                total.deadLetters += summary.deadLetters
+                lines = reader.linesRead
+                progress.update(lines: lines, stored: total.stored, since: started)
+            })
+            lines = reader.linesRead
+        }
+        for shard in try store.shards() { shards.insert(shard.id.description) }
+        progress.finish()
+        let elapsed = Date().timeIntervalSince(started)
+        print("""
+            lines read:        \(lines)
+            flows stored:      \(total.stored)
+            already stored:    \(total.skippedAsReplayed) (replayed lines skipped)
+            dead letters:      \(total.deadLetters)
+            shards in store:   \(shards.count)
+            elapsed:           \(String(format: "%.2f", elapsed)) s
+            rate:              \(Int(Double(lines) / max(elapsed, 0.001))) lines/s
+            """)
+    }
+}
+
+/// One status line on stderr while working, when stderr is a terminal.
+final class Progress {
+    let enabled: Bool
+    private var lastDraw = Date.distantPast
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(lines: Int64, stored: Int, since start: Date) {
+        guard enabled, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+        lastDraw = Date()
+        let rate = Double(lines) / max(Date().timeIntervalSince(start), 0.001)
+        FileHandle.standardError.write(Data("\r\(lines) lines, \(stored) flows stored, \(Int(rate)) lines/s   ".utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,200 @@
+import FlowGenerator
+import FlowModel
+import FlowrecTesting
+import Foundation
+import ShardStore
+import Testing
+
+/// A fresh data directory per test, removed afterwards.
+final class TemporaryDirectory {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "flowrec-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50, features: Set<GeneratorOptions.Feature>? = nil) -> [[UInt8]] {
+    var options = GeneratorOptions()
+    options.seed = seed
+    options.flowsPerSecond = rate
+    if let features { options.features = features }
+    var generator = FlowGenerator(options: options)
+    return (0..<count).map { _ in
+        var line: [UInt8] = []
+        generator.nextRecord(into: &line)
+        return line
+    }
+}
+
+/// Decodes lines into a batch the way ingest does: position = line number.
+func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine: Int64) -> IngestBatch {
+    var batch = IngestBatch()
+    let src = batch.sourceIndex(source)
+    let decoder = FlowDecoder()
+    for (i, line) in lines.enumerated() {
+        let position = SourcePosition(source: src, partition: 0, position: firstLine + Int64(i))
+        do {
+            try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in try decoder.decode(line, into: &flow) }
+        } catch {
+            batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset, payload: line))
+        }
+    }
+    return batch
+}
+
+func storedFlows(_ store: ShardStore) throws -> [String] {
+    var out: [String] = []
+    let encoder = FlowEncoder()
+    for shard in try store.shards() {
+        try store.forEachFlow(in: shard.id) { out.append(encoder.encode($0)) }
+    }
+    return out
+}
+
+@Suite struct ShardStoreTests {
+    @Test func flowsComeBackEqualToTheInput() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(5000, features: Set(GeneratorOptions.Feature.allCases))
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+        let summary = try store.append(batch(lines[...], firstLine: 1))
+        #expect(summary.stored == 5000)
+        #expect(summary.shardsTouched > 1, "50 flows/s over 100 s of event time spans several 1-minute windows")
+        let stored = try storedFlows(store)
+        let input = lines.map { String(decoding: $0, as: UTF8.self) }
+        #expect(stored.count == input.count)
+        #expect(Set(stored) == Set(input), "every stored flow re-encodes to its input line")
+    }
+
+    @Test func sharedCorpusSurvivesStorage() throws {
+        guard let shared = try TestEnvironment.sharedCorpusLines() else { return }
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        try store.append(batch(shared[...], firstLine: 1))
+        let stored = Set(try storedFlows(store))
+        #expect(stored == Set(shared.map { String(decoding: $0, as: UTF8.self) }))
+    }
+
+    @Test func edgeCasesSurviveStorage() throws {
+        let lines = [
+            #"{"Flags":null,"Proto":6,"TimeFlowEndMs":1767225600000}"#,
+            #"{"FlowDirection":"1","IfDirections":["1","0"],"TimeFlowEndMs":1767225600001}"#,
+            #"{"AAA":{"x":[1,{"y":null}]},"SrcK8S_Name":"","TimeFlowEndMs":1767225600002,"zzz":true}"#,
+            #"{"Bytes":9223372036854775807,"SrcK8S_Name":"café-日本-🚀 \u003c","TimeFlowEndMs":1767225600003}"#,
+        ].map { Array($0.utf8) }
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        try store.append(batch(lines[...], firstLine: 1))
+        #expect(Set(try storedFlows(store)) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
+    }
+
+    @Test func replayingTheSameBatchStoresNothingTwice() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(3000)
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+        try store.append(batch(lines[...], firstLine: 1))
+        let again = try store.append(batch(lines[...], firstLine: 1))
+        #expect(again.stored == 0)
+        #expect(again.skippedAsReplayed == 3000)
+        #expect(try storedFlows(store).count == 3000)
+    }
+
+    @Test func overlappingReplayAfterReopenStoresOnlyTheNewPart() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(4000)
+        do {
+            let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+            try store.append(batch(lines[0..<2500], firstLine: 1))
+        }
+        let reopened = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+        #expect(try reopened.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 2501)
+        // A consumer that restarted from an older offset replays lines 2001... again.
+        let summary = try reopened.append(batch(lines[2000...], firstLine: 2001))
+        #expect(summary.skippedAsReplayed == 500)
+        #expect(summary.stored == 1500)
+        #expect(try storedFlows(reopened).count == 4000)
+        #expect(try reopened.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 4001)
+    }
+
+    @Test func aCrashBetweenShardCommitsIsRepairedByReplay() throws {
+        // Simulate the crash: a batch spanning two windows where only the first window's
+        // commit happened. Equivalent state: store the first window's flows alone, without
+        // advancing the high-water mark past the batch (positions of the first window only).
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(2000)
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+        let full = batch(lines[...], firstLine: 1)
+        let end = FlowSchema.requiredField
+        let firstWindow = (full.flows[0].integer(end) ?? 0) / 60_000
+        let firstWindowLines = lines.enumerated().filter { (i, _) in (full.flows[i].integer(end) ?? 0) / 60_000 == firstWindow }
+        var partial = IngestBatch()
+        let src = partial.sourceIndex("file:test")
+        for (i, line) in firstWindowLines {
+            partial.append(try FlowDecoder().decode(line), at: SourcePosition(source: src, partition: 0, position: Int64(i + 1)))
+        }
+        try store.append(partial)
+        // The restart replays the whole batch.
+        let summary = try store.append(full)
+        #expect(summary.skippedAsReplayed == firstWindowLines.count)
+        #expect(try storedFlows(store).count == 2000)
+    }
+
+    @Test func deadLettersAreStoredOnceWithTheirReason() throws {
+        let dir = TemporaryDirectory()
+        var lines = generatedLines(100)
+        lines[10] = Array("{not json".utf8)
+        lines[20] = [0xFF, 0xFE]
+        lines[30] = Array(#"{"Bytes":1}"#.utf8)
+        let store = try ShardStore(directory: dir.path)
+        let first = try store.append(batch(lines[...], firstLine: 1))
+        #expect(first.stored == 97)
+        #expect(first.deadLetters == 3)
+        let again = try store.append(batch(lines[...], firstLine: 1))
+        #expect(again.deadLetters == 0)
+        #expect(try store.deadLetterCount() == 3)
+        var reasons: [Int64: String] = [:]
+        try store.forEachDeadLetter { _, _, position, reason, _ in reasons[position] = reason }
+        #expect(reasons[31]?.contains("TimeFlowEndMs") == true)
+        #expect(reasons[11]?.contains("invalid JSON") == true)
+        #expect(reasons.count == 3)
+    }
+
+    @Test func resumePositionsCoverBatchesOfOnlyDeadLetters() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        try store.append(batch([Array("garbage".utf8)][...], source: "flows-export", firstLine: 41))
+        #expect(try store.resumePositions()[SourcePartition(source: "flows-export", partition: 0)] == 42)
+    }
+
+    @Test func windowsAndPartsAreNamedByTime() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        try store.append(batch([Array(#"{"TimeFlowEndMs":1767229199999}"#.utf8), Array(#"{"TimeFlowEndMs":1767229200000}"#.utf8)][...], firstLine: 1))
+        let ids = try store.shards().map(\.id.description)
+        #expect(ids == ["20260101T0000Z_20260101T0100Z.0", "20260101T0100Z_20260101T0200Z.0"])
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/shards/2026/01/01/20260101T0000Z_20260101T0100Z.0.sqlite"))
+    }
+
+    @Test func badWindowIsRejectedWithAFix() {
+        #expect(throws: ShardStoreError.self) { try ShardStore(directory: "/tmp/x", options: .init(windowMs: 7 * 60_000)) }
+    }
+
+    @Test func aStoredShardOpensInTheSqlite3Shell() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        try store.append(batch(generatedLines(500)[...], firstLine: 1))
+        let shard = try #require(try store.shards().first)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        process.arguments = [dir.path + "/" + shard.path,
+                             "SELECT count(*), count(DISTINCT SrcK8S_Namespace) > 1, typeof(Bytes) FROM flows"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.trimmingCharacters(in: .whitespacesAndNewlines) == "\(shard.rowCount)|1|integer")
+    }
+}
+

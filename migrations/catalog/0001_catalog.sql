@@ -1,0 +1,31 @@
+-- flowrec catalog, migration 0001.
+-- One row per shard file: active (being written), sealed (compressed, immutable)
+-- or quarantined (failed verification, moved aside).
+CREATE TABLE shards (
+    id TEXT PRIMARY KEY,             -- <window start>_<window end>.<part>
+    window_start_ms INTEGER NOT NULL,
+    window_end_ms INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'sealed', 'quarantined')),
+    path TEXT NOT NULL,              -- relative to the data directory
+    row_count INTEGER NOT NULL DEFAULT 0,
+    dead_letter_count INTEGER NOT NULL DEFAULT 0,
+    min_time_ms INTEGER,             -- smallest TimeFlowEndMs stored
+    max_time_ms INTEGER,             -- largest TimeFlowEndMs stored
+    bytes_on_disk INTEGER NOT NULL DEFAULT 0,
+    checksum TEXT,
+    created_ms INTEGER NOT NULL,
+    sealed_ms INTEGER
+);
+CREATE INDEX shards_by_window ON shards (window_start_ms, part);
+
+-- Copy of each shard's positions table, for deduplication across parts.
+CREATE TABLE shard_positions (
+    shard_id TEXT NOT NULL REFERENCES shards (id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    first_position INTEGER,
+    last_position INTEGER,
+    high_water INTEGER NOT NULL,
+    PRIMARY KEY (shard_id, source, partition)
+) WITHOUT ROWID;
