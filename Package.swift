@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec-bench",
             dependencies: [
-                "FlowModel", "FlowGenerator",
+                "FlowModel", "FlowGenerator", "ShardStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),

@@ -61,12 +61,15 @@ public struct FlowDecoder: Sendable {
     }
 
     /// Decodes a message held in any contiguous byte collection (`[UInt8]`, `Data`, ...).
+    /// Inlinable so callers in other modules get a specialized copy, not generic dispatch.
+    @inlinable
     public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(FlowDecodingError) -> Flow {
         var flow = Flow()
         try decode(bytes, into: &flow)
         return flow
     }
 
+    @inlinable
     public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, into flow: inout Flow) throws(FlowDecodingError) {
         let result: Result<Void, FlowDecodingError>? = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(FlowDecodingError) in try decode(UnsafeRawBufferPointer(buffer), into: &flow) }
