@@ -32,7 +32,10 @@ final class ActiveShard {
     private let db: SQLiteDatabase
     private let insertFlow: SQLiteStatement
     private let upsertPosition: SQLiteStatement
+    private let insertString: SQLiteStatement
     private let codec = FlowRowCodec()
+    /// The shard's strings, mirrored in memory so rows can be written as ids.
+    private var dictionary = StringDictionary()
     private(set) var positions: [SourcePartition: PositionRange] = [:]
     private(set) var rowCount: Int64 = 0
     private(set) var minTimeMs: Int64?
@@ -69,6 +72,7 @@ final class ActiveShard {
             }
         }
         insertFlow = try db.prepare(ShardSchema.insertFlowSQL)
+        insertString = try db.prepare(ShardSchema.insertStringSQL)
         upsertPosition = try db.prepare("""
             INSERT INTO positions (source, partition, first_position, last_position, high_water)
             VALUES (?1, ?2, ?3, ?4, ?5)
@@ -88,7 +92,12 @@ final class ActiveShard {
                                            last: rows.isNull(3) ? nil : rows.integer(3),
                                            highWater: rows.isNull(4) ? nil : rows.integer(4))
         }
-        let stats = try db.prepare("SELECT count(*), min(TimeFlowEndMs), max(TimeFlowEndMs) FROM flows")
+        let strings = try db.prepare("SELECT id, value FROM strings ORDER BY id")
+        while try strings.step() {
+            let id = Int32(strings.integer(0))
+            _ = strings.withText(1) { dictionary.restore(id: id, $0) }
+        }
+        let stats = try db.prepare("SELECT count(*), min(TimeFlowEndMs), max(TimeFlowEndMs) FROM flow_rows")
         if try stats.step() {
             rowCount = stats.integer(0)
             minTimeMs = stats.isNull(1) ? nil : stats.integer(1)
@@ -102,25 +111,36 @@ final class ActiveShard {
                durable: Bool) throws(SQLiteError) {
         if durable { try db.execute("PRAGMA synchronous=FULL") }
         defer { if durable { try? db.execute("PRAGMA synchronous=NORMAL") } }
-        var absorbed: [SourcePartition: (Int64, Int64)] = [:]
+        // Absorbed position ranges by (batch source index, partition): a batch has few
+        // partitions, so a linear scan beats hashing a String key per flow.
+        var absorbedKeys: [(source: Int, partition: Int32)] = []
+        var absorbedRanges: [(Int64, Int64)] = []
         var minTime = minTimeMs, maxTime = maxTimeMs
         let endField = FlowSchema.requiredField
-        try db.transaction { () throws(SQLiteError) in
+        let stringsBefore = dictionary.count
+        var absorbedByKey: [SourcePartition: (Int64, Int64)] = [:]
+        do {
+          try db.transaction { () throws(SQLiteError) in
             for i in flows {
                 let flow = batch.flows[i]
-                try codec.insert(flow, with: insertFlow)
+                try codec.insert(flow, with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 let p = batch.positions[i]
-                let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
-                if let range = absorbed[key] {
-                    absorbed[key] = (min(range.0, p.position), max(range.1, p.position))
+                if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
+                    absorbedRanges[k] = (min(absorbedRanges[k].0, p.position), max(absorbedRanges[k].1, p.position))
                 } else {
-                    absorbed[key] = (p.position, p.position)
+                    absorbedKeys.append((p.source, p.partition))
+                    absorbedRanges.append((p.position, p.position))
                 }
                 if let t = flow.integer(endField) {
                     minTime = min(minTime ?? t, t)
                     maxTime = max(maxTime ?? t, t)
                 }
             }
+            var absorbed: [SourcePartition: (Int64, Int64)] = [:]
+            for (k, key) in absorbedKeys.enumerated() {
+                absorbed[SourcePartition(source: batch.sources[key.source], partition: key.partition)] = absorbedRanges[k]
+            }
+            absorbedByKey = absorbed
             var keys = Set(absorbed.keys)
             if let highWater { keys.formUnion(highWater.keys) }
             for key in keys {
@@ -138,12 +158,17 @@ final class ActiveShard {
                 upsertPosition.reset()
                 upsertPosition.clearBindings()
             }
+          }
+        } catch {
+            // The strings added in memory were rolled back on disk: forget them too.
+            dictionary.truncate(toCount: stringsBefore)
+            throw error
         }
         // Committed: bring the in-memory view in line.
         rowCount += Int64(flows.count)
         minTimeMs = minTime
         maxTimeMs = maxTime
-        for (key, range) in absorbed {
+        for (key, range) in absorbedByKey {
             var p = positions[key] ?? PositionRange()
             p.first = min(p.first ?? range.0, range.0)
             p.last = max(p.last ?? range.1, range.1)
@@ -158,10 +183,10 @@ final class ActiveShard {
 
     /// Every stored flow, in insertion order, for read-back and export.
     func forEachFlow(_ body: (Flow) throws -> Void) throws {
-        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flows ORDER BY rowid")
+        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
         var flow = Flow()
         while try select.step() {
-            codec.read(select, into: &flow)
+            codec.read(select, dictionary: dictionary, into: &flow)
             try body(flow)
         }
     }

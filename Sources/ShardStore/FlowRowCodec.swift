@@ -1,21 +1,33 @@
 import FlowModel
 
-/// Moves flows in and out of a shard's `flows` table: one column per field, plus the
-/// bookkeeping columns that make the stored row give back the exact JSON.
+/// Moves flows in and out of a shard's `flow_rows` table: one integer column per field
+/// (string and array fields as ids into the shard's `strings`), plus the bookkeeping
+/// columns that make the stored row give back the exact JSON.
 struct FlowRowCodec: Sendable {
     /// Field kinds by id, copied once: the bind loop runs for every field of every row.
     private let storesText: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
     private let names: [String] = FlowSchema.fields.map(\.name)
 
-    /// Binds `flow` to a prepared `ShardSchema.insertFlowSQL` and runs it.
-    func insert(_ flow: Flow, with statement: SQLiteStatement) throws(SQLiteError) {
+    /// Binds `flow` to a prepared `ShardSchema.insertFlowSQL` and runs it. Strings not
+    /// yet in `dictionary` are added to it and to the shard (`insertString`) first.
+    func insert(_ flow: Flow, with statement: SQLiteStatement, dictionary: inout StringDictionary,
+                insertString: SQLiteStatement) throws(SQLiteError) {
         statement.clearBindings()
         defer { statement.reset() }
         let result: Result<Void, SQLiteError> = flow.withValues { values in
             for field in values.present where !values.nulls.contains(field) {
                 let parameter = Int32(field.index + 1)
                 if storesText[field.index] {
-                    statement.bind(parameter, borrowedUTF8: values.text(field))
+                    let text = values.text(field)
+                    let (id, isNew) = dictionary.id(for: text)
+                    if isNew {
+                        insertString.bind(1, Int64(id))
+                        insertString.bind(2, borrowedUTF8: text)
+                        let stored = Result { () throws(SQLiteError) in _ = try insertString.step() }
+                        insertString.reset()
+                        if case .failure = stored { return stored }
+                    }
+                    statement.bind(parameter, Int64(id))
                 } else {
                     statement.bind(parameter, values.integer(field))
                 }
@@ -25,7 +37,7 @@ struct FlowRowCodec: Sendable {
                 statement.bind(ShardSchema.quotedParameter, joinedNames(values.numericStrings))
             }
             if let extras = flow.extrasJSON { statement.bind(ShardSchema.extrasParameter, extras) }
-            return Result { () throws(SQLiteError) in try statement.step() }
+            return Result { () throws(SQLiteError) in _ = try statement.step() }
         }
         try result.get()
     }
@@ -34,15 +46,15 @@ struct FlowRowCodec: Sendable {
         set.map { names[$0.index] }.joined(separator: ",")
     }
 
-    /// Reads the current row of a `SELECT <all flow columns>` into `flow`.
-    func read(_ statement: SQLiteStatement, into flow: inout Flow) {
+    /// Reads the current row of a `SELECT <selectColumns> FROM flow_rows` into `flow`.
+    func read(_ statement: SQLiteStatement, dictionary: StringDictionary, into flow: inout Flow) {
         flow.removeAll()
         for (index, text) in storesText.enumerated() {
             let column = Int32(index)
             if statement.isNull(column) { continue }
             let field = FieldID(rawValue: UInt8(index))
             if text {
-                _ = statement.withText(column) { flow.set(field, utf8: $0) }
+                dictionary.withBytes(of: Int32(statement.integer(column))) { flow.set(field, utf8: $0) }
             } else {
                 flow.set(field, integer: statement.integer(column))
             }
@@ -58,6 +70,5 @@ struct FlowRowCodec: Sendable {
     }
 
     /// The column list that `read` expects.
-    static let selectColumns: String = (FlowSchema.fields.map { "\"\($0.name)\"" }
-        + ShardSchema.bookkeepingColumns.map { "\"\($0.name)\"" }).joined(separator: ", ")
+    static let selectColumns: String = ShardSchema.allColumns.joined(separator: ", ")
 }

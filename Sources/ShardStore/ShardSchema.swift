@@ -31,15 +31,36 @@ public enum ShardSchema {
             "-- Generated from FlowSchema.fields (Sources/FlowModel/FlowSchema.swift) by",
             "-- `flowrec schema --write-migrations`; edit the field list, not this file.",
             "",
-            "-- One row per flow; columns carry NetObserv's own field names. Absent fields are NULL.",
-            "CREATE TABLE flows (",
+            "-- Every distinct string value of the shard (names, addresses, labels, and the JSON",
+            "-- text of array fields), stored once; rows refer to them by id.",
+            "CREATE TABLE strings (",
+            "    id INTEGER PRIMARY KEY,",
+            "    value TEXT NOT NULL",
+            ");",
+            "",
+            "-- One row per flow, integers only: integer fields hold their value, string and",
+            "-- array fields the id of their text in `strings`. Absent fields are NULL.",
+            "CREATE TABLE flow_rows (",
         ]
         var columns = FlowSchema.fields.map { spec in
-            "    \"\(spec.name)\" \(sqlType(spec.kind))"
+            "    \"\(spec.name)\" INTEGER\(spec.kind.isTextStored ? "  -- strings.id" : "")"
         }
-        columns += bookkeepingColumns.map { "    \"\($0.name)\" TEXT" }
-        lines.append(columns.joined(separator: ",\n"))
+        columns += bookkeepingColumns.map { "    \"\($0.name)\" TEXT  -- \($0.comment)" }
+        lines.append(commaSeparated(columns))
         lines.append(");")
+        lines += [
+            "",
+            "-- The flows with NetObserv's own field names and values, for sqlite3, DuckDB, pandas.",
+            "CREATE VIEW flows AS SELECT",
+        ]
+        var viewColumns = FlowSchema.fields.map { spec in
+            spec.kind.isTextStored
+                ? "    (SELECT value FROM strings WHERE id = r.\"\(spec.name)\") AS \"\(spec.name)\""
+                : "    r.\"\(spec.name)\" AS \"\(spec.name)\""
+        }
+        viewColumns += bookkeepingColumns.map { "    r.\"\($0.name)\" AS \"\($0.name)\"" }
+        lines.append(viewColumns.joined(separator: ",\n"))
+        lines.append("FROM flow_rows AS r;")
         lines += [
             "",
             "-- Per source partition: the positions this shard absorbed, and (when this shard",
@@ -67,10 +88,26 @@ public enum ShardSchema {
 
     /// The INSERT for one flow: every field column, then the bookkeeping columns.
     static let insertFlowSQL: String = {
-        let names = FlowSchema.fields.map { "\"\($0.name)\"" } + bookkeepingColumns.map { "\"\($0.name)\"" }
-        let params = (1...names.count).map { "?\($0)" }
-        return "INSERT INTO flows (\(names.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
+        let params = (1...allColumns.count).map { "?\($0)" }
+        return "INSERT INTO flow_rows (\(allColumns.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
     }()
+
+    static let insertStringSQL = "INSERT INTO strings (id, value) VALUES (?1, ?2)"
+
+    /// Quoted column names of `flow_rows`, in order.
+    static let allColumns: [String] = FlowSchema.fields.map { "\"\($0.name)\"" }
+        + bookkeepingColumns.map { "\"\($0.name)\"" }
+
+    /// Joins column definitions with commas placed before any trailing `--` comment.
+    private static func commaSeparated(_ columns: [String]) -> String {
+        columns.enumerated().map { i, column in
+            guard i < columns.count - 1 else { return column }
+            if let comment = column.range(of: "  --") {
+                return column[..<comment.lowerBound] + "," + column[comment.lowerBound...]
+            }
+            return column + ","
+        }.joined(separator: "\n")
+    }
 
     /// Parameter (1-based) of the bookkeeping columns in `insertFlowSQL`.
     static var nullsParameter: Int32 { Int32(FlowSchema.count + 1) }
