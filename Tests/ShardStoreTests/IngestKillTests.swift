@@ -1,0 +1,63 @@
+import FlowGenerator
+import FlowModel
+import FlowrecTesting
+import Foundation
+import ShardStore
+import Testing
+
+/// `flowrec ingest` killed with SIGKILL at random moments and restarted each time ends
+/// with every line stored exactly once.
+@Suite(.serialized) struct IngestKillTests {
+    @Test func killedAndRestartedIngestStoresEachFlowOnce() throws {
+        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
+        guard FileManager.default.isExecutableFile(atPath: flowrec.path) else {
+            Issue.record("\(flowrec.path) is missing: run `swift build` first (scripts/test does)")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let input = dir.path + "/flows.jsonl"
+        let lines = generatedLines(150_000, seed: 11, rate: 200)
+        var text = Data()
+        for line in lines { text.append(contentsOf: line); text.append(UInt8(ascii: "\n")) }
+        try text.write(to: URL(fileURLWithPath: input))
+        let data = dir.path + "/data"
+        let args = ["ingest", input, "--data", data, "--window", "5m", "--batch-size", "2000"]
+
+        var random = SeededRandom(seed: 5)
+        var kills = 0
+        for _ in 0..<20 {
+            let process = try run(flowrec, args)
+            // Let it get somewhere: start-up, then a random moment inside the ingest.
+            usleep(UInt32(150_000 + random.below(900_000)))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            process.waitUntilExit()
+        }
+        let final = try run(flowrec, args)
+        final.waitUntilExit()
+        #expect(final.terminationStatus == 0)
+        #expect(kills >= 10, "the ingest should have been killed mid-way most of the time (it was \(kills) times)")
+
+        let store = try ShardStore(directory: data, options: .init(windowMs: 300_000))
+        var stored: [String] = []
+        let encoder = FlowEncoder()
+        for shard in try store.shards() {
+            try store.forEachFlow(in: shard.id) { stored.append(encoder.encode($0)) }
+        }
+        #expect(stored.count == lines.count, "exactly one row per line")
+        let same = stored.sorted() == lines.map { String(decoding: $0, as: UTF8.self) }.sorted()
+        #expect(same, "the stored flows are the input lines, each once")
+    }
+
+    private func run(_ executable: URL, _ args: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+}
