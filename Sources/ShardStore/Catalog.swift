@@ -68,6 +68,18 @@ final class Catalog {
         }
     }
 
+    func markSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64) throws(SQLiteError) {
+        let update = try db.prepare("""
+            UPDATE shards SET state = 'sealed', path = ?2, bytes_on_disk = ?3, checksum = ?4, sealed_ms = ?5 WHERE id = ?1
+            """)
+        update.bind(1, id.description)
+        update.bind(2, relativePath)
+        update.bind(3, bytes)
+        update.bind(4, String(checksum, radix: 16))
+        update.bind(5, Int64(Date().timeIntervalSince1970 * 1000))
+        try update.step()
+    }
+
     struct ShardRow: Sendable {
         let id: ShardID
         let state: String

@@ -27,8 +27,19 @@ public final class ShardStore {
     public struct Options: Sendable {
         /// Width of a shard's time window, 1 minute to 1 day.
         public var windowMs: Int64 = 3_600_000
+        /// How long after its end a window stays open for late flows before sealing.
+        public var graceMs: Int64 = 120_000
+        /// zstd level used when sealing; 3 keeps up with ingest, compaction goes higher.
+        public var sealLevel: Int32 = 3
+        /// Uncompressed bytes per zstd frame of a sealed shard (the unit a reader decompresses).
+        public var frameSize: Int = 1 << 20
 
-        public init(windowMs: Int64 = 3_600_000) { self.windowMs = windowMs }
+        public init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20) {
+            self.windowMs = windowMs
+            self.graceMs = graceMs
+            self.sealLevel = sealLevel
+            self.frameSize = frameSize
+        }
 
         public func validate() throws(ShardStoreError) {
             guard (60_000...86_400_000).contains(windowMs), 86_400_000 % windowMs == 0 else {
@@ -55,6 +66,8 @@ public final class ShardStore {
     private var active: [Int64: ActiveShard] = [:]
     /// Per window: the highest position absorbed per source partition over all parts.
     private var windowLast: [Int64: [SourcePartition: Int64]] = [:]
+    /// The newest `TimeFlowEndMs` stored: event time, which decides when windows close.
+    public private(set) var watermarkMs: Int64 = .min
 
     public init(directory: String, options: Options = Options()) throws {
         try options.validate()
@@ -76,16 +89,83 @@ public final class ShardStore {
     private func reopenActiveShards() throws {
         let shardsDir = directory.appendingPathComponent("shards")
         guard let files = FileManager.default.enumerator(atPath: shardsDir.path) else { return }
-        for case let relative as String in files where relative.hasSuffix(".sqlite") {
+        var activeFiles: [String] = []
+        for case let relative as String in files {
+            let full = shardsDir.appendingPathComponent(relative).path
+            if relative.hasSuffix(".tmp") {
+                // An interrupted seal: the active shard is still complete; redo it later.
+                try? FileManager.default.removeItem(atPath: full)
+            } else if relative.hasSuffix(".sqlite") {
+                activeFiles.append(relative)
+            }
+        }
+        for relative in activeFiles {
+            let full = shardsDir.appendingPathComponent(relative).path
+            if FileManager.default.fileExists(atPath: full + ".zst") {
+                // Crashed after the sealed file was verified and renamed: it wins.
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: full + suffix) }
+                continue
+            }
             let name = (relative as NSString).lastPathComponent.dropLast(".sqlite".count)
             guard let id = ShardID(String(name)), id.windowEndMs - id.windowStartMs == options.windowMs else {
                 throw ShardStoreError("shards/\(relative) does not belong to a store with \(options.windowMs / 60000)-minute windows: open the store with the window it was written with")
             }
-            let shard = try ActiveShard(id: id, path: shardsDir.appendingPathComponent(relative).path)
+            let shard = try ActiveShard(id: id, path: full)
             if let existing = active[id.windowStartMs], existing.id.part > id.part { continue }
             active[id.windowStartMs] = shard
             try catalog.record(shard, relativePath: id.activeRelativePath)
+            watermarkMs = max(watermarkMs, shard.maxTimeMs ?? .min)
         }
+        // Shards the catalog lists as active whose sealed file exists: finish the bookkeeping.
+        for row in try catalog.shards() where row.state == "active" && active[row.id.windowStartMs]?.id != row.id {
+            let sealed = directory.appendingPathComponent(row.id.sealedRelativePath).path
+            if FileManager.default.fileExists(atPath: sealed) {
+                try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: 0)
+            }
+        }
+        for row in try catalog.shards() { watermarkMs = max(watermarkMs, row.maxTimeMs ?? .min) }
+    }
+
+    // MARK: Sealing
+
+    public struct SealSummary: Sendable {
+        public let id: ShardID
+        public let rows: Int64
+        public let compactBytes: Int64
+        public let sealedBytes: Int64
+        public let seconds: Double
+    }
+
+    /// Seals every active shard whose window ended at least the grace period before the
+    /// watermark (the newest flow time seen), or before `watermarkMs` when given.
+    @discardableResult
+    public func sealClosedWindows(watermarkMs: Int64? = nil) throws -> [SealSummary] {
+        let mark = watermarkMs ?? self.watermarkMs
+        guard mark > .min else { return [] }
+        var results: [SealSummary] = []
+        for window in active.keys.sorted() {
+            guard let shard = active[window], shard.id.windowEndMs + options.graceMs <= mark else { continue }
+            results.append(try seal(shard))
+        }
+        return results
+    }
+
+    private func seal(_ shard: ActiveShard) throws -> SealSummary {
+        let started = Date()
+        let id = shard.id
+        active[id.windowStartMs] = nil
+        try catalog.record(shard, relativePath: id.activeRelativePath)
+        let sealer = ShardSealer(level: options.sealLevel, frameSize: options.frameSize)
+        let result: ShardSealer.Result
+        do {
+            result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
+        } catch {
+            active[id.windowStartMs] = shard  // still complete and writable
+            throw error
+        }
+        try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum)
+        return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
+                           seconds: Date().timeIntervalSince(started))
     }
 
     // MARK: Writing
@@ -116,6 +196,7 @@ public final class ShardStore {
                 throw ShardStoreError("a flow without TimeFlowEndMs reached the store; the decoder should have sent it to the dead letters")
             }
             let window = floorDiv(end, options.windowMs) * options.windowMs
+            if end > watermarkMs { watermarkMs = end }
             let p = batch.positions[i]
             if window != thresholdWindow || p.source != thresholdSource || p.partition != thresholdPartition {
                 thresholdWindow = window
@@ -205,11 +286,22 @@ public final class ShardStore {
         }
     }
 
-    /// Every flow of one shard, in the order stored.
+    /// Every flow of one shard, in the order stored. A sealed shard is decompressed to a
+    /// temporary file first (reading frames in place comes with the sealed-shard reader).
     public func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
-        let shard = try active[id.windowStartMs].flatMap { $0.id == id ? $0 : nil }
-            ?? ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path)
-        try shard.forEachFlow(body)
+        if let shard = active[id.windowStartMs], shard.id == id {
+            try shard.forEachFlow(body)
+            return
+        }
+        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
+        if FileManager.default.fileExists(atPath: sealed) {
+            let temporary = NSTemporaryDirectory() + "flowrec-read-\(UUID().uuidString).sqlite"
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: temporary + suffix) } }
+            try SeekableZstd.decompress(source: sealed, destination: temporary)
+            try ActiveShard(id: id, path: temporary).forEachFlow(body)
+            return
+        }
+        try ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path).forEachFlow(body)
     }
 
     public func deadLetterCount() throws -> Int64 { try deadLetters.count() }

@@ -35,6 +35,15 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Largest accepted line in bytes; longer lines become dead letters.")
     var maxLineBytes = 1 << 20
 
+    @Flag(help: "At the end, seal every window that closed (ended more than the grace period before the newest flow).")
+    var sealNow = false
+
+    @Option(help: "Grace period after a window's end before it is sealed.")
+    var grace: DurationArgument = DurationArgument(argument: "2m")!
+
+    @Option(help: "zstd level for sealing (1-19).")
+    var sealLevel: Int32 = 3
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one file, or - for stdin") }
         if source != nil && files.count > 1 { throw ValidationError("--source names one input; ingest one file at a time with it") }
@@ -42,7 +51,8 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try ShardStore(directory: data, options: .init(windowMs: Int64(window.seconds * 1000)))
+        let store = try ShardStore(directory: data, options: .init(
+            windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel))
         let started = Date()
         var total = ShardStore.AppendSummary()
         var lines: Int64 = 0
@@ -64,6 +74,8 @@ struct IngestCommand: ParsableCommand {
             })
             lines = reader.linesRead
         }
+        var sealed: [ShardStore.SealSummary] = []
+        if sealNow { sealed = try store.sealClosedWindows() }
         for shard in try store.shards() { shards.insert(shard.id.description) }
         progress.finish()
         let elapsed = Date().timeIntervalSince(started)
@@ -76,6 +88,11 @@ struct IngestCommand: ParsableCommand {
             elapsed:           \(String(format: "%.2f", elapsed)) s
             rate:              \(Int(Double(lines) / max(elapsed, 0.001))) lines/s
             """)
+        if sealNow {
+            let rows = sealed.reduce(Int64(0)) { $0 + $1.rows }
+            let bytes = sealed.reduce(Int64(0)) { $0 + $1.sealedBytes }
+            print("sealed:            \(sealed.count) shards, \(rows) flows, \(bytes) bytes (\(rows > 0 ? bytes / rows : 0) B/flow)")
+        }
     }
 }
 

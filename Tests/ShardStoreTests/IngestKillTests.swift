@@ -25,20 +25,28 @@ import Testing
 
         var random = SeededRandom(seed: 5)
         var kills = 0
+        var storedAfterFirstKill: Int64?
         for _ in 0..<20 {
             let process = try run(flowrec, args)
-            // Let it get somewhere: start-up, then a random moment inside the ingest.
-            usleep(UInt32(150_000 + random.below(900_000)))
+            // A random moment inside the ingest (start-up takes part of it).
+            usleep(UInt32(100_000 + random.below(400_000)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 kills += 1
             }
             process.waitUntilExit()
+            if kills == 1 && storedAfterFirstKill == nil {
+                let partial = try ShardStore(directory: data, options: .init(windowMs: 300_000))
+                storedAfterFirstKill = try partial.shards().reduce(0) { $0 + $1.rowCount }
+            }
         }
         let final = try run(flowrec, args)
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
-        #expect(kills >= 10, "the ingest should have been killed mid-way most of the time (it was \(kills) times)")
+        // Each restart resumes with less left to do, so later runs may finish first.
+        #expect(kills >= 5, "the ingest should have been killed mid-way several times (it was \(kills) times)")
+        let partial = storedAfterFirstKill ?? 0
+        #expect(partial < Int64(lines.count), "the first kill should land before the ingest finished (\(partial) stored)")
 
         let store = try ShardStore(directory: data, options: .init(windowMs: 300_000))
         var stored: [String] = []

@@ -1,0 +1,159 @@
+import CZstd
+import Foundation
+
+/// A zstd "seekable format" file: independent zstd frames, then a seek table in a
+/// skippable frame (the layout of zstd's `contrib/seekable_format`). Plain `zstd -d`
+/// decompresses it as a whole (it skips the table); flowrec reads single frames by
+/// offset, which is what lets a sealed shard be queried without decompressing it all.
+///
+/// Each frame carries zstd's content checksum, so a corrupted frame fails to decode
+/// instead of returning wrong bytes.
+public enum SeekableZstd {
+    static let skippableMagic: UInt32 = 0x184D_2A5E
+    static let seekableMagic: UInt32 = 0x8F92_EAB1
+    static let footerSize = 9
+
+    public struct Frame: Sendable, Equatable {
+        /// Byte offset of the frame in the compressed file, and in the original.
+        public let compressedOffset: Int64
+        public let decompressedOffset: Int64
+        public let compressedSize: Int
+        public let decompressedSize: Int
+    }
+
+    public struct FormatError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Compresses `source` into `destination` in frames of `frameSize` bytes at `level`,
+    /// writing the seek table last. Returns the frames written. The destination is
+    /// fsynced before this returns.
+    @discardableResult
+    public static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20) throws -> [Frame] {
+        guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
+        defer { try? input.close() }
+        guard FileManager.default.createFile(atPath: destination, contents: nil),
+              let output = FileHandle(forWritingAtPath: destination) else {
+            throw FormatError("cannot create \(destination): check free space and permissions")
+        }
+        defer { try? output.close() }
+        guard let cctx = ZSTD_createCCtx() else { throw FormatError("out of memory creating a zstd context") }
+        defer { ZSTD_freeCCtx(cctx) }
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
+
+        var frames: [Frame] = []
+        var compressedOffset: Int64 = 0, decompressedOffset: Int64 = 0
+        var scratch = [UInt8](repeating: 0, count: ZSTD_compressBound(frameSize))
+        while true {
+            let chunk = try input.read(upToCount: frameSize) ?? Data()
+            if chunk.isEmpty { break }
+            let written: Int = try chunk.withUnsafeBytes { src in
+                let n = scratch.withUnsafeMutableBytes { dst in
+                    ZSTD_compress2(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count)
+                }
+                if ZSTD_isError(n) != 0 { throw FormatError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+                return n
+            }
+            try output.write(contentsOf: scratch[0..<written])
+            frames.append(Frame(compressedOffset: compressedOffset, decompressedOffset: decompressedOffset,
+                                compressedSize: written, decompressedSize: chunk.count))
+            compressedOffset += Int64(written)
+            decompressedOffset += Int64(chunk.count)
+        }
+        try output.write(contentsOf: seekTable(frames))
+        try output.synchronize()
+        return frames
+    }
+
+    /// The skippable frame holding the seek table for `frames`.
+    static func seekTable(_ frames: [Frame]) -> Data {
+        var table = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { table.append(contentsOf: $0) } }
+        u32(skippableMagic)
+        u32(UInt32(frames.count * 8 + footerSize))
+        for f in frames {
+            u32(UInt32(f.compressedSize))
+            u32(UInt32(f.decompressedSize))
+        }
+        u32(UInt32(frames.count))
+        table.append(0)  // descriptor: no per-frame checksums (zstd's own frame checksum is on)
+        u32(seekableMagic)
+        return table
+    }
+
+    /// Reads and checks the seek table at the end of an open file of `fileSize` bytes.
+    static func readSeekTable(_ handle: FileHandle, fileSize: Int64, name: String) throws -> [Frame] {
+        guard fileSize >= Int64(footerSize + 8) else { throw FormatError("\(name) is too short to be a sealed shard (\(fileSize) bytes)") }
+        try handle.seek(toOffset: UInt64(fileSize) - UInt64(footerSize))
+        let footer = try handle.read(upToCount: footerSize) ?? Data()
+        guard footer.count == footerSize else { throw FormatError("\(name): cannot read the seek table footer") }
+        let count = Int(footer.u32(at: 0))
+        let descriptor = footer[footer.startIndex + 4]
+        guard footer.u32(at: 5) == seekableMagic else {
+            throw FormatError("\(name) has no seek table (not a sealed shard, or truncated)")
+        }
+        guard descriptor & 0x7C == 0 else { throw FormatError("\(name): seek table uses reserved flags") }
+        let entrySize = descriptor & 0x80 != 0 ? 12 : 8
+        let tableSize = Int64(count * entrySize + footerSize)
+        guard count > 0, tableSize + 8 <= fileSize else { throw FormatError("\(name): seek table claims \(count) frames, more than the file holds") }
+        try handle.seek(toOffset: UInt64(fileSize - tableSize - 8))
+        let table = try handle.read(upToCount: Int(tableSize + 8)) ?? Data()
+        guard table.count == Int(tableSize + 8), table.u32(at: 0) == skippableMagic,
+              Int64(table.u32(at: 4)) == tableSize else {
+            throw FormatError("\(name): seek table header is damaged")
+        }
+        var frames: [Frame] = []
+        var c: Int64 = 0, d: Int64 = 0
+        for i in 0..<count {
+            let at = 8 + i * entrySize
+            let cs = Int(table.u32(at: at)), ds = Int(table.u32(at: at + 4))
+            frames.append(Frame(compressedOffset: c, decompressedOffset: d, compressedSize: cs, decompressedSize: ds))
+            c += Int64(cs)
+            d += Int64(ds)
+        }
+        guard c == fileSize - tableSize - 8 else {
+            throw FormatError("\(name): frames add up to \(c) bytes but the file has \(fileSize - tableSize - 8) before the seek table")
+        }
+        return frames
+    }
+
+    /// Decompresses one frame, checking its size and zstd checksum.
+    static func readFrame(_ handle: FileHandle, _ frame: Frame, name: String, dctx: OpaquePointer) throws -> [UInt8] {
+        try handle.seek(toOffset: UInt64(frame.compressedOffset))
+        let compressed = try handle.read(upToCount: frame.compressedSize) ?? Data()
+        guard compressed.count == frame.compressedSize else { throw FormatError("\(name): frame at \(frame.compressedOffset) is truncated") }
+        var out = [UInt8](repeating: 0, count: frame.decompressedSize)
+        let n = compressed.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }
+        }
+        if ZSTD_isError(n) != 0 {
+            throw FormatError("\(name): frame at byte \(frame.compressedOffset) is corrupt (\(String(cString: ZSTD_getErrorName(n))))")
+        }
+        guard n == frame.decompressedSize else { throw FormatError("\(name): frame at byte \(frame.compressedOffset) has the wrong size") }
+        return out
+    }
+
+    /// Decompresses a whole sealed file to `destination` through the seek table.
+    public static func decompress(source: String, destination: String) throws {
+        guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
+        defer { try? input.close() }
+        let size = Int64((try FileManager.default.attributesOfItem(atPath: source)[.size] as? NSNumber)?.int64Value ?? 0)
+        let frames = try readSeekTable(input, fileSize: size, name: source)
+        guard FileManager.default.createFile(atPath: destination, contents: nil),
+              let output = FileHandle(forWritingAtPath: destination) else { throw FormatError("cannot create \(destination)") }
+        defer { try? output.close() }
+        guard let dctx = ZSTD_createDCtx() else { throw FormatError("out of memory creating a zstd context") }
+        defer { ZSTD_freeDCtx(dctx) }
+        for frame in frames { try output.write(contentsOf: try readFrame(input, frame, name: source, dctx: dctx)) }
+    }
+}
+
+extension Data {
+    func u32(at offset: Int) -> UInt32 {
+        var v: UInt32 = 0
+        for i in 0..<4 { v |= UInt32(self[startIndex + offset + i]) << (8 * i) }
+        return v
+    }
+}

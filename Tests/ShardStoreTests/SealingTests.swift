@@ -1,0 +1,127 @@
+import FlowGenerator
+import FlowModel
+import FlowrecTesting
+import Foundation
+import ShardStore
+import Testing
+
+@Suite struct SealingTests {
+    let options = ShardStore.Options(windowMs: 60_000, graceMs: 0)
+
+    func sealedStore(_ dir: TemporaryDirectory, lines: [[UInt8]]) throws -> ShardStore {
+        let store = try ShardStore(directory: dir.path, options: options)
+        try store.append(batch(lines[...], firstLine: 1))
+        try store.sealClosedWindows()
+        return store
+    }
+
+    @Test func sealedShardsGiveBackEveryFlow() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(6000, features: Set(GeneratorOptions.Feature.allCases))
+        let store = try sealedStore(dir, lines: lines)
+        let states = try store.shards().map(\.state)
+        #expect(states.filter { $0 == "sealed" }.count >= 1)
+        #expect(states.last == "active", "the newest window is still open")
+        #expect(Set(try storedFlows(store)) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
+        #expect(try storedFlows(store).count == 6000)
+    }
+
+    @Test func plainZstdRestoresADatabaseTheShellOpens() throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedStore(dir, lines: generatedLines(3000))
+        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        #expect(shard.path.hasSuffix(".sqlite.zst"))
+        let restored = dir.path + "/restored.sqlite"
+        try runTool("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
+        let out = try runTool("/usr/bin/sqlite3", [restored,
+            "SELECT (SELECT value FROM meta WHERE key = 'row_count') = count(*), count(*) FROM flows; PRAGMA quick_check;"])
+        #expect(out == "1|\(shard.rowCount)\nok\n")
+    }
+
+    @Test func corruptOrTruncatedSealedShardsFailClearly() throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedStore(dir, lines: generatedLines(3000))
+        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        let path = dir.path + "/" + shard.path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        var flipped = bytes
+        flipped[flipped.count / 3] ^= 0xFF
+        try flipped.write(to: URL(fileURLWithPath: path))
+        let corrupt = #expect(throws: (any Error).self) { try store.forEachFlow(in: shard.id) { _ in } }
+        #expect("\(corrupt.map { "\($0)" } ?? "")".contains(shard.id.description))
+
+        bytes.removeLast(5)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let truncated = #expect(throws: (any Error).self) { try store.forEachFlow(in: shard.id) { _ in } }
+        #expect("\(truncated.map { "\($0)" } ?? "")".contains("seek table"))
+    }
+
+    @Test func aLateFlowOpensANewPartAndReplaysStayDeduplicated() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(3000)
+        let store = try sealedStore(dir, lines: lines)
+        let sealedWindow = try #require(try store.shards().first { $0.state == "sealed" }).id
+        // Replaying everything after sealing stores nothing, sealed windows included.
+        let replay = try store.append(batch(lines[...], firstLine: 1))
+        #expect(replay.stored == 0)
+        // A new flow for the sealed window goes to part 1.
+        let late = #"{"Bytes":1,"TimeFlowEndMs":\#(sealedWindow.windowStartMs + 5)}"#
+        try store.append(batch([Array(late.utf8)][...], source: "file:late", firstLine: 1))
+        let parts = try store.shards().filter { $0.id.windowStartMs == sealedWindow.windowStartMs }.map(\.id.part)
+        #expect(parts == [0, 1])
+    }
+
+    @Test func restartCleansUpAnInterruptedSeal() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(3000)
+        var activePath = ""
+        do {
+            let store = try ShardStore(directory: dir.path, options: options)
+            try store.append(batch(lines[...], firstLine: 1))
+            activePath = dir.path + "/" + (try #require(try store.shards().first).path)
+        }
+        // A crash mid-seal leaves temporary files beside the complete active shard.
+        for suffix in [".compact.tmp", ".zst.tmp", ".zst.verify.tmp"] {
+            #expect(FileManager.default.createFile(atPath: activePath + suffix, contents: Data("partial".utf8)))
+        }
+        let store = try ShardStore(directory: dir.path, options: options)
+        for suffix in [".compact.tmp", ".zst.tmp", ".zst.verify.tmp"] {
+            #expect(!FileManager.default.fileExists(atPath: activePath + suffix))
+        }
+        try store.sealClosedWindows()
+        #expect(try storedFlows(store).count == 3000)
+    }
+
+    @Test func aCrashAfterTheRenameKeepsTheSealedShard() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(3000)
+        var activePath = "", copy = Data()
+        do {
+            let store = try ShardStore(directory: dir.path, options: options)
+            try store.append(batch(lines[...], firstLine: 1))
+            let first = try #require(try store.shards().first)
+            activePath = dir.path + "/" + first.path
+            copy = try Data(contentsOf: URL(fileURLWithPath: activePath))
+            try store.sealClosedWindows()
+        }
+        // As if the process died between the rename and deleting the active shard.
+        try copy.write(to: URL(fileURLWithPath: activePath))
+        let store = try ShardStore(directory: dir.path, options: options)
+        #expect(!FileManager.default.fileExists(atPath: activePath))
+        #expect(try storedFlows(store).count == 3000)
+    }
+}
+
+@discardableResult
+func runTool(_ path: String, _ args: [String]) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
