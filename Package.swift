@@ -8,7 +8,8 @@ import PackageDescription
 ///   FlowModel                           → the NetObserv field list, JSON decoder and encoder
 ///   FlowGenerator                       → realistic synthetic traffic for tests, benchmarks and the demo
 ///   KafkaSource                         → librdkafka producer and consumer
-///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches
+///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
+///   Forwarders                          → replication targets (ClickHouse schema so far)
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
 /// `FlowrecTesting` (helpers that start the real test servers from tests).
@@ -48,6 +49,7 @@ let package = Package(
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
         .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
         .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
+        .target(name: "Forwarders", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
             dependencies: ["KafkaSource"],
@@ -56,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore",
+                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -71,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec-bench",
             dependencies: [
-                "FlowModel", "FlowGenerator", "ShardStore",
+                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -83,6 +85,10 @@ let package = Package(
             dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "ForwardersTests",
+            dependencies: ["Forwarders", "FlowModel", "FlowrecTesting"],
+            swiftSettings: strictSwift),
         .testTarget(
             name: "ShardStoreTests",
             dependencies: ["ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Forwarders
 import ShardStore
 
 struct SchemaCommand: ParsableCommand {
@@ -10,14 +11,14 @@ struct SchemaCommand: ParsableCommand {
         The shard schema is derived from flowrec's NetObserv field list; the catalog schema is a numbered list of migrations. Both live in the binary; the files under migrations/ are copies for people and tools, checked by the tests.
         """)
 
-    @Flag(help: "Write migrations/shard/ and migrations/catalog/ under --root instead of printing.")
+    @Flag(help: "Write migrations/ (shard, catalog, deadletters, clickhouse) under --root instead of printing.")
     var writeMigrations = false
 
     @Option(help: "Repository root for --write-migrations.")
     var root: String = "."
 
     func run() throws {
-        let files = MigrationFiles.all
+        let files = MigrationFiles.all + ClickHouseMigrationFiles.all
         if !writeMigrations {
             for (path, text) in files { print("-- \(path)\n\(text)") }
             return
