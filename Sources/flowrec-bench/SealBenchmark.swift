@@ -1,0 +1,162 @@
+import ArgumentParser
+import FlowGenerator
+import FlowModel
+import Forwarders
+import Foundation
+import ShardStore
+
+/// Sealed size and seal speed, beside the best whole-file compression of the same
+/// JSON lines (`zstd -3`, `zstd -19`, not queryable) and a tuned modern ClickHouse
+/// MergeTree (chdb) holding the same flows, all measured in the same run.
+struct SealBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seal", abstract: "Seal speed and bytes per flow, beside zstd and ClickHouse MergeTree.")
+
+    @Option(help: "Generated medium-cluster flows.")
+    var flows = 1_000_000
+
+    @Option(help: "Event-time flows per second (with 5-minute windows this sets the shard size).")
+    var rate = 1000
+
+    @Option(help: "Flows given to zstd -19 (it compresses at about 1-2 MB/s; the ratio is what matters).")
+    var zstd19Flows = 200_000
+
+    @Option(help: "Scratch directory, removed afterwards.")
+    var scratch = NSTemporaryDirectory() + "flowrec-bench-seal"
+
+    func run() throws {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: scratch)
+        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: scratch) }
+        let input = scratch + "/flows.jsonl"
+        var options = GeneratorOptions()
+        options.flowsPerSecond = rate
+        var generator = FlowGenerator(options: options)
+        var text: [UInt8] = []
+        text.reserveCapacity(flows * 1000)
+        var sampleEnd = 0
+        for i in 0..<flows {
+            generator.nextRecord(into: &text)
+            text.append(UInt8(ascii: "\n"))
+            if i + 1 == min(zstd19Flows, flows) { sampleEnd = text.count }
+        }
+        try Data(text).write(to: URL(fileURLWithPath: input))
+        try Data(text[0..<sampleEnd]).write(to: URL(fileURLWithPath: scratch + "/sample.jsonl"))
+        text = []
+
+        // Ingest, then seal every window at the default level and frame size.
+        let storeDir = scratch + "/store"
+        let store = try ShardStore(directory: storeDir, options: .init(windowMs: 300_000, graceMs: 0))
+        let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench", batchSize: 20_000,
+                                      decoder: FlowDecoder())
+        try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
+        let sealStart = monotonicSeconds()
+        let sealed = try store.sealClosedWindows(watermarkMs: .max)
+        let sealSeconds = monotonicSeconds() - sealStart
+        let sealedRows = sealed.reduce(Int64(0)) { $0 + $1.rows }
+        let sealedBytes = sealed.reduce(Int64(0)) { $0 + $1.sealedBytes }
+        let compactBytes = sealed.reduce(Int64(0)) { $0 + $1.compactBytes }
+        guard sealedRows == flows else { throw ValidationError("sealed \(sealedRows) of \(flows) flows") }
+
+        // Level and frame-size trade-off on the largest shard's compact copy.
+        let largest = try requireShard(sealed.max { $0.rows < $1.rows }, store: store)
+        let compact = scratch + "/compact.sqlite"
+        try SeekableZstd.decompress(source: storeDir + "/" + largest.path, destination: compact)
+        var tradeOff: [(Int32, Int, Double, Double)] = []
+        for (level, frame) in [(1, 1 << 20), (3, 1 << 20), (9, 1 << 20), (19, 1 << 20), (19, 4 << 20)] as [(Int32, Int)] {
+            let out = scratch + "/tradeoff.zst"
+            let t = monotonicSeconds()
+            try SeekableZstd.compress(source: compact, destination: out, level: level, frameSize: frame)
+            let seconds = monotonicSeconds() - t
+            tradeOff.append((level, frame, Double(fileBytes(out)) / Double(largest.rowCount), Double(largest.rowCount) / seconds))
+        }
+
+        // Baselines on the same JSON lines.
+        let inputBytes = fileBytes(input)
+        let zstd3 = try shellSize("zstd -3 -T1 -q -c \(input)")
+        let zstd19 = try shellSize("zstd -19 -T1 -q -c \(scratch)/sample.jsonl")
+        let sampleFlows = min(zstd19Flows, flows)
+        let mergeTree = try chdbMergeTreeBytes(input: input)
+
+        let perFlow = { (bytes: Int64, n: Int) in Double(bytes) / Double(n) }
+        let ours = perFlow(sealedBytes, flows)
+        print("## Sealing: compact copy + seekable zstd\n")
+        print("Input: \(flows) generated medium-cluster flows (\(inputBytes / Int64(flows)) bytes of JSON each), 5-minute windows (\(sealed.count) shards), sealed at zstd level 3 with 1 MiB frames.\n")
+        print("| store | bytes per flow | vs flowrec sealed | queryable |")
+        print("|---|---:|---:|---|")
+        print("| JSON lines | \(inputBytes / Int64(flows)) | \(String(format: "%.1f", Double(inputBytes) / Double(flows) / ours))x | no |")
+        print("| active shard (before sealing, compact copy uncompressed) | \(String(format: "%.1f", perFlow(compactBytes, flows))) | \(String(format: "%.1f", perFlow(compactBytes, flows) / ours))x | yes |")
+        print("| `zstd -3` of the JSON lines | \(String(format: "%.1f", perFlow(zstd3, flows))) | \(String(format: "%.2f", perFlow(zstd3, flows) / ours))x | no |")
+        print("| `zstd -19` of the JSON lines (first \(sampleFlows) flows) | \(String(format: "%.1f", perFlow(zstd19, sampleFlows))) | \(String(format: "%.2f", perFlow(zstd19, sampleFlows) / ours))x | no |")
+        if let mergeTree {
+            print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", perFlow(mergeTree, flows))) | \(String(format: "%.2f", perFlow(mergeTree, flows) / ours))x | yes |")
+        } else {
+            print("| ClickHouse MergeTree (chdb) | not measured: chdb unavailable | | |")
+        }
+        print("| **flowrec sealed (level 3, 1 MiB frames)** | **\(String(format: "%.1f", ours))** | 1.00x | yes, in place |")
+        print()
+        print("Seal speed: \(Int(Double(flows) / sealSeconds)) flows/s on one core (compact copy, compress, verify, rename), \(String(format: "%.1f", sealSeconds)) s for \(sealed.count) shards.\n")
+        print("Level and frame size on the largest shard (\(largest.rowCount) flows):\n")
+        print("| zstd level | frame | bytes per flow | compress flows/s |")
+        print("|---:|---:|---:|---:|")
+        for (level, frame, bpf, speed) in tradeOff {
+            print("| \(level) | \(frame >> 20) MiB | \(String(format: "%.1f", bpf)) | \(Int(speed)) |")
+        }
+        print()
+    }
+
+    private func shellSize(_ command: String) throws -> Int64 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command + " | wc -c"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard let n = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw ValidationError("\(command) failed") }
+        return n
+    }
+
+    /// Loads the JSON lines into a modern MergeTree in chdb and returns its active parts' size.
+    private func chdbMergeTreeBytes(input: String) throws -> Int64? {
+        let ddl = ClickHouseSchema.createTable(database: "netobserv", table: "flows", dialect: .modern)
+        let script = """
+            import sys, chdb.session as cs
+            s = cs.Session(sys.argv[1])
+            s.query("CREATE DATABASE netobserv")
+            s.query(sys.stdin.read())
+            s.query("INSERT INTO netobserv.flows SELECT * EXCEPT (_extras, _shard), NULL, '' FROM file('" + sys.argv[2] + "', JSONEachRow) "
+                    "SETTINGS input_format_json_read_arrays_as_strings=1, input_format_json_read_objects_as_strings=1, "
+                    "input_format_json_read_numbers_as_strings=1, input_format_skip_unknown_fields=1")
+            s.query("OPTIMIZE TABLE netobserv.flows FINAL")
+            print(s.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database='netobserv' AND table='flows' AND active", "CSV"), end="")
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, scratch + "/chdb", input]
+        let stdin = Pipe(), stdout = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        stdin.fileHandleForWriting.write(Data(ddl.utf8))
+        try stdin.fileHandleForWriting.close()
+        let text = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) : nil
+    }
+}
+
+func fileBytes(_ path: String) -> Int64 {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+}
+
+/// The store's row for a seal summary (its path), or a clear failure.
+func requireShard(_ summary: ShardStore.SealSummary?, store: ShardStore) throws -> ShardStore.ShardInfo {
+    guard let summary, let info = try store.shards().first(where: { $0.id == summary.id }) else {
+        throw ValidationError("no shard was sealed")
+    }
+    return info
+}
