@@ -92,11 +92,7 @@ final class ActiveShard {
                                            last: rows.isNull(3) ? nil : rows.integer(3),
                                            highWater: rows.isNull(4) ? nil : rows.integer(4))
         }
-        let strings = try db.prepare("SELECT id, value FROM strings ORDER BY id")
-        while try strings.step() {
-            let id = Int32(strings.integer(0))
-            _ = strings.withText(1) { dictionary.restore(id: id, $0) }
-        }
+        try ShardReader.loadDictionary(db, into: &dictionary)
         let stats = try db.prepare("SELECT count(*), min(TimeFlowEndMs), max(TimeFlowEndMs) FROM flow_rows")
         if try stats.step() {
             rowCount = stats.integer(0)
@@ -183,12 +179,7 @@ final class ActiveShard {
 
     /// Every stored flow, in insertion order, for read-back and export.
     func forEachFlow(_ body: (Flow) throws -> Void) throws {
-        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
-        var flow = Flow()
-        while try select.step() {
-            codec.read(select, dictionary: dictionary, into: &flow)
-            try body(flow)
-        }
+        try ShardReader.forEachFlow(db, dictionary: dictionary, codec: codec, body)
     }
 
     var fileSize: Int64 {

@@ -8,8 +8,8 @@ import Foundation
 ///    order, rows ordered by endpoint pair then time (similar rows side by side
 ///    compress better), and the summary in `meta`;
 /// 2. compress it in the seekable zstd format to `<id>.sqlite.zst.tmp`, fsynced;
-/// 3. verify: decompress through the seek table, `PRAGMA quick_check`, row count and
-///    content checksum equal to the active shard's;
+/// 3. verify: open it in place through `SealedShardVFS`, `PRAGMA quick_check`, row
+///    count and content checksum equal to the active shard's;
 /// 4. rename to `<id>.sqlite.zst`, fsync the directory, delete the active shard.
 /// A crash before 4 leaves temporary files that the next start removes; a crash after
 /// the rename leaves both files, and the next start keeps the verified sealed one.
@@ -27,10 +27,7 @@ struct ShardSealer {
     func seal(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
         let compactPath = activePath + ".compact.tmp"
         let compressedPath = sealedPath + ".tmp"
-        let verifyPath = sealedPath + ".verify.tmp"
-        defer {
-            for p in [compactPath, verifyPath] { try? FileManager.default.removeItem(atPath: p) }
-        }
+        defer { try? FileManager.default.removeItem(atPath: compactPath) }
         try? FileManager.default.removeItem(atPath: compactPath)
 
         // The source's own content checksum: what the sealed copy must reproduce.
@@ -42,14 +39,12 @@ struct ShardSealer {
         let compactBytes = fileSize(compactPath)
         try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize)
 
-        // Verify what will be renamed, read back through the seek table.
-        try SeekableZstd.decompress(source: compressedPath, destination: verifyPath)
-        let check = try SQLiteDatabase(path: verifyPath, mode: .readOnly)
-        let integrity = try check.prepare("PRAGMA quick_check")
-        guard try integrity.step(), integrity.text(0) == "ok" else {
-            throw ShardStoreError("sealing \(id): the compressed copy fails SQLite's quick_check (\(integrity.text(0) ?? "?")); the active shard is kept")
+        // Verify what will be renamed, opened in place as readers will open it.
+        let check = try ShardReader(path: compressedPath)
+        if let problem = try check.quickCheck() {
+            throw ShardStoreError("sealing \(id): the compressed copy fails SQLite's quick_check (\(problem)); the active shard is kept")
         }
-        let (rows, checksum) = try ShardChecksum.compute(check)
+        let (rows, checksum) = try check.contentChecksum()
         guard rows == sourceRows, checksum == sourceChecksum else {
             throw ShardStoreError("sealing \(id): the compressed copy holds \(rows) rows (checksum \(checksum)), the active shard \(sourceRows) (\(sourceChecksum)); the active shard is kept")
         }

@@ -286,22 +286,15 @@ public final class ShardStore {
         }
     }
 
-    /// Every flow of one shard, in the order stored. A sealed shard is decompressed to a
-    /// temporary file first (reading frames in place comes with the sealed-shard reader).
+    /// Every flow of one shard, in the order stored; sealed shards are read in place.
     public func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
         if let shard = active[id.windowStartMs], shard.id == id {
             try shard.forEachFlow(body)
             return
         }
         let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
-        if FileManager.default.fileExists(atPath: sealed) {
-            let temporary = NSTemporaryDirectory() + "flowrec-read-\(UUID().uuidString).sqlite"
-            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: temporary + suffix) } }
-            try SeekableZstd.decompress(source: sealed, destination: temporary)
-            try ActiveShard(id: id, path: temporary).forEachFlow(body)
-            return
-        }
-        try ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path).forEachFlow(body)
+        let path = FileManager.default.fileExists(atPath: sealed) ? sealed : directory.appendingPathComponent(id.activeRelativePath).path
+        try ShardReader(path: path).forEachFlow(body)
     }
 
     public func deadLetterCount() throws -> Int64 { try deadLetters.count() }

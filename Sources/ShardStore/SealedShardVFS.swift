@@ -1,0 +1,280 @@
+import CSQLite
+import CZstd
+import Foundation
+
+/// A read-only SQLite VFS that opens sealed shards (`*.sqlite.zst`) in place.
+///
+/// SQLite asks for pages by byte offset; this VFS maps an offset to the zstd frame that
+/// holds it (through the seek table), decompresses only that frame, and keeps recent
+/// frames in one cache shared by every reader and bounded in bytes. Files that are not
+/// sealed shards are handed to SQLite's default VFS unchanged.
+///
+/// ```swift
+/// SealedShardVFS.register()
+/// let db = try SQLiteDatabase(path: SealedShardVFS.uri(for: path), mode: .readOnly, vfs: SealedShardVFS.name)
+/// ```
+public enum SealedShardVFS {
+    public static let name = "flowrec-zstd"
+
+    /// The URI to open a sealed shard with: immutable, so SQLite takes no locks and
+    /// never looks for a journal.
+    public static func uri(for path: String) -> String {
+        var components = URLComponents()
+        components.scheme = "file"
+        components.path = path
+        components.queryItems = [URLQueryItem(name: "immutable", value: "1"), URLQueryItem(name: "mode", value: "ro")]
+        return components.string ?? "file:\(path)?immutable=1&mode=ro"
+    }
+
+    /// Registers the VFS once per process (not as the default).
+    public static func register() { _ = registration }
+
+    /// The cache of decompressed frames shared by all sealed-shard readers.
+    public static let frameCache = FrameCache(limitBytes: 64 << 20)
+
+    /// The last read failure of a sealed shard, by path, so an SQLite I/O error can be
+    /// reported with what actually went wrong (corrupt frame, truncated file).
+    static func lastError(for path: String) -> String? { errors.withLock { $0[path] } }
+
+    private static let errors = Mutex<[String: String]>([:])
+    static func record(error: String, for path: String) { errors.withLock { $0[path] = error } }
+
+    private static let registration: Void = {
+        guard let base = sqlite3_vfs_find(nil) else { fatalError("SQLite has no default VFS") }
+        let vfs = UnsafeMutablePointer<sqlite3_vfs>.allocate(capacity: 1)
+        vfs.initialize(to: base.pointee)
+        vfs.pointee.zName = UnsafePointer(strdup(name))
+        vfs.pointee.szOsFile = max(base.pointee.szOsFile, Int32(MemoryLayout<sqlite3_file>.stride + MemoryLayout<UnsafeRawPointer>.stride))
+        vfs.pointee.pNext = nil
+        vfs.pointee.pAppData = base.pointee.pAppData
+        defaultXOpen = base.pointee.xOpen
+        defaultVFS = base
+        vfs.pointee.xOpen = sealedXOpen
+        sqlite3_vfs_register(vfs, 0)
+    }()
+}
+
+// MARK: - C entry points (they cannot capture, so they reach state through globals)
+
+nonisolated(unsafe) private var defaultXOpen: (@convention(c) (UnsafeMutablePointer<sqlite3_vfs>?, sqlite3_filename?, UnsafeMutablePointer<sqlite3_file>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32)?
+nonisolated(unsafe) private var defaultVFS: UnsafeMutablePointer<sqlite3_vfs>?
+
+nonisolated(unsafe) private let sealedMethods: UnsafeMutablePointer<sqlite3_io_methods> = {
+    let m = UnsafeMutablePointer<sqlite3_io_methods>.allocate(capacity: 1)
+    m.initialize(to: sqlite3_io_methods())
+    m.pointee.iVersion = 1
+    m.pointee.xClose = { file in
+        guard let file else { return SQLITE_OK }
+        Unmanaged<SealedShardFile>.fromOpaque(contextPointer(file).pointee!).release()
+        contextPointer(file).pointee = nil
+        return SQLITE_OK
+    }
+    m.pointee.xRead = { file, buffer, amount, offset in
+        guard let file, let buffer else { return SQLITE_IOERR_READ }
+        return sealedFile(file).read(into: buffer, count: Int(amount), at: offset)
+    }
+    m.pointee.xWrite = { _, _, _, _ in SQLITE_READONLY }
+    m.pointee.xTruncate = { _, _ in SQLITE_READONLY }
+    m.pointee.xSync = { _, _ in SQLITE_OK }
+    m.pointee.xFileSize = { file, size in
+        guard let file, let size else { return SQLITE_IOERR_FSTAT }
+        size.pointee = sealedFile(file).decompressedSize
+        return SQLITE_OK
+    }
+    m.pointee.xLock = { _, _ in SQLITE_OK }
+    m.pointee.xUnlock = { _, _ in SQLITE_OK }
+    m.pointee.xCheckReservedLock = { _, out in out?.pointee = 0; return SQLITE_OK }
+    m.pointee.xFileControl = { _, _, _ in SQLITE_NOTFOUND }
+    m.pointee.xSectorSize = { _ in 4096 }
+    m.pointee.xDeviceCharacteristics = { _ in SQLITE_IOCAP_IMMUTABLE }
+    return m
+}()
+
+private let sealedXOpen: @convention(c) (UnsafeMutablePointer<sqlite3_vfs>?, sqlite3_filename?, UnsafeMutablePointer<sqlite3_file>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32 = { vfs, name, file, flags, outFlags in
+    guard let file else { return SQLITE_CANTOPEN }
+    let path = name.map { String(cString: $0) } ?? ""
+    guard flags & SQLITE_OPEN_MAIN_DB != 0, path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") else {
+        return defaultXOpen?(defaultVFS, name, file, flags, outFlags) ?? SQLITE_CANTOPEN
+    }
+    do {
+        let sealed = try SealedShardFile(path: path)
+        file.pointee.pMethods = UnsafePointer(sealedMethods)
+        contextPointer(file).pointee = Unmanaged.passRetained(sealed).toOpaque()
+        outFlags?.pointee = SQLITE_OPEN_READONLY
+        return SQLITE_OK
+    } catch {
+        SealedShardVFS.record(error: "\(error)", for: path)
+        file.pointee.pMethods = nil
+        return SQLITE_CANTOPEN
+    }
+}
+
+/// The slot after the `sqlite3_file` header where the Swift object lives.
+private func contextPointer(_ file: UnsafeMutablePointer<sqlite3_file>) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+    UnsafeMutableRawPointer(file).advanced(by: MemoryLayout<sqlite3_file>.stride)
+        .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+}
+
+private func sealedFile(_ file: UnsafeMutablePointer<sqlite3_file>) -> SealedShardFile {
+    Unmanaged<SealedShardFile>.fromOpaque(contextPointer(file).pointee!).takeUnretainedValue()
+}
+
+// MARK: - One open sealed shard
+
+/// An open sealed shard: its seek table and a file descriptor for reading frames.
+final class SealedShardFile: @unchecked Sendable {  // used by the SQLite connection that opened it
+    let path: String
+    let frames: [SeekableZstd.Frame]
+    let decompressedSize: Int64
+    private let fd: Int32
+    private let identity: Int
+    private let dctx: OpaquePointer
+
+    init(path: String) throws {
+        self.path = path
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw SeekableZstd.FormatError("cannot open \(path)") }
+        defer { try? handle.close() }
+        let size = fileSize(path)
+        frames = try SeekableZstd.readSeekTable(handle, fileSize: size, name: path)
+        decompressedSize = frames.last.map { $0.decompressedOffset + Int64($0.decompressedSize) } ?? 0
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw SeekableZstd.FormatError("cannot open \(path): errno \(errno)") }
+        guard let dctx = ZSTD_createDCtx() else { close(fd); throw SeekableZstd.FormatError("out of memory") }
+        self.dctx = dctx
+        identity = FrameCache.nextFileIdentity()
+    }
+
+    deinit {
+        close(fd)
+        ZSTD_freeDCtx(dctx)
+        SealedShardVFS.frameCache.forget(file: identity)
+    }
+
+    /// SQLite's read: copy `count` bytes at `offset`, frame by frame.
+    func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int64) -> Int32 {
+        var done = 0
+        while done < count {
+            let position = offset + Int64(done)
+            guard position < decompressedSize else {
+                memset(buffer + done, 0, count - done)
+                return SQLITE_IOERR_SHORT_READ
+            }
+            let index = frameIndex(containing: position)
+            let frame = frames[index]
+            let bytes: [UInt8]
+            do {
+                bytes = try SealedShardVFS.frameCache.frame(file: identity, index: index) { try decompress(frame) }
+            } catch {
+                SealedShardVFS.record(error: "\(error)", for: path)
+                return SQLITE_IOERR_READ
+            }
+            let within = Int(position - frame.decompressedOffset)
+            let n = min(count - done, bytes.count - within)
+            bytes.withUnsafeBytes { src in (buffer + done).copyMemory(from: src.baseAddress! + within, byteCount: n) }
+            done += n
+        }
+        return SQLITE_OK
+    }
+
+    private func frameIndex(containing position: Int64) -> Int {
+        var lo = 0, hi = frames.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if frames[mid].decompressedOffset <= position { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    private func decompress(_ frame: SeekableZstd.Frame) throws -> [UInt8] {
+        var compressed = [UInt8](repeating: 0, count: frame.compressedSize)
+        let got = compressed.withUnsafeMutableBytes { pread(fd, $0.baseAddress, frame.compressedSize, off_t(frame.compressedOffset)) }
+        guard got == frame.compressedSize else {
+            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) is truncated")
+        }
+        var out = [UInt8](repeating: 0, count: frame.decompressedSize)
+        let n = compressed.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }
+        }
+        if ZSTD_isError(n) != 0 {
+            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) is corrupt (\(String(cString: ZSTD_getErrorName(n))))")
+        }
+        guard n == frame.decompressedSize else {
+            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) decompresses to the wrong size")
+        }
+        return out
+    }
+}
+
+// MARK: - The shared frame cache
+
+/// Decompressed frames of every open sealed shard, least recently used out first,
+/// bounded in bytes so many readers over many shards stay within a fixed memory budget.
+public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
+    private struct Key: Hashable { let file: Int; let index: Int }
+    private let lock = NSLock()
+    private var frames: [Key: (bytes: [UInt8], lastUse: UInt64)] = [:]
+    private var clock: UInt64 = 0
+    public private(set) var bytes = 0
+    /// Frames decompressed so far (cache misses); tests and metrics read it.
+    public private(set) var loads = 0
+    public let limitBytes: Int
+    nonisolated(unsafe) private static var identities = 0
+    private static let identityLock = NSLock()
+
+    public init(limitBytes: Int) { self.limitBytes = limitBytes }
+
+    static func nextFileIdentity() -> Int {
+        identityLock.withLock {
+            identities += 1
+            return identities
+        }
+    }
+
+    public func frame(file: Int, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
+        let key = Key(file: file, index: index)
+        if let hit: [UInt8] = lock.withLock({
+            clock += 1
+            guard let entry = frames[key] else { return nil }
+            frames[key] = (entry.bytes, clock)
+            return entry.bytes
+        }) { return hit }
+        let loaded = try load()
+        lock.withLock {
+            clock += 1
+            loads += 1
+            if frames[key] == nil { bytes += loaded.count }
+            frames[key] = (loaded, clock)
+            while bytes > limitBytes, let oldest = frames.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                bytes -= oldest.value.bytes.count
+                frames[oldest.key] = nil
+            }
+        }
+        return loaded
+    }
+
+    func forget(file: Int) {
+        lock.withLock {
+            for key in frames.keys where key.file == file {
+                bytes -= frames[key]?.bytes.count ?? 0
+                frames[key] = nil
+            }
+        }
+    }
+}
+
+/// A value behind a lock, for the few globals the C callbacks need.
+final class Mutex<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
+// Extended result codes are macros over SQLITE_IOERR that Swift cannot import.
+private let SQLITE_IOERR_READ = SQLITE_IOERR | (1 << 8)
+private let SQLITE_IOERR_SHORT_READ = SQLITE_IOERR | (2 << 8)
+private let SQLITE_IOERR_FSTAT = SQLITE_IOERR | (7 << 8)

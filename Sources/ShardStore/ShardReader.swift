@@ -1,0 +1,95 @@
+public import FlowModel
+import Foundation
+
+/// Reads one shard, active or sealed, without writing to it. Sealed shards are read in
+/// place through `SealedShardVFS`; a damaged one fails with an error naming the shard
+/// and what is wrong with it.
+public final class ShardReader {
+    public let path: String
+    let db: SQLiteDatabase
+    private(set) var dictionary = StringDictionary()
+    private let codec = FlowRowCodec()
+
+    /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            if path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") {
+                SealedShardVFS.register()
+                db = try SQLiteDatabase(path: SealedShardVFS.uri(for: path), mode: .readOnly, vfs: SealedShardVFS.name)
+            } else {
+                db = try SQLiteDatabase(path: path, mode: .readOnly)
+            }
+            try Self.loadDictionary(db, into: &dictionary)
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    static func loadDictionary(_ db: SQLiteDatabase, into dictionary: inout StringDictionary) throws(SQLiteError) {
+        let strings = try db.prepare("SELECT id, value FROM strings ORDER BY id")
+        while try strings.step() {
+            let id = Int32(strings.integer(0))
+            _ = strings.withText(1) { dictionary.restore(id: id, $0) }
+        }
+    }
+
+    /// Every flow, in the shard's row order.
+    public func forEachFlow(_ body: (Flow) throws -> Void) throws {
+        do {
+            try Self.forEachFlow(db, dictionary: dictionary, codec: codec, body)
+        } catch let error as SQLiteError {
+            throw describe(error)
+        }
+    }
+
+    static func forEachFlow(_ db: SQLiteDatabase, dictionary: StringDictionary, codec: FlowRowCodec,
+                            _ body: (Flow) throws -> Void) throws {
+        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
+        var flow = Flow()
+        while try select.step() {
+            codec.read(select, dictionary: dictionary, into: &flow)
+            try body(flow)
+        }
+    }
+
+    /// Runs a statement and hands each result row to `row`. The connection is read-only:
+    /// a statement that would change the shard fails with SQLite's error.
+    public func query(_ sql: String, _ row: (SQLiteStatement) throws -> Void) throws {
+        let statement = try db.prepare(sql)
+        while try statement.step() { try row(statement) }
+    }
+
+    /// Runs `PRAGMA quick_check`; nil when the shard is sound, else SQLite's report.
+    public func quickCheck() throws -> String? {
+        do {
+            let check = try db.prepare("PRAGMA quick_check")
+            guard try check.step() else { return "quick_check returned nothing" }
+            let result = check.text(0) ?? ""
+            return result == "ok" ? nil : result
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    /// Row count and content checksum, as the sealer computes them.
+    func contentChecksum() throws -> (rows: Int64, checksum: UInt64) {
+        do { return try ShardChecksum.compute(db) } catch { throw describe(error) }
+    }
+
+    public func meta(_ key: String) throws -> String? {
+        let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        q.bind(1, key)
+        return try q.step() ? q.text(0) : nil
+    }
+
+    private func describe(_ error: any Error) -> ShardStoreError { Self.describe(error, path: path) }
+
+    private static func describe(_ error: any Error, path: String) -> ShardStoreError {
+        let name = (path as NSString).lastPathComponent
+        if let cause = SealedShardVFS.lastError(for: path) {
+            return ShardStoreError("shard \(name) cannot be read: \(cause). Run `flowrec fsck` to quarantine it; other shards are unaffected.")
+        }
+        return ShardStoreError("shard \(name) cannot be read: \(error)")
+    }
+}
