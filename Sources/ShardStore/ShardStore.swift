@@ -33,8 +33,12 @@ public final class ShardStore {
         public var sealLevel: Int32 = 3
         /// Uncompressed bytes per zstd frame of a sealed shard (the unit a reader decompresses).
         public var frameSize: Int = 1 << 20
+        /// Seal windows as they close, on a background thread, while writing goes on.
+        public var sealInBackground = false
 
-        public init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20) {
+        public init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20,
+                    sealInBackground: Bool = false) {
+            self.sealInBackground = sealInBackground
             self.windowMs = windowMs
             self.graceMs = graceMs
             self.sealLevel = sealLevel
@@ -68,6 +72,12 @@ public final class ShardStore {
     private var windowLast: [Int64: [SourcePartition: Int64]] = [:]
     /// The newest `TimeFlowEndMs` stored: event time, which decides when windows close.
     public private(set) var watermarkMs: Int64 = .min
+    /// Lower parts of a window found active at start-up behind a newer part: superseded,
+    /// they are sealed at the next opportunity.
+    private var supersededShards: [ActiveShard] = []
+    private lazy var backgroundSealer = BackgroundSealer(
+        sealer: ShardSealer(level: options.sealLevel, frameSize: options.frameSize),
+        catalogPath: directory.appendingPathComponent("catalog.sqlite").path)
 
     public init(directory: String, options: Options = Options()) throws {
         try options.validate()
@@ -111,7 +121,10 @@ public final class ShardStore {
                 throw ShardStoreError("shards/\(relative) does not belong to a store with \(options.windowMs / 60000)-minute windows: open the store with the window it was written with")
             }
             let shard = try ActiveShard(id: id, path: full)
-            if let existing = active[id.windowStartMs], existing.id.part > id.part { continue }
+            if let existing = active[id.windowStartMs] {
+                if existing.id.part > id.part { supersededShards.append(shard); continue }
+                supersededShards.append(existing)
+            }
             active[id.windowStartMs] = shard
             try catalog.record(shard, relativePath: id.activeRelativePath)
             watermarkMs = max(watermarkMs, shard.maxTimeMs ?? .min)
@@ -140,27 +153,58 @@ public final class ShardStore {
     /// watermark (the newest flow time seen), or before `watermarkMs` when given.
     @discardableResult
     public func sealClosedWindows(watermarkMs: Int64? = nil) throws -> [SealSummary] {
-        let mark = watermarkMs ?? self.watermarkMs
-        guard mark > .min else { return [] }
         var results: [SealSummary] = []
+        for shard in closedShards(watermarkMs: watermarkMs) { results.append(try seal(shard)) }
+        if options.sealInBackground {
+            let (sealed, failures) = backgroundSealer.drain()
+            results += sealed
+            if let first = failures.first { throw ShardStoreError(first) }
+        }
+        return results.sorted { $0.id < $1.id }
+    }
+
+    /// Detaches and returns the shards whose window closed by the watermark, plus any
+    /// superseded parts found at start-up.
+    private func closedShards(watermarkMs: Int64?) -> [ActiveShard] {
+        let mark = watermarkMs ?? self.watermarkMs
+        var closed = supersededShards
+        supersededShards = []
+        guard mark > .min else { return closed }
         for window in active.keys.sorted() {
             guard let shard = active[window], shard.id.windowEndMs + options.graceMs <= mark else { continue }
-            results.append(try seal(shard))
+            active[window] = nil
+            closed.append(shard)
         }
-        return results
+        return closed
+    }
+
+    /// Hands closed windows to the background sealer (with `sealInBackground`).
+    private func sealClosedWindowsInBackground() throws {
+        for shard in closedShards(watermarkMs: nil) {
+            try catalog.record(shard, relativePath: shard.id.activeRelativePath)
+            backgroundSealer.enqueue(.init(id: shard.id, activePath: shard.path,
+                                           sealedPath: directory.appendingPathComponent(shard.id.sealedRelativePath).path))
+        }
+    }
+
+    /// Waits for background seals to finish. Call before exiting.
+    public func close() throws {
+        guard options.sealInBackground else { return }
+        let (_, failures) = backgroundSealer.drain()
+        backgroundSealer.stop()
+        if let first = failures.first { throw ShardStoreError(first) }
     }
 
     private func seal(_ shard: ActiveShard) throws -> SealSummary {
         let started = Date()
         let id = shard.id
-        active[id.windowStartMs] = nil
         try catalog.record(shard, relativePath: id.activeRelativePath)
         let sealer = ShardSealer(level: options.sealLevel, frameSize: options.frameSize)
         let result: ShardSealer.Result
         do {
             result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
         } catch {
-            active[id.windowStartMs] = shard  // still complete and writable
+            if active[id.windowStartMs] == nil { active[id.windowStartMs] = shard }  // still complete and writable
             throw error
         }
         try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum)
@@ -234,11 +278,11 @@ public final class ShardStore {
             windowLast[window] = last
             try catalog.record(shard, relativePath: shard.id.activeRelativePath)
         }
-        if windows.isEmpty && batch.deadLetters.isEmpty == false { return summary }
-        if windows.isEmpty {
+        if windows.isEmpty && batch.deadLetters.isEmpty {
             // Every flow was a replay: still move the high-water mark forward.
             _ = try deadLetters.write(IngestBatch(), receivedMs: receivedMs, highWater: highWater)
         }
+        if options.sealInBackground { try sealClosedWindowsInBackground() }
         return summary
     }
 

@@ -35,8 +35,11 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Largest accepted line in bytes; longer lines become dead letters.")
     var maxLineBytes = 1 << 20
 
-    @Flag(help: "At the end, seal every window that closed (ended more than the grace period before the newest flow).")
+    @Flag(help: "At the end, seal every window that closed (ended more than the grace period before the newest flow) and wait for it.")
     var sealNow = false
+
+    @Flag(inversion: .prefixedNo, help: "Seal windows on a background thread as they close during the ingest.")
+    var backgroundSeal = true
 
     @Option(help: "Grace period after a window's end before it is sealed.")
     var grace: DurationArgument = DurationArgument(argument: "2m")!
@@ -52,7 +55,8 @@ struct IngestCommand: ParsableCommand {
 
     func run() throws {
         let store = try ShardStore(directory: data, options: .init(
-            windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel))
+            windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel,
+            sealInBackground: backgroundSeal))
         let started = Date()
         var total = ShardStore.AppendSummary()
         var lines: Int64 = 0
@@ -76,6 +80,7 @@ struct IngestCommand: ParsableCommand {
         }
         var sealed: [ShardStore.SealSummary] = []
         if sealNow { sealed = try store.sealClosedWindows() }
+        try store.close()
         for shard in try store.shards() { shards.insert(shard.id.description) }
         progress.finish()
         let elapsed = Date().timeIntervalSince(started)

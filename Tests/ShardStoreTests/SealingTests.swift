@@ -125,3 +125,41 @@ func runTool(_ path: String, _ args: [String]) throws -> String {
     p.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }
+
+@Suite struct BackgroundSealingTests {
+    @Test func windowsAreSealedInTheBackgroundAsTheyClose() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(8000)  // 50 flows/s: 160 s of event time
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0, sealInBackground: true))
+        for start in stride(from: 0, to: lines.count, by: 1000) {
+            try store.append(batch(lines[start..<(start + 1000)], firstLine: Int64(start + 1)))
+        }
+        try store.close()
+        let states = try store.shards().map(\.state)
+        #expect(states.filter { $0 == "sealed" }.count >= 2, "closed windows were sealed while appending: \(states)")
+        #expect(states.last == "active")
+        #expect(try storedFlows(store).count == 8000)
+        let reopened = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        #expect(try reopened.shards().map(\.state) == states)
+        #expect(try reopened.append(batch(lines[...], firstLine: 1)).stored == 0)
+    }
+
+    @Test func aSupersededActivePartIsSealedLater() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(2000)
+        var firstWindowPath = ""
+        do {
+            let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+            try store.append(batch(lines[...], firstLine: 1))
+            let first = try #require(try store.shards().first)
+            firstWindowPath = dir.path + "/" + first.path
+            // A second part of the same window appears (as after a failed seal and a late flow).
+            let copy = firstWindowPath.replacingOccurrences(of: ".0.sqlite", with: ".1.sqlite")
+            try FileManager.default.copyItem(atPath: firstWindowPath, toPath: copy)
+        }
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        let sealed = try store.sealClosedWindows()
+        #expect(sealed.contains { $0.id.part == 0 }, "the superseded part 0 is sealed")
+        #expect(!FileManager.default.fileExists(atPath: firstWindowPath))
+    }
+}
