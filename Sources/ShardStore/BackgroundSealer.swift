@@ -74,7 +74,7 @@ final class BackgroundSealer: @unchecked Sendable {  // all state behind `condit
             do {
                 let result = try sealer.seal(activePath: job.activePath, sealedPath: job.sealedPath, id: job.id)
                 try catalog?.markSealed(job.id, relativePath: job.id.sealedRelativePath, bytes: result.sealedBytes,
-                                        checksum: result.checksum)
+                                        checksum: result.checksum, level: sealer.level)
                 summary = ShardStore.SealSummary(id: job.id, rows: result.rows, compactBytes: result.compactBytes,
                                                  sealedBytes: result.sealedBytes, seconds: Date().timeIntervalSince(started))
             } catch {

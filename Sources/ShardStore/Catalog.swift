@@ -68,16 +68,32 @@ final class Catalog {
         }
     }
 
-    func markSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64) throws(SQLiteError) {
+    func markSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64, level: Int32? = nil) throws(SQLiteError) {
         let update = try db.prepare("""
-            UPDATE shards SET state = 'sealed', path = ?2, bytes_on_disk = ?3, checksum = ?4, sealed_ms = ?5 WHERE id = ?1
+            UPDATE shards SET state = 'sealed', path = ?2, bytes_on_disk = ?3, checksum = ?4, sealed_ms = ?5,
+                zstd_level = coalesce(?6, zstd_level) WHERE id = ?1
             """)
+        if let level { update.bind(6, Int64(level)) } else { update.bindNull(6) }
         update.bind(1, id.description)
         update.bind(2, relativePath)
         update.bind(3, bytes)
         update.bind(4, String(checksum, radix: 16))
         update.bind(5, Int64(Date().timeIntervalSince1970 * 1000))
         try update.step()
+    }
+
+    /// Sealed shards compressed below `level`, with their recorded content checksum.
+    func sealedBelow(level: Int32) throws(SQLiteError) -> [(id: ShardID, path: String, checksum: String?)] {
+        let rows = try db.prepare("""
+            SELECT id, path, checksum FROM shards WHERE state = 'sealed' AND coalesce(zstd_level, 0) < ?1
+            ORDER BY window_start_ms, part
+            """)
+        rows.bind(1, Int64(level))
+        var result: [(ShardID, String, String?)] = []
+        while try rows.step() {
+            if let id = ShardID(rows.text(0) ?? "") { result.append((id, rows.text(1) ?? "", rows.text(2))) }
+        }
+        return result
     }
 
     struct ShardRow: Sendable {

@@ -133,7 +133,8 @@ public final class ShardStore {
         for row in try catalog.shards() where row.state == "active" && active[row.id.windowStartMs]?.id != row.id {
             let sealed = directory.appendingPathComponent(row.id.sealedRelativePath).path
             if FileManager.default.fileExists(atPath: sealed) {
-                try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: 0)
+                let checksum = try ShardReader(path: sealed).meta("content_checksum").flatMap { UInt64($0, radix: 16) } ?? 0
+                try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: checksum)
             }
         }
         for row in try catalog.shards() { watermarkMs = max(watermarkMs, row.maxTimeMs ?? .min) }
@@ -187,6 +188,50 @@ public final class ShardStore {
         }
     }
 
+    // MARK: Deep compaction
+
+    public struct CompactionSummary: Sendable {
+        public let id: ShardID
+        public let bytesBefore: Int64
+        public let bytesAfter: Int64
+        public let seconds: Double
+    }
+
+    /// Recompresses sealed shards below `level` at `level` (frame by frame, `frameSize`
+    /// bytes each), verifies each new file in place against the shard's content checksum,
+    /// and swaps it in atomically. Readers of the old file keep reading it until they close.
+    @discardableResult
+    public func compact(level: Int32 = 19, frameSize: Int = 1 << 20, limit: Int = .max,
+                        progress: (CompactionSummary) -> Void = { _ in }) throws -> [CompactionSummary] {
+        var results: [CompactionSummary] = []
+        for (id, relative, checksum) in try catalog.sealedBelow(level: level).prefix(limit) {
+            let started = Date()
+            let path = directory.appendingPathComponent(relative).path
+            let plain = path + ".compact.tmp"
+            let recompressed = path + ".tmp"
+            defer { for p in [plain, recompressed] { try? FileManager.default.removeItem(atPath: p) } }
+            let before = fileSize(path)
+            try SeekableZstd.decompress(source: path, destination: plain)
+            try SeekableZstd.compress(source: plain, destination: recompressed, level: level, frameSize: frameSize)
+            let check = try ShardReader(path: recompressed)
+            if let problem = try check.quickCheck() { throw ShardStoreError("compacting \(id): quick_check failed (\(problem)); the shard is unchanged") }
+            let (_, sum) = try check.contentChecksum()
+            if let checksum, checksum != String(sum, radix: 16) {
+                throw ShardStoreError("compacting \(id): content checksum \(String(sum, radix: 16)) differs from the recorded \(checksum); the shard is unchanged")
+            }
+            guard rename(recompressed, path) == 0 else {
+                throw ShardStoreError("compacting \(id): cannot replace \(relative) (errno \(errno)); the shard is unchanged")
+            }
+            fsyncDirectory((path as NSString).deletingLastPathComponent)
+            let after = fileSize(path)
+            try catalog.markSealed(id, relativePath: relative, bytes: after, checksum: sum, level: level)
+            let summary = CompactionSummary(id: id, bytesBefore: before, bytesAfter: after, seconds: Date().timeIntervalSince(started))
+            progress(summary)
+            results.append(summary)
+        }
+        return results
+    }
+
     /// Waits for background seals to finish. Call before exiting.
     public func close() throws {
         guard options.sealInBackground else { return }
@@ -207,7 +252,7 @@ public final class ShardStore {
             if active[id.windowStartMs] == nil { active[id.windowStartMs] = shard }  // still complete and writable
             throw error
         }
-        try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum)
+        try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel)
         return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
                            seconds: Date().timeIntervalSince(started))
     }
