@@ -96,6 +96,45 @@ final class Catalog {
         return result
     }
 
+    /// Records a shard found on disk by `flowrec fsck` (any state), with its positions.
+    func recordScanned(id: ShardID, state: String, relativePath: String, rows: Int64, minTimeMs: Int64?, maxTimeMs: Int64?,
+                       bytes: Int64, checksum: String?, positions: [SourcePartition: PositionRange]) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            let insert = try db.prepare("""
+                INSERT OR REPLACE INTO shards (id, window_start_ms, window_end_ms, part, state, path, row_count, min_time_ms,
+                                               max_time_ms, bytes_on_disk, checksum, created_ms)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                """)
+            insert.bind(1, id.description)
+            insert.bind(2, id.windowStartMs)
+            insert.bind(3, id.windowEndMs)
+            insert.bind(4, Int64(id.part))
+            insert.bind(5, state)
+            insert.bind(6, relativePath)
+            insert.bind(7, rows)
+            if let t = minTimeMs { insert.bind(8, t) } else { insert.bindNull(8) }
+            if let t = maxTimeMs { insert.bind(9, t) } else { insert.bindNull(9) }
+            insert.bind(10, bytes)
+            if let checksum { insert.bind(11, checksum) } else { insert.bindNull(11) }
+            insert.bind(12, Int64(Date().timeIntervalSince1970 * 1000))
+            try insert.step()
+            let position = try db.prepare("""
+                INSERT OR REPLACE INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                """)
+            for (key, range) in positions {
+                position.bind(1, id.description)
+                position.bind(2, key.source)
+                position.bind(3, Int64(key.partition))
+                if let v = range.first { position.bind(4, v) } else { position.bindNull(4) }
+                if let v = range.last { position.bind(5, v) } else { position.bindNull(5) }
+                position.bind(6, range.highWater ?? Int64.min)
+                try position.step()
+                position.reset()
+            }
+        }
+    }
+
     struct ShardRow: Sendable {
         let id: ShardID
         let state: String

@@ -77,6 +77,17 @@ public final class ShardReader {
         do { return try ShardChecksum.compute(db) } catch { throw describe(error) }
     }
 
+    /// The shard's own positions table.
+    func positions() throws -> [SourcePartition: PositionRange] {
+        var result: [SourcePartition: PositionRange] = [:]
+        try query("SELECT source, partition, first_position, last_position, high_water FROM positions") { r in
+            result[SourcePartition(source: r.text(0) ?? "", partition: Int32(r.integer(1)))] = PositionRange(
+                first: r.isNull(2) ? nil : r.integer(2), last: r.isNull(3) ? nil : r.integer(3),
+                highWater: r.isNull(4) ? nil : r.integer(4))
+        }
+        return result
+    }
+
     public func meta(_ key: String) throws -> String? {
         let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
         q.bind(1, key)
