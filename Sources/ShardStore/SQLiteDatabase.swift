@@ -1,4 +1,7 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A SQLite failure: the result code, SQLite's own message and the SQL involved, so the
 /// user (or the log) sees what failed and where.
@@ -7,6 +10,8 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public let sql: String?
     public let path: String?
+    /// The operating system's errno behind an I/O error (28 is ENOSPC), 0 if none.
+    public var systemErrno: Int32 = 0
 
     public var description: String {
         var text = "SQLite error \(code) (\(String(cString: sqlite3_errstr(code)))): \(message)"
@@ -17,7 +22,9 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     }
 
     /// SQLITE_FULL, or an I/O error caused by ENOSPC.
-    public var isDiskFull: Bool { code & 0xFF == SQLITE_FULL || message.contains("database or disk is full") }
+    public var isDiskFull: Bool {
+        code & 0xFF == SQLITE_FULL || systemErrno == ENOSPC || message.contains("database or disk is full")
+    }
 }
 
 /// One connection to one SQLite file. Not thread-safe: each thread or task that needs
@@ -58,7 +65,9 @@ public final class SQLiteDatabase {
         if rc != SQLITE_OK {
             let message = errmsg.map { String(cString: $0) } ?? lastMessage
             sqlite3_free(errmsg)
-            throw SQLiteError(code: rc, message: message, sql: sql, path: path)
+            var error = SQLiteError(code: rc, message: message, sql: sql, path: path)
+            error.systemErrno = sqlite3_system_errno(handle)
+            throw error
         }
     }
 
@@ -89,7 +98,9 @@ public final class SQLiteDatabase {
     var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
 
     func error(_ rc: Int32, sql: String?) -> SQLiteError {
-        SQLiteError(code: rc, message: lastMessage, sql: sql, path: path)
+        var error = SQLiteError(code: rc, message: lastMessage, sql: sql, path: path)
+        error.systemErrno = sqlite3_system_errno(handle)
+        return error
     }
 }
 

@@ -25,6 +25,18 @@ struct ShardSealer {
     }
 
     func seal(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
+        do {
+            return try sealSteps(activePath: activePath, sealedPath: sealedPath, id: id)
+        } catch {
+            try? FileManager.default.removeItem(atPath: sealedPath + ".tmp")
+            if isNoSpace(error) {
+                throw ShardStoreError("sealing \(id): the disk is full. The active shard is kept and stays readable; free space or lower the retention limits, and sealing resumes (at the next window close or start-up)")
+            }
+            throw error
+        }
+    }
+
+    private func sealSteps(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
         let compactPath = activePath + ".compact.tmp"
         let compressedPath = sealedPath + ".tmp"
         defer { try? FileManager.default.removeItem(atPath: compactPath) }
@@ -132,6 +144,15 @@ enum ShardChecksum {
         for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         return mix(h, 0)
     }
+}
+
+/// Whether an error means "no space left on device", whichever layer reported it.
+func isNoSpace(_ error: any Error) -> Bool {
+    if let sqlite = error as? SQLiteError { return sqlite.isDiskFull }
+    let ns = error as NSError
+    if ns.domain == NSPOSIXErrorDomain && ns.code == Int(ENOSPC) { return true }
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError { return isNoSpace(underlying) }
+    return "\(error)".contains("No space left on device")
 }
 
 func fileSize(_ path: String) -> Int64 {

@@ -155,7 +155,23 @@ public final class ShardStore {
     @discardableResult
     public func sealClosedWindows(watermarkMs: Int64? = nil) throws -> [SealSummary] {
         var results: [SealSummary] = []
-        for shard in closedShards(watermarkMs: watermarkMs) { results.append(try seal(shard)) }
+        let closed = closedShards(watermarkMs: watermarkMs)
+        for (i, shard) in closed.enumerated() {
+            do {
+                results.append(try seal(shard))
+            } catch {
+                // Every shard not sealed stays complete and writable: put them all back so
+                // the next call (after space returns, say) seals them.
+                for unsealed in closed[i...] {
+                    if active[unsealed.id.windowStartMs] == nil {
+                        active[unsealed.id.windowStartMs] = unsealed
+                    } else {
+                        supersededShards.append(unsealed)
+                    }
+                }
+                throw error
+            }
+        }
         if options.sealInBackground {
             let (sealed, failures) = backgroundSealer.drain()
             results += sealed
@@ -245,13 +261,8 @@ public final class ShardStore {
         let id = shard.id
         try catalog.record(shard, relativePath: id.activeRelativePath)
         let sealer = ShardSealer(level: options.sealLevel, frameSize: options.frameSize)
-        let result: ShardSealer.Result
-        do {
-            result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
-        } catch {
-            if active[id.windowStartMs] == nil { active[id.windowStartMs] = shard }  // still complete and writable
-            throw error
-        }
+        // On failure the caller puts the shard back among the active ones.
+        let result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
         try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel)
         return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
                            seconds: Date().timeIntervalSince(started))
