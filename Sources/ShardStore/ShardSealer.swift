@@ -48,8 +48,10 @@ struct ShardSealer {
         let (sourceRows, sourceChecksum) = try ShardChecksum.compute(source)
 
         try writeCompactCopy(from: activePath, to: compactPath, id: id, checksum: sourceChecksum)
+        CrashPoint.reached("seal.compacted")
         let compactBytes = fileSize(compactPath)
         try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize)
+        CrashPoint.reached("seal.compressed")
 
         // Verify what will be renamed, opened in place as readers will open it.
         let check = try ShardReader(path: compressedPath)
@@ -61,8 +63,10 @@ struct ShardSealer {
             throw ShardStoreError("sealing \(id): the compressed copy holds \(rows) rows (checksum \(checksum)), the active shard \(sourceRows) (\(sourceChecksum)); the active shard is kept")
         }
 
+        CrashPoint.reached("seal.verified")
         try FileManager.default.moveItem(atPath: compressedPath, toPath: sealedPath)
         fsyncDirectory((sealedPath as NSString).deletingLastPathComponent)
+        CrashPoint.reached("seal.renamed")
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: activePath + suffix) }
         return Result(rows: rows, checksum: checksum, sealedBytes: fileSize(sealedPath), compactBytes: compactBytes)
     }
