@@ -49,22 +49,7 @@ final class Catalog {
             upsert.bind(9, shard.fileSize)
             upsert.bind(10, Int64(Date().timeIntervalSince1970 * 1000))
             try upsert.step()
-            let positions = try db.prepare("""
-                INSERT INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                ON CONFLICT (shard_id, source, partition) DO UPDATE SET first_position = excluded.first_position,
-                    last_position = excluded.last_position, high_water = excluded.high_water
-                """)
-            for (key, range) in shard.positions {
-                positions.bind(1, shard.id.description)
-                positions.bind(2, key.source)
-                positions.bind(3, Int64(key.partition))
-                if let v = range.first { positions.bind(4, v) } else { positions.bindNull(4) }
-                if let v = range.last { positions.bind(5, v) } else { positions.bindNull(5) }
-                positions.bind(6, range.highWater ?? Int64.min)
-                try positions.step()
-                positions.reset()
-            }
+            try writePositions(shard.positions, of: shard.id)
         }
     }
 
@@ -96,6 +81,24 @@ final class Catalog {
         return result
     }
 
+    /// Copies a shard's positions table into `shard_positions` (inside the caller's transaction).
+    private func writePositions(_ positions: [SourcePartition: PositionRange], of id: ShardID) throws(SQLiteError) {
+        let upsert = try db.prepare("""
+            INSERT OR REPLACE INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            """)
+        for (key, range) in positions {
+            upsert.bind(1, id.description)
+            upsert.bind(2, key.source)
+            upsert.bind(3, Int64(key.partition))
+            if let v = range.first { upsert.bind(4, v) } else { upsert.bindNull(4) }
+            if let v = range.last { upsert.bind(5, v) } else { upsert.bindNull(5) }
+            upsert.bind(6, range.highWater ?? Int64.min)
+            try upsert.step()
+            upsert.reset()
+        }
+    }
+
     /// Records a shard found on disk by `flowrec fsck` (any state), with its positions.
     func recordScanned(id: ShardID, state: String, relativePath: String, rows: Int64, minTimeMs: Int64?, maxTimeMs: Int64?,
                        bytes: Int64, checksum: String?, positions: [SourcePartition: PositionRange]) throws(SQLiteError) {
@@ -118,20 +121,7 @@ final class Catalog {
             if let checksum { insert.bind(11, checksum) } else { insert.bindNull(11) }
             insert.bind(12, Int64(Date().timeIntervalSince1970 * 1000))
             try insert.step()
-            let position = try db.prepare("""
-                INSERT OR REPLACE INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                """)
-            for (key, range) in positions {
-                position.bind(1, id.description)
-                position.bind(2, key.source)
-                position.bind(3, Int64(key.partition))
-                if let v = range.first { position.bind(4, v) } else { position.bindNull(4) }
-                if let v = range.last { position.bind(5, v) } else { position.bindNull(5) }
-                position.bind(6, range.highWater ?? Int64.min)
-                try position.step()
-                position.reset()
-            }
+            try writePositions(positions, of: id)
         }
     }
 

@@ -18,21 +18,10 @@ struct IngestBenchmark: ParsableCommand {
     var scratch = NSTemporaryDirectory() + "flowrec-bench-ingest"
 
     func run() throws {
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: scratch)
-        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(atPath: scratch) }
-        let input = scratch + "/flows.jsonl"
-        var generator = FlowGenerator(options: GeneratorOptions())
-        var text: [UInt8] = []
-        text.reserveCapacity(flows * 1000)
-        for _ in 0..<flows {
-            generator.nextRecord(into: &text)
-            text.append(UInt8(ascii: "\n"))
-        }
-        try Data(text).write(to: URL(fileURLWithPath: input))
+        let scratch = try BenchScratch(self.scratch)
+        defer { scratch.remove() }
+        let (input, _, text) = try scratch.writeGeneratedFlows("flows.jsonl", flows: flows)
         let inputBytes = text.count
-        text = []
 
         // Baseline 1: read + decode only, same reader and batcher.
         let decodeOnly = try timed {
@@ -43,7 +32,7 @@ struct IngestBenchmark: ParsableCommand {
         }
 
         // Baseline 2: SQLite, same settings, one TEXT column holding each raw line.
-        let rawPath = scratch + "/raw.sqlite"
+        let rawPath = scratch.path + "/raw.sqlite"
         let raw = try timed {
             let db = try SQLiteDatabase(path: rawPath)
             try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=OFF; CREATE TABLE lines (json TEXT)")
@@ -63,7 +52,7 @@ struct IngestBenchmark: ParsableCommand {
         let rawBytes = directorySize(rawPath, prefixOnly: true)
 
         // flowrec ingest: the pipelined path the CLI uses.
-        let storeDir = scratch + "/store"
+        let storeDir = scratch.path + "/store"
         var stored = 0
         let ours = try timed {
             let store = try ShardStore(directory: storeDir)
@@ -81,7 +70,7 @@ struct IngestBenchmark: ParsableCommand {
         print("|---|---:|---:|---:|")
         print("| read + decode only (ceiling) | \(rate(decodeOnly)) | \(String(format: "%.2f", ours / decodeOnly))x | - |")
         print("| SQLite, raw JSON line per row | \(rate(raw)) | \(String(format: "%.2f", ours / raw))x | \(rawBytes / flows) |")
-        print("| **flowrec ingest** (decode ‖ write, one column per field) | **\(rate(ours))** | 1.00x | \(storeBytes / flows) |")
+        print("| **flowrec ingest** (decode ‖ write, integer rows + string dictionary) | **\(rate(ours))** | 1.00x | \(storeBytes / flows) |")
         print()
     }
 

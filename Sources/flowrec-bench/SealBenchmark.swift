@@ -25,25 +25,11 @@ struct SealBenchmark: ParsableCommand {
     var scratch = NSTemporaryDirectory() + "flowrec-bench-seal"
 
     func run() throws {
-        let fm = FileManager.default
-        try? fm.removeItem(atPath: scratch)
-        try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(atPath: scratch) }
-        let input = scratch + "/flows.jsonl"
-        var options = GeneratorOptions()
-        options.flowsPerSecond = rate
-        var generator = FlowGenerator(options: options)
-        var text: [UInt8] = []
-        text.reserveCapacity(flows * 1000)
-        var sampleEnd = 0
-        for i in 0..<flows {
-            generator.nextRecord(into: &text)
-            text.append(UInt8(ascii: "\n"))
-            if i + 1 == min(zstd19Flows, flows) { sampleEnd = text.count }
-        }
-        try Data(text).write(to: URL(fileURLWithPath: input))
-        try Data(text[0..<sampleEnd]).write(to: URL(fileURLWithPath: scratch + "/sample.jsonl"))
-        text = []
+        let workspace = try BenchScratch(scratch)
+        defer { workspace.remove() }
+        let generated = try workspace.writeGeneratedFlows("flows.jsonl", flows: flows, rate: rate, sampleFlows: zstd19Flows)
+        let input = generated.path
+        try Data(generated.bytes[0..<generated.sampleEnd]).write(to: URL(fileURLWithPath: scratch + "/sample.jsonl"))
 
         // Ingest, then seal every window at the default level and frame size.
         let storeDir = scratch + "/store"
@@ -159,4 +145,36 @@ func requireShard(_ summary: ShardStore.SealSummary?, store: ShardStore) throws 
         throw ValidationError("no shard was sealed")
     }
     return info
+}
+
+/// A scratch directory for one benchmark, emptied first and removed by `remove()`.
+struct BenchScratch {
+    let path: String
+
+    init(_ path: String) throws {
+        self.path = path
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Writes `flows` generated medium-cluster flows as JSON lines to `name`; returns the
+    /// path and the byte offset where the first `sampleFlows` lines end.
+    func writeGeneratedFlows(_ name: String, flows: Int, rate: Int? = nil, sampleFlows: Int = 0) throws -> (path: String, sampleEnd: Int, bytes: [UInt8]) {
+        var options = GeneratorOptions()
+        options.flowsPerSecond = rate
+        var generator = FlowGenerator(options: options)
+        var text: [UInt8] = []
+        text.reserveCapacity(flows * 1000)
+        var sampleEnd = 0
+        for i in 0..<flows {
+            generator.nextRecord(into: &text)
+            text.append(UInt8(ascii: "\n"))
+            if i + 1 == min(sampleFlows, flows) { sampleEnd = text.count }
+        }
+        let file = path + "/" + name
+        try Data(text).write(to: URL(fileURLWithPath: file))
+        return (file, sampleEnd, text)
+    }
 }
