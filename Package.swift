@@ -68,7 +68,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .executableTarget(
             name: "flowrec-fuzz",
-            dependencies: ["FlowModel"],
+            dependencies: ["FlowModel", "ShardStore"],
             swiftSettings: strictSwift),
         .executableTarget(
             name: "flowrec-bench",

@@ -191,6 +191,7 @@ final class SealedShardFile: @unchecked Sendable {  // used by the SQLite connec
         guard got == frame.compressedSize else {
             throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) is truncated")
         }
+        try compressed.withUnsafeBytes { try SeekableZstd.checkHeader($0, frame, name: path) }
         var out = [UInt8](repeating: 0, count: frame.decompressedSize)
         let n = compressed.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }

@@ -12,6 +12,9 @@ public enum SeekableZstd {
     static let skippableMagic: UInt32 = 0x184D_2A5E
     static let seekableMagic: UInt32 = 0x8F92_EAB1
     static let footerSize = 9
+    /// The largest frame flowrec writes (`flowrec compact --frame-mib` allows 64); a seek
+    /// table claiming more is damaged, and trusting it would allocate that much.
+    public static let maxFrameBytes = 64 << 20
 
     public struct Frame: Sendable, Equatable {
         /// Byte offset of the frame in the compressed file, and in the original.
@@ -109,6 +112,9 @@ public enum SeekableZstd {
         for i in 0..<count {
             let at = 8 + i * entrySize
             let cs = Int(table.u32(at: at)), ds = Int(table.u32(at: at + 4))
+            guard ds > 0, ds <= maxFrameBytes, cs > 0, cs <= ZSTD_compressBound(ds) else {
+                throw FormatError("\(name): seek table entry \(i) claims a \(cs)-byte frame of \(ds) bytes, which flowrec never writes")
+            }
             frames.append(Frame(compressedOffset: c, decompressedOffset: d, compressedSize: cs, decompressedSize: ds))
             c += Int64(cs)
             d += Int64(ds)
@@ -119,11 +125,21 @@ public enum SeekableZstd {
         return frames
     }
 
+    /// Checks that a frame's own header announces the size the seek table claims, before
+    /// any buffer of that size is allocated.
+    static func checkHeader(_ compressed: UnsafeRawBufferPointer, _ frame: Frame, name: String) throws {
+        let announced = ZSTD_getFrameContentSize(compressed.baseAddress, compressed.count)
+        guard announced == UInt64(frame.decompressedSize) else {
+            throw FormatError("\(name): frame at byte \(frame.compressedOffset) does not match the seek table (corrupt)")
+        }
+    }
+
     /// Decompresses one frame, checking its size and zstd checksum.
     static func readFrame(_ handle: FileHandle, _ frame: Frame, name: String, dctx: OpaquePointer) throws -> [UInt8] {
         try handle.seek(toOffset: UInt64(frame.compressedOffset))
         let compressed = try handle.read(upToCount: frame.compressedSize) ?? Data()
         guard compressed.count == frame.compressedSize else { throw FormatError("\(name): frame at \(frame.compressedOffset) is truncated") }
+        try compressed.withUnsafeBytes { try checkHeader($0, frame, name: name) }
         var out = [UInt8](repeating: 0, count: frame.decompressedSize)
         let n = compressed.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }

@@ -1,9 +1,11 @@
-// The decoder's fuzz target. `scripts/fuzz` builds it with libFuzzer
+// The fuzz targets: the flow decoder (default) and the sealed-shard reader
+// (FLOWREC_FUZZ_TARGET=sealed). `scripts/fuzz` builds them with libFuzzer
 // (`-sanitize=fuzzer,address -DFLOWREC_FUZZING`); built normally it replays files
 // through the same check, which is how a crash found by the fuzzer becomes a test:
 //
 //   swift run flowrec-fuzz crash-1234 corpus-dir/...
 import FlowModel
+import ShardStore
 
 /// The property the fuzzer checks: any bytes either fail to decode with a
 /// `FlowDecodingError`, or decode to a flow that re-encodes to JSON that decodes again
@@ -30,6 +32,21 @@ func checkDecoder(_ bytes: UnsafeRawBufferPointer) {
     }
 }
 
+/// The sealed-shard reader's property: any bytes given as a `.sqlite.zst` file either
+/// fail to open or read with a thrown error, or read completely; nothing traps.
+func checkSealedShard(_ bytes: UnsafeRawBufferPointer) {
+    let path = sealedScratchPath
+    let data = Data(bytes)
+    guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return }
+    guard let reader = try? ShardReader(path: path) else { return }
+    _ = try? reader.quickCheck()
+    try? reader.forEachFlow { _ in }
+    try? reader.query("SELECT count(*), sum(\"Bytes\") FROM flows") { _ in }
+}
+
+let sealedScratchPath = NSTemporaryDirectory() + "flowrec-fuzz-\(getpid()).sqlite.zst"
+let fuzzTarget = ProcessInfo.processInfo.environment["FLOWREC_FUZZ_TARGET"] == "sealed" ? checkSealedShard : checkDecoder
+
 #if FLOWREC_FUZZING
 /// libFuzzer's entry when the program keeps its own `main` (SwiftPM names the entry point itself).
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -44,7 +61,7 @@ struct FuzzDecoder {
         var argc = CommandLine.argc
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
         let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            checkDecoder(UnsafeRawBufferPointer(start: data, count: size))
+            fuzzTarget(UnsafeRawBufferPointer(start: data, count: size))
             return 0
         }
         exit(status)
@@ -69,7 +86,7 @@ struct ReplayFuzzInputs {
         }
         for file in files {
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
-            data.withUnsafeBytes { checkDecoder($0) }
+            data.withUnsafeBytes { fuzzTarget($0) }
         }
         print("flowrec-fuzz: \(files.count) inputs replayed, no failure")
     }

@@ -47,16 +47,25 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "zstd level for sealing (1-19).")
     var sealLevel: Int32 = 3
 
+    @Option(help: "Uncompressed KiB per zstd frame of a sealed shard (what one read decompresses).")
+    var sealFrameKib: Int = 1024
+
+    func validateSealing() throws {
+        if !(1...19).contains(sealLevel) { throw ValidationError("--seal-level must be between 1 and 19") }
+        if !(16...65536).contains(sealFrameKib) { throw ValidationError("--seal-frame-kib must be between 16 and 65536") }
+    }
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one file, or - for stdin") }
         if source != nil && files.count > 1 { throw ValidationError("--source names one input; ingest one file at a time with it") }
         if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
+        try validateSealing()
     }
 
     func run() throws {
         let store = try ShardStore(directory: data, options: .init(
             windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel,
-            sealInBackground: backgroundSeal))
+            frameSize: sealFrameKib << 10, sealInBackground: backgroundSeal))
         let started = Date()
         var total = ShardStore.AppendSummary()
         var lines: Int64 = 0

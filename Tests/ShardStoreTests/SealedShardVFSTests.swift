@@ -63,3 +63,23 @@ import Testing
         _ = try cache.frame(file: 1, index: 99) { Issue.record("the newest frame should still be cached"); return [] }
     }
 }
+
+/// Found by `TARGET=sealed scripts/fuzz`: a damaged seek table must not make the reader
+/// allocate what it claims.
+@Suite struct SeekTableValidationTests {
+    @Test func aSeekTableClaimingHugeFramesIsRejectedBeforeAllocating() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        try store.append(batch(generatedLines(500)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        let path = dir.path + "/" + shard.path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        // The footer is 9 bytes; the last entry's decompressed size sits just before it.
+        let sizeField = bytes.count - 9 - 4
+        for i in 0..<4 { bytes[sizeField + i] = 0x7F }  // about 2 GiB
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let error = #expect(throws: (any Error).self) { _ = try ShardReader(path: path) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("seek table entry"))
+    }
+}
