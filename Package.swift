@@ -10,6 +10,7 @@ import PackageDescription
 ///   KafkaSource                         → librdkafka producer and consumer
 ///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
 ///   Forwarders                          → replication targets (ClickHouse schema so far)
+///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record)
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
 /// `FlowrecTesting` (helpers that start the real test servers from tests).
@@ -51,6 +52,9 @@ let package = Package(
         .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
         .target(name: "Forwarders", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
+            name: "FlowRecorder", dependencies: ["FlowModel", "KafkaSource", "ShardStore", "Forwarders"],
+            swiftSettings: strictSwift),
+        .target(
             name: "FlowrecTesting",
             dependencies: ["KafkaSource"],
             swiftSettings: strictSwift),
@@ -58,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders",
+                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders", "FlowRecorder",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -85,6 +89,10 @@ let package = Package(
             dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "FlowRecorderTests",
+            dependencies: ["FlowRecorder", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting"],
+            swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",
             dependencies: ["Forwarders", "FlowModel", "FlowrecTesting"],

@@ -46,3 +46,15 @@ public struct TestServerUnavailable: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// A fresh directory per test, removed when the value goes away.
+public final class TemporaryDirectory {
+    public let path: String
+
+    public init() {
+        path = NSTemporaryDirectory() + "flowrec-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}

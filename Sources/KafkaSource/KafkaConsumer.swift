@@ -12,20 +12,59 @@ public struct KafkaMessageView {
 /// A consumer-group member that reads messages in batches without auto-committing.
 ///
 /// flowrec stores offsets with the data, so this type never commits before the caller
-/// says a batch is durable.
+/// says a batch is durable. When the group assigns partitions, `startOffset` (if given)
+/// says where each one resumes: the store's own checkpoint, not the group's committed
+/// offset, which only serves lag monitoring.
 public final class KafkaConsumer {
+    /// Where an assigned partition starts: an offset, or nil for the group's position
+    /// (committed offset, else `auto.offset.reset`).
+    public typealias StartOffset = (_ topic: String, _ partition: Int32) -> Int64?
+
     private let handle: OpaquePointer
     private let queue: OpaquePointer
     private var closed = false
+    private let rebalance: RebalanceContext
+
+    /// Partitions currently assigned to this member.
+    public var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
 
     /// `properties` must contain `bootstrap.servers` and `group.id`.
-    public init(topics: [String], properties: KafkaProperties) throws(KafkaError) {
+    public init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil) throws(KafkaError) {
         var props = properties
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
         if props["enable.auto.offset.store"] == nil { props["enable.auto.offset.store"] = "false" }
         if props["auto.offset.reset"] == nil { props["auto.offset.reset"] = "earliest" }
         guard props["group.id"] != nil else { throw KafkaError("a consumer needs group.id") }
-        let handle = try makeClient(RD_KAFKA_CONSUMER, props)
+        let conf = try props.makeConf()
+        let rebalance = RebalanceContext(startOffset: startOffset)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+            guard let rk, let opaque else { return }
+            let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
+            if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let partitions {
+                var assigned: [(String, Int32)] = []
+                for i in 0..<Int(partitions.pointee.cnt) {
+                    let element = partitions.pointee.elems[i]
+                    let topic = String(cString: element.topic)
+                    assigned.append((topic, element.partition))
+                    if let offset = context.startOffset?(topic, element.partition) {
+                        partitions.pointee.elems[i].offset = offset
+                    }
+                }
+                context.assigned = assigned
+                rd_kafka_assign(rk, partitions)
+            } else {
+                // Revoked: the caller stores each batch before polling again, so nothing is in flight.
+                context.assigned = []
+                rd_kafka_assign(rk, nil)
+            }
+        }
+        var errbuf = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError("cannot create Kafka consumer: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        self.rebalance = rebalance
         rd_kafka_poll_set_consumer(handle)
         guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else {
             rd_kafka_destroy(handle)
@@ -44,6 +83,17 @@ public final class KafkaConsumer {
         }
         self.handle = handle
         self.queue = queue
+    }
+
+    /// Commits "next offset to read" per partition to the group, asynchronously. flowrec
+    /// calls it after a batch is durable, for lag monitoring only.
+    public func commit(_ nextOffsets: [(topic: String, partition: Int32, offset: Int64)]) {
+        guard !nextOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(nextOffsets.count)) else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for entry in nextOffsets {
+            rd_kafka_topic_partition_list_add(list, entry.topic, entry.partition)?.pointee.offset = entry.offset
+        }
+        _ = rd_kafka_commit(handle, list, 1)
     }
 
     deinit {
@@ -88,4 +138,12 @@ public final class KafkaConsumer {
         }
         return delivered
     }
+}
+
+/// State the rebalance callback reaches through librdkafka's opaque pointer; only
+/// touched on the polling thread (callbacks run inside poll).
+private final class RebalanceContext {
+    let startOffset: KafkaConsumer.StartOffset?
+    var assigned: [(topic: String, partition: Int32)] = []
+    init(startOffset: KafkaConsumer.StartOffset?) { self.startOffset = startOffset }
 }

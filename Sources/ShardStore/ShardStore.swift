@@ -70,8 +70,22 @@ public final class ShardStore {
     private var active: [Int64: ActiveShard] = [:]
     /// Per window: the highest position absorbed per source partition over all parts.
     private var windowLast: [Int64: [SourcePartition: Int64]] = [:]
-    /// The newest `TimeFlowEndMs` stored: event time, which decides when windows close.
-    public private(set) var watermarkMs: Int64 = .min
+    /// Event time that every active source partition has reached: the smallest of their
+    /// newest `TimeFlowEndMs`. Windows close by it, so a partition consumed more slowly
+    /// than the others (a backlog, a slow broker) does not find its windows already
+    /// sealed. A partition silent for `idlePartitionSeconds` of wall time stops holding it back.
+    public var watermarkMs: Int64 {
+        let now = Date()
+        let live = partitionClocks.values.filter { now.timeIntervalSince($0.lastSeen) < idlePartitionSeconds }
+        if let slowest = live.map(\.newestMs).min() { return slowest }
+        return partitionClocks.values.map(\.newestMs).max() ?? restoredWatermarkMs
+    }
+    /// Per source partition: the newest flow time stored from it, and when it was seen.
+    private var partitionClocks: [SourcePartition: (newestMs: Int64, lastSeen: Date)] = [:]
+    /// Before any flow arrives in this process: the newest time found in the shards.
+    private var restoredWatermarkMs: Int64 = .min
+    /// Wall-clock seconds after which a silent partition no longer holds back sealing.
+    public var idlePartitionSeconds: Double = 120
     /// Lower parts of a window found active at start-up behind a newer part: superseded,
     /// they are sealed at the next opportunity.
     private var supersededShards: [ActiveShard] = []
@@ -127,7 +141,7 @@ public final class ShardStore {
             }
             active[id.windowStartMs] = shard
             try catalog.record(shard, relativePath: id.activeRelativePath)
-            watermarkMs = max(watermarkMs, shard.maxTimeMs ?? .min)
+            restoredWatermarkMs = max(restoredWatermarkMs, shard.maxTimeMs ?? .min)
         }
         // Shards the catalog lists as active whose sealed file exists: finish the bookkeeping.
         for row in try catalog.shards() where row.state == "active" && active[row.id.windowStartMs]?.id != row.id {
@@ -137,7 +151,7 @@ public final class ShardStore {
                 try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: checksum)
             }
         }
-        for row in try catalog.shards() { watermarkMs = max(watermarkMs, row.maxTimeMs ?? .min) }
+        for row in try catalog.shards() { restoredWatermarkMs = max(restoredWatermarkMs, row.maxTimeMs ?? .min) }
     }
 
     // MARK: Sealing
@@ -269,6 +283,20 @@ public final class ShardStore {
                            seconds: Date().timeIntervalSince(started))
     }
 
+    /// The window width an existing store was written with (from its catalog), so
+    /// commands that only read or maintain it need not be told.
+    public static func existingWindowMs(directory: String) -> Int64? {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent("catalog.sqlite").path
+        guard FileManager.default.fileExists(atPath: path),
+              let db = try? SQLiteDatabase(path: path, mode: .readOnly) else { return nil }
+        return try? db.scalarInteger("SELECT window_end_ms - window_start_ms FROM shards LIMIT 1")
+    }
+
+    /// Opens an existing store with the window it was written with.
+    public static func openExisting(directory: String) throws -> ShardStore {
+        try ShardStore(directory: directory, options: .init(windowMs: existingWindowMs(directory: directory) ?? 3_600_000))
+    }
+
     // MARK: Writing
 
     /// Stores a batch. Flows whose position a shard of their window already holds are
@@ -290,6 +318,7 @@ public final class ShardStore {
         // resolved once per (window, source, partition), not per flow.
         let endField = FlowSchema.requiredField
         var byWindow: [Int64: [Int]] = [:]
+        var newestInBatch: [Int: [Int32: Int64]] = [:]
         var thresholdWindow = Int64.min, thresholdSource = -1, thresholdPartition = Int32.min
         var threshold: Int64? = nil
         for i in 0..<batch.flowCount {
@@ -297,8 +326,8 @@ public final class ShardStore {
                 throw ShardStoreError("a flow without TimeFlowEndMs reached the store; the decoder should have sent it to the dead letters")
             }
             let window = floorDiv(end, options.windowMs) * options.windowMs
-            if end > watermarkMs { watermarkMs = end }
             let p = batch.positions[i]
+            if end > (newestInBatch[p.source]?[p.partition] ?? .min) { newestInBatch[p.source, default: [:]][p.partition] = end }
             if window != thresholdWindow || p.source != thresholdSource || p.partition != thresholdPartition {
                 thresholdWindow = window
                 thresholdSource = p.source
@@ -310,6 +339,14 @@ public final class ShardStore {
                 continue
             }
             byWindow[window, default: []].append(i)
+        }
+
+        let now = Date()
+        for (source, partitions) in newestInBatch {
+            for (partition, newest) in partitions {
+                let key = SourcePartition(source: batch.sources[source], partition: partition)
+                partitionClocks[key] = (max(partitionClocks[key]?.newestMs ?? newest, newest), now)
+            }
         }
 
         // Dead letters first: if a crash follows, their replay is ignored by key.

@@ -10,5 +10,5 @@ struct Flowrec: AsyncParsableCommand {
 
         Start with `flowrec generate --help` to make realistic test traffic.
         """,
-        subcommands: [GenerateCommand.self, IngestCommand.self, ShardsCommand.self, CompactCommand.self, FsckCommand.self, SchemaCommand.self])
+        subcommands: [RecordCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, CompactCommand.self, FsckCommand.self, SchemaCommand.self])
 }

@@ -25,7 +25,7 @@ struct ShardsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try ShardStore(directory: data)
+        let store = try ShardStore.openExisting(directory: data)
         let shards = try store.shards()
         if count {
             print(shards.reduce(Int64(0)) { $0 + $1.rowCount })

@@ -1,4 +1,5 @@
 import FlowModel
+import FlowrecTesting
 import Foundation
 import ShardStore
 import Testing

@@ -213,3 +213,29 @@ func runTool(_ path: String, _ args: [String]) throws -> String {
         #expect(try store.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 6001)
     }
 }
+
+@Suite struct WatermarkTests {
+    /// Two partitions, one far ahead: the window closes only when the slow one passes it.
+    @Test func aWindowClosesOnlyWhenEveryPartitionHasPassedIt() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        func flow(_ t: Int64, partition: Int32, offset: Int64) -> IngestBatch {
+            var b = IngestBatch()
+            let src = b.sourceIndex("flows-export")
+            b.append(try! FlowDecoder().decode(Array(#"{"TimeFlowEndMs":\#(t)}"#.utf8)),
+                     at: SourcePosition(source: src, partition: partition, position: offset))
+            return b
+        }
+        let t0: Int64 = 1_767_225_600_000
+        try store.append(flow(t0 + 1000, partition: 0, offset: 1))
+        try store.append(flow(t0 + 10_000, partition: 1, offset: 1))
+        try store.append(flow(t0 + 600_000, partition: 1, offset: 2))  // partition 1 races 10 minutes ahead
+        #expect(store.watermarkMs == t0 + 1000)
+        #expect(try store.sealClosedWindows().isEmpty, "partition 0 has not left the first window")
+        try store.append(flow(t0 + 30_000, partition: 0, offset: 2))  // a late-looking but in-order flow
+        try store.append(flow(t0 + 120_000, partition: 0, offset: 3))
+        let sealed = try store.sealClosedWindows()
+        #expect(sealed.map(\.id.part) == [0], "one part, with every flow of the window")
+        #expect(sealed.first?.rows == 3)
+    }
+}

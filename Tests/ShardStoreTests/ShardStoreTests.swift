@@ -5,15 +5,6 @@ import Foundation
 import ShardStore
 import Testing
 
-/// A fresh data directory per test, removed afterwards.
-final class TemporaryDirectory {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "flowrec-test-" + UUID().uuidString
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50, features: Set<GeneratorOptions.Feature>? = nil) -> [[UInt8]] {
     var options = GeneratorOptions()

@@ -1,0 +1,108 @@
+import FlowModel
+import Foundation
+import KafkaSource
+public import ShardStore
+
+/// What `flowrec record` needs to know.
+public struct RecorderConfiguration: Sendable {
+    public var bootstrapServers: String
+    public var topics: [String] = ["flows-export"]
+    public var groupID = "flowrec"
+    public var dataDirectory = "./flowrec-data"
+    public var store = ShardStore.Options(sealInBackground: true)
+    /// Most messages taken from Kafka per batch (one store transaction per shard per batch).
+    public var maxBatchMessages = 10_000
+    public var pollTimeoutMs: Int32 = 500
+    /// Larger messages become dead letters.
+    public var maxMessageBytes = 1 << 20
+    /// Extra librdkafka properties (TLS, SASL, fetch sizes, ...), passed through.
+    public var kafkaProperties: [String: String] = [:]
+    /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
+    public var exitWhenIdleSeconds: Double?
+
+    public init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
+}
+
+/// Consumes NetObserv flows from Kafka into the store, exactly once.
+///
+/// The group's committed offsets are never trusted for resuming: when partitions are
+/// assigned, each one starts after the highest offset the store holds for it (its
+/// high-water mark). After a batch is stored, offsets are committed to the group only so
+/// that lag monitoring works. A crash at any moment loses nothing and stores nothing twice.
+public final class Recorder {
+    public struct Counters: Sendable {
+        public var messages = 0
+        public var stored = 0
+        public var replaysSkipped = 0
+        public var deadLetters = 0
+        public var batches = 0
+    }
+
+    public let configuration: RecorderConfiguration
+    public private(set) var counters = Counters()
+    private let log: (String) -> Void
+
+    public init(configuration: RecorderConfiguration, log: @escaping (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.log = log
+    }
+
+    /// Runs until `shouldStop` returns true (checked between batches) or the topic stays
+    /// idle for `exitWhenIdleSeconds`; then stores nothing further, waits for background
+    /// seals, and leaves the group.
+    public func run(shouldStop: () -> Bool) throws {
+        let config = configuration
+        let store = try ShardStore(directory: config.dataDirectory, options: config.store)
+        var properties = KafkaProperties(config.kafkaProperties)
+        properties["bootstrap.servers"] = config.bootstrapServers
+        properties["group.id"] = config.groupID
+        if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = "10000" }
+        if properties["fetch.message.max.bytes"] == nil { properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20)) }
+        let consumer = try KafkaConsumer(topics: config.topics, properties: properties) { topic, partition in
+            // The store's checkpoint, read when the group assigns the partition.
+            (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
+        }
+        log("consuming \(config.topics.joined(separator: ",")) from \(config.bootstrapServers) as group \(config.groupID) into \(config.dataDirectory)")
+
+        let decoder = FlowDecoder(limits: .init(maxMessageBytes: config.maxMessageBytes))
+        var batch = IngestBatch()
+        var lastMessage = Date()
+        var lastReport = Date()
+        while !shouldStop() {
+            batch.removeAll()
+            var nextOffsets: [String: [Int32: Int64]] = [:]
+            try consumer.poll(maxMessages: config.maxBatchMessages, timeoutMs: config.pollTimeoutMs) { message in
+                let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
+                                              position: message.offset)
+                do {
+                    try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in
+                        try decoder.decode(message.payload, into: &flow)
+                    }
+                } catch let error as FlowDecodingError {
+                    batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset,
+                                                      payload: Array(message.payload.prefix(config.maxMessageBytes))))
+                }
+                nextOffsets[message.topic, default: [:]][message.partition] = message.offset + 1
+            }
+            if batch.isEmpty {
+                if let idle = config.exitWhenIdleSeconds, Date().timeIntervalSince(lastMessage) >= idle { break }
+                continue
+            }
+            lastMessage = Date()
+            let summary = try store.append(batch)
+            counters.messages += batch.flowCount + batch.deadLetters.count
+            counters.stored += summary.stored
+            counters.replaysSkipped += summary.skippedAsReplayed
+            counters.deadLetters += summary.deadLetters
+            counters.batches += 1
+            consumer.commit(nextOffsets.flatMap { topic, partitions in partitions.map { (topic, $0.key, $0.value) } })
+            if Date().timeIntervalSince(lastReport) >= 10 {
+                lastReport = Date()
+                log("messages \(counters.messages), stored \(counters.stored), replays skipped \(counters.replaysSkipped), dead letters \(counters.deadLetters), partitions \(consumer.assignment.count)")
+            }
+        }
+        log("stopping: \(counters.stored) flows stored this run; finishing seals")
+        try store.close()
+        consumer.close()
+    }
+}
