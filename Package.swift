@@ -10,6 +10,7 @@ import PackageDescription
 ///   KafkaSource                         → librdkafka producer and consumer
 ///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
 ///   Forwarders                          → replication targets (ClickHouse schema so far)
+///   Query                               → queries over the shards of a time range
 ///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record)
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
@@ -51,6 +52,7 @@ let package = Package(
         .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
         .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
         .target(name: "Forwarders", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
+        .target(name: "Query", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
             name: "FlowRecorder", dependencies: ["FlowModel", "KafkaSource", "ShardStore", "Forwarders"],
             swiftSettings: strictSwift),
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders", "FlowRecorder",
+                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders", "FlowRecorder", "Query",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -92,6 +94,10 @@ let package = Package(
         .testTarget(
             name: "FlowRecorderTests",
             dependencies: ["FlowRecorder", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting"],
+            swiftSettings: strictSwift),
+        .testTarget(
+            name: "QueryTests",
+            dependencies: ["Query", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -111,10 +112,24 @@ public final class SQLiteStatement {
     unowned let database: SQLiteDatabase
     public let sql: String
 
+    /// Prepares exactly one statement: text after it (`...; DROP TABLE t`) is an error,
+    /// never silently ignored.
     init(database: SQLiteDatabase, sql: String) throws(SQLiteError) {
         var stmt: OpaquePointer?
-        let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        var trailing = ""
+        let rc = sql.withCString { text in
+            var tail: UnsafePointer<CChar>?
+            let rc = sqlite3_prepare_v3(database.handle, text, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, &tail)
+            if let tail { trailing = String(cString: tail) }
+            return rc
+        }
         guard rc == SQLITE_OK, let stmt else { throw database.error(rc, sql: sql) }
+        let rest = trailing.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines.union(CharacterSet(charactersIn: ";")))
+        guard rest.isEmpty else {
+            sqlite3_finalize(stmt)
+            throw SQLiteError(code: SQLITE_MISUSE, message: "only one SQL statement is allowed; found more after it: \(rest.prefix(60))",
+                              sql: sql, path: database.path)
+        }
         self.handle = stmt
         self.database = database
         self.sql = sql
@@ -178,6 +193,7 @@ public final class SQLiteStatement {
     public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
     @inline(__always) public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
     @inline(__always) public func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+    @inline(__always) public func isInteger(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_INTEGER }
 
     public func text(_ i: Int32) -> String? {
         guard let p = sqlite3_column_text(handle, i) else { return nil }

@@ -55,8 +55,10 @@ public final class ShardReader {
 
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
-    public func query(_ sql: String, _ row: (SQLiteStatement) throws -> Void) throws {
+    public func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },
+                      _ row: (SQLiteStatement) throws -> Void) throws {
         let statement = try db.prepare(sql)
+        bind(statement)
         while try statement.step() { try row(statement) }
     }
 

@@ -92,6 +92,9 @@ public enum ShardSchema {
         return "INSERT INTO flow_rows (\(allColumns.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
     }()
 
+    /// The `flows` view's field columns (NetObserv's names), in order.
+    public static let viewFieldNames: [String] = FlowSchema.fields.map(\.name)
+
     static let insertStringSQL = "INSERT INTO strings (id, value) VALUES (?1, ?2)"
 
     /// Quoted column names of `flow_rows`, in order.

@@ -435,6 +435,13 @@ public final class ShardStore {
         try ShardReader(path: path).forEachFlow(body)
     }
 
+    /// A read-only reader for one shard (sealed shards in place). Queries use it.
+    public func reader(for id: ShardID) throws -> ShardReader {
+        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
+        let path = FileManager.default.fileExists(atPath: sealed) ? sealed : directory.appendingPathComponent(id.activeRelativePath).path
+        return try ShardReader(path: path)
+    }
+
     public func deadLetterCount() throws -> Int64 { try deadLetters.count() }
 
     /// Dead letters in position order: source, partition, position, reason, payload.

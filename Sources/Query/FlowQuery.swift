@@ -1,0 +1,103 @@
+import Foundation
+public import ShardStore
+
+/// A query over flows: a time range, a filter in SQL syntax on NetObserv's field names,
+/// the fields to return, and a row limit.
+public struct FlowQuery: Sendable {
+    /// Inclusive start and exclusive end on `TimeFlowEndMs`, epoch milliseconds.
+    public var fromMs: Int64?
+    public var toMs: Int64?
+    /// An SQL boolean expression, e.g. `SrcK8S_Namespace = 'shop' AND DstPort = 443`.
+    public var whereSQL: String?
+    /// Fields to return; empty means every field.
+    public var fields: [String] = []
+    public var limit: Int?
+
+    public init() {}
+}
+
+/// A query failure a user can fix: the message says which part of the query is wrong.
+public struct QueryError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs a `FlowQuery` over the shards of a store, oldest first, streaming rows.
+///
+/// Only shards whose stored time range overlaps the query are opened (the catalog knows
+/// each shard's min and max `TimeFlowEndMs`); each is opened read-only (sealed ones in
+/// place), so no statement can change stored data. Rows arrive shard by shard, in time
+/// order within a shard, and the run stops as soon as `limit` rows were produced.
+public struct FlowQueryRunner {
+    public let store: ShardStore
+
+    public init(store: ShardStore) { self.store = store }
+
+    /// Column names of the result, in order.
+    public func columns(for query: FlowQuery) -> [String] {
+        query.fields.isEmpty ? ShardSchemaColumns.fieldNames : query.fields
+    }
+
+    /// Calls `row` with each result row's values (nil for SQL NULL); return false to stop.
+    public func run(_ query: FlowQuery, row: ([QueryValue]) throws -> Bool) throws {
+        let columns = columns(for: query)
+        for name in columns where !ShardSchemaColumns.fieldNames.contains(name) {
+            throw QueryError("unknown field \(name); fields are NetObserv's names, e.g. SrcK8S_Namespace, Bytes (see `flowrec schema`)")
+        }
+        var remaining = query.limit ?? .max
+        guard remaining > 0 else { return }
+        let selected = columns.map { "\"\($0)\"" }.joined(separator: ", ")
+        var conditions: [String] = []
+        if query.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
+        if query.toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
+        if let filter = query.whereSQL, !filter.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append("(\(filter))") }
+        let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY TimeFlowEndMs LIMIT ?3"
+        for shard in try store.shards() where shard.state != "quarantined" && overlaps(shard, query) {
+            let reader = try store.reader(for: shard.id)
+            var stop = false
+            do {
+                try reader.query(sql, bind: { statement in
+                    if let from = query.fromMs { statement.bind(1, from) }
+                    if let to = query.toMs { statement.bind(2, to) }
+                    statement.bind(3, Int64(min(remaining, Int(Int32.max))))
+                }) { statement in
+                    guard !stop else { return }
+                    var values: [QueryValue] = []
+                    values.reserveCapacity(columns.count)
+                    for i in 0..<Int32(columns.count) {
+                        if statement.isNull(i) { values.append(.null) } else if statement.isInteger(i) {
+                            values.append(.integer(statement.integer(i)))
+                        } else {
+                            values.append(.text(statement.text(i) ?? ""))
+                        }
+                    }
+                    remaining -= 1
+                    if try !row(values) || remaining == 0 { stop = true }
+                }
+            } catch let error as SQLiteError where error.sql != nil {
+                throw QueryError("the query is not valid SQL over the flows table: \(error.message). Check --where and --fields.")
+            }
+            if stop || remaining == 0 { return }
+        }
+    }
+
+    private func overlaps(_ shard: ShardStore.ShardInfo, _ query: FlowQuery) -> Bool {
+        guard let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { return false }
+        if let from = query.fromMs, maxT < from { return false }
+        if let to = query.toMs, minT >= to { return false }
+        return true
+    }
+}
+
+/// One value of a result row.
+public enum QueryValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case text(String)
+}
+
+/// The flows view's column names (NetObserv's field names), in schema order.
+public enum ShardSchemaColumns {
+    public static let fieldNames: [String] = ShardSchema.viewFieldNames
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import FlowModel
+import Foundation
+import Query
+import ShardStore
+
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Print stored flows for a time range, filtered in SQL syntax.",
+        discussion: """
+        Fields and the filter use NetObserv's own field names. Only shards overlapping the time range are opened, sealed ones in place; rows stream, oldest first, and the query stops at --limit.
+
+        Examples:
+          flowrec query --since 1h --where "SrcK8S_Namespace = 'shop' AND DstPort = 443" --limit 20
+          flowrec query --from 2026-01-01T00:00:00Z --to 2026-01-01T01:00:00Z --fields SrcAddr,DstAddr,Bytes --format csv
+        """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, jsonl, csv }
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    @Option(help: "Start of the range (RFC 3339 or epoch ms), on TimeFlowEndMs.")
+    var from: TimeArgument?
+
+    @Option(help: "End of the range, exclusive (RFC 3339 or epoch ms).")
+    var to: TimeArgument?
+
+    @Option(help: "Only the last D before now (e.g. 15m, 1h, 7d); instead of --from.")
+    var since: DurationArgument?
+
+    @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields, e.g. \"DstPort = 443\".")
+    var filter: String?
+
+    @Option(help: "Comma-separated fields to print (default: a useful summary set; 'all' for every field).")
+    var fields: String?
+
+    @Option(help: "Most rows to print.")
+    var limit: Int = 100
+
+    @Option(help: "table, json, jsonl or csv.")
+    var format: Format = .table
+
+    static let summaryFields = ["TimeFlowEndMs", "SrcK8S_Namespace", "SrcK8S_Name", "SrcAddr", "SrcPort",
+                                "DstK8S_Namespace", "DstK8S_Name", "DstAddr", "DstPort", "Proto", "Bytes", "Packets"]
+
+    func validate() throws {
+        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
+        if limit < 0 { throw ValidationError("--limit must be 0 or more") }
+    }
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+        }
+        var query = FlowQuery()
+        query.fromMs = from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
+        query.toMs = to?.epochMilliseconds
+        query.whereSQL = filter
+        query.limit = limit
+        switch fields {
+        case nil: query.fields = Self.summaryFields
+        case "all": query.fields = []
+        case let list?: query.fields = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let runner = FlowQueryRunner(store: try ShardStore.openExisting(directory: data))
+        let columns = runner.columns(for: query)
+        let output = QueryOutput(format: format, columns: columns)
+        do {
+            try runner.run(query) { values in
+                output.write(values)
+                return true
+            }
+        } catch let error as QueryError {
+            throw ValidationError(error.description)
+        }
+        output.finish()
+    }
+}
+
+/// Writes result rows in the chosen format. The table format buffers rows to align them.
+final class QueryOutput {
+    let format: QueryCommand.Format
+    let columns: [String]
+    private var tableRows: [[String]] = []
+    private var first = true
+
+    init(format: QueryCommand.Format, columns: [String]) {
+        self.format = format
+        self.columns = columns
+        switch format {
+        case .csv: print(columns.map(csvField).joined(separator: ","))
+        case .json: print("[", terminator: "")
+        case .table, .jsonl: break
+        }
+    }
+
+    func write(_ values: [QueryValue]) {
+        switch format {
+        case .table:
+            tableRows.append(values.map { text($0) })
+        case .csv:
+            print(values.map { csvField(text($0)) }.joined(separator: ","))
+        case .jsonl, .json:
+            let members = zip(columns, values).compactMap { name, value -> String? in
+                switch value {
+                case .null: return nil
+                case .integer(let v): return "\(jsonString(name)):\(v)"
+                case .text(let t):
+                    // Array and object fields are stored as their JSON text: emit them as JSON.
+                    let raw = (t.hasPrefix("[") || t.hasPrefix("{")) && isArrayOrObjectField(name)
+                    return "\(jsonString(name)):\(raw ? t : jsonString(t))"
+                }
+            }
+            let object = "{" + members.joined(separator: ",") + "}"
+            if format == .jsonl { print(object) } else { print((first ? "\n  " : ",\n  ") + object, terminator: "") }
+            first = false
+        }
+    }
+
+    func finish() {
+        switch format {
+        case .json: print(first ? "]" : "\n]")
+        case .table:
+            var widths = columns.map(\.count)
+            for row in tableRows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+            func line(_ cells: [String]) -> String {
+                cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+            }
+            print(line(columns))
+            for row in tableRows { print(line(row)) }
+            if tableRows.isEmpty { print("(no flows)") }
+        case .csv, .jsonl: break
+        }
+    }
+
+    private func text(_ value: QueryValue) -> String {
+        switch value {
+        case .null: ""
+        case .integer(let v): String(v)
+        case .text(let t): t
+        }
+    }
+
+    private func csvField(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    private func jsonString(_ s: String) -> String {
+        var out: [UInt8] = []
+        JSONEscaping.appendQuoted(s.utf8, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func isArrayOrObjectField(_ name: String) -> Bool {
+        FlowSchema.id(named: name).map { $0.kind.isJSONText } ?? false
+    }
+}
+
+
