@@ -193,6 +193,7 @@ public final class SQLiteStatement {
     public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
     @inline(__always) public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
     @inline(__always) public func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+    @inline(__always) public func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
     @inline(__always) public func isInteger(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_INTEGER }
 
     public func text(_ i: Int32) -> String? {

@@ -108,3 +108,21 @@ import Testing
         #expect(error?.description.contains("NoSuchField") == true)
     }
 }
+
+@Suite struct TopTalkersTests {
+    @Test func topNamespacePairsMatchADirectComputation() throws {
+        let dir = TemporaryDirectory()
+        let (store, flows) = try FlowQueryTests.fixture(dir)
+        let src = FlowSchema.id(of: "SrcK8S_Namespace"), dst = FlowSchema.id(of: "DstK8S_Namespace")
+        let bytes = FlowSchema.id(of: "Bytes")
+        var expected: [[String]: Int64] = [:]
+        for f in flows { expected[[f.string(src) ?? "", f.string(dst) ?? ""], default: 0] += f.integer(bytes) ?? 0 }
+        let top = try TopTalkers(store: store).run(by: ["SrcK8S_Namespace", "DstK8S_Namespace"], metric: .bytes,
+                                                   fromMs: nil, toMs: nil, limit: 5)
+        let want = expected.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.lexicographicallyPrecedes($1.key) }.prefix(5)
+        #expect(top.map(\.group) == want.map(\.key))
+        #expect(top.map(\.bytes) == want.map(\.value))
+        let flowsTotal = try TopTalkers(store: store).run(by: ["Proto"], metric: .flows, fromMs: nil, toMs: nil, limit: 10)
+        #expect(flowsTotal.reduce(0) { $0 + $1.flows } == Int64(flows.count))
+    }
+}

@@ -1,0 +1,71 @@
+public import ArgumentParser
+import Foundation
+public import Query
+import ShardStore
+
+struct TopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "top",
+        abstract: "Top talkers: the groups with the most bytes, packets or flows over a time range.",
+        discussion: """
+        Examples:
+          flowrec top --by SrcK8S_Namespace,DstK8S_Namespace --since 1h
+          flowrec top --by DstK8S_OwnerName --metric flows --where "DstPort = 53" --limit 5
+        """)
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    @Option(help: "Comma-separated fields to group by.")
+    var by: String = "SrcK8S_Namespace,DstK8S_Namespace"
+
+    @Option(help: "bytes, packets or flows.")
+    var metric: TopTalkers.Metric = .bytes
+
+    @Option(help: "Start of the range (RFC 3339 or epoch ms).")
+    var from: TimeArgument?
+
+    @Option(help: "End of the range, exclusive.")
+    var to: TimeArgument?
+
+    @Option(help: "Only the last D before now, instead of --from.")
+    var since: DurationArgument?
+
+    @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields.")
+    var filter: String?
+
+    @Option(help: "How many groups.")
+    var limit: Int = 10
+
+    func validate() throws {
+        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
+        if limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+        }
+        let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let fromMs = from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
+        let rows: [TopTalkers.Row]
+        do {
+            rows = try TopTalkers(store: ShardStore.openExisting(directory: data))
+                .run(by: fields, metric: metric, fromMs: fromMs, toMs: to?.epochMilliseconds, whereSQL: filter, limit: limit)
+        } catch let error as QueryError {
+            throw ValidationError(error.description)
+        }
+        let header = fields + ["BYTES", "PACKETS", "FLOWS"]
+        let table = rows.map { $0.group.map { $0.isEmpty ? "-" : $0 } + [String($0.bytes), String($0.packets), String($0.flows)] }
+        var widths = header.map(\.count)
+        for row in table { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i >= fields.count ? String(repeating: " ", count: widths[i] - c.count) + c
+                : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        print(line(header))
+        for row in table { print(line(row)) }
+    }
+}
+
+extension TopTalkers.Metric: ExpressibleByArgument {}
