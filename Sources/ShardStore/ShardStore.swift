@@ -435,6 +435,16 @@ public final class ShardStore {
         try ShardReader(path: path).forEachFlow(body)
     }
 
+    /// A URI that opens a shard read-only (sealed ones through the VFS), for ATTACH.
+    public func readURI(for id: ShardID) -> String {
+        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
+        if FileManager.default.fileExists(atPath: sealed) {
+            SealedShardVFS.register()
+            return SealedShardVFS.uri(for: sealed) + "&vfs=\(SealedShardVFS.name)"
+        }
+        return "file:" + directory.appendingPathComponent(id.activeRelativePath).path + "?mode=ro"
+    }
+
     /// A read-only reader for one shard (sealed shards in place). Queries use it.
     public func reader(for id: ShardID) throws -> ShardReader {
         let sealed = directory.appendingPathComponent(id.sealedRelativePath).path

@@ -126,3 +126,57 @@ import Testing
         #expect(flowsTotal.reduce(0) { $0 + $1.flows } == Int64(flows.count))
     }
 }
+
+@Suite struct ExportTests {
+    @Test func jsonLinesExportEqualsTheInput() throws {
+        let dir = TemporaryDirectory()
+        let (store, flows) = try FlowQueryTests.fixture(dir)
+        var lines: [String] = []
+        let count = try FlowExporter(store: store).exportJSONLines(fromMs: nil, toMs: nil) { bytes in
+            lines.append(String(decoding: bytes.dropLast(), as: UTF8.self))
+        }
+        #expect(count == flows.count)
+        let encoder = FlowEncoder()
+        #expect(Set(lines) == Set(flows.map { encoder.encode($0) }), "every exported line is an input record, unchanged")
+    }
+
+    @Test func sqliteExportOpensInSqlite3AndInChdb() throws {
+        let dir = TemporaryDirectory()
+        let (store, flows) = try FlowQueryTests.fixture(dir)
+        let path = dir.path + "/export.sqlite"
+        let count = try FlowExporter(store: store).exportSQLite(to: path, fromMs: nil, toMs: nil)
+        #expect(count == flows.count)
+        let bytes = flows.reduce(Int64(0)) { $0 + ($1.integer(FlowSchema.id(of: "Bytes")) ?? 0) }
+        let shell = try run("/usr/bin/sqlite3", [path, "SELECT count(*) || '|' || sum(Bytes) || '|' || typeof(Bytes) FROM flows"])
+        #expect(shell.trimmingCharacters(in: .whitespacesAndNewlines) == "\(flows.count)|\(bytes)|integer")
+        let script = "import sys, chdb; print(chdb.query(\"SELECT count(), sum(Bytes), toTypeName(sum(Bytes)) FROM sqlite('\" + sys.argv[1] + \"', 'flows')\", 'CSV'), end='')"
+        let ch = try run("/usr/bin/env", ["python3", "-c", script, path])
+        if ch.contains("No module named") {
+            #expect(!TestEnvironment.requireServers, "chdb is not installed: run scripts/setup-deps")
+            return
+        }
+        #expect(ch.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("\(flows.count),\(bytes),"), "chdb read: \(ch)")
+        #expect(ch.contains("Int64") || ch.contains("UInt64"), "64-bit sum in ClickHouse: \(ch)")
+    }
+
+    @Test func refusesToOverwriteAnExistingFile() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try FlowQueryTests.fixture(dir)
+        #expect(FileManager.default.createFile(atPath: dir.path + "/x.sqlite", contents: Data()))
+        #expect(throws: QueryError.self) { try FlowExporter(store: store).exportSQLite(to: dir.path + "/x.sqlite", fromMs: nil, toMs: nil) }
+    }
+
+    private func run(_ tool: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self) + String(decoding: errors, as: UTF8.self)
+    }
+}
