@@ -80,6 +80,20 @@ final class DeadLetterStore {  // internal: the store owns it
         return result
     }
 
+    /// Removes the dead letters at these positions (after a replay stored them as flows).
+    func remove(_ positions: [(source: String, partition: Int32, position: Int64)]) throws(SQLiteError) {
+        let delete = try db.prepare("DELETE FROM dead_letters WHERE source = ?1 AND partition = ?2 AND position = ?3")
+        try db.transaction { () throws(SQLiteError) in
+            for p in positions {
+                delete.bind(1, p.source)
+                delete.bind(2, Int64(p.partition))
+                delete.bind(3, p.position)
+                try delete.step()
+                delete.reset()
+            }
+        }
+    }
+
     func count() throws(SQLiteError) -> Int64 { try db.scalarInteger("SELECT count(*) FROM dead_letters") ?? 0 }
 
     /// Dead letters in position order: source, partition, position, reason, payload.

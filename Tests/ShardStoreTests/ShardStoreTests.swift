@@ -189,3 +189,34 @@ func storedFlows(_ store: ShardStore) throws -> [String] {
     }
 }
 
+
+@Suite struct DeadLetterReplayTests {
+    @Test func replayStoresWhatNowDecodesOnceAndKeepsTheRest() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        var lines = generatedLines(50)
+        // Valid flows that an older limit rejected as too large, and real garbage.
+        let strict = FlowDecoder(limits: .init(maxMessageBytes: 200))
+        var b = IngestBatch()
+        let src = b.sourceIndex("flows-export")
+        lines.append(Array("not json".utf8))
+        for (i, line) in lines.enumerated() {
+            let at = SourcePosition(source: src, partition: 3, position: Int64(i))
+            do {
+                try b.appendFlow(at: at) { (flow: inout Flow) throws(FlowDecodingError) in try strict.decode(line, into: &flow) }
+            } catch {
+                b.appendDeadLetter(DeadLetter(at: at, reason: error.description, errorOffset: error.offset, payload: line))
+            }
+        }
+        try store.append(b)
+        #expect(try store.deadLetterCount() == 51)
+        let first = try store.replayDeadLetters()
+        #expect(first.stored == 50)
+        #expect(first.stillInvalid == 1)
+        #expect(try store.deadLetterCount() == 1)
+        #expect(try storedFlows(store).count == 50)
+        let again = try store.replayDeadLetters()
+        #expect(again.stored == 0)
+        #expect(try storedFlows(store).count == 50)
+    }
+}

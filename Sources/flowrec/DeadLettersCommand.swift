@@ -1,0 +1,67 @@
+import ArgumentParser
+import FlowModel
+import Foundation
+import ShardStore
+
+struct DeadLettersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deadletters",
+        abstract: "Inspect, export or replay the messages that were not flows.",
+        subcommands: [List.self, Export.self, Replay.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters: where they came from and why they were rejected.")
+        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+        @Option(help: "Most entries to print.") var limit: Int = 50
+
+        func run() throws {
+            let store = try openStore(data)
+            print("SOURCE            PARTITION     POSITION   BYTES  REASON")
+            var shown = 0
+            try store.forEachDeadLetter { source, partition, position, reason, payload in
+                guard shown < limit else { return }
+                shown += 1
+                print("\(source.padding(toLength: 16, withPad: " ", startingAt: 0))  \(String(partition).leftPadded(9))  \(String(position).leftPadded(11))  \(String(payload.count).leftPadded(6))  \(reason)")
+            }
+            print("\(try store.deadLetterCount()) dead letters in total")
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export dead letters as JSON lines: source, partition, position, reason and the payload in base64.")
+        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+        @Option(name: .shortAndLong, help: "Output file, or - for stdout.") var output: String = "-"
+
+        func run() throws {
+            let store = try openStore(data)
+            let sink = try LineSink(path: output)
+            try store.forEachDeadLetter { source, partition, position, reason, payload in
+                let object: [String: Any] = ["source": source, "partition": Int(partition), "position": Int(position),
+                                             "reason": reason, "payload_base64": Data(payload).base64EncodedString()]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                try sink.write(Array(data) + [UInt8(ascii: "\n")])
+            }
+            try sink.finish()
+        }
+    }
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode every dead letter again and store the ones that now decode (after an upgrade).",
+            discussion: "Replayed flows are stored under the source deadletter:<topic> at their original position, so running it twice stores nothing twice. Stop the recorder first.")
+        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+
+        func run() throws {
+            let summary = try openStore(data).replayDeadLetters()
+            print("examined \(summary.examined), stored \(summary.stored), still not flows \(summary.stillInvalid)")
+        }
+    }
+}
+
+private func openStore(_ data: String) throws -> ShardStore {
+    guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+        throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+    }
+    return try ShardStore.openExisting(directory: data)
+}
