@@ -85,6 +85,8 @@ public final class Recorder {
                 nextOffsets[message.topic, default: [:]][message.partition] = message.offset + 1
             }
             if batch.isEmpty {
+                // Idle time counts only while partitions are assigned: joining the group takes seconds.
+                if consumer.assignment.isEmpty { lastMessage = Date() }
                 if let idle = config.exitWhenIdleSeconds, Date().timeIntervalSince(lastMessage) >= idle { break }
                 continue
             }

@@ -1,0 +1,66 @@
+import FlowGenerator
+import FlowModel
+import FlowRecorder
+import FlowrecTesting
+import Foundation
+import KafkaSource
+import ShardStore
+import Testing
+
+@Suite(.serialized) struct RecorderDeadLetterTests {
+    @Test func badMessagesBecomeDeadLettersAndGoodOnesAroundThemAreStored() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "message.max.bytes": "20000000", "compression.codec": "zstd"]))
+        let good = generatedLines(300)
+        let bad: [(payload: [UInt8], reason: String)] = [
+            (Array("{not json".utf8), "invalid JSON"),
+            (Array(good[0].prefix(good[0].count / 2)), "invalid JSON"),                    // truncated record
+            ([UInt8](repeating: UInt8(ascii: "a"), count: 10 << 20), "exceeds"),          // 10 MB
+            (Array(#"{"SrcK8S_Name":""#.utf8) + [0xC3, 0x28] + Array(#"","TimeFlowEndMs":1}"#.utf8), "UTF-8"),
+        ]
+        var order: [[UInt8]] = []
+        for (i, line) in good.enumerated() {
+            order.append(line)
+            if i % 75 == 10 { order.append(bad[i / 75].payload) }
+        }
+        for message in order { try producer.send(message, partition: 0) }
+        try producer.flush()
+        #expect(producer.delivered == order.count)
+
+        let dir = TemporaryDirectory()
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 3
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        try Recorder(configuration: config).run(shouldStop: { false })
+
+        let store = try ShardStore.openExisting(directory: dir.path)
+        #expect(try storedCount(store) == good.count, "every good flow is stored")
+        var reasons: [String] = []
+        var sizes: [Int] = []
+        try store.forEachDeadLetter { _, _, _, reason, payload in
+            reasons.append(reason)
+            sizes.append(payload.count)
+        }
+        #expect(reasons.count == bad.count, "every bad message is a dead letter")
+        for (expected, reason) in zip(bad.map(\.reason), reasons) {
+            #expect(reason.contains(expected), "\(reason) should mention \(expected)")
+        }
+        #expect(sizes.max() ?? 0 <= 1 << 20, "an oversized payload is kept up to the limit, not whole")
+    }
+
+    private func storedCount(_ store: ShardStore) throws -> Int {
+        try store.shards().reduce(0) { $0 + Int($1.rowCount) }
+    }
+
+    private func generatedLines(_ n: Int) -> [[UInt8]] {
+        var generator = FlowGenerator(options: GeneratorOptions())
+        return (0..<n).map { _ in
+            var line: [UInt8] = []
+            generator.nextRecord(into: &line)
+            return line
+        }
+    }
+}
