@@ -54,7 +54,18 @@ public final class KafkaConsumer {
                 context.assigned = assigned
                 rd_kafka_assign(rk, partitions)
             } else {
-                // Revoked: the caller stores each batch before polling again, so nothing is in flight.
+                // Revoked: the caller stores each batch before polling again, so nothing is in
+                // flight. Commit what was stored synchronously, so the member that takes the
+                // partitions over starts exactly after it (an async commit could still be on
+                // its way and let the new owner store the same flows again).
+                if !context.storedOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(context.storedOffsets.count)) {
+                    for (key, offset) in context.storedOffsets {
+                        rd_kafka_topic_partition_list_add(list, key.topic, key.partition)?.pointee.offset = offset
+                    }
+                    _ = rd_kafka_commit(rk, list, 0)
+                    rd_kafka_topic_partition_list_destroy(list)
+                }
+                context.storedOffsets = [:]
                 context.assigned = []
                 rd_kafka_assign(rk, nil)
             }
@@ -88,6 +99,9 @@ public final class KafkaConsumer {
     /// Commits "next offset to read" per partition to the group, asynchronously. flowrec
     /// calls it after a batch is durable, for lag monitoring only.
     public func commit(_ nextOffsets: [(topic: String, partition: Int32, offset: Int64)]) {
+        for entry in nextOffsets {
+            rebalance.storedOffsets[TopicPartition(topic: entry.topic, partition: entry.partition)] = entry.offset
+        }
         guard !nextOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(nextOffsets.count)) else { return }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for entry in nextOffsets {
@@ -131,6 +145,10 @@ public final class KafkaConsumer {
                 continue  // transient: librdkafka retries by itself
             }
             let topicName = m.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+            // A rebalance can run inside this poll and still leave messages fetched before
+            // it in the batch. Those of partitions no longer ours belong to their new owner,
+            // which resumes from what we committed at revocation: drop them here.
+            guard rebalance.isAssigned(topicName, m.pointee.partition) else { continue }
             try body(KafkaMessageView(
                 topic: topicName, partition: m.pointee.partition, offset: m.pointee.offset,
                 payload: UnsafeRawBufferPointer(start: m.pointee.payload, count: m.pointee.len)))
@@ -145,5 +163,17 @@ public final class KafkaConsumer {
 private final class RebalanceContext {
     let startOffset: KafkaConsumer.StartOffset?
     var assigned: [(topic: String, partition: Int32)] = []
+    /// Next offset per partition of what the caller has durably stored, for the
+    /// synchronous commit on revocation.
+    var storedOffsets: [TopicPartition: Int64] = [:]
     init(startOffset: KafkaConsumer.StartOffset?) { self.startOffset = startOffset }
+
+    func isAssigned(_ topic: String, _ partition: Int32) -> Bool {
+        assigned.contains { $0.topic == topic && $0.partition == partition }
+    }
+}
+
+struct TopicPartition: Hashable {
+    let topic: String
+    let partition: Int32
 }
