@@ -6,7 +6,13 @@ struct ShardsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shards",
         abstract: "List the shards of a data directory: window, part, state, rows, size.",
-        discussion: "Use --format json for scripts; --count prints only the total number of stored flows.")
+        discussion: "Use --format json for scripts; --count prints only the total number of stored flows. `flowrec shards show ID` prints one shard's own summary.",
+        subcommands: [ListShards.self, Show.self],
+        defaultSubcommand: ListShards.self)
+}
+
+struct ListShards: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the shards (the default).")
 
     @Option(help: "Data directory.")
     var data: String = "./flowrec-data"
@@ -44,6 +50,39 @@ struct ShardsCommand: ParsableCommand {
         for s in shards {
             let perFlow = s.rowCount > 0 ? String(s.bytesOnDisk / s.rowCount) : "-"
             print("\(s.id.description.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(s.rowCount).leftPadded(9)) \(String(s.bytesOnDisk).leftPadded(12)) \(perFlow.leftPadded(7))")
+        }
+    }
+}
+
+/// `flowrec shards show ID`: a shard's `meta` table and positions, read from the shard itself.
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a shard's own summary (its meta table) and the source positions it holds.")
+
+    @Argument(help: "Shard id as listed, e.g. 20260101T0000Z_20260101T0100Z.0")
+    var id: String
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    func run() throws {
+        guard let shardID = ShardID(id) else {
+            throw ValidationError("\(id) is not a shard id; ids look like 20260101T0000Z_20260101T0100Z.0 (see `flowrec shards`)")
+        }
+        let store = try ShardStore.openExisting(directory: data)
+        guard let info = try store.shards().first(where: { $0.id == shardID }) else {
+            throw ValidationError("no shard \(id) in \(data); `flowrec shards` lists them")
+        }
+        print("shard:   \(info.id)\nstate:   \(info.state)\npath:    \(info.path)\nbytes:   \(info.bytesOnDisk)")
+        let reader = try store.reader(for: shardID)
+        try reader.query("SELECT key, value FROM meta ORDER BY key") { row in
+            print("\((row.text(0) ?? "").padding(toLength: 18, withPad: " ", startingAt: 0)) \(row.text(1) ?? "")")
+        }
+        print("positions (source, partition: first..last, high water):")
+        try reader.query("SELECT source, partition, first_position, last_position, high_water FROM positions ORDER BY 1, 2") { row in
+            let first = row.isNull(2) ? "-" : String(row.integer(2)), last = row.isNull(3) ? "-" : String(row.integer(3))
+            let hw = row.isNull(4) ? "-" : String(row.integer(4))
+            print("  \(row.text(0) ?? "") [\(row.integer(1))]: \(first)..\(last), high water \(hw)")
         }
     }
 }
