@@ -13,16 +13,6 @@ public struct FlowExporter {
 
     public init(store: ShardStore) { self.store = store }
 
-    /// The shards whose stored time range overlaps [fromMs, toMs), oldest first.
-    func shards(fromMs: Int64?, toMs: Int64?) throws -> [ShardStore.ShardInfo] {
-        try store.shards().filter { shard in
-            guard shard.state != "quarantined", let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { return false }
-            if let fromMs, maxT < fromMs { return false }
-            if let toMs, minT >= toMs { return false }
-            return true
-        }
-    }
-
     /// Writes every flow of the range as one JSON object per line to `write`; returns the count.
     @discardableResult
     public func exportJSONLines(fromMs: Int64?, toMs: Int64?, progress: (Int) -> Void = { _ in },
@@ -31,7 +21,7 @@ public struct FlowExporter {
         let end = FlowSchema.requiredField
         var count = 0
         var line: [UInt8] = []
-        for shard in try shards(fromMs: fromMs, toMs: toMs) {
+        for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
             try store.forEachFlow(in: shard.id) { flow in
                 if let t = flow.integer(end) {
                     if let fromMs, t < fromMs { return }
@@ -66,7 +56,7 @@ public struct FlowExporter {
         if let whereSQL, !whereSQL.isEmpty { conditions.append("(\(whereSQL))") }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         var total = 0
-        for shard in try shards(fromMs: fromMs, toMs: toMs) {
+        for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
             let attach = try out.prepare("ATTACH DATABASE ?1 AS shard")
             attach.bind(1, store.readURI(for: shard.id))
             try attach.step()

@@ -53,7 +53,7 @@ public struct FlowQueryRunner {
         if let filter = query.whereSQL, !filter.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append("(\(filter))") }
         let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " ORDER BY TimeFlowEndMs LIMIT ?3"
-        for shard in try store.shards() where shard.state != "quarantined" && overlaps(shard, query) {
+        for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
             let reader = try store.reader(for: shard.id)
             var stop = false
             do {
@@ -80,13 +80,6 @@ public struct FlowQueryRunner {
             }
             if stop || remaining == 0 { return }
         }
-    }
-
-    private func overlaps(_ shard: ShardStore.ShardInfo, _ query: FlowQuery) -> Bool {
-        guard let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { return false }
-        if let from = query.fromMs, maxT < from { return false }
-        if let to = query.toMs, minT >= to { return false }
-        return true
     }
 }
 

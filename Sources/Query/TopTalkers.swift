@@ -46,10 +46,7 @@ public struct TopTalkers {
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " GROUP BY \((1...fields.count).map(String.init).joined(separator: ", "))"
         var merged: [[String]: Row] = [:]
-        for shard in try store.shards() where shard.state != "quarantined" {
-            guard let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { continue }
-            if let fromMs, maxT < fromMs { continue }
-            if let toMs, minT >= toMs { continue }
+        for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
             do {
                 try store.reader(for: shard.id).query(sql, bind: { s in
                     if let fromMs { s.bind(1, fromMs) }

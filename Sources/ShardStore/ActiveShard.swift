@@ -182,10 +182,6 @@ final class ActiveShard {
         try ShardReader.forEachFlow(db, dictionary: dictionary, codec: codec, body)
     }
 
-    var fileSize: Int64 {
-        func size(_ p: String) -> Int64 {
-            ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? NSNumber)?.int64Value ?? 0
-        }
-        return size(path) + size(path + "-wal")
-    }
+    /// The database and its write-ahead log.
+    var bytesOnDisk: Int64 { fileSize(path) + fileSize(path + "-wal") }
 }

@@ -46,7 +46,7 @@ final class Catalog {
             upsert.bind(6, shard.rowCount)
             if let t = shard.minTimeMs { upsert.bind(7, t) } else { upsert.bindNull(7) }
             if let t = shard.maxTimeMs { upsert.bind(8, t) } else { upsert.bindNull(8) }
-            upsert.bind(9, shard.fileSize)
+            upsert.bind(9, shard.bytesOnDisk)
             upsert.bind(10, Int64(Date().timeIntervalSince1970 * 1000))
             try upsert.step()
             try writePositions(shard.positions, of: shard.id)

@@ -26,6 +26,10 @@ public enum SealedShardVFS {
         return components.string ?? "file:\(path)?immutable=1&mode=ro"
     }
 
+    /// Whether this VFS reads `path` itself: a sealed shard, or one being verified
+    /// before its rename. Other files go to SQLite's default VFS.
+    static func handles(_ path: String) -> Bool { path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") }
+
     /// Registers the VFS once per process (not as the default).
     public static func register() { _ = registration }
 
@@ -93,7 +97,7 @@ nonisolated(unsafe) private let sealedMethods: UnsafeMutablePointer<sqlite3_io_m
 private let sealedXOpen: @convention(c) (UnsafeMutablePointer<sqlite3_vfs>?, sqlite3_filename?, UnsafeMutablePointer<sqlite3_file>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32 = { vfs, name, file, flags, outFlags in
     guard let file else { return SQLITE_CANTOPEN }
     let path = name.map { String(cString: $0) } ?? ""
-    guard flags & SQLITE_OPEN_MAIN_DB != 0, path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") else {
+    guard flags & SQLITE_OPEN_MAIN_DB != 0, SealedShardVFS.handles(path) else {
         return defaultXOpen?(defaultVFS, name, file, flags, outFlags) ?? SQLITE_CANTOPEN
     }
     do {
@@ -188,21 +192,9 @@ final class SealedShardFile: @unchecked Sendable {  // used by the SQLite connec
     private func decompress(_ frame: SeekableZstd.Frame) throws -> [UInt8] {
         var compressed = [UInt8](repeating: 0, count: frame.compressedSize)
         let got = compressed.withUnsafeMutableBytes { pread(fd, $0.baseAddress, frame.compressedSize, off_t(frame.compressedOffset)) }
-        guard got == frame.compressedSize else {
-            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) is truncated")
+        return try compressed.withUnsafeBytes { bytes in
+            try SeekableZstd.decompressFrame(UnsafeRawBufferPointer(rebasing: bytes[0..<max(got, 0)]), frame, name: path, dctx: dctx)
         }
-        try compressed.withUnsafeBytes { try SeekableZstd.checkHeader($0, frame, name: path) }
-        var out = [UInt8](repeating: 0, count: frame.decompressedSize)
-        let n = compressed.withUnsafeBytes { src in
-            out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }
-        }
-        if ZSTD_isError(n) != 0 {
-            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) is corrupt (\(String(cString: ZSTD_getErrorName(n))))")
-        }
-        guard n == frame.decompressedSize else {
-            throw SeekableZstd.FormatError("\(path): frame at byte \(frame.compressedOffset) decompresses to the wrong size")
-        }
-        return out
     }
 }
 

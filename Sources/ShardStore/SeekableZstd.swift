@@ -134,20 +134,31 @@ public enum SeekableZstd {
         }
     }
 
-    /// Decompresses one frame, checking its size and zstd checksum.
+    /// Reads one frame's compressed bytes and decompresses them.
     static func readFrame(_ handle: FileHandle, _ frame: Frame, name: String, dctx: OpaquePointer) throws -> [UInt8] {
         try handle.seek(toOffset: UInt64(frame.compressedOffset))
         let compressed = try handle.read(upToCount: frame.compressedSize) ?? Data()
-        guard compressed.count == frame.compressedSize else { throw FormatError("\(name): frame at \(frame.compressedOffset) is truncated") }
-        try compressed.withUnsafeBytes { try checkHeader($0, frame, name: name) }
+        return try compressed.withUnsafeBytes { try decompressFrame($0, frame, name: name, dctx: dctx) }
+    }
+
+    /// Decompresses one frame's bytes, checking that they are whole, that the frame header
+    /// announces the size the seek table claims (before allocating it), and zstd's checksum.
+    static func decompressFrame(_ compressed: UnsafeRawBufferPointer, _ frame: Frame, name: String,
+                                dctx: OpaquePointer) throws -> [UInt8] {
+        guard compressed.count == frame.compressedSize else {
+            throw FormatError("\(name): frame at byte \(frame.compressedOffset) is truncated")
+        }
+        try checkHeader(compressed, frame, name: name)
         var out = [UInt8](repeating: 0, count: frame.decompressedSize)
-        let n = compressed.withUnsafeBytes { src in
-            out.withUnsafeMutableBytes { dst in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count) }
+        let n = out.withUnsafeMutableBytes { dst in
+            ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, compressed.baseAddress, compressed.count)
         }
         if ZSTD_isError(n) != 0 {
             throw FormatError("\(name): frame at byte \(frame.compressedOffset) is corrupt (\(String(cString: ZSTD_getErrorName(n))))")
         }
-        guard n == frame.decompressedSize else { throw FormatError("\(name): frame at byte \(frame.compressedOffset) has the wrong size") }
+        guard n == frame.decompressedSize else {
+            throw FormatError("\(name): frame at byte \(frame.compressedOffset) decompresses to the wrong size")
+        }
         return out
     }
 

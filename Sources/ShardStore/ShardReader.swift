@@ -14,7 +14,7 @@ public final class ShardReader {
     public init(path: String) throws {
         self.path = path
         do {
-            if path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") {
+            if SealedShardVFS.handles(path) {
                 SealedShardVFS.register()
                 db = try SQLiteDatabase(path: SealedShardVFS.uri(for: path), mode: .readOnly, vfs: SealedShardVFS.name)
             } else {

@@ -430,26 +430,38 @@ public final class ShardStore {
             try shard.forEachFlow(body)
             return
         }
+        try reader(for: id).forEachFlow(body)
+    }
+
+    /// The file holding a shard now: the sealed one when it exists, else the active one.
+    private func currentPath(of id: ShardID) -> (path: String, sealed: Bool) {
         let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
-        let path = FileManager.default.fileExists(atPath: sealed) ? sealed : directory.appendingPathComponent(id.activeRelativePath).path
-        try ShardReader(path: path).forEachFlow(body)
+        if FileManager.default.fileExists(atPath: sealed) { return (sealed, true) }
+        return (directory.appendingPathComponent(id.activeRelativePath).path, false)
     }
 
     /// A URI that opens a shard read-only (sealed ones through the VFS), for ATTACH.
     public func readURI(for id: ShardID) -> String {
-        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
-        if FileManager.default.fileExists(atPath: sealed) {
-            SealedShardVFS.register()
-            return SealedShardVFS.uri(for: sealed) + "&vfs=\(SealedShardVFS.name)"
-        }
-        return "file:" + directory.appendingPathComponent(id.activeRelativePath).path + "?mode=ro"
+        let (path, sealed) = currentPath(of: id)
+        guard sealed else { return "file:" + path + "?mode=ro" }
+        SealedShardVFS.register()
+        return SealedShardVFS.uri(for: path) + "&vfs=\(SealedShardVFS.name)"
     }
 
     /// A read-only reader for one shard (sealed shards in place). Queries use it.
     public func reader(for id: ShardID) throws -> ShardReader {
-        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
-        let path = FileManager.default.fileExists(atPath: sealed) ? sealed : directory.appendingPathComponent(id.activeRelativePath).path
-        return try ShardReader(path: path)
+        try ShardReader(path: currentPath(of: id).path)
+    }
+
+    /// Readable shards (not quarantined) whose stored flows may fall in [fromMs, toMs),
+    /// oldest first: the catalog knows each shard's min and max `TimeFlowEndMs`.
+    public func shards(overlappingFromMs fromMs: Int64?, toMs: Int64?) throws -> [ShardInfo] {
+        try shards().filter { shard in
+            guard shard.state != "quarantined", let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { return false }
+            if let fromMs, maxT < fromMs { return false }
+            if let toMs, minT >= toMs { return false }
+            return true
+        }
     }
 
     public func deadLetterCount() throws -> Int64 { try deadLetters.count() }
