@@ -58,7 +58,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
-            dependencies: ["KafkaSource"],
+            dependencies: ["KafkaSource", "ShardStore", "FlowModel"],
             swiftSettings: strictSwift),
 
         .executableTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShardStore
 
 /// A duration such as `90s`, `30m`, `2h`, `7d` or plain seconds.
 struct DurationArgument: ExpressibleByArgument, Sendable {
@@ -36,4 +37,39 @@ struct TimeArgument: ExpressibleByArgument, Sendable {
         }
         return nil
     }
+}
+
+/// `--from`, `--to` and `--since`: the time range of `query`, `top` and `export`, on `TimeFlowEndMs`.
+struct TimeRangeOptions: ParsableArguments {
+    @Option(help: "Start of the range (RFC 3339 or epoch ms), on TimeFlowEndMs.")
+    var from: TimeArgument?
+
+    @Option(help: "End of the range, exclusive (RFC 3339 or epoch ms).")
+    var to: TimeArgument?
+
+    @Option(help: "Only the last D before now (e.g. 15m, 1h, 7d); instead of --from.")
+    var since: DurationArgument?
+
+    func validate() throws {
+        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
+    }
+
+    var fromMs: Int64? {
+        from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
+    }
+
+    var toMs: Int64? { to?.epochMilliseconds }
+}
+
+/// Opens the store in `data` with the window it was written with, or says how to point at one.
+func openExistingStore(_ data: String) throws -> ShardStore {
+    guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+        throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+    }
+    return try ShardStore.openExisting(directory: data)
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a newline (quotes doubled).
+func csvField(_ s: String) -> String {
+    s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }

@@ -28,7 +28,7 @@ struct CompactCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try ShardStore.openExisting(directory: data)
+        let store = try openExistingStore(data)
         var saved: Int64 = 0
         let results = try store.compact(level: level, frameSize: frameMiB << 20, limit: limit) { s in
             saved += s.bytesBefore - s.bytesAfter

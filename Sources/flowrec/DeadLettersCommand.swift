@@ -15,7 +15,7 @@ struct DeadLettersCommand: ParsableCommand {
         @Option(help: "Most entries to print.") var limit: Int = 50
 
         func run() throws {
-            let store = try openStore(data)
+            let store = try openExistingStore(data)
             print("SOURCE            PARTITION     POSITION   BYTES  REASON")
             var shown = 0
             try store.forEachDeadLetter { source, partition, position, reason, payload in
@@ -34,7 +34,7 @@ struct DeadLettersCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output file, or - for stdout.") var output: String = "-"
 
         func run() throws {
-            let store = try openStore(data)
+            let store = try openExistingStore(data)
             let sink = try LineSink(path: output)
             try store.forEachDeadLetter { source, partition, position, reason, payload in
                 let object: [String: Any] = ["source": source, "partition": Int(partition), "position": Int(position),
@@ -53,15 +53,8 @@ struct DeadLettersCommand: ParsableCommand {
         @Option(help: "Data directory.") var data: String = "./flowrec-data"
 
         func run() throws {
-            let summary = try openStore(data).replayDeadLetters()
+            let summary = try openExistingStore(data).replayDeadLetters()
             print("examined \(summary.examined), stored \(summary.stored), still not flows \(summary.stillInvalid)")
         }
     }
-}
-
-private func openStore(_ data: String) throws -> ShardStore {
-    guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
-        throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
-    }
-    return try ShardStore.openExisting(directory: data)
 }

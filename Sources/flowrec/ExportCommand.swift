@@ -26,31 +26,19 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file; '-' for stdout (jsonl and csv).")
     var output: String
 
-    @Option(help: "Start of the range (RFC 3339 or epoch ms).")
-    var from: TimeArgument?
-
-    @Option(help: "End of the range, exclusive.")
-    var to: TimeArgument?
-
-    @Option(help: "Only the last D before now, instead of --from.")
-    var since: DurationArgument?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .customLong("where"), help: "Filter in SQL syntax (csv and sqlite).")
     var filter: String?
 
     func validate() throws {
-        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
         if format == .sqlite && output == "-" { throw ValidationError("--format sqlite needs a file for --output") }
         if format == .jsonl && filter != nil { throw ValidationError("--where works with csv and sqlite; jsonl exports whole records by time range") }
     }
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
-            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
-        }
-        let store = try ShardStore.openExisting(directory: data)
-        let fromMs = from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
-        let toMs = to?.epochMilliseconds
+        let store = try openExistingStore(data)
+        let fromMs = range.fromMs, toMs = range.toMs
         let progress = Progress(enabled: isatty(STDERR_FILENO) == 1 && output != "-")
         let started = Date()
         let count: Int
@@ -89,61 +77,4 @@ struct ExportCommand: ParsableCommand {
         progress.finish()
         if output != "-" { FileHandle.standardError.write(Data("exported \(count) flows to \(output)\n".utf8)) }
     }
-}
-
-/// Buffered byte output to a file or stdout.
-final class LineSink {
-    private let handle: FileHandle
-    private var buffer: [UInt8] = []
-
-    init(path: String) throws {
-        if path == "-" {
-            handle = FileHandle.standardOutput
-        } else {
-            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-                throw ValidationError("cannot create \(path): check the directory exists and is writable")
-            }
-            handle = h
-        }
-    }
-
-    func write(_ bytes: [UInt8]) throws {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 20 { try flush() }
-    }
-
-    func finish() throws {
-        try flush()
-        try handle.synchronize()
-    }
-
-    private func flush() throws {
-        try handle.write(contentsOf: buffer)
-        buffer.removeAll(keepingCapacity: true)
-    }
-}
-
-/// CSV with a header row; values quoted when they contain a comma, quote or newline.
-final class CSVFile {
-    private let sink: LineSink
-
-    init(path: String, columns: [String]) throws {
-        sink = try LineSink(path: path)
-        try sink.write(Array((columns.joined(separator: ",") + "\n").utf8))
-    }
-
-    func write(_ values: [QueryValue]) throws {
-        let fields = values.map { value -> String in
-            switch value {
-            case .null: return ""
-            case .integer(let v): return String(v)
-            case .text(let t):
-                return t.contains(",") || t.contains("\"") || t.contains("\n")
-                    ? "\"" + t.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : t
-            }
-        }
-        try sink.write(Array((fields.joined(separator: ",") + "\n").utf8))
-    }
-
-    func finish() throws { try sink.finish() }
 }

@@ -143,39 +143,15 @@ protocol RecordSink {
     func finish() throws
 }
 
-/// JSON lines to a file or stdout, through a large buffer.
+/// JSON lines to a file or stdout, through `LineSink`'s buffer.
 final class LineRecordSink: RecordSink {
-    private let handle: FileHandle
-    private var buffer: [UInt8] = []
+    private let sink: LineSink
 
-    init(path: String?) throws {
-        if let path {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ValidationError("cannot create \(path): check the directory exists and is writable")
-            }
-            guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open \(path) for writing") }
-            handle = h
-        } else {
-            handle = FileHandle.standardOutput
-        }
-        buffer.reserveCapacity(1 << 20)
-    }
+    init(path: String?) throws { sink = try LineSink(path: path ?? "-") }
 
-    func write(_ record: [UInt8]) throws {
-        buffer.append(contentsOf: record)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= 1 << 20 { try drain() }
-    }
+    func write(_ record: [UInt8]) throws { try sink.writeLine(record) }
 
-    func finish() throws {
-        try drain()
-        try handle.synchronize()
-    }
-
-    private func drain() throws {
-        try handle.write(contentsOf: buffer)
-        buffer.removeAll(keepingCapacity: true)
-    }
+    func finish() throws { try sink.finish() }
 }
 
 /// Records into a Kafka topic; fails if any message was not acknowledged.

@@ -21,14 +21,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Data directory.")
     var data: String = "./flowrec-data"
 
-    @Option(help: "Start of the range (RFC 3339 or epoch ms), on TimeFlowEndMs.")
-    var from: TimeArgument?
-
-    @Option(help: "End of the range, exclusive (RFC 3339 or epoch ms).")
-    var to: TimeArgument?
-
-    @Option(help: "Only the last D before now (e.g. 15m, 1h, 7d); instead of --from.")
-    var since: DurationArgument?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields, e.g. \"DstPort = 443\".")
     var filter: String?
@@ -46,17 +39,14 @@ struct QueryCommand: ParsableCommand {
                                 "DstK8S_Namespace", "DstK8S_Name", "DstAddr", "DstPort", "Proto", "Bytes", "Packets"]
 
     func validate() throws {
-        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
         if limit < 0 { throw ValidationError("--limit must be 0 or more") }
     }
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
-            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
-        }
+        let store = try openExistingStore(data)
         var query = FlowQuery()
-        query.fromMs = from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
-        query.toMs = to?.epochMilliseconds
+        query.fromMs = range.fromMs
+        query.toMs = range.toMs
         query.whereSQL = filter
         query.limit = limit
         switch fields {
@@ -64,7 +54,7 @@ struct QueryCommand: ParsableCommand {
         case "all": query.fields = []
         case let list?: query.fields = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let runner = FlowQueryRunner(store: try ShardStore.openExisting(directory: data))
+        let runner = FlowQueryRunner(store: store)
         let columns = runner.columns(for: query)
         let output = QueryOutput(format: format, columns: columns)
         do {
@@ -142,10 +132,6 @@ final class QueryOutput {
         case .integer(let v): String(v)
         case .text(let t): t
         }
-    }
-
-    private func csvField(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 
     private func jsonString(_ s: String) -> String {

@@ -25,13 +25,10 @@ struct ListShards: ParsableCommand {
 
     func validate() throws {
         if !["table", "json"].contains(format) { throw ValidationError("--format must be table or json") }
-        if !FileManager.default.fileExists(atPath: data + "/catalog.sqlite") {
-            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
-        }
     }
 
     func run() throws {
-        let store = try ShardStore.openExisting(directory: data)
+        let store = try openExistingStore(data)
         let shards = try store.shards()
         if count {
             print(shards.reduce(Int64(0)) { $0 + $1.rowCount })
@@ -69,7 +66,7 @@ struct Show: ParsableCommand {
         guard let shardID = ShardID(id) else {
             throw ValidationError("\(id) is not a shard id; ids look like 20260101T0000Z_20260101T0100Z.0 (see `flowrec shards`)")
         }
-        let store = try ShardStore.openExisting(directory: data)
+        let store = try openExistingStore(data)
         guard let info = try store.shards().first(where: { $0.id == shardID }) else {
             throw ValidationError("no shard \(id) in \(data); `flowrec shards` lists them")
         }

@@ -22,14 +22,7 @@ struct TopCommand: ParsableCommand {
     @Option(help: "bytes, packets or flows.")
     var metric: TopTalkers.Metric = .bytes
 
-    @Option(help: "Start of the range (RFC 3339 or epoch ms).")
-    var from: TimeArgument?
-
-    @Option(help: "End of the range, exclusive.")
-    var to: TimeArgument?
-
-    @Option(help: "Only the last D before now, instead of --from.")
-    var since: DurationArgument?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields.")
     var filter: String?
@@ -38,20 +31,16 @@ struct TopCommand: ParsableCommand {
     var limit: Int = 10
 
     func validate() throws {
-        if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
-            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
-        }
+        let store = try openExistingStore(data)
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let fromMs = from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
         let rows: [TopTalkers.Row]
         do {
-            rows = try TopTalkers(store: ShardStore.openExisting(directory: data))
-                .run(by: fields, metric: metric, fromMs: fromMs, toMs: to?.epochMilliseconds, whereSQL: filter, limit: limit)
+            rows = try TopTalkers(store: store)
+                .run(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit)
         } catch let error as QueryError {
             throw ValidationError(error.description)
         }

@@ -10,11 +10,7 @@ import Testing
 /// restarted: at the end the store holds each produced flow exactly once.
 @Suite(.serialized) struct RecorderKillTests {
     @Test func killedAndRestartedRecorderStoresEachFlowOnce() throws {
-        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
-        guard FileManager.default.isExecutableFile(atPath: flowrec.path) else {
-            Issue.record("\(flowrec.path) is missing: run `swift build` first (scripts/test does)")
-            return
-        }
+        let flowrec = try ChildProcess.flowrec()
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 16])
         defer { broker.stop() }
         var options = GeneratorOptions()
@@ -39,7 +35,7 @@ import Testing
         var random = SeededRandom(seed: 3)
         var kills = 0
         for _ in 0..<4 {
-            let p = try start(flowrec, args)
+            let p = try ChildProcess.start(flowrec, args)
             // Group join takes ~3 s (longer after a kill: the dead member's session must expire).
             usleep(UInt32(4_000_000 + random.below(4_000_000)))
             if p.isRunning {
@@ -48,26 +44,15 @@ import Testing
             }
             p.waitUntilExit()
         }
-        let final = try start(flowrec, args + ["--exit-when-idle", "8s"])
+        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "8s"])
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
         #expect(kills >= 2)
 
         let store = try ShardStore(directory: dir.path, options: .init(windowMs: 300_000, graceMs: 0))
-        var stored: [String] = []
-        for shard in try store.shards() { try store.forEachFlow(in: shard.id) { stored.append(FlowEncoder().encode($0)) } }
+        let stored = try storedFlows(store)
         #expect(stored.count == produced.count, "each produced flow stored exactly once")
         let same = stored.sorted() == produced.sorted()
         #expect(same, "the stored flows are the produced ones")
-    }
-
-    private func start(_ executable: URL, _ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
     }
 }

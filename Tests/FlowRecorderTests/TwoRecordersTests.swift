@@ -16,20 +16,16 @@ import Testing
 /// real broker (issue 5).
 @Suite(.serialized) struct TwoRecordersTests {
     @Test func twoRecordersSplitThePartitionsWithoutOverlap() throws {
-        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
-        guard FileManager.default.isExecutableFile(atPath: flowrec.path) else {
-            Issue.record("\(flowrec.path) is missing: run `swift build` first (scripts/test does)")
-            return
-        }
+        let flowrec = try ChildProcess.flowrec()
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 8])
         defer { broker.stop() }
         let a = TemporaryDirectory(), b = TemporaryDirectory()
         func recorder(_ dir: TemporaryDirectory) throws -> Process {
-            try start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "pair", "--data", dir.path,
+            try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "pair", "--data", dir.path,
                                 "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"])
         }
         // 60,000 flows produced over about 12 s of wall time.
-        let producer = try start(flowrec, ["generate", "--kafka", broker.bootstrapServers, "--rate", "500", "--duration", "120s",
+        let producer = try ChildProcess.start(flowrec, ["generate", "--kafka", broker.bootstrapServers, "--rate", "500", "--duration", "120s",
                                            "--speedup", "10", "--seed", "5"])
         let first = try recorder(a)
         usleep(4_000_000)
@@ -50,7 +46,8 @@ import Testing
             generator.nextRecord(into: &line)
             return String(decoding: line, as: UTF8.self)
         }
-        let inA = try stored(a.path), inB = try stored(b.path)
+        let inA = try storedFlows(ShardStore.openExisting(directory: a.path))
+        let inB = try storedFlows(ShardStore.openExisting(directory: b.path))
         #expect(!inA.isEmpty && !inB.isEmpty, "both recorders stored something (A \(inA.count), B \(inB.count))")
         let union = Set(inA).union(inB)
         #expect(union == Set(produced), "together they hold every produced flow (\(union.count) of \(Set(produced).count) distinct)")
@@ -59,22 +56,5 @@ import Testing
             #expect(overlap == 0, "\(overlap) flows are stored by both recorders")
             #expect(inA.count + inB.count == produced.count)
         }
-    }
-
-    private func stored(_ path: String) throws -> [String] {
-        let store = try ShardStore.openExisting(directory: path)
-        var out: [String] = []
-        for shard in try store.shards() { try store.forEachFlow(in: shard.id) { out.append(FlowEncoder().encode($0)) } }
-        return out
-    }
-
-    private func start(_ executable: URL, _ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
     }
 }

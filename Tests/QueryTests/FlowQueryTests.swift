@@ -147,10 +147,10 @@ import Testing
         let count = try FlowExporter(store: store).exportSQLite(to: path, fromMs: nil, toMs: nil)
         #expect(count == flows.count)
         let bytes = flows.reduce(Int64(0)) { $0 + ($1.integer(FlowSchema.id(of: "Bytes")) ?? 0) }
-        let shell = try run("/usr/bin/sqlite3", [path, "SELECT count(*) || '|' || sum(Bytes) || '|' || typeof(Bytes) FROM flows"])
+        let shell = try ChildProcess.output("/usr/bin/sqlite3", [path, "SELECT count(*) || '|' || sum(Bytes) || '|' || typeof(Bytes) FROM flows"])
         #expect(shell.trimmingCharacters(in: .whitespacesAndNewlines) == "\(flows.count)|\(bytes)|integer")
         let script = "import sys, chdb; print(chdb.query(\"SELECT count(), sum(Bytes), toTypeName(sum(Bytes)) FROM sqlite('\" + sys.argv[1] + \"', 'flows')\", 'CSV'), end='')"
-        let ch = try run("/usr/bin/env", ["python3", "-c", script, path])
+        let ch = try ChildProcess.output("/usr/bin/env", ["python3", "-c", script, path])
         if ch.contains("No module named") {
             #expect(!TestEnvironment.requireServers, "chdb is not installed: run scripts/setup-deps")
             return
@@ -164,19 +164,5 @@ import Testing
         let (store, _) = try FlowQueryTests.fixture(dir)
         #expect(FileManager.default.createFile(atPath: dir.path + "/x.sqlite", contents: Data()))
         #expect(throws: QueryError.self) { try FlowExporter(store: store).exportSQLite(to: dir.path + "/x.sqlite", fromMs: nil, toMs: nil) }
-    }
-
-    private func run(_ tool: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self) + String(decoding: errors, as: UTF8.self)
     }
 }

@@ -9,11 +9,7 @@ import Testing
 /// with every line stored exactly once.
 @Suite(.serialized) struct IngestKillTests {
     @Test func killedAndRestartedIngestStoresEachFlowOnce() throws {
-        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
-        guard FileManager.default.isExecutableFile(atPath: flowrec.path) else {
-            Issue.record("\(flowrec.path) is missing: run `swift build` first (scripts/test does)")
-            return
-        }
+        let flowrec = try ChildProcess.flowrec()
         let dir = TemporaryDirectory()
         let input = dir.path + "/flows.jsonl"
         let lines = generatedLines(150_000, seed: 11, rate: 200)
@@ -27,7 +23,7 @@ import Testing
         var kills = 0
         var storedAfterFirstKill: Int64?
         for _ in 0..<20 {
-            let process = try run(flowrec, args)
+            let process = try ChildProcess.start(flowrec, args)
             // A random moment inside the ingest (start-up takes part of it).
             usleep(UInt32(100_000 + random.below(400_000)))
             if process.isRunning {
@@ -40,7 +36,7 @@ import Testing
                 storedAfterFirstKill = try partial.shards().reduce(0) { $0 + $1.rowCount }
             }
         }
-        let final = try run(flowrec, args)
+        let final = try ChildProcess.start(flowrec, args)
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
         // Each restart resumes with less left to do, so later runs may finish first.
@@ -49,23 +45,9 @@ import Testing
         #expect(partial < Int64(lines.count), "the first kill should land before the ingest finished (\(partial) stored)")
 
         let store = try ShardStore(directory: data, options: .init(windowMs: 300_000))
-        var stored: [String] = []
-        let encoder = FlowEncoder()
-        for shard in try store.shards() {
-            try store.forEachFlow(in: shard.id) { stored.append(encoder.encode($0)) }
-        }
+        let stored = try storedFlows(store)
         #expect(stored.count == lines.count, "exactly one row per line")
         let same = stored.sorted() == lines.map { String(decoding: $0, as: UTF8.self) }.sorted()
         #expect(same, "the stored flows are the input lines, each once")
-    }
-
-    private func run(_ executable: URL, _ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
     }
 }

@@ -10,25 +10,20 @@ import Testing
 @Suite(.serialized) struct SealCrashTests {
     @Test(arguments: ["seal.compacted", "seal.compressed", "seal.verified", "seal.renamed", "seal.beforeCatalog"])
     func aCrashAtEachSealStepIsRepairedByTheNextRun(_ point: String) throws {
-        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
-        guard FileManager.default.isExecutableFile(atPath: flowrec.path) else {
-            Issue.record("\(flowrec.path) is missing: run `swift build` first (scripts/test does)")
-            return
-        }
+        let flowrec = try ChildProcess.flowrec()
         let dir = TemporaryDirectory()
         let lines = generatedLines(12_000, rate: 100)  // 120 s of event time: 2 closed 1-minute windows
         try Data(lines.map { $0 + [UInt8(ascii: "\n")] }.joined()).write(to: URL(fileURLWithPath: dir.path + "/f.jsonl"))
         let args = ["ingest", dir.path + "/f.jsonl", "--data", dir.path + "/data", "--window", "1m", "--grace", "0s",
                     "--seal-now", "--no-background-seal"]
 
-        #expect(try run(flowrec, args, crashAt: point) == 137, "the run should die at \(point)")
-        #expect(try run(flowrec, args, crashAt: nil) == 0)
+        #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": point]) == 137, "the run should die at \(point)")
+        #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": nil]) == 0)
 
         let store = try ShardStore(directory: dir.path + "/data", options: .init(windowMs: 60_000, graceMs: 0))
         let shards = try store.shards()
         #expect(shards.filter { $0.state == "sealed" }.count >= 2, "\(shards.map { "\($0.id) \($0.state)" })")
-        var stored: [String] = []
-        for shard in shards { try store.forEachFlow(in: shard.id) { stored.append(FlowEncoder().encode($0)) } }
+        let stored = try storedFlows(store)
         #expect(stored.count == lines.count, "each flow exactly once")
         #expect(Set(stored) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
         let files = FileManager.default.enumerator(atPath: dir.path + "/data/shards")?.compactMap { $0 as? String } ?? []
@@ -36,19 +31,5 @@ import Testing
         for file in files where file.hasSuffix(".sqlite") {
             #expect(!files.contains(file + ".zst"), "\(file) exists both active and sealed")
         }
-    }
-
-    private func run(_ executable: URL, _ args: [String], crashAt: String?) throws -> Int32 {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["FLOWREC_TEST_CRASH_AT"] = crashAt
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
     }
 }

@@ -32,8 +32,8 @@ import Testing
         let shard = try #require(try store.shards().first { $0.state == "sealed" })
         #expect(shard.path.hasSuffix(".sqlite.zst"))
         let restored = dir.path + "/restored.sqlite"
-        try runTool("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
-        let out = try runTool("/usr/bin/sqlite3", [restored,
+        try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
+        let out = try ChildProcess.output("/usr/bin/sqlite3", [restored,
             "SELECT (SELECT value FROM meta WHERE key = 'row_count') = count(*), count(*) FROM flows; PRAGMA quick_check;"])
         #expect(out == "1|\(shard.rowCount)\nok\n")
     }
@@ -113,18 +113,6 @@ import Testing
     }
 }
 
-@discardableResult
-func runTool(_ path: String, _ args: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
-}
 
 @Suite struct BackgroundSealingTests {
     @Test func windowsAreSealedInTheBackgroundAsTheyClose() throws {

@@ -35,14 +35,6 @@ func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine
     return batch
 }
 
-func storedFlows(_ store: ShardStore) throws -> [String] {
-    var out: [String] = []
-    let encoder = FlowEncoder()
-    for shard in try store.shards() {
-        try store.forEachFlow(in: shard.id) { out.append(encoder.encode($0)) }
-    }
-    return out
-}
 
 @Suite struct ShardStoreTests {
     @Test func flowsComeBackEqualToTheInput() throws {
@@ -176,15 +168,8 @@ func storedFlows(_ store: ShardStore) throws -> [String] {
         let store = try ShardStore(directory: dir.path)
         try store.append(batch(generatedLines(500)[...], firstLine: 1))
         let shard = try #require(try store.shards().first)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [dir.path + "/" + shard.path,
-                             "SELECT count(*), count(DISTINCT SrcK8S_Namespace) > 1, typeof(Bytes) FROM flows"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = try ChildProcess.output("/usr/bin/sqlite3", [dir.path + "/" + shard.path,
+            "SELECT count(*), count(DISTINCT SrcK8S_Namespace) > 1, typeof(Bytes) FROM flows"])
         #expect(text.trimmingCharacters(in: .whitespacesAndNewlines) == "\(shard.rowCount)|1|integer")
     }
 }

@@ -1,0 +1,65 @@
+public import Foundation
+import FlowModel
+public import ShardStore
+
+/// Runs the project's own binaries and stock tools from tests.
+public enum ChildProcess {
+    /// The built `flowrec` (FLOWREC_BIN, or next to the test bundle); a clear error when
+    /// it has not been built.
+    public static func flowrec() throws -> URL {
+        let url = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw TestServerUnavailable("\(url.path) is missing: run `swift build` first (scripts/test does)")
+        }
+        return url
+    }
+
+    /// Starts `executable` with its output discarded; `environment` entries are added to
+    /// (or, when nil, removed from) the test's own environment.
+    public static func start(_ executable: URL, _ arguments: [String],
+                             environment: [String: String?] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs to completion; returns the exit status.
+    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> Int32 {
+        let process = try start(executable, arguments, environment: environment)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// Runs a tool (`/usr/bin/sqlite3`, ...) and returns what it printed, stdout then stderr.
+    @discardableResult
+    public static func output(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: stdout, as: UTF8.self) + String(decoding: stderr, as: UTF8.self)
+    }
+}
+
+/// Every flow of a store, re-encoded as NetObserv JSON, shard by shard.
+public func storedFlows(_ store: ShardStore) throws -> [String] {
+    var out: [String] = []
+    let encoder = FlowEncoder()
+    for shard in try store.shards() {
+        try store.forEachFlow(in: shard.id) { out.append(encoder.encode($0)) }
+    }
+    return out
+}

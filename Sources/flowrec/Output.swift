@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Query
+
+/// Buffered byte output to a file or stdout.
+final class LineSink {
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        if path == "-" {
+            handle = FileHandle.standardOutput
+        } else {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+                throw ValidationError("cannot create \(path): check the directory exists and is writable")
+            }
+            handle = h
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    /// `bytes` and a newline, without building a new array per line.
+    func writeLine(_ bytes: [UInt8]) throws {
+        buffer.append(contentsOf: bytes)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    func finish() throws {
+        try flush()
+        try handle.synchronize()
+    }
+
+    private func flush() throws {
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// CSV with a header row; values quoted when they contain a comma, quote or newline.
+final class CSVFile {
+    private let sink: LineSink
+
+    init(path: String, columns: [String]) throws {
+        sink = try LineSink(path: path)
+        try sink.writeLine(Array(columns.map(csvField).joined(separator: ",").utf8))
+    }
+
+    func write(_ values: [QueryValue]) throws {
+        let fields = values.map { value -> String in
+            switch value {
+            case .null: ""
+            case .integer(let v): String(v)
+            case .text(let t): csvField(t)
+            }
+        }
+        try sink.writeLine(Array(fields.joined(separator: ",").utf8))
+    }
+
+    func finish() throws { try sink.finish() }
+}
