@@ -84,7 +84,7 @@ let package = Package(
             ],
             swiftSettings: strictSwift),
 
-        .testTarget(name: "FlowModelTests", dependencies: ["FlowModel", "FlowGenerator"], swiftSettings: strictSwift),
+        .testTarget(name: "FlowModelTests", dependencies: ["FlowModel", "FlowGenerator", "FlowrecTesting"], swiftSettings: strictSwift),
         .testTarget(name: "FlowGeneratorTests", dependencies: ["FlowGenerator", "FlowModel"], swiftSettings: strictSwift),
         .testTarget(
             name: "KafkaSourceTests",
