@@ -76,7 +76,8 @@ final class BackgroundSealer: @unchecked Sendable {  // all state behind `condit
                 try catalog?.markSealed(job.id, relativePath: job.id.sealedRelativePath, bytes: result.sealedBytes,
                                         checksum: result.checksum, level: sealer.level)
                 summary = ShardStore.SealSummary(id: job.id, rows: result.rows, compactBytes: result.compactBytes,
-                                                 sealedBytes: result.sealedBytes, seconds: Date().timeIntervalSince(started))
+                                                 sealedBytes: result.sealedBytes, seconds: Date().timeIntervalSince(started),
+                                                 steps: result.steps)
             } catch {
                 // The active shard is intact; the next start picks it up and seals it again.
                 failure = "sealing \(job.id) failed: \(error)"

@@ -162,6 +162,7 @@ public final class ShardStore {
         public let compactBytes: Int64
         public let sealedBytes: Int64
         public let seconds: Double
+        public let steps: SealStepTimes
     }
 
     /// Seals every active shard whose window ended at least the grace period before the
@@ -280,7 +281,7 @@ public final class ShardStore {
         CrashPoint.reached("seal.beforeCatalog")
         try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel)
         return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
-                           seconds: Date().timeIntervalSince(started))
+                           seconds: Date().timeIntervalSince(started), steps: result.steps)
     }
 
     /// The window width an existing store was written with (from its catalog), so

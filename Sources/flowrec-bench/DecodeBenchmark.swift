@@ -2,6 +2,7 @@ import ArgumentParser
 import FlowGenerator
 import FlowModel
 import Foundation
+import ShardStore
 
 /// Decode speed on one core: flowrec's byte-level decoder against Foundation's
 /// JSONSerialization, on the same generated medium-cluster flows and on the shared
@@ -118,4 +119,3 @@ final class MessageSet {
 }
 
 /// Monotonic seconds.
-func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -83,6 +83,17 @@ struct SealBenchmark: ParsableCommand {
         print("| **flowrec sealed (level 3, 1 MiB frames)** | **\(String(format: "%.1f", ours))** | 1.00x | yes, in place |")
         print()
         print("Seal speed: \(Int(Double(flows) / sealSeconds)) flows/s on one core (compact copy, compress, verify, rename), \(String(format: "%.1f", sealSeconds)) s for \(sealed.count) shards.\n")
+        let steps = sealed.reduce(SealStepTimes()) { $0 + $1.steps }
+        print("| seal step (all \(sealed.count) shards) | seconds | share |")
+        print("|---|---:|---:|")
+        for (name, seconds) in [("compact copy (rows ordered by endpoint pair, time; hashes each source row)", steps.compactCopy),
+                                ("seekable zstd compression", steps.compress),
+                                ("`PRAGMA quick_check` through the VFS", steps.quickCheck),
+                                ("content checksum through the VFS", steps.verifyChecksum),
+                                ("rename, fsync, remove active shard", steps.rename)] {
+            print("| \(name) | \(String(format: "%.2f", seconds)) | \(String(format: "%.0f", 100 * seconds / sealSeconds))% |")
+        }
+        print()
         print("Level and frame size on the largest shard (\(largest.rowCount) flows):\n")
         print("| zstd level | frame | bytes per flow | compress flows/s |")
         print("|---:|---:|---:|---:|")

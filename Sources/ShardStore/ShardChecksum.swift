@@ -1,0 +1,122 @@
+import CSQLite
+import FlowModel
+
+/// A content checksum of a shard that does not depend on row order: the wrapping sum
+/// of a 64-bit hash of each row's columns, plus the same over the `strings` table.
+///
+/// Order independence is what lets the sealer reorder rows (for compression) and still
+/// prove the sealed copy holds exactly the active shard's rows. The hashing runs inside
+/// SQLite as two aggregate functions, so each value is read once from the record by
+/// the VDBE and handed over as an `sqlite3_value`: reading 113 columns per row through
+/// `sqlite3_column_*` from Swift cost twice as much.
+enum ShardChecksum {
+    static func compute(_ db: SQLiteDatabase) throws(SQLiteError) -> (rows: Int64, checksum: UInt64) {
+        register(on: db)
+        let rows = try db.prepare("SELECT count(*), flowrec_rows_checksum(\(ShardSchema.allColumns.joined(separator: ", "))) FROM flow_rows")
+        _ = try rows.step()
+        return (rows.integer(0), try stringsChecksum(db, table: "strings") &+ UInt64(bitPattern: rows.integer(1)))
+    }
+
+    /// The `strings` part of the checksum (`table` may name an attached database's).
+    static func stringsChecksum(_ db: SQLiteDatabase, table: String) throws(SQLiteError) -> UInt64 {
+        register(on: db)
+        let strings = try db.prepare("SELECT flowrec_strings_checksum(id, value) FROM \(table)")
+        _ = try strings.step()
+        return UInt64(bitPattern: strings.integer(0))
+    }
+
+    /// Adds `flowrec_rows_checksum(all flow_rows columns...)` and
+    /// `flowrec_strings_checksum(id, value)` to the connection.
+    static func register(on db: SQLiteDatabase) {
+        sqlite3_create_function_v2(db.handle, "flowrec_rows_checksum", -1, SQLITE_UTF8, nil, nil,
+                                   rowsStep, checksumFinal, nil)
+        sqlite3_create_function_v2(db.handle, "flowrec_strings_checksum", 2, SQLITE_UTF8, nil, nil,
+                                   stringsStep, checksumFinal, nil)
+    }
+
+    /// Hashes rows as a statement passes them to a SQL function (in a WHERE term that is
+    /// always true), so a copy can checksum what it reads without a second pass.
+    final class RowAccumulator {
+        static let functionName = "flowrec_accumulate_row_checksum"
+        private(set) var rows: Int64 = 0
+        private(set) var sum: UInt64 = 0
+        /// Keeps the function's user-data pointer valid as long as the connection.
+        private let database: SQLiteDatabase
+
+        init(registeredOn db: SQLiteDatabase) {
+            database = db
+            // Not SQLITE_DETERMINISTIC: SQLite must call it for every row.
+            sqlite3_create_function_v2(db.handle, Self.functionName, -1, SQLITE_UTF8,
+                                       Unmanaged.passUnretained(self).toOpaque(), Self.accumulate, nil, nil, nil)
+        }
+
+        deinit { sqlite3_create_function_v2(database.handle, Self.functionName, -1, SQLITE_UTF8, nil, nil, nil, nil, nil) }
+
+        private static let accumulate: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
+            if let values, let user = sqlite3_user_data(context) {
+                let accumulator = Unmanaged<RowAccumulator>.fromOpaque(user).takeUnretainedValue()
+                accumulator.rows += 1
+                accumulator.sum &+= rowHash(count, values)
+            }
+            sqlite3_result_int(context, 1)
+        }
+    }
+
+    /// Columns below this index are integers (string fields hold dictionary ids); the
+    /// rest (`_nulls`, `_quoted`, `_extras`) are text.
+    private static let integerColumns = Int32(FlowSchema.count)
+
+    private static func rowHash(_ count: Int32, _ values: UnsafeMutablePointer<OpaquePointer?>) -> UInt64 {
+        var h: UInt64 = 0x464C_4F57_0000_0000
+        for c in 0..<count {
+            let value = values[Int(c)]
+            switch sqlite3_value_type(value) {
+            case SQLITE_NULL:
+                h = mix(h, 0xDEAD_BEEF_0000_0000 &+ UInt64(c))
+            case _ where c < integerColumns:
+                h = mix(h, UInt64(bitPattern: sqlite3_value_int64(value)) &+ UInt64(c) << 56)
+            default:
+                h = hashText(value, seed: mix(h, UInt64(c)))
+            }
+        }
+        return h
+    }
+
+    private static let rowsStep: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
+        guard let values, let sum = runningSum(context) else { return }
+        sum.pointee &+= rowHash(count, values)
+    }
+
+    private static let stringsStep: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, _, values in
+        guard let values, let sum = runningSum(context) else { return }
+        let h = mix(0x5157_5249_4E47_5300, UInt64(bitPattern: sqlite3_value_int64(values[0])))
+        sum.pointee &+= sqlite3_value_type(values[1]) == SQLITE_NULL ? h : hashText(values[1], seed: h)
+    }
+
+    private static let checksumFinal: @convention(c) (OpaquePointer?) -> Void = { context in
+        let sum = runningSum(context)?.pointee ?? 0
+        sqlite3_result_int64(context, Int64(bitPattern: sum))
+    }
+
+    /// The aggregate's state: SQLite allocates it zeroed on the first row.
+    private static func runningSum(_ context: OpaquePointer?) -> UnsafeMutablePointer<UInt64>? {
+        sqlite3_aggregate_context(context, Int32(MemoryLayout<UInt64>.size))?.assumingMemoryBound(to: UInt64.self)
+    }
+
+    private static func hashText(_ value: OpaquePointer?, seed: UInt64) -> UInt64 {
+        guard let text = sqlite3_value_text(value) else { return seed }
+        return hashBytes(seed, UnsafeBufferPointer(start: text, count: Int(sqlite3_value_bytes(value))))
+    }
+
+    @inline(__always) static func mix(_ h: UInt64, _ v: UInt64) -> UInt64 {
+        var x = (h ^ v) &* 0xBF58_476D_1CE4_E5B9
+        x ^= x >> 31
+        return x &* 0x94D0_49BB_1331_11EB
+    }
+
+    static func hashBytes(_ seed: UInt64, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h = seed ^ UInt64(bytes.count)
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return mix(h, 0)
+    }
+}
