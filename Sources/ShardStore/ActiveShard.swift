@@ -117,9 +117,10 @@ final class ActiveShard {
         var absorbedByKey: [SourcePartition: (Int64, Int64)] = [:]
         do {
           try db.transaction { () throws(SQLiteError) in
+            // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
+            try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
             for i in flows {
-                let flow = batch.flows[i]
-                try codec.insert(flow, with: insertFlow, dictionary: &dictionary, insertString: insertString)
+                try codec.insert(batchFlows[i], with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 let p = batch.positions[i]
                 if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
                     absorbedRanges[k] = (min(absorbedRanges[k].0, p.position), max(absorbedRanges[k].1, p.position))
@@ -127,10 +128,11 @@ final class ActiveShard {
                     absorbedKeys.append((p.source, p.partition))
                     absorbedRanges.append((p.position, p.position))
                 }
-                if let t = flow.integer(endField) {
+                if let t = batchFlows[i].integer(endField) {
                     minTime = min(minTime ?? t, t)
                     maxTime = max(maxTime ?? t, t)
                 }
+            }
             }
             var absorbed: [SourcePartition: (Int64, Int64)] = [:]
             for (k, key) in absorbedKeys.enumerated() {
@@ -179,7 +181,7 @@ final class ActiveShard {
 
     /// Every stored flow, in insertion order, for read-back and export.
     func forEachFlow(_ body: (Flow) throws -> Void) throws {
-        try ShardReader.forEachFlow(db, dictionary: dictionary, codec: codec, body)
+        try ShardReader.forEachFlow(db, dictionary: dictionary, codec: codec, timeEncoding: .plain, body)
     }
 
     /// The database and its write-ahead log.

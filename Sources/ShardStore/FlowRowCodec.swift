@@ -46,9 +46,17 @@ struct FlowRowCodec: Sendable {
         set.map { names[$0.index] }.joined(separator: ",")
     }
 
-    /// Reads the current row of a `SELECT <selectColumns> FROM flow_rows` into `flow`.
-    func read(_ statement: SQLiteStatement, dictionary: StringDictionary, into flow: inout Flow) {
+    private static let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
+    private static let endColumn = Int32(FlowSchema.requiredField.index)
+    private static let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+
+    /// Reads the current row of a `SELECT <selectColumns> FROM flow_rows` into `flow`,
+    /// undoing the shard's time encoding.
+    func read(_ statement: SQLiteStatement, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
+              into flow: inout Flow) {
         flow.removeAll()
+        let end: Int64? = timeEncoding == .endRelative && !statement.isNull(Self.endColumn)
+            ? statement.integer(Self.endColumn) : nil
         for (index, text) in storesText.enumerated() {
             let column = Int32(index)
             if statement.isNull(column) { continue }
@@ -56,7 +64,12 @@ struct FlowRowCodec: Sendable {
             if text {
                 dictionary.withBytes(of: Int32(statement.integer(column))) { flow.set(field, utf8: $0) }
             } else {
-                flow.set(field, integer: statement.integer(column))
+                var value = statement.integer(column)
+                if let end {
+                    if column == Self.startColumn { value = end - value }
+                    if column == Self.receivedColumn { value += end / 1000 }
+                }
+                flow.set(field, integer: value)
             }
         }
         let base = Int32(FlowSchema.count)

@@ -10,9 +10,12 @@ import FlowModel
 /// the VDBE and handed over as an `sqlite3_value`: reading 113 columns per row through
 /// `sqlite3_column_*` from Swift cost twice as much.
 enum ShardChecksum {
-    static func compute(_ db: SQLiteDatabase) throws(SQLiteError) -> (rows: Int64, checksum: UInt64) {
+    /// Hashes the rows' original values, so shards with different time encodings (an
+    /// active shard and its sealed copy) agree.
+    static func compute(_ db: SQLiteDatabase, timeEncoding: ShardSchema.TimeEncoding) throws(SQLiteError) -> (rows: Int64, checksum: UInt64) {
         register(on: db)
-        let rows = try db.prepare("SELECT count(*), flowrec_rows_checksum(\(ShardSchema.allColumns.joined(separator: ", "))) FROM flow_rows")
+        let columns = ShardSchema.decodedColumns(encoding: timeEncoding).joined(separator: ", ")
+        let rows = try db.prepare("SELECT count(*), flowrec_rows_checksum(\(columns)) FROM flow_rows")
         _ = try rows.step()
         return (rows.integer(0), try stringsChecksum(db, table: "strings") &+ UInt64(bitPattern: rows.integer(1)))
     }

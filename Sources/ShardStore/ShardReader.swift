@@ -1,4 +1,5 @@
 public import FlowModel
+import CSQLite
 import Foundation
 
 /// Reads one shard, active or sealed, without writing to it. Sealed shards are read in
@@ -9,6 +10,7 @@ public final class ShardReader {
     let db: SQLiteDatabase
     private(set) var dictionary = StringDictionary()
     private let codec = FlowRowCodec()
+    private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
 
     /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
     public init(path: String) throws {
@@ -21,6 +23,7 @@ public final class ShardReader {
                 db = try SQLiteDatabase(path: path, mode: .readOnly)
             }
             try Self.loadDictionary(db, into: &dictionary)
+            timeEncoding = try Self.timeEncoding(of: db)
         } catch {
             throw Self.describe(error, path: path)
         }
@@ -34,21 +37,32 @@ public final class ShardReader {
         }
     }
 
+    static func timeEncoding(of db: SQLiteDatabase) throws(SQLiteError) -> ShardSchema.TimeEncoding {
+        let query = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        query.bind(1, ShardSchema.TimeEncoding.metaKey)
+        guard try query.step(), let value = query.text(0) else { return .plain }
+        guard let encoding = ShardSchema.TimeEncoding(rawValue: value) else {
+            throw SQLiteError(code: SQLITE_CORRUPT, message: "unknown time encoding '\(value)' in meta (written by a newer flowrec? upgrade to read this shard)",
+                              sql: nil, path: db.path)
+        }
+        return encoding
+    }
+
     /// Every flow, in the shard's row order.
     public func forEachFlow(_ body: (Flow) throws -> Void) throws {
         do {
-            try Self.forEachFlow(db, dictionary: dictionary, codec: codec, body)
+            try Self.forEachFlow(db, dictionary: dictionary, codec: codec, timeEncoding: timeEncoding, body)
         } catch let error as SQLiteError {
             throw describe(error)
         }
     }
 
     static func forEachFlow(_ db: SQLiteDatabase, dictionary: StringDictionary, codec: FlowRowCodec,
-                            _ body: (Flow) throws -> Void) throws {
+                            timeEncoding: ShardSchema.TimeEncoding, _ body: (Flow) throws -> Void) throws {
         let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
         var flow = Flow()
         while try select.step() {
-            codec.read(select, dictionary: dictionary, into: &flow)
+            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
             try body(flow)
         }
     }
@@ -76,7 +90,7 @@ public final class ShardReader {
 
     /// Row count and content checksum, as the sealer computes them.
     func contentChecksum() throws -> (rows: Int64, checksum: UInt64) {
-        do { return try ShardChecksum.compute(db) } catch { throw describe(error) }
+        do { return try ShardChecksum.compute(db, timeEncoding: timeEncoding) } catch { throw describe(error) }
     }
 
     /// The shard's own positions table.

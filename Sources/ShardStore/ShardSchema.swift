@@ -24,8 +24,57 @@ public enum ShardSchema {
         }
     }
 
-    /// The whole schema of a new shard.
-    public static let createSQL: String = {
+    /// How a shard stores its three time fields.
+    ///
+    /// Within a flow, `TimeFlowStartMs` and `TimeReceived` sit milliseconds or seconds
+    /// from `TimeFlowEndMs`, but as absolute epoch values they are six-byte integers that
+    /// differ in every row: row-wise compression cannot see they are redundant. Sealed
+    /// shards therefore store them relative to `TimeFlowEndMs` (4-5% fewer bytes per flow
+    /// after zstd); the `flows` view and every reader give back the original values.
+    public enum TimeEncoding: String, Sendable {
+        /// Values as received (active shards, and sealed shards whose times do not fit
+        /// the relative form).
+        case plain
+        /// `TimeFlowStartMs` holds `TimeFlowEndMs - TimeFlowStartMs` and `TimeReceived`
+        /// holds `TimeReceived - TimeFlowEndMs / 1000` wherever `TimeFlowEndMs` is not
+        /// NULL. Only used when every time lies in [0, 2^53], so no arithmetic overflows.
+        case endRelative = "end-relative"
+
+        /// The `meta` key that records a shard's encoding (absent: plain).
+        public static let metaKey = "time_encoding"
+    }
+
+    /// The largest time value the end-relative encoding accepts.
+    static let relativeTimeLimit: Int64 = 1 << 53
+
+    /// SQL that yields each field's original value from a `flow_rows` row (qualified by
+    /// `table`), for views, checksums and copies. For the end-relative start time the
+    /// same expression also encodes: `end - (end - start) = start`.
+    static func storedExpression(_ field: FieldSpec, table: String, encoding: TimeEncoding, encode: Bool = false) -> String {
+        let column = "\(table)\"\(field.name)\""
+        guard encoding == .endRelative else { return column }
+        let end = "\(table)\"\(FlowSchema.requiredField.spec.name)\""
+        switch field.name {
+        case "TimeFlowStartMs":
+            return "CASE WHEN \(end) IS NULL THEN \(column) ELSE \(end) - \(column) END"
+        case "TimeReceived":
+            return "CASE WHEN \(end) IS NULL THEN \(column) ELSE \(column) \(encode ? "-" : "+") \(end) / 1000 END"
+        default:
+            return column
+        }
+    }
+
+    /// Every `flow_rows` column as its original value, in `allColumns` order.
+    static func decodedColumns(table: String = "", encoding: TimeEncoding) -> [String] {
+        FlowSchema.fields.map { storedExpression($0, table: table, encoding: encoding) }
+            + bookkeepingColumns.map { "\(table)\"\($0.name)\"" }
+    }
+
+    /// The schema of a new active shard (written to `migrations/shard/`).
+    public static let createSQL = createSQL(timeEncoding: .plain)
+
+    /// The whole schema of a new shard; only the `flows` view depends on the encoding.
+    static func createSQL(timeEncoding: TimeEncoding) -> String {
         var lines = [
             "-- flowrec shard schema, version \(version).",
             "-- Generated from FlowSchema.fields (Sources/FlowModel/FlowSchema.swift) by",
@@ -56,7 +105,7 @@ public enum ShardSchema {
         var viewColumns = FlowSchema.fields.map { spec in
             spec.kind.isTextStored
                 ? "    (SELECT value FROM strings WHERE id = r.\"\(spec.name)\") AS \"\(spec.name)\""
-                : "    r.\"\(spec.name)\" AS \"\(spec.name)\""
+                : "    \(storedExpression(spec, table: "r.", encoding: timeEncoding)) AS \"\(spec.name)\""
         }
         viewColumns += bookkeepingColumns.map { "    r.\"\($0.name)\" AS \"\($0.name)\"" }
         lines.append(viewColumns.joined(separator: ",\n"))
@@ -84,7 +133,7 @@ public enum ShardSchema {
             "",
         ]
         return lines.joined(separator: "\n")
-    }()
+    }
 
     /// The INSERT for one flow: every field column, then the bookkeeping columns.
     static let insertFlowSQL: String = {

@@ -92,16 +92,20 @@ struct ShardSealer {
     private func writeCompactCopy(from activePath: String, to compactPath: String, id: ShardID) throws -> (rows: Int64, checksum: UInt64) {
         let db = try SQLiteDatabase(path: compactPath)
         try db.execute("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
-        try db.execute(ShardSchema.createSQL)
         let attach = try db.prepare("ATTACH DATABASE ?1 AS src")
         attach.bind(1, activePath)
         try attach.step()
         // The ordered copy visits source rows out of file order: map the source so each
         // page is read once instead of being re-read through a small page cache.
         try db.execute("PRAGMA src.mmap_size = \(Self.sourceMapBytes)")
+        let encoding = try timeEncoding(forSourceIn: db)
+        try db.execute(ShardSchema.createSQL(timeEncoding: encoding))
         let sourceRowChecksum = ShardChecksum.RowAccumulator(registeredOn: db)
         let columns = ShardSchema.allColumns.joined(separator: ", ")
         let sourceColumns = ShardSchema.allColumns.map { "src.flow_rows.\($0)" }.joined(separator: ", ")
+        let encodedColumns = (FlowSchema.fields.map {
+            ShardSchema.storedExpression($0, table: "src.flow_rows.", encoding: encoding, encode: true)
+        } + ShardSchema.bookkeepingColumns.map { "src.flow_rows.\"\($0.name)\"" }).joined(separator: ", ")
         // Sorting only the row ids, then copying rows in that order, decodes and encodes
         // each wide row once (`INSERT ... SELECT ... ORDER BY` sorted whole rows: 15%
         // slower). The WHERE term hashes each source row as it is copied, which saves a
@@ -111,7 +115,7 @@ struct ShardSealer {
             INSERT INTO strings (id, value) SELECT id, value FROM src.strings ORDER BY id;
             CREATE TEMP TABLE seal_order AS SELECT rowid AS source_rowid FROM src.flow_rows
               ORDER BY "SrcAddr", "DstAddr", "TimeFlowEndMs";
-            INSERT INTO flow_rows (\(columns)) SELECT \(sourceColumns)
+            INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
               FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
               WHERE \(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))
               ORDER BY seal_order.rowid;
@@ -139,8 +143,28 @@ struct ShardSealer {
         meta.bind(1, "sealed_ms")
         meta.bind(2, Int64(Date().timeIntervalSince1970 * 1000))
         try meta.step()
+        if encoding != .plain {
+            meta.reset()
+            meta.bind(1, ShardSchema.TimeEncoding.metaKey)
+            meta.bind(2, encoding.rawValue)
+            try meta.step()
+        }
         try db.execute("DETACH DATABASE src")
         return (sourceRows, checksum)
+    }
+}
+
+extension ShardSealer {
+    /// End-relative when every time of the attached `src` shard is a plain epoch value
+    /// (so no encoded or decoded value can overflow), plain otherwise.
+    func timeEncoding(forSourceIn db: SQLiteDatabase) throws(SQLiteError) -> ShardSchema.TimeEncoding {
+        let limit = ShardSchema.relativeTimeLimit
+        let outOfRange = try db.scalarInteger("""
+            SELECT count(*) FROM src.flow_rows WHERE "TimeFlowEndMs" IS NOT NULL AND NOT (
+              "TimeFlowEndMs" BETWEEN 0 AND \(limit) AND coalesce("TimeFlowStartMs", 0) BETWEEN 0 AND \(limit)
+              AND coalesce("TimeReceived", 0) BETWEEN 0 AND \(limit))
+            """) ?? 0
+        return outOfRange == 0 ? .endRelative : .plain
     }
 }
 

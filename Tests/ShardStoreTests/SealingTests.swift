@@ -38,6 +38,44 @@ import Testing
         #expect(out == "1|\(shard.rowCount)\nok\n")
     }
 
+    /// Sealed shards store start and receive times relative to the end time; the `flows`
+    /// view (read by stock sqlite3) and flowrec's own readers give back the originals.
+    /// A shard with times outside plain epoch values stays plain and still round-trips.
+    @Test(arguments: [false, true])
+    func sealedTimesReadBackAsReceived(withExtremeTime: Bool) throws {
+        let dir = TemporaryDirectory()
+        var lines = generatedLines(6000)  // two minutes: the first is sealed
+        let end: Int64 = 1_767_225_600_500  // in the generator's first minute
+        if withExtremeTime {
+            lines.insert(Array(#"{"Bytes":7,"TimeFlowEndMs":\#(end),"TimeFlowStartMs":-9223372036854775808,"TimeReceived":9223372036854775807}"#.utf8), at: 0)
+        }
+        let store = try sealedStore(dir, lines: lines)
+        let shard = try #require(try store.shards().first {
+            $0.state == "sealed" && $0.id.windowStartMs <= end && end < $0.id.windowEndMs
+        })
+        let restored = dir.path + "/restored.sqlite"
+        try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
+        let encoding = try ChildProcess.output("/usr/bin/sqlite3", [restored, "SELECT value FROM meta WHERE key = 'time_encoding'"])
+        #expect(encoding == (withExtremeTime ? "" : "end-relative\n"))
+
+        // The view's times, as the shell prints them, against the input's.
+        let viewTimes = try ChildProcess.output("/usr/bin/sqlite3", [restored,
+            "SELECT TimeFlowStartMs, TimeFlowEndMs, TimeReceived FROM flows ORDER BY TimeFlowEndMs, TimeFlowStartMs, TimeReceived"])
+        var expected: [(Int64, Int64, Int64)] = []
+        let decoder = FlowDecoder()
+        var flow = Flow()
+        let start = FlowSchema.id(of: "TimeFlowStartMs"), endField = FlowSchema.requiredField, received = FlowSchema.id(of: "TimeReceived")
+        for line in lines {
+            try decoder.decode(line[...], into: &flow)
+            guard let e = flow.integer(endField), e >= shard.id.windowStartMs, e < shard.id.windowEndMs else { continue }
+            expected.append((flow.integer(start) ?? 0, e, flow.integer(received) ?? 0))
+        }
+        let expectedText = expected.sorted { ($0.1, $0.0, $0.2) < ($1.1, $1.0, $1.2) }
+            .map { "\($0.0)|\($0.1)|\($0.2)\n" }.joined()
+        #expect(viewTimes == expectedText, "the flows view gives back the original times")
+        #expect(Set(try storedFlows(store)) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
+    }
+
     @Test func corruptOrTruncatedSealedShardsFailClearly() throws {
         let dir = TemporaryDirectory()
         let store = try sealedStore(dir, lines: generatedLines(3000))
