@@ -33,6 +33,8 @@ final class ActiveShard {
     private let insertFlow: SQLiteStatement
     private let upsertPosition: SQLiteStatement
     private let insertString: SQLiteStatement
+    /// Keeps row count and time range in `meta`, in each batch's transaction.
+    private let updateSummary: SQLiteStatement
     private let codec = FlowRowCodec()
     /// The shard's strings, mirrored in memory so rows can be written as ids.
     private var dictionary = StringDictionary()
@@ -73,6 +75,9 @@ final class ActiveShard {
         }
         insertFlow = try db.prepare(ShardSchema.insertFlowSQL)
         insertString = try db.prepare(ShardSchema.insertStringSQL)
+        updateSummary = try db.prepare("""
+            INSERT OR REPLACE INTO meta (key, value) VALUES ('row_count', ?1), ('min_time_ms', ?2), ('max_time_ms', ?3)
+            """)
         upsertPosition = try db.prepare("""
             INSERT INTO positions (source, partition, first_position, last_position, high_water)
             VALUES (?1, ?2, ?3, ?4, ?5)
@@ -93,6 +98,18 @@ final class ActiveShard {
                                            highWater: rows.isNull(4) ? nil : rows.integer(4))
         }
         try ShardReader.loadDictionary(db, into: &dictionary)
+        // Each batch keeps the summary in meta, so a restart need not scan the rows (an
+        // hour of a large cluster is tens of millions); shards without it are scanned.
+        let summary = try db.prepare("""
+            SELECT (SELECT value FROM meta WHERE key = 'row_count'), (SELECT value FROM meta WHERE key = 'min_time_ms'),
+                   (SELECT value FROM meta WHERE key = 'max_time_ms')
+            """)
+        if try summary.step(), !summary.isNull(0) {
+            rowCount = summary.integer(0)
+            minTimeMs = summary.isNull(1) ? nil : summary.integer(1)
+            maxTimeMs = summary.isNull(2) ? nil : summary.integer(2)
+            return
+        }
         let stats = try db.prepare("SELECT count(*), min(TimeFlowEndMs), max(TimeFlowEndMs) FROM flow_rows")
         if try stats.step() {
             rowCount = stats.integer(0)
@@ -134,6 +151,11 @@ final class ActiveShard {
                 }
             }
             }
+            updateSummary.bind(1, rowCount + Int64(flows.count))
+            if let minTime { updateSummary.bind(2, minTime) } else { updateSummary.bindNull(2) }
+            if let maxTime { updateSummary.bind(3, maxTime) } else { updateSummary.bindNull(3) }
+            try updateSummary.step()
+            updateSummary.reset()
             var absorbed: [SourcePartition: (Int64, Int64)] = [:]
             for (k, key) in absorbedKeys.enumerated() {
                 absorbed[SourcePartition(source: batch.sources[key.source], partition: key.partition)] = absorbedRanges[k]

@@ -205,3 +205,34 @@ func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine
         #expect(try storedFlows(store).count == 50)
     }
 }
+
+/// A restart reads each active shard's row count and time range from its `meta` (kept
+/// by every batch) instead of scanning its rows; shards without that summary are scanned.
+@Suite struct ActiveShardSummaryTests {
+    @Test func restartReadsTheSummaryFromMetaOrScansWithoutIt() throws {
+        let dir = TemporaryDirectory()
+        let options = ShardStore.Options(windowMs: 60_000, graceMs: 0)
+        let lines = generatedLines(2500)
+        do {
+            let store = try ShardStore(directory: dir.path, options: options)
+            try store.append(batch(lines[..<1000], firstLine: 1))
+            try store.append(batch(lines[1000...], firstLine: 1001))
+        }
+        func summaries() throws -> [String] {
+            try ShardStore(directory: dir.path, options: options).shards()
+                .map { "\($0.id) \($0.rowCount) \($0.minTimeMs ?? -1) \($0.maxTimeMs ?? -1)" }
+        }
+        let fromMeta = try summaries()
+        let shards = try ShardStore(directory: dir.path, options: options).shards()
+        #expect(shards.reduce(0) { $0 + $1.rowCount } == 2500)
+        for shard in shards {
+            let db = try SQLiteDatabase(path: dir.path + "/" + shard.path)
+            let counted = try db.scalarInteger("SELECT count(*) FROM flow_rows")
+            #expect(try db.scalarInteger("SELECT value FROM meta WHERE key = 'row_count'") == counted)
+            #expect(try db.scalarInteger("SELECT value FROM meta WHERE key = 'max_time_ms'")
+                    == db.scalarInteger("SELECT max(TimeFlowEndMs) FROM flow_rows"))
+            try db.execute("DELETE FROM meta WHERE key IN ('row_count', 'min_time_ms', 'max_time_ms')")
+        }
+        #expect(try summaries() == fromMeta, "a shard without the summary is scanned to the same answer")
+    }
+}

@@ -248,8 +248,9 @@ CREATE TABLE positions (
     PRIMARY KEY (source, partition)
 ) WITHOUT ROWID;
 
--- Self-description: schema_version, window_start_ms, window_end_ms, part, created_ms,
--- and after sealing the summary (row_count, time range, totals, checksum).
+-- Self-description: schema_version, window_start_ms, window_end_ms, part, created_ms;
+-- row_count, min_time_ms, max_time_ms (kept current by every batch); after sealing
+-- also bytes_total, packets_total, content_checksum, sealed_ms, time_encoding.
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value ANY
