@@ -19,6 +19,19 @@ public struct RecorderConfiguration: Sendable {
     public var kafkaProperties: [String: String] = [:]
     /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
     public var exitWhenIdleSeconds: Double?
+    /// Deep compaction while no message arrives; nil disables it.
+    public var deepCompaction: DeepCompaction? = DeepCompaction()
+
+    /// Recompress sealed shards at `level` on a lowest-priority thread once the topics
+    /// have been quiet for `idleSeconds` (NetObserv traffic has daily lulls).
+    public struct DeepCompaction: Sendable {
+        public var level: Int32 = 19
+        public var idleSeconds: Double = 60
+        public init(level: Int32 = 19, idleSeconds: Double = 60) {
+            self.level = level
+            self.idleSeconds = idleSeconds
+        }
+    }
 
     public init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
 }
@@ -40,9 +53,9 @@ public final class Recorder {
 
     public let configuration: RecorderConfiguration
     public private(set) var counters = Counters()
-    private let log: (String) -> Void
+    private let log: @Sendable (String) -> Void
 
-    public init(configuration: RecorderConfiguration, log: @escaping (String) -> Void = { _ in }) {
+    public init(configuration: RecorderConfiguration, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
         self.log = log
     }
@@ -63,6 +76,12 @@ public final class Recorder {
             (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
         }
         log("consuming \(config.topics.joined(separator: ",")) from \(config.bootstrapServers) as group \(config.groupID) into \(config.dataDirectory)")
+
+        let log = self.log
+        let compactor = config.deepCompaction.map {
+            IdleCompactor(directory: config.dataDirectory, level: $0.level, frameSize: config.store.frameSize) { log($0) }
+        }
+        defer { compactor?.stop() }
 
         let decoder = FlowDecoder(limits: .init(maxMessageBytes: config.maxMessageBytes))
         var batch = IngestBatch()
@@ -87,9 +106,12 @@ public final class Recorder {
             if batch.isEmpty {
                 // Idle time counts only while partitions are assigned: joining the group takes seconds.
                 if consumer.assignment.isEmpty { lastMessage = Date() }
-                if let idle = config.exitWhenIdleSeconds, Date().timeIntervalSince(lastMessage) >= idle { break }
+                let quiet = Date().timeIntervalSince(lastMessage)
+                if let deep = config.deepCompaction, quiet >= deep.idleSeconds { compactor?.setIdle(true) }
+                if let idle = config.exitWhenIdleSeconds, quiet >= idle { break }
                 continue
             }
+            compactor?.setIdle(false)
             lastMessage = Date()
             let summary = try store.append(batch)
             counters.messages += batch.flowCount + batch.deadLetters.count
@@ -104,6 +126,7 @@ public final class Recorder {
             }
         }
         log("stopping: \(counters.stored) flows stored this run; finishing seals")
+        compactor?.stop()
         try store.close()
         consumer.close()
     }

@@ -33,7 +33,8 @@ public enum SeekableZstd {
     /// writing the seek table last. Returns the frames written. The destination is
     /// fsynced before this returns.
     @discardableResult
-    public static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20) throws -> [Frame] {
+    public static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20,
+                                shouldCancel: () -> Bool = { false }) throws -> [Frame] {
         guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
         defer { try? input.close() }
         guard FileManager.default.createFile(atPath: destination, contents: nil),
@@ -49,7 +50,7 @@ public enum SeekableZstd {
         var frames: [Frame] = []
         var compressedOffset: Int64 = 0, decompressedOffset: Int64 = 0
         var scratch = [UInt8](repeating: 0, count: ZSTD_compressBound(frameSize))
-        while true {
+        while !shouldCancel() {
             let chunk = try input.read(upToCount: frameSize) ?? Data()
             if chunk.isEmpty { break }
             let written: Int = try chunk.withUnsafeBytes { src in

@@ -235,28 +235,9 @@ public final class ShardStore {
     public func compact(level: Int32 = 19, frameSize: Int = 1 << 20, limit: Int = .max,
                         progress: (CompactionSummary) -> Void = { _ in }) throws -> [CompactionSummary] {
         var results: [CompactionSummary] = []
+        let compactor = ShardCompactor(directory: directory, level: level, frameSize: frameSize)
         for (id, relative, checksum) in try catalog.sealedBelow(level: level).prefix(limit) {
-            let started = Date()
-            let path = directory.appendingPathComponent(relative).path
-            let plain = path + ".compact.tmp"
-            let recompressed = path + ".tmp"
-            defer { for p in [plain, recompressed] { try? FileManager.default.removeItem(atPath: p) } }
-            let before = fileSize(path)
-            try SeekableZstd.decompress(source: path, destination: plain)
-            try SeekableZstd.compress(source: plain, destination: recompressed, level: level, frameSize: frameSize)
-            let check = try ShardReader(path: recompressed)
-            if let problem = try check.quickCheck() { throw ShardStoreError("compacting \(id): quick_check failed (\(problem)); the shard is unchanged") }
-            let (_, sum) = try check.contentChecksum()
-            if let checksum, checksum != String(sum, radix: 16) {
-                throw ShardStoreError("compacting \(id): content checksum \(String(sum, radix: 16)) differs from the recorded \(checksum); the shard is unchanged")
-            }
-            guard rename(recompressed, path) == 0 else {
-                throw ShardStoreError("compacting \(id): cannot replace \(relative) (errno \(errno)); the shard is unchanged")
-            }
-            fsyncDirectory((path as NSString).deletingLastPathComponent)
-            let after = fileSize(path)
-            try catalog.markSealed(id, relativePath: relative, bytes: after, checksum: sum, level: level)
-            let summary = CompactionSummary(id: id, bytesBefore: before, bytesAfter: after, seconds: Date().timeIntervalSince(started))
+            let summary = try compactor.compact(id: id, relativePath: relative, checksum: checksum, catalog: catalog)
             progress(summary)
             results.append(summary)
         }

@@ -48,7 +48,14 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "Exit cleanly after this long without a message (batch jobs, tests).")
     var exitWhenIdle: DurationArgument?
 
+    @Option(help: "zstd level for deep compaction of sealed shards while the topics are quiet (4-22; 0 turns it off).")
+    var compactLevel: Int32 = 19
+
+    @Option(help: "How long the topics must be quiet before deep compaction starts (it runs at the lowest CPU priority, so arriving flows take the CPU back at once).")
+    var compactWhenIdle: DurationArgument = DurationArgument(argument: "60s")!
+
     func validate() throws {
+        if compactLevel != 0 && !(4...22).contains(compactLevel) { throw ValidationError("--compact-level must be 0 (off) or between 4 and 22") }
         if topics.isEmpty { throw ValidationError("name at least one --topic") }
         if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
         for entry in kafkaProperties where !entry.contains("=") {
@@ -66,6 +73,7 @@ struct RecordCommand: ParsableCommand {
         config.maxBatchMessages = batchSize
         config.maxMessageBytes = maxMessageBytes
         config.exitWhenIdleSeconds = exitWhenIdle?.seconds
+        config.deepCompaction = compactLevel == 0 ? nil : .init(level: compactLevel, idleSeconds: compactWhenIdle.seconds)
         for entry in kafkaProperties {
             let eq = entry.firstIndex(of: "=")!
             config.kafkaProperties[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
