@@ -20,8 +20,9 @@ struct IngestBenchmark: ParsableCommand {
     func run() throws {
         let scratch = try BenchScratch(self.scratch)
         defer { scratch.remove() }
-        let (input, _, text) = try scratch.writeGeneratedFlows("flows.jsonl", flows: flows)
-        let inputBytes = text.count
+        let generated = try scratch.writeGeneratedFlows("flows.jsonl", flows: flows)
+        let input = generated.path
+        let inputBytes = Int(generated.bytes)
 
         // Baseline 1: read + decode only, same reader and batcher.
         let decodeOnly = try timed {
