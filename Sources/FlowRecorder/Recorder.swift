@@ -19,6 +19,9 @@ public struct RecorderConfiguration: Sendable {
     public var kafkaProperties: [String: String] = [:]
     /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
     public var exitWhenIdleSeconds: Double?
+    /// Retention limits, applied at start and then every `retentionIntervalSeconds`.
+    public var retention = RetentionPolicy()
+    public var retentionIntervalSeconds: Double = 60
     /// Deep compaction while no message arrives; nil disables it.
     public var deepCompaction: DeepCompaction? = DeepCompaction()
 
@@ -49,6 +52,10 @@ public final class Recorder {
         public var replaysSkipped = 0
         public var deadLetters = 0
         public var batches = 0
+        public var shardsPruned = 0
+        /// Deleted by the free-space limit before every required forwarder delivered them.
+        public var undeliveredShardsPruned = 0
+        public var retentionErrors = 0
     }
 
     public let configuration: RecorderConfiguration
@@ -87,7 +94,20 @@ public final class Recorder {
         var batch = IngestBatch()
         var lastMessage = Date()
         var lastReport = Date()
+        var lastRetention = Date.distantPast
         while !shouldStop() {
+            if !config.retention.isEmpty && Date().timeIntervalSince(lastRetention) >= config.retentionIntervalSeconds {
+                lastRetention = Date()
+                do {
+                    let report = try store.prune(config.retention, log: log)
+                    counters.shardsPruned += report.deleted.count
+                    counters.undeliveredShardsPruned += report.deleted.filter(\.undelivered).count
+                } catch {
+                    // Retention failing must not stop ingest; it is retried next interval.
+                    counters.retentionErrors += 1
+                    log("error: retention failed, will retry: \(error)")
+                }
+            }
             batch.removeAll()
             var nextOffsets: [String: [Int32: Int64]] = [:]
             try consumer.poll(maxMessages: config.maxBatchMessages, timeoutMs: config.pollTimeoutMs) { message in

@@ -165,6 +165,73 @@ final class Catalog {
         return result
     }
 
+    /// Forgets a shard (its positions go with it).
+    func deleteShard(_ id: ShardID) throws(SQLiteError) {
+        let delete = try db.prepare("DELETE FROM shards WHERE id = ?1")
+        delete.bind(1, id.description)
+        try delete.step()
+    }
+
+    func contains(_ id: ShardID) throws(SQLiteError) -> Bool {
+        let query = try db.prepare("SELECT 1 FROM shards WHERE id = ?1")
+        query.bind(1, id.description)
+        return try query.step()
+    }
+
+    /// One shard's high-water marks (what it proves was processed).
+    func highWater(of id: ShardID) throws(SQLiteError) -> [SourcePartition: Int64] {
+        let rows = try db.prepare("""
+            SELECT source, partition, high_water FROM shard_positions WHERE shard_id = ?1 AND high_water > -9223372036854775808
+            """)
+        rows.bind(1, id.description)
+        var result: [SourcePartition: Int64] = [:]
+        while try rows.step() {
+            result[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
+        }
+        return result
+    }
+
+    /// Shards that every one of `forwarders` has delivered completely.
+    func deliveredToAll(_ forwarders: [String]) throws(SQLiteError) -> Set<String> {
+        guard !forwarders.isEmpty else { return [] }
+        let rows = try db.prepare("SELECT shard_id, forwarder FROM deliveries WHERE complete = 1")
+        var byShard: [String: Set<String>] = [:]
+        while try rows.step() { byShard[rows.text(0) ?? "", default: []].insert(rows.text(1) ?? "") }
+        let required = Set(forwarders)
+        return Set(byShard.filter { required.isSubset(of: $0.value) }.keys)
+    }
+
+    struct DeliveryRow: Sendable {
+        let forwarder: String
+        let shardID: String
+        let chunksDelivered: Int64
+        let complete: Bool
+        let updatedMs: Int64
+    }
+
+    func deliveries() throws(SQLiteError) -> [DeliveryRow] {
+        let rows = try db.prepare("SELECT forwarder, shard_id, chunks_delivered, complete, updated_ms FROM deliveries")
+        var result: [DeliveryRow] = []
+        while try rows.step() {
+            result.append(DeliveryRow(forwarder: rows.text(0) ?? "", shardID: rows.text(1) ?? "", chunksDelivered: rows.integer(2),
+                                      complete: rows.integer(3) != 0, updatedMs: rows.integer(4)))
+        }
+        return result
+    }
+
+    func recordDelivery(_ row: DeliveryRow) throws(SQLiteError) {
+        let upsert = try db.prepare("""
+            INSERT OR REPLACE INTO deliveries (forwarder, shard_id, chunks_delivered, complete, updated_ms)
+            VALUES (?1, ?2, ?3, ?4, ?5)
+            """)
+        upsert.bind(1, row.forwarder)
+        upsert.bind(2, row.shardID)
+        upsert.bind(3, row.chunksDelivered)
+        upsert.bind(4, row.complete ? 1 : 0)
+        upsert.bind(5, row.updatedMs)
+        try upsert.step()
+    }
+
     /// The largest high-water mark per source partition over all shards.
     func highWater() throws(SQLiteError) -> [SourcePartition: Int64] {
         let rows = try db.prepare("""

@@ -32,12 +32,17 @@ struct ShardCompactor {
         if let checksum, checksum != String(sum, radix: 16) {
             throw ShardStoreError("compacting \(id): content checksum \(String(sum, radix: 16)) differs from the recorded \(checksum); the shard is unchanged")
         }
-        guard rename(recompressed, path) == 0 else {
-            throw ShardStoreError("compacting \(id): cannot replace \(relative) (errno \(errno)); the shard is unchanged")
+        let after: Int64 = try ShardFiles.lock.withLock {
+            // Retention may have deleted the shard meanwhile: do not bring it back.
+            guard try catalog.contains(id) else { throw Cancelled() }
+            guard rename(recompressed, path) == 0 else {
+                throw ShardStoreError("compacting \(id): cannot replace \(relative) (errno \(errno)); the shard is unchanged")
+            }
+            fsyncDirectory((path as NSString).deletingLastPathComponent)
+            let after = fileSize(path)
+            try catalog.markSealed(id, relativePath: relative, bytes: after, checksum: sum, level: level)
+            return after
         }
-        fsyncDirectory((path as NSString).deletingLastPathComponent)
-        let after = fileSize(path)
-        try catalog.markSealed(id, relativePath: relative, bytes: after, checksum: sum, level: level)
         return ShardStore.CompactionSummary(id: id, bytesBefore: before, bytesAfter: after,
                                             seconds: Date().timeIntervalSince(started))
     }

@@ -65,8 +65,11 @@ public final class ShardStore {
 
     public let directory: URL
     public let options: Options
-    private let catalog: Catalog
-    private let deadLetters: DeadLetterStore
+    let catalog: Catalog
+    /// Store-wide "processed through" marks kept in `deadletters.sqlite`: from batches
+    /// of only dead letters, and from shards that retention deleted.
+    var retiredHighWater: [SourcePartition: Int64] = [:]
+    let deadLetters: DeadLetterStore
     private var active: [Int64: ActiveShard] = [:]
     /// Per window: the highest position absorbed per source partition over all parts.
     private var windowLast: [Int64: [SourcePartition: Int64]] = [:]
@@ -105,6 +108,7 @@ public final class ShardStore {
         }
         catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
         deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path)
+        retiredHighWater = try deadLetters.highWater()
         try reopenActiveShards()
     }
 
@@ -314,7 +318,10 @@ public final class ShardStore {
                 thresholdWindow = window
                 thresholdSource = p.source
                 thresholdPartition = p.partition
-                threshold = try lastPosition(window: window, key: SourcePartition(source: batch.sources[p.source], partition: p.partition))
+                let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
+                // Positions up to a retired mark were processed, even if retention has since
+                // deleted the shards that held them.
+                threshold = [try lastPosition(window: window, key: key), retiredHighWater[key]].compactMap { $0 }.max()
             }
             if let threshold, p.position <= threshold {
                 summary.skippedAsReplayed += 1

@@ -19,9 +19,12 @@ public enum StoreChecker {
         let root = URL(fileURLWithPath: directory)
         let shardsDir = root.appendingPathComponent("shards")
         let catalogPath = root.appendingPathComponent("catalog.sqlite").path
-        // The catalog is a cache: start it afresh from what the shards say.
+        // The catalog is a cache: start it afresh from what the shards say. Forwarders'
+        // delivery records are the one thing the shards cannot tell: carry them over.
+        let deliveries = (try? Catalog(path: catalogPath).deliveries()) ?? []
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: catalogPath + suffix) }
         let catalog = try Catalog(path: catalogPath)
+        for delivery in deliveries { try catalog.recordDelivery(delivery) }
         var report = Report()
         let files = (FileManager.default.enumerator(atPath: shardsDir.path)?.compactMap { $0 as? String } ?? [])
             .filter { $0.hasSuffix(".sqlite") || $0.hasSuffix(".sqlite.zst") }.sorted()

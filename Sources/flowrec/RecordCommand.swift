@@ -54,6 +54,8 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "How long the topics must be quiet before deep compaction starts (it runs at the lowest CPU priority, so arriving flows take the CPU back at once).")
     var compactWhenIdle: DurationArgument = DurationArgument(argument: "60s")!
 
+    @OptionGroup(title: "Retention (checked at start and every minute)") var retention: RetentionOptions
+
     func validate() throws {
         if compactLevel != 0 && !(4...22).contains(compactLevel) { throw ValidationError("--compact-level must be 0 (off) or between 4 and 22") }
         if topics.isEmpty { throw ValidationError("name at least one --topic") }
@@ -73,6 +75,7 @@ struct RecordCommand: ParsableCommand {
         config.maxBatchMessages = batchSize
         config.maxMessageBytes = maxMessageBytes
         config.exitWhenIdleSeconds = exitWhenIdle?.seconds
+        config.retention = retention.policy
         config.deepCompaction = compactLevel == 0 ? nil : .init(level: compactLevel, idleSeconds: compactWhenIdle.seconds)
         for entry in kafkaProperties {
             let eq = entry.firstIndex(of: "=")!

@@ -8,36 +8,6 @@ import Testing
 /// the failing batch or seal changes nothing, the error says what to do, and work
 /// resumes once space returns (the tmpfs is grown with a remount).
 @Suite(.serialized) struct DiskFullTests {
-    final class SmallFilesystem {
-        let path: String
-        let mounted: Bool
-        init(megabytes: Int) {
-            path = NSTemporaryDirectory() + "flowrec-full-" + UUID().uuidString
-            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            mounted = SmallFilesystem.sh("mount -t tmpfs -o size=\(megabytes)m tmpfs \(path)")
-        }
-        func resize(megabytes: Int) -> Bool { SmallFilesystem.sh("mount -o remount,size=\(megabytes)m \(path)") }
-        func usedMegabytes() -> Int {
-            let attributes = try? FileManager.default.attributesOfFileSystem(forPath: path)
-            let size = (attributes?[.systemSize] as? NSNumber)?.int64Value ?? 0
-            let free = (attributes?[.systemFreeSize] as? NSNumber)?.int64Value ?? 0
-            return Int((size - free) >> 20)
-        }
-        deinit {
-            if mounted { _ = SmallFilesystem.sh("umount \(path)") }
-            try? FileManager.default.removeItem(atPath: path)
-        }
-        static func sh(_ command: String) -> Bool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", command]
-            p.standardError = FileHandle.nullDevice
-            guard (try? p.run()) != nil else { return false }
-            p.waitUntilExit()
-            return p.terminationStatus == 0
-        }
-    }
-
     @Test func ingestAndSealSurviveAFullDisk() throws {
         let fs = SmallFilesystem(megabytes: 4)
         guard fs.mounted else {

@@ -1,0 +1,39 @@
+public import Foundation
+
+/// A tmpfs of a few megabytes mounted for one test (needs root; `mounted` says whether
+/// it worked), so a test can fill a disk or watch free space for real.
+public final class SmallFilesystem {
+    public let path: String
+    public let mounted: Bool
+
+    public init(megabytes: Int) {
+        path = NSTemporaryDirectory() + "flowrec-small-fs-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        mounted = SmallFilesystem.sh("mount -t tmpfs -o size=\(megabytes)m tmpfs \(path)")
+    }
+
+    /// Grows or shrinks the filesystem in place.
+    public func resize(megabytes: Int) -> Bool { SmallFilesystem.sh("mount -o remount,size=\(megabytes)m \(path)") }
+
+    public func usedMegabytes() -> Int {
+        let attributes = try? FileManager.default.attributesOfFileSystem(forPath: path)
+        let size = (attributes?[.systemSize] as? NSNumber)?.int64Value ?? 0
+        let free = (attributes?[.systemFreeSize] as? NSNumber)?.int64Value ?? 0
+        return Int((size - free) >> 20)
+    }
+
+    deinit {
+        if mounted { _ = SmallFilesystem.sh("umount \(path)") }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func sh(_ command: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import ShardStore
+
+struct PruneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Delete old sealed shards to keep the store within its age, size and free-space limits.",
+        discussion: """
+        Only whole sealed shards are deleted, oldest window first; active shards never. A limit that is exceeded is brought down to --low-watermark of itself (0.9: a 100 GiB store over its limit is pruned to 90 GiB; a 20 GiB free-space limit prunes until 22.2 GiB are free). Shards a --require-forwarder has not delivered are kept for age and size, but deleted when free space runs below --min-free: losing old flows beats stopping ingest, and each such deletion is reported as an error.
+
+        The store remembers how far each deleted shard's sources were processed, so a replayed topic or a re-ingested file never brings deleted flows back. Shards removed by hand are dropped from the catalog, and sealed files copied in by hand are adopted, before the limits are applied. `flowrec record` applies the same options every minute.
+
+        Examples:
+          flowrec prune --data /var/lib/flowrec --max-age 30d --dry-run
+          flowrec prune --max-size 200GiB --min-free 10%
+        """)
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    @OptionGroup var retention: RetentionOptions
+
+    @Flag(help: "List what would be deleted and why; delete nothing.")
+    var dryRun = false
+
+    func validate() throws {
+        if retention.policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size or --min-free") }
+    }
+
+    func run() throws {
+        let store = try openExistingStore(data)
+        let policy = retention.policy
+        let decisions: [PruneDecision]
+        if dryRun {
+            decisions = try store.retentionPlan(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000),
+                                                volume: VolumeSpace.of(data))
+        } else {
+            let report = try store.prune(policy) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            decisions = report.deleted
+            if report.postponed > 0 { print("\(report.postponed) more shards exceed the limits; run again to continue") }
+        }
+        for d in decisions {
+            print("\(dryRun ? "would delete" : "deleted") \(d.shard)  \(d.bytes) bytes  \(d.reason.rawValue)\(d.undelivered ? "  (not delivered by every required forwarder)" : "")")
+        }
+        let bytes = decisions.reduce(Int64(0)) { $0 + $1.bytes }
+        print("\(dryRun ? "would delete" : "deleted") \(decisions.count) shards, \(bytes) bytes")
+    }
+}

@@ -1,0 +1,137 @@
+import FlowModel
+import FlowrecTesting
+import Foundation
+import ShardStore
+import Testing
+
+/// Retention with a held clock and a held (or real, small) disk: which shards go, in
+/// which order, what stays, and that deleted flows never come back.
+@Suite struct RetentionTests {
+    let options = ShardStore.Options(windowMs: 60_000, graceMs: 0)
+
+    /// 24,000 flows at 50/s: eight 1-minute windows, the first seven sealed.
+    func sealedStore(_ dir: TemporaryDirectory) throws -> (ShardStore, [[UInt8]]) {
+        let lines = generatedLines(24_000)
+        let store = try ShardStore(directory: dir.path, options: options)
+        try store.append(batch(lines[...], firstLine: 1))
+        try store.sealClosedWindows()
+        return (store, lines)
+    }
+
+    func sealed(_ store: ShardStore) throws -> [ShardStore.ShardInfo] { try store.shards().filter { $0.state == "sealed" } }
+
+    @Test func ageDeletesOldSealedShardsAndTheirFlowsNeverReturn() throws {
+        let dir = TemporaryDirectory()
+        let (store, lines) = try sealedStore(dir)
+        let before = try sealed(store)
+        #expect(before.count >= 5)
+        let maxAge: Int64 = 3_600_000
+        let now = before[2].id.windowEndMs + maxAge  // the first three windows are exactly old enough
+        let report = try store.prune(RetentionPolicy(maxAgeMs: maxAge), nowMs: now, volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
+        #expect(report.deleted.map(\.shard) == before.prefix(3).map(\.id))
+        #expect(report.deleted.allSatisfy { $0.reason == .age && !$0.undelivered })
+        #expect(try sealed(store).map(\.id) == before.dropFirst(3).map(\.id))
+        for shard in before.prefix(3) { #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + shard.path)) }
+        #expect(try store.shards().contains { $0.state == "active" }, "the active shard is never deleted")
+
+        // Re-ingesting the same lines, in this store or after a restart, stores nothing.
+        let kept = try store.shards().reduce(Int64(0)) { $0 + $1.rowCount }
+        #expect(try store.append(batch(lines[...], firstLine: 1)).stored == 0)
+        let reopened = try ShardStore(directory: dir.path, options: options)
+        #expect(try reopened.append(batch(lines[...], firstLine: 1)).stored == 0)
+        #expect(try reopened.shards().reduce(Int64(0)) { $0 + $1.rowCount } == kept)
+        #expect(try reopened.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 24_001)
+    }
+
+    @Test func sizeLimitPrunesOldestFirstDownToTheLowWatermark() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try sealedStore(dir)
+        let all = try store.shards()
+        let total = all.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        let limit = total - 1
+        let plan = try store.retentionPlan(RetentionPolicy(maxTotalBytes: limit, lowWatermark: 0.8), nowMs: 0, volume: nil)
+        let report = try store.prune(RetentionPolicy(maxTotalBytes: limit, lowWatermark: 0.8), nowMs: 0,
+                                     volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
+        #expect(report.deleted == plan, "a dry run lists exactly what the real run deletes")
+        let deletedBytes = report.deleted.reduce(Int64(0)) { $0 + $1.bytes }
+        let target = Int64(Double(limit) * 0.8)
+        #expect(total - deletedBytes <= target, "pruned to the low watermark, not just below the limit")
+        let lastBytes = try #require(report.deleted.last).bytes
+        #expect(total - deletedBytes + lastBytes > target, "and not one shard further")
+        let sealedBefore = all.filter { $0.state == "sealed" }.map(\.id)
+        #expect(report.deleted.map(\.shard) == Array(sealedBefore.prefix(report.deleted.count)), "oldest first")
+    }
+
+    @Test func undeliveredShardsWaitForTheirForwarderUntilFreeSpaceRunsOut() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try sealedStore(dir)
+        let shards = try sealed(store)
+        for shard in shards.prefix(2) {
+            try store.recordDelivery(forwarder: "clickhouse", shard: shard.id, chunksDelivered: 1, complete: true)
+        }
+        try store.recordDelivery(forwarder: "clickhouse", shard: shards[2].id, chunksDelivered: 1, complete: false)
+        let roomy = VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41)
+        var policy = RetentionPolicy(maxAgeMs: 60_000, requiredForwarders: ["clickhouse"])
+        let byAge = try store.prune(policy, nowMs: Int64.max / 2, volume: roomy)
+        #expect(byAge.deleted.map(\.shard) == shards.prefix(2).map(\.id), "only delivered shards go for age")
+
+        // The volume runs low: the hard limit deletes undelivered shards too, flagged.
+        policy.minFreeBytes = 1 << 30
+        let remaining = try sealed(store)
+        policy.lowWatermark = 1  // free exactly up to the limit: one shard is enough
+        let bySpace = try store.prune(policy, nowMs: 0, volume: VolumeSpace(freeBytes: (1 << 30) - 1, totalBytes: 1 << 34))
+        #expect(bySpace.deleted.map(\.shard) == [remaining[0].id])
+        #expect(bySpace.deleted.allSatisfy { $0.reason == .freeSpace && $0.undelivered })
+    }
+
+    @Test func freeSpaceOnARealSmallVolume() throws {
+        let fs = SmallFilesystem(megabytes: 48)
+        guard fs.mounted else {
+            #expect(!TestEnvironment.requireServers, "cannot mount a tmpfs (needs root): the free-space test did not run")
+            return
+        }
+        let store = try ShardStore(directory: fs.path + "/data", options: options)
+        try store.append(batch(generatedLines(24_000)[...], firstLine: 1))
+        try store.sealClosedWindows()
+        let volume = try #require(VolumeSpace.of(fs.path))
+        let sealedBytes = try sealed(store).reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        let limit = volume.freeBytes + sealedBytes / 3  // asks for a third of the sealed shards' space
+        let report = try store.prune(RetentionPolicy(minFreeBytes: limit, lowWatermark: 1))
+        #expect(!report.deleted.isEmpty && report.deleted.count < 7)
+        let after = try #require(VolumeSpace.of(fs.path))
+        #expect(after.freeBytes >= limit, "the real volume has the free space asked for: before \(volume.freeBytes), after \(after.freeBytes), deleted \(report.deleted.reduce(0) { $0 + $1.bytes }) in \(report.deleted.count) shards")
+        #expect(report.deleted.allSatisfy { $0.reason == .freeSpace })
+    }
+
+    @Test func pruneDryRunListsWhatTheRealRunDeletes() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try sealedStore(dir)
+        let total = try store.shards().reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        let flowrec = try ChildProcess.flowrec().path
+        let limit = ["--data", dir.path, "--max-size", String(total / 2)]
+        let dryRun = try ChildProcess.output(flowrec, ["prune"] + limit + ["--dry-run"])
+        let real = try ChildProcess.output(flowrec, ["prune"] + limit)
+        let listed = dryRun.split(separator: "\n").filter { $0.hasPrefix("would delete 2") }.map { $0.dropFirst("would delete ".count) }
+        let deleted = real.split(separator: "\n").filter { $0.hasPrefix("deleted 2") }.map { $0.dropFirst("deleted ".count) }
+        #expect(!listed.isEmpty)
+        #expect(listed == deleted, "dry run:\n\(dryRun)\nreal run:\n\(real)")
+        #expect(try ChildProcess.output(flowrec, ["prune"] + limit + ["--dry-run"]).hasSuffix("would delete 0 shards, 0 bytes\n"))
+    }
+
+    @Test func shardsRemovedOrAddedByHandAreReconciled() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try sealedStore(dir)
+        let shards = try sealed(store)
+        // One shard deleted by hand; one moved out and back in under the catalog's nose.
+        try FileManager.default.removeItem(atPath: dir.path + "/" + shards[0].path)
+        let stash = dir.path + "/stash.zst"
+        try FileManager.default.moveItem(atPath: dir.path + "/" + shards[1].path, toPath: stash)
+        _ = try store.prune(RetentionPolicy(maxAgeMs: 60_000), nowMs: 0, volume: nil)  // forgets both
+        #expect(try !store.shards().contains { $0.id == shards[0].id || $0.id == shards[1].id })
+        try FileManager.default.moveItem(atPath: stash, toPath: dir.path + "/" + shards[1].path)
+        let report = try store.prune(RetentionPolicy(maxAgeMs: 60_000), nowMs: 0, volume: nil)
+        #expect(report.adopted == [shards[1].path])
+        let adopted = try #require(try store.shards().first { $0.id == shards[1].id })
+        #expect(adopted.rowCount == shards[1].rowCount && adopted.state == "sealed")
+    }
+}
