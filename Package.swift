@@ -11,7 +11,8 @@ import PackageDescription
 ///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
 ///   Forwarders                          → replication targets (ClickHouse schema so far)
 ///   Query                               → queries over the shards of a time range
-///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record)
+///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record), its HTTP
+///                                         listener (Hummingbird) and Prometheus metrics
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
 /// `FlowrecTesting` (helpers that start the real test servers from tests).
@@ -35,6 +36,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -54,7 +59,16 @@ let package = Package(
         .target(name: "Forwarders", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(name: "Query", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
-            name: "FlowRecorder", dependencies: ["FlowModel", "KafkaSource", "ShardStore", "Forwarders"],
+            name: "FlowRecorder",
+            dependencies: [
+                "FlowModel", "KafkaSource", "ShardStore", "Forwarders",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",

@@ -1,6 +1,7 @@
 import FlowModel
 import Foundation
 import KafkaSource
+import Synchronization
 public import ShardStore
 
 /// What `flowrec record` needs to know.
@@ -22,6 +23,8 @@ public struct RecorderConfiguration: Sendable {
     /// Retention limits, applied at start and then every `retentionIntervalSeconds`.
     public var retention = RetentionPolicy()
     public var retentionIntervalSeconds: Double = 60
+    /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`); nil turns it off.
+    public var http: HTTPListenerConfiguration?
     /// Deep compaction while no message arrives; nil disables it.
     public var deepCompaction: DeepCompaction? = DeepCompaction()
 
@@ -60,6 +63,13 @@ public final class Recorder {
 
     public let configuration: RecorderConfiguration
     public private(set) var counters = Counters()
+    /// Prometheus figures, also served on `/metrics` when the listener is on.
+    public let metrics = RecorderMetrics()
+    /// What `/healthz` and `/readyz` report.
+    public let status = RecorderStatus()
+    /// The listener's bound port once `run` has started it (tests listen on port 0).
+    public var httpPort: Int? { server.withLock { $0?.port } }
+    private let server = Mutex<StatusServer?>(nil)
     private let log: @Sendable (String) -> Void
 
     public init(configuration: RecorderConfiguration, log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -71,8 +81,19 @@ public final class Recorder {
     /// idle for `exitWhenIdleSeconds`; then stores nothing further, waits for background
     /// seals, and leaves the group.
     public func run(shouldStop: () -> Bool) throws {
-        let config = configuration
+        let log = self.log
+        let metrics = self.metrics
+        if let http = configuration.http {
+            let listener = try StatusServer(configuration: http, metrics: metrics, status: status, log: log)
+            server.withLock { $0 = listener }
+        }
+        defer { server.withLock { $0?.stop(); $0 = nil } }
+
+        var config = configuration
+        config.store.sealObserver = { summary in metrics.recordSeal(summary) }
         let store = try ShardStore(directory: config.dataDirectory, options: config.store)
+        status.storeOpened()
+        defer { status.storeClosed() }
         var properties = KafkaProperties(config.kafkaProperties)
         properties["bootstrap.servers"] = config.bootstrapServers
         properties["group.id"] = config.groupID
@@ -84,7 +105,6 @@ public final class Recorder {
         }
         log("consuming \(config.topics.joined(separator: ",")) from \(config.bootstrapServers) as group \(config.groupID) into \(config.dataDirectory)")
 
-        let log = self.log
         let compactor = config.deepCompaction.map {
             IdleCompactor(directory: config.dataDirectory, level: $0.level, frameSize: config.store.frameSize) { log($0) }
         }
@@ -95,24 +115,50 @@ public final class Recorder {
         var lastMessage = Date()
         var lastReport = Date()
         var lastRetention = Date.distantPast
+        var lastGauges = Date.distantPast
+        var compactedReported = 0
+        /// Next offset to read per partition: what lag is measured against.
+        var nextOffset: [String: [Int32: Int64]] = [:]
         while !shouldStop() {
+            status.loopTurned(assignedPartitions: consumer.assignment.count)
             if !config.retention.isEmpty && Date().timeIntervalSince(lastRetention) >= config.retentionIntervalSeconds {
                 lastRetention = Date()
                 do {
                     let report = try store.prune(config.retention, log: log)
                     counters.shardsPruned += report.deleted.count
                     counters.undeliveredShardsPruned += report.deleted.filter(\.undelivered).count
+                    report.deleted.forEach(metrics.countPruned)
                 } catch {
                     // Retention failing must not stop ingest; it is retried next interval.
                     counters.retentionErrors += 1
+                    metrics.countError("retention")
                     log("error: retention failed, will retry: \(error)")
+                }
+            }
+            if Date().timeIntervalSince(lastGauges) >= 10 {
+                lastGauges = Date()
+                if let shards = try? store.shards() {
+                    metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), nowMs: RecorderStatus.nowMs())
+                }
+                metrics.assignedPartitions.set(Double(consumer.assignment.count))
+                for (topic, partition) in consumer.assignment {
+                    if let next = nextOffset[topic]?[partition], let end = consumer.highWatermark(topic: topic, partition: partition) {
+                        metrics.setLag(max(0, end - next), topic: topic, partition: partition)
+                    }
+                }
+                if let compacted = compactor?.counts.compacted, compacted > compactedReported {
+                    metrics.shardsCompacted.increment(by: Int64(compacted - compactedReported))
+                    compactedReported = compacted
                 }
             }
             batch.removeAll()
             var nextOffsets: [String: [Int32: Int64]] = [:]
+            var payloadBytes = 0
+            let started = ContinuousClock.now
             try consumer.poll(maxMessages: config.maxBatchMessages, timeoutMs: config.pollTimeoutMs) { message in
                 let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
                                               position: message.offset)
+                payloadBytes += message.payload.count
                 do {
                     try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in
                         try decoder.decode(message.payload, into: &flow)
@@ -133,12 +179,33 @@ public final class Recorder {
             }
             compactor?.setIdle(false)
             lastMessage = Date()
-            let summary = try store.append(batch)
-            counters.messages += batch.flowCount + batch.deadLetters.count
+            let summary: ShardStore.AppendSummary
+            do {
+                summary = try store.append(batch)
+            } catch {
+                metrics.countError("store")
+                throw error
+            }
+            metrics.batchDuration.record(ContinuousClock.now - started)
+            let messages = batch.flowCount + batch.deadLetters.count
+            counters.messages += messages
             counters.stored += summary.stored
             counters.replaysSkipped += summary.skippedAsReplayed
             counters.deadLetters += summary.deadLetters
             counters.batches += 1
+            metrics.messagesConsumed.increment(by: Int64(messages))
+            metrics.messageBytes.increment(by: Int64(payloadBytes))
+            metrics.flowsStored.increment(by: Int64(summary.stored))
+            metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
+            metrics.deadLetters.increment(by: Int64(summary.deadLetters))
+            for (topic, partitions) in nextOffsets {
+                for (partition, next) in partitions {
+                    nextOffset[topic, default: [:]][partition] = next
+                    if let end = consumer.highWatermark(topic: topic, partition: partition) {
+                        metrics.setLag(max(0, end - next), topic: topic, partition: partition)
+                    }
+                }
+            }
             consumer.commit(nextOffsets.flatMap { topic, partitions in partitions.map { (topic, $0.key, $0.value) } })
             if Date().timeIntervalSince(lastReport) >= 10 {
                 lastReport = Date()

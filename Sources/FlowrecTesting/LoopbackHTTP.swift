@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,10 +8,11 @@ import Glibc
 /// Foundation's URLSession on Linux never completes a request answered with `401` and
 /// a `WWW-Authenticate` challenge (as ClickHouse answers a wrong password), which is a
 /// case the tests must check, so the test helpers speak HTTP themselves.
-enum LoopbackHTTP {
-    struct Response {
-        let status: Int
-        let body: Data
+public enum LoopbackHTTP {
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: Data
+        public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -19,6 +20,14 @@ enum LoopbackHTTP {
     }
 
     static func post(host: String, port: Int, path: String, headers: [String: String], body: Data) throws -> Response {
+        try request("POST", host: host, port: port, path: path, headers: headers, body: body)
+    }
+
+    public static func get(host: String = "127.0.0.1", port: Int, path: String, headers: [String: String] = [:]) throws -> Response {
+        try request("GET", host: host, port: port, path: path, headers: headers, body: Data())
+    }
+
+    static func request(_ method: String, host: String, port: Int, path: String, headers: [String: String], body: Data) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
         defer { close(fd) }
@@ -35,7 +44,7 @@ enum LoopbackHTTP {
         }
         guard connected == 0 else { throw Failure(description: "cannot connect to \(host):\(port): errno \(errno)") }
 
-        var request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         try sendAll(fd, Data(request.utf8) + body)

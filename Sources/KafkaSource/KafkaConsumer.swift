@@ -110,6 +110,14 @@ public final class KafkaConsumer {
         _ = rd_kafka_commit(handle, list, 1)
     }
 
+    /// The partition's end offset as the broker last reported it in a fetch response
+    /// (no request is made, so it is cheap to ask every batch); nil before the first fetch.
+    public func highWatermark(topic: String, partition: Int32) -> Int64? {
+        var low: Int64 = -1, high: Int64 = -1
+        let error = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
+        return error == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
+    }
+
     deinit {
         close()
         rd_kafka_queue_destroy(queue)

@@ -19,9 +19,12 @@ final class BackgroundSealer: @unchecked Sendable {  // all state behind `condit
     private(set) var completed: [ShardStore.SealSummary] = []
     private(set) var failures: [String] = []
 
-    init(sealer: ShardSealer, catalogPath: String) {
+    private let observer: (@Sendable (ShardStore.SealSummary) -> Void)?
+
+    init(sealer: ShardSealer, catalogPath: String, observer: (@Sendable (ShardStore.SealSummary) -> Void)?) {
         self.sealer = sealer
         self.catalogPath = catalogPath
+        self.observer = observer
     }
 
     func enqueue(_ job: Job) {
@@ -83,6 +86,7 @@ final class BackgroundSealer: @unchecked Sendable {  // all state behind `condit
                 failure = "sealing \(job.id) failed: \(error)"
             }
 
+            if let summary { observer?(summary) }
             condition.lock()
             if let summary { completed.append(summary) }
             if let failure { failures.append(failure) }

@@ -35,6 +35,8 @@ public final class ShardStore {
         public var frameSize: Int = 1 << 20
         /// Seal windows as they close, on a background thread, while writing goes on.
         public var sealInBackground = false
+        /// Told about every finished seal (on the sealing thread), for metrics.
+        public var sealObserver: (@Sendable (SealSummary) -> Void)?
 
         public init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20,
                     sealInBackground: Bool = false) {
@@ -94,7 +96,7 @@ public final class ShardStore {
     private var supersededShards: [ActiveShard] = []
     private lazy var backgroundSealer = BackgroundSealer(
         sealer: ShardSealer(level: options.sealLevel, frameSize: options.frameSize),
-        catalogPath: directory.appendingPathComponent("catalog.sqlite").path)
+        catalogPath: directory.appendingPathComponent("catalog.sqlite").path, observer: options.sealObserver)
 
     public init(directory: String, options: Options = Options()) throws {
         try options.validate()
@@ -177,7 +179,9 @@ public final class ShardStore {
         let closed = closedShards(watermarkMs: watermarkMs)
         for (i, shard) in closed.enumerated() {
             do {
-                results.append(try seal(shard))
+                let summary = try seal(shard)
+                options.sealObserver?(summary)
+                results.append(summary)
             } catch {
                 // Every shard not sealed stays complete and writable: put them all back so
                 // the next call (after space returns, say) seals them.

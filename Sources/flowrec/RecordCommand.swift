@@ -54,7 +54,42 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "How long the topics must be quiet before deep compaction starts (it runs at the lowest CPU priority, so arriving flows take the CPU back at once).")
     var compactWhenIdle: DurationArgument = DurationArgument(argument: "60s")!
 
+    @Option(help: "HTTP listener for /metrics, /healthz and /readyz: HOST:PORT, or off.")
+    var httpListen = "127.0.0.1:9464"
+
+    @Option(help: "File holding the bearer token /metrics requires (required off loopback). The FLOWREC_HTTP_TOKEN environment variable works too; the token is never printed.")
+    var httpTokenFile: String?
+
+    @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --http-tls-key.")
+    var httpTlsCert: String?
+
+    @Option(help: "PEM private key for --http-tls-cert.")
+    var httpTlsKey: String?
+
     @OptionGroup(title: "Retention (checked at start and every minute)") var retention: RetentionOptions
+
+    /// The listener settings, with the token read from its file or the environment.
+    func httpListener() throws -> HTTPListenerConfiguration? {
+        if httpListen == "off" { return nil }
+        var http = HTTPListenerConfiguration()
+        guard let colon = httpListen.lastIndex(of: ":"), let port = Int(httpListen[httpListen.index(after: colon)...]) else {
+            throw ValidationError("--http-listen takes HOST:PORT (e.g. 0.0.0.0:9464) or off; got \(httpListen)")
+        }
+        http.host = String(httpListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        http.port = port
+        if let file = httpTokenFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the token file \(file)")
+            }
+            http.bearerToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let token = ProcessInfo.processInfo.environment["FLOWREC_HTTP_TOKEN"], !token.isEmpty {
+            http.bearerToken = token
+        }
+        http.tlsCertificatePath = httpTlsCert
+        http.tlsKeyPath = httpTlsKey
+        do { try http.validate() } catch { throw ValidationError(error.description) }
+        return http
+    }
 
     func validate() throws {
         if compactLevel != 0 && !(4...22).contains(compactLevel) { throw ValidationError("--compact-level must be 0 (off) or between 4 and 22") }
@@ -75,6 +110,7 @@ struct RecordCommand: ParsableCommand {
         config.maxBatchMessages = batchSize
         config.maxMessageBytes = maxMessageBytes
         config.exitWhenIdleSeconds = exitWhenIdle?.seconds
+        config.http = try httpListener()
         config.retention = retention.policy
         config.deepCompaction = compactLevel == 0 ? nil : .init(level: compactLevel, idleSeconds: compactWhenIdle.seconds)
         for entry in kafkaProperties {

@@ -30,7 +30,7 @@ import Testing
         #expect(producer.delivered == produced.count)
 
         let dir = TemporaryDirectory()
-        let args = ["record", "--brokers", broker.bootstrapServers, "--data", dir.path, "--window", "5m", "--grace", "0s",
+        let args = ["record", "--brokers", broker.bootstrapServers, "--data", dir.path, "--http-listen", "127.0.0.1:0", "--window", "5m", "--grace", "0s",
                     "--batch-size", "2000", "--kafka-property", "session.timeout.ms=6000"]
         var random = SeededRandom(seed: 3)
         var kills = 0

@@ -21,7 +21,7 @@ import Testing
         defer { broker.stop() }
         let a = TemporaryDirectory(), b = TemporaryDirectory()
         func recorder(_ dir: TemporaryDirectory) throws -> Process {
-            try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "pair", "--data", dir.path,
+            try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "pair", "--http-listen", "127.0.0.1:0", "--data", dir.path,
                                 "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"])
         }
         // 60,000 flows produced over about 12 s of wall time.

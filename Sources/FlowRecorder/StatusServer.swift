@@ -1,0 +1,167 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
+import NIOCore
+import Synchronization
+
+/// Where and how `flowrec record` listens for HTTP: `/metrics`, `/healthz`, `/readyz`.
+public struct HTTPListenerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 9464
+    /// Required as `Authorization: Bearer <token>` on `/metrics` when set. The probes stay
+    /// open so Kubernetes can call them without a secret in the pod spec.
+    public var bearerToken: String?
+    /// PEM files; both or neither.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+
+    public init() {}
+
+    public var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
+
+    /// A listener reachable from other hosts must not expose metrics to anyone.
+    public func validate() throws(RecorderConfigurationError) {
+        if !isLoopback && (bearerToken ?? "").isEmpty {
+            throw RecorderConfigurationError("listening on \(host) (not loopback) needs a bearer token: set --http-token-file or FLOWREC_HTTP_TOKEN, or listen on 127.0.0.1")
+        }
+        if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
+            throw RecorderConfigurationError("TLS needs both a certificate and a key (--http-tls-cert and --http-tls-key)")
+        }
+        if !(0...65535).contains(port) { throw RecorderConfigurationError("the HTTP port must be between 0 and 65535") }
+    }
+}
+
+public struct RecorderConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The recorder's HTTP listener (Hummingbird), run on Swift's concurrency threads
+/// beside the synchronous recorder loop.
+public final class StatusServer: Sendable {
+    private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
+    private let executor = DedicatedThreadExecutor(name: "flowrec-http")
+    /// The port actually bound (differs from the configured one when that is 0).
+    public let port: Int
+
+    /// Starts listening; returns once the socket is bound, or throws why it could not be.
+    public init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        try configuration.validate()
+        let router = Router()
+        let token = configuration.bearerToken.map { "Bearer " + $0 }
+        router.get("healthz") { _, _ -> Response in
+            if let problem = status.livenessProblem() { return Self.text(.serviceUnavailable, problem + "\n") }
+            return Self.text(.ok, "ok\n")
+        }
+        router.get("readyz") { _, _ -> Response in
+            if let problem = status.readinessProblem() { return Self.text(.serviceUnavailable, problem + "\n") }
+            return Self.text(.ok, "ready\n")
+        }
+        router.get("metrics") { request, _ -> Response in
+            if let token, !Self.constantTimeEquals(request.headers[.authorization] ?? "", token) {
+                var response = Self.text(.unauthorized, "send the token as `Authorization: Bearer <token>`\n")
+                response.headers[.wwwAuthenticate] = "Bearer"
+                return response
+            }
+            var response = Self.text(.ok, metrics.registry.emitToString())
+            response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        }
+
+        var server = HTTPServerBuilder.http1()
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+                let tls = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                server = try .tls(.http1(), tlsConfiguration: tls)
+            } catch {
+                throw RecorderConfigurationError("cannot load the HTTP TLS certificate \(cert) or key \(key): \(error)")
+            }
+        }
+        let bound = BoundPort()
+        let app = Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flowrec"),
+            onServerRunning: { channel in bound.set(.success(channel.localAddress?.port ?? configuration.port)) },
+            logger: .init(label: "flowrec.http"))
+        let task = Task.detached(executorPreference: executor) {
+            do {
+                try await app.runService(gracefulShutdownSignals: [])
+            } catch {
+                bound.set(.failure(error))
+                throw error
+            }
+        }
+        switch bound.wait(seconds: 30) {
+        case .success(let port)?:
+            self.port = port
+        case .failure(let error)?:
+            executor.shutdown()
+            throw RecorderConfigurationError("cannot listen on \(configuration.host):\(configuration.port): \(error)")
+        case nil:
+            task.cancel()
+            executor.shutdown()
+            throw RecorderConfigurationError("the HTTP listener on \(configuration.host):\(configuration.port) did not start within 30 s")
+        }
+        self.task.withLock { $0 = task }
+        log("HTTP listener on \(configuration.tlsCertificatePath == nil ? "http" : "https")://\(configuration.host):\(port) (/metrics, /healthz, /readyz)")
+    }
+
+    /// Stops listening (open connections are finished first).
+    public func stop() {
+        let running = task.withLock { task -> Task<Void, any Error>? in
+            defer { task = nil }
+            return task
+        }
+        guard let running else { return }
+        running.cancel()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached(executorPreference: executor) {
+            _ = await running.result
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 10)
+        executor.shutdown()
+    }
+
+    deinit { stop() }
+
+    private static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// Compares without an early exit, so response time does not reveal the token.
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// Hands the bound port (or the start-up error) from the server task to the starting thread.
+private final class BoundPort: Sendable {
+    private let value = Mutex<Result<Int, any Error>?>(nil)
+    private let ready = DispatchSemaphore(value: 0)
+
+    func set(_ result: Result<Int, any Error>) {
+        let first = value.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = result
+            return true
+        }
+        if first { ready.signal() }
+    }
+
+    func wait(seconds: Double) -> Result<Int, any Error>? {
+        _ = ready.wait(timeout: .now() + seconds)
+        return value.withLock { $0 }
+    }
+}
