@@ -43,6 +43,8 @@ enum ShardChecksum {
         static let functionName = "flowrec_accumulate_row_checksum"
         private(set) var rows: Int64 = 0
         private(set) var sum: UInt64 = 0
+        /// Also aggregates the rows for rollups, when set.
+        var rollups: RollupAccumulator?
         /// Keeps the function's user-data pointer valid as long as the connection.
         private let database: SQLiteDatabase
 
@@ -60,6 +62,7 @@ enum ShardChecksum {
                 let accumulator = Unmanaged<RowAccumulator>.fromOpaque(user).takeUnretainedValue()
                 accumulator.rows += 1
                 accumulator.sum &+= rowHash(count, values)
+                accumulator.rollups?.add(values)
             }
             sqlite3_result_int(context, 1)
         }

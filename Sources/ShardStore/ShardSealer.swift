@@ -16,6 +16,8 @@ import Foundation
 struct ShardSealer {
     let level: Int32
     let frameSize: Int
+    /// Where per-minute rollups of each sealed shard go; nil writes none.
+    var rollupsPath: String?
 
     /// Up to 4 GiB of an active shard is memory-mapped while it is copied (a day-long
     /// window of a large cluster); beyond that SQLite falls back to reads.
@@ -59,7 +61,7 @@ struct ShardSealer {
         try SQLiteDatabase(path: activePath).execute("PRAGMA wal_checkpoint(TRUNCATE)")
         // The copy also computes the active shard's content checksum, from the very rows
         // it reads: what the sealed file must reproduce.
-        let (sourceRows, sourceChecksum) = try writeCompactCopy(from: activePath, to: compactPath, id: id)
+        let (sourceRows, sourceChecksum, rollups) = try writeCompactCopy(from: activePath, to: compactPath, id: id)
         CrashPoint.reached("seal.compacted")
         lap(\.compactCopy)
         let compactBytes = fileSize(compactPath)
@@ -79,6 +81,16 @@ struct ShardSealer {
         }
 
         lap(\.verifyChecksum)
+        // Rollups before the rename: a crash in between re-seals and replaces them.
+        if let rollupsPath, let rollups {
+            let strings = try SQLiteDatabase(path: compactPath, mode: .readOnly).prepare("SELECT value FROM strings WHERE id = ?1")
+            try RollupStore(path: rollupsPath).add(shard: id, minutes: rollups.minutes) { id in
+                strings.reset()
+                strings.bind(1, id)
+                return try strings.step() ? strings.text(0) : nil
+            }
+        }
+        lap(\.rollups)
         CrashPoint.reached("seal.verified")
         try FileManager.default.moveItem(atPath: compressedPath, toPath: sealedPath)
         fsyncDirectory((sealedPath as NSString).deletingLastPathComponent)
@@ -89,7 +101,8 @@ struct ShardSealer {
     }
 
     /// Writes the compact copy and returns the source's row count and content checksum.
-    private func writeCompactCopy(from activePath: String, to compactPath: String, id: ShardID) throws -> (rows: Int64, checksum: UInt64) {
+    private func writeCompactCopy(from activePath: String, to compactPath: String, id: ShardID) throws
+        -> (rows: Int64, checksum: UInt64, rollups: RollupAccumulator?) {
         let db = try SQLiteDatabase(path: compactPath)
         try db.execute("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
         let attach = try db.prepare("ATTACH DATABASE ?1 AS src")
@@ -101,6 +114,16 @@ struct ShardSealer {
         let encoding = try timeEncoding(forSourceIn: db)
         try db.execute(ShardSchema.createSQL(timeEncoding: encoding))
         let sourceRowChecksum = ShardChecksum.RowAccumulator(registeredOn: db)
+        if rollupsPath != nil {
+            // The copy reads every row anyway: aggregate the rollups on the way.
+            let lookup = try db.prepare("SELECT id FROM src.strings WHERE value = ?1")
+            func id(_ value: String) throws -> Int64? {
+                lookup.reset()
+                lookup.bind(1, value)
+                return try lookup.step() ? lookup.integer(0) : nil
+            }
+            sourceRowChecksum.rollups = RollupAccumulator(rcodeIDs: (try id("NoError"), try id("NXDomain"), try id("ServFail")))
+        }
         let columns = ShardSchema.allColumns.joined(separator: ", ")
         let sourceColumns = ShardSchema.allColumns.map { "src.flow_rows.\($0)" }.joined(separator: ", ")
         let encodedColumns = (FlowSchema.fields.map {
@@ -150,7 +173,7 @@ struct ShardSealer {
             try meta.step()
         }
         try db.execute("DETACH DATABASE src")
-        return (sourceRows, checksum)
+        return (sourceRows, checksum, sourceRowChecksum.rollups)
     }
 }
 
@@ -178,6 +201,8 @@ public struct SealStepTimes: Sendable {
     public var quickCheck = 0.0
     /// Row count and content checksum of the compressed copy, through the VFS.
     public var verifyChecksum = 0.0
+    /// Per-minute and per-hour rollups written to `rollups.sqlite`.
+    public var rollups = 0.0
     /// Rename, directory fsync and removal of the active shard.
     public var rename = 0.0
 
@@ -189,6 +214,7 @@ public struct SealStepTimes: Sendable {
         sum.compress += b.compress
         sum.quickCheck += b.quickCheck
         sum.verifyChecksum += b.verifyChecksum
+        sum.rollups += b.rollups
         sum.rename += b.rename
         return sum
     }

@@ -66,6 +66,8 @@ public final class ShardStore {
     }
 
     public let directory: URL
+    /// `rollups.sqlite`: per-minute aggregates written as shards are sealed.
+    public var rollupsPath: String { directory.appendingPathComponent("rollups.sqlite").path }
     public let options: Options
     let catalog: Catalog
     /// Store-wide "processed through" marks kept in `deadletters.sqlite`: from batches
@@ -95,7 +97,7 @@ public final class ShardStore {
     /// they are sealed at the next opportunity.
     private var supersededShards: [ActiveShard] = []
     private lazy var backgroundSealer = BackgroundSealer(
-        sealer: ShardSealer(level: options.sealLevel, frameSize: options.frameSize),
+        sealer: ShardSealer(level: options.sealLevel, frameSize: options.frameSize, rollupsPath: rollupsPath),
         catalogPath: directory.appendingPathComponent("catalog.sqlite").path, observer: options.sealObserver)
 
     public init(directory: String, options: Options = Options()) throws {
@@ -264,7 +266,7 @@ public final class ShardStore {
         let started = Date()
         let id = shard.id
         try catalog.record(shard, relativePath: id.activeRelativePath)
-        let sealer = ShardSealer(level: options.sealLevel, frameSize: options.frameSize)
+        let sealer = ShardSealer(level: options.sealLevel, frameSize: options.frameSize, rollupsPath: rollupsPath)
         // On failure the caller puts the shard back among the active ones.
         let result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
         CrashPoint.reached("seal.beforeCatalog")
