@@ -90,7 +90,11 @@ public final class Recorder {
         defer { server.withLock { $0?.stop(); $0 = nil } }
 
         var config = configuration
-        config.store.sealObserver = { summary in metrics.recordSeal(summary) }
+        let sealedSinceRetention = SealFlag()
+        config.store.sealObserver = { summary in
+            metrics.recordSeal(summary)
+            sealedSinceRetention.set()
+        }
         let store = try ShardStore(directory: config.dataDirectory, options: config.store)
         status.storeOpened()
         defer { status.storeClosed() }
@@ -121,7 +125,9 @@ public final class Recorder {
         var nextOffset: [String: [Int32: Int64]] = [:]
         while !shouldStop() {
             status.loopTurned(assignedPartitions: consumer.assignment.count)
-            if !config.retention.isEmpty && Date().timeIntervalSince(lastRetention) >= config.retentionIntervalSeconds {
+            // Retention runs on its schedule and after every seal (a seal is what frees a window to delete).
+            if !config.retention.isEmpty
+                && (sealedSinceRetention.take() || Date().timeIntervalSince(lastRetention) >= config.retentionIntervalSeconds) {
                 lastRetention = Date()
                 do {
                     let report = try store.prune(config.retention, log: log)
@@ -138,7 +144,9 @@ public final class Recorder {
             if Date().timeIntervalSince(lastGauges) >= 10 {
                 lastGauges = Date()
                 if let shards = try? store.shards() {
-                    metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), nowMs: RecorderStatus.nowMs())
+                    let oldestRollup = (try? store.rollups()?.oldestMinuteMs()) ?? nil
+                    metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), oldestRollupMs: oldestRollup,
+                                        nowMs: RecorderStatus.nowMs())
                 }
                 metrics.assignedPartitions.set(Double(consumer.assignment.count))
                 for (topic, partition) in consumer.assignment {
@@ -217,4 +225,12 @@ public final class Recorder {
         try store.close()
         consumer.close()
     }
+}
+
+/// Set by the sealing thread, taken by the recorder loop.
+private final class SealFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    /// Whether it was set, clearing it.
+    func take() -> Bool { value.withLock { flag in defer { flag = false }; return flag } }
 }

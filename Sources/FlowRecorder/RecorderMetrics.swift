@@ -24,6 +24,7 @@ public final class RecorderMetrics: Sendable {
     let volumeFreeBytes: Gauge
     let oldestShardAge: Gauge
     let assignedPartitions: Gauge
+    let oldestRollupAge: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -48,6 +49,7 @@ public final class RecorderMetrics: Sendable {
         volumeFreeBytes = registry.makeGauge(descriptor: Self.named("volume_free", "bytes", "Free bytes on the data volume."))
         oldestShardAge = registry.makeGauge(descriptor: Self.named("oldest_shard_age", "seconds", "Age of the oldest stored window's end (0 when empty)."))
         assignedPartitions = registry.makeGauge(descriptor: Self.named("assigned_partitions", "", "Partitions the group assigned to this recorder."))
+        oldestRollupAge = registry.makeGauge(descriptor: Self.named("oldest_rollup_age", "seconds", "Age of the oldest minute the rollups hold (0 when none)."))
     }
 
     private static func named(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -84,7 +86,8 @@ public final class RecorderMetrics: Sendable {
     }
 
     /// Refreshes the store gauges from the catalog and the volume.
-    func updateStore(_ shards: [ShardStore.ShardInfo], volume: VolumeSpace?, nowMs: Int64) {
+    func updateStore(_ shards: [ShardStore.ShardInfo], volume: VolumeSpace?, oldestRollupMs: Int64?, nowMs: Int64) {
+        oldestRollupAge.set(oldestRollupMs.map { Double(max(0, nowMs - $0)) / 1000 } ?? 0)
         activeShards.set(Double(shards.filter { $0.state == "active" }.count))
         sealedShards.set(Double(shards.filter { $0.state == "sealed" }.count))
         storeBytes.set(Double(shards.reduce(Int64(0)) { $0 + $1.bytesOnDisk }))

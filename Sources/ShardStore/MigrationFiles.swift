@@ -5,5 +5,6 @@ public enum MigrationFiles {
         [("migrations/shard/0001_shard.sql", ShardSchema.createSQL)]
             + CatalogSchema.migrations.map { ("migrations/catalog/\($0.name).sql", $0.sql + "\n") }
             + [("migrations/deadletters/0001_deadletters.sql", DeadLetterStore.createSQL + "\n")]
+            + [("migrations/rollups/0001_rollups.sql", RollupSchema.createSQL)]
     }
 }

@@ -23,6 +23,9 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var maxRunSeconds = 30.0
     /// Forwarders that must have delivered a shard before age or size may delete it.
     public var requiredForwarders: [String] = []
+    /// Rollups of windows that ended longer ago than this are deleted (usually much
+    /// longer than `maxAgeMs`: rollups are what answers old ranges).
+    public var rollupMaxAgeMs: Int64?
 
     public init(maxAgeMs: Int64? = nil, maxTotalBytes: Int64? = nil, minFreeBytes: Int64? = nil,
                 minFreeFraction: Double? = nil, lowWatermark: Double = 0.9, requiredForwarders: [String] = []) {
@@ -34,10 +37,13 @@ public struct RetentionPolicy: Sendable, Equatable {
         self.requiredForwarders = requiredForwarders
     }
 
-    public var isEmpty: Bool { maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil }
+    public var isEmpty: Bool {
+        maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAgeMs == nil
+    }
 
     public func validate() throws(ShardStoreError) {
         if let age = maxAgeMs, age < 60_000 { throw ShardStoreError("the retention age must be at least 1 minute") }
+        if let age = rollupMaxAgeMs, age < 60_000 { throw ShardStoreError("the rollup retention age must be at least 1 minute") }
         if let bytes = maxTotalBytes, bytes <= 0 { throw ShardStoreError("the size limit must be positive") }
         if let fraction = minFreeFraction, !(0..<1).contains(fraction) {
             throw ShardStoreError("the free-space fraction must be between 0% and 100%")
@@ -89,6 +95,8 @@ public struct PruneReport: Sendable {
     /// Catalog rows whose file had disappeared, and sealed files the catalog did not list.
     public var forgotten: [String] = []
     public var adopted: [String] = []
+    /// Shards whose rollups were deleted by `rollupMaxAgeMs`.
+    public var rollupShardsDropped = 0
 }
 
 extension ShardStore {
@@ -148,6 +156,10 @@ extension ShardStore {
         var report = PruneReport()
         try reconcileCatalogWithFiles(&report, log: log)
         let plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
+        if let age = policy.rollupMaxAgeMs, let rollups = try rollups() {
+            report.rollupShardsDropped = try rollups.prune(endedBeforeMs: nowMs - age)
+            if report.rollupShardsDropped > 0 { log("retention: dropped the rollups of \(report.rollupShardsDropped) shards older than the rollup age limit") }
+        }
         let started = monotonicSeconds()
         for (i, decision) in plan.enumerated() {
             if monotonicSeconds() - started > policy.maxRunSeconds {
@@ -223,6 +235,28 @@ extension ShardStore {
                 log("retention: shards/\(relative) is not in the catalog and cannot be read (\(error)); run `flowrec fsck`")
             }
         }
+    }
+
+    /// The store's rollups, or nil when nothing has been rolled up yet.
+    public func rollups() throws -> RollupStore? {
+        FileManager.default.fileExists(atPath: rollupsPath) ? try RollupStore(path: rollupsPath) : nil
+    }
+
+    /// The part of [fromMs, toMs) (nil: unbounded) that rollups answer exactly: whole
+    /// minutes before the window of any shard not rolled up yet (active shards, late
+    /// parts, shards sealed before rollups existed).
+    public func rollupSpan(fromMs: Int64?, toMs: Int64?, rollups: RollupStore) throws -> (fromMs: Int64, toMs: Int64)? {
+        let shards = try shards().filter { $0.state != "quarantined" }
+        let oldestRollup = try rollups.oldestMinuteMs()
+        let newestRollupEnd = try rollups.newestMinuteMs().map { $0 + 60_000 }
+        guard let from = fromMs ?? [shards.compactMap(\.minTimeMs).min(), oldestRollup].compactMap({ $0 }).min(),
+              let to = toMs ?? [shards.compactMap(\.maxTimeMs).max().map { $0 + 1 }, newestRollupEnd].compactMap({ $0 }).max(),
+              from < to else { return nil }
+        var unrolled: [Int64] = []
+        for shard in shards where (shard.maxTimeMs ?? .min) >= from && shard.id.windowStartMs < to {
+            if try !rollups.isRolledUp(shard.id) { unrolled.append(shard.id.windowStartMs) }
+        }
+        return RollupStore.span(fromMs: from, toMs: to, unrolledWindowStarts: unrolled)
     }
 
     /// Marks a shard as delivered (or partly delivered) by a forwarder.

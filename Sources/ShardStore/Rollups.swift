@@ -33,6 +33,14 @@ public enum RollupSchema {
         .init(field: "FlowDirection", column: "direction", isText: false),
     ]
 
+    /// SQL for a dimension over the `flows` view (the port class is computed).
+    public static func flowsExpression(_ field: String) -> String {
+        field == "DstPortClass" ? """
+            (CASE WHEN "DstPort" IS NULL THEN 'none' WHEN "DstPort" < 1024 THEN 'well-known'
+                  WHEN "DstPort" < 49152 THEN 'registered' ELSE 'dynamic' END)
+            """ : "\"\(field)\""
+    }
+
     /// Rollup tiers: table, time column, bucket width.
     static let tiers: [(table: String, timeColumn: String, bucketMs: Int64)] = [
         ("minute_rollups", "minute_ms", 60_000), ("hour_rollups", "hour_ms", 3_600_000), ("day_rollups", "day_ms", 86_400_000),
@@ -443,6 +451,7 @@ public final class RollupStore {
 
     /// The oldest bucket the rollups hold, if any.
     public func oldestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT min(minute_ms) FROM minute_rollups") }
+    public func newestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT max(minute_ms) FROM minute_rollups") }
 
     /// Rows per tier and bytes on disk, for reports.
     public func size() throws -> (minuteRows: Int64, hourRows: Int64, dayRows: Int64, groups: Int64, bytes: Int64) {

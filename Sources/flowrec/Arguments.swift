@@ -128,6 +128,9 @@ struct RetentionOptions: ParsableArguments {
     @Option(name: .customLong("require-forwarder"), help: "Keep shards this forwarder has not delivered yet (repeatable), unless free space runs out.")
     var requiredForwarders: [String] = []
 
+    @Option(help: "Delete rollups of windows that ended longer ago than this (e.g. 400d); they outlive raw shards.")
+    var rollupMaxAge: DurationArgument?
+
     @Option(help: "Longest time one retention run spends deleting; the next run continues.")
     var maxRunTime: DurationArgument = DurationArgument(argument: "30s")!
 
@@ -136,6 +139,7 @@ struct RetentionOptions: ParsableArguments {
                                      minFreeBytes: minFree?.bytes, minFreeFraction: minFree?.fraction,
                                      lowWatermark: lowWatermark, requiredForwarders: requiredForwarders)
         policy.maxRunSeconds = maxRunTime.seconds
+        policy.rollupMaxAgeMs = rollupMaxAge.map { Int64($0.seconds * 1000) }
         return policy
     }
 

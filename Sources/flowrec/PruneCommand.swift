@@ -25,7 +25,7 @@ struct PruneCommand: ParsableCommand {
     var dryRun = false
 
     func validate() throws {
-        if retention.policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size or --min-free") }
+        if retention.policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size, --min-free or --rollup-max-age") }
     }
 
     func run() throws {

@@ -8,6 +8,8 @@ struct TopCommand: ParsableCommand {
         commandName: "top",
         abstract: "Top talkers: the groups with the most bytes, packets or flows over a time range.",
         discussion: """
+        Without --where, and grouped only by rollup dimensions (SrcK8S_/DstK8S_ Namespace, OwnerName, OwnerType, Type; Proto; DstPortClass; K8S_FlowLayer; FlowDirection), the whole minutes covered by sealed shards are read from rollups.sqlite (daily, hourly and per-minute sums), so a month answers in well under a second; the rest comes from raw shards. Rollups outlive raw shards deleted by retention.
+
         Examples:
           flowrec top --by SrcK8S_Namespace,DstK8S_Namespace --since 1h
           flowrec top --by DstK8S_OwnerName --metric flows --where "DstPort = 53" --limit 5
@@ -39,8 +41,13 @@ struct TopCommand: ParsableCommand {
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let rows: [TopTalkers.Row]
         do {
-            rows = try TopTalkers(store: store)
-                .run(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit)
+            let answer = try TopTalkers(store: store)
+                .answer(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit)
+            rows = answer.rows
+            if let span = answer.fromRollups {
+                let f = ISO8601DateFormatter()
+                FileHandle.standardError.write(Data("(from rollups for \(f.string(from: Date(timeIntervalSince1970: Double(span.fromMs) / 1000))) to \(f.string(from: Date(timeIntervalSince1970: Double(span.toMs) / 1000))); raw shards for the rest)\n".utf8))
+            }
         } catch let error as QueryError {
             throw ValidationError(error.description)
         }

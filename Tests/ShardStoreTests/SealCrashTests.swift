@@ -26,6 +26,12 @@ import Testing
         let stored = try storedFlows(store)
         #expect(stored.count == lines.count, "each flow exactly once")
         #expect(Set(stored) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
+        // Rollups are written before the rename: a redone seal must not add them twice.
+        let sealedRows = shards.filter { $0.state == "sealed" }.reduce(Int64(0)) { $0 + $1.rowCount }
+        let rollups = try SQLiteDatabase(path: dir.path + "/data/rollups.sqlite", mode: .readOnly)
+        for tier in ["minute_rollups", "hour_rollups", "day_rollups"] {
+            #expect(try rollups.scalarInteger("SELECT sum(flows) FROM \(tier)") == sealedRows, "\(tier) counts every sealed flow once")
+        }
         let files = FileManager.default.enumerator(atPath: dir.path + "/data/shards")?.compactMap { $0 as? String } ?? []
         #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty, "temporary files left: \(files)")
         for file in files where file.hasSuffix(".sqlite") {
