@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec-bench",
             dependencies: [
-                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders",
+                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders", "Query",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),

@@ -393,7 +393,9 @@ public final class RollupStore {
         let keys = columns.map { "coalesce(CAST(g.\($0) AS TEXT), '')" }
         let rows = try db.prepare("""
             SELECT \(keys.joined(separator: ", ")), sum(t.flows), sum(t.bytes), sum(t.packets)
-            FROM (\(Self.coveringRowsSQL(fromMs: fromMs, toMs: toMs))) AS t JOIN rollup_groups AS g ON g.id = t.group_id
+            FROM (SELECT group_id, sum(flows) AS flows, sum(bytes) AS bytes, sum(packets) AS packets
+                  FROM (\(Self.coveringRowsSQL(fromMs: fromMs, toMs: toMs))) GROUP BY group_id) AS t
+            JOIN rollup_groups AS g ON g.id = t.group_id
             GROUP BY \((1...columns.count).map(String.init).joined(separator: ", "))
             """)
         var result: [(group: [String], flows: Int64, bytes: Int64, packets: Int64)] = []
