@@ -72,7 +72,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
-            dependencies: ["KafkaSource", "ShardStore", "FlowModel"],
+            dependencies: ["KafkaSource", "ShardStore", "FlowModel", "FlowGenerator"],
             swiftSettings: strictSwift),
 
         .executableTarget(

@@ -1,4 +1,6 @@
+import FlowGenerator
 import Foundation
+import KafkaSource
 
 /// Starts `flowrec-testkafka` (librdkafka's mock cluster) for one test and stops it.
 ///
@@ -79,5 +81,25 @@ final class LineReader {
             if chunk.isEmpty { return nil }
             buffer.append(chunk)
         }
+    }
+}
+
+extension TestKafkaBroker {
+    /// Produces `count` generated flows to `topic`, round robin over `partitions`, and
+    /// waits until the broker has them. `flowsPerSecond` sets the event-time rate (so how
+    /// many windows they span); nil keeps the generator's default.
+    public func produceGeneratedFlows(_ count: Int, flowsPerSecond: Int? = nil, partitions: Int = 1,
+                                      topic: String = "flows-export") throws {
+        let producer = try KafkaProducer(topic: topic, properties: KafkaProperties(["bootstrap.servers": bootstrapServers]))
+        var options = GeneratorOptions()
+        options.flowsPerSecond = flowsPerSecond
+        var generator = FlowGenerator(options: options)
+        var line: [UInt8] = []
+        for i in 0..<count {
+            line.removeAll(keepingCapacity: true)
+            generator.nextRecord(into: &line)
+            try producer.send(line, partition: Int32(i % partitions))
+        }
+        try producer.flush()
     }
 }

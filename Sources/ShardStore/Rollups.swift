@@ -46,10 +46,20 @@ public enum RollupSchema {
         ("minute_rollups", "minute_ms", 60_000), ("hour_rollups", "hour_ms", 3_600_000), ("day_rollups", "day_ms", 86_400_000),
     ]
 
-    static let measureColumns = [
+    public static let measureColumns = [
         "flows", "bytes", "packets", "dropped_bytes", "dropped_packets", "rtt_min_ns", "rtt_max_ns", "rtt_sum_ns", "rtt_count",
         "dns_latency_sum_ms", "dns_latency_count", "dns_noerror", "dns_nxdomain", "dns_servfail", "dns_other_rcode",
     ]
+
+    /// The measures of several rows combined (sums; min and max for RTT), aliased to
+    /// their own column names, in `measureColumns` order.
+    public static let mergedMeasuresSQL: String = measureColumns.map { c -> String in
+        switch c {
+        case "rtt_min_ns": "min(rtt_min_ns) AS rtt_min_ns"
+        case "rtt_max_ns": "max(rtt_max_ns) AS rtt_max_ns"
+        default: "sum(\(c)) AS \(c)"
+        }
+    }.joined(separator: ", ")
 
     public static let createSQL: String = {
         let dims = dimensions.map { "    \($0.column) \($0.isText ? "TEXT" : "INTEGER")" }.joined(separator: ",\n")
@@ -313,13 +323,7 @@ public final class RollupStore {
             insert.reset()
             flows += m.flows
         }
-        let merged = measures.map { c -> String in
-            switch c {
-            case "rtt_min_ns": "min(rtt_min_ns)"
-            case "rtt_max_ns": "max(rtt_max_ns)"
-            default: "sum(\(c))"
-            }
-        }.joined(separator: ", ")
+        let merged = RollupSchema.mergedMeasuresSQL
         let updates = measures.map { c -> String in
             switch c {
             case "rtt_min_ns": "rtt_min_ns = coalesce(min(rtt_min_ns, excluded.rtt_min_ns), rtt_min_ns, excluded.rtt_min_ns)"

@@ -67,16 +67,16 @@ struct RollupBenchmark: ParsableCommand {
         let db = try SQLiteDatabase(path: month + "/rollups.sqlite")
         try db.execute(RollupSchema.createSQL)
         try db.execute("ATTACH DATABASE '\(sampleDir)/rollups.sqlite' AS s")
-        let measures = "flows, bytes, packets, dropped_bytes, dropped_packets, rtt_min_ns, rtt_max_ns, rtt_sum_ns, rtt_count, dns_latency_sum_ms, dns_latency_count, dns_noerror, dns_nxdomain, dns_servfail, dns_other_rcode"
+        let measures = RollupSchema.measureColumns.joined(separator: ", ")
         // The sample may straddle an hour or a day: one row per group of each tier.
-        let merged = "sum(flows), sum(bytes), sum(packets), sum(dropped_bytes), sum(dropped_packets), min(rtt_min_ns), max(rtt_max_ns), sum(rtt_sum_ns), sum(rtt_count), sum(dns_latency_sum_ms), sum(dns_latency_count), sum(dns_noerror), sum(dns_nxdomain), sum(dns_servfail), sum(dns_other_rcode)"
+        let merged = RollupSchema.mergedMeasuresSQL
         try db.execute("""
             BEGIN;
             INSERT INTO rollup_groups SELECT * FROM s.rollup_groups;
             WITH RECURSIVE hours(h) AS (SELECT 0 UNION ALL SELECT h + 1 FROM hours WHERE h < \(days * 24 - 1))
-            INSERT INTO hour_rollups SELECT \(monthStart) + h * 3600000, group_id, \(measures) FROM hours, (SELECT group_id, \(merged.replacingOccurrences(of: "sum(", with: "sum(").components(separatedBy: ", ").enumerated().map { "\($0.element) AS \(measures.components(separatedBy: ", ")[$0.offset])" }.joined(separator: ", ")) FROM s.hour_rollups GROUP BY group_id);
+            INSERT INTO hour_rollups SELECT \(monthStart) + h * 3600000, group_id, \(measures) FROM hours, (SELECT group_id, \(merged) FROM s.hour_rollups GROUP BY group_id);
             WITH RECURSIVE ds(d) AS (SELECT 0 UNION ALL SELECT d + 1 FROM ds WHERE d < \(days - 1))
-            INSERT INTO day_rollups SELECT \(monthStart) + d * 86400000, group_id, \(measures) FROM ds, (SELECT group_id, \(merged.components(separatedBy: ", ").enumerated().map { "\($0.element) AS \(measures.components(separatedBy: ", ")[$0.offset])" }.joined(separator: ", ")) FROM s.day_rollups GROUP BY group_id);
+            INSERT INTO day_rollups SELECT \(monthStart) + d * 86400000, group_id, \(measures) FROM ds, (SELECT group_id, \(merged) FROM s.day_rollups GROUP BY group_id);
             WITH RECURSIVE ms(m) AS (SELECT 0 UNION ALL SELECT m + 1 FROM ms WHERE m < 59)
             INSERT OR IGNORE INTO minute_rollups
               SELECT start + m * 60000, group_id, \(measures)

@@ -12,17 +12,8 @@ import Testing
     @Test func quietTopicsLetSealedShardsBeRecompressed() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
         defer { broker.stop() }
-        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers]))
-        var options = GeneratorOptions()
-        options.flowsPerSecond = 20  // 3000 flows span 150 s of event time: three 1-minute windows
-        var generator = FlowGenerator(options: options)
-        for i in 0..<3000 {
-            var line: [UInt8] = []
-            generator.nextRecord(into: &line)
-            try producer.send(line, partition: Int32(i % 2))
-        }
-        try producer.flush()
+        // 3000 flows at 20/s span 150 s of event time: three 1-minute windows.
+        try broker.produceGeneratedFlows(3000, flowsPerSecond: 20, partitions: 2)
 
         let dir = TemporaryDirectory()
         var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)

@@ -12,17 +12,8 @@ import Testing
     @Test func recordPrunesShardsPastTheAgeLimit() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
         defer { broker.stop() }
-        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers]))
-        var options = GeneratorOptions()
-        options.flowsPerSecond = 20  // 3000 flows: three 1-minute windows of early 2026, long past a 1-day limit
-        var generator = FlowGenerator(options: options)
-        for _ in 0..<3000 {
-            var line: [UInt8] = []
-            generator.nextRecord(into: &line)
-            try producer.send(line, partition: 0)
-        }
-        try producer.flush()
+        // 3000 flows: three 1-minute windows of early 2026, long past a 1-day limit.
+        try broker.produceGeneratedFlows(3000, flowsPerSecond: 20)
 
         let dir = TemporaryDirectory()
         var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)

@@ -85,14 +85,9 @@ import Testing
     @Test func aRunningRecorderReportsReadinessAndWhatItStored() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
         defer { broker.stop() }
+        try broker.produceGeneratedFlows(2000, partitions: 2)
         let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
             "bootstrap.servers": broker.bootstrapServers]))
-        var generator = FlowGenerator(options: GeneratorOptions())
-        for i in 0..<2000 {
-            var line: [UInt8] = []
-            generator.nextRecord(into: &line)
-            try producer.send(line, partition: Int32(i % 2))
-        }
         try producer.send(Array("not a flow".utf8), partition: 0)
         try producer.flush()
 
