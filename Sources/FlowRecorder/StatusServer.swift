@@ -1,8 +1,10 @@
 import Foundation
 import Hummingbird
+import Logging
 import HummingbirdCore
 import HummingbirdTLS
 import NIOSSL
+import ServiceLifecycle
 import NIOCore
 import Synchronization
 
@@ -42,6 +44,9 @@ public struct RecorderConfigurationError: Error, Sendable, CustomStringConvertib
 /// beside the synchronous recorder loop.
 public final class StatusServer: Sendable {
     private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
+    /// Runs the application; asked to shut down gracefully (finish open requests, log
+    /// nothing alarming) when the recorder stops.
+    private let group: ServiceGroup
     private let executor = DedicatedThreadExecutor(name: "flowrec-http")
     /// The port actually bound (differs from the configured one when that is 0).
     public let port: Int
@@ -82,15 +87,20 @@ public final class StatusServer: Sendable {
                 throw RecorderConfigurationError("cannot load the HTTP TLS certificate \(cert) or key \(key): \(error)")
             }
         }
+        // flowrec announces the listener itself; Hummingbird's own log keeps to problems.
+        var logger = Logger(label: "flowrec.http")
+        logger.logLevel = .warning
         let bound = BoundPort()
         let app = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "flowrec"),
             onServerRunning: { channel in bound.set(.success(channel.localAddress?.port ?? configuration.port)) },
-            logger: .init(label: "flowrec.http"))
+            logger: logger)
+        let group = ServiceGroup(services: [app], logger: logger)
+        self.group = group
         let task = Task.detached(executorPreference: executor) {
             do {
-                try await app.runService(gracefulShutdownSignals: [])
+                try await group.run()
             } catch {
                 bound.set(.failure(error))
                 throw error
@@ -118,13 +128,14 @@ public final class StatusServer: Sendable {
             return task
         }
         guard let running else { return }
-        running.cancel()
         let done = DispatchSemaphore(value: 0)
+        let group = self.group
         Task.detached(executorPreference: executor) {
+            await group.triggerGracefulShutdown()
             _ = await running.result
             done.signal()
         }
-        _ = done.wait(timeout: .now() + 10)
+        if done.wait(timeout: .now() + 10) == .timedOut { running.cancel() }
         executor.shutdown()
     }
 
