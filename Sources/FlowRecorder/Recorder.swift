@@ -120,6 +120,7 @@ public final class Recorder {
         var lastReport = Date()
         var lastRetention = Date.distantPast
         var lastGauges = Date.distantPast
+        var rollups: RollupStore?
         var compactedReported = 0
         /// Next offset to read per partition: what lag is measured against.
         var nextOffset: [String: [Int32: Int64]] = [:]
@@ -144,7 +145,8 @@ public final class Recorder {
             if Date().timeIntervalSince(lastGauges) >= 10 {
                 lastGauges = Date()
                 if let shards = try? store.shards() {
-                    let oldestRollup = (try? store.rollups()?.oldestMinuteMs()) ?? nil
+                    if rollups == nil { rollups = try? store.rollups() }  // opened once it exists
+                    let oldestRollup = (try? rollups?.oldestMinuteMs()) ?? nil
                     metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), oldestRollupMs: oldestRollup,
                                         nowMs: RecorderStatus.nowMs())
                 }

@@ -81,9 +81,12 @@ struct ShardSealer {
         }
 
         lap(\.verifyChecksum)
-        // Rollups before the rename: a crash in between re-seals and replaces them.
+        // Rollups before the rename: a crash in between re-seals the shard, and the
+        // rollups, which record the shard as added, are not added twice.
         if let rollupsPath, let rollups {
-            let strings = try SQLiteDatabase(path: compactPath, mode: .readOnly).prepare("SELECT value FROM strings WHERE id = ?1")
+            // Held here: a statement only keeps an unowned reference to its database.
+            let compact = try SQLiteDatabase(path: compactPath, mode: .readOnly)
+            let strings = try compact.prepare("SELECT value FROM strings WHERE id = ?1")
             try RollupStore(path: rollupsPath).add(shard: id, minutes: rollups.minutes) { id in
                 strings.reset()
                 strings.bind(1, id)
