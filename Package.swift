@@ -9,7 +9,8 @@ import PackageDescription
 ///   FlowGenerator                       → realistic synthetic traffic for tests, benchmarks and the demo
 ///   KafkaSource                         → librdkafka producer and consumer
 ///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
-///   Forwarders                          → replication targets (ClickHouse schema so far)
+///   Forwarders                          → replication of sealed shards: ClickHouse (AsyncHTTPClient),
+///                                         a directory, a command
 ///   Query                               → queries over the shards of a time range
 ///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record), its HTTP
 ///                                         listener (Hummingbird) and Prometheus metrics
@@ -42,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -51,6 +53,9 @@ let package = Package(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
 
@@ -58,7 +63,16 @@ let package = Package(
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
         .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
         .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
-        .target(name: "Forwarders", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
+        .target(
+            name: "Forwarders",
+            dependencies: [
+                "FlowModel", "ShardStore", "CZlib",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift),
         .target(name: "Query", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
             name: "FlowRecorder",
@@ -119,7 +133,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",
-            dependencies: ["Forwarders", "FlowModel", "FlowrecTesting"],
+            dependencies: ["Forwarders", "FlowModel", "ShardStore", "FlowGenerator", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ShardStoreTests",

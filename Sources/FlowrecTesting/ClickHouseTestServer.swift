@@ -7,6 +7,12 @@ public struct ClickHouseTestServer: Sendable {
     public let user: String
     public let password: String
 
+    public init(endpoint: URL, user: String, password: String) {
+        self.endpoint = endpoint
+        self.user = user
+        self.password = password
+    }
+
     /// The server from the environment; `nil` when none was started (the test skips,
     /// unless `TestEnvironment.requireServers`).
     public static func fromEnvironment() -> ClickHouseTestServer? {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A tmpfs of a few megabytes mounted for one test (needs root; `mounted` says whether
 /// it worked), so a test can fill a disk or watch free space for real.

@@ -1,4 +1,4 @@
-import FlowModel
+public import FlowModel
 import Foundation
 
 /// The ClickHouse table flowrec replicates into, derived from `FlowSchema.fields`.
@@ -17,32 +17,57 @@ public enum ClickHouseSchema {
     /// Sort-key columns: never NULL in ClickHouse (an absent value is stored as '').
     public static let sortKey = ["SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName", "TimeFlowEndMs"]
 
+    /// One column of the flows table.
+    public struct Column: Sendable, Equatable {
+        public let name: String
+        /// The type in the table's DDL (for this dialect).
+        public let type: String
+        /// `CODEC(...)` on modern servers, empty otherwise.
+        public let codec: String
+        /// The field it holds; nil for flowrec's own `_extras` and `_shard`.
+        public let field: FieldID?
+
+        /// The type the forwarder's payload declares: LowCardinality is only a storage
+        /// choice of the table, RowBinary and Native (with
+        /// `low_cardinality_allow_in_native_format=0`) carry the plain type.
+        public var payloadType: String { type.replacingLowCardinality() }
+    }
+
+    /// The flows table's columns, in the order the payload writes them: every field of
+    /// `FlowSchema.fields`, then `_extras` (unknown fields and values that do not fit
+    /// their column, as a JSON object) and `_shard` (the shard id a row came from).
+    public static func columns(dialect: Dialect) -> [Column] {
+        var columns = FlowSchema.fields.indices.map { index in
+            let spec = FlowSchema.fields[index]
+            let (type, codec) = columnType(spec, dialect: dialect)
+            return Column(name: spec.name, type: type, codec: codec, field: FieldID(rawValue: UInt8(index)))
+        }
+        columns.append(Column(name: "_extras", type: "Nullable(String)", codec: dialect == .modern ? "CODEC(ZSTD(3))" : "", field: nil))
+        columns.append(Column(name: "_shard", type: dialect == .modern ? "LowCardinality(String)" : "String", codec: "", field: nil))
+        return columns
+    }
+
     /// `CREATE TABLE` for the flows table.
     public static func createTable(database: String, table: String, dialect: Dialect, ttlDays: Int? = nil) -> String {
-        var columns: [String] = []
-        for spec in FlowSchema.fields {
-            columns.append("    `\(spec.name)` \(columnType(spec, dialect: dialect))")
+        let columns = columns(dialect: dialect).map { column in
+            "    `\(column.name)` \(column.type)" + (column.codec.isEmpty ? "" : " \(column.codec)")
         }
-        columns.append("    `_extras` \(dialect == .modern ? "Nullable(String) CODEC(ZSTD(3))" : "Nullable(String)")")
-        columns.append("    `_shard` \(dialect == .modern ? "LowCardinality(String)" : "String")")
         var sql = "CREATE TABLE IF NOT EXISTS `\(database)`.`\(table)`\n(\n" + columns.joined(separator: ",\n") + "\n)\n"
+        sql += "ENGINE = MergeTree\n"
+        sql += "PARTITION BY toYYYYMMDD(toDateTime(intDiv(TimeFlowEndMs, 1000)))\n"
+        sql += "ORDER BY (\(sortKey.joined(separator: ", ")))\n"
         switch dialect {
         case .modern:
-            sql += "ENGINE = MergeTree\n"
-            sql += "PARTITION BY toYYYYMMDD(toDateTime(intDiv(TimeFlowEndMs, 1000)))\n"
-            sql += "ORDER BY (\(sortKey.joined(separator: ", ")))\n"
             if let ttlDays { sql += "TTL toDateTime(intDiv(TimeFlowEndMs, 1000)) + INTERVAL \(ttlDays) DAY\n" }
+            // Lets `insert_deduplication_token` drop a retried chunk on a non-replicated table.
             sql += "SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"
         case .compatible:
-            sql += "ENGINE = MergeTree\n"
-            sql += "PARTITION BY toYYYYMMDD(toDateTime(intDiv(TimeFlowEndMs, 1000)))\n"
-            sql += "ORDER BY (\(sortKey.joined(separator: ", ")))\n"
             sql += "SETTINGS index_granularity = 8192"
         }
         return sql
     }
 
-    static func columnType(_ spec: FieldSpec, dialect: Dialect) -> String {
+    static func columnType(_ spec: FieldSpec, dialect: Dialect) -> (type: String, codec: String) {
         let inKey = sortKey.contains(spec.name)
         var base = spec.clickHouseType
         if dialect == .compatible { base = base.replacingLowCardinality() }
@@ -58,20 +83,15 @@ public enum ClickHouseSchema {
         } else {
             type = "Nullable(\(base))"
         }
-        guard dialect == .modern else { return type }
-        let codec: String
-        if spec.name.hasPrefix("Time") && spec.kind == .integer {
-            codec = "CODEC(Delta, ZSTD(3))"
-        } else {
-            codec = "CODEC(ZSTD(3))"
-        }
-        return "\(type) \(codec)"
+        guard dialect == .modern else { return (type, "") }
+        if spec.name.hasPrefix("Time") && spec.kind == .integer { return (type, "CODEC(Delta, ZSTD(3))") }
+        return (type, "CODEC(ZSTD(3))")
     }
 }
 
 extension String {
     /// `LowCardinality(T)` → `T`, for servers that lack it.
-    func replacingLowCardinality() -> String {
+    public func replacingLowCardinality() -> String {
         var s = self
         while let r = s.range(of: "LowCardinality(") {
             // Remove the wrapper and its matching parenthesis.

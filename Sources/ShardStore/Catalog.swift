@@ -205,30 +205,32 @@ final class Catalog {
         let forwarder: String
         let shardID: String
         let chunksDelivered: Int64
+        let chunkRows: Int64
         let complete: Bool
         let updatedMs: Int64
     }
 
     func deliveries() throws(SQLiteError) -> [DeliveryRow] {
-        let rows = try db.prepare("SELECT forwarder, shard_id, chunks_delivered, complete, updated_ms FROM deliveries")
+        let rows = try db.prepare("SELECT forwarder, shard_id, chunks_delivered, complete, updated_ms, chunk_rows FROM deliveries")
         var result: [DeliveryRow] = []
         while try rows.step() {
             result.append(DeliveryRow(forwarder: rows.text(0) ?? "", shardID: rows.text(1) ?? "", chunksDelivered: rows.integer(2),
-                                      complete: rows.integer(3) != 0, updatedMs: rows.integer(4)))
+                                      chunkRows: rows.integer(5), complete: rows.integer(3) != 0, updatedMs: rows.integer(4)))
         }
         return result
     }
 
     func recordDelivery(_ row: DeliveryRow) throws(SQLiteError) {
         let upsert = try db.prepare("""
-            INSERT OR REPLACE INTO deliveries (forwarder, shard_id, chunks_delivered, complete, updated_ms)
-            VALUES (?1, ?2, ?3, ?4, ?5)
+            INSERT OR REPLACE INTO deliveries (forwarder, shard_id, chunks_delivered, complete, updated_ms, chunk_rows)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
             """)
         upsert.bind(1, row.forwarder)
         upsert.bind(2, row.shardID)
         upsert.bind(3, row.chunksDelivered)
         upsert.bind(4, row.complete ? 1 : 0)
         upsert.bind(5, row.updatedMs)
+        upsert.bind(6, row.chunkRows)
         try upsert.step()
     }
 

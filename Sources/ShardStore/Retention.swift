@@ -259,11 +259,6 @@ extension ShardStore {
         return RollupStore.span(fromMs: from, toMs: to, unrolledWindowStarts: unrolled)
     }
 
-    /// Marks a shard as delivered (or partly delivered) by a forwarder.
-    public func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, complete: Bool) throws {
-        try catalog.recordDelivery(.init(forwarder: forwarder, shardID: shard.description, chunksDelivered: chunksDelivered,
-                                         complete: complete, updatedMs: Int64(Date().timeIntervalSince1970 * 1000)))
-    }
 }
 
 /// Serializes the two things that remove or replace a sealed shard's file in one

@@ -67,6 +67,49 @@ public final class ShardReader {
         }
     }
 
+    /// The first and last rowid of `flow_rows`, nil when the shard is empty. A sealed
+    /// shard never changes, so rowid ranges name the same rows on every read: the
+    /// forwarders cut their chunks by them.
+    public func rowIDRange() throws -> ClosedRange<Int64>? {
+        do {
+            let q = try db.prepare("SELECT min(rowid), max(rowid) FROM flow_rows")
+            guard try q.step(), !q.isNull(0) else { return nil }
+            return q.integer(0)...q.integer(1)
+        } catch { throw describe(error) }
+    }
+
+    /// The flows whose rowid is in `rowIDs`, sorted by `keys` (string fields by their
+    /// text, as ClickHouse sorts them; absent values first), then by rowid, so the
+    /// order is total and the same on every read.
+    public func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
+        var joins = ""
+        var order: [String] = []
+        for (i, key) in keys.enumerated() {
+            let column = "f.\"\(key.name)\""
+            if key.kind.isTextStored {
+                joins += " LEFT JOIN strings k\(i) ON k\(i).id = \(column)"
+                order.append("k\(i).value")
+            } else {
+                order.append(column)
+            }
+        }
+        order.append("f.rowid")
+        let columns = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
+        do {
+            let select = try db.prepare(
+                "SELECT \(columns) FROM flow_rows f\(joins) WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY \(order.joined(separator: ", "))")
+            select.bind(1, rowIDs.lowerBound)
+            select.bind(2, rowIDs.upperBound)
+            var flow = Flow()
+            while try select.step() {
+                codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+                try body(flow)
+            }
+        } catch let error as SQLiteError {
+            throw describe(error)
+        }
+    }
+
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
     public func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },

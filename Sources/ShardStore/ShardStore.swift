@@ -435,6 +435,9 @@ public final class ShardStore {
         return (directory.appendingPathComponent(id.activeRelativePath).path, false)
     }
 
+    /// The file that holds a shard now: the sealed `.sqlite.zst` once it is sealed.
+    public func filePath(of id: ShardID) -> String { currentPath(of: id).path }
+
     /// A URI that opens a shard read-only (sealed ones through the VFS), for ATTACH.
     public func readURI(for id: ShardID) -> String {
         let (path, sealed) = currentPath(of: id)

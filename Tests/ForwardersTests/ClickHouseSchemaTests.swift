@@ -50,24 +50,12 @@ import Testing
             s.query(sys.stdin.read())
             print(s.query("SELECT count() FROM system.columns WHERE database='d' AND table='flows'", "CSV"), end="")
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        p.standardError = errors
-        try p.run()
-        input.fileHandleForWriting.write(Data(ddl.utf8))
-        try input.fileHandleForWriting.close()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if err.contains("No module named 'chdb'") {
+        let result = try Chdb.run(script, input: Data(ddl.utf8))
+        if result.isMissing {
             #expect(!TestEnvironment.requireServers, "chdb is not installed: run scripts/setup-deps")
             return
         }
-        #expect(p.terminationStatus == 0, "chdb rejected the modern DDL: \(err.suffix(600))")
-        #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == String(FlowSchema.count + 2))
+        #expect(result.status == 0, "chdb rejected the modern DDL: \(result.errors.suffix(600))")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == String(FlowSchema.count + 2))
     }
 }

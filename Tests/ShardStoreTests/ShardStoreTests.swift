@@ -6,36 +6,6 @@ import ShardStore
 import Testing
 
 
-func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50, features: Set<GeneratorOptions.Feature>? = nil) -> [[UInt8]] {
-    var options = GeneratorOptions()
-    options.seed = seed
-    options.flowsPerSecond = rate
-    if let features { options.features = features }
-    var generator = FlowGenerator(options: options)
-    return (0..<count).map { _ in
-        var line: [UInt8] = []
-        generator.nextRecord(into: &line)
-        return line
-    }
-}
-
-/// Decodes lines into a batch the way ingest does: position = line number.
-func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine: Int64) -> IngestBatch {
-    var batch = IngestBatch()
-    let src = batch.sourceIndex(source)
-    let decoder = FlowDecoder()
-    for (i, line) in lines.enumerated() {
-        let position = SourcePosition(source: src, partition: 0, position: firstLine + Int64(i))
-        do {
-            try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in try decoder.decode(line, into: &flow) }
-        } catch {
-            batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset, payload: line))
-        }
-    }
-    return batch
-}
-
-
 @Suite struct ShardStoreTests {
     @Test func flowsComeBackEqualToTheInput() throws {
         let dir = TemporaryDirectory()

@@ -1,0 +1,32 @@
+public import Foundation
+
+/// Runs a Python script with chdb (modern ClickHouse in process, installed by
+/// scripts/setup-deps), for checking DDL and payloads against a current server.
+public enum Chdb {
+    public struct Result: Sendable {
+        public let status: Int32
+        public let output: String
+        public let errors: String
+        /// chdb is not installed (the caller skips, unless servers are required).
+        public var isMissing: Bool { errors.contains("No module named 'chdb'") }
+    }
+
+    /// `script` gets `input` on stdin; its stdout and stderr are returned.
+    public static func run(_ script: String, input: Data = Data()) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        p.standardError = stderr
+        try p.run()
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                      errors: String(decoding: err, as: UTF8.self))
+    }
+}

@@ -1,0 +1,49 @@
+public import FlowGenerator
+import FlowModel
+public import ShardStore
+
+/// `count` generated JSON lines (medium cluster), the same for the same seed.
+public func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50,
+                           features: Set<GeneratorOptions.Feature>? = nil) -> [[UInt8]] {
+    var options = GeneratorOptions()
+    options.seed = seed
+    options.flowsPerSecond = rate
+    if let features { options.features = features }
+    var generator = FlowGenerator(options: options)
+    return (0..<count).map { _ in
+        var line: [UInt8] = []
+        generator.nextRecord(into: &line)
+        return line
+    }
+}
+
+/// Decodes lines into a batch the way ingest does: position = line number.
+public func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine: Int64) -> IngestBatch {
+    var batch = IngestBatch()
+    let src = batch.sourceIndex(source)
+    let decoder = FlowDecoder()
+    for (i, line) in lines.enumerated() {
+        let position = SourcePosition(source: src, partition: 0, position: firstLine + Int64(i))
+        do {
+            try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in try decoder.decode(line, into: &flow) }
+        } catch {
+            batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset, payload: line))
+        }
+    }
+    return batch
+}
+
+/// A store at `path` holding `count` generated flows (every NetObserv feature on), with
+/// every closed window sealed: 1-minute windows, so `count / (rate × 60)` shards.
+public func sealedGeneratedStore(at path: String, count: Int, rate: Int = 200, seed: UInt64 = 7) throws -> ShardStore {
+    let store = try ShardStore(directory: path, options: .init(windowMs: 60_000, graceMs: 0))
+    let lines = generatedLines(count, seed: seed, rate: rate, features: Set(GeneratorOptions.Feature.allCases))
+    var first = 0
+    while first < lines.count {
+        let last = min(lines.count, first + 20_000)
+        try store.append(batch(lines[first..<last], firstLine: Int64(first + 1)))
+        first = last
+    }
+    try store.sealClosedWindows()
+    return store
+}

@@ -1,0 +1,321 @@
+public import FlowModel
+
+/// Turns flows into the body of one `INSERT ... FORMAT RowBinary` or `FORMAT Native`
+/// for the flows table (`ClickHouseSchema.columns`).
+///
+/// Binary formats, not JSON: the server parses them without text conversion, which is
+/// most of the cost of an insert. Native is columnar (one buffer per column, joined at
+/// the end); RowBinary is written row by row into one buffer. Both carry the same values:
+///
+/// - absent and JSON `null` values are NULL (the empty string or array in sort-key and
+///   array columns, which cannot hold NULL); the shard itself keeps the difference;
+/// - an integer that does not fit its column (a negative port, say) is NULL in the
+///   column and kept, as written, in `_extras`, so nothing is lost in ClickHouse either.
+public struct ClickHouseBlockEncoder {
+    public enum Format: String, Sendable, CaseIterable {
+        case rowBinary = "RowBinary"
+        case native = "Native"
+    }
+
+    public let format: Format
+    public private(set) var rowCount = 0
+
+    private let plans: [ColumnPlan]
+    private let columns: [ClickHouseSchema.Column]
+    private var rows: [UInt8] = []
+    /// Native only: per column, the null map (Nullable) or offsets (Array), then values.
+    private var prefixes: [[UInt8]]
+    private var values: [[UInt8]]
+    private var arrayOffset: [UInt64]
+
+    public init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible) {
+        self.format = format
+        columns = ClickHouseSchema.columns(dialect: dialect)
+        plans = columns.map(ColumnPlan.init)
+        prefixes = Array(repeating: [], count: columns.count)
+        values = Array(repeating: [], count: columns.count)
+        arrayOffset = Array(repeating: 0, count: columns.count)
+    }
+
+    /// The column list of the INSERT, in payload order.
+    public var columnList: String { columns.map { "`\($0.name)`" }.joined(separator: ", ") }
+
+    /// Adds one flow; `shard` fills the `_shard` column.
+    public mutating func append(_ flow: Flow, shard: [UInt8]) {
+        var misfits: [(FieldID, [UInt8])] = []
+        for (index, plan) in plans.enumerated() {
+            switch plan {
+            case let .integer(field, width, range, nullable):
+                let value = flow.integer(field)
+                let fits = value.map { range.contains($0) } ?? true
+                if let value, !fits { misfits.append((field, Array(String(value).utf8))) }
+                if let stored = fits ? value : nil {
+                    if nullable { writePresent(column: index) }
+                    writeInteger(stored, width: width, column: index)
+                } else if nullable {
+                    writeNull(column: index) { BinaryWriter.littleEndian(0, width: width, into: &$0) }
+                } else {
+                    writeInteger(0, width: width, column: index)
+                }
+            case let .text(field, nullable):
+                let written: Bool? = flow.withUTF8(field) { bytes in
+                    if nullable { writePresent(column: index) }
+                    writeString(bytes, column: index)
+                    return true
+                }
+                if written == nil {
+                    if nullable {
+                        writeNull(column: index) { $0.append(0) }
+                    } else {
+                        writeString(UnsafeBufferPointer(start: nil, count: 0), column: index)
+                    }
+                }
+            case let .stringArray(field):
+                let parsed: [[UInt8]]?? = flow.withUTF8(field) { text in
+                    let elements = JSONStringArray.parse(text)
+                    if elements == nil { misfits.append((field, Array(text))) }
+                    return elements
+                }
+                writeArray((parsed ?? []) ?? [], column: index)
+            case .extras:
+                let extras = Self.extras(flow.extrasBytes, misfits: misfits)
+                if extras.isEmpty {
+                    writeNull(column: index) { $0.append(0) }
+                } else {
+                    writePresent(column: index)
+                    extras.withUnsafeBufferPointer { writeString($0, column: index) }
+                }
+            case .shard:
+                shard.withUnsafeBufferPointer { writeString($0, column: index) }
+            }
+        }
+        rowCount += 1
+    }
+
+    /// The finished body; the encoder is empty again afterwards.
+    public mutating func finish() -> [UInt8] {
+        defer {
+            rowCount = 0
+            rows.removeAll(keepingCapacity: true)
+            for i in plans.indices {
+                prefixes[i].removeAll(keepingCapacity: true)
+                values[i].removeAll(keepingCapacity: true)
+                arrayOffset[i] = 0
+            }
+        }
+        switch format {
+        case .rowBinary:
+            return rows
+        case .native:
+            var body: [UInt8] = []
+            body.reserveCapacity(values.reduce(0) { $0 + $1.count } + prefixes.reduce(0) { $0 + $1.count } + 16 * columns.count)
+            BinaryWriter.varint(UInt64(columns.count), into: &body)
+            BinaryWriter.varint(UInt64(rowCount), into: &body)
+            for (i, column) in columns.enumerated() {
+                BinaryWriter.string(Array(column.name.utf8), into: &body)
+                BinaryWriter.string(Array(column.payloadType.utf8), into: &body)
+                body += prefixes[i]
+                body += values[i]
+            }
+            return body
+        }
+    }
+
+    // MARK: Writing one value
+
+    /// The "not NULL" flag of a Nullable column; its value follows.
+    private mutating func writePresent(column: Int) {
+        switch format {
+        case .rowBinary: rows.append(0)
+        case .native: prefixes[column].append(0)
+        }
+    }
+
+    /// NULL: RowBinary writes the flag alone; Native sets the null map and still needs a
+    /// placeholder value (`placeholder` writes the type's default) to keep rows aligned.
+    private mutating func writeNull(column: Int, placeholder: (inout [UInt8]) -> Void) {
+        switch format {
+        case .rowBinary:
+            rows.append(1)
+        case .native:
+            prefixes[column].append(1)
+            placeholder(&values[column])
+        }
+    }
+
+    private mutating func writeInteger(_ value: Int64, width: Int, column: Int) {
+        switch format {
+        case .rowBinary: BinaryWriter.littleEndian(value, width: width, into: &rows)
+        case .native: BinaryWriter.littleEndian(value, width: width, into: &values[column])
+        }
+    }
+
+    private mutating func writeString(_ bytes: UnsafeBufferPointer<UInt8>, column: Int) {
+        switch format {
+        case .rowBinary: BinaryWriter.string(bytes, into: &rows)
+        case .native: BinaryWriter.string(bytes, into: &values[column])
+        }
+    }
+
+    private mutating func writeArray(_ elements: [[UInt8]], column: Int) {
+        switch format {
+        case .rowBinary:
+            BinaryWriter.varint(UInt64(elements.count), into: &rows)
+            for e in elements { BinaryWriter.string(e, into: &rows) }
+        case .native:
+            arrayOffset[column] += UInt64(elements.count)
+            BinaryWriter.littleEndian(Int64(bitPattern: arrayOffset[column]), width: 8, into: &prefixes[column])
+            for e in elements { BinaryWriter.string(e, into: &values[column]) }
+        }
+    }
+
+    /// `_extras`: the flow's unknown members (`"key":value` joined by commas, as the
+    /// flow keeps them) plus any value that did not fit its column, as one JSON object;
+    /// empty when there are none.
+    static func extras(_ unknown: [UInt8], misfits: [(FieldID, [UInt8])]) -> [UInt8] {
+        guard !unknown.isEmpty || !misfits.isEmpty else { return [] }
+        var object: [UInt8] = [UInt8(ascii: "{")] + unknown
+        for (field, value) in misfits {
+            if object.count > 1 { object.append(UInt8(ascii: ",")) }
+            object += Array("\"\(field.name)\":".utf8) + value
+        }
+        object.append(UInt8(ascii: "}"))
+        return object
+    }
+}
+
+/// How one column's value is taken from a flow and written.
+enum ColumnPlan {
+    case integer(FieldID, width: Int, range: ClosedRange<Int64>, nullable: Bool)
+    /// Strings, and the JSON text of flags, directions and network events.
+    case text(FieldID, nullable: Bool)
+    case stringArray(FieldID)
+    case extras
+    case shard
+
+    init(_ column: ClickHouseSchema.Column) {
+        guard let field = column.field else {
+            self = column.name == "_extras" ? .extras : .shard
+            return
+        }
+        let type = column.payloadType
+        let nullable = type.hasPrefix("Nullable(")
+        let inner = nullable ? String(type.dropFirst("Nullable(".count).dropLast()) : type
+        if inner.hasPrefix("Array(") {
+            self = .stringArray(field)
+        } else if let (width, range) = Self.integerLayout[inner] {
+            self = .integer(field, width: width, range: range, nullable: nullable)
+        } else {
+            self = .text(field, nullable: nullable)
+        }
+    }
+
+    /// Bytes and accepted values of each integer type the schema uses. UInt64 stops at
+    /// Int64.max because flows store Int64; that is what the decoder accepts too.
+    static let integerLayout: [String: (Int, ClosedRange<Int64>)] = [
+        "UInt8": (1, 0...Int64(UInt8.max)), "UInt16": (2, 0...Int64(UInt16.max)),
+        "UInt32": (4, 0...Int64(UInt32.max)), "UInt64": (8, 0...Int64.max),
+        "Int8": (1, Int64(Int8.min)...Int64(Int8.max)), "Int16": (2, Int64(Int16.min)...Int64(Int16.max)),
+        "Int32": (4, Int64(Int32.min)...Int64(Int32.max)), "Int64": (8, Int64.min...Int64.max),
+    ]
+}
+
+/// ClickHouse's binary primitives: LEB128 lengths, little-endian integers.
+enum BinaryWriter {
+    @inline(__always) static func varint(_ value: UInt64, into out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    @inline(__always) static func littleEndian(_ value: Int64, width: Int, into out: inout [UInt8]) {
+        var v = UInt64(bitPattern: value)
+        for _ in 0..<width {
+            out.append(UInt8(truncatingIfNeeded: v))
+            v >>= 8
+        }
+    }
+
+    @inline(__always) static func string(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        varint(UInt64(bytes.count), into: &out)
+        out.append(contentsOf: bytes)
+    }
+
+    static func string(_ bytes: [UInt8], into out: inout [UInt8]) {
+        varint(UInt64(bytes.count), into: &out)
+        out += bytes
+    }
+}
+
+/// The elements of a JSON array of strings (`["eth0","br-ex"]`), as stored for
+/// Interfaces, Udns and TLSTypes; nil when the text is not one.
+enum JSONStringArray {
+    static func parse(_ text: UnsafeBufferPointer<UInt8>) -> [[UInt8]]? {
+        var i = 0
+        func skipSpace() { while i < text.count, text[i] == 0x20 || text[i] == 0x0A || text[i] == 0x0D || text[i] == 0x09 { i += 1 } }
+        skipSpace()
+        guard i < text.count, text[i] == UInt8(ascii: "[") else { return nil }
+        i += 1
+        var result: [[UInt8]] = []
+        skipSpace()
+        if i < text.count, text[i] == UInt8(ascii: "]") { return result }
+        while true {
+            skipSpace()
+            guard i < text.count, text[i] == UInt8(ascii: "\""), let (element, next) = string(text, from: i + 1) else { return nil }
+            result.append(element)
+            i = next
+            skipSpace()
+            guard i < text.count else { return nil }
+            if text[i] == UInt8(ascii: "]") { return result }
+            guard text[i] == UInt8(ascii: ",") else { return nil }
+            i += 1
+        }
+    }
+
+    /// One string body starting after its opening quote; returns the UTF-8 value and
+    /// the index after the closing quote.
+    private static func string(_ text: UnsafeBufferPointer<UInt8>, from start: Int) -> ([UInt8], Int)? {
+        var out: [UInt8] = []
+        var i = start
+        while i < text.count {
+            let c = text[i]
+            if c == UInt8(ascii: "\"") { return (out, i + 1) }
+            guard c == UInt8(ascii: "\\") else { out.append(c); i += 1; continue }
+            guard i + 1 < text.count else { return nil }
+            let e = text[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hex4(text, at: i) else { return nil }
+                i += 4
+                if (0xD800..<0xDC00).contains(scalar), i + 6 <= text.count, text[i] == UInt8(ascii: "\\"),
+                   text[i + 1] == UInt8(ascii: "u"), let low = hex4(text, at: i + 2), (0xDC00..<0xE000).contains(low) {
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    i += 6
+                }
+                out += Array(String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8)
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    private static func hex4(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> UInt32? {
+        guard i + 4 <= text.count else { return nil }
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            guard let d = Character(Unicode.Scalar(text[i + k])).hexDigitValue else { return nil }
+            v = v << 4 | UInt32(d)
+        }
+        return v
+    }
+}

@@ -1,0 +1,235 @@
+import FlowModel
+import Foundation
+public import ShardStore
+
+/// Everything the ClickHouse forwarder needs to know.
+public struct ClickHouseForwarderOptions: Sendable {
+    /// The name delivery state is kept under.
+    public var name = "clickhouse"
+    public var endpoint: ClickHouseEndpoint
+    public var database = "netobserv"
+    public var table = "flows"
+    public var format: ClickHouseBlockEncoder.Format = .native
+    /// gzip request bodies (`Content-Encoding: gzip`, which every server version inflates).
+    public var gzip = true
+    /// Rows per INSERT. Larger chunks insert faster; a crash on a server without
+    /// deduplication tokens may repeat at most one chunk.
+    public var chunkRows: Int64 = 100_000
+    /// The table's DDL flavour; nil picks it from `SELECT version()`.
+    public var dialect: ClickHouseSchema.Dialect?
+    /// `CREATE DATABASE` and `CREATE TABLE ... IF NOT EXISTS` before the first delivery.
+    public var createTable = false
+    /// TTL of the created table in days (modern servers only).
+    public var ttlDays: Int?
+    public var retry = RetryPolicy()
+    /// Hears retries and notices (a missing deduplication window, say).
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init(endpoint: ClickHouseEndpoint) {
+        self.endpoint = endpoint
+    }
+}
+
+/// Replicates sealed shards into a ClickHouse table over the HTTP interface.
+///
+/// Each chunk is a fixed rowid range of the shard, sorted by the table's sort key,
+/// sent as one INSERT. On servers that support it (22.2 and later) each INSERT carries
+/// `insert_deduplication_token` = shard/chunk size/chunk, so a chunk retried after a
+/// crash or a lost answer is stored once (the table needs
+/// `non_replicated_deduplication_window`, which the modern DDL sets). Older servers
+/// (such as Debian's 18.16) have no such token: progress is saved after every chunk,
+/// so a crash repeats at most the one chunk that was in flight.
+public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
+    public let options: ClickHouseForwarderOptions
+    /// Made by `prepare` (so a forwarder that never sends holds no connections), shut
+    /// down by `shutdown`; guarded by `lock`.
+    private var client: ClickHouseHTTP?
+    /// Set once by `prepare`, read by `deliver`; guarded by `lock`.
+    private var server: ServerFacts?
+    private let lock = NSLock()
+
+    /// What `prepare` learnt about the server.
+    public struct ServerFacts: Sendable {
+        public let version: String
+        public let dialect: ClickHouseSchema.Dialect
+        public let deduplicationTokens: Bool
+    }
+
+    public init(options: ClickHouseForwarderOptions) throws(ForwarderError) {
+        guard options.chunkRows > 0 else { throw ForwarderError(.configuration, "the chunk size must be at least 1 row") }
+        guard Self.isPlainIdentifier(options.database), Self.isPlainIdentifier(options.table) else {
+            throw ForwarderError(.configuration, "database and table names may hold letters, digits and '_' only (got \(options.database).\(options.table))")
+        }
+        self.options = options
+    }
+
+    private var http: ClickHouseHTTP {
+        get throws(ForwarderError) {
+            guard let client = lock.withLock({ client }) else {
+                throw ForwarderError(.configuration, "ClickHouseForwarder.prepare() must run before anything is sent")
+            }
+            return client
+        }
+    }
+
+    public var name: String { options.name }
+
+    /// Set after `prepare`.
+    public var serverFacts: ServerFacts? { lock.withLock { server } }
+
+    private var qualifiedTable: String { "`\(options.database)`.`\(options.table)`" }
+
+    public func prepare() async throws {
+        let connection = try ClickHouseHTTP(endpoint: options.endpoint)
+        let previous = lock.withLock {
+            defer { client = connection }
+            return client
+        }
+        try await previous?.shutdown()
+        let version = try await retrying("ask the server version") {
+            try await self.http.query("SELECT version()").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let (major, minor) = Self.versionNumbers(version)
+        let dialect = options.dialect ?? (major >= 21 ? .modern : .compatible)
+        let facts = ServerFacts(version: version, dialect: dialect,
+                                deduplicationTokens: (major, minor) >= (22, 2))
+        lock.withLock { server = facts }
+        if options.createTable {
+            _ = try await retrying("create the database") {
+                try await self.http.query("CREATE DATABASE IF NOT EXISTS `\(self.options.database)`")
+            }
+            let ddl = ClickHouseSchema.createTable(database: options.database, table: options.table, dialect: dialect,
+                                                   ttlDays: dialect == .modern ? options.ttlDays : nil)
+            _ = try await retrying("create the table") { try await self.http.query(ddl) }
+        }
+        try await checkSchema(facts)
+    }
+
+    /// Compares the table with the columns flowrec sends, column by column.
+    private func checkSchema(_ facts: ServerFacts) async throws {
+        let listing = try await retrying("read the table's columns") {
+            try await self.http.query("""
+                SELECT name, type FROM system.columns WHERE database = '\(self.options.database)' AND table = '\(self.options.table)'
+                FORMAT TabSeparated
+                """)
+        }
+        var tableTypes: [String: String] = [:]
+        for line in listing.split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
+            if parts.count == 2 { tableTypes[parts[0]] = parts[1] }
+        }
+        guard !tableTypes.isEmpty else {
+            throw ForwarderError(.rejected, "table \(options.database).\(options.table) does not exist on \(options.endpoint.displayURL): run `flowrec sync clickhouse --create-table`, or create it from migrations/clickhouse/")
+        }
+        let problems = Self.schemaProblems(tableTypes: tableTypes)
+        guard problems.isEmpty else {
+            throw ForwarderError(.rejected, "table \(options.database).\(options.table) does not match what flowrec sends:\n"
+                                 + problems.map { "  - \($0)" }.joined(separator: "\n")
+                                 + "\nAlter the table (or drop it and use --create-table); migrations/clickhouse/ has the expected DDL.")
+        }
+        if facts.deduplicationTokens {
+            let ddl = try await retrying("read the table's settings") {
+                try await self.http.query("SELECT create_table_query FROM system.tables WHERE database = '\(self.options.database)' AND name = '\(self.options.table)'")
+            }
+            if !ddl.contains("non_replicated_deduplication_window") && !ddl.contains("Replicated") {
+                options.log("ClickHouse table \(options.database).\(options.table) has no non_replicated_deduplication_window: a chunk retried after a crash may be stored twice. `ALTER TABLE ... MODIFY SETTING non_replicated_deduplication_window = 1000` turns deduplication on.")
+            }
+        }
+    }
+
+    /// One line per column that is missing or has another type than the payload's.
+    static func schemaProblems(tableTypes: [String: String]) -> [String] {
+        var problems: [String] = []
+        for column in ClickHouseSchema.columns(dialect: .compatible) {
+            guard let type = tableTypes[column.name] else {
+                problems.append("column `\(column.name)` is missing (flowrec sends \(column.payloadType))")
+                continue
+            }
+            if type.replacingLowCardinality() != column.payloadType {
+                problems.append("column `\(column.name)` is \(type), flowrec sends \(column.payloadType)")
+            }
+        }
+        return problems
+    }
+
+    public func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan {
+        let chunkRows = resuming.map(\.chunkRows).flatMap { $0 > 0 ? $0 : nil } ?? options.chunkRows
+        guard let range = try ShardReader(path: shard.path).rowIDRange() else { return DeliveryPlan(chunkCount: 0, chunkRows: chunkRows) }
+        let span = range.upperBound - range.lowerBound + 1
+        return DeliveryPlan(chunkCount: Int((span + chunkRows - 1) / chunkRows), chunkRows: chunkRows)
+    }
+
+    private static let sortKeyFields: [FieldID] = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+
+    public func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
+                        delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
+        guard first < plan.chunkCount else { return }
+        guard let facts = serverFacts else {
+            throw ForwarderError(.configuration, "ClickHouseForwarder.prepare() must run before deliver()")
+        }
+        let reader = try ShardReader(path: shard.path)
+        guard let range = try reader.rowIDRange() else { return }
+        var encoder = ClickHouseBlockEncoder(format: options.format, dialect: facts.dialect)
+        let statement = "INSERT INTO \(qualifiedTable) (\(encoder.columnList)) FORMAT \(options.format.rawValue)"
+        let shardName = Array(shard.id.description.utf8)
+        for chunk in first..<plan.chunkCount {
+            let low = range.lowerBound + Int64(chunk) * plan.chunkRows
+            let high = min(range.upperBound, low + plan.chunkRows - 1)
+            try reader.forEachFlow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
+            let rows = encoder.rowCount
+            var body = encoder.finish()
+            if options.gzip { body = try Gzip.compress(body) }
+            var settings: [String: String] = [:]
+            if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
+            if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
+            try await retrying("insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)") {
+                try await self.http.insert(statement, body: body, gzip: self.options.gzip, settings: settings)
+            }
+            try delivered(chunk, rows)
+        }
+    }
+
+    /// Runs `body` under the retry policy; what is left after the last attempt becomes
+    /// a `ForwarderError` saying what failed and what to check.
+    private func retrying<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await options.retry.run(isRetryable: Self.isRetryable, onRetry: { attempt, error, delay in
+                self.options.log("ClickHouse: could not \(what) (attempt \(attempt)): \(error); retrying in \(String(format: "%.1f", delay)) s")
+            }, body)
+        } catch let error as ClickHouseStatusError where !error.isRetryable {
+            let hint = error.status == 401 || error.status == 403 ? " Check the ClickHouse user and password." : ""
+            throw ForwarderError(.rejected, "ClickHouse at \(options.endpoint.displayURL) refused to \(what): HTTP \(error.status): \(error.message)\(hint)")
+        } catch let error as ForwarderError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw ForwarderError(.unavailable, "could not \(what) on ClickHouse at \(options.endpoint.displayURL) after \(options.retry.maxAttempts) attempts: \(error)")
+        }
+    }
+
+    static func isRetryable(_ error: any Error) -> Bool {
+        switch error {
+        case let status as ClickHouseStatusError: status.isRetryable
+        case is ForwarderError, is CancellationError: false
+        default: true  // connection refused, reset, timeout: the server may come back
+        }
+    }
+
+    public func shutdown() async throws {
+        let connection = lock.withLock {
+            defer { client = nil }
+            return client
+        }
+        try await connection?.shutdown()
+    }
+
+    static func versionNumbers(_ version: String) -> (Int, Int) {
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        return (parts.first ?? 0, parts.count > 1 ? parts[1] : 0)
+    }
+
+    static func isPlainIdentifier(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }
+    }
+}

@@ -1,0 +1,94 @@
+public import ShardStore
+
+/// A sealed shard handed to a forwarder.
+public struct SealedShard: Sendable {
+    public let id: ShardID
+    /// The `.sqlite.zst` file; open it with `ShardReader`, or copy it as it is.
+    public let path: String
+    public let rowCount: Int64
+    public let minTimeMs: Int64?
+    public let maxTimeMs: Int64?
+    public let bytesOnDisk: Int64
+
+    public init(id: ShardID, path: String, rowCount: Int64, minTimeMs: Int64?, maxTimeMs: Int64?, bytesOnDisk: Int64 = 0) {
+        self.id = id
+        self.path = path
+        self.rowCount = rowCount
+        self.minTimeMs = minTimeMs
+        self.maxTimeMs = maxTimeMs
+        self.bytesOnDisk = bytesOnDisk
+    }
+}
+
+/// A replication target for sealed shards.
+///
+/// A shard is delivered in chunks that are the same on every attempt, so progress can
+/// be saved after each one (in the catalog, by `ShardReplicator`) and a restart resumes
+/// at the first chunk not yet delivered. A new kind of target is one new type that
+/// conforms to this protocol, plus its options in the command line.
+public protocol Forwarder: Sendable {
+    /// The name delivery state is kept under; two targets need two names.
+    var name: String { get }
+
+    /// Checks the target once before any shard is delivered (reachable, writable,
+    /// schema as expected), so a misconfiguration stops with one clear error.
+    func prepare() async throws
+
+    /// How `shard` is cut into chunks. `resuming` is the saved progress, if any: a
+    /// forwarder whose chunk size is configurable keeps the size recorded there, so
+    /// changing the setting never shifts the chunks of a half-delivered shard.
+    func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan
+
+    /// Delivers chunks `first..<plan.chunkCount` of `shard` in order, calling
+    /// `delivered` with the chunk number and its row count once each is durable at the
+    /// target.
+    func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
+                 delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws
+
+    /// Releases connections; called once, after the last delivery.
+    func shutdown() async throws
+}
+
+extension Forwarder {
+    public func prepare() async throws {}
+    public func shutdown() async throws {}
+}
+
+/// How one shard is cut into chunks, saved with the progress.
+public struct DeliveryPlan: Sendable, Equatable {
+    public let chunkCount: Int
+    /// Rows per chunk (0 when the shard travels whole, as a file).
+    public let chunkRows: Int64
+
+    public init(chunkCount: Int, chunkRows: Int64) {
+        self.chunkCount = chunkCount
+        self.chunkRows = chunkRows
+    }
+
+    /// A shard that travels in one piece.
+    public static let whole = DeliveryPlan(chunkCount: 1, chunkRows: 0)
+}
+
+/// Why a delivery failed, with what to do about it.
+public struct ForwarderError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// The target refused the data or the request (HTTP 4xx, a schema mismatch, a
+        /// failing command): retrying the same thing will not help.
+        case rejected
+        /// The target could not be reached or failed (network, HTTP 5xx, timeout, disk
+        /// full) after every retry.
+        case unavailable
+        /// The forwarder's own configuration is wrong.
+        case configuration
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

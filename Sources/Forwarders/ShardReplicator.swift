@@ -1,0 +1,104 @@
+public import ShardStore
+import Foundation
+
+/// Where a replication run is, for progress bars and metrics.
+public struct ReplicationProgress: Sendable {
+    public var shardsDone = 0
+    public var shardsTotal = 0
+    public var rowsDone: Int64 = 0
+    public var rowsTotal: Int64 = 0
+    public var current: ShardID?
+    public var elapsedSeconds = 0.0
+}
+
+/// What a replication run did.
+public struct ReplicationSummary: Sendable, Equatable {
+    public var shardsDelivered = 0
+    public var chunksDelivered = 0
+    public var rowsDelivered: Int64 = 0
+    public var elapsedSeconds = 0.0
+}
+
+/// Drives one forwarder over the store's sealed shards: oldest first, each from the
+/// first chunk not yet delivered, saving progress in the catalog after every chunk.
+/// Active shards are never forwarded: they still change.
+public final class ShardReplicator {
+    public let store: ShardStore
+    public let forwarder: any Forwarder
+
+    public init(store: ShardStore, forwarder: any Forwarder) {
+        self.store = store
+        self.forwarder = forwarder
+    }
+
+    /// A sealed shard not yet completely delivered, with the progress saved so far.
+    public struct PendingShard: Sendable {
+        public let shard: SealedShard
+        public let state: DeliveryState?
+    }
+
+    /// Sealed shards overlapping [fromMs, toMs) that the forwarder has not completely
+    /// delivered, oldest window first.
+    public func pending(fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [PendingShard] {
+        let states = try store.deliveries(forwarder: forwarder.name)
+        return try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+            .filter { $0.state == "sealed" && states[$0.id]?.complete != true }
+            .map { info in
+                PendingShard(shard: SealedShard(id: info.id, path: store.filePath(of: info.id), rowCount: info.rowCount,
+                                                minTimeMs: info.minTimeMs, maxTimeMs: info.maxTimeMs, bytesOnDisk: info.bytesOnDisk),
+                             state: states[info.id])
+            }
+    }
+
+    /// Delivers every pending shard in the range. Stops at the first shard that fails
+    /// (its progress so far is saved); `progress` hears after every chunk.
+    @discardableResult
+    public func run(fromMs: Int64? = nil, toMs: Int64? = nil,
+                    progress: (ReplicationProgress) -> Void = { _ in }) async throws -> ReplicationSummary {
+        let start = Date()
+        let work = try pending(fromMs: fromMs, toMs: toMs)
+        var summary = ReplicationSummary()
+        guard !work.isEmpty else { return summary }
+        var status = ReplicationProgress()
+        status.shardsTotal = work.count
+        var plans: [DeliveryPlan] = []
+        for item in work {
+            let plan = try forwarder.plan(item.shard, resuming: item.state)
+            plans.append(plan)
+            let done = item.state.map { min(item.shard.rowCount, $0.chunksDelivered * max(plan.chunkRows, 1)) } ?? 0
+            status.rowsTotal += item.shard.rowCount - (plan.chunkRows > 0 ? done : 0)
+        }
+        do {
+            try await forwarder.prepare()
+            for (item, plan) in zip(work, plans) {
+                try Task.checkCancellation()
+                status.current = item.shard.id
+                let first = Int(item.state?.chunksDelivered ?? 0)
+                if plan.chunkCount == 0 || first >= plan.chunkCount {
+                    try store.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(plan.chunkCount),
+                                             chunkRows: plan.chunkRows, complete: true)
+                } else {
+                    try await forwarder.deliver(item.shard, plan: plan, fromChunk: first) { chunk, rows in
+                        try store.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(chunk + 1),
+                                                 chunkRows: plan.chunkRows, complete: chunk + 1 == plan.chunkCount)
+                        summary.chunksDelivered += 1
+                        summary.rowsDelivered += Int64(rows)
+                        status.rowsDone += Int64(rows)
+                        status.elapsedSeconds = Date().timeIntervalSince(start)
+                        progress(status)
+                    }
+                }
+                summary.shardsDelivered += 1
+                status.shardsDone += 1
+                status.elapsedSeconds = Date().timeIntervalSince(start)
+                progress(status)
+            }
+        } catch {
+            try? await forwarder.shutdown()
+            throw error
+        }
+        try await forwarder.shutdown()
+        summary.elapsedSeconds = Date().timeIntervalSince(start)
+        return summary
+    }
+}

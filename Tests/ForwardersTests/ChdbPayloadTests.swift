@@ -1,0 +1,45 @@
+import FlowModel
+import FlowrecTesting
+@testable import Forwarders
+import Foundation
+import ShardStore
+import Testing
+
+/// The exact bytes the forwarder sends, loaded by a modern ClickHouse (chdb) into the
+/// modern table: same totals as the shards, in both formats.
+@Suite struct ChdbPayloadTests {
+    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
+    func modernServerLoadsThePayloadWithEqualTotals(format: ClickHouseBlockEncoder.Format) throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedGeneratedStore(at: dir.path, count: 30_000)
+        let expected = try ReplicationTotals(sealedShardsOf: store)
+        var encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
+        var files: [String] = []
+        for shard in try store.shards() where shard.state == "sealed" {
+            try store.forEachFlow(in: shard.id) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+            let path = dir.path + "/\(shard.id).\(format.rawValue)"
+            try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+            files.append(path)
+        }
+        let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern, ttlDays: 3650)
+        let script = """
+            import sys, json, chdb.session as cs
+            args = json.loads(sys.stdin.read())
+            s = cs.Session()
+            s.query("CREATE DATABASE d")
+            s.query(args["ddl"])
+            for f in args["files"]:
+                s.query("INSERT INTO d.flows (\(encoder.columnList)) FROM INFILE '" + f + "' SETTINGS low_cardinality_allow_in_native_format = 0 FORMAT \(format.rawValue)")
+            print(s.query("SELECT count(), sum(Bytes), sum(Packets), uniqExact(_shard) FROM d.flows", "TSV"), end="")
+            """
+        let input = try JSONSerialization.data(withJSONObject: ["ddl": ddl, "files": files])
+        let result = try Chdb.run(script, input: input)
+        if result.isMissing {
+            #expect(!TestEnvironment.requireServers, "chdb is not installed: run scripts/setup-deps")
+            return
+        }
+        #expect(result.status == 0, "chdb refused the payload: \(result.errors.suffix(800))")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "\(expected.rows)\t\(expected.bytes)\t\(expected.packets)\t\(expected.rowsByShard.count)")
+    }
+}

@@ -1,0 +1,119 @@
+import FlowModel
+import FlowrecTesting
+@testable import Forwarders
+import Foundation
+import Testing
+
+/// The pure parts of the forwarders: hashing, JSON arrays, extras, backoff, schema checks.
+@Suite struct ForwarderUnitTests {
+    @Test func sha256MatchesTheStandardVectorsAndSha256sum() throws {
+        func digest(_ bytes: [UInt8]) -> String {
+            var hash = SHA256()
+            hash.update(bytes)
+            return hash.hexDigest()
+        }
+        #expect(digest([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(digest(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(digest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // Odd sizes fed in odd pieces, against coreutils.
+        let dir = TemporaryDirectory()
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<1_000_003).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let path = dir.path + "/blob"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var pieces = SHA256()
+        var offset = 0
+        for size in [1, 63, 64, 65, 1000, 4096] + Array(repeating: 100_000, count: 11) where offset < bytes.count {
+            let end = min(bytes.count, offset + size)
+            pieces.update(Array(bytes[offset..<end]))
+            offset = end
+        }
+        pieces.update(Array(bytes[offset...]))
+        let coreutils = try ChildProcess.output("/usr/bin/sha256sum", [path]).split(separator: " ").first.map(String.init)
+        #expect(pieces.hexDigest() == coreutils)
+        #expect(try FileCopy.sha256(of: path) == coreutils)
+    }
+
+    @Test func jsonStringArraysParseWithEscapesAndUnicode() {
+        func parse(_ text: String) -> [String]? {
+            Array(text.utf8).withUnsafeBufferPointer { JSONStringArray.parse($0) }?.map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(parse(#"["eth0","br-ex"]"#) == ["eth0", "br-ex"])
+        #expect(parse(#" [ ] "#) == [])
+        #expect(parse(#"["a\"b","c\\d","\u00e9\ud83d\ude00","\n"]"#) == ["a\"b", "c\\d", "é😀", "\n"])
+        #expect(parse(#"["unterminated"#) == nil)
+        #expect(parse(#"[1,2]"#) == nil)
+    }
+
+    @Test func misfitValuesJoinTheUnknownFields() {
+        let misfits = [(FlowSchema.id(of: "DstPort"), Array("70000".utf8))]
+        #expect(String(decoding: ClickHouseBlockEncoder.extras([], misfits: misfits), as: UTF8.self) == #"{"DstPort":70000}"#)
+        #expect(String(decoding: ClickHouseBlockEncoder.extras(Array(#""x":1"#.utf8), misfits: misfits), as: UTF8.self)
+                == #"{"x":1,"DstPort":70000}"#)
+        #expect(ClickHouseBlockEncoder.extras(Array(#""x":1"#.utf8), misfits: []) == Array(#"{"x":1}"#.utf8))
+        #expect(ClickHouseBlockEncoder.extras([], misfits: []).isEmpty)
+    }
+
+    @Test func backoffGrowsWithJitterAndStopsAtTheCap() {
+        let policy = RetryPolicy(maxAttempts: 10, initialDelaySeconds: 0.5, maxDelaySeconds: 8)
+        for attempt in 1...12 {
+            let ceiling = min(8, 0.5 * pow(2, Double(attempt - 1)))
+            for _ in 0..<50 {
+                let delay = policy.delay(afterAttempt: attempt)
+                #expect(delay >= ceiling / 2 && delay <= ceiling)
+            }
+        }
+    }
+
+    @Test func retriesStopAtTheFirstErrorThatIsNotRetryable() async throws {
+        let policy = RetryPolicy(maxAttempts: 5, initialDelaySeconds: 0.001, maxDelaySeconds: 0.002)
+        var attempts = 0
+        await #expect(throws: ClickHouseStatusError.self) {
+            try await policy.run(isRetryable: ClickHouseForwarder.isRetryable) {
+                attempts += 1
+                throw ClickHouseStatusError(status: attempts < 3 ? 503 : 401, message: "x")
+            }
+        }
+        #expect(attempts == 3, "two 503s retried, the 401 not")
+        attempts = 0
+        await #expect(throws: ClickHouseStatusError.self) {
+            try await policy.run(isRetryable: ClickHouseForwarder.isRetryable) {
+                attempts += 1
+                throw ClickHouseStatusError(status: 500, message: "x")
+            }
+        }
+        #expect(attempts == 5)
+    }
+
+    @Test func schemaCheckAcceptsEitherDialectAndNamesEachDifference() {
+        for dialect in ClickHouseSchema.Dialect.allCases {
+            let table = Dictionary(uniqueKeysWithValues: ClickHouseSchema.columns(dialect: dialect).map { ($0.name, $0.type) })
+            #expect(ClickHouseForwarder.schemaProblems(tableTypes: table).isEmpty, "\(dialect)")
+        }
+        var table = Dictionary(uniqueKeysWithValues: ClickHouseSchema.columns(dialect: .modern).map { ($0.name, $0.type) })
+        table["SrcPort"] = "Nullable(Int32)"
+        table["_shard"] = nil
+        table["extra_column"] = "String"
+        #expect(ClickHouseForwarder.schemaProblems(tableTypes: table).sorted() == [
+            "column `SrcPort` is Nullable(Int32), flowrec sends Nullable(UInt16)",
+            "column `_shard` is missing (flowrec sends String)",
+        ])
+    }
+
+    @Test func nativeBlocksDeclareEveryColumnOnce() {
+        var encoder = ClickHouseBlockEncoder(format: .native)
+        var flow = Flow()
+        flow.set(FlowSchema.requiredField, integer: 5)
+        encoder.append(flow, shard: Array("s".utf8))
+        encoder.append(flow, shard: Array("s".utf8))
+        let body = encoder.finish()
+        // Header: column count and row count as LEB128.
+        #expect(body[0] == UInt8(FlowSchema.count + 2) || body[0] & 0x80 != 0)
+        #expect(encoder.rowCount == 0, "finish empties the encoder")
+        var again = ClickHouseBlockEncoder(format: .native)
+        again.append(flow, shard: Array("s".utf8))
+        again.append(flow, shard: Array("s".utf8))
+        #expect(again.finish() == body, "the same flows give the same bytes")
+    }
+}
