@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "FlowRecorderTests",
-            dependencies: ["FlowRecorder", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting"],
+            dependencies: ["FlowRecorder", "Forwarders", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",

@@ -1,4 +1,5 @@
 import FlowModel
+public import Forwarders
 import Foundation
 import KafkaSource
 import Synchronization
@@ -25,6 +26,10 @@ public struct RecorderConfiguration: Sendable {
     public var retentionIntervalSeconds: Double = 60
     /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`); nil turns it off.
     public var http: HTTPListenerConfiguration?
+    /// Targets every sealed shard is forwarded to, right after its seal and then every
+    /// `forwardIntervalSeconds` until delivered.
+    public var forwarders: [any Forwarder] = []
+    public var forwardIntervalSeconds: Double = 30
     /// Deep compaction while no message arrives; nil disables it.
     public var deepCompaction: DeepCompaction? = DeepCompaction()
 
@@ -91,11 +96,17 @@ public final class Recorder {
 
         var config = configuration
         let sealedSinceRetention = SealFlag()
+        let forwarding = config.forwarders.isEmpty ? nil : ContinuousForwarding(
+            directory: config.dataDirectory, forwarders: config.forwarders, intervalSeconds: config.forwardIntervalSeconds,
+            metrics: metrics, log: log)
         config.store.sealObserver = { summary in
             metrics.recordSeal(summary)
             sealedSinceRetention.set()
+            forwarding?.nudge()
         }
         let store = try ShardStore(directory: config.dataDirectory, options: config.store)
+        forwarding?.start()
+        defer { forwarding?.stop() }
         status.storeOpened()
         defer { status.storeClosed() }
         var properties = KafkaProperties(config.kafkaProperties)

@@ -95,4 +95,35 @@ public final class RecorderMetrics: Sendable {
         let oldest = shards.map(\.id.windowEndMs).min()
         oldestShardAge.set(oldest.map { Double(max(0, nowMs - $0)) / 1000 } ?? 0)
     }
+
+    // MARK: Forwarding
+
+    /// A chunk reached a forwarder's target.
+    func countDelivered(rows: Int, forwarder: String) {
+        registry.makeCounter(descriptor: Self.named("forwarded_rows", "total", "Rows delivered to a forwarder's target."),
+                             labels: [("forwarder", forwarder)]).increment(by: Int64(rows))
+    }
+
+    /// A shard is completely delivered.
+    func countShardDelivered(forwarder: String) {
+        registry.makeCounter(descriptor: Self.named("forwarded_shards", "total", "Sealed shards completely delivered to a forwarder's target."),
+                             labels: [("forwarder", forwarder)]).increment()
+    }
+
+    /// How far behind a forwarder is: the age of the oldest sealed shard it has not
+    /// delivered (0 when it is caught up), and how many there are.
+    func setForwarderLag(oldestUndeliveredWindowEndMs: Int64?, pendingShards: Int, forwarder: String, nowMs: Int64) {
+        registry.makeGauge(descriptor: Self.named("forwarder_lag", "seconds", "Age of the oldest sealed shard a forwarder has not delivered (0: caught up)."),
+                           labels: [("forwarder", forwarder)])
+            .set(oldestUndeliveredWindowEndMs.map { Double(max(0, nowMs - $0)) / 1000 } ?? 0)
+        registry.makeGauge(descriptor: Self.named("forwarder_pending_shards", "", "Sealed shards a forwarder has not delivered yet."),
+                           labels: [("forwarder", forwarder)])
+            .set(Double(pendingShards))
+    }
+
+    /// A forwarder run failed (it is retried later).
+    func countForwarderError(forwarder: String) {
+        registry.makeCounter(descriptor: Self.named("forwarder_errors", "total", "Failed forwarding runs, by forwarder; each is also logged and retried."),
+                             labels: [("forwarder", forwarder)]).increment()
+    }
 }

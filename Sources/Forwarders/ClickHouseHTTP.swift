@@ -49,12 +49,14 @@ struct ClickHouseStatusError: Error, CustomStringConvertible {
 }
 
 /// Statements and inserts over ClickHouse's HTTP interface, through AsyncHTTPClient.
-final class ClickHouseHTTP: Sendable {
-    let endpoint: ClickHouseEndpoint
+/// The forwarder's transport; public for tools that talk to the same server (the
+/// benchmark's baselines). Call `shutdown()` before dropping it.
+public final class ClickHouseHTTP: Sendable {
+    public let endpoint: ClickHouseEndpoint
     private let client: HTTPClient
     private let authorization: String
 
-    init(endpoint: ClickHouseEndpoint) throws(ForwarderError) {
+    public init(endpoint: ClickHouseEndpoint) throws(ForwarderError) {
         self.endpoint = endpoint
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(endpoint.timeoutSeconds)))
@@ -81,13 +83,13 @@ final class ClickHouseHTTP: Sendable {
     }
 
     /// Runs one statement; returns the body (TabSeparated unless the SQL says otherwise).
-    func query(_ sql: String) async throws -> String {
+    public func query(_ sql: String) async throws -> String {
         let body = try await post(parameters: [:], body: Array(sql.utf8), gzip: false)
         return String(decoding: body, as: UTF8.self)
     }
 
     /// `INSERT` with the data in the body; `settings` go in the URL.
-    func insert(_ statement: String, body: [UInt8], gzip: Bool, settings: [String: String]) async throws {
+    public func insert(_ statement: String, body: [UInt8], gzip: Bool, settings: [String: String] = [:]) async throws {
         var parameters = settings
         parameters["query"] = statement
         _ = try await post(parameters: parameters, body: body, gzip: gzip)
@@ -118,7 +120,7 @@ final class ClickHouseHTTP: Sendable {
         return bytes
     }
 
-    func shutdown() async throws {
+    public func shutdown() async throws {
         try await client.shutdown()
     }
 }

@@ -23,12 +23,17 @@ public struct ReplicationSummary: Sendable, Equatable {
 /// first chunk not yet delivered, saving progress in the catalog after every chunk.
 /// Active shards are never forwarded: they still change.
 public final class ShardReplicator {
-    public let store: ShardStore
+    public let ledger: DeliveryLedger
     public let forwarder: any Forwarder
 
-    public init(store: ShardStore, forwarder: any Forwarder) {
-        self.store = store
+    public init(ledger: DeliveryLedger, forwarder: any Forwarder) {
+        self.ledger = ledger
         self.forwarder = forwarder
+    }
+
+    /// For a store this process has open.
+    public convenience init(store: ShardStore, forwarder: any Forwarder) throws {
+        try self.init(ledger: DeliveryLedger(directory: store.directory.path), forwarder: forwarder)
     }
 
     /// A sealed shard not yet completely delivered, with the progress saved so far.
@@ -40,20 +45,22 @@ public final class ShardReplicator {
     /// Sealed shards overlapping [fromMs, toMs) that the forwarder has not completely
     /// delivered, oldest window first.
     public func pending(fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [PendingShard] {
-        let states = try store.deliveries(forwarder: forwarder.name)
-        return try store.shards(overlappingFromMs: fromMs, toMs: toMs)
-            .filter { $0.state == "sealed" && states[$0.id]?.complete != true }
+        let states = try ledger.deliveries(forwarder: forwarder.name)
+        return try ledger.sealedShards(overlappingFromMs: fromMs, toMs: toMs)
+            .filter { states[$0.id]?.complete != true }
             .map { info in
-                PendingShard(shard: SealedShard(id: info.id, path: store.filePath(of: info.id), rowCount: info.rowCount,
+                PendingShard(shard: SealedShard(id: info.id, path: ledger.sealedPath(of: info.id), rowCount: info.rowCount,
                                                 minTimeMs: info.minTimeMs, maxTimeMs: info.maxTimeMs, bytesOnDisk: info.bytesOnDisk),
                              state: states[info.id])
             }
     }
 
     /// Delivers every pending shard in the range. Stops at the first shard that fails
-    /// (its progress so far is saved); `progress` hears after every chunk.
+    /// (its progress so far is saved); `progress` hears after every chunk, and
+    /// `shouldStop` is asked after every chunk too: a graceful stop never leaves a chunk
+    /// sent but unrecorded.
     @discardableResult
-    public func run(fromMs: Int64? = nil, toMs: Int64? = nil,
+    public func run(fromMs: Int64? = nil, toMs: Int64? = nil, shouldStop: () -> Bool = { false },
                     progress: (ReplicationProgress) -> Void = { _ in }) async throws -> ReplicationSummary {
         let start = Date()
         let work = try pending(fromMs: fromMs, toMs: toMs)
@@ -72,20 +79,22 @@ public final class ShardReplicator {
             try await forwarder.prepare()
             for (item, plan) in zip(work, plans) {
                 try Task.checkCancellation()
+                if shouldStop() { break }
                 status.current = item.shard.id
                 let first = Int(item.state?.chunksDelivered ?? 0)
                 if plan.chunkCount == 0 || first >= plan.chunkCount {
-                    try store.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(plan.chunkCount),
+                    try ledger.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(plan.chunkCount),
                                              chunkRows: plan.chunkRows, complete: true)
                 } else {
                     try await forwarder.deliver(item.shard, plan: plan, fromChunk: first) { chunk, rows in
-                        try store.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(chunk + 1),
+                        try ledger.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(chunk + 1),
                                                  chunkRows: plan.chunkRows, complete: chunk + 1 == plan.chunkCount)
                         summary.chunksDelivered += 1
                         summary.rowsDelivered += Int64(rows)
                         status.rowsDone += Int64(rows)
                         status.elapsedSeconds = Date().timeIntervalSince(start)
                         progress(status)
+                        if chunk + 1 < plan.chunkCount, shouldStop() { throw StopRequested() }
                     }
                 }
                 summary.shardsDelivered += 1
@@ -93,6 +102,8 @@ public final class ShardReplicator {
                 status.elapsedSeconds = Date().timeIntervalSince(start)
                 progress(status)
             }
+        } catch is StopRequested {
+            // Asked to stop between two chunks of a shard: what was sent is recorded.
         } catch {
             try? await forwarder.shutdown()
             throw error
@@ -102,3 +113,6 @@ public final class ShardReplicator {
         return summary
     }
 }
+
+/// Thrown from the chunk callback to end a run early and cleanly.
+private struct StopRequested: Error {}

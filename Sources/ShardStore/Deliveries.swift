@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// How far one forwarder has delivered one shard. Kept in the catalog's `deliveries`
 /// table, so a restarted sync resumes at the first chunk not yet delivered, and
@@ -23,13 +23,62 @@ extension ShardStore {
     /// (forwarder, shard): the catalog commits it before this returns.
     public func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
                                complete: Bool) throws {
-        try catalog.recordDelivery(.init(forwarder: forwarder, shardID: shard.description, chunksDelivered: chunksDelivered,
-                                         chunkRows: chunkRows, complete: complete,
-                                         updatedMs: Int64(Date().timeIntervalSince1970 * 1000)))
+        try DeliveryLedger.record(in: catalog, forwarder: forwarder, shard: shard, chunksDelivered: chunksDelivered,
+                                  chunkRows: chunkRows, complete: complete)
     }
 
     /// Every shard `forwarder` has started or finished delivering, by shard id.
     public func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
+        try DeliveryLedger.deliveries(in: catalog, forwarder: forwarder)
+    }
+
+    /// The names of every forwarder that has delivery state in this store.
+    public func forwarderNames() throws -> [String] {
+        Array(Set(try catalog.deliveries().map(\.forwarder))).sorted()
+    }
+}
+
+/// The catalog alone, for replication: which shards are sealed, where their files are,
+/// and what each forwarder has delivered. Opens no shard, so `flowrec sync` and the
+/// recorder's forwarding thread can use it beside a running writer.
+public final class DeliveryLedger {
+    public let directory: URL
+    private let catalog: Catalog
+
+    public init(directory: String) throws {
+        self.directory = URL(fileURLWithPath: directory)
+        let path = self.directory.appendingPathComponent("catalog.sqlite").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ShardStoreError("\(directory) is not a flowrec data directory (no catalog.sqlite)")
+        }
+        catalog = try Catalog(path: path)
+    }
+
+    /// Sealed shards whose flows may fall in [fromMs, toMs), oldest window first.
+    public func sealedShards(overlappingFromMs fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [ShardStore.ShardInfo] {
+        try catalog.shards().compactMap { row in
+            guard row.state == "sealed", let minT = row.minTimeMs, let maxT = row.maxTimeMs else { return nil }
+            if let fromMs, maxT < fromMs { return nil }
+            if let toMs, minT >= toMs { return nil }
+            return ShardStore.ShardInfo(id: row.id, state: row.state, path: row.path, rowCount: row.rowCount,
+                                        minTimeMs: row.minTimeMs, maxTimeMs: row.maxTimeMs, bytesOnDisk: row.bytesOnDisk)
+        }
+    }
+
+    /// The sealed file of a shard.
+    public func sealedPath(of id: ShardID) -> String { directory.appendingPathComponent(id.sealedRelativePath).path }
+
+    public func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
+        try Self.deliveries(in: catalog, forwarder: forwarder)
+    }
+
+    public func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
+                               complete: Bool) throws {
+        try Self.record(in: catalog, forwarder: forwarder, shard: shard, chunksDelivered: chunksDelivered,
+                        chunkRows: chunkRows, complete: complete)
+    }
+
+    static func deliveries(in catalog: Catalog, forwarder: String) throws -> [ShardID: DeliveryState] {
         var result: [ShardID: DeliveryState] = [:]
         for row in try catalog.deliveries() where row.forwarder == forwarder {
             guard let id = ShardID(row.shardID) else { continue }
@@ -39,8 +88,10 @@ extension ShardStore {
         return result
     }
 
-    /// The names of every forwarder that has delivery state in this store.
-    public func forwarderNames() throws -> [String] {
-        Array(Set(try catalog.deliveries().map(\.forwarder))).sorted()
+    static func record(in catalog: Catalog, forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64,
+                       complete: Bool) throws {
+        try catalog.recordDelivery(.init(forwarder: forwarder, shardID: shard.description, chunksDelivered: chunksDelivered,
+                                         chunkRows: chunkRows, complete: complete,
+                                         updatedMs: Int64(Date().timeIntervalSince1970 * 1000)))
     }
 }

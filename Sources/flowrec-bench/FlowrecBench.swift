@@ -6,9 +6,9 @@
 import ArgumentParser
 
 @main
-struct FlowrecBench: ParsableCommand {
+struct FlowrecBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowrec-bench",
         abstract: "flowrec's benchmarks; scripts/bench runs them all and writes bench/RESULTS.md.",
-        subcommands: [DecodeBenchmark.self, IngestBenchmark.self, SealBenchmark.self, RollupBenchmark.self])
+        subcommands: [DecodeBenchmark.self, IngestBenchmark.self, SealBenchmark.self, RollupBenchmark.self, ForwardBenchmark.self])
 }

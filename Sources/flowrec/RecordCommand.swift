@@ -68,6 +68,16 @@ struct RecordCommand: ParsableCommand {
 
     @OptionGroup(title: "Retention (checked at start and every minute)") var retention: RetentionOptions
 
+    @Option(name: .customLong("forward"), help: "Forward each sealed shard to this target as soon as it is sealed: clickhouse, directory or exec (repeatable). The target's options are the same as `flowrec sync`'s.")
+    var forwardTargets: [ForwarderKind] = []
+
+    @Option(help: "How often forwarders retry and catch up, besides right after each seal.")
+    var forwardInterval: DurationArgument = DurationArgument(argument: "30s")!
+
+    @OptionGroup(title: "ClickHouse target (with --forward clickhouse)") var clickhouse: ClickHouseTargetOptions
+    @OptionGroup(title: "Directory target (with --forward directory)") var directory: DirectoryTargetOptions
+    @OptionGroup(title: "Exec target (with --forward exec)") var exec: ExecTargetOptions
+
     /// The listener settings, with the token read from its file or the environment.
     func httpListener() throws -> HTTPListenerConfiguration? {
         if httpListen == "off" { return nil }
@@ -98,6 +108,7 @@ struct RecordCommand: ParsableCommand {
         for entry in kafkaProperties where !entry.contains("=") {
             throw ValidationError("--kafka-property needs KEY=VALUE, got \(entry)")
         }
+        if Set(forwardTargets).count != forwardTargets.count { throw ValidationError("each --forward target may be named once") }
     }
 
     func run() throws {
@@ -117,11 +128,13 @@ struct RecordCommand: ParsableCommand {
             let eq = entry.firstIndex(of: "=")!
             config.kafkaProperties[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
         }
+        let log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data("flowrec record: \(line)\n".utf8)) }
+        let factory = ForwarderFactory(clickhouse: clickhouse, directory: directory, exec: exec)
+        config.forwarders = try forwardTargets.map { try factory.make($0, log: log) }
+        config.forwardIntervalSeconds = forwardInterval.seconds
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        let recorder = Recorder(configuration: config) { line in
-            FileHandle.standardError.write(Data("flowrec record: \(line)\n".utf8))
-        }
+        let recorder = Recorder(configuration: config, log: log)
         try recorder.run(shouldStop: { stopRequested.load(ordering: .relaxed) })
     }
 }

@@ -42,10 +42,13 @@ struct SyncCommand: AsyncParsableCommand {
     @OptionGroup(title: "Exec target") var exec: ExecTargetOptions
 
     func run() async throws {
-        let store = try openExistingStore(data)
+        guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+            throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+        }
+        let ledger = try DeliveryLedger(directory: data)
         let factory = ForwarderFactory(clickhouse: clickhouse, directory: directory, exec: exec)
         let forwarder = try factory.make(target, name: name) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
-        let replicator = ShardReplicator(store: store, forwarder: forwarder)
+        let replicator = ShardReplicator(ledger: ledger, forwarder: forwarder)
         let pending = try replicator.pending(fromMs: range.fromMs, toMs: range.toMs)
         let rows = pending.reduce(Int64(0)) { $0 + $1.shard.rowCount }
         if dryRun {
@@ -59,7 +62,7 @@ struct SyncCommand: AsyncParsableCommand {
         let totalBytes = pending.reduce(Int64(0)) { $0 + $1.shard.bytesOnDisk }
         let bar = SyncProgress(enabled: isatty(STDERR_FILENO) == 1, totalBytes: totalBytes)
         do {
-            let summary = try await replicator.run(fromMs: range.fromMs, toMs: range.toMs) { bar.update($0) }
+            let summary = try await replicator.run(fromMs: range.fromMs, toMs: range.toMs, progress: { bar.update($0) })
             bar.finish()
             let rate = summary.elapsedSeconds > 0 ? Int(Double(summary.rowsDelivered) / summary.elapsedSeconds) : 0
             print("sent \(summary.shardsDelivered) shards, \(summary.rowsDelivered) rows in \(summary.chunksDelivered) chunks to \(forwarder.name) in \(String(format: "%.1f", summary.elapsedSeconds)) s (\(rate) rows/s)")

@@ -1,0 +1,182 @@
+import ArgumentParser
+import FlowModel
+import Forwarders
+import Foundation
+import ShardStore
+
+/// Sealed shards replicated to the local ClickHouse test server by the forwarder,
+/// beside two ways of inserting the same rows without it: JSONEachRow bodies of the
+/// same chunk size, and one INSERT per row (the pattern of NetObserv's sample Kafka
+/// consumer).
+struct ForwardBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward", abstract: "Rows/s replicated to ClickHouse, beside JSONEachRow and one-row INSERTs.")
+
+    @Option(help: "Generated medium-cluster flows to replicate.")
+    var flows = 1_000_000
+
+    @Option(help: "ClickHouse URL with credentials (default: FLOWREC_CLICKHOUSE_URL, else scripts/clickhouse-test-server's).")
+    var clickhouseURL: String?
+
+    @Option(help: "Rows sent one INSERT each for the per-row baseline.")
+    var singleRowInserts = 2_000
+
+    @Option(help: "Scratch directory, removed afterwards.")
+    var scratch = NSTemporaryDirectory() + "flowrec-bench-forward"
+
+    func run() async throws {
+        let workspace = try BenchScratch(scratch)
+        defer { workspace.remove() }
+        let endpoint = try self.endpoint()
+        let generated = try workspace.writeGeneratedFlows("flows.jsonl", flows: flows)
+        let storeDir = scratch + "/store"
+        let store = try ShardStore(directory: storeDir, options: .init(windowMs: 60_000, graceMs: 0))
+        let batcher = FlowLineBatcher(reader: try LineReader(path: generated.path), sourceName: "file:bench", batchSize: 20_000,
+                                      decoder: FlowDecoder())
+        try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
+        try store.sealClosedWindows(watermarkMs: .max)
+        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
+
+        let client = try ClickHouseHTTP(endpoint: endpoint)
+        let version = try await client.query("SELECT version()").trimmingCharacters(in: .whitespacesAndNewlines)
+        let database = "flowrec_bench"
+        _ = try await client.query("DROP DATABASE IF EXISTS \(database)")
+        _ = try await client.query("CREATE DATABASE \(database)")
+
+        // The forwarder, end to end: read sealed shards, sort, encode, gzip, insert, save progress.
+        struct Variant { let label: String; let format: ClickHouseBlockEncoder.Format; let gzip: Bool }
+        let variants = [Variant(label: "Native, gzip (default)", format: .native, gzip: true),
+                        Variant(label: "Native, uncompressed", format: .native, gzip: false),
+                        Variant(label: "RowBinary, gzip", format: .rowBinary, gzip: true)]
+        var forwarderRates: [(String, Double)] = []
+        for (i, variant) in variants.enumerated() {
+            var options = ClickHouseForwarderOptions(endpoint: endpoint)
+            options.name = "bench-\(i)"
+            options.database = database
+            options.table = "flows_\(i)"
+            options.format = variant.format
+            options.gzip = variant.gzip
+            options.createTable = true
+            let summary = try await ShardReplicator(store: store, forwarder: ClickHouseForwarder(options: options)).run()
+            let stored = try await count("\(database).flows_\(i)", client)
+            guard summary.rowsDelivered == rows, stored == rows else {
+                throw ValidationError("\(variant.label): sent \(summary.rowsDelivered), table holds \(stored), store has \(rows)")
+            }
+            forwarderRates.append((variant.label, Double(rows) / summary.elapsedSeconds))
+        }
+
+        // Baseline 1: JSONEachRow bodies of the same rows and chunk size, gzip, encoded
+        // before the clock starts (only the inserts are timed: a head start for it).
+        _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_json", dialect: .compatible))
+        let encoder = JSONEachRowEncoder()
+        var bodies: [[UInt8]] = []
+        var body: [UInt8] = []
+        var inBody = 0
+        for shard in sealed {
+            try store.forEachFlow(in: shard.id) { flow in
+                encoder.append(flow, shard: shard.id.description, to: &body)
+                inBody += 1
+                if inBody == 100_000 {
+                    bodies.append(body)
+                    body.removeAll(keepingCapacity: true)
+                    inBody = 0
+                }
+            }
+        }
+        if inBody > 0 { bodies.append(body) }
+        let jsonBytes = bodies.reduce(0) { $0 + $1.count }
+        let compressed = try bodies.map { try Gzip.compress($0) }
+        var t = monotonicSeconds()
+        for part in compressed {
+            try await client.insert("INSERT INTO \(database).flows_json FORMAT JSONEachRow", body: part, gzip: true)
+        }
+        let jsonSeconds = monotonicSeconds() - t
+        guard try await count("\(database).flows_json", client) == rows else { throw ValidationError("JSONEachRow lost rows") }
+
+        // Baseline 2: one INSERT per row, as a consumer that writes each Kafka message.
+        _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_single", dialect: .compatible))
+        var singles: [[UInt8]] = []
+        try store.forEachFlow(in: sealed[0].id) { flow in
+            guard singles.count < singleRowInserts else { return }
+            var one: [UInt8] = []
+            encoder.append(flow, shard: sealed[0].id.description, to: &one)
+            singles.append(one)
+        }
+        t = monotonicSeconds()
+        for one in singles {
+            try await client.insert("INSERT INTO \(database).flows_single FORMAT JSONEachRow", body: one, gzip: false)
+        }
+        let singleSeconds = monotonicSeconds() - t
+        let singleRate = Double(singles.count) / singleSeconds
+        _ = try await client.query("DROP DATABASE IF EXISTS \(database)")
+        try await client.shutdown()
+
+        let jsonRate = Double(rows) / jsonSeconds
+        print("## Forwarding sealed shards to ClickHouse\n")
+        print("\(rows) generated medium-cluster flows in \(sealed.count) sealed 1-minute shards, replicated to the local test server (ClickHouse \(version), Debian's package, on the same 2 cores) in 100,000-row chunks. Forwarder figures are end to end: read the sealed shard in place, sort each chunk by the table's key, encode, compress, INSERT over HTTP, save progress in the catalog.\n")
+        print("| method | rows/s | vs JSONEachRow |")
+        print("|---|---:|---:|")
+        for (label, rate) in forwarderRates {
+            print("| flowrec forwarder, \(label) | \(label.contains("default") ? "**\(Int(rate))**" : String(Int(rate))) | \(String(format: "%.2f", rate / jsonRate))x |")
+        }
+        print("| JSONEachRow, same chunks, gzip, bodies encoded before timing | \(Int(jsonRate)) | 1.00x |")
+        print("| one INSERT per row, JSONEachRow (\(singles.count) rows) | \(Int(singleRate)) | \(String(format: "%.4f", singleRate / jsonRate))x |")
+        print()
+        print("JSONEachRow bodies: \(jsonBytes / Int(rows)) bytes per row before gzip. Target: 500,000 rows/s.\n")
+    }
+
+    private func count(_ table: String, _ client: ClickHouseHTTP) async throws -> Int64 {
+        Int64(try await client.query("SELECT count() FROM \(table)").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    private func endpoint() throws -> ClickHouseEndpoint {
+        let raw = clickhouseURL ?? ProcessInfo.processInfo.environment["FLOWREC_CLICKHOUSE_URL"] ?? "http://flowrec:flowrec-test@127.0.0.1:18123"
+        guard var parts = URLComponents(string: raw) else { throw ValidationError("bad --clickhouse-url \(raw)") }
+        let user = parts.user ?? "default", password = parts.password ?? ""
+        parts.user = nil
+        parts.password = nil
+        guard let url = parts.url else { throw ValidationError("bad --clickhouse-url \(raw)") }
+        return ClickHouseEndpoint(url: url, user: user, password: password)
+    }
+}
+
+/// One JSON object per flow with the flows table's columns, for the baselines.
+struct JSONEachRowEncoder {
+    let columns = ClickHouseSchema.columns(dialect: .compatible)
+
+    func append(_ flow: Flow, shard: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, column) in columns.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array("\"\(column.name)\":".utf8)
+            guard let field = column.field else {
+                if column.name == "_shard" { quote(Array(shard.utf8), into: &out) } else {
+                    if let extras = flow.extrasJSON { quote(Array(extras.utf8), into: &out) } else { out += Array("null".utf8) }
+                }
+                continue
+            }
+            if let value = flow.integer(field) {
+                out += Array(String(value).utf8)
+            } else if let text = flow.withUTF8(field, { Array($0) }) {
+                if column.payloadType.hasPrefix("Array(") { out += text } else { quote(text, into: &out) }
+            } else {
+                out += Array((column.payloadType.hasPrefix("Array(") ? "[]" : column.payloadType.hasPrefix("Nullable(") ? "null" : "\"\"").utf8)
+            }
+        }
+        out += Array("}\n".utf8)
+    }
+
+    private func quote(_ bytes: [UInt8], into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), b]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), b]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", b).utf8)
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

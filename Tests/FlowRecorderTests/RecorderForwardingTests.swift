@@ -1,0 +1,53 @@
+import FlowModel
+import FlowRecorder
+import FlowrecTesting
+import Forwarders
+import Foundation
+import ShardStore
+import Testing
+
+/// `record --forward`: each shard sealed while recording reaches ClickHouse and a
+/// directory without a separate sync, and the metrics say so.
+@Suite(.serialized) struct RecorderForwardingTests {
+    @Test func sealedShardsAreForwardedWhileRecording() throws {
+        guard let ch = ClickHouseTestServer.fromEnvironment() else {
+            #expect(!TestEnvironment.requireServers, "FLOWREC_CLICKHOUSE_URL is not set")
+            return
+        }
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
+        defer { broker.stop() }
+        // 6000 flows at 20/s: five 1-minute windows, four of which close while recording.
+        try broker.produceGeneratedFlows(6000, flowsPerSecond: 20)
+        let database = "forwarding_\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = try? ch.query("DROP DATABASE IF EXISTS \(database)") }
+
+        let dir = TemporaryDirectory()
+        let archive = TemporaryDirectory()
+        var clickhouse = ClickHouseForwarderOptions(endpoint: ClickHouseEndpoint(url: ch.endpoint, user: ch.user, password: ch.password))
+        clickhouse.database = database
+        clickhouse.createTable = true
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.store = ShardStore.Options(windowMs: 60_000, graceMs: 0, sealInBackground: true)
+        config.exitWhenIdleSeconds = 6
+        config.deepCompaction = nil
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        config.forwarders = [try ClickHouseForwarder(options: clickhouse), DirectoryForwarder(options: .init(path: archive.path))]
+        config.forwardIntervalSeconds = 1
+        let recorder = Recorder(configuration: config)
+        try recorder.run(shouldStop: { false })
+
+        let store = try ShardStore.openExisting(directory: dir.path)
+        let sealed = try store.shards().filter { $0.state == "sealed" }
+        #expect(sealed.count >= 3)
+        for name in ["clickhouse", "directory"] {
+            let delivered = try store.deliveries(forwarder: name).filter(\.value.complete)
+            #expect(Set(delivered.keys) == Set(sealed.map(\.id)), "\(name) received every sealed shard")
+        }
+        let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
+        #expect(try ch.query("SELECT count() FROM \(database).flows").trimmingCharacters(in: .whitespacesAndNewlines) == String(rows))
+        let metrics = recorder.metrics.registry.emitToString()
+        #expect(metrics.contains(#"flowrec_forwarded_rows_total{forwarder="clickhouse"} \#(rows)"#), "\(metrics)")
+        #expect(metrics.contains(#"flowrec_forwarder_pending_shards{forwarder="directory"} 0"#))
+    }
+}
