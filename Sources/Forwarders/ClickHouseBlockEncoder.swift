@@ -1,4 +1,32 @@
 public import FlowModel
+public import ShardStore
+
+/// What the encoder reads a row from: a decoded `Flow`, or a `ShardRow` read in place
+/// from a shard (no intermediate flow: the forwarder's fast path).
+public protocol ClickHouseRowSource {
+    /// An integer or boolean field; nil when absent or null.
+    func integer(_ field: FieldID) -> Int64?
+    /// A text field's UTF-8; nil when absent or null.
+    func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+    /// The unknown fields' members, `"key":value` joined by commas; nil when none.
+    func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+}
+
+extension Flow: ClickHouseRowSource {
+    public func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        withUTF8(field) { bytes in body(bytes) }
+    }
+
+    public func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        extrasBytes.isEmpty ? nil : extrasBytes.withUnsafeBufferPointer(body)
+    }
+}
+
+extension ShardRow: ClickHouseRowSource {
+    public func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        withUTF8(field, body)
+    }
+}
 
 /// Turns flows into the body of one `INSERT ... FORMAT RowBinary` or `FORMAT Native`
 /// for the flows table (`ClickHouseSchema.columns`).
@@ -40,8 +68,8 @@ public struct ClickHouseBlockEncoder {
     /// The column list of the INSERT, in payload order.
     public var columnList: String { columns.map { "`\($0.name)`" }.joined(separator: ", ") }
 
-    /// Adds one flow; `shard` fills the `_shard` column.
-    public mutating func append(_ flow: Flow, shard: [UInt8]) {
+    /// Adds one row; `shard` fills the `_shard` column.
+    public mutating func append<Row: ClickHouseRowSource>(_ flow: Row, shard: [UInt8]) {
         var misfits: [(FieldID, [UInt8])] = []
         for (index, plan) in plans.enumerated() {
             switch plan {
@@ -58,7 +86,7 @@ public struct ClickHouseBlockEncoder {
                     writeInteger(0, width: width, column: index)
                 }
             case let .text(field, nullable):
-                let written: Bool? = flow.withUTF8(field) { bytes in
+                let written: Bool? = flow.withText(field) { bytes in
                     if nullable { writePresent(column: index) }
                     writeString(bytes, column: index)
                     return true
@@ -71,14 +99,14 @@ public struct ClickHouseBlockEncoder {
                     }
                 }
             case let .stringArray(field):
-                let parsed: [[UInt8]]?? = flow.withUTF8(field) { text in
+                let parsed: [[UInt8]]?? = flow.withText(field) { text in
                     let elements = JSONStringArray.parse(text)
                     if elements == nil { misfits.append((field, Array(text))) }
                     return elements
                 }
                 writeArray((parsed ?? []) ?? [], column: index)
             case .extras:
-                let extras = Self.extras(flow.extrasBytes, misfits: misfits)
+                let extras = Self.extras(flow.withExtras { Array($0) } ?? [], misfits: misfits)
                 if extras.isEmpty {
                     writeNull(column: index) { $0.append(0) }
                 } else {

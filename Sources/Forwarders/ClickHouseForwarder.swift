@@ -77,6 +77,19 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
     /// Set after `prepare`.
     public var serverFacts: ServerFacts? { lock.withLock { server } }
 
+    /// Where delivery time went, summed over every chunk: for the benchmark's profile.
+    public struct PhaseSeconds: Sendable {
+        /// Reading the chunk's rows from the shard (sorted) and encoding them.
+        public var readAndEncode = 0.0
+        public var compress = 0.0
+        /// Waiting for INSERTs beyond the time spent encoding the next chunk (they run
+        /// side by side): upload, server-side parsing and writing, retries.
+        public var insert = 0.0
+        public var bodyBytes: Int64 = 0
+    }
+    private var phases = PhaseSeconds()
+    public var phaseSeconds: PhaseSeconds { lock.withLock { phases } }
+
     private var qualifiedTable: String { "`\(options.database)`.`\(options.table)`" }
 
     public func prepare() async throws {
@@ -172,21 +185,61 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         var encoder = ClickHouseBlockEncoder(format: options.format, dialect: facts.dialect)
         let statement = "INSERT INTO \(qualifiedTable) (\(encoder.columnList)) FORMAT \(options.format.rawValue)"
         let shardName = Array(shard.id.description.utf8)
-        for chunk in first..<plan.chunkCount {
-            let low = range.lowerBound + Int64(chunk) * plan.chunkRows
-            let high = min(range.upperBound, low + plan.chunkRows - 1)
-            try reader.forEachFlow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
-            let rows = encoder.rowCount
-            var body = encoder.finish()
-            if options.gzip { body = try Gzip.compress(body) }
-            var settings: [String: String] = [:]
-            if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
-            if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
-            try await retrying("insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)") {
-                try await self.http.insert(statement, body: body, gzip: self.options.gzip, settings: settings)
+        // One chunk's INSERT is in flight while the next one is read and encoded: the
+        // server and this process each keep a core busy. Chunks are still recorded in
+        // order, each only after its INSERT succeeded.
+        var inFlight: (chunk: Int, rows: Int, insert: Task<Void, any Error>)?
+        do {
+            for chunk in first..<plan.chunkCount {
+                let low = range.lowerBound + Int64(chunk) * plan.chunkRows
+                let high = min(range.upperBound, low + plan.chunkRows - 1)
+                let started = monotonicSeconds()
+                try reader.forEachRow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
+                let rows = encoder.rowCount
+                var body = encoder.finish()
+                let encoded = monotonicSeconds()
+                if options.gzip { body = try Gzip.compress(body) }
+                let compressed = monotonicSeconds()
+                lock.withLock {
+                    phases.readAndEncode += encoded - started
+                    phases.compress += compressed - encoded
+                    phases.bodyBytes += Int64(body.count)
+                }
+                if let previous = inFlight {
+                    try await finish(previous, delivered: delivered)
+                    inFlight = nil
+                }
+                var settings: [String: String] = [:]
+                if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
+                if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
+                let what = "insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
+                let payload = body
+                inFlight = (chunk, rows, Task {
+                    try await self.retrying(what) {
+                        try await self.http.insert(statement, body: payload, gzip: self.options.gzip, settings: settings)
+                    }
+                })
             }
-            try delivered(chunk, rows)
+            if let last = inFlight {
+                inFlight = nil
+                try await finish(last, delivered: delivered)
+            }
+        } catch {
+            // Whatever failed, an INSERT already sent is waited for and, if it
+            // succeeded, recorded: progress never lags what the table holds by more
+            // than the chunk a crash interrupts.
+            if let pending = inFlight { try? await finish(pending, delivered: delivered) }
+            throw error
         }
+    }
+
+    /// Waits for an in-flight INSERT and records its chunk.
+    private func finish(_ inFlight: (chunk: Int, rows: Int, insert: Task<Void, any Error>),
+                        delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
+        let started = monotonicSeconds()
+        try await inFlight.insert.value
+        lock.withLock { phases.insert += monotonicSeconds() - started }
+        try delivered(inFlight.chunk, inFlight.rows)
     }
 
     /// Runs `body` under the retry policy; what is left after the last attempt becomes

@@ -82,6 +82,25 @@ public final class ShardReader {
     /// text, as ClickHouse sorts them; absent values first), then by rowid, so the
     /// order is total and the same on every read.
     public func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
+        var flow = Flow()
+        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
+            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+            try body(flow)
+        }
+    }
+
+    /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: each row's values
+    /// are read straight from SQLite and the shard's string table. For encoders that
+    /// copy every value once anyway (the ClickHouse forwarder).
+    public func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
+        let relative = timeEncoding == .endRelative
+        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
+            try body(ShardRow(statement: select, dictionary: dictionary, endRelative: relative))
+        }
+    }
+
+    private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
+                                   _ body: (SQLiteStatement) throws -> Void) throws {
         var joins = ""
         var order: [String] = []
         for (i, key) in keys.enumerated() {
@@ -100,11 +119,7 @@ public final class ShardReader {
                 "SELECT \(columns) FROM flow_rows f\(joins) WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY \(order.joined(separator: ", "))")
             select.bind(1, rowIDs.lowerBound)
             select.bind(2, rowIDs.upperBound)
-            var flow = Flow()
-            while try select.step() {
-                codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
-                try body(flow)
-            }
+            while try select.step() { try body(select) }
         } catch let error as SQLiteError {
             throw describe(error)
         }
@@ -161,5 +176,47 @@ public final class ShardReader {
             return ShardStoreError("shard \(name) cannot be read: \(cause). Run `flowrec fsck` to quarantine it; other shards are unaffected.")
         }
         return ShardStoreError("shard \(name) cannot be read: \(error)")
+    }
+}
+
+/// One stored row, read in place: valid only inside the callback that receives it.
+/// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
+/// nil here, which is all a column store can hold.
+public struct ShardRow {
+    let statement: SQLiteStatement
+    let dictionary: StringDictionary
+    let endRelative: Bool
+
+    private static let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
+    private static let endColumn = Int32(FlowSchema.requiredField.index)
+    private static let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+    private static let extrasColumn = Int32(FlowSchema.count + 2)
+
+    /// An integer or boolean field; nil when absent, null, or a text field.
+    @inline(__always) public func integer(_ field: FieldID) -> Int64? {
+        let column = Int32(field.index)
+        guard !field.kind.isTextStored, !statement.isNull(column) else { return nil }
+        let value = statement.integer(column)
+        guard endRelative, column == Self.startColumn || column == Self.receivedColumn,
+              !statement.isNull(Self.endColumn) else { return value }
+        let end = statement.integer(Self.endColumn)
+        return column == Self.startColumn ? end - value : value + end / 1000
+    }
+
+    /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
+    @inline(__always) public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        let column = Int32(field.index)
+        guard field.kind.isTextStored, !statement.isNull(column) else { return nil }
+        return dictionary.withBytes(of: Int32(statement.integer(column)), body)
+    }
+
+    /// The unknown fields' members (`"key":value` joined by commas), nil when none.
+    /// The shard keeps them as one JSON object; the braces are left out here, as
+    /// `Flow.extrasBytes` leaves them out.
+    public func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        statement.withText(Self.extrasColumn) { object in
+            guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
+            return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
+        }
     }
 }

@@ -19,7 +19,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
     var clickhouseURL: String?
 
     @Option(help: "Rows sent one INSERT each for the per-row baseline.")
-    var singleRowInserts = 2_000
+    var singleRowInserts = 500
 
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-forward"
@@ -50,6 +50,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
                         Variant(label: "Native, uncompressed", format: .native, gzip: false),
                         Variant(label: "RowBinary, gzip", format: .rowBinary, gzip: true)]
         var forwarderRates: [(String, Double)] = []
+        var profile: [(String, ClickHouseForwarder.PhaseSeconds, Double)] = []
         for (i, variant) in variants.enumerated() {
             var options = ClickHouseForwarderOptions(endpoint: endpoint)
             options.name = "bench-\(i)"
@@ -58,13 +59,33 @@ struct ForwardBenchmark: AsyncParsableCommand {
             options.format = variant.format
             options.gzip = variant.gzip
             options.createTable = true
-            let summary = try await ShardReplicator(store: store, forwarder: ClickHouseForwarder(options: options)).run()
+            let forwarder = try ClickHouseForwarder(options: options)
+            let summary = try await ShardReplicator(store: store, forwarder: forwarder).run()
+            profile.append((variant.label, forwarder.phaseSeconds, summary.elapsedSeconds))
             let stored = try await count("\(database).flows_\(i)", client)
             guard summary.rowsDelivered == rows, stored == rows else {
                 throw ValidationError("\(variant.label): sent \(summary.rowsDelivered), table holds \(stored), store has \(rows)")
             }
             forwarderRates.append((variant.label, Double(rows) / summary.elapsedSeconds))
         }
+
+        // Reading alone: the shards' rows in rowid order, and sorted by the table's key as the forwarder reads them.
+        var t = monotonicSeconds()
+        var readRows = 0
+        for shard in sealed { try store.forEachFlow(in: shard.id) { _ in readRows += 1 } }
+        let readSeconds = monotonicSeconds() - t
+        let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+        t = monotonicSeconds()
+        for shard in sealed {
+            let reader = try store.reader(for: shard.id)
+            guard let range = try reader.rowIDRange() else { continue }
+            var low = range.lowerBound
+            while low <= range.upperBound {
+                try reader.forEachFlow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) { _ in readRows += 1 }
+                low += 100_000
+            }
+        }
+        let sortedReadSeconds = monotonicSeconds() - t
 
         // Baseline 1: JSONEachRow bodies of the same rows and chunk size, gzip, encoded
         // before the clock starts (only the inserts are timed: a head start for it).
@@ -87,7 +108,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
         if inBody > 0 { bodies.append(body) }
         let jsonBytes = bodies.reduce(0) { $0 + $1.count }
         let compressed = try bodies.map { try Gzip.compress($0) }
-        var t = monotonicSeconds()
+        t = monotonicSeconds()
         for part in compressed {
             try await client.insert("INSERT INTO \(database).flows_json FORMAT JSONEachRow", body: part, gzip: true)
         }
@@ -124,6 +145,14 @@ struct ForwardBenchmark: AsyncParsableCommand {
         print("| one INSERT per row, JSONEachRow (\(singles.count) rows) | \(Int(singleRate)) | \(String(format: "%.4f", singleRate / jsonRate))x |")
         print()
         print("JSONEachRow bodies: \(jsonBytes / Int(rows)) bytes per row before gzip. Target: 500,000 rows/s.\n")
+        print("Where the forwarder's time goes (seconds for all \(rows) rows):\n")
+        print("| variant | read sorted + encode | compress | INSERT (upload + server) | total | body bytes/row |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for (label, phases, total) in profile {
+            print("| \(label) | \(String(format: "%.2f", phases.readAndEncode)) | \(String(format: "%.2f", phases.compress)) | \(String(format: "%.2f", phases.insert)) | \(String(format: "%.2f", total)) | \(phases.bodyBytes / rows) |")
+        }
+        print()
+        print("Reading alone: \(String(format: "%.2f", readSeconds)) s in rowid order (\(Int(Double(rows) / readSeconds)) rows/s), \(String(format: "%.2f", sortedReadSeconds)) s sorted by the table's key in 100,000-row chunks (\(Int(Double(rows) / sortedReadSeconds)) rows/s).\n")
     }
 
     private func count(_ table: String, _ client: ClickHouseHTTP) async throws -> Int64 {

@@ -5,8 +5,8 @@ import ShardStore
 struct ShardsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shards",
-        abstract: "List the shards of a data directory: window, part, state, rows, size.",
-        discussion: "Use --format json for scripts; --count prints only the total number of stored flows. `flowrec shards show ID` prints one shard's own summary.",
+        abstract: "List the shards of a data directory: window, part, state, rows, size, delivery to each forwarder.",
+        discussion: "Use --format json for scripts; --count prints only the total number of stored flows. `flowrec shards show ID` prints one shard's own summary. Each forwarder that has delivered anything gets a column: `yes` (delivered), `N/M` (chunks delivered so far) or `-` (not yet).",
         subcommands: [ListShards.self, Show.self],
         defaultSubcommand: ListShards.self)
 }
@@ -34,19 +34,33 @@ struct ListShards: ParsableCommand {
             print(shards.reduce(Int64(0)) { $0 + $1.rowCount })
             return
         }
+        let forwarders = try store.forwarderNames()
+        var deliveries: [String: [ShardID: DeliveryState]] = [:]
+        for name in forwarders { deliveries[name] = try store.deliveries(forwarder: name) }
+        /// "yes", chunks delivered so far, or "-".
+        func syncState(_ shard: ShardStore.ShardInfo, _ forwarder: String) -> String {
+            guard let state = deliveries[forwarder]?[shard.id] else { return "-" }
+            if state.complete { return "yes" }
+            guard state.chunkRows > 0, shard.rowCount > 0 else { return "\(state.chunksDelivered) chunks" }
+            return "\(state.chunksDelivered)/\((shard.rowCount + state.chunkRows - 1) / state.chunkRows)"
+        }
         if format == "json" {
-            let rows: [[String: Any]] = shards.map {
-                ["id": $0.id.description, "state": $0.state, "rows": $0.rowCount, "bytes": $0.bytesOnDisk,
-                 "path": $0.path, "min_time_ms": $0.minTimeMs as Any, "max_time_ms": $0.maxTimeMs as Any]
+            let rows: [[String: Any]] = shards.map { shard in
+                ["id": shard.id.description, "state": shard.state, "rows": shard.rowCount, "bytes": shard.bytesOnDisk,
+                 "path": shard.path, "min_time_ms": shard.minTimeMs as Any, "max_time_ms": shard.maxTimeMs as Any,
+                 "delivered": Dictionary(uniqueKeysWithValues: forwarders.map { ($0, syncState(shard, $0)) })]
             }
             let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("SHARD                              STATE        ROWS        BYTES  B/FLOW")
+        let widths = forwarders.map { max($0.count, 9) }
+        print("SHARD                              STATE        ROWS        BYTES  B/FLOW"
+              + zip(forwarders, widths).map { "  " + $0.uppercased().leftPadded($1) }.joined())
         for s in shards {
             let perFlow = s.rowCount > 0 ? String(s.bytesOnDisk / s.rowCount) : "-"
-            print("\(s.id.description.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(s.rowCount).leftPadded(9)) \(String(s.bytesOnDisk).leftPadded(12)) \(perFlow.leftPadded(7))")
+            print("\(s.id.description.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(s.rowCount).leftPadded(9)) \(String(s.bytesOnDisk).leftPadded(12)) \(perFlow.leftPadded(7))"
+                  + zip(forwarders, widths).map { "  " + syncState(s, $0).leftPadded($1) }.joined())
         }
     }
 }

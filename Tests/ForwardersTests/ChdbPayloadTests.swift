@@ -16,7 +16,11 @@ import Testing
         var encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
         var files: [String] = []
         for shard in try store.shards() where shard.state == "sealed" {
-            try store.forEachFlow(in: shard.id) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+            // As the forwarder reads it: in place, sorted by the table's key.
+            let reader = try store.reader(for: shard.id)
+            let rows = try #require(try reader.rowIDRange())
+            let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+            try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
             let path = dir.path + "/\(shard.id).\(format.rawValue)"
             try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
             files.append(path)

@@ -222,15 +222,19 @@ import Testing
 struct PrivateClickHouse {
     let directory: String
     let httpPort: Int
+    /// More settings for the script (HTTPS: FLOWREC_CH_HTTPS_PORT, FLOWREC_CH_TLS_DIR, ...).
+    let extraEnvironment: [String: String]
     let script = TestEnvironment.packageRoot.appendingPathComponent("scripts/clickhouse-test-server").path
 
-    init(directory: String, httpPort: Int) throws {
+    init(directory: String, httpPort: Int, extraEnvironment: [String: String] = [:]) throws {
         self.directory = directory
         self.httpPort = httpPort
+        self.extraEnvironment = extraEnvironment
     }
 
     private var environment: [String: String] {
         ["FLOWREC_CH_DIR": directory, "FLOWREC_CH_HTTP_PORT": String(httpPort), "FLOWREC_CH_TCP_PORT": String(httpPort + 1000)]
+            .merging(extraEnvironment) { _, new in new }
     }
 
     /// Starts it (keeping its data) and waits until it answers.
