@@ -187,59 +187,57 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         let shardName = Array(shard.id.description.utf8)
         // One chunk's INSERT is in flight while the next one is read and encoded: the
         // server and this process each keep a core busy. Chunks are still recorded in
-        // order, each only after its INSERT succeeded.
-        var inFlight: (chunk: Int, rows: Int, insert: Task<Void, any Error>)?
-        do {
-            for chunk in first..<plan.chunkCount {
-                let low = range.lowerBound + Int64(chunk) * plan.chunkRows
-                let high = min(range.upperBound, low + plan.chunkRows - 1)
+        // order, each only after its INSERT succeeded. The INSERT is a child task, so
+        // it runs where the caller runs (the recorder gives forwarding its own thread).
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight: (chunk: Int, rows: Int)?
+            /// Waits for the INSERT in flight and records its chunk.
+            func finishInFlight() async throws {
+                guard let (chunk, rows) = inFlight else { return }
                 let started = monotonicSeconds()
-                try reader.forEachRow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
-                let rows = encoder.rowCount
-                var body = encoder.finish()
-                let encoded = monotonicSeconds()
-                if options.gzip { body = try Gzip.compress(body) }
-                let compressed = monotonicSeconds()
-                lock.withLock {
-                    phases.readAndEncode += encoded - started
-                    phases.compress += compressed - encoded
-                    phases.bodyBytes += Int64(body.count)
-                }
-                if let previous = inFlight {
-                    try await finish(previous, delivered: delivered)
-                    inFlight = nil
-                }
-                var settings: [String: String] = [:]
-                if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
-                if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
-                let what = "insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
-                let payload = body
-                inFlight = (chunk, rows, Task {
-                    try await self.retrying(what) {
-                        try await self.http.insert(statement, body: payload, gzip: self.options.gzip, settings: settings)
-                    }
-                })
-            }
-            if let last = inFlight {
+                try await group.next()
                 inFlight = nil
-                try await finish(last, delivered: delivered)
+                lock.withLock { phases.insert += monotonicSeconds() - started }
+                try delivered(chunk, rows)
             }
-        } catch {
-            // Whatever failed, an INSERT already sent is waited for and, if it
-            // succeeded, recorded: progress never lags what the table holds by more
-            // than the chunk a crash interrupts.
-            if let pending = inFlight { try? await finish(pending, delivered: delivered) }
-            throw error
+            do {
+                for chunk in first..<plan.chunkCount {
+                    let low = range.lowerBound + Int64(chunk) * plan.chunkRows
+                    let high = min(range.upperBound, low + plan.chunkRows - 1)
+                    let started = monotonicSeconds()
+                    try reader.forEachRow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
+                    let rows = encoder.rowCount
+                    var body = encoder.finish()
+                    let encoded = monotonicSeconds()
+                    if options.gzip { body = try Gzip.compress(body) }
+                    let compressed = monotonicSeconds()
+                    lock.withLock {
+                        phases.readAndEncode += encoded - started
+                        phases.compress += compressed - encoded
+                        phases.bodyBytes += Int64(body.count)
+                    }
+                    try await finishInFlight()
+                    var settings: [String: String] = [:]
+                    if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
+                    if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
+                    let what = "insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
+                    let payload = body
+                    inFlight = (chunk, rows)
+                    group.addTask {
+                        try await self.retrying(what) {
+                            try await self.http.insert(statement, body: payload, gzip: self.options.gzip, settings: settings)
+                        }
+                    }
+                }
+                try await finishInFlight()
+            } catch {
+                // Whatever failed, an INSERT already sent is waited for and, if it
+                // succeeded, recorded: progress never lags what the table holds by
+                // more than the chunk a crash interrupts.
+                if inFlight != nil { try? await finishInFlight() }
+                throw error
+            }
         }
-    }
-
-    /// Waits for an in-flight INSERT and records its chunk.
-    private func finish(_ inFlight: (chunk: Int, rows: Int, insert: Task<Void, any Error>),
-                        delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
-        let started = monotonicSeconds()
-        try await inFlight.insert.value
-        lock.withLock { phases.insert += monotonicSeconds() - started }
-        try delivered(inFlight.chunk, inFlight.rows)
     }
 
     /// Runs `body` under the retry policy; what is left after the last attempt becomes

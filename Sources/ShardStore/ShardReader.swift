@@ -93,9 +93,9 @@ public final class ShardReader {
     /// are read straight from SQLite and the shard's string table. For encoders that
     /// copy every value once anyway (the ClickHouse forwarder).
     public func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
-        let relative = timeEncoding == .endRelative
+        let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
         try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
-            try body(ShardRow(statement: select, dictionary: dictionary, endRelative: relative))
+            try body(ShardRow(statement: select, dictionary: dictionary, layout: layout))
         }
     }
 
@@ -114,11 +114,23 @@ public final class ShardReader {
         }
         order.append("f.rowid")
         let columns = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
+        // Sort the rowids alone into a temporary table, then read whole rows in that
+        // order: sorting 110-column rows costs twice as much as reading them.
         do {
+            try db.execute("""
+                PRAGMA temp_store = MEMORY;
+                CREATE TEMP TABLE IF NOT EXISTS flowrec_chunk_order (n INTEGER PRIMARY KEY, r INTEGER NOT NULL);
+                DELETE FROM temp.flowrec_chunk_order;
+                """)
+            let sort = try db.prepare("""
+                INSERT INTO temp.flowrec_chunk_order (r) SELECT f.rowid FROM flow_rows f\(joins)
+                WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY \(order.joined(separator: ", "))
+                """)
+            sort.bind(1, rowIDs.lowerBound)
+            sort.bind(2, rowIDs.upperBound)
+            _ = try sort.step()
             let select = try db.prepare(
-                "SELECT \(columns) FROM flow_rows f\(joins) WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY \(order.joined(separator: ", "))")
-            select.bind(1, rowIDs.lowerBound)
-            select.bind(2, rowIDs.upperBound)
+                "SELECT \(columns) FROM temp.flowrec_chunk_order o CROSS JOIN flow_rows f ON f.rowid = o.r ORDER BY o.n")
             while try select.step() { try body(select) }
         } catch let error as SQLiteError {
             throw describe(error)
@@ -185,28 +197,33 @@ public final class ShardReader {
 public struct ShardRow {
     let statement: SQLiteStatement
     let dictionary: StringDictionary
-    let endRelative: Bool
+    let layout: Layout
 
-    private static let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
-    private static let endColumn = Int32(FlowSchema.requiredField.index)
-    private static let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
-    private static let extrasColumn = Int32(FlowSchema.count + 2)
+    /// Column facts looked up once per reader, not once per value.
+    struct Layout {
+        let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
+        let endRelative: Bool
+        let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
+        let endColumn = Int32(FlowSchema.requiredField.index)
+        let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+        let extrasColumn = Int32(FlowSchema.count + 2)
+    }
 
     /// An integer or boolean field; nil when absent, null, or a text field.
     @inline(__always) public func integer(_ field: FieldID) -> Int64? {
         let column = Int32(field.index)
-        guard !field.kind.isTextStored, !statement.isNull(column) else { return nil }
+        guard !layout.textStored[field.index], !statement.isNull(column) else { return nil }
         let value = statement.integer(column)
-        guard endRelative, column == Self.startColumn || column == Self.receivedColumn,
-              !statement.isNull(Self.endColumn) else { return value }
-        let end = statement.integer(Self.endColumn)
-        return column == Self.startColumn ? end - value : value + end / 1000
+        guard layout.endRelative, column == layout.startColumn || column == layout.receivedColumn,
+              !statement.isNull(layout.endColumn) else { return value }
+        let end = statement.integer(layout.endColumn)
+        return column == layout.startColumn ? end - value : value + end / 1000
     }
 
     /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
     @inline(__always) public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         let column = Int32(field.index)
-        guard field.kind.isTextStored, !statement.isNull(column) else { return nil }
+        guard layout.textStored[field.index], !statement.isNull(column) else { return nil }
         return dictionary.withBytes(of: Int32(statement.integer(column)), body)
     }
 
@@ -214,7 +231,7 @@ public struct ShardRow {
     /// The shard keeps them as one JSON object; the braces are left out here, as
     /// `Flow.extrasBytes` leaves them out.
     public func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        statement.withText(Self.extrasColumn) { object in
+        statement.withText(layout.extrasColumn) { object in
             guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
             return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
         }

@@ -24,6 +24,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-forward"
 
+    @Flag(help: "Only read and encode the shards, repeatedly, sending nothing (for perf record).")
+    var encodeOnly = false
+
     func run() async throws {
         let workspace = try BenchScratch(scratch)
         defer { workspace.remove() }
@@ -37,6 +40,28 @@ struct ForwardBenchmark: AsyncParsableCommand {
         try store.sealClosedWindows(watermarkMs: .max)
         let sealed = try store.shards().filter { $0.state == "sealed" }
         let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
+        if encodeOnly {
+            let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+            var encoder = ClickHouseBlockEncoder(format: .native)
+            var bytes = 0
+            let t = monotonicSeconds()
+            for _ in 0..<10 {
+                for shard in sealed {
+                    let reader = try store.reader(for: shard.id)
+                    guard let range = try reader.rowIDRange() else { continue }
+                    var low = range.lowerBound
+                    while low <= range.upperBound {
+                        try reader.forEachRow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) {
+                            encoder.append($0, shard: [65])
+                        }
+                        bytes += encoder.finish().count
+                        low += 100_000
+                    }
+                }
+            }
+            print("read + encode: \(Int(Double(rows * 10) / (monotonicSeconds() - t))) rows/s, \(bytes / Int(rows * 10)) bytes/row")
+            return
+        }
 
         let client = try ClickHouseHTTP(endpoint: endpoint)
         let version = try await client.query("SELECT version()").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -86,6 +111,29 @@ struct ForwardBenchmark: AsyncParsableCommand {
             }
         }
         let sortedReadSeconds = monotonicSeconds() - t
+
+        // The server alone: the forwarder's own Native+gzip chunks, encoded before the
+        // clock starts, inserted back to back. No client can beat this rate.
+        var nativeChunks: [[UInt8]] = []
+        var nativeEncoder = ClickHouseBlockEncoder(format: .native)
+        for shard in sealed {
+            let reader = try store.reader(for: shard.id)
+            guard let range = try reader.rowIDRange() else { continue }
+            var low = range.lowerBound
+            while low <= range.upperBound {
+                try reader.forEachRow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) {
+                    nativeEncoder.append($0, shard: Array(shard.id.description.utf8))
+                }
+                nativeChunks.append(try Gzip.compress(nativeEncoder.finish()))
+                low += 100_000
+            }
+        }
+        _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
+        let nativeStatement = "INSERT INTO \(database).flows_server (\(nativeEncoder.columnList)) FORMAT Native"
+        t = monotonicSeconds()
+        for chunk in nativeChunks { try await client.insert(nativeStatement, body: chunk, gzip: true) }
+        let serverSeconds = monotonicSeconds() - t
+        guard try await count("\(database).flows_server", client) == rows else { throw ValidationError("server-only inserts lost rows") }
 
         // Baseline 1: JSONEachRow bodies of the same rows and chunk size, gzip, encoded
         // before the clock starts (only the inserts are timed: a head start for it).
@@ -141,6 +189,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
         for (label, rate) in forwarderRates {
             print("| flowrec forwarder, \(label) | \(label.contains("default") ? "**\(Int(rate))**" : String(Int(rate))) | \(String(format: "%.2f", rate / jsonRate))x |")
         }
+        print("| server alone: the forwarder's Native+gzip chunks, encoded before timing | \(Int(Double(rows) / serverSeconds)) | \(String(format: "%.2f", Double(rows) / serverSeconds / jsonRate))x |")
         print("| JSONEachRow, same chunks, gzip, bodies encoded before timing | \(Int(jsonRate)) | 1.00x |")
         print("| one INSERT per row, JSONEachRow (\(singles.count) rows) | \(Int(singleRate)) | \(String(format: "%.4f", singleRate / jsonRate))x |")
         print()

@@ -29,13 +29,25 @@ import Testing
         var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
         config.dataDirectory = dir.path
         config.store = ShardStore.Options(windowMs: 60_000, graceMs: 0, sealInBackground: true)
-        config.exitWhenIdleSeconds = 6
         config.deepCompaction = nil
         config.kafkaProperties = ["session.timeout.ms": "6000"]
         config.forwarders = [try ClickHouseForwarder(options: clickhouse), DirectoryForwarder(options: .init(path: archive.path))]
         config.forwardIntervalSeconds = 1
         let recorder = Recorder(configuration: config)
-        try recorder.run(shouldStop: { false })
+        // Run until every flow is stored and the forwarders have caught up with the
+        // seals (or a deadline passes: then the checks below say what is missing).
+        let deadline = Date().addingTimeInterval(120)
+        var lastCheck = Date.distantPast
+        try recorder.run(shouldStop: {
+            guard Date() < deadline else { return true }
+            guard recorder.counters.stored == 6000, Date().timeIntervalSince(lastCheck) > 0.5 else { return false }
+            lastCheck = Date()
+            guard let ledger = try? DeliveryLedger(directory: dir.path), let sealed = try? ledger.sealedShards(), sealed.count >= 4 else { return false }
+            return ["clickhouse", "directory"].allSatisfy { name in
+                let states = (try? ledger.deliveries(forwarder: name)) ?? [:]
+                return sealed.allSatisfy { states[$0.id]?.complete == true }
+            }
+        })
 
         let store = try ShardStore.openExisting(directory: dir.path)
         let sealed = try store.shards().filter { $0.state == "sealed" }

@@ -89,7 +89,7 @@ import Testing
     @Test func aHangingCommandIsKilledAtItsTimeout() async throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path + "/store", count: 12_500)
-        var options = ExecForwarderOptions(command: "exec sleep 30")
+        var options = ExecForwarderOptions(command: "exec sleep 120")
         options.timeoutSeconds = 0.5
         options.retry = RetryPolicy(maxAttempts: 1)
         let started = Date()
@@ -97,6 +97,7 @@ import Testing
             try await ShardReplicator(store: store, forwarder: ExecForwarder(options: options)).run()
         }
         #expect(error?.message.contains("was killed after 0.5 s") == true, "\(error?.message ?? "")")
-        #expect(Date().timeIntervalSince(started) < 10)
+        // Well before the command's own end (other tests share the machine).
+        #expect(Date().timeIntervalSince(started) < 60)
     }
 }
