@@ -13,7 +13,8 @@ import PackageDescription
 ///                                         a directory, a command
 ///   Query                               → queries over the shards of a time range
 ///   FlowRecorder                        → wiring: Kafka → decoder → store (flowrec record), its HTTP
-///                                         listener (Hummingbird) and Prometheus metrics
+///                                         listener (Hummingbird), Prometheus metrics, continuous
+///                                         forwarding, and the settings table (YAML, env, flags)
 ///   flowrec                             → the command-line tool
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
 /// `FlowrecTesting` (helpers that start the real test servers from tests).
@@ -44,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -86,6 +88,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
         .target(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowRecorder
 import Foundation
 import ShardStore
 
@@ -14,23 +15,29 @@ struct PruneCommand: ParsableCommand {
         Examples:
           flowrec prune --data /var/lib/flowrec --max-age 30d --dry-run
           flowrec prune --max-size 200GiB --min-free 10%
+          flowrec prune --config /etc/flowrec/flowrec.yaml --dry-run
+
+        Settings (also from the YAML file's retention section and FLOWREC_* variables):
+        \(FlowrecSettings.help(FlowrecSettings.prune))
         """)
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
-
-    @OptionGroup var retention: RetentionOptions
+    @Option(help: "YAML config file; its data and retention settings apply.")
+    var config: String?
 
     @Flag(help: "List what would be deleted and why; delete nothing.")
     var dryRun = false
 
-    func validate() throws {
-        if retention.policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size, --min-free or --rollup-max-age") }
-    }
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settings: [String] = []
 
     func run() throws {
+        let resolved = try ResolvedSettings(table: FlowrecSettings.prune, arguments: settings,
+                                            environment: ProcessInfo.processInfo.environment, configFile: config,
+                                            fileMayAlsoHold: FlowrecSettings.record)
+        let data = resolved.string("data") ?? "./flowrec-data"
+        let policy = try RecorderSettings.retentionPolicy(resolved)
+        if policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size, --min-free or --rollup-max-age") }
         let store = try openExistingStore(data)
-        let policy = retention.policy
         let decisions: [PruneDecision]
         if dryRun {
             decisions = try store.retentionPlan(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000),

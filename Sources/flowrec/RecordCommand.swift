@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowRecorder
+import Forwarders
 import Foundation
 import ShardStore
 import Synchronization
@@ -14,127 +15,117 @@ struct RecordCommand: ParsableCommand {
         discussion: """
         Joins a consumer group on the flow topic (NetObserv's Kafka exporter writes to flows-export by default), stores every flow in time-window shards, and seals closed windows in the background. Offsets are stored with the data: on (re)assignment each partition resumes after what the store already holds, so a crash or SIGKILL loses and duplicates nothing. Offsets are also committed to the group after each stored batch, for lag monitoring only. SIGTERM or SIGINT finishes the current batch and exits cleanly.
 
-        Example:
+        Settings come from a YAML file (--config), FLOWREC_* environment variables and flags; flags win over the environment, which wins over the file. --check-config prints the effective settings and where each came from, secrets masked. Secrets (SASL and ClickHouse passwords, the HTTP token) come from files or the environment only.
+
+        Examples:
           flowrec record --brokers kafka:9092 --topic flows-export --data /var/lib/flowrec
+          flowrec record --config /etc/flowrec/flowrec.yaml --check-config
+
+        Settings:
+        \(FlowrecSettings.help(FlowrecSettings.record))
         """)
 
-    @Option(help: "Kafka bootstrap servers (host:port,...).")
-    var brokers: String
+    @Option(help: "YAML config file (see deploy/flowrec.example.yaml).")
+    var config: String?
 
-    @Option(name: .customLong("topic"), help: "Topic to consume (repeatable).")
-    var topics: [String] = ["flows-export"]
+    @Flag(help: "Validate the settings, print the effective configuration with secrets masked, and exit.")
+    var checkConfig = false
 
-    @Option(help: "Consumer group id; recorders sharing it split the partitions.")
-    var group = "flowrec"
-
-    @Option(help: "Data directory.")
-    var data = "./flowrec-data"
-
-    @Option(help: "Shard window, 1m to 1d.")
-    var window: DurationArgument = DurationArgument(argument: "1h")!
-
-    @Option(help: "Grace period after a window's end before it is sealed.")
-    var grace: DurationArgument = DurationArgument(argument: "2m")!
-
-    @Option(help: "Most messages per batch.")
-    var batchSize = 10_000
-
-    @Option(help: "Largest accepted message in bytes; larger ones become dead letters.")
-    var maxMessageBytes = 1 << 20
-
-    @Option(name: .customLong("kafka-property"), help: "Extra librdkafka property KEY=VALUE (repeatable): TLS, SASL, fetch sizes.")
-    var kafkaProperties: [String] = []
-
-    @Option(help: "Exit cleanly after this long without a message (batch jobs, tests).")
-    var exitWhenIdle: DurationArgument?
-
-    @Option(help: "zstd level for deep compaction of sealed shards while the topics are quiet (4-22; 0 turns it off).")
-    var compactLevel: Int32 = 19
-
-    @Option(help: "How long the topics must be quiet before deep compaction starts (it runs at the lowest CPU priority, so arriving flows take the CPU back at once).")
-    var compactWhenIdle: DurationArgument = DurationArgument(argument: "60s")!
-
-    @Option(help: "HTTP listener for /metrics, /healthz and /readyz: HOST:PORT, or off.")
-    var httpListen = "127.0.0.1:9464"
-
-    @Option(help: "File holding the bearer token /metrics requires (required off loopback). The FLOWREC_HTTP_TOKEN environment variable works too; the token is never printed.")
-    var httpTokenFile: String?
-
-    @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --http-tls-key.")
-    var httpTlsCert: String?
-
-    @Option(help: "PEM private key for --http-tls-cert.")
-    var httpTlsKey: String?
-
-    @OptionGroup(title: "Retention (checked at start and every minute)") var retention: RetentionOptions
-
-    @Option(name: .customLong("forward"), help: "Forward each sealed shard to this target as soon as it is sealed: clickhouse, directory or exec (repeatable). The target's options are the same as `flowrec sync`'s.")
-    var forwardTargets: [ForwarderKind] = []
-
-    @Option(help: "How often forwarders retry and catch up, besides right after each seal.")
-    var forwardInterval: DurationArgument = DurationArgument(argument: "30s")!
-
-    @OptionGroup(title: "ClickHouse target (with --forward clickhouse)") var clickhouse: ClickHouseTargetOptions
-    @OptionGroup(title: "Directory target (with --forward directory)") var directory: DirectoryTargetOptions
-    @OptionGroup(title: "Exec target (with --forward exec)") var exec: ExecTargetOptions
-
-    /// The listener settings, with the token read from its file or the environment.
-    func httpListener() throws -> HTTPListenerConfiguration? {
-        if httpListen == "off" { return nil }
-        var http = HTTPListenerConfiguration()
-        guard let colon = httpListen.lastIndex(of: ":"), let port = Int(httpListen[httpListen.index(after: colon)...]) else {
-            throw ValidationError("--http-listen takes HOST:PORT (e.g. 0.0.0.0:9464) or off; got \(httpListen)")
-        }
-        http.host = String(httpListen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        http.port = port
-        if let file = httpTokenFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ValidationError("cannot read the token file \(file)")
-            }
-            http.bearerToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let token = ProcessInfo.processInfo.environment["FLOWREC_HTTP_TOKEN"], !token.isEmpty {
-            http.bearerToken = token
-        }
-        http.tlsCertificatePath = httpTlsCert
-        http.tlsKeyPath = httpTlsKey
-        do { try http.validate() } catch { throw ValidationError(error.description) }
-        return http
-    }
-
-    func validate() throws {
-        if compactLevel != 0 && !(4...22).contains(compactLevel) { throw ValidationError("--compact-level must be 0 (off) or between 4 and 22") }
-        if topics.isEmpty { throw ValidationError("name at least one --topic") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
-        for entry in kafkaProperties where !entry.contains("=") {
-            throw ValidationError("--kafka-property needs KEY=VALUE, got \(entry)")
-        }
-        if Set(forwardTargets).count != forwardTargets.count { throw ValidationError("each --forward target may be named once") }
-    }
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settings: [String] = []
 
     func run() throws {
-        var config = RecorderConfiguration(bootstrapServers: brokers)
-        config.topics = topics
-        config.groupID = group
-        config.dataDirectory = data
-        config.store = ShardStore.Options(windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000),
-                                          sealInBackground: true)
-        config.maxBatchMessages = batchSize
-        config.maxMessageBytes = maxMessageBytes
-        config.exitWhenIdleSeconds = exitWhenIdle?.seconds
-        config.http = try httpListener()
-        config.retention = retention.policy
-        config.deepCompaction = compactLevel == 0 ? nil : .init(level: compactLevel, idleSeconds: compactWhenIdle.seconds)
-        for entry in kafkaProperties {
-            let eq = entry.firstIndex(of: "=")!
-            config.kafkaProperties[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        let resolved = try ResolvedSettings(table: FlowrecSettings.record, arguments: settings,
+                                        environment: ProcessInfo.processInfo.environment, configFile: self.config)
+        let config = try RecorderSettings.configuration(from: resolved, log: Self.log)
+        if checkConfig {
+            print(resolved.rendered(), terminator: "")
+            print("# configuration is valid")
+            return
         }
-        let log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data("flowrec record: \(line)\n".utf8)) }
-        let factory = ForwarderFactory(clickhouse: clickhouse, directory: directory, exec: exec)
-        config.forwarders = try forwardTargets.map { try factory.make($0, log: log) }
-        config.forwardIntervalSeconds = forwardInterval.seconds
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        let recorder = Recorder(configuration: config, log: log)
+        let recorder = Recorder(configuration: config, log: Self.log)
         try recorder.run(shouldStop: { stopRequested.load(ordering: .relaxed) })
     }
+
+    static let log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data("flowrec record: \(line)\n".utf8)) }
+}
+
+/// Settings → the typed configurations of the recorder, retention and forwarders.
+enum RecorderSettings {
+    static func configuration(from s: ResolvedSettings, log: @escaping @Sendable (String) -> Void) throws -> RecorderConfiguration {
+        var config = RecorderConfiguration(bootstrapServers: try s.required("kafka.brokers"))
+        config.topics = s.list("kafka.topics")
+        guard !config.topics.isEmpty else { throw SettingsError("name at least one topic (kafka.topics, --topic)") }
+        config.groupID = s.string("kafka.group") ?? "flowrec"
+        config.dataDirectory = s.string("data") ?? "./flowrec-data"
+        let windowMs = Int64((s.seconds("store.window") ?? 3600) * 1000)
+        config.store = ShardStore.Options(windowMs: windowMs, graceMs: Int64((s.seconds("store.grace") ?? 120) * 1000),
+                                          sealInBackground: true)
+        do { try config.store.validate() } catch { throw SettingsError("store.window: \(error.description)") }
+        config.maxBatchMessages = Int(s.integer("kafka.batchSize") ?? 10_000)
+        guard config.maxBatchMessages >= 1 else { throw SettingsError("kafka.batchSize must be at least 1") }
+        config.maxMessageBytes = Int(s.integer("kafka.maxMessageBytes") ?? 1 << 20)
+        config.exitWhenIdleSeconds = s.seconds("exitWhenIdle")
+        config.kafkaProperties = try FlowrecSettings.kafkaSecurityProperties(s, readFile: readSecretFile)
+            .merging(s.map("kafka.properties")) { _, passedThrough in passedThrough }
+        config.http = try httpListener(s)
+        config.retention = try retentionPolicy(s)
+        let level = Int32(s.integer("store.compactLevel") ?? 19)
+        guard level == 0 || (4...22).contains(level) else { throw SettingsError("store.compactLevel must be 0 (off) or between 4 and 22") }
+        config.deepCompaction = level == 0 ? nil : .init(level: level, idleSeconds: s.seconds("store.compactWhenIdle") ?? 60)
+        let targets = s.list("forward")
+        guard Set(targets).count == targets.count else { throw SettingsError("each forward target may be named once") }
+        config.forwarders = try targets.map { name in
+            guard let kind = ForwarderKind(rawValue: name) else {
+                throw SettingsError("forward: unknown target '\(name)'; targets are " + ForwarderKind.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return try ForwarderFactory(settings: s).make(kind, log: log)
+        }
+        config.forwardIntervalSeconds = s.seconds("forwardInterval") ?? 30
+        return config
+    }
+
+    static func retentionPolicy(_ s: ResolvedSettings) throws -> RetentionPolicy {
+        let free = s.freeSpace("retention.minFree")
+        var policy = RetentionPolicy(maxAgeMs: s.seconds("retention.maxAge").map { Int64($0 * 1000) },
+                                     maxTotalBytes: s.bytes("retention.maxSize"),
+                                     minFreeBytes: free?.bytes, minFreeFraction: free?.fraction,
+                                     lowWatermark: s.number("retention.lowWatermark") ?? 0.9,
+                                     requiredForwarders: s.list("retention.requireForwarders"))
+        policy.maxRunSeconds = s.seconds("retention.maxRunTime") ?? 30
+        policy.rollupMaxAgeMs = s.seconds("retention.rollupMaxAge").map { Int64($0 * 1000) }
+        do { try policy.validate() } catch { throw SettingsError("retention: \(error.description)") }
+        return policy
+    }
+
+    /// The listener settings, with the token read from its file or the environment.
+    static func httpListener(_ s: ResolvedSettings) throws -> HTTPListenerConfiguration? {
+        let listen = s.string("http.listen") ?? "127.0.0.1:9464"
+        if listen == "off" { return nil }
+        var http = HTTPListenerConfiguration()
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw SettingsError("http.listen takes HOST:PORT (e.g. 0.0.0.0:9464) or off; got \(listen)")
+        }
+        http.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        http.port = port
+        if let file = s.string("http.tokenFile") {
+            http.bearerToken = try readSecretFile(file)
+        } else if let token = s.string("http.token"), !token.isEmpty {
+            http.bearerToken = token
+        }
+        http.tlsCertificatePath = s.string("http.tlsCert")
+        http.tlsKeyPath = s.string("http.tlsKey")
+        do { try http.validate() } catch { throw SettingsError(error.description) }
+        return http
+    }
+}
+
+/// A secret's file, trimmed of its final newline; the error names the file, not its content.
+func readSecretFile(_ path: String) throws -> String {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw SettingsError("cannot read the secret file \(path)")
+    }
+    return text.trimmingCharacters(in: .newlines)
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowRecorder
 import Forwarders
 import Foundation
 import ShardStore
@@ -16,18 +17,20 @@ struct SyncCommand: AsyncParsableCommand {
 
         Exec: the command runs once per shard with the shard's path and facts in FLOWREC_* environment variables; exit status 0 means delivered.
 
+        Target settings come from the same YAML file as `record` (--config), FLOWREC_* environment variables, or flags, flags winning.
+
         Examples:
           flowrec sync clickhouse --clickhouse-url http://clickhouse:8123 --clickhouse-password-file /etc/flowrec/ch-password --create-table
-          flowrec sync clickhouse --since 24h --dry-run
+          flowrec sync clickhouse --config /etc/flowrec/flowrec.yaml --since 24h --dry-run
           flowrec sync directory --directory-path /mnt/archive/flowrec
           flowrec sync exec --exec-command 'aws s3 cp "$FLOWREC_SHARD_PATH" s3://bucket/flows/'
+
+        Settings:
+        \(FlowrecSettings.help(FlowrecSettings.sync))
         """)
 
     @Argument(help: "The target: clickhouse, directory or exec.")
     var target: ForwarderKind
-
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
 
     @Option(help: "Name the delivery state is kept under (default: the target kind). Two targets of one kind need two names.")
     var name: String?
@@ -37,17 +40,24 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "List what would be sent; send nothing.")
     var dryRun = false
 
-    @OptionGroup(title: "ClickHouse target") var clickhouse: ClickHouseTargetOptions
-    @OptionGroup(title: "Directory target") var directory: DirectoryTargetOptions
-    @OptionGroup(title: "Exec target") var exec: ExecTargetOptions
+    @Option(help: "YAML config file; its clickhouse, directory and exec sections apply.")
+    var config: String?
+
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settings: [String] = []
 
     func run() async throws {
+        let resolved = try ResolvedSettings(table: FlowrecSettings.sync, arguments: settings,
+                                        environment: ProcessInfo.processInfo.environment, configFile: config,
+                                        fileMayAlsoHold: FlowrecSettings.record)
+        let forwarder = try ForwarderFactory(settings: resolved).make(target, name: name) {
+            FileHandle.standardError.write(Data("\($0)\n".utf8))
+        }
+        let data = resolved.string("data") ?? "./flowrec-data"
         guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
             throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
         }
         let ledger = try DeliveryLedger(directory: data)
-        let factory = ForwarderFactory(clickhouse: clickhouse, directory: directory, exec: exec)
-        let forwarder = try factory.make(target, name: name) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
         let replicator = ShardReplicator(ledger: ledger, forwarder: forwarder)
         let pending = try replicator.pending(fromMs: range.fromMs, toMs: range.toMs)
         let rows = pending.reduce(Int64(0)) { $0 + $1.shard.rowCount }
