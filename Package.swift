@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec-bench",
             dependencies: [
-                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders", "Query",
+                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders", "Query", "KafkaSource", "FlowrecTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),

@@ -8,51 +8,83 @@ import Testing
 
 /// `flowrec record` against the test broker, killed with SIGKILL at random moments and
 /// restarted: at the end the store holds each produced flow exactly once.
+///
+/// The test run uses 1,000,000 flows and 20 kills; `scripts/chaos` runs the same test
+/// with more (FLOWREC_CHAOS_KILLS, FLOWREC_CHAOS_FLOWS, FLOWREC_CHAOS_SEED).
 @Suite(.serialized) struct RecorderKillTests {
+    static func setting(_ name: String, _ fallback: Int) -> Int {
+        ProcessInfo.processInfo.environment[name].flatMap { Int($0) } ?? fallback
+    }
+
+    /// A stable 64-bit hash of a flow's JSON (FNV-1a): the test compares multisets of
+    /// hashes rather than a million strings.
+    static func fingerprint<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
     @Test func killedAndRestartedRecorderStoresEachFlowOnce() throws {
+        let flows = Self.setting("FLOWREC_CHAOS_FLOWS", 1_000_000)
+        let wantedKills = Self.setting("FLOWREC_CHAOS_KILLS", 20)
+        var random = SeededRandom(seed: UInt64(Self.setting("FLOWREC_CHAOS_SEED", 3)))
         let flowrec = try ChildProcess.flowrec()
-        let broker = try TestKafkaBroker.start(topics: ["flows-export": 16])
+        // The mock cluster keeps about 5 MiB per partition: 48 partitions hold 1M
+        // zstd-compressed flows with room to spare.
+        let partitions = 48
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": partitions])
         defer { broker.stop() }
         var options = GeneratorOptions()
         options.seed = 21
-        options.flowsPerSecond = 100
+        options.flowsPerSecond = 2000
         var generator = FlowGenerator(options: options)
         let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers, "compression.codec": "lz4"]))
-        var produced: [String] = []
-        for _ in 0..<60_000 {
-            var line: [UInt8] = []
+            "bootstrap.servers": broker.bootstrapServers, "compression.codec": "zstd", "linger.ms": "50"]))
+        var produced: [UInt64] = []
+        produced.reserveCapacity(flows)
+        var line: [UInt8] = []
+        for i in 0..<flows {
+            line.removeAll(keepingCapacity: true)
             generator.nextRecord(into: &line)
-            try producer.send(line)
-            produced.append(String(decoding: line, as: UTF8.self))
+            try producer.send(line, partition: Int32(i % partitions))
+            produced.append(Self.fingerprint(line))
         }
         try producer.flush()
-        #expect(producer.delivered == produced.count)
+        #expect(producer.delivered == flows)
 
         let dir = TemporaryDirectory()
-        let args = ["record", "--brokers", broker.bootstrapServers, "--data", dir.path, "--http-listen", "127.0.0.1:0", "--window", "5m", "--grace", "0s",
-                    "--batch-size", "2000", "--kafka-property", "session.timeout.ms=6000"]
-        var random = SeededRandom(seed: 3)
+        let args = ["record", "--brokers", broker.bootstrapServers, "--data", dir.path, "--http-listen", "127.0.0.1:0",
+                    "--window", "1m", "--grace", "0s", "--batch-size", "5000", "--compact-level", "0",
+                    "--kafka-property", "session.timeout.ms=6000"]
         var kills = 0
-        for _ in 0..<4 {
+        var attempts = 0
+        while kills < wantedKills && attempts < wantedKills * 3 {
+            attempts += 1
             let p = try ChildProcess.start(flowrec, args)
-            // Group join takes ~3 s (longer after a kill: the dead member's session must expire).
-            usleep(UInt32(4_000_000 + random.below(4_000_000)))
+            // Anywhere from start-up (opening the store, joining the group, which takes
+            // longer after a kill: the dead member's session must expire) to mid-batch
+            // and mid-seal.
+            usleep(UInt32(500_000 + random.below(8_500_000)))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
             }
             p.waitUntilExit()
+            if p.terminationReason == .exit { break }  // finished early: nothing left to kill
         }
-        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "8s"])
+        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "10s"])
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
-        #expect(kills >= 2)
+        #expect(kills >= wantedKills, "only \(kills) kills landed; the recorder finished first")
 
-        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 300_000, graceMs: 0))
-        let stored = try storedFlows(store)
-        #expect(stored.count == produced.count, "each produced flow stored exactly once")
-        let same = stored.sorted() == produced.sorted()
-        #expect(same, "the stored flows are the produced ones")
+        let store = try ShardStore.openExisting(directory: dir.path)
+        var stored: [UInt64] = []
+        stored.reserveCapacity(flows)
+        let encoder = FlowEncoder()
+        for shard in try store.shards() {
+            try store.forEachFlow(in: shard.id) { stored.append(Self.fingerprint(encoder.encode($0).utf8)) }
+        }
+        #expect(stored.count == produced.count, "each produced flow stored exactly once (\(stored.count) stored, \(produced.count) produced, \(kills) kills)")
+        #expect(stored.sorted() == produced.sorted(), "the stored flows are the produced ones")
     }
 }

@@ -114,4 +114,34 @@ import Testing
             #expect(reference.contains("`\(setting.key)`"), "\(setting.key) is documented")
         }
     }
+
+    /// docs/commands.md is the binary's own `--help` for every command.
+    @Test func commandReferenceIsCurrent() throws {
+        let flowrec = try ChildProcess.flowrec()
+        let generated = try ChildProcess.output(flowrec.path, ["config", "commands"])
+        let onDisk = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("docs/commands.md"), encoding: .utf8)
+        #expect(generated == onDisk, "docs/commands.md is stale: run `swift run flowrec config commands --write`")
+    }
+
+    /// `record --check-config` through the binary: exit 0, secrets masked, a bad value
+    /// named with its source and exit status 1 without a stack of usage text.
+    @Test func checkConfigFromTheCommandLine() throws {
+        let flowrec = try ChildProcess.flowrec()
+        let dir = TemporaryDirectory()
+        let path = try file("kafka:\n  brokers: k:9092\n  sasl:\n    mechanism: PLAIN\n    username: u\n", in: dir)
+        let process = Process()
+        process.executableURL = flowrec
+        process.arguments = ["record", "--config", path, "--check-config", "--window", "5m"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["FLOWREC_KAFKA_SASL_PASSWORD": "hunter2"]) { _, new in new }
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.contains("window: 5m  # flag --window") && text.contains("# configuration is valid"))
+        #expect(!text.contains("hunter2"))
+        let bad = try ChildProcess.output(flowrec.path, ["record", "--config", path, "--check-config", "--max-size", "lots"])
+        #expect(bad.contains("retention.maxSize (flag --max-size): 'lots' is not a size"), "\(bad)")
+    }
 }

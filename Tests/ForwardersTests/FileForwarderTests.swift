@@ -89,7 +89,7 @@ import Testing
     @Test func aHangingCommandIsKilledAtItsTimeout() async throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path + "/store", count: 12_500)
-        var options = ExecForwarderOptions(command: "exec sleep 120")
+        var options = ExecForwarderOptions(command: "exec sleep 600")
         options.timeoutSeconds = 0.5
         options.retry = RetryPolicy(maxAttempts: 1)
         let started = Date()
@@ -97,7 +97,8 @@ import Testing
             try await ShardReplicator(store: store, forwarder: ExecForwarder(options: options)).run()
         }
         #expect(error?.message.contains("was killed after 0.5 s") == true, "\(error?.message ?? "")")
-        // Well before the command's own end (other tests share the machine).
-        #expect(Date().timeIntervalSince(started) < 60)
+        // Well before the command's own end (the bound is loose: the whole suite shares
+        // two cores, and a blocking test can hold the cooperative threads for a while).
+        #expect(Date().timeIntervalSince(started) < 300)
     }
 }
