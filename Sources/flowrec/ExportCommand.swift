@@ -1,29 +1,31 @@
 import ArgumentParser
+import Forwarders
 import Foundation
 import Query
 import ShardStore
 
-struct ExportCommand: ParsableCommand {
+struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Export flows of a time range as JSON lines, CSV or one plain SQLite file.",
+        abstract: "Export flows of a time range as JSON lines, CSV, one plain SQLite file, or copies of the sealed shards.",
         discussion: """
-        jsonl gives back the records exactly as NetObserv wrote them (unknown fields included). sqlite writes one file with a flat flows table (NetObserv's column names, explicit INTEGER/TEXT types) that sqlite3, DuckDB, pandas and ClickHouse's sqlite() open. csv has a header row and every field.
+        jsonl gives back the records exactly as NetObserv wrote them (unknown fields included). sqlite writes one file with a flat flows table (NetObserv's column names, explicit INTEGER/TEXT types) that sqlite3, DuckDB, pandas and ClickHouse's sqlite() open. csv has a header row and every field. shards copies the sealed shards overlapping the range into the --output directory as they are (.sqlite.zst: flowrec reads them in place, `zstd -d` gives plain SQLite), each verified by SHA-256 and with its own manifest, plus manifest.json listing them all; active shards are not copied (they still change), and the summary says how many were left out.
 
         Examples:
           flowrec export --since 1h --format jsonl --output - | gzip > last-hour.jsonl.gz
           flowrec export --from 2026-01-01T00:00:00Z --to 2026-01-02T00:00:00Z --format sqlite --output day.sqlite
+          flowrec export --since 7d --format shards --output /mnt/usb/flowrec-week
         """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv, sqlite }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv, sqlite, shards }
 
     @Option(help: "Data directory.")
     var data: String = "./flowrec-data"
 
-    @Option(help: "jsonl, csv or sqlite.")
+    @Option(help: "jsonl, csv, sqlite or shards.")
     var format: Format = .jsonl
 
-    @Option(name: .shortAndLong, help: "Output file; '-' for stdout (jsonl and csv).")
+    @Option(name: .shortAndLong, help: "Output file; '-' for stdout (jsonl and csv); a directory for shards.")
     var output: String
 
     @OptionGroup var range: TimeRangeOptions
@@ -33,17 +35,25 @@ struct ExportCommand: ParsableCommand {
 
     func validate() throws {
         if format == .sqlite && output == "-" { throw ValidationError("--format sqlite needs a file for --output") }
+        if format == .shards && output == "-" { throw ValidationError("--format shards needs a directory for --output") }
+        if format == .shards && filter != nil { throw ValidationError("--format shards copies whole shards; --where works with csv and sqlite") }
         if format == .jsonl && filter != nil { throw ValidationError("--where works with csv and sqlite; jsonl exports whole records by time range") }
     }
 
-    func run() throws {
+    func run() async throws {
         let store = try openExistingStore(data)
         let fromMs = range.fromMs, toMs = range.toMs
+        if format == .shards {
+            try await exportShards(store, fromMs: fromMs, toMs: toMs)
+            return
+        }
         let progress = Progress(enabled: isatty(STDERR_FILENO) == 1 && output != "-")
         let started = Date()
         let count: Int
         do {
             switch format {
+            case .shards:
+                return  // exported above
             case .sqlite:
                 count = try FlowExporter(store: store).exportSQLite(to: output, fromMs: fromMs, toMs: toMs, whereSQL: filter) {
                     progress.update(lines: Int64($0), stored: $0, since: started)
@@ -76,5 +86,51 @@ struct ExportCommand: ParsableCommand {
         }
         progress.finish()
         if output != "-" { FileHandle.standardError.write(Data("exported \(count) flows to \(output)\n".utf8)) }
+    }
+
+    /// Copies of the sealed shards, each verified and with its manifest, and
+    /// `manifest.json` over all of them.
+    private func exportShards(_ store: ShardStore, fromMs: Int64?, toMs: Int64?) async throws {
+        let shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+        let sealed = shards.filter { $0.state == "sealed" }
+        let copier = DirectoryForwarder(options: DirectoryForwarderOptions(path: output))
+        try await copier.prepare()
+        var manifests: [ShardManifest] = []
+        for (i, info) in sealed.enumerated() {
+            let shard = SealedShard(id: info.id, path: store.filePath(of: info.id), rowCount: info.rowCount,
+                                    minTimeMs: info.minTimeMs, maxTimeMs: info.maxTimeMs, bytesOnDisk: info.bytesOnDisk)
+            try await copier.deliver(shard, plan: .whole, fromChunk: 0) { _, _ in }
+            let manifestPath = copier.destination(of: info.id).manifest
+            var manifest = try JSONDecoder().decode(ShardManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+            // Relative to the export's root, for the overall manifest.
+            manifest.file = String(copier.destination(of: info.id).file.dropFirst(output.count).drop { $0 == "/" })
+            manifests.append(manifest)
+            if isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\r\(i + 1)/\(sealed.count) shards copied   ".utf8)) }
+        }
+        let overall = ExportManifest(fromMs: fromMs, toMs: toMs, shards: manifests,
+                                     rows: manifests.reduce(0) { $0 + $1.rows }, activeShardsLeftOut: shards.count - sealed.count)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try (encoder.encode(overall) + Data("\n".utf8)).write(to: URL(fileURLWithPath: output + "/manifest.json"), options: .atomic)
+        if isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\n".utf8)) }
+        var summary = "exported \(sealed.count) sealed shards, \(overall.rows) flows, to \(output) (manifest.json lists them)"
+        if overall.activeShardsLeftOut > 0 {
+            summary += "; \(overall.activeShardsLeftOut) active shards overlap the range and were not copied (use --format sqlite for their flows)"
+        }
+        FileHandle.standardError.write(Data((summary + "\n").utf8))
+    }
+}
+
+/// `manifest.json` of `export --format shards`.
+struct ExportManifest: Codable {
+    var fromMs: Int64?
+    var toMs: Int64?
+    var shards: [ShardManifest]
+    var rows: Int64
+    var activeShardsLeftOut: Int
+
+    enum CodingKeys: String, CodingKey {
+        case shards, rows
+        case fromMs = "from_ms", toMs = "to_ms", activeShardsLeftOut = "active_shards_left_out"
     }
 }

@@ -102,3 +102,30 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 300)
     }
 }
+
+/// `flowrec export --format shards`: verified copies of the sealed shards in a range,
+/// with a manifest that `sha256sum` and flowrec agree with.
+@Suite struct ShardExportTests {
+    @Test func exportCopiesSealedShardsWithAManifest() throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedGeneratedStore(at: dir.path + "/store", count: 30_000)
+        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let active = try store.shards().filter { $0.state == "active" }
+        let out = dir.path + "/export"
+        let status = try ChildProcess.run(try ChildProcess.flowrec(), ["export", "--data", dir.path + "/store", "--format", "shards", "--output", out])
+        #expect(status == 0)
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/manifest.json"))) as? [String: Any])
+        let shards = try #require(manifest["shards"] as? [[String: Any]])
+        #expect(shards.count == sealed.count)
+        #expect(manifest["rows"] as? Int == Int(sealed.reduce(0) { $0 + $1.rowCount }))
+        #expect(manifest["active_shards_left_out"] as? Int == active.count)
+        for entry in shards {
+            let file = out + "/" + (entry["file"] as? String ?? "")
+            let listed = try ChildProcess.output("/usr/bin/sha256sum", [file]).split(separator: " ").first.map(String.init)
+            #expect(entry["sha256"] as? String == listed)
+            var rows = 0
+            try ShardReader(path: file).forEachFlow { _ in rows += 1 }
+            #expect(rows == entry["rows"] as? Int)
+        }
+    }
+}
