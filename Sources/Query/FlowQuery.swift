@@ -87,6 +87,8 @@ public struct FlowQueryRunner {
 public enum QueryValue: Sendable, Equatable {
     case null
     case integer(Int64)
+    /// Only from `flowrec sql` (avg(), ratios): stored fields are integers or text.
+    case real(Double)
     case text(String)
 }
 

@@ -192,6 +192,19 @@ public final class SQLiteStatement {
     public var columnCount: Int32 { sqlite3_column_count(handle) }
     public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
     @inline(__always) public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+
+    public enum ColumnType: Sendable { case null, integer, real, text, blob }
+
+    /// The storage class of a result column in the current row.
+    public func columnType(_ i: Int32) -> ColumnType {
+        switch sqlite3_column_type(handle, i) {
+        case SQLITE_NULL: .null
+        case SQLITE_INTEGER: .integer
+        case SQLITE_FLOAT: .real
+        case SQLITE_BLOB: .blob
+        default: .text
+        }
+    }
     @inline(__always) public func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
     @inline(__always) public func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
     @inline(__always) public func isInteger(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_INTEGER }

@@ -68,3 +68,10 @@ func openExistingStore(_ data: String) throws -> ShardStore {
 func csvField(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }
+
+/// A failure the user can act on, printed as `Error: <message>` without the usage text
+/// that ArgumentParser adds to validation errors (the arguments were fine).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -55,6 +55,7 @@ final class CSVFile {
             switch value {
             case .null: ""
             case .integer(let v): String(v)
+            case .real(let v): String(v)
             case .text(let t): csvField(t)
             }
         }

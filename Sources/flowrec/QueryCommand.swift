@@ -97,6 +97,7 @@ final class QueryOutput {
                 switch value {
                 case .null: return nil
                 case .integer(let v): return "\(jsonString(name)):\(v)"
+                case .real(let v): return "\(jsonString(name)):\(v.isFinite ? String(v) : "null")"
                 case .text(let t):
                     // Array and object fields are stored as their JSON text: emit them as JSON.
                     let raw = (t.hasPrefix("[") || t.hasPrefix("{")) && isArrayOrObjectField(name)
@@ -130,6 +131,7 @@ final class QueryOutput {
         switch value {
         case .null: ""
         case .integer(let v): String(v)
+        case .real(let v): String(v)
         case .text(let t): t
         }
     }

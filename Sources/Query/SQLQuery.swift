@@ -1,0 +1,46 @@
+public import ShardStore
+
+/// `flowrec sql`: one read-only statement over a `flows` relation spanning every shard
+/// of a range (`FlowsAcrossShards`), results as `QueryValue`s.
+public struct SQLQuery {
+    public let store: ShardStore
+    public var fromMs: Int64?
+    public var toMs: Int64?
+
+    public init(store: ShardStore, fromMs: Int64? = nil, toMs: Int64? = nil) {
+        self.store = store
+        self.fromMs = fromMs
+        self.toMs = toMs
+    }
+
+    /// Runs `sql`; `columns` hears the result's column names first, then `row` each
+    /// row (return false to stop). Returns how many shards were opened.
+    @discardableResult
+    public func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
+        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
+        var width: Int32 = 0
+        do {
+            try connection.query(sql, columns: { names in
+                width = Int32(names.count)
+                columns(names)
+            }) { statement in
+                var values: [QueryValue] = []
+                values.reserveCapacity(Int(width))
+                for i in 0..<width {
+                    switch statement.columnType(i) {
+                    case .null: values.append(.null)
+                    case .integer: values.append(.integer(statement.integer(i)))
+                    case .real: values.append(.real(statement.double(i)))
+                    case .text, .blob: values.append(.text(statement.text(i) ?? ""))
+                    }
+                }
+                return try row(values)
+            }
+        } catch let error as SQLiteError where error.sql != nil {
+            throw QueryError("the statement is not valid SQL over the flows table: \(error.message)")
+        } catch let error as ShardStoreError {
+            throw QueryError(error.description)
+        }
+        return connection.shardsOpened
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Query
+import ShardStore
+
+struct SQLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Run one read-only SQL statement over a flows table that spans every shard of a time range.",
+        discussion: """
+        `flows` has NetObserv's field names as columns and covers every shard, active and sealed (read in place), however many: 30 days of hourly shards is 720. Constraints on TimeFlowEndMs in the statement, and --from/--to/--since, decide which shards are opened at all; only shards whose time range overlaps are read. Any SQLite SELECT works: joins, GROUP BY, window functions, WITH. Nothing can change stored data: INSERT, UPDATE, DELETE, ATTACH, CREATE and PRAGMA are refused.
+
+        Examples:
+          flowrec sql --since 1h "SELECT SrcK8S_Namespace, DstK8S_Namespace, sum(Bytes) AS bytes FROM flows GROUP BY 1, 2 ORDER BY bytes DESC LIMIT 10"
+          flowrec sql "SELECT count(*) FROM flows WHERE TimeFlowEndMs >= 1767225600000 AND DstPort = 53" --format csv
+        """)
+
+    @Argument(help: "One SELECT statement over the flows table.")
+    var statement: String
+
+    @Option(help: "Data directory.")
+    var data: String = "./flowrec-data"
+
+    @OptionGroup var range: TimeRangeOptions
+
+    @Option(help: "table, json, jsonl or csv.")
+    var format: QueryCommand.Format = .table
+
+    func run() throws {
+        let store = try openExistingStore(data)
+        var output: QueryOutput?
+        do {
+            try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, columns: { names in
+                output = QueryOutput(format: format, columns: names)
+            }) { values in
+                output?.write(values)
+                return true
+            }
+        } catch let error as QueryError {
+            throw CommandFailure(error.description)
+        }
+        output?.finish()
+    }
+}
