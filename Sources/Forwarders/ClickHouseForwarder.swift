@@ -218,7 +218,9 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
                     }
                     try await finishInFlight()
                     var settings: [String: String] = [:]
-                    if facts.deduplicationTokens { settings["insert_deduplication_token"] = "\(shard.id)/\(plan.chunkRows)/\(chunk)" }
+                    if facts.deduplicationTokens {
+                        settings["insert_deduplication_token"] = Self.deduplicationToken(shard: shard.id, chunkRows: plan.chunkRows, chunk: chunk)
+                    }
                     if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
                     let what = "insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
                     let payload = body
@@ -273,6 +275,12 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
             return client
         }
         try await connection?.shutdown()
+    }
+
+    /// The token of one chunk: the same chunk of the same shard cut the same way always
+    /// gets the same token, and nothing else does.
+    public static func deduplicationToken(shard: ShardID, chunkRows: Int64, chunk: Int) -> String {
+        "\(shard)/\(chunkRows)/\(chunk)"
     }
 
     static func versionNumbers(_ version: String) -> (Int, Int) {

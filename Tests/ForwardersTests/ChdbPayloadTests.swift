@@ -46,4 +46,41 @@ import Testing
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines)
                 == "\(expected.rows)\t\(expected.bytes)\t\(expected.packets)\t\(expected.rowsByShard.count)")
     }
+
+    /// On a modern server, a chunk sent twice with the forwarder's deduplication token
+    /// is stored once (the modern table sets non_replicated_deduplication_window).
+    @Test func aRetriedChunkIsStoredOnceOnAModernServer() throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedGeneratedStore(at: dir.path, count: 15_000)
+        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        let reader = try store.reader(for: shard.id)
+        let rows = try #require(try reader.rowIDRange())
+        let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+        try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+        let path = dir.path + "/chunk.native"
+        try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+        let tokens = [0, 0, 1].map { ClickHouseForwarder.deduplicationToken(shard: shard.id, chunkRows: 100_000, chunk: $0) }
+        let script = """
+            import sys, json, chdb.session as cs
+            args = json.loads(sys.stdin.read())
+            s = cs.Session()
+            s.query("CREATE DATABASE d")
+            s.query(args["ddl"])
+            for token in args["tokens"]:
+                s.query("INSERT INTO d.flows (\(encoder.columnList)) FROM INFILE '" + args["file"] + "' SETTINGS low_cardinality_allow_in_native_format = 0, insert_deduplication_token = '" + token + "' FORMAT Native")
+                print(str(s.query("SELECT count() FROM d.flows", "TSV")).strip())
+            """
+        let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern)
+        let input = try JSONSerialization.data(withJSONObject: ["ddl": ddl, "file": path, "tokens": tokens])
+        let result = try Chdb.run(script, input: input)
+        if result.isMissing {
+            #expect(!TestEnvironment.requireServers, "chdb is not installed: run scripts/setup-deps")
+            return
+        }
+        #expect(result.status == 0, "\(result.errors.suffix(600))")
+        let n = shard.rowCount
+        #expect(result.output.split(separator: "\n").map(String.init) == ["\(n)", "\(n)", "\(2 * n)"],
+                "same token: stored once; the next chunk's token: stored")
+    }
 }
