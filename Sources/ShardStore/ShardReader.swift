@@ -137,6 +137,33 @@ public final class ShardReader {
         }
     }
 
+    /// The highest rowid of `flow_rows` (0 when empty): where following starts.
+    public func lastRowID() throws -> Int64 {
+        do { return try db.scalarInteger("SELECT max(rowid) FROM flow_rows") ?? 0 } catch { throw describe(error) }
+    }
+
+    /// Rows with a rowid in (after, through], as the `flows` view shows them, optionally
+    /// filtered, in the order they were stored: `flowrec tail` reads an active shard's new
+    /// rows with it. `fields` are `flows` column names (quoted by the caller's list).
+    public func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
+                                 newestFirstLimit: Int? = nil, _ body: (SQLiteStatement) throws -> Void) throws {
+        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
+        let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
+        let rows = "(SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r WHERE r.rowid > ?1 AND r.rowid <= ?2)"
+        var filter = ""
+        if let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty { filter = " WHERE (\(whereSQL))" }
+        let sql: String
+        if let limit = newestFirstLimit {
+            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows)\(filter) ORDER BY flowrec_rowid DESC LIMIT \(limit)) ORDER BY flowrec_rowid"
+        } else {
+            sql = "SELECT \(selected) FROM \(rows)\(filter) ORDER BY flowrec_rowid"
+        }
+        let statement = try db.prepare(sql)
+        statement.bind(1, after)
+        statement.bind(2, through)
+        while try statement.step() { try body(statement) }
+    }
+
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
     public func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },

@@ -102,13 +102,7 @@ public enum ShardSchema {
             "-- The flows with NetObserv's own field names and values, for sqlite3, DuckDB, pandas.",
             "CREATE VIEW flows AS SELECT",
         ]
-        var viewColumns = FlowSchema.fields.map { spec in
-            spec.kind.isTextStored
-                ? "    (SELECT value FROM strings WHERE id = r.\"\(spec.name)\") AS \"\(spec.name)\""
-                : "    \(storedExpression(spec, table: "r.", encoding: timeEncoding)) AS \"\(spec.name)\""
-        }
-        viewColumns += bookkeepingColumns.map { "    r.\"\($0.name)\" AS \"\($0.name)\"" }
-        lines.append(viewColumns.joined(separator: ",\n"))
+        lines.append(viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n"))
         lines.append("FROM flow_rows AS r;")
         lines += [
             "",
@@ -134,6 +128,15 @@ public enum ShardSchema {
             "",
         ]
         return lines.joined(separator: "\n")
+    }
+
+    /// The `flows` view's columns over `flow_rows AS r`: strings looked up, times decoded.
+    static func viewColumnExpressions(timeEncoding: TimeEncoding) -> [String] {
+        FlowSchema.fields.map { spec in
+            spec.kind.isTextStored
+                ? "    (SELECT value FROM strings WHERE id = r.\"\(spec.name)\") AS \"\(spec.name)\""
+                : "    \(storedExpression(spec, table: "r.", encoding: timeEncoding)) AS \"\(spec.name)\""
+        } + bookkeepingColumns.map { "    r.\"\($0.name)\" AS \"\($0.name)\"" }
     }
 
     /// The INSERT for one flow: every field column, then the bookkeeping columns.

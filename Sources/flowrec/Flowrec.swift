@@ -10,5 +10,5 @@ struct Flowrec: AsyncParsableCommand {
 
         Start with `flowrec generate --help` to make realistic test traffic.
         """,
-        subcommands: [RecordCommand.self, QueryCommand.self, SQLCommand.self, TopCommand.self, SeriesCommand.self, ExportCommand.self, DeadLettersCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, CompactCommand.self, PruneCommand.self, SyncCommand.self, FsckCommand.self, SchemaCommand.self, ConfigCommand.self])
+        subcommands: [RecordCommand.self, QueryCommand.self, SQLCommand.self, TailCommand.self, TopCommand.self, SeriesCommand.self, ExportCommand.self, DeadLettersCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, CompactCommand.self, PruneCommand.self, SyncCommand.self, FsckCommand.self, SchemaCommand.self, ConfigCommand.self])
 }
