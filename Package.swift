@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "FlowRecorder",
             dependencies: [
-                "FlowModel", "KafkaSource", "ShardStore", "Forwarders",
+                "FlowModel", "KafkaSource", "ShardStore", "Forwarders", "Query",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -128,7 +128,10 @@ let package = Package(
         .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
         .testTarget(
             name: "FlowRecorderTests",
-            dependencies: ["FlowRecorder", "Forwarders", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting"],
+            dependencies: [
+                "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",

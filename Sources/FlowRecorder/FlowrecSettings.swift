@@ -56,6 +56,8 @@ public enum FlowrecSettings {
         Setting("http.token", flag: nil, .string, secret: true, "The bearer token from the environment, instead of a file."),
         Setting("http.tlsCert", flag: "http-tls-cert", .string, value: "FILE", "PEM certificate chain: serve HTTPS (needs http.tlsKey)."),
         Setting("http.tlsKey", flag: "http-tls-key", .string, value: "FILE", "PEM private key of http.tlsCert."),
+        Setting("http.apiMaxRange", flag: "api-max-range", .duration, default: "31d", "The longest time range one /api/v1 request may cover."),
+        Setting("http.apiMaxRows", flag: "api-max-rows", .integer, default: "10000", "The most flows or groups one /api/v1 response may hold."),
     ]
 
     public static let forwarding: [Setting] = [

@@ -24,8 +24,11 @@ public struct RecorderConfiguration: Sendable {
     /// Retention limits, applied at start and then every `retentionIntervalSeconds`.
     public var retention = RetentionPolicy()
     public var retentionIntervalSeconds: Double = 60
-    /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`); nil turns it off.
+    /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/api/v1`); nil turns it off.
     public var http: HTTPListenerConfiguration?
+    /// Bounds of one API request: its time range and its rows.
+    public var apiMaxRangeMs: Int64 = 31 * 86_400_000
+    public var apiMaxRows = 10_000
     /// Targets every sealed shard is forwarded to, right after its seal and then every
     /// `forwardIntervalSeconds` until delivered.
     public var forwarders: [any Forwarder] = []
@@ -89,7 +92,10 @@ public final class Recorder {
         let log = self.log
         let metrics = self.metrics
         if let http = configuration.http {
-            let listener = try StatusServer(configuration: http, metrics: metrics, status: status, log: log)
+            var api = FlowAPI(dataDirectory: configuration.dataDirectory)
+            api.maxRangeMs = configuration.apiMaxRangeMs
+            api.maxRows = configuration.apiMaxRows
+            let listener = try StatusServer(configuration: http, metrics: metrics, status: status, api: api, log: log)
             server.withLock { $0 = listener }
         }
         defer { server.withLock { $0?.stop(); $0 = nil } }

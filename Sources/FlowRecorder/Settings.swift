@@ -438,6 +438,15 @@ public enum SettingParsers {
         return v
     }
 
+    /// A point in time: epoch milliseconds or RFC 3339 (`2026-01-01T00:00:00Z`).
+    public static func timeMs(_ text: String) -> Int64? {
+        if let ms = Int64(text) { return ms }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
     /// A size (`20GiB`) or a share of the volume (`10%`).
     public static func freeSpace(_ text: String) -> (bytes: Int64?, fraction: Double?)? {
         if text.hasSuffix("%") {

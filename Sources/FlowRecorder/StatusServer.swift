@@ -53,7 +53,7 @@ public final class StatusServer: Sendable {
 
     /// Starts listening; returns once the socket is bound, or throws why it could not be.
     public init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                api: FlowAPI? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         try configuration.validate()
         let router = Router()
         let token = configuration.bearerToken.map { "Bearer " + $0 }
@@ -67,13 +67,27 @@ public final class StatusServer: Sendable {
         }
         router.get("metrics") { request, _ -> Response in
             if let token, !Self.constantTimeEquals(request.headers[.authorization] ?? "", token) {
-                var response = Self.text(.unauthorized, "send the token as `Authorization: Bearer <token>`\n")
-                response.headers[.wwwAuthenticate] = "Bearer"
-                return response
+                return Self.unauthorized()
             }
             var response = Self.text(.ok, metrics.registry.emitToString())
             response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return response
+        }
+
+        if let api {
+            for path in FlowAPI.paths {
+                router.get(RouterPath(stringLiteral: String(path.dropFirst()))) { request, _ -> Response in
+                    if let token, !Self.constantTimeEquals(request.headers[.authorization] ?? "", token) {
+                        return Self.unauthorized()
+                    }
+                    var query: [String: String] = [:]
+                    for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+                    let answer = await api.answer(path: path, query: query)
+                    var response = Response(status: .init(code: answer.status), body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+                    response.headers[.contentType] = "application/json"
+                    return response
+                }
+            }
         }
 
         var server = HTTPServerBuilder.http1()
@@ -118,7 +132,13 @@ public final class StatusServer: Sendable {
             throw RecorderConfigurationError("the HTTP listener on \(configuration.host):\(configuration.port) did not start within 30 s")
         }
         self.task.withLock { $0 = task }
-        log("HTTP listener on \(configuration.tlsCertificatePath == nil ? "http" : "https")://\(configuration.host):\(port) (/metrics, /healthz, /readyz)")
+        log("HTTP listener on \(configuration.tlsCertificatePath == nil ? "http" : "https")://\(configuration.host):\(port) (/metrics, /healthz, /readyz\(api == nil ? "" : ", /api/v1"))")
+    }
+
+    static func unauthorized() -> Response {
+        var response = text(.unauthorized, "send the token as `Authorization: Bearer <token>`\n")
+        response.headers[.wwwAuthenticate] = "Bearer"
+        return response
     }
 
     /// Stops listening (open connections are finished first).

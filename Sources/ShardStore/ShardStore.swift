@@ -100,7 +100,15 @@ public final class ShardStore {
         sealer: ShardSealer(level: options.sealLevel, frameSize: options.frameSize, rollupsPath: rollupsPath),
         catalogPath: directory.appendingPathComponent("catalog.sqlite").path, observer: options.sealObserver)
 
-    public init(directory: String, options: Options = Options()) throws {
+    /// Opened by `openForReading`: no shard is opened for writing, and nothing is written.
+    public let isReadOnly: Bool
+
+    public convenience init(directory: String, options: Options = Options()) throws {
+        try self.init(directory: directory, options: options, readOnly: false)
+    }
+
+    private init(directory: String, options: Options, readOnly: Bool) throws {
+        isReadOnly = readOnly
         try options.validate()
         self.directory = URL(fileURLWithPath: directory)
         self.options = options
@@ -113,7 +121,7 @@ public final class ShardStore {
         catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
         deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path)
         retiredHighWater = try deadLetters.highWater()
-        try reopenActiveShards()
+        if !readOnly { try reopenActiveShards() }
     }
 
     /// Opens every active shard file on disk (also ones the catalog missed because of a
@@ -285,6 +293,13 @@ public final class ShardStore {
     }
 
     /// Opens an existing store with the window it was written with.
+    /// The store of a running recorder, for queries: shards are found through the catalog
+    /// and read through read-only connections; appending or sealing is refused.
+    public static func openForReading(directory: String) throws -> ShardStore {
+        try ShardStore(directory: directory, options: .init(windowMs: existingWindowMs(directory: directory) ?? 3_600_000),
+                       readOnly: true)
+    }
+
     public static func openExisting(directory: String) throws -> ShardStore {
         try ShardStore(directory: directory, options: .init(windowMs: existingWindowMs(directory: directory) ?? 3_600_000))
     }
@@ -295,6 +310,7 @@ public final class ShardStore {
     /// skipped; dead letters are stored once per position.
     @discardableResult
     public func append(_ batch: IngestBatch, receivedMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> AppendSummary {
+        guard !isReadOnly else { throw ShardStoreError("this store was opened for reading; open it with ShardStore(directory:) to write") }
         var summary = AppendSummary()
         guard !batch.isEmpty else { return summary }
         // The batch's high-water mark: the highest position of each source partition.

@@ -20,17 +20,8 @@ struct TimeArgument: ExpressibleByArgument, Sendable {
     let epochMilliseconds: Int64
 
     init?(argument: String) {
-        if let ms = Int64(argument) {
-            epochMilliseconds = ms
-            return
-        }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: argument) ?? ISO8601DateFormatter().date(from: argument) {
-            epochMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
-            return
-        }
-        return nil
+        guard let ms = SettingParsers.timeMs(argument) else { return nil }
+        epochMilliseconds = ms
     }
 }
 
@@ -58,10 +49,21 @@ struct TimeRangeOptions: ParsableArguments {
 
 /// Opens the store in `data` with the window it was written with, or says how to point at one.
 func openExistingStore(_ data: String) throws -> ShardStore {
+    try requireDataDirectory(data)
+    return try ShardStore.openExisting(directory: data)
+}
+
+/// Opens the store in `data` for queries: nothing is opened for writing, so it is safe
+/// beside a running recorder.
+func openStoreForReading(_ data: String) throws -> ShardStore {
+    try requireDataDirectory(data)
+    return try ShardStore.openForReading(directory: data)
+}
+
+private func requireDataDirectory(_ data: String) throws {
     guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
         throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
     }
-    return try ShardStore.openExisting(directory: data)
 }
 
 /// A CSV field: quoted when it holds a comma, a quote or a newline (quotes doubled).

@@ -41,7 +41,7 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         let fromMs = range.fromMs, toMs = range.toMs
         if format == .shards {
             try await exportShards(store, fromMs: fromMs, toMs: toMs)

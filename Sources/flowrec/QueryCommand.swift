@@ -43,7 +43,7 @@ struct QueryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         var query = FlowQuery()
         query.fromMs = range.fromMs
         query.toMs = range.toMs

@@ -71,6 +71,9 @@ enum RecorderSettings {
         config.kafkaProperties = try FlowrecSettings.kafkaSecurityProperties(s, readFile: readSecretFile)
             .merging(s.map("kafka.properties")) { _, passedThrough in passedThrough }
         config.http = try httpListener(s)
+        config.apiMaxRangeMs = Int64((s.seconds("http.apiMaxRange") ?? 31 * 86_400) * 1000)
+        config.apiMaxRows = Int(s.integer("http.apiMaxRows") ?? 10_000)
+        guard config.apiMaxRows >= 1 else { throw SettingsError("http.apiMaxRows must be at least 1") }
         config.retention = try retentionPolicy(s)
         let level = Int32(s.integer("store.compactLevel") ?? 19)
         guard level == 0 || (4...22).contains(level) else { throw SettingsError("store.compactLevel must be 0 (off) or between 4 and 22") }

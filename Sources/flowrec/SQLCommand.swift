@@ -27,7 +27,7 @@ struct SQLCommand: ParsableCommand {
     var format: QueryCommand.Format = .table
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         var output: QueryOutput?
         do {
             try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, columns: { names in

@@ -39,7 +39,7 @@ struct SeriesCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         let group = groups.map { g -> (field: String, value: String) in
             let eq = g.firstIndex(of: "=") ?? g.endIndex
             return (String(g[..<eq]), String(g[g.index(after: eq)...]))

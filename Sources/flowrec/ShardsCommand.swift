@@ -28,7 +28,7 @@ struct ListShards: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         let shards = try store.shards()
         if count {
             print(shards.reduce(Int64(0)) { $0 + $1.rowCount })
@@ -80,7 +80,7 @@ struct Show: ParsableCommand {
         guard let shardID = ShardID(id) else {
             throw ValidationError("\(id) is not a shard id; ids look like 20260101T0000Z_20260101T0100Z.0 (see `flowrec shards`)")
         }
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         guard let info = try store.shards().first(where: { $0.id == shardID }) else {
             throw ValidationError("no shard \(id) in \(data); `flowrec shards` lists them")
         }

@@ -42,7 +42,7 @@ struct TailCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         let columns: [String]
         switch fields {
         case nil: columns = QueryCommand.summaryFields

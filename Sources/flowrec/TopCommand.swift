@@ -37,7 +37,7 @@ struct TopCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try openStoreForReading(data)
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let rows: [TopTalkers.Row]
         do {

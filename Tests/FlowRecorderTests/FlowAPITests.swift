@@ -1,0 +1,96 @@
+import FlowModel
+import FlowRecorder
+import FlowrecTesting
+import Foundation
+import Query
+import ShardStore
+import Testing
+import Yams
+
+/// `/api/v1/flows`, `/top` and `/shards` on the listener, against the store and the
+/// CLI's own answers; limits, errors, the token; and docs/openapi.yaml matching the code.
+@Suite struct FlowAPITests {
+    func get(_ port: Int, _ path: String, token: String? = "secret") throws -> (status: Int, json: [String: Any]) {
+        let response = try LoopbackHTTP.get(port: port, path: path, headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
+        let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+        return (response.status, json)
+    }
+
+    static func encoded(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s
+    }
+
+    @Test func endpointsAnswerLikeTheCommandsAndEnforceTheirLimits() throws {
+        let dir = TemporaryDirectory()
+        let store = try sealedGeneratedStore(at: dir.path, count: 30_000)
+        var http = HTTPListenerConfiguration()
+        http.port = 0
+        http.bearerToken = "secret"
+        var api = FlowAPI(dataDirectory: dir.path)
+        api.maxRows = 500
+        let server = try StatusServer(configuration: http, metrics: RecorderMetrics(), status: RecorderStatus(), api: api)
+        defer { server.stop() }
+        let port = server.port
+
+        #expect(try get(port, "/api/v1/shards", token: nil).status == 401)
+        let shards = try get(port, "/api/v1/shards")
+        #expect(shards.status == 200)
+        #expect((shards.json["shards"] as? [[String: Any]])?.count == (try store.shards().count))
+
+        let all = try store.shards()
+        let from = try #require(all.compactMap(\.minTimeMs).min()), to = try #require(all.compactMap(\.maxTimeMs).max()) + 1
+        let filter = "DstPort = 443"
+        var expected = 0
+        var query = FlowQuery()
+        query.fromMs = from
+        query.toMs = to
+        query.whereSQL = filter
+        query.fields = ["Bytes"]
+        try FlowQueryRunner(store: store).run(query) { _ in
+            expected += 1
+            return true
+        }
+        #expect(expected > 10)
+        let page = try get(port, "/api/v1/flows?from=\(from)&to=\(to)&where=\(Self.encoded(filter))&limit=10&fields=DstPort,Bytes,Interfaces")
+        #expect(page.status == 200)
+        #expect(page.json["count"] as? Int == 10 && page.json["truncated"] as? Bool == true)
+        let flows = try #require(page.json["flows"] as? [[String: Any]])
+        #expect(flows.allSatisfy { ($0["DstPort"] as? NSNumber)?.intValue == 443 }, "\(flows.prefix(2))")
+        #expect(flows.contains { $0["Interfaces"] is [Any] }, "arrays come back as JSON arrays: \(flows.prefix(2))")
+        let whole = try get(port, "/api/v1/flows?from=\(from)&to=\(to)&where=\(Self.encoded(filter))&limit=500&fields=Bytes")
+        #expect(whole.json["count"] as? Int == min(expected, 500))
+
+        let top = try get(port, "/api/v1/top?from=\(from)&to=\(to)&by=SrcK8S_Namespace&metric=bytes&limit=3")
+        let rows = try #require(top.json["top"] as? [[String: Any]])
+        let direct = try TopTalkers(store: store).run(by: ["SrcK8S_Namespace"], metric: .bytes, fromMs: from, toMs: to, limit: 3)
+        #expect(rows.compactMap { ($0["bytes"] as? NSNumber)?.int64Value } == direct.map(\.bytes))
+
+        // Limits and mistakes: 400 with a message that says what to change.
+        let tooLong = try get(port, "/api/v1/flows?from=0&to=\(40 * 86_400_000)")
+        #expect(tooLong.status == 400 && (tooLong.json["error"] as? String)?.contains("at most 31") == true)
+        #expect(try get(port, "/api/v1/flows?since=1h&limit=501").status == 400)
+        #expect(try get(port, "/api/v1/top?since=1h&by=SrcK8S_Namespace&metric=volume").status == 400)
+        #expect(try get(port, "/api/v1/top?since=1h").status == 400)
+        let badSQL = try get(port, "/api/v1/flows?from=\(from)&to=\(to)&where=\(Self.encoded("DstPort = "))")
+        #expect(badSQL.status == 400 && (badSQL.json["error"] as? String)?.contains("not valid SQL") == true)
+        // The API opened the store for reading only: the store still takes batches.
+        #expect(try store.append(batch(generatedLines(10, seed: 99)[...], source: "file:after", firstLine: 1)).stored == 10)
+    }
+
+    /// docs/openapi.yaml declares exactly the endpoints and parameters the code serves.
+    @Test func openAPIDescribesTheCode() throws {
+        let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        let spec = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let paths = try #require(spec["paths"] as? [String: Any])
+        #expect(Set(paths.keys) == Set(FlowAPI.paths))
+        let shared = (spec["components"] as? [String: Any])?["parameters"] as? [String: [String: Any]] ?? [:]
+        for (path, expected) in FlowAPI.parameters {
+            let get = (paths[path] as? [String: Any])?["get"] as? [String: Any]
+            let declared = (get?["parameters"] as? [[String: Any]] ?? []).compactMap { parameter -> String? in
+                if let ref = parameter["$ref"] as? String { return shared[String(ref.split(separator: "/").last ?? "")]?["name"] as? String }
+                return parameter["name"] as? String
+            }
+            #expect(Set(declared) == Set(expected), "\(path)")
+        }
+    }
+}
