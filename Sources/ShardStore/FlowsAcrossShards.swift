@@ -81,6 +81,21 @@ public final class FlowsAcrossShards {
         }
     }
 
+    /// What one scan reads from each shard: the columns the statement uses (the others
+    /// are NULL, never computed) and `column = value` constraints, checked on the
+    /// shard's integer rows (a string compared by its id) so rows that cannot match are
+    /// skipped without decoding them. SQLite checks every constraint again on what the
+    /// table returns, so a push-down only saves work, never changes an answer.
+    struct ScanPlan {
+        var columnsUsed: Set<Int> = []
+        var equalities: [(column: Int, value: EqualityValue)] = []
+    }
+
+    enum EqualityValue {
+        case integer(Int64)
+        case text(String)
+    }
+
     /// One scan over the shards of its bounds, shard after shard.
     final class Cursor {
         let owner: FlowsAcrossShards
@@ -91,11 +106,13 @@ public final class FlowsAcrossShards {
         var hasRow = false
         var rowid: Int64 = 0
         var bounds = TimeBounds()
+        var plan = ScanPlan()
 
         init(owner: FlowsAcrossShards) { self.owner = owner }
 
-        func start(_ bounds: TimeBounds) throws {
+        func start(_ bounds: TimeBounds, plan: ScanPlan) throws {
             self.bounds = bounds
+            self.plan = plan
             if let from = bounds.fromMs, let to = bounds.toMs, from >= to {
                 shards = []
             } else {
@@ -124,17 +141,45 @@ public final class FlowsAcrossShards {
                 next += 1
                 let opened = try owner.store.reader(for: shard.id)
                 owner.shardsOpened += 1
-                var conditions: [String] = []
-                if bounds.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
-                if bounds.toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
-                let columns = FlowsAcrossShards.columns.map { "\"\($0)\"" }.joined(separator: ", ")
-                let select = try opened.db.prepare("SELECT \(columns) FROM flows"
-                                                   + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")))
-                if let from = bounds.fromMs { select.bind(1, from) }
-                if let to = bounds.toMs { select.bind(2, to) }
                 reader = opened
-                statement = select
+                statement = try Self.select(from: opened, bounds: bounds, plan: plan)
             }
+        }
+
+        /// The statement over one shard's `flow_rows`: used columns decoded as the
+        /// `flows` view decodes them, the time range and equalities on raw columns.
+        static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan) throws -> SQLiteStatement {
+            let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
+            let columns = FlowsAcrossShards.columns.indices.map { i in
+                plan.columnsUsed.contains(i) ? expressions[i] : "NULL"
+            }.joined(separator: ",\n")
+            var conditions: [String] = []
+            var parameters: [EqualityValue] = []
+            let end = "r.\"TimeFlowEndMs\""
+            if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
+            if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
+            for (column, value) in plan.equalities {
+                let spec = FlowSchema.fields[column]
+                let raw = "r.\"\(spec.name)\""
+                switch value {
+                case .text where spec.kind.isTextStored:
+                    conditions.append("\(raw) = (SELECT id FROM strings WHERE value = ?\(parameters.count + 1))")
+                case .integer where !spec.kind.isTextStored && ShardSchema.storedExpression(spec, table: "r.", encoding: reader.timeEncoding) == raw:
+                    conditions.append("\(raw) = ?\(parameters.count + 1)")
+                default:
+                    continue  // another type than the column stores: left to SQLite's own check
+                }
+                parameters.append(value)
+            }
+            let sql = "SELECT \(columns)\nFROM flow_rows AS r" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            let statement = try reader.db.prepare(sql)
+            for (i, value) in parameters.enumerated() {
+                switch value {
+                case .integer(let v): statement.bind(Int32(i + 1), v)
+                case .text(let t): statement.bind(Int32(i + 1), t)
+                }
+            }
+            return statement
         }
     }
 
@@ -174,9 +219,12 @@ public final class FlowsAcrossShards {
             guard let info else { return SQLITE_ERROR }
             var packed: Int32 = 0
             var used: Int32 = 0
+            var timeConstraints: Int32 = 0
+            var equalityColumns: [Int32] = []
+            // TimeFlowEndMs ranges first (at most 4), then equalities on other columns.
             for i in 0..<Int(info.pointee.nConstraint) {
                 let constraint = info.pointee.aConstraint[i]
-                guard constraint.usable != 0, constraint.iColumn == FlowsAcrossShards.timeColumn, used < 4 else { continue }
+                guard constraint.usable != 0, constraint.iColumn == FlowsAcrossShards.timeColumn, timeConstraints < 4 else { continue }
                 let op: PushedOperator?
                 switch Int32(constraint.op) {
                 case SQLITE_INDEX_CONSTRAINT_EQ: op = .equal
@@ -188,14 +236,31 @@ public final class FlowsAcrossShards {
                 }
                 guard let op else { continue }
                 used += 1
+                timeConstraints += 1
                 info.pointee.aConstraintUsage[i].argvIndex = used
-                // SQLite still checks the constraint: a value that is not an integer
-                // is simply not pushed down.
+                // SQLite still checks every constraint on the rows returned.
                 info.pointee.aConstraintUsage[i].omit = 0
-                packed |= op.rawValue << (8 * (used - 1))
+                packed |= op.rawValue << (8 * (timeConstraints - 1))
+            }
+            for i in 0..<Int(info.pointee.nConstraint) {
+                let constraint = info.pointee.aConstraint[i]
+                guard constraint.usable != 0, constraint.iColumn >= 0, constraint.iColumn != FlowsAcrossShards.timeColumn,
+                      Int32(constraint.op) == SQLITE_INDEX_CONSTRAINT_EQ, equalityColumns.count < 16 else { continue }
+                used += 1
+                info.pointee.aConstraintUsage[i].argvIndex = used
+                info.pointee.aConstraintUsage[i].omit = 0
+                equalityColumns.append(constraint.iColumn)
             }
             info.pointee.idxNum = packed
-            info.pointee.estimatedCost = used > 0 ? 1e6 : 1e9
+            // idxStr: "<columns used mask as 64-bit hex>;<time constraint count>;<equality columns>"
+            let plan = String(info.pointee.colUsed, radix: 16) + ";\(timeConstraints);" + equalityColumns.map(String.init).joined(separator: ",")
+            let text = Array(plan.utf8CString)
+            if let buffer = sqlite3_malloc(Int32(text.count)) {
+                text.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                info.pointee.idxStr = buffer.assumingMemoryBound(to: CChar.self)
+                info.pointee.needToFreeIdxStr = 1
+            }
+            info.pointee.estimatedCost = 1e9 / Double(1 + 10 * timeConstraints + 100 * Int32(equalityColumns.count))
             return SQLITE_OK
         }
         m.xOpen = { vtab, cursorOut in
@@ -216,10 +281,17 @@ public final class FlowsAcrossShards {
             cursor.deallocate()
             return SQLITE_OK
         }
-        m.xFilter = { raw, idxNum, _, argc, argv in
+        m.xFilter = { raw, idxNum, idxStr, argc, argv in
             guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            let planText = idxStr.map { String(cString: $0) } ?? ""
+            let parts = planText.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            let mask = parts.first.flatMap { UInt64($0, radix: 16) } ?? .max
+            let timeCount = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            let equalityColumns = parts.count > 2 ? parts[2].split(separator: ",").compactMap { Int($0) } : []
+            var plan = ScanPlan()
+            for i in FlowsAcrossShards.columns.indices where mask & (1 << UInt64(min(i, 63))) != 0 { plan.columnsUsed.insert(i) }
             var bounds = TimeBounds(fromMs: cursor.owner.fromMs, toMs: cursor.owner.toMs)
-            for k in 0..<Int(argc) {
+            for k in 0..<min(Int(argc), timeCount) {
                 guard let value = argv?[k], sqlite3_value_numeric_type(value) == SQLITE_INTEGER,
                       let op = PushedOperator(rawValue: (idxNum >> (8 * Int32(k))) & 0xFF) else { continue }
                 let v = sqlite3_value_int64(value)
@@ -231,7 +303,17 @@ public final class FlowsAcrossShards {
                 case .lessOrEqual: bounds.narrow(from: nil, to: v == .max ? nil : v + 1)
                 }
             }
-            return FlowsAcrossShards.report(raw) { try cursor.start(bounds) }
+            for (offset, column) in equalityColumns.enumerated() {
+                let k = timeCount + offset
+                guard k < Int(argc), let value = argv?[k] else { continue }
+                switch sqlite3_value_type(value) {
+                case SQLITE_INTEGER: plan.equalities.append((column, .integer(sqlite3_value_int64(value))))
+                case SQLITE_TEXT:
+                    if let text = sqlite3_value_text(value) { plan.equalities.append((column, .text(String(cString: text)))) }
+                default: continue  // NULL never equals; reals and blobs: SQLite checks
+                }
+            }
+            return FlowsAcrossShards.report(raw) { try cursor.start(bounds, plan: plan) }
         }
         m.xNext = { raw in
             guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }

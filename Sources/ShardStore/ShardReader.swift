@@ -8,7 +8,10 @@ import Foundation
 public final class ShardReader {
     public let path: String
     let db: SQLiteDatabase
-    private(set) var dictionary = StringDictionary()
+    /// The shard's strings, loaded on first use: SQL over the `flows` view and the
+    /// multi-shard table never need them in memory, and loading costs a full read of
+    /// `strings` per shard opened.
+    private var loadedDictionary: StringDictionary?
     private let codec = FlowRowCodec()
     private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
 
@@ -22,11 +25,19 @@ public final class ShardReader {
             } else {
                 db = try SQLiteDatabase(path: path, mode: .readOnly)
             }
-            try Self.loadDictionary(db, into: &dictionary)
             timeEncoding = try Self.timeEncoding(of: db)
         } catch {
             throw Self.describe(error, path: path)
         }
+    }
+
+    /// The shard's string table in memory (loaded once).
+    func dictionary() throws(SQLiteError) -> StringDictionary {
+        if let loadedDictionary { return loadedDictionary }
+        var loaded = StringDictionary()
+        try Self.loadDictionary(db, into: &loaded)
+        loadedDictionary = loaded
+        return loaded
     }
 
     static func loadDictionary(_ db: SQLiteDatabase, into dictionary: inout StringDictionary) throws(SQLiteError) {
@@ -51,7 +62,7 @@ public final class ShardReader {
     /// Every flow, in the shard's row order.
     public func forEachFlow(_ body: (Flow) throws -> Void) throws {
         do {
-            try Self.forEachFlow(db, dictionary: dictionary, codec: codec, timeEncoding: timeEncoding, body)
+            try Self.forEachFlow(db, dictionary: dictionary(), codec: codec, timeEncoding: timeEncoding, body)
         } catch let error as SQLiteError {
             throw describe(error)
         }
@@ -83,6 +94,7 @@ public final class ShardReader {
     /// order is total and the same on every read.
     public func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
         var flow = Flow()
+        let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
             codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
             try body(flow)
@@ -94,6 +106,7 @@ public final class ShardReader {
     /// copy every value once anyway (the ClickHouse forwarder).
     public func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
         let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
+        let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
             try body(ShardRow(statement: select, dictionary: dictionary, layout: layout))
         }
@@ -208,6 +221,11 @@ public final class ShardReader {
     }
 
     private func describe(_ error: any Error) -> ShardStoreError { Self.describe(error, path: path) }
+
+    /// Runs `body`, turning an SQLite error into one that names the shard.
+    private func describing<T>(_ body: () throws(SQLiteError) -> T) throws -> T {
+        do { return try body() } catch { throw describe(error) }
+    }
 
     private static func describe(_ error: any Error, path: String) -> ShardStoreError {
         let name = (path as NSString).lastPathComponent
