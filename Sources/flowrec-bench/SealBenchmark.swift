@@ -89,7 +89,7 @@ struct SealBenchmark: ParsableCommand {
                                 ("seekable zstd compression", steps.compress),
                                 ("`PRAGMA quick_check` through the VFS", steps.quickCheck),
                                 ("content checksum through the VFS", steps.verifyChecksum),
-                                ("per-minute and per-hour rollups", steps.rollups),
+                                ("minute, hour and day rollups", steps.rollups),
                                 ("rename, fsync, remove active shard", steps.rename)] {
             print("| \(name) | \(String(format: "%.2f", seconds)) | \(String(format: "%.0f", 100 * seconds / sealSeconds))% |")
         }
