@@ -679,3 +679,54 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension FlowJSONParser {
+    /// The whole text as a JSON array of strings, each unescaped.
+    mutating func parseStringArray() throws(FlowDecodingError) -> [[UInt8]] {
+        skipWhitespace()
+        guard pos < end, base[pos] == UInt8(ascii: "[") else { throw invalid("expected an array") }
+        pos += 1
+        var elements: [[UInt8]] = []
+        skipWhitespace()
+        if pos < end, base[pos] == UInt8(ascii: "]") {
+            pos += 1
+        } else {
+            while true {
+                skipWhitespace()
+                guard pos < end, base[pos] == UInt8(ascii: "\"") else { throw invalid("expected a string") }
+                pos += 1
+                let start = pos
+                if let length = try scanPlainString() {
+                    elements.append(Array(UnsafeBufferPointer(start: base + start, count: length)))
+                } else {
+                    var element = Array(UnsafeBufferPointer(start: base + start, count: pos - start))
+                    try scanEscapedString(into: &element)
+                    elements.append(element)
+                }
+                skipWhitespace()
+                guard pos < end else { throw invalid("unterminated array") }
+                if base[pos] == UInt8(ascii: "]") {
+                    pos += 1
+                    break
+                }
+                guard base[pos] == UInt8(ascii: ",") else { throw invalid("expected , or ]") }
+                pos += 1
+            }
+        }
+        skipWhitespace()
+        guard pos == end else { throw invalid("text after the array") }
+        return elements
+    }
+}
+
+/// The elements of a JSON array of strings (`["eth0","br-ex"]`), as flows keep
+/// Interfaces, Udns and TLSTypes; the decoder's own string scanner, so escapes and
+/// UTF-8 are handled exactly as when the flow was decoded.
+public enum JSONStringArray {
+    /// The unescaped elements, or nil when the text is not an array of strings.
+    public static func parse(_ text: UnsafeBufferPointer<UInt8>) -> [[UInt8]]? {
+        guard let base = text.baseAddress else { return nil }
+        var parser = FlowJSONParser(base: base, count: text.count, maxDepth: 2, keys: FieldKeyTable.shared)
+        return try? parser.parseStringArray()
+    }
+}

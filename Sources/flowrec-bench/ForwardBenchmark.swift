@@ -41,22 +41,13 @@ struct ForwardBenchmark: AsyncParsableCommand {
         let sealed = try store.shards().filter { $0.state == "sealed" }
         let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
         if encodeOnly {
-            let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
             var encoder = ClickHouseBlockEncoder(format: .native)
             var bytes = 0
             let t = monotonicSeconds()
             for _ in 0..<10 {
-                for shard in sealed {
-                    let reader = try store.reader(for: shard.id)
-                    guard let range = try reader.rowIDRange() else { continue }
-                    var low = range.lowerBound
-                    while low <= range.upperBound {
-                        try reader.forEachRow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) {
-                            encoder.append($0, shard: [65])
-                        }
-                        bytes += encoder.finish().count
-                        low += 100_000
-                    }
+                try Self.forEachChunk(of: sealed, in: store) { reader, _, chunk in
+                    try reader.forEachRow(rowIDs: chunk, orderedBy: Self.sortKey) { encoder.append($0, shard: [65]) }
+                    bytes += encoder.finish().count
                 }
             }
             print("read + encode: \(Int(Double(rows * 10) / (monotonicSeconds() - t))) rows/s, \(bytes / Int(rows * 10)) bytes/row")
@@ -99,16 +90,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
         var readRows = 0
         for shard in sealed { try store.forEachFlow(in: shard.id) { _ in readRows += 1 } }
         let readSeconds = monotonicSeconds() - t
-        let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
         t = monotonicSeconds()
-        for shard in sealed {
-            let reader = try store.reader(for: shard.id)
-            guard let range = try reader.rowIDRange() else { continue }
-            var low = range.lowerBound
-            while low <= range.upperBound {
-                try reader.forEachFlow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) { _ in readRows += 1 }
-                low += 100_000
-            }
+        try Self.forEachChunk(of: sealed, in: store) { reader, _, chunk in
+            try reader.forEachFlow(rowIDs: chunk, orderedBy: Self.sortKey) { _ in readRows += 1 }
         }
         let sortedReadSeconds = monotonicSeconds() - t
 
@@ -116,17 +100,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
         // clock starts, inserted back to back. No client can beat this rate.
         var nativeChunks: [[UInt8]] = []
         var nativeEncoder = ClickHouseBlockEncoder(format: .native)
-        for shard in sealed {
-            let reader = try store.reader(for: shard.id)
-            guard let range = try reader.rowIDRange() else { continue }
-            var low = range.lowerBound
-            while low <= range.upperBound {
-                try reader.forEachRow(rowIDs: low...min(range.upperBound, low + 99_999), orderedBy: sortKey) {
-                    nativeEncoder.append($0, shard: Array(shard.id.description.utf8))
-                }
-                nativeChunks.append(try Gzip.compress(nativeEncoder.finish()))
-                low += 100_000
-            }
+        try Self.forEachChunk(of: sealed, in: store) { reader, shard, chunk in
+            try reader.forEachRow(rowIDs: chunk, orderedBy: Self.sortKey) { nativeEncoder.append($0, shard: Array(shard.id.description.utf8)) }
+            nativeChunks.append(try Gzip.compress(nativeEncoder.finish()))
         }
         _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
         let nativeStatement = "INSERT INTO \(database).flows_server (\(nativeEncoder.columnList)) FORMAT Native"
@@ -202,6 +178,23 @@ struct ForwardBenchmark: AsyncParsableCommand {
         }
         print()
         print("Reading alone: \(String(format: "%.2f", readSeconds)) s in rowid order (\(Int(Double(rows) / readSeconds)) rows/s), \(String(format: "%.2f", sortedReadSeconds)) s sorted by the table's key in 100,000-row chunks (\(Int(Double(rows) / sortedReadSeconds)) rows/s).\n")
+    }
+
+    /// The table's sort key, as the forwarder orders each chunk.
+    static let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+
+    /// Each 100,000-row rowid range of each shard, as the forwarder cuts its chunks.
+    static func forEachChunk(of shards: [ShardStore.ShardInfo], in store: ShardStore,
+                             _ body: (ShardReader, ShardStore.ShardInfo, ClosedRange<Int64>) throws -> Void) throws {
+        for shard in shards {
+            let reader = try store.reader(for: shard.id)
+            guard let range = try reader.rowIDRange() else { continue }
+            var low = range.lowerBound
+            while low <= range.upperBound {
+                try body(reader, shard, low...min(range.upperBound, low + 99_999))
+                low += 100_000
+            }
+        }
     }
 
     private func count(_ table: String, _ client: ClickHouseHTTP) async throws -> Int64 {

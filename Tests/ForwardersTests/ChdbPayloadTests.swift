@@ -8,6 +8,17 @@ import Testing
 /// The exact bytes the forwarder sends, loaded by a modern ClickHouse (chdb) into the
 /// modern table: same totals as the shards, in both formats.
 @Suite struct ChdbPayloadTests {
+    /// One shard encoded as the forwarder sends it (read in place, in the table's key
+    /// order), written to `path`.
+    func writePayload(of shard: ShardStore.ShardInfo, in store: ShardStore, with encoder: inout ClickHouseBlockEncoder,
+                      to path: String) throws {
+        let reader = try store.reader(for: shard.id)
+        let rows = try #require(try reader.rowIDRange())
+        let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
+        try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+        try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+    }
+
     @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
     func modernServerLoadsThePayloadWithEqualTotals(format: ClickHouseBlockEncoder.Format) throws {
         let dir = TemporaryDirectory()
@@ -17,12 +28,8 @@ import Testing
         var files: [String] = []
         for shard in try store.shards() where shard.state == "sealed" {
             // As the forwarder reads it: in place, sorted by the table's key.
-            let reader = try store.reader(for: shard.id)
-            let rows = try #require(try reader.rowIDRange())
-            let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
-            try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
             let path = dir.path + "/\(shard.id).\(format.rawValue)"
-            try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+            try writePayload(of: shard, in: store, with: &encoder, to: path)
             files.append(path)
         }
         let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern, ttlDays: 3650)
@@ -54,12 +61,8 @@ import Testing
         let store = try sealedGeneratedStore(at: dir.path, count: 15_000)
         let shard = try #require(try store.shards().first { $0.state == "sealed" })
         var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
-        let reader = try store.reader(for: shard.id)
-        let rows = try #require(try reader.rowIDRange())
-        let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
-        try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
         let path = dir.path + "/chunk.native"
-        try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+        try writePayload(of: shard, in: store, with: &encoder, to: path)
         let tokens = [0, 0, 1].map { ClickHouseForwarder.deduplicationToken(shard: shard.id, chunkRows: 100_000, chunk: $0) }
         let script = """
             import sys, json, chdb.session as cs

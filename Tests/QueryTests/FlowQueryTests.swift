@@ -159,6 +159,18 @@ import Testing
         #expect(ch.contains("Int64") || ch.contains("UInt64"), "64-bit sum in ClickHouse: \(ch)")
     }
 
+    /// `flowrec export --format csv` loads back (Python's csv module, quoted fields with
+    /// commas and newlines included) with one row per flow and every field as a column.
+    @Test func csvExportLoadsBackWithTheSameCount() throws {
+        let dir = TemporaryDirectory()
+        let (_, flows) = try FlowQueryTests.fixture(dir)
+        let path = dir.path + "/export.csv"
+        #expect(try ChildProcess.run(try ChildProcess.flowrec(), ["export", "--data", dir.path, "--format", "csv", "--output", path]) == 0)
+        let script = "import csv, sys; rows = list(csv.reader(open(sys.argv[1], newline=''))); print(len(rows) - 1, len(rows[0]), len(set(len(r) for r in rows)))"
+        let loaded = try ChildProcess.output("/usr/bin/env", ["python3", "-c", script, path]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(loaded == "\(flows.count) \(FlowSchema.count) 1", "rows, columns, distinct row widths: \(loaded)")
+    }
+
     @Test func refusesToOverwriteAnExistingFile() throws {
         let dir = TemporaryDirectory()
         let (store, _) = try FlowQueryTests.fixture(dir)
