@@ -63,15 +63,7 @@ public struct FlowQueryRunner {
                     statement.bind(3, Int64(min(remaining, Int(Int32.max))))
                 }) { statement in
                     guard !stop else { return }
-                    var values: [QueryValue] = []
-                    values.reserveCapacity(columns.count)
-                    for i in 0..<Int32(columns.count) {
-                        if statement.isNull(i) { values.append(.null) } else if statement.isInteger(i) {
-                            values.append(.integer(statement.integer(i)))
-                        } else {
-                            values.append(.text(statement.text(i) ?? ""))
-                        }
-                    }
+                    let values = QueryValue.row(of: statement, columns: Int32(columns.count))
                     remaining -= 1
                     if try !row(values) || remaining == 0 { stop = true }
                 }
@@ -90,6 +82,21 @@ public enum QueryValue: Sendable, Equatable {
     /// Only from `flowrec sql` (avg(), ratios): stored fields are integers or text.
     case real(Double)
     case text(String)
+
+    /// The first `columns` values of a statement's current row.
+    static func row(of statement: SQLiteStatement, columns: Int32) -> [QueryValue] {
+        var values: [QueryValue] = []
+        values.reserveCapacity(Int(columns))
+        for i in 0..<columns {
+            switch statement.columnType(i) {
+            case .null: values.append(.null)
+            case .integer: values.append(.integer(statement.integer(i)))
+            case .real: values.append(.real(statement.double(i)))
+            case .text, .blob: values.append(.text(statement.text(i) ?? ""))
+            }
+        }
+        return values
+    }
 }
 
 /// The flows view's column names (NetObserv's field names), in schema order.

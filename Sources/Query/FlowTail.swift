@@ -77,14 +77,7 @@ public final class FlowTail {
         let width = Int32(fields.count)
         do {
             try reader.forEachStoredRow(after: after, through: through, fields: fields, whereSQL: whereSQL, newestFirstLimit: limit) { s in
-                var values: [QueryValue] = []
-                values.reserveCapacity(Int(width))
-                for i in 0..<width {
-                    if s.isNull(i) { values.append(.null) } else if s.isInteger(i) { values.append(.integer(s.integer(i))) } else {
-                        values.append(.text(s.text(i) ?? ""))
-                    }
-                }
-                try row(values)
+                try row(QueryValue.row(of: s, columns: width))
             }
         } catch let error as SQLiteError where error.sql != nil {
             throw QueryError("the filter is not valid SQL over the flows table: \(error.message). Check --where and --fields.")

@@ -24,16 +24,7 @@ public struct SQLQuery {
                 width = Int32(names.count)
                 columns(names)
             }) { statement in
-                var values: [QueryValue] = []
-                values.reserveCapacity(Int(width))
-                for i in 0..<width {
-                    switch statement.columnType(i) {
-                    case .null: values.append(.null)
-                    case .integer: values.append(.integer(statement.integer(i)))
-                    case .real: values.append(.real(statement.double(i)))
-                    case .text, .blob: values.append(.text(statement.text(i) ?? ""))
-                    }
-                }
+                let values = QueryValue.row(of: statement, columns: width)
                 return try row(values)
             }
         } catch let error as SQLiteError where error.sql != nil {

@@ -254,10 +254,8 @@ public final class FlowsAcrossShards {
             info.pointee.idxNum = packed
             // idxStr: "<columns used mask as 64-bit hex>;<time constraint count>;<equality columns>"
             let plan = String(info.pointee.colUsed, radix: 16) + ";\(timeConstraints);" + equalityColumns.map(String.init).joined(separator: ",")
-            let text = Array(plan.utf8CString)
-            if let buffer = sqlite3_malloc(Int32(text.count)) {
-                text.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                info.pointee.idxStr = buffer.assumingMemoryBound(to: CChar.self)
+            if let text = FlowsAcrossShards.sqliteString(plan) {
+                info.pointee.idxStr = text
                 info.pointee.needToFreeIdxStr = 1
             }
             info.pointee.estimatedCost = 1e9 / Double(1 + 10 * timeConstraints + 100 * Int32(equalityColumns.count))
@@ -336,6 +334,15 @@ public final class FlowsAcrossShards {
         return m
     }
 
+    /// A C string SQLite may free with sqlite3_free (idxStr, error messages), so it is
+    /// allocated with sqlite3_malloc; nil when out of memory.
+    static func sqliteString(_ text: String) -> UnsafeMutablePointer<CChar>? {
+        let bytes = Array(text.utf8CString)
+        guard let buffer = sqlite3_malloc(Int32(bytes.count)) else { return nil }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return buffer.assumingMemoryBound(to: CChar.self)
+    }
+
     private static func cursor(_ raw: UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Cursor? {
         guard let raw else { return nil }
         let cursor = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: flowrec_vtab_cursor.self)
@@ -352,12 +359,7 @@ public final class FlowsAcrossShards {
         } catch {
             if let vtab = raw?.pointee.pVtab {
                 sqlite3_free(vtab.pointee.zErrMsg)
-                // SQLite frees the message with sqlite3_free: allocate it with sqlite3_malloc.
-                let text = Array("\(error)".utf8CString)
-                if let buffer = sqlite3_malloc(Int32(text.count)) {
-                    text.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    vtab.pointee.zErrMsg = buffer.assumingMemoryBound(to: CChar.self)
-                }
+                vtab.pointee.zErrMsg = sqliteString("\(error)")
             }
             return SQLITE_ERROR
         }
