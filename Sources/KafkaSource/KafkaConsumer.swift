@@ -21,7 +21,6 @@ public final class KafkaConsumer {
     public typealias StartOffset = (_ topic: String, _ partition: Int32) -> Int64?
 
     private let handle: OpaquePointer
-    private let queue: OpaquePointer
     private var closed = false
     private let rebalance: RebalanceContext
 
@@ -34,41 +33,24 @@ public final class KafkaConsumer {
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
         if props["enable.auto.offset.store"] == nil { props["enable.auto.offset.store"] = "false" }
         if props["auto.offset.reset"] == nil { props["auto.offset.reset"] = "earliest" }
+        // Cooperative rebalancing: a member gives up only the partitions that move, and it
+        // does so after the group has settled on the new generation, so its commit of what
+        // it stored is accepted before the new owner reads it. With the eager protocol the
+        // revocation commit races the rebalance (librdkafka's mock broker rejects it with
+        // "rebalance in progress") and the new owner could store the same flows again.
+        if props["partition.assignment.strategy"] == nil { props["partition.assignment.strategy"] = "cooperative-sticky" }
         guard props["group.id"] != nil else { throw KafkaError("a consumer needs group.id") }
         let conf = try props.makeConf()
         let rebalance = RebalanceContext(startOffset: startOffset)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
-            let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
-            if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let partitions {
-                var assigned: [(String, Int32)] = []
-                for i in 0..<Int(partitions.pointee.cnt) {
-                    let element = partitions.pointee.elems[i]
-                    let topic = String(cString: element.topic)
-                    assigned.append((topic, element.partition))
-                    if let offset = context.startOffset?(topic, element.partition) {
-                        partitions.pointee.elems[i].offset = offset
-                    }
-                }
-                context.assigned = assigned
-                rd_kafka_assign(rk, partitions)
-            } else {
-                // Revoked: the caller stores each batch before polling again, so nothing is in
-                // flight. Commit what was stored synchronously, so the member that takes the
-                // partitions over starts exactly after it (an async commit could still be on
-                // its way and let the new owner store the same flows again).
-                if !context.storedOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(context.storedOffsets.count)) {
-                    for (key, offset) in context.storedOffsets {
-                        rd_kafka_topic_partition_list_add(list, key.topic, key.partition)?.pointee.offset = offset
-                    }
-                    _ = rd_kafka_commit(rk, list, 0)
-                    rd_kafka_topic_partition_list_destroy(list)
-                }
-                context.storedOffsets = [:]
-                context.assigned = []
-                rd_kafka_assign(rk, nil)
-            }
+            Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
+                .rebalance(rk, assigning: err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, partitions)
+        }
+        rd_kafka_conf_set_offset_commit_cb(conf) { _, err, _, opaque in
+            guard let opaque else { return }
+            Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue().commitFinished(err)
         }
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
@@ -88,12 +70,7 @@ public final class KafkaConsumer {
             rd_kafka_destroy(handle)
             throw KafkaError.from(err, "cannot subscribe to \(topics.joined(separator: ","))")
         }
-        guard let queue = rd_kafka_queue_get_consumer(handle) else {
-            rd_kafka_destroy(handle)
-            throw KafkaError("librdkafka gave no consumer queue")
-        }
         self.handle = handle
-        self.queue = queue
     }
 
     /// Commits "next offset to read" per partition to the group, asynchronously. flowrec
@@ -102,7 +79,7 @@ public final class KafkaConsumer {
         for entry in nextOffsets {
             rebalance.storedOffsets[TopicPartition(topic: entry.topic, partition: entry.partition)] = entry.offset
         }
-        guard !nextOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(nextOffsets.count)) else { return }
+        guard rebalance.lagCommitsAllowed(), !nextOffsets.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(nextOffsets.count)) else { return }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for entry in nextOffsets {
             rd_kafka_topic_partition_list_add(list, entry.topic, entry.partition)?.pointee.offset = entry.offset
@@ -120,7 +97,6 @@ public final class KafkaConsumer {
 
     deinit {
         close()
-        rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
     }
 
@@ -134,16 +110,21 @@ public final class KafkaConsumer {
     /// Waits up to `timeoutMs` for messages and passes up to `maxMessages` of them to
     /// `body`. Returns how many messages were passed. Partition-end and transient
     /// broker events are not messages and are skipped; a fatal error is thrown.
+    ///
+    /// Messages are taken one at a time (`rd_kafka_consumer_poll`), not with
+    /// `rd_kafka_consume_batch_queue`: librdkafka 2.0 documents that the batch call can
+    /// lose or repeat messages when a rebalance runs while it collects a batch (fixed in
+    /// 2.1), and a test of two recorders saw a partition stop short after a cooperative
+    /// rebalance with it.
     @discardableResult
     public func poll(maxMessages: Int = 10_000, timeoutMs: Int32 = 1000,
                      _ body: (KafkaMessageView) throws -> Void) throws -> Int {
-        var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: maxMessages)
-        let n = rd_kafka_consume_batch_queue(queue, timeoutMs, &messages, maxMessages)
-        guard n >= 0 else { throw KafkaError.from(rd_kafka_last_error(), "consume failed") }
         var delivered = 0
-        defer { for i in 0..<n { rd_kafka_message_destroy(messages[i]) } }
-        for i in 0..<n {
-            guard let m = messages[i] else { continue }
+        var waitMs = timeoutMs
+        for _ in 0..<maxMessages {
+            guard let m = rd_kafka_consumer_poll(handle, waitMs) else { break }
+            defer { rd_kafka_message_destroy(m) }
+            waitMs = 0  // the first message may be waited for; the rest are what is ready
             let err = m.pointee.err
             if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -153,9 +134,8 @@ public final class KafkaConsumer {
                 continue  // transient: librdkafka retries by itself
             }
             let topicName = m.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-            // A rebalance can run inside this poll and still leave messages fetched before
-            // it in the batch. Those of partitions no longer ours belong to their new owner,
-            // which resumes from what we committed at revocation: drop them here.
+            // Belt and braces: a message of a partition no longer ours belongs to its new
+            // owner, which resumes from what we committed at revocation.
             guard rebalance.isAssigned(topicName, m.pointee.partition) else { continue }
             try body(KafkaMessageView(
                 topic: topicName, partition: m.pointee.partition, offset: m.pointee.offset,
@@ -178,6 +158,89 @@ private final class RebalanceContext {
 
     func isAssigned(_ topic: String, _ partition: Int32) -> Bool {
         assigned.contains { $0.topic == topic && $0.partition == partition }
+    }
+
+    /// Lag commits wait while the group rebalances. Commits sent then are refused, or
+    /// worse: librdkafka holds those made while it rejoins and sends them with the old
+    /// generation, the broker answers "illegal generation", and librdkafka then treats
+    /// the whole assignment as lost, so the revocation commit is skipped and the new
+    /// owner starts from an older offset. Set by a "rebalance in progress" commit answer
+    /// or a revocation; cleared by an assignment that ends a rebalance (under the
+    /// cooperative protocol a revocation is followed by an assignment and a rejoin, so
+    /// that assignment does not end it).
+    private var rebalancingSince: ContinuousClock.Instant?
+    private var rejoinFollowsNextAssign = false
+
+    /// The result of an asynchronous lag commit, served inside poll.
+    func commitFinished(_ error: rd_kafka_resp_err_t) {
+        if error == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || error == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION {
+            rebalancingSince = .now
+        }
+    }
+
+    /// False while a rebalance is under way; true again after it, or after 30 s in case
+    /// no callback came to end it.
+    func lagCommitsAllowed() -> Bool {
+        guard let since = rebalancingSince else { return true }
+        if since.duration(to: .now) > .seconds(30) { rebalancingSince = nil }
+        return rebalancingSince == nil
+    }
+
+    /// Handles both protocols: under "COOPERATIVE" the list holds only the partitions
+    /// added or taken away; under the eager one it is the whole assignment.
+    func rebalance(_ rk: OpaquePointer, assigning: Bool, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+        if assigning {
+            if rejoinFollowsNextAssign { rejoinFollowsNextAssign = false } else { rebalancingSince = nil }
+        } else {
+            rebalancingSince = .now
+            rejoinFollowsNextAssign = cooperative
+        }
+        var changed: [(topic: String, partition: Int32)] = []
+        if let partitions {
+            for i in 0..<Int(partitions.pointee.cnt) {
+                let element = partitions.pointee.elems[i]
+                changed.append((String(cString: element.topic), element.partition))
+            }
+        }
+        if assigning {
+            if let partitions {
+                for (i, entry) in changed.enumerated() {
+                    if let offset = startOffset?(entry.topic, entry.partition) { partitions.pointee.elems[i].offset = offset }
+                }
+            }
+            assigned = cooperative ? assigned + changed : changed
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(error) }
+            } else {
+                rd_kafka_assign(rk, partitions)
+            }
+            return
+        }
+        // Revoked: the caller stores each batch before polling again, so nothing is in
+        // flight. Commit what was stored synchronously, so the member that takes the
+        // partitions over starts exactly after it (an async commit could still be on its
+        // way and let the new owner store the same flows again). Partitions lost to a
+        // session timeout cannot be committed any more; their new owner may repeat a
+        // batch, which the store then holds twice only if it is another recorder's.
+        let revoked = Set(changed.map { TopicPartition(topic: $0.topic, partition: $0.partition) })
+        let toCommit = storedOffsets.filter { revoked.contains($0.key) }
+        if rd_kafka_assignment_lost(rk) == 0, !toCommit.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(toCommit.count)) {
+            for (key, offset) in toCommit {
+                rd_kafka_topic_partition_list_add(list, key.topic, key.partition)?.pointee.offset = offset
+            }
+            _ = rd_kafka_commit(rk, list, 0)
+            rd_kafka_topic_partition_list_destroy(list)
+        }
+        for key in revoked { storedOffsets[key] = nil }
+        assigned.removeAll { revoked.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
+        if cooperative {
+            if let error = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(error) }
+        } else {
+            storedOffsets = [:]
+            assigned = []
+            rd_kafka_assign(rk, nil)
+        }
     }
 }
 

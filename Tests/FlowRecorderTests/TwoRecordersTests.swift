@@ -8,12 +8,10 @@ import Testing
 /// Two recorders in one consumer group, the second joining while traffic flows: they
 /// split the partitions and together store every produced flow.
 ///
-/// "None twice" is checked as a known issue: the recorder commits what it stored when a
-/// partition is revoked, but librdkafka's mock broker rejects every offset commit during
-/// a rebalance ("Group rebalance in progress"), so the new owner starts from an older
-/// committed offset and stores some flows again. Real Kafka accepts commits from the
-/// current generation while a rebalance is being prepared; proving it there needs a
-/// real broker (issue 5).
+/// "None twice" rests on the revocation commit: the member giving a partition up commits
+/// what it stored, and the new owner starts there. The cooperative protocol makes that
+/// commit land in a settled generation; with the eager one librdkafka's mock broker
+/// rejects it ("Group rebalance in progress") and flows were stored by both.
 @Suite(.serialized) struct TwoRecordersTests {
     @Test func twoRecordersSplitThePartitionsWithoutOverlap() throws {
         let flowrec = try ChildProcess.flowrec()
@@ -56,9 +54,7 @@ import Testing
         let missing = Set(produced).subtracting(union).count, unexpected = union.subtracting(produced).count
         #expect(missing == 0 && unexpected == 0, "together they hold every produced flow: \(missing) missing, \(unexpected) not produced")
         let overlap = Set(inA).intersection(Set(inB)).count
-        withKnownIssue("the mock broker rejects offset commits during a rebalance", isIntermittent: true) {
-            #expect(overlap == 0, "\(overlap) flows are stored by both recorders")
-            #expect(inA.count + inB.count == produced.count)
-        }
+        #expect(overlap == 0, "\(overlap) flows are stored by both recorders")
+        #expect(inA.count + inB.count == produced.count)
     }
 }
