@@ -26,8 +26,13 @@ public final class FlowsAcrossShards {
     /// The columns of `flows`: NetObserv's field names, as in each shard's view.
     public static let columns: [String] = ShardSchema.viewFieldNames
 
-    public init(store: ShardStore, fromMs: Int64?, toMs: Int64?) throws {
+    /// How many rows of a shard one worker reads at most: a bigger shard is cut into
+    /// rowid ranges (`Cursor.Part`) so that every core scans it.
+    let rowsPerPart: Int64
+
+    public init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 250_000) throws {
         self.store = store
+        self.rowsPerPart = max(1, rowsPerPart)
         self.fromMs = fromMs
         self.toMs = toMs
         db = try SQLiteDatabase(path: ":memory:")
@@ -96,68 +101,132 @@ public final class FlowsAcrossShards {
         case text(String)
     }
 
-    /// One scan over the shards of its bounds, shard after shard.
+    /// One scan over the shards of its bounds, read by `ParallelShardScan` and handed to
+    /// SQLite shard after shard.
     final class Cursor {
         let owner: FlowsAcrossShards
-        var shards: [ShardStore.ShardInfo] = []
-        var next = 0
-        var reader: ShardReader?
-        var statement: SQLiteStatement?
+        var parts: [Part] = []
+        var partIndex = 0
+        var scan: ParallelShardScan?
+        var batch = ParallelShardScan.Batch()
+        var rowInBatch = 0
         var hasRow = false
         var rowid: Int64 = 0
-        var bounds = TimeBounds()
-        var plan = ScanPlan()
+        /// Per column of `flows`, its place among the columns the shards return, or -1
+        /// for a column the statement does not use (NULL).
+        var slots: [Int] = []
+        var usedCount = 0
 
         init(owner: FlowsAcrossShards) { self.owner = owner }
+        deinit { stop() }
 
         func start(_ bounds: TimeBounds, plan: ScanPlan) throws {
-            self.bounds = bounds
-            self.plan = plan
+            stop()
+            let shards: [ShardStore.ShardInfo]
             if let from = bounds.fromMs, let to = bounds.toMs, from >= to {
                 shards = []
             } else {
                 shards = try owner.store.shards(overlappingFromMs: bounds.fromMs, toMs: bounds.toMs)
             }
-            next = 0
+            let used = plan.columnsUsed.sorted()
+            slots = Array(repeating: -1, count: FlowsAcrossShards.columns.count)
+            for (slot, column) in used.enumerated() { slots[column] = slot }
+            usedCount = used.count
+            // Both places a shard can be: a shard sealed after the listing is read sealed.
+            let paths = shards.map { (sealed: owner.store.sealedPath(of: $0.id), active: owner.store.activePath(of: $0.id)) }
+            let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
+            self.parts = parts
+            partIndex = 0
             rowid = 0
+            batch = ParallelShardScan.Batch()
+            rowInBatch = 0
+            scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
+                let part = parts[index]
+                let path = FileManager.default.fileExists(atPath: paths[part.shard].sealed) ? paths[part.shard].sealed : paths[part.shard].active
+                let reader = try ShardReader(path: path)
+                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids), reader)
+            }
             try advance()
         }
 
-        /// Moves to the next row, opening the next shard when one runs out.
+        /// A rowid range of one shard, read by one worker: a big shard is cut into several
+        /// so that two cores share it. The first range has no lower bound and the last no
+        /// upper one, so rows outside the catalog's count (an active shard still growing)
+        /// are read too.
+        struct Part: Sendable {
+            var shard: Int
+            var rowids: (above: Int64?, atMost: Int64?)
+        }
+
+        static func parts(of shards: [ShardStore.ShardInfo], rowsPerPart: Int64) -> [Part] {
+            var parts: [Part] = []
+            for (index, shard) in shards.enumerated() {
+                let count = max(1, (shard.rowCount + rowsPerPart - 1) / rowsPerPart)
+                for k in 0..<count {
+                    parts.append(Part(shard: index, rowids: (above: k == 0 ? nil : k * rowsPerPart,
+                                                             atMost: k == count - 1 ? nil : (k + 1) * rowsPerPart)))
+                }
+            }
+            return parts
+        }
+
+        /// Stops the workers of the current scan and counts the shards they opened.
+        func stop() {
+            guard let scan else { return }
+            scan.cancel()
+            owner.shardsOpened += Set(scan.openedParts.map { parts[$0].shard }).count
+            self.scan = nil
+        }
+
+        /// Moves to the next row, taking the next batch (or part) when one runs out.
         func advance() throws {
             while true {
-                if let statement, try statement.step() {
+                if rowInBatch + 1 < batch.rowCount {
+                    rowInBatch += 1
                     hasRow = true
                     rowid += 1
                     return
                 }
-                statement = nil
-                reader = nil
-                guard next < shards.count else {
+                guard let scan, partIndex < parts.count else {
                     hasRow = false
+                    stop()
                     return
                 }
-                let shard = shards[next]
-                next += 1
-                let opened = try owner.store.reader(for: shard.id)
-                owner.shardsOpened += 1
-                reader = opened
-                statement = try Self.select(from: opened, bounds: bounds, plan: plan)
+                switch scan.take(part: partIndex) {
+                case .batch(let next):
+                    batch = next
+                    rowInBatch = -1
+                case .end:
+                    partIndex += 1
+                case .failure(let error):
+                    stop()
+                    throw error
+                }
             }
+        }
+
+        /// Gives SQLite column `column` of the current row.
+        func result(column: Int, to context: OpaquePointer?) {
+            guard column >= 0, column < slots.count, slots[column] >= 0 else {
+                sqlite3_result_null(context)
+                return
+            }
+            batch.result(rowInBatch * max(usedCount, 1) + slots[column], to: context)
         }
 
         /// The statement over one shard's `flow_rows`: used columns decoded as the
         /// `flows` view decodes them, the time range and equalities on raw columns.
-        static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan) throws -> SQLiteStatement {
+        static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
+                           rowids: (above: Int64?, atMost: Int64?)) throws -> SQLiteStatement {
             let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
-            let columns = FlowsAcrossShards.columns.indices.map { i in
-                plan.columnsUsed.contains(i) ? expressions[i] : "NULL"
-            }.joined(separator: ",\n")
+            let columns = used.isEmpty ? "NULL" : used.map { expressions[$0] }.joined(separator: ",\n")
             var conditions: [String] = []
             var parameters: [EqualityValue] = []
             let end = "r.\"TimeFlowEndMs\""
             if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
             if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
+            if let above = rowids.above { conditions.append("r.rowid > \(above)") }
+            if let atMost = rowids.atMost { conditions.append("r.rowid <= \(atMost)") }
             for (column, value) in plan.equalities {
                 let spec = FlowSchema.fields[column]
                 let raw = "r.\"\(spec.name)\""
@@ -322,8 +391,8 @@ public final class FlowsAcrossShards {
             return cursor.hasRow ? 0 : 1
         }
         m.xColumn = { raw, context, column in
-            guard let cursor = FlowsAcrossShards.cursor(raw), let statement = cursor.statement else { return SQLITE_ERROR }
-            sqlite3_result_value(context, sqlite3_column_value(statement.handle, column))
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            cursor.result(column: Int(column), to: context)
             return SQLITE_OK
         }
         m.xRowid = { raw, rowid in

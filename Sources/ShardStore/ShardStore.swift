@@ -446,10 +446,15 @@ public final class ShardStore {
 
     /// The file holding a shard now: the sealed one when it exists, else the active one.
     private func currentPath(of id: ShardID) -> (path: String, sealed: Bool) {
-        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
+        let sealed = sealedPath(of: id)
         if FileManager.default.fileExists(atPath: sealed) { return (sealed, true) }
-        return (directory.appendingPathComponent(id.activeRelativePath).path, false)
+        return (activePath(of: id), false)
     }
+
+    /// Where a shard's file is once sealed (whether or not it is yet).
+    func sealedPath(of id: ShardID) -> String { directory.appendingPathComponent(id.sealedRelativePath).path }
+    /// Where a shard's file is while active.
+    func activePath(of id: ShardID) -> String { directory.appendingPathComponent(id.activeRelativePath).path }
 
     /// The file that holds a shard now: the sealed `.sqlite.zst` once it is sealed.
     public func filePath(of id: ShardID) -> String { currentPath(of: id).path }

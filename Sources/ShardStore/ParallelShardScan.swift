@@ -1,0 +1,175 @@
+import CSQLite
+import Foundation
+
+/// Rows of one `flowrec sql` scan read from its shards on worker threads, handed to the
+/// virtual table's cursor in order. The unit of work is a part: a shard, or a rowid
+/// range of a big one.
+///
+/// Scanning one shard is one SQLite statement on one core; on small shards most of the
+/// time goes to opening the shard, reading its seek table and decompressing its first
+/// frames; a big shard is one long statement. Workers (one per core, at most
+/// `workerLimit`) each take the next part, run its statement and copy the rows that pass
+/// the pushed-down constraints into batches, while SQLite consumes the part before. A selective filter
+/// leaves few rows to copy, so the scan runs on every core. Each part's queue holds at
+/// most `queuedBatches` batches, so memory stays bounded whatever the statement reads.
+final class ParallelShardScan: @unchecked Sendable {
+    /// Rows read from one part, row-major, only the columns the statement uses.
+    struct Batch {
+        var rowCount = 0
+        /// SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB or SQLITE_NULL, per value.
+        var types: [Int32] = []
+        /// The integer, the double's bit pattern, or (offset << 32 | length) into `bytes`.
+        var numbers: [Int64] = []
+        var bytes: [UInt8] = []
+
+        mutating func append(from statement: SQLiteStatement, columns: Int32) {
+            for i in 0..<columns {
+                let type = sqlite3_column_type(statement.handle, i)
+                types.append(type)
+                switch type {
+                case SQLITE_INTEGER: numbers.append(sqlite3_column_int64(statement.handle, i))
+                case SQLITE_FLOAT: numbers.append(Int64(bitPattern: sqlite3_column_double(statement.handle, i).bitPattern))
+                case SQLITE_TEXT, SQLITE_BLOB:
+                    let pointer = type == SQLITE_TEXT ? UnsafeRawPointer(sqlite3_column_text(statement.handle, i))
+                                                      : sqlite3_column_blob(statement.handle, i)
+                    let count = Int(sqlite3_column_bytes(statement.handle, i))
+                    numbers.append(Int64(bytes.count) << 32 | Int64(count))
+                    if let pointer, count > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: count)) }
+                default: numbers.append(0)
+                }
+            }
+            rowCount += 1
+        }
+
+        /// Hands value `index` (row * columns + column) to SQLite as the column's result.
+        func result(_ index: Int, to context: OpaquePointer?) {
+            let number = numbers[index]
+            switch types[index] {
+            case SQLITE_INTEGER: sqlite3_result_int64(context, number)
+            case SQLITE_FLOAT: sqlite3_result_double(context, Double(bitPattern: UInt64(bitPattern: number)))
+            case let type where type == SQLITE_TEXT || type == SQLITE_BLOB:
+                let offset = Int(number >> 32), count = Int(number & 0xFFFF_FFFF)
+                bytes.withUnsafeBytes { buffer in
+                    // An empty text still needs a non-NULL pointer (NULL would make it SQL NULL).
+                    let empty: StaticString = ""
+                    let start = count > 0 ? buffer.baseAddress.map { $0 + offset } : UnsafeRawPointer(empty.utf8Start)
+                    if type == SQLITE_TEXT {
+                        sqlite3_result_text(context, start?.assumingMemoryBound(to: CChar.self), Int32(count), sqliteTransient)
+                    } else {
+                        sqlite3_result_blob(context, start, Int32(count), sqliteTransient)
+                    }
+                }
+            default: sqlite3_result_null(context)
+            }
+        }
+    }
+
+    /// What a part's queue yields: a batch, the end of the part, or why it failed.
+    enum Item {
+        case batch(Batch)
+        case end
+        case failure(any Error)
+    }
+
+    static let rowsPerBatch = 4096
+    static let queuedBatches = 4
+    static var workerLimit: Int { max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)) }
+
+    private let partCount: Int
+    private let open: @Sendable (Int) throws -> (SQLiteStatement, keep: AnyObject)
+    private let columnCount: Int32
+    private let lock = NSCondition()
+    private var queues: [[Item]]
+    private var nextToStart = 0
+    /// The part the cursor reads; workers start no part more than `lookahead` past it,
+    /// so a filter that keeps many rows cannot pile up the batches of every part.
+    private var consumerAt = 0
+    private var lookahead: Int { 2 * Self.workerLimit }
+    private var cancelled = false
+    private var running = 0
+    /// Parts whose statement was prepared (tests check the time push-down with it).
+    private(set) var openedParts: [Int] = []
+
+    /// `open` prepares the statement for part `index` of the cursor's list; it runs on a
+    /// worker thread and returns the statement with what must stay alive while it steps
+    /// (the reader).
+    init(partCount: Int, columnCount: Int32, open: @escaping @Sendable (Int) throws -> (SQLiteStatement, keep: AnyObject)) {
+        self.partCount = partCount
+        self.columnCount = columnCount
+        self.open = open
+        queues = Array(repeating: [], count: partCount)
+        let workers = min(Self.workerLimit, partCount)
+        running = workers
+        for _ in 0..<workers {
+            Thread.detachNewThread { [self] in work() }
+        }
+    }
+
+    /// The next item of part `index`, waiting for it if a worker is still reading.
+    func take(part index: Int) -> Item {
+        lock.lock()
+        defer { lock.unlock() }
+        consumerAt = index
+        lock.broadcast()
+        while queues[index].isEmpty { lock.wait() }
+        let item = queues[index].removeFirst()
+        lock.broadcast()
+        return item
+    }
+
+    /// Stops the workers (a LIMIT reached, the statement reset) and waits for them, so no
+    /// thread still reads a shard when the cursor goes away.
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.broadcast()
+        while running > 0 { lock.wait() }
+        lock.unlock()
+    }
+
+    private func work() {
+        while let index = claimShard() {
+            do {
+                let (statement, keep) = try open(index)
+                lock.lock(); openedParts.append(index); lock.unlock()
+                var batch = Batch()
+                while try statement.step() {
+                    batch.append(from: statement, columns: columnCount)
+                    if batch.rowCount == Self.rowsPerBatch {
+                        guard deliver(.batch(batch), to: index) else { break }
+                        batch = Batch()
+                    }
+                }
+                withExtendedLifetime(keep) {}
+                if batch.rowCount > 0 { _ = deliver(.batch(batch), to: index) }
+                _ = deliver(.end, to: index)
+            } catch {
+                _ = deliver(.failure(error), to: index)
+            }
+        }
+        lock.lock()
+        running -= 1
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    private func claimShard() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        while !cancelled, nextToStart >= consumerAt + lookahead { lock.wait() }
+        guard !cancelled, nextToStart < partCount else { return nil }
+        nextToStart += 1
+        return nextToStart - 1
+    }
+
+    /// Queues an item, waiting while the part's queue is full; false once cancelled.
+    private func deliver(_ item: Item, to index: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        while !cancelled, queues[index].count >= Self.queuedBatches { lock.wait() }
+        guard !cancelled else { return false }
+        queues[index].append(item)
+        lock.broadcast()
+        return true
+    }
+}
