@@ -6,11 +6,16 @@ import ShardStore
 /// A duration such as `90s`, `30m`, `2h`, `7d` or plain seconds.
 struct DurationArgument: ExpressibleByArgument, Sendable {
     let seconds: Double
+    /// As the user (or the default) wrote it, so `--help` shows "1h", not a struct dump.
+    let text: String
 
     init?(argument: String) {
         guard let seconds = SettingParsers.seconds(argument) else { return nil }
         self.seconds = seconds
+        text = argument
     }
+
+    var defaultValueDescription: String { text }
 
     static var defaultCompletionKind: CompletionKind { .default }
 }
