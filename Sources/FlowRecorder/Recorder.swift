@@ -110,6 +110,9 @@ public final class Recorder {
             sealedSinceRetention.set()
             forwarding?.nudge()
         }
+        // The recorder reads sealed files only to verify each seal (once, in order) and for
+        // the odd API query: a small frame cache keeps its memory down (bench/NOTES.md).
+        SealedShardVFS.frameCache.limitBytes = 16 << 20
         let store = try ShardStore(directory: config.dataDirectory, options: config.store)
         forwarding?.start()
         defer { forwarding?.stop() }

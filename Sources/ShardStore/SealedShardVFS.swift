@@ -210,11 +210,17 @@ public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
     public private(set) var bytes = 0
     /// Frames decompressed so far (cache misses); tests and metrics read it.
     public private(set) var loads = 0
-    public let limitBytes: Int
+    /// Set by the process: queries keep more frames than the recorder, whose only reads
+    /// of sealed files are the seal's verification pass (read once, in order).
+    public var limitBytes: Int {
+        get { lock.withLock { limit } }
+        set { lock.withLock { limit = max(0, newValue); evictOverLimit() } }
+    }
+    private var limit: Int
     nonisolated(unsafe) private static var identities = 0
     private static let identityLock = NSLock()
 
-    public init(limitBytes: Int) { self.limitBytes = limitBytes }
+    public init(limitBytes: Int) { limit = limitBytes }
 
     static func nextFileIdentity() -> Int {
         identityLock.withLock {
@@ -237,12 +243,17 @@ public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
             loads += 1
             if frames[key] == nil { bytes += loaded.count }
             frames[key] = (loaded, clock)
-            while bytes > limitBytes, let oldest = frames.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                bytes -= oldest.value.bytes.count
-                frames[oldest.key] = nil
-            }
+            evictOverLimit()
         }
         return loaded
+    }
+
+    /// Drops least recently used frames until the cache fits; called with `lock` held.
+    private func evictOverLimit() {
+        while bytes > limit, let oldest = frames.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            bytes -= oldest.value.bytes.count
+            frames[oldest.key] = nil
+        }
     }
 
     func forget(file: Int) {
