@@ -71,7 +71,9 @@ final class ParallelShardScan: @unchecked Sendable {
         case failure(any Error)
     }
 
-    static let rowsPerBatch = 4096
+    /// With every column used (`SELECT *`), a batch is about 1.5 MiB and at most
+    /// `lookahead` parts × `queuedBatches` of them wait: tens of MiB, whatever the range.
+    static let rowsPerBatch = 1024
     static let queuedBatches = 4
     static var workerLimit: Int { max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)) }
 
