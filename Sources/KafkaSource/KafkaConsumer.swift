@@ -200,15 +200,13 @@ private final class RebalanceContext {
         if let partitions {
             for i in 0..<Int(partitions.pointee.cnt) {
                 let element = partitions.pointee.elems[i]
-                changed.append((String(cString: element.topic), element.partition))
+                let topic = String(cString: element.topic)
+                changed.append((topic, element.partition))
+                // An assigned partition resumes at the store's checkpoint.
+                if assigning, let offset = startOffset?(topic, element.partition) { partitions.pointee.elems[i].offset = offset }
             }
         }
         if assigning {
-            if let partitions {
-                for (i, entry) in changed.enumerated() {
-                    if let offset = startOffset?(entry.topic, entry.partition) { partitions.pointee.elems[i].offset = offset }
-                }
-            }
             assigned = cooperative ? assigned + changed : changed
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(error) }

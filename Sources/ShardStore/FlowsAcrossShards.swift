@@ -132,8 +132,7 @@ public final class FlowsAcrossShards {
             slots = Array(repeating: -1, count: FlowsAcrossShards.columns.count)
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
-            // Both places a shard can be: a shard sealed after the listing is read sealed.
-            let paths = shards.map { (sealed: owner.store.sealedPath(of: $0.id), active: owner.store.activePath(of: $0.id)) }
+            let ids = shards.map(\.id), directory = owner.store.directory
             let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
             self.parts = parts
             partIndex = 0
@@ -142,8 +141,7 @@ public final class FlowsAcrossShards {
             rowInBatch = 0
             scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
                 let part = parts[index]
-                let path = FileManager.default.fileExists(atPath: paths[part.shard].sealed) ? paths[part.shard].sealed : paths[part.shard].active
-                let reader = try ShardReader(path: path)
+                let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path)
                 return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids), reader)
             }
             try advance()

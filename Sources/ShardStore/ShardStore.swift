@@ -445,16 +445,15 @@ public final class ShardStore {
     }
 
     /// The file holding a shard now: the sealed one when it exists, else the active one.
-    private func currentPath(of id: ShardID) -> (path: String, sealed: Bool) {
-        let sealed = sealedPath(of: id)
-        if FileManager.default.fileExists(atPath: sealed) { return (sealed, true) }
-        return (activePath(of: id), false)
-    }
+    private func currentPath(of id: ShardID) -> (path: String, sealed: Bool) { Self.currentPath(of: id, in: directory) }
 
-    /// Where a shard's file is once sealed (whether or not it is yet).
-    func sealedPath(of id: ShardID) -> String { directory.appendingPathComponent(id.sealedRelativePath).path }
-    /// Where a shard's file is while active.
-    func activePath(of id: ShardID) -> String { directory.appendingPathComponent(id.activeRelativePath).path }
+    /// The same for any data directory: scan workers call it without the store, at the
+    /// moment they open the shard, so a shard sealed after the listing is read sealed.
+    static func currentPath(of id: ShardID, in directory: URL) -> (path: String, sealed: Bool) {
+        let sealed = directory.appendingPathComponent(id.sealedRelativePath).path
+        if FileManager.default.fileExists(atPath: sealed) { return (sealed, true) }
+        return (directory.appendingPathComponent(id.activeRelativePath).path, false)
+    }
 
     /// The file that holds a shard now: the sealed `.sqlite.zst` once it is sealed.
     public func filePath(of id: ShardID) -> String { currentPath(of: id).path }
