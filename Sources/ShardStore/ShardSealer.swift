@@ -136,16 +136,15 @@ struct ShardSealer {
         // each wide row once (`INSERT ... SELECT ... ORDER BY` sorted whole rows: 15%
         // slower). The WHERE term hashes each source row as it is copied, which saves a
         // separate pass over the active shard.
+        let order = try SealOrder(of: "src.flow_rows", in: db)
+        try order.createTable(on: db)
         try db.execute("""
             BEGIN;
             INSERT INTO strings (id, value) SELECT id, value FROM src.strings ORDER BY id;
-            CREATE TEMP TABLE seal_order AS SELECT rowid AS source_rowid FROM src.flow_rows
-              ORDER BY "SrcAddr", "DstAddr", "TimeFlowEndMs";
             INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
               FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
               WHERE \(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))
               ORDER BY seal_order.rowid;
-            DROP TABLE temp.seal_order;
             INSERT INTO positions SELECT * FROM src.positions;
             INSERT INTO meta SELECT * FROM src.meta;
             INSERT OR REPLACE INTO meta (key, value)
@@ -156,6 +155,7 @@ struct ShardSealer {
                           ('max_time_ms', 2), ('bytes_total', 3), ('packets_total', 4)));
             COMMIT;
             """)
+        try order.drop()
         let sourceRows = try db.scalarInteger("SELECT count(*) FROM src.flow_rows") ?? 0
         guard sourceRowChecksum.rows == sourceRows else {
             throw ShardStoreError("sealing \(id): the copy read \(sourceRowChecksum.rows) of the active shard's \(sourceRows) rows; the active shard is kept")
