@@ -15,8 +15,14 @@ struct SealBenchmark: ParsableCommand {
     @Option(help: "Generated medium-cluster flows.")
     var flows = 1_000_000
 
-    @Option(help: "Event-time flows per second (with 5-minute windows this sets the shard size).")
+    @Option(help: "Event-time flows per second (with the window, this sets the shard size).")
     var rate = 1000
+
+    @Option(help: "Shard window in minutes (flowrec's default is 60). Larger shards sort more of a conversation's flows side by side, so they compress better.")
+    var windowMinutes = 60
+
+    @Flag(help: "Only ingest, seal and print the seal's step times (no baselines, no level table): a quick loop while working on the sealer.")
+    var stepsOnly = false
 
     @Option(help: "Flows given to zstd -19 (it compresses at about 1-2 MB/s; the ratio is what matters).")
     var zstd19Flows = 200_000
@@ -32,7 +38,7 @@ struct SealBenchmark: ParsableCommand {
 
         // Ingest, then seal every window at the default level and frame size.
         let storeDir = scratch + "/store"
-        let store = try ShardStore(directory: storeDir, options: .init(windowMs: 300_000, graceMs: 0))
+        let store = try ShardStore(directory: storeDir, options: .init(windowMs: Int64(windowMinutes) * 60_000, graceMs: 0))
         let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench", batchSize: 20_000,
                                       decoder: FlowDecoder())
         try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
@@ -43,6 +49,12 @@ struct SealBenchmark: ParsableCommand {
         let sealedBytes = sealed.reduce(Int64(0)) { $0 + $1.sealedBytes }
         let compactBytes = sealed.reduce(Int64(0)) { $0 + $1.compactBytes }
         guard sealedRows == flows else { throw ValidationError("sealed \(sealedRows) of \(flows) flows") }
+        let steps = sealed.reduce(SealStepTimes()) { $0 + $1.steps }
+        if stepsOnly {
+            print("\(flows) flows, \(sealed.count) shards: \(Int(Double(flows) / sealSeconds)) flows/s, \(String(format: "%.1f", Double(sealedBytes) / Double(flows))) bytes per flow")
+            printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)
+            return
+        }
 
         // Level and frame-size trade-off on the largest shard's compact copy.
         let largest = try requireShard(sealed.max { $0.rows < $1.rows }, store: store)
@@ -67,7 +79,7 @@ struct SealBenchmark: ParsableCommand {
         let perFlow = { (bytes: Int64, n: Int) in Double(bytes) / Double(n) }
         let ours = perFlow(sealedBytes, flows)
         print("## Sealing: compact copy + seekable zstd\n")
-        print("Input: \(flows) generated medium-cluster flows (\(inputBytes / Int64(flows)) bytes of JSON each), 5-minute windows (\(sealed.count) shards), sealed at zstd level 3 with 1 MiB frames.\n")
+        print("Input: \(flows) generated medium-cluster flows (\(inputBytes / Int64(flows)) bytes of JSON each), \(windowMinutes)-minute windows at \(rate) flows/s of event time (\(sealed.count) shards), sealed at zstd level 3 with 1 MiB frames.\n")
         print("| store | bytes per flow | vs flowrec sealed | queryable |")
         print("|---|---:|---:|---|")
         print("| JSON lines | \(inputBytes / Int64(flows)) | \(String(format: "%.1f", Double(inputBytes) / Double(flows) / ours))x | no |")
@@ -82,17 +94,7 @@ struct SealBenchmark: ParsableCommand {
         print("| **flowrec sealed (level 3, 1 MiB frames)** | **\(String(format: "%.1f", ours))** | 1.00x | yes, in place |")
         print()
         print("Seal speed: \(Int(Double(flows) / sealSeconds)) flows/s on one core (compact copy, compress, verify, rename), \(String(format: "%.1f", sealSeconds)) s for \(sealed.count) shards.\n")
-        let steps = sealed.reduce(SealStepTimes()) { $0 + $1.steps }
-        print("| seal step (all \(sealed.count) shards) | seconds | share |")
-        print("|---|---:|---:|")
-        for (name, seconds) in [("compact copy (rows ordered by endpoint pair, time; hashes each source row)", steps.compactCopy),
-                                ("seekable zstd compression", steps.compress),
-                                ("`PRAGMA quick_check` through the VFS", steps.quickCheck),
-                                ("content checksum through the VFS", steps.verifyChecksum),
-                                ("minute, hour and day rollups", steps.rollups),
-                                ("rename, fsync, remove active shard", steps.rename)] {
-            print("| \(name) | \(String(format: "%.2f", seconds)) | \(String(format: "%.0f", 100 * seconds / sealSeconds))% |")
-        }
+        printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)
         print()
         print("Level and frame size on the largest shard (\(largest.rowCount) flows):\n")
         print("| zstd level | frame | bytes per flow | compress flows/s |")
@@ -108,6 +110,19 @@ struct SealBenchmark: ParsableCommand {
             verdicts.append("ClickHouse MergeTree: \(String(format: "%.2f", deep / perFlow(mergeTree, flows)))x its size (target: within 1.25x)")
         }
         print("After deep compaction (level 19, best frame size above): " + verdicts.joined(separator: "; ") + ".\n")
+    }
+
+    private func printStepTable(_ steps: SealStepTimes, shards: Int, sealSeconds: Double) {
+        print("| seal step (all \(shards) shards) | seconds | share |")
+        print("|---|---:|---:|")
+        for (name, seconds) in [("compact copy (rows ordered by endpoint pair, time; hashes each source row)", steps.compactCopy),
+                                ("seekable zstd compression", steps.compress),
+                                ("`PRAGMA quick_check` through the VFS", steps.quickCheck),
+                                ("content checksum through the VFS", steps.verifyChecksum),
+                                ("minute, hour and day rollups", steps.rollups),
+                                ("rename, fsync, remove active shard", steps.rename)] {
+            print("| \(name) | \(String(format: "%.2f", seconds)) | \(String(format: "%.0f", 100 * seconds / sealSeconds))% |")
+        }
     }
 
     private func shellSize(_ command: String) throws -> Int64 {
