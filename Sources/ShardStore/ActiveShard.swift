@@ -42,6 +42,12 @@ final class ActiveShard {
     private(set) var rowCount: Int64 = 0
     private(set) var minTimeMs: Int64?
     private(set) var maxTimeMs: Int64?
+    /// Wrapping sum of the stored rows' hashes (`ShardChecksum`), kept in `meta` as
+    /// `rows_checksum` in each batch's transaction, so sealing need not hash the active
+    /// rows. nil for a shard begun by a flowrec that did not keep it: the sealer then
+    /// hashes the rows as it copies them.
+    private(set) var rowsChecksum: UInt64?
+    private let updateRowsChecksum: SQLiteStatement
 
     /// Opens the shard at `path`, creating it with the current schema if it does not exist.
     init(id: ShardID, path: String) throws(SQLiteError) {
@@ -65,7 +71,8 @@ final class ActiveShard {
                 let meta = try db.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
                 for (key, value) in [("schema_version", Int64(ShardSchema.version)), ("window_start_ms", id.windowStartMs),
                                      ("window_end_ms", id.windowEndMs), ("part", Int64(id.part)),
-                                     ("created_ms", Int64(Date().timeIntervalSince1970 * 1000))] {
+                                     ("created_ms", Int64(Date().timeIntervalSince1970 * 1000)),
+                                     (Self.rowsChecksumKey, 0)] {
                     meta.bind(1, key)
                     meta.bind(2, value)
                     try meta.step()
@@ -78,6 +85,7 @@ final class ActiveShard {
         updateSummary = try db.prepare("""
             INSERT OR REPLACE INTO meta (key, value) VALUES ('row_count', ?1), ('min_time_ms', ?2), ('max_time_ms', ?3)
             """)
+        updateRowsChecksum = try db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('\(Self.rowsChecksumKey)', ?1)")
         upsertPosition = try db.prepare("""
             INSERT INTO positions (source, partition, first_position, last_position, high_water)
             VALUES (?1, ?2, ?3, ?4, ?5)
@@ -98,6 +106,8 @@ final class ActiveShard {
                                            highWater: rows.isNull(4) ? nil : rows.integer(4))
         }
         try ShardReader.loadDictionary(db, into: &dictionary)
+        let checksum = try db.prepare("SELECT value FROM meta WHERE key = '\(Self.rowsChecksumKey)'")
+        if try checksum.step(), !checksum.isNull(0) { rowsChecksum = UInt64(bitPattern: checksum.integer(0)) }
         // Each batch keeps the summary in meta, so a restart need not scan the rows (an
         // hour of a large cluster is tens of millions); shards without it are scanned.
         let summary = try db.prepare("""
@@ -132,12 +142,13 @@ final class ActiveShard {
         let endField = FlowSchema.requiredField
         let stringsBefore = dictionary.count
         var absorbedByKey: [SourcePartition: (Int64, Int64)] = [:]
+        var checksum = rowsChecksum ?? 0
         do {
           try db.transaction { () throws(SQLiteError) in
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
             for i in flows {
-                try codec.insert(batchFlows[i], with: insertFlow, dictionary: &dictionary, insertString: insertString)
+                checksum &+= try codec.insert(batchFlows[i], with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 let p = batch.positions[i]
                 if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
                     absorbedRanges[k] = (min(absorbedRanges[k].0, p.position), max(absorbedRanges[k].1, p.position))
@@ -156,6 +167,11 @@ final class ActiveShard {
             if let maxTime { updateSummary.bind(3, maxTime) } else { updateSummary.bindNull(3) }
             try updateSummary.step()
             updateSummary.reset()
+            if rowsChecksum != nil {
+                updateRowsChecksum.bind(1, Int64(bitPattern: checksum))
+                try updateRowsChecksum.step()
+                updateRowsChecksum.reset()
+            }
             var absorbed: [SourcePartition: (Int64, Int64)] = [:]
             for (k, key) in absorbedKeys.enumerated() {
                 absorbed[SourcePartition(source: batch.sources[key.source], partition: key.partition)] = absorbedRanges[k]
@@ -186,6 +202,7 @@ final class ActiveShard {
         }
         // Committed: bring the in-memory view in line.
         rowCount += Int64(flows.count)
+        if rowsChecksum != nil { rowsChecksum = checksum }
         minTimeMs = minTime
         maxTimeMs = maxTime
         for (key, range) in absorbedByKey {
@@ -205,6 +222,9 @@ final class ActiveShard {
     func forEachFlow(_ body: (Flow) throws -> Void) throws {
         try ShardReader.forEachFlow(db, dictionary: dictionary, codec: codec, timeEncoding: .plain, body)
     }
+
+    /// The `meta` key of `rowsChecksum` (a 64-bit integer; the sum wraps).
+    static let rowsChecksumKey = "rows_checksum"
 
     /// The database and its write-ahead log.
     var bytesOnDisk: Int64 { fileSize(path) + fileSize(path + "-wal") }

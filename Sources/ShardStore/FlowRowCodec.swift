@@ -7,14 +7,23 @@ struct FlowRowCodec: Sendable {
     /// Field kinds by id, copied once: the bind loop runs for every field of every row.
     private let storesText: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
     private let names: [String] = FlowSchema.fields.map(\.name)
+    /// The first bookkeeping column (`_nulls`), and the row's column count.
+    private let bookkeepingBase = FlowSchema.count
+    private let columnCount = FlowSchema.count + ShardSchema.bookkeepingColumns.count
 
     /// Binds `flow` to a prepared `ShardSchema.insertFlowSQL` and runs it. Strings not
     /// yet in `dictionary` are added to it and to the shard (`insertString`) first.
+    /// Returns the stored row's hash (`ShardChecksum.RowHasher` over the values bound),
+    /// from which the shard keeps its content checksum as it is written.
+    @discardableResult
     func insert(_ flow: Flow, with statement: SQLiteStatement, dictionary: inout StringDictionary,
-                insertString: SQLiteStatement) throws(SQLiteError) {
+                insertString: SQLiteStatement) throws(SQLiteError) -> UInt64 {
         statement.clearBindings()
         defer { statement.reset() }
+        var row = ShardChecksum.RowHasher()
+        let base = bookkeepingBase
         let result: Result<Void, SQLiteError> = flow.withValues { values in
+            // `present` iterates in field order, which is column order.
             for field in values.present where !values.nulls.contains(field) {
                 let parameter = Int32(field.index + 1)
                 if storesText[field.index] {
@@ -28,18 +37,31 @@ struct FlowRowCodec: Sendable {
                         if case .failure = stored { return stored }
                     }
                     statement.bind(parameter, Int64(id))
+                    row.add(integer: Int64(id), column: field.index)
                 } else {
-                    statement.bind(parameter, values.integer(field))
+                    let value = values.integer(field)
+                    statement.bind(parameter, value)
+                    row.add(integer: value, column: field.index)
                 }
             }
-            if !values.nulls.isEmpty { statement.bind(ShardSchema.nullsParameter, joinedNames(values.nulls)) }
-            if !values.numericStrings.isEmpty {
-                statement.bind(ShardSchema.quotedParameter, joinedNames(values.numericStrings))
+            if !values.nulls.isEmpty {
+                let names = joinedNames(values.nulls)
+                statement.bind(ShardSchema.nullsParameter, names)
+                row.add(text: names, column: base)
             }
-            if let extras = flow.extrasJSON { statement.bind(ShardSchema.extrasParameter, extras) }
+            if !values.numericStrings.isEmpty {
+                let names = joinedNames(values.numericStrings)
+                statement.bind(ShardSchema.quotedParameter, names)
+                row.add(text: names, column: base + 1)
+            }
+            if let extras = flow.extrasJSON {
+                statement.bind(ShardSchema.extrasParameter, extras)
+                row.add(text: extras, column: base + 2)
+            }
             return Result { () throws(SQLiteError) in _ = try statement.step() }
         }
         try result.get()
+        return row.finish(columns: columnCount)
     }
 
     private func joinedNames(_ set: FieldSet) -> String {

@@ -70,23 +70,74 @@ enum ShardChecksum {
 
     /// Columns below this index are integers (string fields hold dictionary ids); the
     /// rest (`_nulls`, `_quoted`, `_extras`) are text.
-    private static let integerColumns = Int32(FlowSchema.count)
+    private static let integerColumns = FlowSchema.count
 
-    private static func rowHash(_ count: Int32, _ values: UnsafeMutablePointer<OpaquePointer?>) -> UInt64 {
-        var h: UInt64 = 0x464C_4F57_0000_0000
-        let integerColumns = Self.integerColumns  // read once: a static's lazy check per column was 2% of a seal
-        for c in 0..<count {
-            let value = values[Int(c)]
-            switch sqlite3_value_type(value) {
-            case SQLITE_NULL:
-                h = mix(h, 0xDEAD_BEEF_0000_0000 &+ UInt64(c))
-            case _ where c < integerColumns:
-                h = mix(h, UInt64(bitPattern: sqlite3_value_int64(value)) &+ UInt64(c) << 56)
-            default:
-                h = hashText(value, seed: mix(h, UInt64(c)))
+    /// The hash of one stored row, fed its non-NULL columns in column order. The SQL
+    /// functions feed it `sqlite3_value`s; the active shard's writer feeds it the values
+    /// it binds, so a shard keeps its checksum as it is written. One definition for both
+    /// is what makes the two agree.
+    struct RowHasher {
+        private(set) var hash: UInt64 = 0x464C_4F57_0000_0000
+        private var nextColumn = 0
+
+        /// Columns between the last one added and `column` are NULL.
+        @inline(__always) private mutating func skipNulls(upTo column: Int) {
+            while nextColumn < column {
+                hash = mix(hash, 0xDEAD_BEEF_0000_0000 &+ UInt64(nextColumn))
+                nextColumn += 1
             }
         }
-        return h
+
+        @inline(__always) mutating func add(integer value: Int64, column: Int) {
+            skipNulls(upTo: column)
+            hash = mix(hash, UInt64(bitPattern: value) &+ UInt64(column) << 56)
+            nextColumn = column + 1
+        }
+
+        @inline(__always) mutating func add(text: UnsafeBufferPointer<UInt8>, column: Int) {
+            skipNulls(upTo: column)
+            hash = hashBytes(mix(hash, UInt64(column)), text)
+            nextColumn = column + 1
+        }
+
+        /// A text SQLite could not hand over (out of memory): the column counts, its bytes not.
+        mutating func add(unreadableTextAt column: Int) {
+            skipNulls(upTo: column)
+            hash = mix(hash, UInt64(column))
+            nextColumn = column + 1
+        }
+
+        mutating func add(text: String, column: Int) {
+            var text = text
+            text.withUTF8 { add(text: $0, column: column) }
+        }
+
+        /// The hash of a row of `columns` columns (the rest NULL).
+        @inline(__always) mutating func finish(columns: Int) -> UInt64 {
+            skipNulls(upTo: columns)
+            return hash
+        }
+    }
+
+    private static func rowHash(_ count: Int32, _ values: UnsafeMutablePointer<OpaquePointer?>) -> UInt64 {
+        var row = RowHasher()
+        let integerColumns = Self.integerColumns  // read once: a static's lazy check per column was 2% of a seal
+        for c in 0..<Int(count) {
+            let value = values[c]
+            switch sqlite3_value_type(value) {
+            case SQLITE_NULL:
+                continue
+            case _ where c < integerColumns:
+                row.add(integer: sqlite3_value_int64(value), column: c)
+            default:
+                if let text = sqlite3_value_text(value) {
+                    row.add(text: UnsafeBufferPointer(start: text, count: Int(sqlite3_value_bytes(value))), column: c)
+                } else {
+                    row.add(unreadableTextAt: c)
+                }
+            }
+        }
+        return row.finish(columns: Int(count))
     }
 
     private static let rowsStep: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in

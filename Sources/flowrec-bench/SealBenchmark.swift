@@ -115,11 +115,11 @@ struct SealBenchmark: ParsableCommand {
     private func printStepTable(_ steps: SealStepTimes, shards: Int, sealSeconds: Double) {
         print("| seal step (all \(shards) shards) | seconds | share |")
         print("|---|---:|---:|")
-        for (name, seconds) in [("compact copy (rows ordered by endpoint pair, time; hashes each source row)", steps.compactCopy),
+        for (name, seconds) in [("compact copy (rows ordered by endpoint pair, then time)", steps.compactCopy),
                                 ("seekable zstd compression", steps.compress),
                                 ("`PRAGMA quick_check` through the VFS", steps.quickCheck),
-                                ("content checksum through the VFS", steps.verifyChecksum),
-                                ("minute, hour and day rollups", steps.rollups),
+                                ("content checksum through the VFS (aggregating rollups on the way)", steps.verifyChecksum),
+                                ("writing minute, hour and day rollups", steps.rollups),
                                 ("rename, fsync, remove active shard", steps.rename)] {
             print("| \(name) | \(String(format: "%.2f", seconds)) | \(String(format: "%.0f", 100 * seconds / sealSeconds))% |")
         }
