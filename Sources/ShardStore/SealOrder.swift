@@ -10,8 +10,9 @@ import CSQLite
 /// the shard compresses, never what it holds (the seal's checksum is independent of row
 /// order), so keys that do not fit the packing merely sort less well.
 final class SealOrder {
-    /// Source row ids in copy order.
-    let rowIDs: [Int64]
+    /// Sort keys in copy order; their row ids are what the table hands out (24 bytes per
+    /// row of the shard while it is sealed, with no second array of ids).
+    private let keys: [Key]
     private let module: UnsafeMutablePointer<sqlite3_module>
     private weak var database: SQLiteDatabase?
 
@@ -26,7 +27,7 @@ final class SealOrder {
             keys.append(Key(pair: pair, time: rows.integer(3), rowID: rows.integer(0)))
         }
         keys.sort()
-        rowIDs = keys.map(\.rowID)
+        self.keys = keys
         module = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
         module.initialize(to: Self.makeModule())
     }
@@ -133,11 +134,11 @@ final class SealOrder {
         }
         m.xEof = { raw in
             guard let cursor = SealOrder.cursor(raw) else { return 1 }
-            return cursor.position < cursor.order.rowIDs.count ? 0 : 1
+            return cursor.position < cursor.order.keys.count ? 0 : 1
         }
         m.xColumn = { raw, context, _ in
-            guard let cursor = SealOrder.cursor(raw), cursor.position < cursor.order.rowIDs.count else { return SQLITE_ERROR }
-            sqlite3_result_int64(context, cursor.order.rowIDs[cursor.position])
+            guard let cursor = SealOrder.cursor(raw), cursor.position < cursor.order.keys.count else { return SQLITE_ERROR }
+            sqlite3_result_int64(context, cursor.order.keys[cursor.position].rowID)
             return SQLITE_OK
         }
         m.xRowid = { raw, rowid in
