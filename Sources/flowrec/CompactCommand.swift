@@ -7,7 +7,7 @@ struct CompactCommand: ParsableCommand {
         commandName: "compact",
         abstract: "Recompress sealed shards at a high zstd level to save disk (deep compaction).",
         discussion: """
-        Sealing uses a fast level so it keeps up with ingest; compaction spends idle CPU to make older shards smaller (about 22 instead of 29 bytes per flow at level 19 on generated traffic; see bench/RESULTS.md). Each shard is recompressed frame by frame, verified in place against its content checksum, and swapped in atomically; shards already at the level are skipped, so the command can be stopped and rerun.
+        Sealing uses a fast level so it keeps up with ingest; compaction spends idle CPU to make older shards smaller (about 21 instead of 27 bytes per flow at level 19 on generated traffic in hourly shards; see bench/RESULTS.md). Each shard is recompressed frame by frame, verified in place against its content checksum, and swapped in atomically; shards already at the level are skipped, so the command can be stopped and rerun.
         """)
 
     @Option(help: "Data directory.")
