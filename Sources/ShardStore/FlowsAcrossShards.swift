@@ -264,24 +264,12 @@ public final class FlowsAcrossShards {
                                      UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = {
             db, aux, _, _, vtabOut, _ in
             let declaration = "CREATE TABLE x(" + FlowsAcrossShards.columns.map { "\"\($0)\"" }.joined(separator: ", ") + ")"
-            let rc = sqlite3_declare_vtab(db, declaration)
-            guard rc == SQLITE_OK else { return rc }
-            let table = UnsafeMutablePointer<flowrec_vtab>.allocate(capacity: 1)
-            table.initialize(to: flowrec_vtab(base: sqlite3_vtab(), owner: aux))
-            vtabOut?.pointee = UnsafeMutableRawPointer(table).assumingMemoryBound(to: sqlite3_vtab.self)
-            return SQLITE_OK
+            return VirtualTableSupport.connect(db, owner: aux, declaration: declaration, vtabOut)
         }
         m.xCreate = connect
         m.xConnect = connect
-        let disconnect: @convention(c) (UnsafeMutablePointer<sqlite3_vtab>?) -> Int32 = { vtab in
-            guard let vtab else { return SQLITE_OK }
-            let table = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: flowrec_vtab.self)
-            table.deinitialize(count: 1)
-            table.deallocate()
-            return SQLITE_OK
-        }
-        m.xDisconnect = disconnect
-        m.xDestroy = disconnect
+        m.xDisconnect = VirtualTableSupport.disconnect
+        m.xDestroy = VirtualTableSupport.disconnect
         m.xBestIndex = { _, info in
             guard let info else { return SQLITE_ERROR }
             var packed: Int32 = 0
@@ -329,23 +317,10 @@ public final class FlowsAcrossShards {
             return SQLITE_OK
         }
         m.xOpen = { vtab, cursorOut in
-            guard let vtab else { return SQLITE_ERROR }
-            let table = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: flowrec_vtab.self)
-            guard let aux = table.pointee.owner else { return SQLITE_ERROR }
-            let owner = Unmanaged<FlowsAcrossShards>.fromOpaque(aux).takeUnretainedValue()
-            let cursor = UnsafeMutablePointer<flowrec_vtab_cursor>.allocate(capacity: 1)
-            cursor.initialize(to: flowrec_vtab_cursor(base: sqlite3_vtab_cursor(), owner: Unmanaged.passRetained(Cursor(owner: owner)).toOpaque()))
-            cursorOut?.pointee = UnsafeMutableRawPointer(cursor).assumingMemoryBound(to: sqlite3_vtab_cursor.self)
-            return SQLITE_OK
+            guard let owner = VirtualTableSupport.owner(of: vtab, as: FlowsAcrossShards.self) else { return SQLITE_ERROR }
+            return VirtualTableSupport.openCursor(Cursor(owner: owner), cursorOut)
         }
-        m.xClose = { raw in
-            guard let raw else { return SQLITE_OK }
-            let cursor = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: flowrec_vtab_cursor.self)
-            if let owner = cursor.pointee.owner { Unmanaged<Cursor>.fromOpaque(owner).release() }
-            cursor.deinitialize(count: 1)
-            cursor.deallocate()
-            return SQLITE_OK
-        }
+        m.xClose = VirtualTableSupport.closeCursor
         m.xFilter = { raw, idxNum, idxStr, argc, argv in
             guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
             let planText = idxStr.map { String(cString: $0) } ?? ""
@@ -411,10 +386,7 @@ public final class FlowsAcrossShards {
     }
 
     private static func cursor(_ raw: UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Cursor? {
-        guard let raw else { return nil }
-        let cursor = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: flowrec_vtab_cursor.self)
-        guard let owner = cursor.pointee.owner else { return nil }
-        return Unmanaged<Cursor>.fromOpaque(owner).takeUnretainedValue()
+        VirtualTableSupport.cursorState(raw, as: Cursor.self)
     }
 
     /// Runs `body`; an error becomes the virtual table's error message (a damaged

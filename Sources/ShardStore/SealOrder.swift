@@ -70,8 +70,7 @@ final class SealOrder {
     }
 
     private static func cursor(_ raw: UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Cursor? {
-        guard let raw, let owner = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: flowrec_vtab_cursor.self).pointee.owner else { return nil }
-        return Unmanaged<Cursor>.fromOpaque(owner).takeUnretainedValue()
+        VirtualTableSupport.cursorState(raw, as: Cursor.self)
     }
 
     private static func makeModule() -> sqlite3_module {
@@ -79,24 +78,12 @@ final class SealOrder {
         let connect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
                                      UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = {
             db, aux, _, _, vtabOut, _ in
-            let rc = sqlite3_declare_vtab(db, "CREATE TABLE x(source_rowid INTEGER)")
-            guard rc == SQLITE_OK else { return rc }
-            let table = UnsafeMutablePointer<flowrec_vtab>.allocate(capacity: 1)
-            table.initialize(to: flowrec_vtab(base: sqlite3_vtab(), owner: aux))
-            vtabOut?.pointee = UnsafeMutableRawPointer(table).assumingMemoryBound(to: sqlite3_vtab.self)
-            return SQLITE_OK
+            VirtualTableSupport.connect(db, owner: aux, declaration: "CREATE TABLE x(source_rowid INTEGER)", vtabOut)
         }
         m.xCreate = connect
         m.xConnect = connect
-        let disconnect: @convention(c) (UnsafeMutablePointer<sqlite3_vtab>?) -> Int32 = { vtab in
-            guard let vtab else { return SQLITE_OK }
-            let table = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: flowrec_vtab.self)
-            table.deinitialize(count: 1)
-            table.deallocate()
-            return SQLITE_OK
-        }
-        m.xDisconnect = disconnect
-        m.xDestroy = disconnect
+        m.xDisconnect = VirtualTableSupport.disconnect
+        m.xDestroy = VirtualTableSupport.disconnect
         m.xBestIndex = { _, info in
             guard let info else { return SQLITE_ERROR }
             // Rows come out in rowid order: an ORDER BY rowid needs no sort.
@@ -107,21 +94,10 @@ final class SealOrder {
             return SQLITE_OK
         }
         m.xOpen = { vtab, cursorOut in
-            guard let vtab, let aux = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: flowrec_vtab.self).pointee.owner else { return SQLITE_ERROR }
-            let order = Unmanaged<SealOrder>.fromOpaque(aux).takeUnretainedValue()
-            let cursor = UnsafeMutablePointer<flowrec_vtab_cursor>.allocate(capacity: 1)
-            cursor.initialize(to: flowrec_vtab_cursor(base: sqlite3_vtab_cursor(), owner: Unmanaged.passRetained(Cursor(order: order)).toOpaque()))
-            cursorOut?.pointee = UnsafeMutableRawPointer(cursor).assumingMemoryBound(to: sqlite3_vtab_cursor.self)
-            return SQLITE_OK
+            guard let order = VirtualTableSupport.owner(of: vtab, as: SealOrder.self) else { return SQLITE_ERROR }
+            return VirtualTableSupport.openCursor(Cursor(order: order), cursorOut)
         }
-        m.xClose = { raw in
-            guard let raw else { return SQLITE_OK }
-            let cursor = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: flowrec_vtab_cursor.self)
-            if let owner = cursor.pointee.owner { Unmanaged<Cursor>.fromOpaque(owner).release() }
-            cursor.deinitialize(count: 1)
-            cursor.deallocate()
-            return SQLITE_OK
-        }
+        m.xClose = VirtualTableSupport.closeCursor
         m.xFilter = { raw, _, _, _, _ in
             guard let cursor = SealOrder.cursor(raw) else { return SQLITE_ERROR }
             cursor.position = 0
