@@ -123,10 +123,10 @@ public final class Recorder {
         properties["group.id"] = config.groupID
         if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = "10000" }
         if properties["fetch.message.max.bytes"] == nil { properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20)) }
-        let consumer = try KafkaConsumer(topics: config.topics, properties: properties) { topic, partition in
+        let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
             // The store's checkpoint, read when the group assigns the partition.
             (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
-        }
+        }, handoverProblem: { log("warning: \($0)") })
         log("consuming \(config.topics.joined(separator: ",")) from \(config.bootstrapServers) as group \(config.groupID) into \(config.dataDirectory)")
 
         let compactor = config.deepCompaction.map {

@@ -14,10 +14,11 @@ public enum ChildProcess {
         return url
     }
 
-    /// Starts `executable` with its output discarded; `environment` entries are added to
-    /// (or, when nil, removed from) the test's own environment.
+    /// Starts `executable` with its output discarded, or its standard error written to
+    /// the file `errorLog`; `environment` entries are added to (or, when nil, removed
+    /// from) the test's own environment.
     public static func start(_ executable: URL, _ arguments: [String],
-                             environment: [String: String?] = [:]) throws -> Process {
+                             environment: [String: String?] = [:], errorLog: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -26,6 +27,11 @@ public enum ChildProcess {
         process.environment = env
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
+        if let errorLog {
+            guard FileManager.default.createFile(atPath: errorLog, contents: nil),
+                  let file = FileHandle(forWritingAtPath: errorLog) else { throw TestServerUnavailable("cannot create \(errorLog)") }
+            process.standardError = file
+        }
         try process.run()
         return process
     }

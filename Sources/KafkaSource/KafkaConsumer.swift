@@ -27,8 +27,12 @@ public final class KafkaConsumer {
     /// Partitions currently assigned to this member.
     public var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
 
-    /// `properties` must contain `bootstrap.servers` and `group.id`.
-    public init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil) throws(KafkaError) {
+    /// `properties` must contain `bootstrap.servers` and `group.id`. `handoverProblem`
+    /// hears of partitions given up without committing what was stored (a refused
+    /// revocation commit, or an assignment lost to a session timeout): their next owner
+    /// may store those flows again, and an operator should know.
+    public init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
+                handoverProblem: @escaping (String) -> Void = { _ in }) throws(KafkaError) {
         var props = properties
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
         if props["enable.auto.offset.store"] == nil { props["enable.auto.offset.store"] = "false" }
@@ -41,7 +45,7 @@ public final class KafkaConsumer {
         if props["partition.assignment.strategy"] == nil { props["partition.assignment.strategy"] = "cooperative-sticky" }
         guard props["group.id"] != nil else { throw KafkaError("a consumer needs group.id") }
         let conf = try props.makeConf()
-        let rebalance = RebalanceContext(startOffset: startOffset)
+        let rebalance = RebalanceContext(startOffset: startOffset, handoverProblem: handoverProblem)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
@@ -154,7 +158,11 @@ private final class RebalanceContext {
     /// Next offset per partition of what the caller has durably stored, for the
     /// synchronous commit on revocation.
     var storedOffsets: [TopicPartition: Int64] = [:]
-    init(startOffset: KafkaConsumer.StartOffset?) { self.startOffset = startOffset }
+    let handoverProblem: (String) -> Void
+    init(startOffset: KafkaConsumer.StartOffset?, handoverProblem: @escaping (String) -> Void) {
+        self.startOffset = startOffset
+        self.handoverProblem = handoverProblem
+    }
 
     func isAssigned(_ topic: String, _ partition: Int32) -> Bool {
         assigned.contains { $0.topic == topic && $0.partition == partition }
@@ -223,12 +231,18 @@ private final class RebalanceContext {
         // batch, which the store then holds twice only if it is another recorder's.
         let revoked = Set(changed.map { TopicPartition(topic: $0.topic, partition: $0.partition) })
         let toCommit = storedOffsets.filter { revoked.contains($0.key) }
-        if rd_kafka_assignment_lost(rk) == 0, !toCommit.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(toCommit.count)) {
+        let described = { toCommit.keys.map { "\($0.topic)[\($0.partition)]" }.sorted().joined(separator: ", ") }
+        if rd_kafka_assignment_lost(rk) != 0, !toCommit.isEmpty {
+            handoverProblem("partitions \(described()) were lost (session timeout) before this recorder could commit what it stored: their new owner may store some of those flows again")
+        } else if !toCommit.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(toCommit.count)) {
             for (key, offset) in toCommit {
                 rd_kafka_topic_partition_list_add(list, key.topic, key.partition)?.pointee.offset = offset
             }
-            _ = rd_kafka_commit(rk, list, 0)
+            let err = rd_kafka_commit(rk, list, 0)
             rd_kafka_topic_partition_list_destroy(list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                handoverProblem("the broker refused the commit of partitions \(described()) as they were handed over (\(String(cString: rd_kafka_err2str(err)))): their new owner may store some of those flows again")
+            }
         }
         for key in revoked { storedOffsets[key] = nil }
         assigned.removeAll { revoked.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
