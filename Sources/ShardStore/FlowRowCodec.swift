@@ -15,7 +15,6 @@ struct FlowRowCodec: Sendable {
     /// yet in `dictionary` are added to it and to the shard (`insertString`) first.
     /// Returns the stored row's hash (`ShardChecksum.RowHasher` over the values bound),
     /// from which the shard keeps its content checksum as it is written.
-    @discardableResult
     func insert(_ flow: Flow, with statement: SQLiteStatement, dictionary: inout StringDictionary,
                 insertString: SQLiteStatement) throws(SQLiteError) -> UInt64 {
         statement.clearBindings()

@@ -6,18 +6,23 @@ import FlowModel
 ///
 /// Order independence is what lets the sealer reorder rows (for compression) and still
 /// prove the sealed copy holds exactly the active shard's rows. The hashing runs inside
-/// SQLite as two aggregate functions, so each value is read once from the record by
-/// the VDBE and handed over as an `sqlite3_value`: reading 113 columns per row through
+/// SQLite as SQL functions, so each value is read once from the record by the VDBE and
+/// handed over as an `sqlite3_value`: reading 113 columns per row through
 /// `sqlite3_column_*` from Swift cost twice as much.
 enum ShardChecksum {
     /// Hashes the rows' original values, so shards with different time encodings (an
-    /// active shard and its sealed copy) agree.
-    static func compute(_ db: SQLiteDatabase, timeEncoding: ShardSchema.TimeEncoding) throws(SQLiteError) -> (rows: Int64, checksum: UInt64) {
-        register(on: db)
+    /// active shard and its sealed copy) agree. `rollups`, when given, aggregates the
+    /// same rows as they pass (the sealer's verification pass).
+    static func compute(_ db: SQLiteDatabase, timeEncoding: ShardSchema.TimeEncoding,
+                        aggregatingInto rollups: RollupAccumulator? = nil) throws -> (rows: Int64, checksum: UInt64) {
+        let accumulator = RowAccumulator(registeredOn: db)
+        accumulator.rollups = rollups
         let columns = ShardSchema.decodedColumns(encoding: timeEncoding).joined(separator: ", ")
-        let rows = try db.prepare("SELECT count(*), flowrec_rows_checksum(\(columns)) FROM flow_rows")
-        _ = try rows.step()
-        return (rows.integer(0), try stringsChecksum(db, table: "strings") &+ UInt64(bitPattern: rows.integer(1)))
+        let rows = try db.scalarInteger("SELECT count(*) FROM flow_rows WHERE \(RowAccumulator.functionName)(\(columns))") ?? 0
+        guard rows == accumulator.rows else {
+            throw ShardStoreError("hashed \(accumulator.rows) of \(rows) rows of \(db.path)")
+        }
+        return (rows, try stringsChecksum(db, table: "strings") &+ accumulator.sum)
     }
 
     /// The `strings` part of the checksum (`table` may name an attached database's).
@@ -28,11 +33,8 @@ enum ShardChecksum {
         return UInt64(bitPattern: strings.integer(0))
     }
 
-    /// Adds `flowrec_rows_checksum(all flow_rows columns...)` and
-    /// `flowrec_strings_checksum(id, value)` to the connection.
+    /// Adds the aggregate `flowrec_strings_checksum(id, value)` to the connection.
     static func register(on db: SQLiteDatabase) {
-        sqlite3_create_function_v2(db.handle, "flowrec_rows_checksum", -1, SQLITE_UTF8, nil, nil,
-                                   rowsStep, checksumFinal, nil)
         sqlite3_create_function_v2(db.handle, "flowrec_strings_checksum", 2, SQLITE_UTF8, nil, nil,
                                    stringsStep, checksumFinal, nil)
     }
@@ -138,11 +140,6 @@ enum ShardChecksum {
             }
         }
         return row.finish(columns: Int(count))
-    }
-
-    private static let rowsStep: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
-        guard let values, let sum = runningSum(context) else { return }
-        sum.pointee &+= rowHash(count, values)
     }
 
     private static let stringsStep: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, _, values in

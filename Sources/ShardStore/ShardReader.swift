@@ -198,23 +198,11 @@ public final class ShardReader {
         }
     }
 
-    /// Row count and content checksum, as the sealer computes them.
-    func contentChecksum() throws -> (rows: Int64, checksum: UInt64) {
-        do { return try ShardChecksum.compute(db, timeEncoding: timeEncoding) } catch { throw describe(error) }
-    }
-
-    /// Row count and content checksum, as `contentChecksum()`, with `rollups` (when
-    /// given) aggregating the same rows as they pass: the sealer's verification pass.
-    func contentChecksum(aggregatingInto rollups: RollupAccumulator?) throws -> (rows: Int64, checksum: UInt64) {
+    /// Row count and content checksum, as the sealer computes them; `rollups`, when
+    /// given, aggregates the same rows as they pass (the sealer's verification pass).
+    func contentChecksum(aggregatingInto rollups: RollupAccumulator? = nil) throws -> (rows: Int64, checksum: UInt64) {
         do {
-            let accumulator = ShardChecksum.RowAccumulator(registeredOn: db)
-            accumulator.rollups = rollups
-            let columns = ShardSchema.decodedColumns(encoding: timeEncoding).joined(separator: ", ")
-            let rows = try db.scalarInteger("SELECT count(*) FROM flow_rows WHERE \(ShardChecksum.RowAccumulator.functionName)(\(columns))") ?? 0
-            guard rows == accumulator.rows else {
-                throw ShardStoreError("hashed \(accumulator.rows) of \(rows) rows of \(path)")
-            }
-            return (rows, try ShardChecksum.stringsChecksum(db, table: "strings") &+ accumulator.sum)
+            return try ShardChecksum.compute(db, timeEncoding: timeEncoding, aggregatingInto: rollups)
         } catch {
             throw describe(error)
         }

@@ -13,6 +13,15 @@ import Testing
 /// commit land in a settled generation; with the eager one librdkafka's mock broker
 /// rejects it ("Group rebalance in progress") and flows were stored by both.
 @Suite(.serialized) struct TwoRecordersTests {
+    /// A recorder in `group` that exits 8 s after the topic goes quiet; a short session
+    /// timeout so a departed member's partitions move quickly. Its log goes to `errorLog`.
+    static func startRecorder(_ flowrec: URL, broker: TestKafkaBroker, group: String, data: TemporaryDirectory,
+                              errorLog: String) throws -> Process {
+        try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", group, "--http-listen", "127.0.0.1:0",
+                                         "--data", data.path, "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"],
+                               errorLog: errorLog)
+    }
+
     @Test func twoRecordersSplitThePartitionsWithoutOverlap() throws {
         let flowrec = try ChildProcess.flowrec()
         // 24 partitions: the mock cluster keeps only about 5 MiB per partition and drops the
@@ -22,9 +31,7 @@ import Testing
         defer { broker.stop() }
         let a = TemporaryDirectory(), b = TemporaryDirectory(), logs = TemporaryDirectory()
         func recorder(_ dir: TemporaryDirectory, log: String) throws -> Process {
-            try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "pair", "--http-listen", "127.0.0.1:0", "--data", dir.path,
-                                "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"],
-                                   errorLog: logs.path + "/" + log)
+            try Self.startRecorder(flowrec, broker: broker, group: "pair", data: dir, errorLog: logs.path + "/" + log)
         }
         // 60,000 flows produced over about 12 s of wall time.
         let producer = try ChildProcess.start(flowrec, ["generate", "--kafka", broker.bootstrapServers, "--rate", "500", "--duration", "120s",
@@ -82,9 +89,7 @@ import Testing
         defer { broker.stop() }
         let a = TemporaryDirectory(), b = TemporaryDirectory(), logs = TemporaryDirectory()
         func recorder(_ dir: TemporaryDirectory, log: String) throws -> Process {
-            try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", "refused", "--http-listen", "127.0.0.1:0",
-                                             "--data", dir.path, "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"],
-                                   errorLog: logs.path + "/" + log)
+            try Self.startRecorder(flowrec, broker: broker, group: "refused", data: dir, errorLog: logs.path + "/" + log)
         }
         let producer = try ChildProcess.start(flowrec, ["generate", "--kafka", broker.bootstrapServers, "--rate", "500", "--duration", "60s",
                                                         "--speedup", "10", "--seed", "6"])
