@@ -19,10 +19,16 @@ public struct FlowDecoder: Sendable {
         public var maxMessageBytes: Int
         /// Deepest nesting accepted inside unknown fields and arrays.
         public var maxDepth: Int
+        /// `TimeFlowEndMs` values accepted; others fail with `.endTimeOutOfRange`. At most
+        /// `EventTime.storableEndMs`; a long-running caller narrows it around the wall
+        /// clock with `EventTime.Plausibility` before each batch.
+        public var acceptedEndMs: ClosedRange<Int64>
 
-        public init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32) {
+        public init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32,
+                    acceptedEndMs: ClosedRange<Int64> = EventTime.storableEndMs) {
             self.maxMessageBytes = maxMessageBytes
             self.maxDepth = maxDepth
+            self.acceptedEndMs = acceptedEndMs.clamped(to: EventTime.storableEndMs)
         }
     }
 
@@ -50,6 +56,10 @@ public struct FlowDecoder: Sendable {
             Result { () throws(FlowDecodingError) in try parser.parseRecord(slots: slots.baseAddress!) }
         }
         try outcome.get()
+        let endMs = flow.values[FlowSchema.requiredField.index]
+        guard limits.acceptedEndMs.contains(endMs) else {
+            throw FlowDecodingError(.endTimeOutOfRange(valueMs: endMs, accepted: limits.acceptedEndMs), at: 0)
+        }
         flow.present = parser.present
         flow.nulls = parser.nulls
         flow.numericStrings = parser.numericStrings

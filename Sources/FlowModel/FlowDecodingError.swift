@@ -18,6 +18,9 @@ public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvert
         case tooDeep(limit: Int)
         /// The message is larger than the decoder's limit.
         case tooLarge(size: Int, limit: Int)
+        /// `TimeFlowEndMs` is outside the accepted range (`FlowDecoder.Limits.acceptedEndMs`):
+        /// not storable at all, or implausibly far from the wall clock.
+        case endTimeOutOfRange(valueMs: Int64, accepted: ClosedRange<Int64>)
     }
 
     public let reason: Reason
@@ -39,6 +42,10 @@ public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvert
         case .invalidUTF8: "a string at byte \(offset) is not valid UTF-8"
         case .tooDeep(let limit): "values nest deeper than \(limit) levels at byte \(offset)"
         case .tooLarge(let size, let limit): "message of \(size) bytes exceeds the \(limit)-byte limit"
+        case .endTimeOutOfRange(let value, let accepted):
+            "TimeFlowEndMs \(value) (\(EventTime.rfc3339(value))) is outside the accepted range "
+                + "\(EventTime.rfc3339(accepted.lowerBound)) to \(EventTime.rfc3339(accepted.upperBound))"
+                + (accepted == EventTime.storableEndMs ? " of shard windows" : " (store.maxEventAge and store.maxEventAhead around the clock)")
         }
     }
 
@@ -53,6 +60,7 @@ public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvert
         case .invalidUTF8: "invalid_utf8"
         case .tooDeep: "too_deep"
         case .tooLarge: "too_large"
+        case .endTimeOutOfRange: "time_out_of_range"
         }
     }
 }

@@ -157,7 +157,7 @@ public struct FlowAPI: Sendable {
         func time(_ name: String) throws -> Int64? {
             guard let text = q[name] else { return nil }
             guard let ms = SettingParsers.timeMs(text) else {
-                throw APIError(status: 400, message: "\(name) must be RFC 3339 (2026-01-01T00:00:00Z) or epoch milliseconds (got \(text))")
+                throw APIError(status: 400, message: "\(name) must be RFC 3339 (2026-01-01T00:00:00Z) or epoch milliseconds, between 1970 and 9999 (got \(text))")
             }
             return ms
         }
@@ -165,7 +165,7 @@ public struct FlowAPI: Sendable {
         var from = try time("from")
         if let since = q["since"] {
             guard let seconds = SettingParsers.seconds(since) else {
-                throw APIError(status: 400, message: "since must be a duration such as 15m, 1h or 7d (got \(since))")
+                throw APIError(status: 400, message: "since must be a duration such as 15m, 1h or 7d, at most 100 years (got \(since))")
             }
             from = now - Int64(seconds * 1000)
         }

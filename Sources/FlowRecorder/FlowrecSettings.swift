@@ -31,6 +31,10 @@ public enum FlowrecSettings {
     public static let store: [Setting] = [
         Setting("store.window", flag: "window", .duration, default: "1h", "Shard window, 1m to 1d."),
         Setting("store.grace", flag: "grace", .duration, default: "2m", "Wait after a window's end before sealing it (late flows)."),
+        Setting("store.maxEventAge", flag: "max-event-age", .duration, default: "3650d",
+                "Flows whose TimeFlowEndMs is older than this (against the wall clock) become dead letters: a broken agent clock or a poisoned message."),
+        Setting("store.maxEventAhead", flag: "max-event-ahead", .duration, default: "1h",
+                "Flows whose TimeFlowEndMs is this far in the future become dead letters (they would seal live windows early)."),
         Setting("store.compactLevel", flag: "compact-level", .integer, default: "19",
                 "zstd level for deep compaction of sealed shards while the topics are quiet (4-22; 0 turns it off)."),
         Setting("store.compactWhenIdle", flag: "compact-when-idle", .duration, default: "60s",

@@ -1,4 +1,4 @@
-import FlowModel
+public import FlowModel
 public import Forwarders
 import Foundation
 import KafkaSource
@@ -17,6 +17,8 @@ public struct RecorderConfiguration: Sendable {
     public var pollTimeoutMs: Int32 = 500
     /// Larger messages become dead letters.
     public var maxMessageBytes = 1 << 20
+    /// Flows ending outside this range around the wall clock become dead letters.
+    public var eventTimes = EventTime.Plausibility.default
     /// Extra librdkafka properties (TLS, SASL, fetch sizes, ...), passed through.
     public var kafkaProperties: [String: String] = [:]
     /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
@@ -134,7 +136,7 @@ public final class Recorder {
         }
         defer { compactor?.stop() }
 
-        let decoder = FlowDecoder(limits: .init(maxMessageBytes: config.maxMessageBytes))
+        var decoder = FlowDecoder(limits: .init(maxMessageBytes: config.maxMessageBytes))
         var batch = IngestBatch()
         var lastMessage = Date()
         var lastReport = Date()
@@ -182,6 +184,7 @@ public final class Recorder {
                 }
             }
             batch.removeAll()
+            decoder.limits.acceptedEndMs = config.eventTimes.acceptedEndMs(nowMs: RecorderStatus.nowMs())
             var nextOffsets: [String: [Int32: Int64]] = [:]
             var payloadBytes = 0
             let started = ContinuousClock.now

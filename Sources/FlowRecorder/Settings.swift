@@ -411,14 +411,21 @@ public struct ResolvedSettings: Sendable {
 
 /// Durations, sizes and free-space limits as users write them.
 public enum SettingParsers {
-    /// `90s`, `30m`, `2h`, `7d`, `1w`, `250ms` or plain seconds.
+    /// The longest duration accepted anywhere (100 years): every duration times 1000 fits
+    /// in an Int64 of milliseconds, and `now - duration` cannot overflow.
+    public static let maxSeconds: Double = 100 * 365.25 * 86_400
+
+    /// `90s`, `30m`, `2h`, `7d`, `1w`, `250ms` or plain seconds; nil for anything else,
+    /// including `inf`, `nan` and more than `maxSeconds`.
     public static func seconds(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604_800)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let v = Double(text.dropLast(suffix.count)), v >= 0 else { return nil }
-            return v * factor
+        var value: Double?
+        if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }) {
+            value = Double(text.dropLast(suffix.count)).map { $0 * factor }
+        } else {
+            value = Double(text)
         }
-        guard let v = Double(text), v >= 0 else { return nil }
+        guard let v = value, v.isFinite, v >= 0, v <= maxSeconds else { return nil }
         return v
     }
 
@@ -431,21 +438,34 @@ public enum SettingParsers {
         ]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            guard let v = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v >= 0 else { return nil }
+            guard let v = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v >= 0,
+                  v * factor < 9.2e18 else { return nil }
             return Int64(v * factor)
         }
         guard let v = Int64(trimmed), v >= 0 else { return nil }
         return v
     }
 
-    /// A point in time: epoch milliseconds or RFC 3339 (`2026-01-01T00:00:00Z`).
+    /// A point in time: epoch milliseconds or RFC 3339 (`2026-01-01T00:00:00Z`), between
+    /// 1970 and the end of year 9999 (`EventTime.storableEndMs`, widened to the last
+    /// millisecond of 9999); nil otherwise, so no caller's arithmetic can overflow.
     public static func timeMs(_ text: String) -> Int64? {
-        if let ms = Int64(text) { return ms }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let ms: Int64
+        if let integer = Int64(text) {
+            ms = integer
+        } else {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            guard let date = formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
+            let value = (date.timeIntervalSince1970 * 1000).rounded()
+            guard value.isFinite, abs(value) < 9e18 else { return nil }
+            ms = Int64(value)
+        }
+        return acceptedTimeMs.contains(ms) ? ms : nil
     }
+
+    /// What `timeMs` accepts: 1970-01-01 to 9999-12-31T23:59:59.999Z.
+    public static let acceptedTimeMs: ClosedRange<Int64> = 0...253_402_300_799_999
 
     /// A size (`20GiB`) or a share of the volume (`10%`).
     public static func freeSpace(_ text: String) -> (bytes: Int64?, fraction: Double?)? {

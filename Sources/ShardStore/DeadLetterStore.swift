@@ -44,12 +44,13 @@ final class DeadLetterStore {  // internal: the store owns it
             """)
     }
 
-    /// Stores the batch's dead letters; returns how many were new.
-    func write(_ batch: IngestBatch, receivedMs: Int64, highWater: [SourcePartition: Int64]?) throws(SQLiteError) -> Int {
+    /// Stores dead letters (positions index `sources`); returns how many were new.
+    func write(_ letters: [DeadLetter], sources: [String], receivedMs: Int64,
+               highWater: [SourcePartition: Int64]?) throws(SQLiteError) -> Int {
         var added = 0
         try db.transaction { () throws(SQLiteError) in
-            for letter in batch.deadLetters {
-                insert.bind(1, batch.sources[letter.at.source])
+            for letter in letters {
+                insert.bind(1, sources[letter.at.source])
                 insert.bind(2, Int64(letter.at.partition))
                 insert.bind(3, letter.at.position)
                 insert.bind(4, receivedMs)

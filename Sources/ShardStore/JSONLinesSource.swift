@@ -6,7 +6,9 @@ public final class FlowLineBatcher: @unchecked Sendable {  // used by one produc
     private let reader: LineReader
     private let sourceName: String
     private let batchSize: Int
-    private let decoder: FlowDecoder
+    private var decoder: FlowDecoder
+    /// When set, the accepted `TimeFlowEndMs` range is moved with the wall clock at each batch.
+    public var eventTimes: EventTime.Plausibility?
     private var lineNumber: Int64 = 0
     private let lock = NSLock()
     private var _linesRead: Int64 = 0
@@ -23,6 +25,9 @@ public final class FlowLineBatcher: @unchecked Sendable {  // used by one produc
     /// Fills `batch`; returns false at the end of input.
     public func fill(_ batch: inout IngestBatch) throws -> Bool {
         let source = batch.sourceIndex(sourceName)
+        if let eventTimes {
+            decoder.limits.acceptedEndMs = eventTimes.acceptedEndMs(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        }
         while batch.flowCount + batch.deadLetters.count < batchSize {
             guard let line = try reader.nextLine() else {
                 lock.withLock { _linesRead = lineNumber }

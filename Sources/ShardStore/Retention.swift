@@ -182,7 +182,7 @@ extension ShardStore {
         try ShardFiles.lock.withLock {
             // Keep what the shard proves was processed, before the proof is gone.
             let marks = try catalog.highWater(of: decision.shard)
-            _ = try deadLetters.write(IngestBatch(), receivedMs: Int64(Date().timeIntervalSince1970 * 1000), highWater: marks)
+            _ = try deadLetters.write([], sources: [], receivedMs: Int64(Date().timeIntervalSince1970 * 1000), highWater: marks)
             for (key, mark) in marks { retiredHighWater[key] = max(retiredHighWater[key] ?? mark, mark) }
             let path = directory.appendingPathComponent(decision.path).path
             if unlink(path) != 0 && errno != ENOENT {

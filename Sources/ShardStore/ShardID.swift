@@ -1,4 +1,4 @@
-import Foundation
+import FlowModel
 
 /// Names one shard: its time window and its part. Part 0 is the window's first shard;
 /// a flow that arrives after its window was sealed opens the next part, so sealed
@@ -41,45 +41,30 @@ public struct ShardID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     static func stamp(_ ms: Int64) -> String {
-        let c = utcComponents(ms)
-        return String(format: "%04d%02d%02dT%02d%02d%@", c.year, c.month, c.day, c.hour, c.minute,
-                      c.second == 0 ? "Z" : String(format: "%02dZ", c.second))
+        let c = EventTime.components(ms)
+        let p = EventTime.padded
+        return p(c.year, 4) + p(c.month, 2) + p(c.day, 2) + "T" + p(c.hour, 2) + p(c.minute, 2)
+            + (c.second == 0 ? "" : p(c.second, 2)) + "Z"
     }
 
     static func dayFolder(_ ms: Int64) -> String {
-        let c = utcComponents(ms)
-        return String(format: "%04d/%02d/%02d", c.year, c.month, c.day)
+        let c = EventTime.components(ms)
+        return EventTime.padded(c.year, 4) + "/" + EventTime.padded(c.month, 2) + "/" + EventTime.padded(c.day, 2)
     }
 
+    /// `YYYYMMDDTHHMM[SS]Z` in ASCII digits only; anything else (other digits, a stray
+    /// character, an impossible date) is not a stamp.
     static func parseStamp(_ s: Substring) -> Int64? {
-        let digits = s.filter(\.isNumber)
-        guard s.hasSuffix("Z"), digits.count == 12 || digits.count == 14 else { return nil }
-        let n = Array(digits).map { Int(String($0))! }
-        func num(_ from: Int, _ len: Int) -> Int { n[from..<(from + len)].reduce(0) { $0 * 10 + $1 } }
-        var comps = DateComponents()
-        comps.calendar = Calendar(identifier: .gregorian)
-        comps.timeZone = TimeZone(identifier: "UTC")
-        comps.year = num(0, 4); comps.month = num(4, 2); comps.day = num(6, 2)
-        comps.hour = num(8, 2); comps.minute = num(10, 2); comps.second = digits.count == 14 ? num(12, 2) : 0
-        guard let date = comps.date else { return nil }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded())
-    }
-
-    private static func utcComponents(_ ms: Int64) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
-        // Civil-from-days (Howard Hinnant's algorithm): no calendar objects per call.
-        let seconds = Int(floorDiv(ms, 1000))
-        let days = floorDiv(Int64(seconds), 86400)
-        let secOfDay = seconds - Int(days) * 86400
-        let z = Int(days) + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day, secOfDay / 3600, secOfDay % 3600 / 60, secOfDay % 60)
+        let bytes = Array(s.utf8)
+        guard bytes.count == 14 || bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes.last == UInt8(ascii: "Z") else { return nil }
+        var digits: [Int64] = []
+        for (i, b) in bytes.enumerated() where i != 8 && i != bytes.count - 1 {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) else { return nil }
+            digits.append(Int64(b - UInt8(ascii: "0")))
+        }
+        func num(_ from: Int, _ len: Int) -> Int64 { digits[from..<(from + len)].reduce(0) { $0 * 10 + $1 } }
+        return EventTime.epochMs(year: num(0, 4), month: num(4, 2), day: num(6, 2), hour: num(8, 2), minute: num(10, 2),
+                                 second: digits.count == 14 ? num(12, 2) : 0)
     }
 }
 

@@ -329,9 +329,13 @@ public final class ShardStore {
         var newestInBatch: [Int: [Int32: Int64]] = [:]
         var thresholdWindow = Int64.min, thresholdSource = -1, thresholdPartition = Int32.min
         var threshold: Int64? = nil
+        var deadLetters = batch.deadLetters
         for i in 0..<batch.flowCount {
-            guard let end = batch.flows[i].integer(endField) else {
-                throw ShardStoreError("a flow without TimeFlowEndMs reached the store; the decoder should have sent it to the dead letters")
+            guard let end = batch.flows[i].integer(endField), EventTime.storableEndMs.contains(end) else {
+                // The decoder keeps such flows out; one built otherwise is kept as a dead
+                // letter too, never routed (its window could not be named or computed).
+                deadLetters.append(Self.unstorable(batch.flows[i], at: batch.positions[i]))
+                continue
             }
             let window = floorDiv(end, options.windowMs) * options.windowMs
             let p = batch.positions[i]
@@ -362,9 +366,9 @@ public final class ShardStore {
 
         // Dead letters first: if a crash follows, their replay is ignored by key.
         let windows = byWindow.keys.sorted()
-        if !batch.deadLetters.isEmpty {
-            summary.deadLetters = try deadLetters.write(batch, receivedMs: receivedMs,
-                                                        highWater: windows.isEmpty ? highWater : nil)
+        if !deadLetters.isEmpty {
+            summary.deadLetters = try self.deadLetters.write(deadLetters, sources: batch.sources, receivedMs: receivedMs,
+                                                             highWater: windows.isEmpty ? highWater : nil)
         }
         for (n, window) in windows.enumerated() {
             let shard = try activeShard(window: window)
@@ -383,12 +387,22 @@ public final class ShardStore {
             windowLast[window] = last
             try catalog.record(shard, relativePath: shard.id.activeRelativePath)
         }
-        if windows.isEmpty && batch.deadLetters.isEmpty {
+        if windows.isEmpty && deadLetters.isEmpty {
             // Every flow was a replay: still move the high-water mark forward.
-            _ = try deadLetters.write(IngestBatch(), receivedMs: receivedMs, highWater: highWater)
+            _ = try self.deadLetters.write([], sources: batch.sources, receivedMs: receivedMs, highWater: highWater)
         }
         if options.sealInBackground { try sealClosedWindowsInBackground() }
         return summary
+    }
+
+    /// A flow the store cannot place in a window, as a dead letter holding its JSON.
+    private static func unstorable(_ flow: Flow, at position: SourcePosition) -> DeadLetter {
+        var payload: [UInt8] = []
+        FlowEncoder().encode(flow, into: &payload)
+        let reason = flow.integer(FlowSchema.requiredField).map {
+            FlowDecodingError(.endTimeOutOfRange(valueMs: $0, accepted: EventTime.storableEndMs), at: 0).description
+        } ?? FlowDecodingError(.missingRequiredField(FlowSchema.requiredField.name), at: 0).description
+        return DeadLetter(at: position, reason: reason, errorOffset: nil, payload: payload)
     }
 
     private func lastPosition(window: Int64, key: SourcePartition) throws -> Int64? {

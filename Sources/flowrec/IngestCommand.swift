@@ -35,6 +35,12 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Largest accepted line in bytes; longer lines become dead letters.")
     var maxLineBytes = 1 << 20
 
+    @Option(help: "Lines whose TimeFlowEndMs is older than this become dead letters (a broken clock or a poisoned record).")
+    var maxEventAge: DurationArgument = DurationArgument(argument: "3650d")!
+
+    @Option(help: "Lines whose TimeFlowEndMs is this far in the future become dead letters.")
+    var maxEventAhead: DurationArgument = DurationArgument(argument: "1h")!
+
     @Flag(help: "At the end, seal every window that closed (ended more than the grace period before the newest flow) and wait for it.")
     var sealNow = false
 
@@ -77,6 +83,8 @@ struct IngestCommand: ParsableCommand {
             let reader = FlowLineBatcher(
                 reader: try LineReader(path: file == "-" ? nil : file), sourceName: name, batchSize: batchSize,
                 decoder: FlowDecoder(limits: .init(maxMessageBytes: maxLineBytes)))
+            reader.eventTimes = EventTime.Plausibility(maxAgeMs: Int64(maxEventAge.seconds * 1000),
+                                                       maxAheadMs: Int64(maxEventAhead.seconds * 1000))
             try BatchPipeline().run(produce: { batch in try reader.fill(&batch) }, consume: { batch in
                 let summary = try store.append(batch)
                 total.stored += summary.stored

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowModel
 import FlowRecorder
 import Forwarders
 import Foundation
@@ -67,6 +68,8 @@ enum RecorderSettings {
         config.maxBatchMessages = Int(s.integer("kafka.batchSize") ?? 10_000)
         guard config.maxBatchMessages >= 1 else { throw SettingsError("kafka.batchSize must be at least 1") }
         config.maxMessageBytes = Int(s.integer("kafka.maxMessageBytes") ?? 1 << 20)
+        config.eventTimes = EventTime.Plausibility(maxAgeMs: Int64((s.seconds("store.maxEventAge") ?? 0) * 1000),
+                                                   maxAheadMs: Int64((s.seconds("store.maxEventAhead") ?? 0) * 1000))
         config.exitWhenIdleSeconds = s.seconds("exitWhenIdle")
         config.kafkaProperties = try FlowrecSettings.kafkaSecurityProperties(s, readFile: readSecretFile)
             .merging(s.map("kafka.properties")) { _, passedThrough in passedThrough }

@@ -119,3 +119,65 @@ import Testing
         #expect(accepted + rejected == 30_000)
     }
 }
+
+/// Poison end times (issue: a flow at Int64.max crash-looped the recorder) are refused
+/// at decode with a reason naming the value and the accepted range.
+@Suite struct EventTimeTests {
+    func reason(_ endMs: String, limits: FlowDecoder.Limits = .init()) -> FlowDecodingError.Reason? {
+        do {
+            _ = try FlowDecoder(limits: limits).decode(Array(#"{"Bytes":1,"TimeFlowEndMs":\#(endMs)}"#.utf8))
+            return nil
+        } catch {
+            return error.reason
+        }
+    }
+
+    @Test func endTimesOutsideTheStorableRangeAreRefused() {
+        for value in ["9223372036854775807", "-1", "-62167219200000", "253402300799999", "253402214400000"] {
+            guard case .endTimeOutOfRange(let v, let accepted)? = reason(value) else {
+                Issue.record("\(value) was accepted"); continue
+            }
+            #expect(String(v) == value)
+            #expect(accepted == EventTime.storableEndMs)
+        }
+        #expect(reason("0") == nil)
+        #expect(reason(String(EventTime.storableEndMs.upperBound)) == nil)
+        let error = FlowDecodingError(.endTimeOutOfRange(valueMs: 253_402_300_799_999, accepted: EventTime.storableEndMs), at: 0)
+        #expect(error.description.contains("9999-12-31T23:59:59.999Z"), "\(error)")
+        #expect(error.metricLabel == "time_out_of_range")
+    }
+
+    @Test func aPlausibleRangeMovesWithTheClock() {
+        let now: Int64 = 1_764_547_200_000  // 2025-12-01T00:00:00Z
+        let accepted = EventTime.Plausibility(maxAgeMs: 86_400_000, maxAheadMs: 3_600_000).acceptedEndMs(nowMs: now)
+        #expect(accepted == (now - 86_400_000)...(now + 3_600_000))
+        let limits = FlowDecoder.Limits(acceptedEndMs: accepted)
+        #expect(reason(String(now), limits: limits) == nil)
+        #expect(reason(String(now + 3_600_000), limits: limits) == nil)
+        for poison in [now + 3_600_001, now - 86_400_001, 4_070_908_800_000 /* 2099 */, 1_000_000_000_000_000 /* 1e15 */] {
+            guard case .endTimeOutOfRange(_, let range)? = reason(String(poison), limits: limits) else {
+                Issue.record("\(poison) was accepted"); continue
+            }
+            #expect(range == accepted)
+        }
+        // A huge maximum age or lead never overflows: the range stops at what is storable.
+        let wide = EventTime.Plausibility(maxAgeMs: .max, maxAheadMs: .max).acceptedEndMs(nowMs: now)
+        #expect(wide == EventTime.storableEndMs)
+    }
+
+    @Test func rfc3339AndCalendarArithmeticAgree() {
+        #expect(EventTime.rfc3339(0) == "1970-01-01T00:00:00Z")
+        #expect(EventTime.rfc3339(1_767_225_900_250) == "2026-01-01T00:05:00.250Z")
+        #expect(EventTime.rfc3339(-1) == "1969-12-31T23:59:59.999Z")
+        #expect(EventTime.rfc3339(.max).hasPrefix("292278994-"))
+        #expect(EventTime.rfc3339(.min).hasPrefix("-292275055-"))
+        for ms: Int64 in [0, 951_782_400_000 /* 2000-02-29 */, 1_767_225_900_250, EventTime.storableEndMs.upperBound] {
+            let c = EventTime.components(ms)
+            #expect(EventTime.epochMs(year: c.year, month: c.month, day: c.day, hour: c.hour, minute: c.minute,
+                                      second: c.second, millisecond: c.millisecond) == ms)
+        }
+        #expect(EventTime.epochMs(year: 2026, month: 2, day: 29) == nil)
+        #expect(EventTime.epochMs(year: 2026, month: 13, day: 1) == nil)
+        #expect(EventTime.epochMs(year: 2026, month: 1, day: 1, hour: 24) == nil)
+    }
+}

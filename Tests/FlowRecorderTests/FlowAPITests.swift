@@ -77,6 +77,32 @@ import Yams
         #expect(try store.append(batch(generatedLines(10, seed: 99)[...], source: "file:after", firstLine: 1)).stored == 10)
     }
 
+    /// Parameters that trapped the recorder (one authenticated GET stopped ingest) get a 400.
+    @Test func hostileParametersAreRefusedWithoutACrash() throws {
+        let dir = TemporaryDirectory()
+        _ = try sealedGeneratedStore(at: dir.path, count: 2_000)
+        var http = HTTPListenerConfiguration()
+        http.port = 0
+        let server = try StatusServer(configuration: http, metrics: RecorderMetrics(), status: RecorderStatus(),
+                                      api: FlowAPI(dataDirectory: dir.path))
+        defer { server.stop() }
+        let hostile = [
+            "since=inf", "since=-inf", "since=nan", "since=1e300d", "since=1e300", "since=99999999999999w",
+            "from=-9223372036854775808", "from=9223372036854775807", "to=-9223372036854775808", "to=9223372036854775807",
+            "from=0&to=9223372036854775807", "from=-1", "from=1e400", "limit=99999999999999999999", "limit=-1",
+            "from=10000-01-01T00:00:00Z", "since=1h&from=0",
+        ]
+        for path in ["/api/v1/flows", "/api/v1/top"] {
+            for parameters in hostile {
+                let query = path.hasSuffix("top") ? parameters + "&by=SrcK8S_Namespace" : parameters
+                let answer = try get(server.port, path + "?" + query, token: nil)
+                #expect(answer.status == 400, "\(path)?\(query): \(answer.status) \(answer.json)")
+                #expect(answer.json["error"] is String, "\(path)?\(query)")
+            }
+        }
+        #expect(try get(server.port, "/api/v1/flows?since=2h", token: nil).status == 200, "the listener still answers")
+    }
+
     /// docs/openapi.yaml declares exactly the endpoints and parameters the code serves.
     @Test func openAPIDescribesTheCode() throws {
         let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)

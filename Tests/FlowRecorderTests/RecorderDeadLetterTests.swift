@@ -4,6 +4,7 @@ import FlowRecorder
 import FlowrecTesting
 import Foundation
 import KafkaSource
+import Query
 import ShardStore
 import Testing
 
@@ -49,6 +50,50 @@ import Testing
             #expect(reason.contains(expected), "\(reason) should mention \(expected)")
         }
         #expect(sizes.max() ?? 0 <= 1 << 20, "an oversized payload is kept up to the limit, not whole")
+    }
+
+    /// A poison end time (Int64.max trapped in window routing on every start, year 9999
+    /// made the store unopenable, year 0 broke every `sql`, 2099 split a window into one
+    /// part per batch) is a dead letter; the recorder keeps running and restarts.
+    @Test func poisonEndTimesAreDeadLetteredAndTheRecorderRestarts() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers]))
+        let good = generatedLines(400)
+        let poison = ["9223372036854775807", "253402300799999", "1000000000000000", "-62167219200000", "4070908800000"]
+            .map { Array(#"{"Bytes":1,"SrcK8S_Namespace":"poison","TimeFlowEndMs":\#($0)}"#.utf8) }
+        for (i, line) in good.enumerated() {
+            try producer.send(line, partition: 0)
+            if i % 80 == 5 { try producer.send(poison[i / 80], partition: 0) }
+        }
+        try producer.flush()
+
+        let dir = TemporaryDirectory()
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 3
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        config.store = ShardStore.Options(windowMs: 60_000, graceMs: 0, sealInBackground: true)
+        // The generator's flows are from 2026-01-01: accept them, refuse the far future.
+        config.eventTimes = EventTime.Plausibility(maxAgeMs: 5 * 365 * 86_400_000, maxAheadMs: 3_600_000)
+        try Recorder(configuration: config).run(shouldStop: { false })
+        // A second start over the same store and topic: nothing traps, nothing is added.
+        try Recorder(configuration: config).run(shouldStop: { false })
+
+        let store = try ShardStore.openExisting(directory: dir.path)
+        #expect(try storedCount(store) == good.count)
+        var reasons: [String] = []
+        try store.forEachDeadLetter { _, _, _, reason, _ in reasons.append(reason) }
+        #expect(reasons.count == poison.count, "\(reasons)")
+        #expect(reasons.allSatisfy { $0.contains("TimeFlowEndMs") && $0.contains("outside the accepted range") }, "\(reasons)")
+        #expect(try store.shards().allSatisfy { $0.id.part == 0 }, "no window was split into parts by a far-future flow")
+        var total: Int64 = 0
+        try SQLQuery(store: store).run("SELECT count(*) FROM flows", columns: { _ in }) { row in
+            if case .integer(let n) = row[0] { total = n }
+            return true
+        }
+        #expect(total == Int64(good.count), "a query over every shard answers")
     }
 
     private func storedCount(_ store: ShardStore) throws -> Int {

@@ -178,3 +178,18 @@ import Testing
         #expect(throws: QueryError.self) { try FlowExporter(store: store).exportSQLite(to: dir.path + "/x.sqlite", fromMs: nil, toMs: nil) }
     }
 }
+
+/// Time and duration arguments that trapped the CLI are refused as usage errors.
+@Suite struct HostileArgumentTests {
+    @Test func infiniteOrOverflowingTimesAreUsageErrors() throws {
+        let dir = TemporaryDirectory()
+        _ = try sealedGeneratedStore(at: dir.path, count: 500)
+        let flowrec = try ChildProcess.flowrec()
+        for arguments in [["--since", "inf"], ["--since", "1e300d"], ["--since", "nan"], ["--from", "-9223372036854775808"],
+                          ["--to", "9223372036854775807"]] {
+            let status = try ChildProcess.run(flowrec, ["query", "--data", dir.path, "--limit", "1"] + arguments)
+            #expect(status == 64, "\(arguments): exit \(status)")
+        }
+        #expect(try ChildProcess.run(flowrec, ["query", "--data", dir.path, "--limit", "1", "--since", "3650d"]) == 0)
+    }
+}

@@ -206,3 +206,43 @@ import Testing
         #expect(try summaries() == fromMeta, "a shard without the summary is scanned to the same answer")
     }
 }
+
+/// Flows and file names the store cannot place never trap it.
+@Suite struct UnstorableInputTests {
+    @Test func aFlowOutsideTheStorableRangeBecomesADeadLetterAndTheStoreReopens() throws {
+        let dir = TemporaryDirectory()
+        let good = generatedLines(50)
+        var input = batch(good[...], firstLine: 1)
+        // Built by hand, past the decoder: the store itself must refuse to route it.
+        for (i, endMs) in [Int64.max, -62_167_219_200_000, 253_402_300_799_999].enumerated() {
+            var flow = Flow()
+            flow.set(FlowSchema.requiredField, integer: endMs)
+            input.append(flow, at: SourcePosition(source: 0, partition: 0, position: 1000 + Int64(i)))
+        }
+        do {
+            let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+            let summary = try store.append(input)
+            #expect(summary.stored == 50)
+            #expect(summary.deadLetters == 3)
+            var reasons: [String] = []
+            try store.forEachDeadLetter { _, _, _, reason, payload in
+                reasons.append(reason)
+                #expect(String(decoding: payload, as: UTF8.self).contains("TimeFlowEndMs"))
+            }
+            #expect(reasons.count == 3 && reasons.allSatisfy { $0.contains("outside the accepted range") }, "\(reasons)")
+            try store.close()
+        }
+        let reopened = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000))
+        #expect(try reopened.shards().reduce(0) { $0 + $1.rowCount } == 50)
+        #expect(try reopened.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 1003)
+    }
+
+    @Test func shardNamesAreParsedFromASCIIDigitsOnly() {
+        #expect(ShardID("20260101T0000Z_20260101T0100Z.0") == ShardID(windowStartMs: 1_767_225_600_000, windowEndMs: 1_767_229_200_000, part: 0))
+        #expect(ShardID("20260101T000030Z_20260101T0100Z.2")?.windowStartMs == 1_767_225_630_000)
+        for stray in ["2026010½T0000Z_20260101T0100Z.0", "٢٠٢٦0101T0000Z_20260101T0100Z.0", "20260230T0000Z_20260301T0000Z.0",
+                      "20260101T2400Z_20260102T0100Z.0", "20260101T0000_20260101T0100Z.0", "x_y.0", "", "20260101T0000Z.0"] {
+            #expect(ShardID(stray) == nil, "\(stray)")
+        }
+    }
+}
