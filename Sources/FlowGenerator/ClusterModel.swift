@@ -2,8 +2,8 @@
 /// services and the external hosts they talk to, with the names, addresses and
 /// MACs that NetObserv would report for them (OVN-Kubernetes conventions: pod MACs
 /// are `0a:58:` plus the pod IP, services live in 172.30.0.0/16).
-public struct ClusterModel: Sendable {
-    public enum Size: String, Sendable, CaseIterable {
+package struct ClusterModel: Sendable {
+    package enum Size: String, Sendable, CaseIterable {
         case small, medium, large
 
         var nodes: Int { switch self { case .small: 3; case .medium: 24; case .large: 120 } }
@@ -13,23 +13,23 @@ public struct ClusterModel: Sendable {
         /// Distinct endpoint pairs that carry traffic.
         var conversations: Int { switch self { case .small: 400; case .medium: 20000; case .large: 150_000 } }
         /// Flows per second of event time in a cluster of this size.
-        public var typicalFlowRate: Int { switch self { case .small: 200; case .medium: 5000; case .large: 50000 } }
+        package var typicalFlowRate: Int { switch self { case .small: 200; case .medium: 5000; case .large: 50000 } }
     }
 
-    public let size: Size
-    public let clusterName: String
-    public internal(set) var nodes: [Endpoint] = []
-    public internal(set) var pods: [Endpoint] = []
-    public internal(set) var services: [Endpoint] = []
-    public internal(set) var externals: [Endpoint] = []
+    package let size: Size
+    package let clusterName: String
+    package internal(set) var nodes: [Endpoint] = []
+    package internal(set) var pods: [Endpoint] = []
+    package internal(set) var services: [Endpoint] = []
+    package internal(set) var externals: [Endpoint] = []
     /// Pods grouped by the service that fronts them (same index as `services`).
-    public internal(set) var serviceBackends: [[Int]] = []
-    public internal(set) var dnsPods: [Int] = []
-    public internal(set) var ingressPods: [Int] = []
-    public internal(set) var apiServerPods: [Int] = []
-    public internal(set) var namespaces: [String] = []
+    package internal(set) var serviceBackends: [[Int]] = []
+    package internal(set) var dnsPods: [Int] = []
+    package internal(set) var ingressPods: [Int] = []
+    package internal(set) var apiServerPods: [Int] = []
+    package internal(set) var namespaces: [String] = []
 
-    public init(size: Size, random: inout SeededRandom) {
+    package init(size: Size, random: inout SeededRandom) {
         self.size = size
         self.clusterName = "cluster-\(size.rawValue)"
         let zoneNames = ["us-east-1a", "us-east-1b", "us-east-1c"].prefix(size.zones)
@@ -160,27 +160,27 @@ public struct ClusterModel: Sendable {
 }
 
 /// Something that sends or receives traffic, with the enrichment NetObserv attaches.
-public struct Endpoint: Sendable {
-    public enum Kind: Sendable { case node, pod, service, external }
-    public let kind: Kind
-    public let addr: String
-    public let mac: String
-    public let name: String
-    public let type: String?
-    public let ownerName: String?
-    public let ownerType: String?
-    public let namespace: String?
-    public let hostIP: String?
-    public let hostName: String?
-    public let zone: String?
-    public let subnetLabel: String
-    public let nodeIndex: Int?
-    public let flowLayerApp: Bool
-    public var isIPv6: Bool = false
+package struct Endpoint: Sendable {
+    package enum Kind: Sendable { case node, pod, service, external }
+    package let kind: Kind
+    package let addr: String
+    package let mac: String
+    package let name: String
+    package let type: String?
+    package let ownerName: String?
+    package let ownerType: String?
+    package let namespace: String?
+    package let hostIP: String?
+    package let hostName: String?
+    package let zone: String?
+    package let subnetLabel: String
+    package let nodeIndex: Int?
+    package let flowLayerApp: Bool
+    package var isIPv6: Bool = false
     /// The port a service listens on.
-    public var port: Int = 0
+    package var port: Int = 0
     /// The pod's veth name on its node.
-    public var interface: String = ""
+    package var interface: String = ""
 }
 
 import Foundation

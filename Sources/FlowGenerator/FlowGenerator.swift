@@ -1,36 +1,36 @@
-public import FlowModel
+package import FlowModel
 
 /// Which optional NetObserv features the generated flows show, and in which shape.
-public struct GeneratorOptions: Sendable {
-    public enum Shape: String, Sendable, CaseIterable {
+package struct GeneratorOptions: Sendable {
+    package enum Shape: String, Sendable, CaseIterable {
         /// NetObserv 1.12: `Interfaces`/`IfDirections`/`Udns`, flag names, lower-case MACs.
         case current
         /// Before 1.6: `Interface`/`IfDirection`, numeric `Flags`, upper-case MACs, `DnsErrno` always.
         case legacy
     }
 
-    public enum Feature: String, Sendable, CaseIterable {
+    package enum Feature: String, Sendable, CaseIterable {
         case dns, rtt, drops, networkEvents = "network-events", packetTranslation = "packet-translation"
         case tls, quic, ipsec, zones, subnetLabels = "subnet-labels", multiCluster = "multi-cluster"
         case conversations
     }
 
-    public var cluster: ClusterModel.Size = .medium
-    public var shape: Shape = .current
-    public var features: Set<Feature> = GeneratorOptions.defaultFeatures
-    public var seed: UInt64 = 1
+    package var cluster: ClusterModel.Size = .medium
+    package var shape: Shape = .current
+    package var features: Set<Feature> = GeneratorOptions.defaultFeatures
+    package var seed: UInt64 = 1
     /// Event-time start of the first flow, epoch milliseconds.
-    public var startMs: Int64 = 1_767_225_600_000  // 2026-01-01T00:00:00Z
+    package var startMs: Int64 = 1_767_225_600_000  // 2026-01-01T00:00:00Z
     /// Flows per second of event time.
-    public var flowsPerSecond: Int? = nil
+    package var flowsPerSecond: Int? = nil
     /// How far a flow's end may lag the event clock, as agents flush on timers.
-    public var disorderMs: Int64 = 5000
+    package var disorderMs: Int64 = 5000
 
     /// What NetObserv's FlowCollector enables in a typical install with the agent
     /// features turned on for troubleshooting.
-    public static let defaultFeatures: Set<Feature> = [.dns, .rtt, .drops, .zones, .subnetLabels]
+    package static let defaultFeatures: Set<Feature> = [.dns, .rtt, .drops, .zones, .subnetLabels]
 
-    public init() {}
+    package init() {}
 }
 
 /// Produces an endless, deterministic stream of realistic NetObserv flows.
@@ -40,9 +40,9 @@ public struct GeneratorOptions: Sendable {
 /// var line: [UInt8] = []
 /// generator.nextRecord(into: &line)     // one JSON object, as the Kafka exporter writes it
 /// ```
-public struct FlowGenerator: Sendable {
-    public let options: GeneratorOptions
-    public let cluster: ClusterModel
+package struct FlowGenerator: Sendable {
+    package let options: GeneratorOptions
+    package let cluster: ClusterModel
     private var random: SeededRandom
     private let conversations: [Conversation]
     private let popularity: ZipfSampler
@@ -55,7 +55,7 @@ public struct FlowGenerator: Sendable {
     private var pendingConnectionRecords: [Flow] = []
     private var connectionState: [Int: ConnectionTotals] = [:]
 
-    public init(options: GeneratorOptions) {
+    package init(options: GeneratorOptions) {
         self.options = options
         var random = SeededRandom(seed: options.seed)
         let cluster = ClusterModel(size: options.cluster, random: &random)
@@ -69,16 +69,16 @@ public struct FlowGenerator: Sendable {
     }
 
     /// Event time of the next flow, epoch milliseconds.
-    public var eventClockMs: Int64 { clockMicros / 1000 }
+    package var eventClockMs: Int64 { clockMicros / 1000 }
 
     /// Appends the next record's JSON (no newline) to `out`.
-    public mutating func nextRecord(into out: inout [UInt8]) {
+    package mutating func nextRecord(into out: inout [UInt8]) {
         let record = nextFlow()
         encoder.encode(record, into: &out)
     }
 
     /// The next record as a `Flow`.
-    public mutating func nextFlow() -> Flow {
+    package mutating func nextFlow() -> Flow {
         if !pendingConnectionRecords.isEmpty { return pendingConnectionRecords.removeFirst() }
         clockMicros += stepMicros
         let index = popularity.sample(&random)

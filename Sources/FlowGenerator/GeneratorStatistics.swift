@@ -1,18 +1,18 @@
-public import FlowModel
+package import FlowModel
 
 /// Field presence and cardinalities of generated flows, for `flowrec generate --stats`:
 /// a quick way to see that a generated data set looks like a real cluster's.
-public struct GeneratorStatistics: Sendable {
+package struct GeneratorStatistics: Sendable {
     private var presence = [Int](repeating: 0, count: FlowSchema.count)
     private var addresses = Set<String>()
     private var pods = Set<String>()
     private var namespaces = Set<String>()
     private var pairs = Set<String>()
-    public private(set) var records = 0
+    package private(set) var records = 0
 
-    public init() {}
+    package init() {}
 
-    public mutating func add(_ flow: Flow) {
+    package mutating func add(_ flow: Flow) {
         records += 1
         for field in flow.present { presence[field.index] += 1 }
         for f in [F.srcAddr, F.dstAddr] { if let v = flow.string(f) { addresses.insert(v) } }
@@ -23,11 +23,11 @@ public struct GeneratorStatistics: Sendable {
         pairs.insert((flow.string(F.srcAddr) ?? "") + ">" + (flow.string(F.dstAddr) ?? ""))
     }
 
-    public var distinctAddresses: Int { addresses.count }
-    public var distinctPods: Int { pods.count }
-    public var distinctNamespaces: Int { namespaces.count }
+    package var distinctAddresses: Int { addresses.count }
+    package var distinctPods: Int { pods.count }
+    package var distinctNamespaces: Int { namespaces.count }
 
-    public func report(total: Int) -> String {
+    package func report(total: Int) -> String {
         var lines = ["records: \(records)",
                      "distinct IPs: \(addresses.count)",
                      "distinct pods: \(pods.count)",

@@ -7,26 +7,26 @@
 /// next week is a broken agent clock or a poisoned message, and accepting it would move
 /// the store's watermark (which decides when windows seal) to nonsense. Flows outside
 /// either range become dead letters with the reason; nothing traps.
-public enum EventTime {
+package enum EventTime {
     /// End times a shard window can hold: 1970-01-01 up to (not including) 9999-12-31.
-    public static let storableEndMs: ClosedRange<Int64> = 0...253_402_214_399_999
+    package static let storableEndMs: ClosedRange<Int64> = 0...253_402_214_399_999
 
     /// A range around the wall clock: `maxAgeMs` into the past, `maxAheadMs` into the future.
-    public struct Plausibility: Sendable, Equatable {
-        public var maxAgeMs: Int64
-        public var maxAheadMs: Int64
+    package struct Plausibility: Sendable, Equatable {
+        package var maxAgeMs: Int64
+        package var maxAheadMs: Int64
 
-        public init(maxAgeMs: Int64, maxAheadMs: Int64) {
+        package init(maxAgeMs: Int64, maxAheadMs: Int64) {
             self.maxAgeMs = maxAgeMs
             self.maxAheadMs = maxAheadMs
         }
 
         /// Ten years back (historical imports), one hour ahead (clock skew between nodes is
         /// seconds; a flow an hour ahead would move the watermark and seal live windows early).
-        public static let `default` = Plausibility(maxAgeMs: 3650 * 86_400_000, maxAheadMs: 3_600_000)
+        package static let `default` = Plausibility(maxAgeMs: 3650 * 86_400_000, maxAheadMs: 3_600_000)
 
         /// The end times accepted at `nowMs`, never wider than the storable range.
-        public func acceptedEndMs(nowMs: Int64) -> ClosedRange<Int64> {
+        package func acceptedEndMs(nowMs: Int64) -> ClosedRange<Int64> {
             let low = max(EventTime.storableEndMs.lowerBound, nowMs.subtractingClamped(maxAgeMs))
             let high = min(EventTime.storableEndMs.upperBound, nowMs.addingClamped(maxAheadMs))
             return low <= high ? low...high : high...high
@@ -35,7 +35,7 @@ public enum EventTime {
 
     /// `2026-01-01T00:05:00.250Z`: epoch milliseconds as RFC 3339 in UTC (proleptic
     /// Gregorian, any Int64), without Foundation, for messages written on hot paths.
-    public static func rfc3339(_ ms: Int64) -> String {
+    package static func rfc3339(_ ms: Int64) -> String {
         let c = components(ms)
         var text = "\(padded(c.year, 4))-\(padded(c.month, 2))-\(padded(c.day, 2))T\(padded(c.hour, 2)):\(padded(c.minute, 2)):\(padded(c.second, 2))"
         if c.millisecond != 0 { text += "." + padded(c.millisecond, 3) }
@@ -43,18 +43,18 @@ public enum EventTime {
     }
 
     /// `v` in decimal with leading zeros up to `width` digits (a minus sign first).
-    public static func padded(_ v: Int64, _ width: Int) -> String {
+    package static func padded(_ v: Int64, _ width: Int) -> String {
         let digits = String(v.magnitude)
         let zeros = String(repeating: "0", count: max(0, width - digits.count))
         return (v < 0 ? "-" : "") + zeros + digits
     }
 
     /// The UTC calendar fields of an instant, for names and messages.
-    public struct Components: Sendable, Equatable {
-        public let year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64, millisecond: Int64
+    package struct Components: Sendable, Equatable {
+        package let year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64, millisecond: Int64
     }
 
-    public static func components(_ ms: Int64) -> Components {
+    package static func components(_ ms: Int64) -> Components {
         let (seconds, millis) = ms.floorDivided(by: 1000)
         let (days, secondOfDay) = seconds.floorDivided(by: 86_400)
         let (year, month, day) = civilDate(fromDays: days)
@@ -64,7 +64,7 @@ public enum EventTime {
 
     /// Epoch milliseconds of a UTC calendar time; nil when a field is out of its range
     /// (month 13, February 30, hour 24, ...).
-    public static func epochMs(year: Int64, month: Int64, day: Int64, hour: Int64 = 0, minute: Int64 = 0,
+    package static func epochMs(year: Int64, month: Int64, day: Int64, hour: Int64 = 0, minute: Int64 = 0,
                                second: Int64 = 0, millisecond: Int64 = 0) -> Int64? {
         guard (1...12).contains(month), (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second),
               (0...999).contains(millisecond), (-1_000_000...1_000_000).contains(year) else { return nil }
@@ -101,19 +101,19 @@ public enum EventTime {
 
 extension Int64 {
     /// `self - other`, stopping at `Int64.min`/`Int64.max` instead of trapping.
-    @inlinable public func subtractingClamped(_ other: Int64) -> Int64 {
+    @inlinable package func subtractingClamped(_ other: Int64) -> Int64 {
         let (value, overflow) = subtractingReportingOverflow(other)
         return overflow ? (other > 0 ? .min : .max) : value
     }
 
     /// `self + other`, stopping at `Int64.min`/`Int64.max` instead of trapping.
-    @inlinable public func addingClamped(_ other: Int64) -> Int64 {
+    @inlinable package func addingClamped(_ other: Int64) -> Int64 {
         let (value, overflow) = addingReportingOverflow(other)
         return overflow ? (other > 0 ? .max : .min) : value
     }
 
     /// Quotient rounded toward minus infinity, and the non-negative remainder.
-    @inlinable public func floorDivided(by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+    @inlinable package func floorDivided(by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
         let q = self / divisor, r = self % divisor
         return r < 0 ? (q - 1, r + divisor) : (q, r)
     }

@@ -8,13 +8,13 @@
 /// Storage is flat on purpose: one `Int64` slot per known field and one byte arena for
 /// all text. Decoding into an existing `Flow` with `FlowDecoder.decode(_:into:)` reuses
 /// both buffers, so the ingest hot path allocates nothing per message.
-public struct Flow: Sendable, Equatable {
+package struct Flow: Sendable, Equatable {
     /// Known fields that the record carries (with a value or `null`).
-    public internal(set) var present = FieldSet()
+    package internal(set) var present = FieldSet()
     /// Known fields whose JSON value was `null`.
-    public internal(set) var nulls = FieldSet()
+    package internal(set) var nulls = FieldSet()
     /// Integer fields that arrived as numeric strings (`"FlowDirection":"1"`).
-    public internal(set) var numericStrings = FieldSet()
+    package internal(set) var numericStrings = FieldSet()
     /// Per field id: the integer (integer and bool kinds) or a `TextRange` into `text`.
     @usableFromInline var values: [Int64]
     /// UTF-8 bytes of string values and JSON text of array values.
@@ -22,14 +22,14 @@ public struct Flow: Sendable, Equatable {
     /// Unknown members, verbatim and in input order: `"key":value,"key":value`.
     @usableFromInline var extras: [UInt8]
 
-    public init() {
+    package init() {
         values = Array(repeating: 0, count: FlowSchema.count)
         text = []
         extras = []
     }
 
     /// Forgets every field but keeps the buffers' capacity for the next record.
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         present = FieldSet()
         nulls = FieldSet()
         numericStrings = FieldSet()
@@ -39,23 +39,23 @@ public struct Flow: Sendable, Equatable {
 
     // MARK: Reading
 
-    public func has(_ field: FieldID) -> Bool { present.contains(field) }
+    package func has(_ field: FieldID) -> Bool { present.contains(field) }
 
-    public func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
+    package func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
 
     /// The value of an integer or bool field; `nil` when absent or null.
-    public func integer(_ field: FieldID) -> Int64? {
+    package func integer(_ field: FieldID) -> Int64? {
         guard present.contains(field), !nulls.contains(field), !field.kind.isTextStored else { return nil }
         return values[field.index]
     }
 
     /// A string field's value, or the JSON text of an array field; `nil` when absent or null.
-    public func string(_ field: FieldID) -> String? {
+    package func string(_ field: FieldID) -> String? {
         withUTF8(field) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Calls `body` with a text field's UTF-8 bytes without creating a `String`.
-    public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+    package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
         guard present.contains(field), !nulls.contains(field), field.kind.isTextStored else { return nil }
         let range = TextRange(packed: values[field.index])
         return try text.withUnsafeBufferPointer { all in
@@ -64,16 +64,16 @@ public struct Flow: Sendable, Equatable {
     }
 
     /// The unknown fields as one JSON object (`{"NewField":1}`), or `nil` when there are none.
-    public var extrasJSON: String? {
+    package var extrasJSON: String? {
         extras.isEmpty ? nil : "{" + String(decoding: extras, as: UTF8.self) + "}"
     }
 
     /// The unknown members' bytes, `"key":value` joined by commas, as they came.
-    public var extrasBytes: [UInt8] { extras }
+    package var extrasBytes: [UInt8] { extras }
 
     // MARK: Writing (the generator and tests build flows this way)
 
-    public mutating func set(_ field: FieldID, integer value: Int64) {
+    package mutating func set(_ field: FieldID, integer value: Int64) {
         precondition(!field.kind.isTextStored, "\(field) holds text")
         markPresent(field)
         values[field.index] = value
@@ -81,7 +81,7 @@ public struct Flow: Sendable, Equatable {
 
     /// Sets a string field, or an array field from its JSON text (which must be valid
     /// for the field's kind: `FlowDecoder` is the place that checks JSON from outside).
-    public mutating func set(_ field: FieldID, text value: String) {
+    package mutating func set(_ field: FieldID, text value: String) {
         precondition(field.kind.isTextStored, "\(field) holds an integer")
         markPresent(field)
         let start = text.count
@@ -91,7 +91,7 @@ public struct Flow: Sendable, Equatable {
     }
 
     /// Sets a text field from UTF-8 bytes (a string, or JSON text for array kinds).
-    public mutating func set(_ field: FieldID, utf8 bytes: UnsafeBufferPointer<UInt8>) {
+    package mutating func set(_ field: FieldID, utf8 bytes: UnsafeBufferPointer<UInt8>) {
         precondition(field.kind.isTextStored, "\(field) holds an integer")
         markPresent(field)
         let start = text.count
@@ -100,14 +100,14 @@ public struct Flow: Sendable, Equatable {
     }
 
     /// Records that an integer field arrived as a numeric string (`"FlowDirection":"1"`).
-    public mutating func markNumericString(_ field: FieldID) {
+    package mutating func markNumericString(_ field: FieldID) {
         precondition(field.spec.acceptsNumericString, "\(field) is never a numeric string")
         numericStrings.insert(field)
     }
 
     /// Replaces the unknown fields with the members of `object`, a JSON object's text
     /// (`{"A":1,"B":[2]}`) as stored by flowrec; the braces are dropped.
-    public mutating func setExtras(objectJSON object: UnsafeBufferPointer<UInt8>) {
+    package mutating func setExtras(objectJSON object: UnsafeBufferPointer<UInt8>) {
         extras.removeAll(keepingCapacity: true)
         guard object.count >= 2 else { return }
         extras.append(contentsOf: UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
@@ -116,7 +116,7 @@ public struct Flow: Sendable, Equatable {
     /// Gives `body` direct, read-only access to every value, for storage code that
     /// binds dozens of fields per row and cannot afford a closure per field.
     @inlinable
-    public func withValues<R>(_ body: (FlowValues) throws -> R) rethrows -> R {
+    package func withValues<R>(_ body: (FlowValues) throws -> R) rethrows -> R {
         try values.withUnsafeBufferPointer { slots in
             try text.withUnsafeBufferPointer { arena in
                 try body(FlowValues(present: present, nulls: nulls, numericStrings: numericStrings,
@@ -125,13 +125,13 @@ public struct Flow: Sendable, Equatable {
         }
     }
 
-    public mutating func setNull(_ field: FieldID) {
+    package mutating func setNull(_ field: FieldID) {
         markPresent(field)
         nulls.insert(field)
     }
 
     /// Appends an unknown member; `rawJSONValue` is kept verbatim.
-    public mutating func appendExtra(key: String, rawJSONValue: String) {
+    package mutating func appendExtra(key: String, rawJSONValue: String) {
         if !extras.isEmpty { extras.append(UInt8(ascii: ",")) }
         JSONEscaping.appendQuoted(key.utf8, to: &extras)
         extras.append(UInt8(ascii: ":"))
@@ -147,7 +147,7 @@ public struct Flow: Sendable, Equatable {
 
     // MARK: Equality is by JSON value, not by buffer layout
 
-    public static func == (a: Flow, b: Flow) -> Bool {
+    package static func == (a: Flow, b: Flow) -> Bool {
         guard a.present == b.present, a.nulls == b.nulls, a.numericStrings == b.numericStrings,
               a.extras == b.extras else { return false }
         for field in a.present where !a.nulls.contains(field) {
@@ -163,7 +163,7 @@ public struct Flow: Sendable, Equatable {
 
 extension FieldKind {
     /// Kinds whose slot holds a `TextRange` into the flow's text arena.
-    @inlinable public var isTextStored: Bool {
+    @inlinable package var isTextStored: Bool {
         switch self {
         case .integer, .bool: false
         case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: true
@@ -172,10 +172,10 @@ extension FieldKind {
 }
 
 /// A flow's values, valid only inside `Flow.withValues`.
-public struct FlowValues {
-    public let present: FieldSet
-    public let nulls: FieldSet
-    public let numericStrings: FieldSet
+package struct FlowValues {
+    package let present: FieldSet
+    package let nulls: FieldSet
+    package let numericStrings: FieldSet
     @usableFromInline let slots: UnsafeBufferPointer<Int64>
     @usableFromInline let arena: UnsafeBufferPointer<UInt8>
 
@@ -189,10 +189,10 @@ public struct FlowValues {
     }
 
     /// The value of a present, non-null integer or bool field.
-    @inlinable @inline(__always) public func integer(_ field: FieldID) -> Int64 { slots[field.index] }
+    @inlinable @inline(__always) package func integer(_ field: FieldID) -> Int64 { slots[field.index] }
 
     /// The UTF-8 bytes of a present, non-null text field.
-    @inlinable @inline(__always) public func text(_ field: FieldID) -> UnsafeBufferPointer<UInt8> {
+    @inlinable @inline(__always) package func text(_ field: FieldID) -> UnsafeBufferPointer<UInt8> {
         let range = TextRange(packed: slots[field.index])
         return UnsafeBufferPointer(rebasing: arena[range.start..<range.end])
     }
@@ -212,31 +212,31 @@ public struct FlowValues {
 }
 
 /// A set of known fields, one bit per `FieldID`.
-public struct FieldSet: Sendable, Hashable, Sequence {
+package struct FieldSet: Sendable, Hashable, Sequence {
     @usableFromInline var low: UInt64 = 0
     @usableFromInline var high: UInt64 = 0
 
-    public init() {}
-    public init(_ fields: some Sequence<FieldID>) { for f in fields { insert(f) } }
+    package init() {}
+    package init(_ fields: some Sequence<FieldID>) { for f in fields { insert(f) } }
 
-    @inlinable @inline(__always) public func contains(_ f: FieldID) -> Bool {
+    @inlinable @inline(__always) package func contains(_ f: FieldID) -> Bool {
         f.rawValue < 64 ? (low >> UInt64(f.rawValue)) & 1 == 1 : (high >> UInt64(f.rawValue - 64)) & 1 == 1
     }
-    @inlinable @inline(__always) public mutating func insert(_ f: FieldID) {
+    @inlinable @inline(__always) package mutating func insert(_ f: FieldID) {
         if f.rawValue < 64 { low |= 1 << UInt64(f.rawValue) } else { high |= 1 << UInt64(f.rawValue - 64) }
     }
-    @inlinable public mutating func remove(_ f: FieldID) {
+    @inlinable package mutating func remove(_ f: FieldID) {
         if f.rawValue < 64 { low &= ~(1 << UInt64(f.rawValue)) } else { high &= ~(1 << UInt64(f.rawValue - 64)) }
     }
-    public var count: Int { low.nonzeroBitCount + high.nonzeroBitCount }
-    public var isEmpty: Bool { low == 0 && high == 0 }
+    package var count: Int { low.nonzeroBitCount + high.nonzeroBitCount }
+    package var isEmpty: Bool { low == 0 && high == 0 }
 
-    public func makeIterator() -> Iterator { Iterator(low: low, high: high) }
+    package func makeIterator() -> Iterator { Iterator(low: low, high: high) }
 
-    public struct Iterator: IteratorProtocol {
+    package struct Iterator: IteratorProtocol {
         var low: UInt64
         var high: UInt64
-        public mutating func next() -> FieldID? {
+        package mutating func next() -> FieldID? {
             if low != 0 {
                 let bit = low.trailingZeroBitCount
                 low &= low - 1

@@ -13,18 +13,18 @@
 /// try FlowDecoder().decode(messageBytes, into: &flow)   // reuses flow's buffers
 /// let end = flow.integer(FlowSchema.requiredField)
 /// ```
-public struct FlowDecoder: Sendable {
-    public struct Limits: Sendable {
+package struct FlowDecoder: Sendable {
+    package struct Limits: Sendable {
         /// Larger messages are rejected before parsing. NetObserv flows are under 2 KiB.
-        public var maxMessageBytes: Int
+        package var maxMessageBytes: Int
         /// Deepest nesting accepted inside unknown fields and arrays.
-        public var maxDepth: Int
+        package var maxDepth: Int
         /// `TimeFlowEndMs` values accepted; others fail with `.endTimeOutOfRange`. At most
         /// `EventTime.storableEndMs`; a long-running caller narrows it around the wall
         /// clock with `EventTime.Plausibility` before each batch.
-        public var acceptedEndMs: ClosedRange<Int64>
+        package var acceptedEndMs: ClosedRange<Int64>
 
-        public init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32,
+        package init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32,
                     acceptedEndMs: ClosedRange<Int64> = EventTime.storableEndMs) {
             self.maxMessageBytes = maxMessageBytes
             self.maxDepth = maxDepth
@@ -32,12 +32,12 @@ public struct FlowDecoder: Sendable {
         }
     }
 
-    public var limits: Limits
+    package var limits: Limits
 
-    public init(limits: Limits = Limits()) { self.limits = limits }
+    package init(limits: Limits = Limits()) { self.limits = limits }
 
     /// Decodes `bytes` into `flow`, replacing its contents and reusing its buffers.
-    public func decode(_ bytes: UnsafeRawBufferPointer, into flow: inout Flow) throws(FlowDecodingError) {
+    package func decode(_ bytes: UnsafeRawBufferPointer, into flow: inout Flow) throws(FlowDecodingError) {
         flow.removeAll()
         guard bytes.count <= limits.maxMessageBytes else {
             throw FlowDecodingError(.tooLarge(size: bytes.count, limit: limits.maxMessageBytes), at: 0)
@@ -73,14 +73,14 @@ public struct FlowDecoder: Sendable {
     /// Decodes a message held in any contiguous byte collection (`[UInt8]`, `Data`, ...).
     /// Inlinable so callers in other modules get a specialized copy, not generic dispatch.
     @inlinable
-    public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(FlowDecodingError) -> Flow {
+    package func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(FlowDecodingError) -> Flow {
         var flow = Flow()
         try decode(bytes, into: &flow)
         return flow
     }
 
     @inlinable
-    public func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, into flow: inout Flow) throws(FlowDecodingError) {
+    package func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, into flow: inout Flow) throws(FlowDecodingError) {
         let result: Result<Void, FlowDecodingError>? = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(FlowDecodingError) in try decode(UnsafeRawBufferPointer(buffer), into: &flow) }
         }
@@ -732,9 +732,9 @@ extension FlowJSONParser {
 /// The elements of a JSON array of strings (`["eth0","br-ex"]`), as flows keep
 /// Interfaces, Udns and TLSTypes; the decoder's own string scanner, so escapes and
 /// UTF-8 are handled exactly as when the flow was decoded.
-public enum JSONStringArray {
+package enum JSONStringArray {
     /// The unescaped elements, or nil when the text is not an array of strings.
-    public static func parse(_ text: UnsafeBufferPointer<UInt8>) -> [[UInt8]]? {
+    package static func parse(_ text: UnsafeBufferPointer<UInt8>) -> [[UInt8]]? {
         guard let base = text.baseAddress else { return nil }
         var parser = FlowJSONParser(base: base, count: text.count, maxDepth: 2, keys: FieldKeyTable.shared)
         return try? parser.parseStringArray()

@@ -1,7 +1,7 @@
 /// Why a message is not a flow. The recorder stores the message in the dead-letter
 /// table with this reason; `description` is what a user reads there.
-public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Reason: Sendable, Equatable {
+package struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Reason: Sendable, Equatable {
         /// The bytes are not JSON (or not one JSON object); the text says what was expected.
         case invalidJSON(String)
         /// A known field holds a value of the wrong JSON type.
@@ -23,16 +23,16 @@ public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvert
         case endTimeOutOfRange(valueMs: Int64, accepted: ClosedRange<Int64>)
     }
 
-    public let reason: Reason
+    package let reason: Reason
     /// Byte offset in the message where the problem was found.
-    public let offset: Int
+    package let offset: Int
 
-    public init(_ reason: Reason, at offset: Int) {
+    package init(_ reason: Reason, at offset: Int) {
         self.reason = reason
         self.offset = offset
     }
 
-    public var description: String {
+    package var description: String {
         switch reason {
         case .invalidJSON(let what): "invalid JSON at byte \(offset): \(what)"
         case .wrongType(let field, let expected): "field \(field) at byte \(offset) must be \(expected)"
@@ -50,7 +50,7 @@ public struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConvert
     }
 
     /// A short machine-friendly label for metrics (`reason="invalid_json"`).
-    public var metricLabel: String {
+    package var metricLabel: String {
         switch reason {
         case .invalidJSON: "invalid_json"
         case .wrongType: "wrong_type"

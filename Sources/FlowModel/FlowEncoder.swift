@@ -4,11 +4,11 @@
 ///
 /// For a record produced by flowlogs-pipeline, `decode` then `encode` gives back the
 /// same bytes; for any accepted record it gives back the same JSON value.
-public struct FlowEncoder: Sendable {
-    public init() {}
+package struct FlowEncoder: Sendable {
+    package init() {}
 
     /// Appends the flow's JSON object (no newline) to `out`.
-    public func encode(_ flow: Flow, into out: inout [UInt8]) {
+    package func encode(_ flow: Flow, into out: inout [UInt8]) {
         let tables = FlowSchema.tables
         out.append(UInt8(ascii: "{"))
         var first = true
@@ -37,7 +37,7 @@ public struct FlowEncoder: Sendable {
     }
 
     /// The flow as a JSON string; convenient in tests and tools, slower than `encode(_:into:)`.
-    public func encode(_ flow: Flow) -> String {
+    package func encode(_ flow: Flow) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         encode(flow, into: &out)
@@ -134,11 +134,11 @@ private struct ExtraMembers {
 }
 
 /// JSON text helpers shared by the encoder and exporters.
-public enum JSONEscaping {
+package enum JSONEscaping {
     /// Appends `s` as a quoted JSON string, escaping like Go's `encoding/json`:
     /// `\"`, `\\`, `\n`, `\r`, `\t`, other controls and `<`, `>`, `&`, U+2028, U+2029 as `\u00XX`.
     @inlinable
-    public static func appendQuoted<S: Sequence<UInt8>>(_ s: S, to out: inout [UInt8]) {
+    package static func appendQuoted<S: Sequence<UInt8>>(_ s: S, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         let done: Void? = s.withContiguousStorageIfAvailable { buf in appendEscaped(buf, to: &out) }
         if done == nil { Array(s).withUnsafeBufferPointer { appendEscaped($0, to: &out) } }
@@ -201,7 +201,7 @@ public enum JSONEscaping {
     }
 
     /// Appends the decimal digits of `value`.
-    public static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+    package static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
         if value >= 0 && value < 10 {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return

@@ -7,10 +7,10 @@
 ///
 /// The source for every entry is `shared/reference/netobserv-flow-fields.md`, which
 /// traces each field to the NetObserv code that produces it.
-public enum FlowSchema {
+package enum FlowSchema {
     /// Every known field, in the order of their `FieldID`s (which is also the column
     /// order of a shard). The order is append-only: ids are stored in shards.
-    public static let fields: [FieldSpec] = [
+    package static let fields: [FieldSpec] = [
         // Base fields: every flow log from the eBPF agent and flowlogs-pipeline.
         .init("TimeFlowStartMs", .integer, ch: "Int64", .base, "Flow start, epoch milliseconds."),
         .init("TimeFlowEndMs", .integer, ch: "Int64", .base, "Flow end, epoch milliseconds; flowrec partitions shards by it."),
@@ -133,26 +133,26 @@ public enum FlowSchema {
     ]
 
     /// The field a flow must have: it decides which shard window the flow belongs to.
-    public static let requiredField: FieldID = id(of: "TimeFlowEndMs")
+    package static let requiredField: FieldID = id(of: "TimeFlowEndMs")
 
     /// The id of a field by its NetObserv name; `nil` for names not in the list.
-    public static func id(named name: String) -> FieldID? {
+    package static func id(named name: String) -> FieldID? {
         indexByName[name].map { FieldID(rawValue: UInt8($0)) }
     }
 
     /// The id of a field the code refers to by name. Only for names spelled in
     /// flowrec's own source: a typo is a programming error, caught by the first test.
-    public static func id(of name: String) -> FieldID {
+    package static func id(of name: String) -> FieldID {
         guard let id = id(named: name) else { preconditionFailure("\(name) is not in FlowSchema.fields") }
         return id
     }
 
     /// Field ids in JSON key order (byte-wise, as Go's `encoding/json` sorts map keys).
-    public static let idsInKeyOrder: [FieldID] = fields.indices
+    package static let idsInKeyOrder: [FieldID] = fields.indices
         .sorted { Array(fields[$0].name.utf8).lexicographicallyPrecedes(Array(fields[$1].name.utf8)) }
         .map { FieldID(rawValue: UInt8($0)) }
 
-    public static var count: Int { fields.count }
+    package static var count: Int { fields.count }
 
     /// Per-field facts the hot paths read, kept apart from `fields` so that reading a
     /// kind does not copy (and retain) a `FieldSpec`'s strings.
@@ -163,31 +163,31 @@ public enum FlowSchema {
 }
 
 /// A known field, by its position in `FlowSchema.fields`.
-public struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public var index: Int { Int(rawValue) }
-    public var spec: FieldSpec { FlowSchema.fields[index] }
+package struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue }
+    package var index: Int { Int(rawValue) }
+    package var spec: FieldSpec { FlowSchema.fields[index] }
     /// Same as `spec.kind`, without copying the spec.
-    public var kind: FieldKind { FlowSchema.tables.kinds[index] }
-    public var name: String { spec.name }
-    public var description: String { spec.name }
-    public static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
+    package var kind: FieldKind { FlowSchema.tables.kinds[index] }
+    package var name: String { spec.name }
+    package var description: String { spec.name }
+    package static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// Everything flowrec needs to know about one NetObserv field.
-public struct FieldSpec: Sendable {
+package struct FieldSpec: Sendable {
     /// The JSON key, exactly as NetObserv writes it; also the column name everywhere.
-    public let name: String
-    public let kind: FieldKind
+    package let name: String
+    package let kind: FieldKind
     /// The column type in the ClickHouse table that the forwarder writes to.
-    public let clickHouseType: String
+    package let clickHouseType: String
     /// The NetObserv feature (or agent version) that makes the field appear.
-    public let feature: FlowFeature
-    public let summary: String
+    package let feature: FlowFeature
+    package let summary: String
     /// FlowDirection arrives as `"1"` when it went through Loki; the number is stored
     /// and the spelling remembered so the flow is re-encoded as it came.
-    public let acceptsNumericString: Bool
+    package let acceptsNumericString: Bool
 
     init(_ name: String, _ kind: FieldKind, ch: String, _ feature: FlowFeature, _ summary: String,
          acceptsNumericString: Bool = false) {
@@ -201,7 +201,7 @@ public struct FieldSpec: Sendable {
 }
 
 /// The JSON shape of a field, which decides how it is decoded, stored and encoded.
-public enum FieldKind: String, Sendable, CaseIterable {
+package enum FieldKind: String, Sendable, CaseIterable {
     /// A JSON integer (integral floats such as `1e3` are accepted), stored as Int64.
     case integer
     /// A JSON string, stored as UTF-8 text.
@@ -218,7 +218,7 @@ public enum FieldKind: String, Sendable, CaseIterable {
     case tcpFlags
 
     /// Whether the value is kept as its JSON text rather than as a scalar.
-    public var isJSONText: Bool {
+    package var isJSONText: Bool {
         switch self {
         case .integer, .string, .bool: false
         case .stringArray, .directionArray, .objectArray, .tcpFlags: true
@@ -227,7 +227,7 @@ public enum FieldKind: String, Sendable, CaseIterable {
 }
 
 /// Which NetObserv feature produces a field; for docs and for the generator's switches.
-public enum FlowFeature: String, Sendable, CaseIterable {
+package enum FlowFeature: String, Sendable, CaseIterable {
     case base, kubeEnrichment, zones, subnetLabels, multiCluster, udnMapping
     case dnsTracking, packetDrop, flowRTT, networkEvents, packetTranslation
     case ipsec, tlsTracking, quic, conntrack, legacy

@@ -1,4 +1,4 @@
-public import Forwarders
+package import Forwarders
 import Foundation
 import ShardStore
 import Synchronization

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 import Query
 import ShardStore
 
@@ -8,34 +8,34 @@ import ShardStore
 /// Each request opens the store for reading (the recorder keeps writing) and runs on a
 /// Dispatch thread, not the listener's: a long query never delays `/healthz`. Ranges
 /// and result sizes are bounded so one request cannot scan a year or return gigabytes.
-public struct FlowAPI: Sendable {
-    public var dataDirectory: String
+package struct FlowAPI: Sendable {
+    package var dataDirectory: String
     /// The longest time range one request may cover.
-    public var maxRangeMs: Int64 = 31 * 86_400_000
+    package var maxRangeMs: Int64 = 31 * 86_400_000
     /// The most flows (or groups) one response may hold.
-    public var maxRows = 10_000
+    package var maxRows = 10_000
 
-    public init(dataDirectory: String) {
+    package init(dataDirectory: String) {
         self.dataDirectory = dataDirectory
     }
 
     /// The paths served, for the router and the OpenAPI check.
-    public static let paths = ["/api/v1/flows", "/api/v1/top", "/api/v1/shards"]
+    package static let paths = ["/api/v1/flows", "/api/v1/top", "/api/v1/shards"]
     /// Query parameters each path reads (the OpenAPI file must declare exactly these).
-    public static let parameters: [String: [String]] = [
+    package static let parameters: [String: [String]] = [
         "/api/v1/flows": ["from", "to", "since", "where", "fields", "limit"],
         "/api/v1/top": ["from", "to", "since", "where", "by", "metric", "limit"],
         "/api/v1/shards": [],
     ]
 
     /// An answer: HTTP status and a JSON body.
-    public struct Answer: Sendable {
-        public let status: Int
-        public let body: Data
+    package struct Answer: Sendable {
+        package let status: Int
+        package let body: Data
     }
 
     /// Answers `path` with `query` parameters, off the caller's thread.
-    public func answer(path: String, query: [String: String]) async -> Answer {
+    package func answer(path: String, query: [String: String]) async -> Answer {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: self.answerNow(path: path, query: query))

@@ -1,12 +1,12 @@
 /// Every setting of `flowrec record`, `sync` and `prune`, by section. The YAML file
 /// uses the same sections (`kafka:`, `store:`, ...); `docs/configuration.md` and
 /// `deploy/flowrec.example.yaml` are generated from this table (`flowrec config`).
-public enum FlowrecSettings {
-    public static let data: [Setting] = [
+package enum FlowrecSettings {
+    package static let data: [Setting] = [
         Setting("data", flag: "data", .string, default: "./flowrec-data", value: "DIR", "Data directory: shards, catalog, dead letters, rollups."),
     ]
 
-    public static let kafka: [Setting] = [
+    package static let kafka: [Setting] = [
         Setting("kafka.brokers", flag: "brokers", .string, value: "HOST:PORT,...", "Kafka bootstrap servers. Required."),
         Setting("kafka.topics", flag: "topic", .list, default: "flows-export", value: "TOPIC",
                 "Topics to consume (repeat the flag, or a YAML list). NetObserv's exporter writes to flows-export by default."),
@@ -28,7 +28,7 @@ public enum FlowrecSettings {
         Setting("exitWhenIdle", flag: "exit-when-idle", .duration, "Exit cleanly after this long without a message (batch jobs, tests)."),
     ]
 
-    public static let store: [Setting] = [
+    package static let store: [Setting] = [
         Setting("store.window", flag: "window", .duration, default: "1h", "Shard window, 1m to 1d."),
         Setting("store.grace", flag: "grace", .duration, default: "2m", "Wait after a window's end before sealing it (late flows)."),
         Setting("store.maxEventAge", flag: "max-event-age", .duration, default: "3650d",
@@ -41,7 +41,7 @@ public enum FlowrecSettings {
                 "How long the topics must be quiet before deep compaction starts (at the lowest CPU priority)."),
     ]
 
-    public static let retention: [Setting] = [
+    package static let retention: [Setting] = [
         Setting("retention.maxAge", flag: "max-age", .duration, "Delete sealed shards whose window ended longer ago than this (e.g. 30d)."),
         Setting("retention.maxSize", flag: "max-size", .byteSize, "Keep the shards' total size under this (e.g. 200GiB)."),
         Setting("retention.minFree", flag: "min-free", .freeSpace,
@@ -53,7 +53,7 @@ public enum FlowrecSettings {
         Setting("retention.maxRunTime", flag: "max-run-time", .duration, default: "30s", "Longest time one retention run spends deleting."),
     ]
 
-    public static let http: [Setting] = [
+    package static let http: [Setting] = [
         Setting("http.listen", flag: "http-listen", .string, default: "127.0.0.1:9464", value: "HOST:PORT",
                 "Listener for /metrics, /healthz, /readyz and the API; off turns it off."),
         Setting("http.tokenFile", flag: "http-token-file", .string, value: "FILE", "File holding the bearer token /metrics requires (required off loopback)."),
@@ -64,14 +64,14 @@ public enum FlowrecSettings {
         Setting("http.apiMaxRows", flag: "api-max-rows", .integer, default: "10000", "The most flows or groups one /api/v1 response may hold."),
     ]
 
-    public static let forwarding: [Setting] = [
+    package static let forwarding: [Setting] = [
         Setting("forward", flag: "forward", .list, value: "clickhouse|directory|exec",
                 "Forward each sealed shard to these targets as soon as it is sealed (record only)."),
         Setting("forwardInterval", flag: "forward-interval", .duration, default: "30s",
                 "How often forwarders retry and catch up, besides right after each seal."),
     ]
 
-    public static let clickhouse: [Setting] = [
+    package static let clickhouse: [Setting] = [
         Setting("clickhouse.url", flag: "clickhouse-url", .string, default: "http://127.0.0.1:8123", value: "URL",
                 "ClickHouse HTTP interface: http://HOST:8123 or https://HOST:8443."),
         Setting("clickhouse.user", flag: "clickhouse-user", .string, default: "default", value: "USER", "ClickHouse user."),
@@ -94,29 +94,29 @@ public enum FlowrecSettings {
         Setting("clickhouse.ttlDays", flag: "clickhouse-ttl-days", .integer, "TTL in days of a table made by createTable (modern servers)."),
     ]
 
-    public static let directory: [Setting] = [
+    package static let directory: [Setting] = [
         Setting("directory.path", flag: "directory-path", .string, value: "DIR",
                 "Directory (NFS or object-store mount) receiving sealed shards and their manifests."),
     ]
 
-    public static let exec: [Setting] = [
+    package static let exec: [Setting] = [
         Setting("exec.command", flag: "exec-command", .string, value: "COMMAND",
                 "Run by /bin/sh once per sealed shard, with FLOWREC_SHARD_PATH and the shard's facts in its environment; exit 0 means delivered."),
         Setting("exec.timeout", flag: "exec-timeout", .duration, default: "10m", "Longest run before the command is killed."),
         Setting("exec.attempts", flag: "exec-attempts", .integer, default: "3", "Attempts per shard before the failure is reported."),
     ]
 
-    public static var targets: [Setting] { clickhouse + directory + exec }
+    package static var targets: [Setting] { clickhouse + directory + exec }
     /// `flowrec record`.
-    public static var record: [Setting] { data + kafka + store + retention + http + forwarding + targets }
+    package static var record: [Setting] { data + kafka + store + retention + http + forwarding + targets }
     /// `flowrec sync`.
-    public static var sync: [Setting] { data + targets }
+    package static var sync: [Setting] { data + targets }
     /// `flowrec prune`.
-    public static var prune: [Setting] { data + retention }
+    package static var prune: [Setting] { data + retention }
 
     /// librdkafka properties for TLS and SASL from the settings, secrets read from their
     /// files or the environment; `kafka.properties` are applied on top by the caller.
-    public static func kafkaSecurityProperties(_ s: ResolvedSettings, readFile: (String) throws -> String) throws -> [String: String] {
+    package static func kafkaSecurityProperties(_ s: ResolvedSettings, readFile: (String) throws -> String) throws -> [String: String] {
         var properties: [String: String] = [:]
         let tls = s.string("kafka.tls.caFile") != nil || s.string("kafka.tls.certFile") != nil
         if let ca = s.string("kafka.tls.caFile") { properties["ssl.ca.location"] = ca }
@@ -148,7 +148,7 @@ public enum FlowrecSettings {
     }
 
     /// `--help` text for a table: flag, YAML key, environment variable, default.
-    public static func help(_ table: [Setting]) -> String {
+    package static func help(_ table: [Setting]) -> String {
         var lines: [String] = []
         for setting in table {
             let flag = setting.flag.map { "--\($0)" + (setting.kind == .bool ? "" : " \(setting.valueName)") } ?? "(environment only)"
@@ -160,7 +160,7 @@ public enum FlowrecSettings {
     }
 
     /// The configuration reference in Markdown (docs/configuration.md).
-    public static func referenceMarkdown() -> String {
+    package static func referenceMarkdown() -> String {
         var out = """
             # flowrec configuration reference
 
@@ -203,7 +203,7 @@ public enum FlowrecSettings {
     }
 
     /// A commented example config file (deploy/flowrec.example.yaml).
-    public static func exampleYAML() -> String {
+    package static func exampleYAML() -> String {
         var out = """
             # flowrec configuration: `flowrec record --config flowrec.yaml`.
             # Generated by `flowrec config example`; every key is in docs/configuration.md.

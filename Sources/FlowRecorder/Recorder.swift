@@ -1,55 +1,55 @@
-public import FlowModel
-public import Forwarders
+package import FlowModel
+package import Forwarders
 import Foundation
 import KafkaSource
 import Synchronization
-public import ShardStore
+package import ShardStore
 
 /// What `flowrec record` needs to know.
-public struct RecorderConfiguration: Sendable {
-    public var bootstrapServers: String
-    public var topics: [String] = ["flows-export"]
-    public var groupID = "flowrec"
-    public var dataDirectory = "./flowrec-data"
-    public var store = ShardStore.Options(sealInBackground: true)
+package struct RecorderConfiguration: Sendable {
+    package var bootstrapServers: String
+    package var topics: [String] = ["flows-export"]
+    package var groupID = "flowrec"
+    package var dataDirectory = "./flowrec-data"
+    package var store = ShardStore.Options(sealInBackground: true)
     /// Most messages taken from Kafka per batch (one store transaction per shard per batch).
-    public var maxBatchMessages = 10_000
-    public var pollTimeoutMs: Int32 = 500
+    package var maxBatchMessages = 10_000
+    package var pollTimeoutMs: Int32 = 500
     /// Larger messages become dead letters.
-    public var maxMessageBytes = 1 << 20
+    package var maxMessageBytes = 1 << 20
     /// Flows ending outside this range around the wall clock become dead letters.
-    public var eventTimes = EventTime.Plausibility.default
+    package var eventTimes = EventTime.Plausibility.default
     /// Extra librdkafka properties (TLS, SASL, fetch sizes, ...), passed through.
-    public var kafkaProperties: [String: String] = [:]
+    package var kafkaProperties: [String: String] = [:]
     /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
-    public var exitWhenIdleSeconds: Double?
+    package var exitWhenIdleSeconds: Double?
     /// Retention limits, applied at start and then every `retentionIntervalSeconds`.
-    public var retention = RetentionPolicy()
-    public var retentionIntervalSeconds: Double = 60
+    package var retention = RetentionPolicy()
+    package var retentionIntervalSeconds: Double = 60
     /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/api/v1`); nil turns it off.
-    public var http: HTTPListenerConfiguration?
+    package var http: HTTPListenerConfiguration?
     /// Bounds of one API request: its time range and its rows.
-    public var apiMaxRangeMs: Int64 = 31 * 86_400_000
-    public var apiMaxRows = 10_000
+    package var apiMaxRangeMs: Int64 = 31 * 86_400_000
+    package var apiMaxRows = 10_000
     /// Targets every sealed shard is forwarded to, right after its seal and then every
     /// `forwardIntervalSeconds` until delivered.
-    public var forwarders: [any Forwarder] = []
-    public var forwardIntervalSeconds: Double = 30
+    package var forwarders: [any Forwarder] = []
+    package var forwardIntervalSeconds: Double = 30
     /// Deep compaction while no message arrives; nil disables it.
-    public var deepCompaction: DeepCompaction? = DeepCompaction()
+    package var deepCompaction: DeepCompaction? = DeepCompaction()
 
     /// Recompress sealed shards at `level` on a lowest-priority thread once the topics
     /// have been quiet for `idleSeconds` (NetObserv traffic has daily lulls).
-    public struct DeepCompaction: Sendable {
-        public var level: Int32 = 19
-        public var idleSeconds: Double = 60
-        public init(level: Int32 = 19, idleSeconds: Double = 60) {
+    package struct DeepCompaction: Sendable {
+        package var level: Int32 = 19
+        package var idleSeconds: Double = 60
+        package init(level: Int32 = 19, idleSeconds: Double = 60) {
             self.level = level
             self.idleSeconds = idleSeconds
         }
     }
 
-    public init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
+    package init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
 }
 
 /// Consumes NetObserv flows from Kafka into the store, exactly once.
@@ -58,31 +58,31 @@ public struct RecorderConfiguration: Sendable {
 /// assigned, each one starts after the highest offset the store holds for it (its
 /// high-water mark). After a batch is stored, offsets are committed to the group only so
 /// that lag monitoring works. A crash at any moment loses nothing and stores nothing twice.
-public final class Recorder {
-    public struct Counters: Sendable {
-        public var messages = 0
-        public var stored = 0
-        public var replaysSkipped = 0
-        public var deadLetters = 0
-        public var batches = 0
-        public var shardsPruned = 0
+package final class Recorder {
+    package struct Counters: Sendable {
+        package var messages = 0
+        package var stored = 0
+        package var replaysSkipped = 0
+        package var deadLetters = 0
+        package var batches = 0
+        package var shardsPruned = 0
         /// Deleted by the free-space limit before every required forwarder delivered them.
-        public var undeliveredShardsPruned = 0
-        public var retentionErrors = 0
+        package var undeliveredShardsPruned = 0
+        package var retentionErrors = 0
     }
 
-    public let configuration: RecorderConfiguration
-    public private(set) var counters = Counters()
+    package let configuration: RecorderConfiguration
+    package private(set) var counters = Counters()
     /// Prometheus figures, also served on `/metrics` when the listener is on.
-    public let metrics = RecorderMetrics()
+    package let metrics = RecorderMetrics()
     /// What `/healthz` and `/readyz` report.
-    public let status = RecorderStatus()
+    package let status = RecorderStatus()
     /// The listener's bound port once `run` has started it (tests listen on port 0).
-    public var httpPort: Int? { server.withLock { $0?.port } }
+    package var httpPort: Int? { server.withLock { $0?.port } }
     private let server = Mutex<StatusServer?>(nil)
     private let log: @Sendable (String) -> Void
 
-    public init(configuration: RecorderConfiguration, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    package init(configuration: RecorderConfiguration, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
         self.log = log
     }
@@ -90,7 +90,7 @@ public final class Recorder {
     /// Runs until `shouldStop` returns true (checked between batches) or the topic stays
     /// idle for `exitWhenIdleSeconds`; then stores nothing further, waits for background
     /// seals, and leaves the group.
-    public func run(shouldStop: () -> Bool) throws {
+    package func run(shouldStop: () -> Bool) throws {
         let log = self.log
         let metrics = self.metrics
         if let http = configuration.http {

@@ -1,4 +1,4 @@
-public import Prometheus
+package import Prometheus
 import ShardStore
 
 /// Every figure `flowrec record` exposes on `/metrics`, in Prometheus' text format.
@@ -6,8 +6,8 @@ import ShardStore
 /// Names carry the `flowrec_` prefix, counters end in `_total`, durations are seconds
 /// and sizes bytes, as Prometheus' naming guide asks, so dashboards can use `rate()` and
 /// unit-aware panels without translation.
-public final class RecorderMetrics: Sendable {
-    public let registry: PrometheusCollectorRegistry
+package final class RecorderMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
 
     let messagesConsumed: Counter
     let messageBytes: Counter
@@ -26,7 +26,7 @@ public final class RecorderMetrics: Sendable {
     let assignedPartitions: Gauge
     let oldestRollupAge: Gauge
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         messagesConsumed = registry.makeCounter(descriptor: Self.named("messages_consumed", "total", "Kafka messages taken from the flow topics."))
         messageBytes = registry.makeCounter(descriptor: Self.named("consumed_bytes", "total", "Payload bytes of the consumed messages."))

@@ -3,7 +3,7 @@ import Synchronization
 
 /// What the HTTP probes report about a running recorder, written by the recorder's loop
 /// and read by the listener's threads.
-public final class RecorderStatus: Sendable {
+package final class RecorderStatus: Sendable {
     private struct State {
         var storeOpen = false
         var assignedPartitions = 0
@@ -13,9 +13,9 @@ public final class RecorderStatus: Sendable {
 
     /// How long the loop may go without a turn before `/healthz` fails: a poll lasts
     /// under a second and a batch a few, so two minutes means it is stuck.
-    public static let stalledAfterSeconds: Int64 = 120
+    package static let stalledAfterSeconds: Int64 = 120
 
-    public init() {}
+    package init() {}
 
     func storeOpened() { state.withLock { $0.storeOpen = true } }
     func storeClosed() { state.withLock { $0.storeOpen = false } }
@@ -29,7 +29,7 @@ public final class RecorderStatus: Sendable {
     }
 
     /// nil when live, else why not.
-    public func livenessProblem() -> String? {
+    package func livenessProblem() -> String? {
         let last = state.withLock { $0.lastLoopMs }
         guard last > 0 else { return nil }  // starting up: the store may be finishing seals
         let stalled = (Self.nowMs() - last) / 1000
@@ -37,7 +37,7 @@ public final class RecorderStatus: Sendable {
     }
 
     /// nil when ready (store open and partitions assigned), else why not.
-    public func readinessProblem() -> String? {
+    package func readinessProblem() -> String? {
         let snapshot = state.withLock { $0 }
         if !snapshot.storeOpen { return "the store is not open" }
         if snapshot.assignedPartitions == 0 { return "no partitions assigned yet (joining the consumer group)" }

@@ -4,8 +4,8 @@ import Yams
 /// One configurable value of flowrec, defined once: the YAML key, the command-line
 /// flag, the environment variable, the default and the help all come from here, and
 /// so do `--help`, `--check-config` and the configuration reference in the docs.
-public struct Setting: Sendable {
-    public enum Kind: Sendable, Equatable {
+package struct Setting: Sendable {
+    package enum Kind: Sendable, Equatable {
         case string, integer, number, bool, duration, byteSize, freeSpace
         /// Several values: a YAML sequence, a repeated flag, or commas in the environment.
         case list
@@ -15,20 +15,20 @@ public struct Setting: Sendable {
     }
 
     /// Dotted YAML path, e.g. `kafka.brokers`.
-    public let key: String
+    package let key: String
     /// Long flag without dashes, e.g. `brokers`; nil for values that must not appear on a
     /// command line (secrets: they would show in `ps` and shell history).
-    public let flag: String?
-    public let kind: Kind
+    package let flag: String?
+    package let kind: Kind
     /// The default, as text; nil when unset by default.
-    public let defaultValue: String?
-    public let help: String
+    package let defaultValue: String?
+    package let help: String
     /// Secrets are read from the environment only and never printed.
-    public let secret: Bool
+    package let secret: Bool
     /// What the value looks like, for `--help` (e.g. `HOST:PORT`).
-    public let valueName: String
+    package let valueName: String
 
-    public init(_ key: String, flag: String?, _ kind: Kind, default defaultValue: String? = nil, value valueName: String? = nil,
+    package init(_ key: String, flag: String?, _ kind: Kind, default defaultValue: String? = nil, value valueName: String? = nil,
                 secret: Bool = false, _ help: String) {
         self.key = key
         self.flag = flag
@@ -41,7 +41,7 @@ public struct Setting: Sendable {
 
     /// `FLOWREC_` + the key in upper snake case: `kafka.sasl.passwordFile` →
     /// `FLOWREC_KAFKA_SASL_PASSWORD_FILE`.
-    public var environmentVariable: String {
+    package var environmentVariable: String {
         var name = "FLOWREC_"
         var previousLower = false
         for character in key {
@@ -77,19 +77,19 @@ public struct Setting: Sendable {
 }
 
 /// A setting's value and where it came from.
-public enum SettingValue: Sendable, Equatable {
+package enum SettingValue: Sendable, Equatable {
     case scalar(String)
     case list([String])
     case map([String: String])
 }
 
-public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
+package enum SettingSource: Sendable, Equatable, CustomStringConvertible {
     case defaultValue
     case file(String)
     case environment(String)
     case flag(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .defaultValue: "default"
         case .file(let path): "file \(path)"
@@ -100,18 +100,18 @@ public enum SettingSource: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A configuration problem, with where the bad value came from.
-public struct SettingsError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct SettingsError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Settings from a YAML file, the environment and the command line, merged in that
 /// order: flags win over the environment, which wins over the file, which wins over
 /// the defaults. Every value is checked against its kind while merging, so a mistake
 /// is reported once, naming the layer it came from.
-public struct ResolvedSettings: Sendable {
-    public let table: [Setting]
-    public private(set) var values: [String: (value: SettingValue, source: SettingSource)] = [:]
+package struct ResolvedSettings: Sendable {
+    package let table: [Setting]
+    package private(set) var values: [String: (value: SettingValue, source: SettingSource)] = [:]
 
     /// Keys the config file may hold for other commands (one file serves `record`,
     /// `sync` and `prune`): skipped rather than reported as unknown.
@@ -121,7 +121,7 @@ public struct ResolvedSettings: Sendable {
     ///   - arguments: command-line words not handled elsewhere (`--window 1m`, `--topic=a`).
     ///   - configFile: a YAML file, or nil.
     ///   - fileMayAlsoHold: settings of other commands that the file may hold.
-    public init(table: [Setting], arguments: [String], environment: [String: String], configFile: String?,
+    package init(table: [Setting], arguments: [String], environment: [String: String], configFile: String?,
                 fileMayAlsoHold: [Setting] = []) throws(SettingsError) {
         self.table = table
         otherKeys = Set(fileMayAlsoHold.map(\.key)).subtracting(table.map(\.key))
@@ -320,32 +320,32 @@ public struct ResolvedSettings: Sendable {
 
     // MARK: Reading
 
-    public func source(_ key: String) -> SettingSource? { values[key]?.source }
+    package func source(_ key: String) -> SettingSource? { values[key]?.source }
 
-    public func string(_ key: String) -> String? {
+    package func string(_ key: String) -> String? {
         if case .scalar(let s)? = values[key]?.value { return s }
         return nil
     }
 
-    public func list(_ key: String) -> [String] {
+    package func list(_ key: String) -> [String] {
         if case .list(let l)? = values[key]?.value { return l }
         return string(key).map { [$0] } ?? []
     }
 
-    public func map(_ key: String) -> [String: String] {
+    package func map(_ key: String) -> [String: String] {
         if case .map(let m)? = values[key]?.value { return m }
         return [:]
     }
 
-    public func integer(_ key: String) -> Int64? { string(key).flatMap { Int64($0) } }
-    public func number(_ key: String) -> Double? { string(key).flatMap { Double($0) } }
-    public func bool(_ key: String) -> Bool { string(key).map { ["true", "yes", "1", "on"].contains($0.lowercased()) } ?? false }
-    public func seconds(_ key: String) -> Double? { string(key).flatMap(SettingParsers.seconds) }
-    public func bytes(_ key: String) -> Int64? { string(key).flatMap(SettingParsers.bytes) }
-    public func freeSpace(_ key: String) -> (bytes: Int64?, fraction: Double?)? { string(key).flatMap(SettingParsers.freeSpace) }
+    package func integer(_ key: String) -> Int64? { string(key).flatMap { Int64($0) } }
+    package func number(_ key: String) -> Double? { string(key).flatMap { Double($0) } }
+    package func bool(_ key: String) -> Bool { string(key).map { ["true", "yes", "1", "on"].contains($0.lowercased()) } ?? false }
+    package func seconds(_ key: String) -> Double? { string(key).flatMap(SettingParsers.seconds) }
+    package func bytes(_ key: String) -> Int64? { string(key).flatMap(SettingParsers.bytes) }
+    package func freeSpace(_ key: String) -> (bytes: Int64?, fraction: Double?)? { string(key).flatMap(SettingParsers.freeSpace) }
 
     /// A value that must be set, or an error naming every way to set it.
-    public func required(_ key: String) throws(SettingsError) -> String {
+    package func required(_ key: String) throws(SettingsError) -> String {
         guard let value = string(key), !value.isEmpty else {
             let setting = table.first { $0.key == key }
             let ways = [setting?.flag.map { "--\($0)" }, setting.map(\.environmentVariable), "\(key) in the config file"].compactMap { $0 }
@@ -356,7 +356,7 @@ public struct ResolvedSettings: Sendable {
 
     /// The effective settings as YAML, secrets masked, each line saying where its value
     /// came from: what `--check-config` prints.
-    public func rendered() -> String {
+    package func rendered() -> String {
         var lines: [String] = []
         var openSections: [String] = []
         for setting in table where values[setting.key] != nil {
@@ -410,14 +410,14 @@ public struct ResolvedSettings: Sendable {
 }
 
 /// Durations, sizes and free-space limits as users write them.
-public enum SettingParsers {
+package enum SettingParsers {
     /// The longest duration accepted anywhere (100 years): every duration times 1000 fits
     /// in an Int64 of milliseconds, and `now - duration` cannot overflow.
-    public static let maxSeconds: Double = 100 * 365.25 * 86_400
+    package static let maxSeconds: Double = 100 * 365.25 * 86_400
 
     /// `90s`, `30m`, `2h`, `7d`, `1w`, `250ms` or plain seconds; nil for anything else,
     /// including `inf`, `nan` and more than `maxSeconds`.
-    public static func seconds(_ text: String) -> Double? {
+    package static func seconds(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604_800)]
         var value: Double?
         if let (suffix, factor) = units.first(where: { text.hasSuffix($0.0) }) {
@@ -431,7 +431,7 @@ public enum SettingParsers {
 
     /// `500MB`, `20GiB`, `1.5TB` or plain bytes; decimal and binary units, as `df -H` and
     /// `df -h` print them.
-    public static func bytes(_ text: String) -> Int64? {
+    package static func bytes(_ text: String) -> Int64? {
         let units: [(String, Double)] = [
             ("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("TiB", 1_099_511_627_776),
             ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("B", 1),
@@ -449,7 +449,7 @@ public enum SettingParsers {
     /// A point in time: epoch milliseconds or RFC 3339 (`2026-01-01T00:00:00Z`), between
     /// 1970 and the end of year 9999 (`EventTime.storableEndMs`, widened to the last
     /// millisecond of 9999); nil otherwise, so no caller's arithmetic can overflow.
-    public static func timeMs(_ text: String) -> Int64? {
+    package static func timeMs(_ text: String) -> Int64? {
         let ms: Int64
         if let integer = Int64(text) {
             ms = integer
@@ -465,10 +465,10 @@ public enum SettingParsers {
     }
 
     /// What `timeMs` accepts: 1970-01-01 to 9999-12-31T23:59:59.999Z.
-    public static let acceptedTimeMs: ClosedRange<Int64> = 0...253_402_300_799_999
+    package static let acceptedTimeMs: ClosedRange<Int64> = 0...253_402_300_799_999
 
     /// A size (`20GiB`) or a share of the volume (`10%`).
-    public static func freeSpace(_ text: String) -> (bytes: Int64?, fraction: Double?)? {
+    package static func freeSpace(_ text: String) -> (bytes: Int64?, fraction: Double?)? {
         if text.hasSuffix("%") {
             guard let percent = Double(text.dropLast()), (0..<100).contains(percent) else { return nil }
             return (nil, percent / 100)

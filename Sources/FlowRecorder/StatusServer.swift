@@ -9,22 +9,22 @@ import NIOCore
 import Synchronization
 
 /// Where and how `flowrec record` listens for HTTP: `/metrics`, `/healthz`, `/readyz`.
-public struct HTTPListenerConfiguration: Sendable {
-    public var host = "127.0.0.1"
-    public var port = 9464
+package struct HTTPListenerConfiguration: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 9464
     /// Required as `Authorization: Bearer <token>` on `/metrics` when set. The probes stay
     /// open so Kubernetes can call them without a secret in the pod spec.
-    public var bearerToken: String?
+    package var bearerToken: String?
     /// PEM files; both or neither.
-    public var tlsCertificatePath: String?
-    public var tlsKeyPath: String?
+    package var tlsCertificatePath: String?
+    package var tlsKeyPath: String?
 
-    public init() {}
+    package init() {}
 
-    public var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
+    package var isLoopback: Bool { ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") }
 
     /// A listener reachable from other hosts must not expose metrics to anyone.
-    public func validate() throws(RecorderConfigurationError) {
+    package func validate() throws(RecorderConfigurationError) {
         if !isLoopback && (bearerToken ?? "").isEmpty {
             throw RecorderConfigurationError("listening on \(host) (not loopback) needs a bearer token: set --http-token-file or FLOWREC_HTTP_TOKEN, or listen on 127.0.0.1")
         }
@@ -35,24 +35,24 @@ public struct HTTPListenerConfiguration: Sendable {
     }
 }
 
-public struct RecorderConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct RecorderConfigurationError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// The recorder's HTTP listener (Hummingbird), run on Swift's concurrency threads
 /// beside the synchronous recorder loop.
-public final class StatusServer: Sendable {
+package final class StatusServer: Sendable {
     private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
     /// Runs the application; asked to shut down gracefully (finish open requests, log
     /// nothing alarming) when the recorder stops.
     private let group: ServiceGroup
     private let executor = DedicatedThreadExecutor(name: "flowrec-http")
     /// The port actually bound (differs from the configured one when that is 0).
-    public let port: Int
+    package let port: Int
 
     /// Starts listening; returns once the socket is bound, or throws why it could not be.
-    public init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
+    package init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
                 api: FlowAPI? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         try configuration.validate()
         let router = Router()
@@ -142,7 +142,7 @@ public final class StatusServer: Sendable {
     }
 
     /// Stops listening (open connections are finished first).
-    public func stop() {
+    package func stop() {
         let running = task.withLock { task -> Task<Void, any Error>? in
             defer { task = nil }
             return task

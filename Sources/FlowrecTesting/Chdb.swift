@@ -1,18 +1,18 @@
-public import Foundation
+package import Foundation
 
 /// Runs a Python script with chdb (modern ClickHouse in process, installed by
 /// scripts/setup-deps), for checking DDL and payloads against a current server.
-public enum Chdb {
-    public struct Result: Sendable {
-        public let status: Int32
-        public let output: String
-        public let errors: String
+package enum Chdb {
+    package struct Result: Sendable {
+        package let status: Int32
+        package let output: String
+        package let errors: String
         /// chdb is not installed (the caller skips, unless servers are required).
-        public var isMissing: Bool { errors.contains("No module named 'chdb'") }
+        package var isMissing: Bool { errors.contains("No module named 'chdb'") }
     }
 
     /// `script` gets `input` on stdin; its stdout and stderr are returned.
-    public static func run(_ script: String, input: Data = Data()) throws -> Result {
+    package static func run(_ script: String, input: Data = Data()) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", script]

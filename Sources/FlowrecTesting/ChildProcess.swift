@@ -1,12 +1,12 @@
-public import Foundation
+package import Foundation
 import FlowModel
-public import ShardStore
+package import ShardStore
 
 /// Runs the project's own binaries and stock tools from tests.
-public enum ChildProcess {
+package enum ChildProcess {
     /// The built `flowrec` (FLOWREC_BIN, or next to the test bundle); a clear error when
     /// it has not been built.
-    public static func flowrec() throws -> URL {
+    package static func flowrec() throws -> URL {
         let url = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
         guard FileManager.default.isExecutableFile(atPath: url.path) else {
             throw TestServerUnavailable("\(url.path) is missing: run `swift build` first (scripts/test does)")
@@ -17,7 +17,7 @@ public enum ChildProcess {
     /// Starts `executable` with its output discarded, or its standard error written to
     /// the file `errorLog`; `environment` entries are added to (or, when nil, removed
     /// from) the test's own environment.
-    public static func start(_ executable: URL, _ arguments: [String],
+    package static func start(_ executable: URL, _ arguments: [String],
                              environment: [String: String?] = [:], errorLog: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = executable
@@ -37,7 +37,7 @@ public enum ChildProcess {
     }
 
     /// Runs to completion; returns the exit status.
-    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> Int32 {
+    package static func run(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> Int32 {
         let process = try start(executable, arguments, environment: environment)
         process.waitUntilExit()
         return process.terminationStatus
@@ -45,7 +45,7 @@ public enum ChildProcess {
 
     /// Runs a tool (`/usr/bin/sqlite3`, ...) and returns what it printed, stdout then stderr.
     @discardableResult
-    public static func output(_ tool: String, _ arguments: [String]) throws -> String {
+    package static func output(_ tool: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
@@ -61,7 +61,7 @@ public enum ChildProcess {
 }
 
 /// Every flow of a store, re-encoded as NetObserv JSON, shard by shard.
-public func storedFlows(_ store: ShardStore) throws -> [String] {
+package func storedFlows(_ store: ShardStore) throws -> [String] {
     var out: [String] = []
     let encoder = FlowEncoder()
     for shard in try store.shards() {

@@ -1,13 +1,13 @@
-public import Foundation
+package import Foundation
 
 /// The ClickHouse server that `scripts/clickhouse-test-server` started, as given by
 /// FLOWREC_CLICKHOUSE_URL (`http://user:password@127.0.0.1:18123`).
-public struct ClickHouseTestServer: Sendable {
-    public let endpoint: URL
-    public let user: String
-    public let password: String
+package struct ClickHouseTestServer: Sendable {
+    package let endpoint: URL
+    package let user: String
+    package let password: String
 
-    public init(endpoint: URL, user: String, password: String) {
+    package init(endpoint: URL, user: String, password: String) {
         self.endpoint = endpoint
         self.user = user
         self.password = password
@@ -15,7 +15,7 @@ public struct ClickHouseTestServer: Sendable {
 
     /// The server from the environment; `nil` when none was started (the test skips,
     /// unless `TestEnvironment.requireServers`).
-    public static func fromEnvironment() -> ClickHouseTestServer? {
+    package static func fromEnvironment() -> ClickHouseTestServer? {
         guard let raw = ProcessInfo.processInfo.environment["FLOWREC_CLICKHOUSE_URL"],
               var parts = URLComponents(string: raw) else { return nil }
         let user = parts.user ?? "default"
@@ -26,16 +26,16 @@ public struct ClickHouseTestServer: Sendable {
         return ClickHouseTestServer(endpoint: url, user: user, password: password)
     }
 
-    public struct QueryFailed: Error, CustomStringConvertible {
-        public let status: Int
-        public let message: String
-        public var description: String { "ClickHouse answered HTTP \(status): \(message)" }
+    package struct QueryFailed: Error, CustomStringConvertible {
+        package let status: Int
+        package let message: String
+        package var description: String { "ClickHouse answered HTTP \(status): \(message)" }
     }
 
     /// Runs one statement over HTTP and returns the body; non-200 answers throw with
     /// the server's message. With `body`, the statement goes in the URL and the body
     /// carries the data (`INSERT ... FORMAT JSONEachRow`).
-    public func query(_ sql: String, body: Data? = nil, user: String? = nil, password: String? = nil) throws -> String {
+    package func query(_ sql: String, body: Data? = nil, user: String? = nil, password: String? = nil) throws -> String {
         var components = URLComponents()
         components.path = "/"
         var payload = Data(sql.utf8)

@@ -1,9 +1,9 @@
-public import FlowGenerator
+package import FlowGenerator
 import FlowModel
-public import ShardStore
+package import ShardStore
 
 /// `count` generated JSON lines (medium cluster), the same for the same seed.
-public func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50,
+package func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50,
                            features: Set<GeneratorOptions.Feature>? = nil) -> [[UInt8]] {
     var options = GeneratorOptions()
     options.seed = seed
@@ -18,7 +18,7 @@ public func generatedLines(_ count: Int, seed: UInt64 = 1, rate: Int = 50,
 }
 
 /// Decodes lines into a batch the way ingest does: position = line number.
-public func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine: Int64) -> IngestBatch {
+package func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", firstLine: Int64) -> IngestBatch {
     var batch = IngestBatch()
     let src = batch.sourceIndex(source)
     let decoder = FlowDecoder()
@@ -35,7 +35,7 @@ public func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", fi
 
 /// A store at `path` holding `count` generated flows (every NetObserv feature on), with
 /// every closed window sealed: 1-minute windows, so `count / (rate × 60)` shards.
-public func sealedGeneratedStore(at path: String, count: Int, rate: Int = 200, seed: UInt64 = 7) throws -> ShardStore {
+package func sealedGeneratedStore(at path: String, count: Int, rate: Int = 200, seed: UInt64 = 7) throws -> ShardStore {
     let store = try ShardStore(directory: path, options: .init(windowMs: 60_000, graceMs: 0))
     let lines = generatedLines(count, seed: seed, rate: rate, features: Set(GeneratorOptions.Feature.allCases))
     var first = 0

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,11 +8,11 @@ import Glibc
 /// Foundation's URLSession on Linux never completes a request answered with `401` and
 /// a `WWW-Authenticate` challenge (as ClickHouse answers a wrong password), which is a
 /// case the tests must check, so the test helpers speak HTTP themselves.
-public enum LoopbackHTTP {
-    public struct Response: Sendable {
-        public let status: Int
-        public let body: Data
-        public var text: String { String(decoding: body, as: UTF8.self) }
+package enum LoopbackHTTP {
+    package struct Response: Sendable {
+        package let status: Int
+        package let body: Data
+        package var text: String { String(decoding: body, as: UTF8.self) }
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -23,7 +23,7 @@ public enum LoopbackHTTP {
         try request("POST", host: host, port: port, path: path, headers: headers, body: body)
     }
 
-    public static func get(host: String = "127.0.0.1", port: Int, path: String, headers: [String: String] = [:]) throws -> Response {
+    package static func get(host: String = "127.0.0.1", port: Int, path: String, headers: [String: String] = [:]) throws -> Response {
         try request("GET", host: host, port: port, path: path, headers: headers, body: Data())
     }
 

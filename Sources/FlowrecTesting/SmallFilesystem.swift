@@ -2,20 +2,20 @@ import Foundation
 
 /// A tmpfs of a few megabytes mounted for one test (needs root; `mounted` says whether
 /// it worked), so a test can fill a disk or watch free space for real.
-public final class SmallFilesystem {
-    public let path: String
-    public let mounted: Bool
+package final class SmallFilesystem {
+    package let path: String
+    package let mounted: Bool
 
-    public init(megabytes: Int) {
+    package init(megabytes: Int) {
         path = NSTemporaryDirectory() + "flowrec-small-fs-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         mounted = SmallFilesystem.sh("mount -t tmpfs -o size=\(megabytes)m tmpfs \(path)")
     }
 
     /// Grows or shrinks the filesystem in place.
-    public func resize(megabytes: Int) -> Bool { SmallFilesystem.sh("mount -o remount,size=\(megabytes)m \(path)") }
+    package func resize(megabytes: Int) -> Bool { SmallFilesystem.sh("mount -o remount,size=\(megabytes)m \(path)") }
 
-    public func usedMegabytes() -> Int {
+    package func usedMegabytes() -> Int {
         let attributes = try? FileManager.default.attributesOfFileSystem(forPath: path)
         let size = (attributes?[.systemSize] as? NSNumber)?.int64Value ?? 0
         let free = (attributes?[.systemFreeSize] as? NSNumber)?.int64Value ?? 0

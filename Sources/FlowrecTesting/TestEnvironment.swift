@@ -1,33 +1,33 @@
-public import Foundation
+package import Foundation
 
 /// Where the tests find the project, the shared sample data and the test servers.
-public enum TestEnvironment {
+package enum TestEnvironment {
     /// True in CI (`CI=true`, set by `scripts/test` as FLOWREC_REQUIRE_SERVERS=1):
     /// an integration test whose server is missing must fail, not skip.
-    public static var requireServers: Bool {
+    package static var requireServers: Bool {
         ProcessInfo.processInfo.environment["FLOWREC_REQUIRE_SERVERS"] == "1"
     }
 
     /// The package's root directory (the one holding Package.swift).
-    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    package static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `../shared` beside the checkout: NetObserv samples and the field reference. Present
     /// in CI and on developer machines; tests that read it skip when it is absent.
-    public static var sharedDirectory: URL? {
+    package static var sharedDirectory: URL? {
         let url = packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
         return FileManager.default.fileExists(atPath: url.path) ? url : nil
     }
 
     /// The lines of `shared/corpus/netobserv-flows.jsonl`, or nil when shared/ is absent.
-    public static func sharedCorpusLines() throws -> [[UInt8]]? {
+    package static func sharedCorpusLines() throws -> [[UInt8]]? {
         guard let shared = sharedDirectory else { return nil }
         let data = try Data(contentsOf: shared.appendingPathComponent("corpus/netobserv-flows.jsonl"))
         return data.split(separator: UInt8(ascii: "\n")).map { Array($0) }
     }
 
     /// A built executable of this package: from `env` if set, else next to the test bundle.
-    public static func executable(_ name: String, env: String) -> URL {
+    package static func executable(_ name: String, env: String) -> URL {
         if let path = ProcessInfo.processInfo.environment[env] { return URL(fileURLWithPath: path) }
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
@@ -42,16 +42,16 @@ public enum TestEnvironment {
 }
 
 /// A test server could not be reached; the message says how to start it.
-public struct TestServerUnavailable: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct TestServerUnavailable: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// A fresh directory per test, removed when the value goes away.
-public final class TemporaryDirectory {
-    public let path: String
+package final class TemporaryDirectory {
+    package let path: String
 
-    public init() {
+    package init() {
         path = NSTemporaryDirectory() + "flowrec-test-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }

@@ -9,8 +9,8 @@ import KafkaSource
 /// defer { broker.stop() }
 /// try broker.command("down 1")   // fault injection
 /// ```
-public final class TestKafkaBroker: @unchecked Sendable {
-    public let bootstrapServers: String
+package final class TestKafkaBroker: @unchecked Sendable {
+    package let bootstrapServers: String
     private let process: Process
     private let input: FileHandle
     private let output: LineReader
@@ -23,7 +23,7 @@ public final class TestKafkaBroker: @unchecked Sendable {
         self.output = output
     }
 
-    public static func start(topics: [String: Int], brokers: Int = 1) throws -> TestKafkaBroker {
+    package static func start(topics: [String: Int], brokers: Int = 1) throws -> TestKafkaBroker {
         let binary = TestEnvironment.executable("flowrec-testkafka", env: "FLOWREC_TESTKAFKA")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw TestServerUnavailable("\(binary.path) is missing: run `swift build` (scripts/test does) first")
@@ -46,7 +46,7 @@ public final class TestKafkaBroker: @unchecked Sendable {
     }
 
     /// Sends a fault-injection command (see `flowrec-testkafka --help`) and waits for `ok`.
-    public func command(_ line: String) throws {
+    package func command(_ line: String) throws {
         lock.lock()
         defer { lock.unlock() }
         input.write(Data((line + "\n").utf8))
@@ -54,7 +54,7 @@ public final class TestKafkaBroker: @unchecked Sendable {
         guard reply == "ok" else { throw TestServerUnavailable("flowrec-testkafka: \(reply)") }
     }
 
-    public func stop() {
+    package func stop() {
         guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
@@ -88,7 +88,7 @@ extension TestKafkaBroker {
     /// Produces `count` generated flows to `topic`, round robin over `partitions`, and
     /// waits until the broker has them. `flowsPerSecond` sets the event-time rate (so how
     /// many windows they span); nil keeps the generator's default.
-    public func produceGeneratedFlows(_ count: Int, flowsPerSecond: Int? = nil, partitions: Int = 1,
+    package func produceGeneratedFlows(_ count: Int, flowsPerSecond: Int? = nil, partitions: Int = 1,
                                       topic: String = "flows-export") throws {
         let producer = try KafkaProducer(topic: topic, properties: KafkaProperties(["bootstrap.servers": bootstrapServers]))
         var options = GeneratorOptions()

@@ -1,9 +1,9 @@
-public import FlowModel
-public import ShardStore
+package import FlowModel
+package import ShardStore
 
 /// What the encoder reads a row from: a decoded `Flow`, or a `ShardRow` read in place
 /// from a shard (no intermediate flow: the forwarder's fast path).
-public protocol ClickHouseRowSource {
+package protocol ClickHouseRowSource {
     /// An integer or boolean field; nil when absent or null.
     func integer(_ field: FieldID) -> Int64?
     /// A text field's UTF-8; nil when absent or null.
@@ -13,17 +13,17 @@ public protocol ClickHouseRowSource {
 }
 
 extension Flow: ClickHouseRowSource {
-    public func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    package func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         withUTF8(field) { bytes in body(bytes) }
     }
 
-    public func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         extrasBytes.isEmpty ? nil : extrasBytes.withUnsafeBufferPointer(body)
     }
 }
 
 extension ShardRow: ClickHouseRowSource {
-    public func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    package func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         withUTF8(field, body)
     }
 }
@@ -39,14 +39,14 @@ extension ShardRow: ClickHouseRowSource {
 ///   array columns, which cannot hold NULL); the shard itself keeps the difference;
 /// - an integer that does not fit its column (a negative port, say) is NULL in the
 ///   column and kept, as written, in `_extras`, so nothing is lost in ClickHouse either.
-public struct ClickHouseBlockEncoder {
-    public enum Format: String, Sendable, CaseIterable {
+package struct ClickHouseBlockEncoder {
+    package enum Format: String, Sendable, CaseIterable {
         case rowBinary = "RowBinary"
         case native = "Native"
     }
 
-    public let format: Format
-    public private(set) var rowCount = 0
+    package let format: Format
+    package private(set) var rowCount = 0
 
     private let plans: [ColumnPlan]
     private let columns: [ClickHouseSchema.Column]
@@ -56,7 +56,7 @@ public struct ClickHouseBlockEncoder {
     private var values: [[UInt8]]
     private var arrayOffset: [UInt64]
 
-    public init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible) {
+    package init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible) {
         self.format = format
         columns = ClickHouseSchema.columns(dialect: dialect)
         plans = columns.map(ColumnPlan.init)
@@ -66,10 +66,10 @@ public struct ClickHouseBlockEncoder {
     }
 
     /// The column list of the INSERT, in payload order.
-    public var columnList: String { columns.map { "`\($0.name)`" }.joined(separator: ", ") }
+    package var columnList: String { columns.map { "`\($0.name)`" }.joined(separator: ", ") }
 
     /// Adds one row; `shard` fills the `_shard` column.
-    public mutating func append<Row: ClickHouseRowSource>(_ flow: Row, shard: [UInt8]) {
+    package mutating func append<Row: ClickHouseRowSource>(_ flow: Row, shard: [UInt8]) {
         var misfits: [(FieldID, [UInt8])] = []
         for (index, plan) in plans.enumerated() {
             switch plan {
@@ -121,7 +121,7 @@ public struct ClickHouseBlockEncoder {
     }
 
     /// The finished body; the encoder is empty again afterwards.
-    public mutating func finish() -> [UInt8] {
+    package mutating func finish() -> [UInt8] {
         defer {
             rowCount = 0
             rows.removeAll(keepingCapacity: true)

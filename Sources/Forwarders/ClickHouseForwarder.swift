@@ -1,31 +1,31 @@
 import FlowModel
 import Foundation
-public import ShardStore
+package import ShardStore
 
 /// Everything the ClickHouse forwarder needs to know.
-public struct ClickHouseForwarderOptions: Sendable {
+package struct ClickHouseForwarderOptions: Sendable {
     /// The name delivery state is kept under.
-    public var name = "clickhouse"
-    public var endpoint: ClickHouseEndpoint
-    public var database = "netobserv"
-    public var table = "flows"
-    public var format: ClickHouseBlockEncoder.Format = .native
+    package var name = "clickhouse"
+    package var endpoint: ClickHouseEndpoint
+    package var database = "netobserv"
+    package var table = "flows"
+    package var format: ClickHouseBlockEncoder.Format = .native
     /// gzip request bodies (`Content-Encoding: gzip`, which every server version inflates).
-    public var gzip = true
+    package var gzip = true
     /// Rows per INSERT. Larger chunks insert faster; a crash on a server without
     /// deduplication tokens may repeat at most one chunk.
-    public var chunkRows: Int64 = 100_000
+    package var chunkRows: Int64 = 100_000
     /// The table's DDL flavour; nil picks it from `SELECT version()`.
-    public var dialect: ClickHouseSchema.Dialect?
+    package var dialect: ClickHouseSchema.Dialect?
     /// `CREATE DATABASE` and `CREATE TABLE ... IF NOT EXISTS` before the first delivery.
-    public var createTable = false
+    package var createTable = false
     /// TTL of the created table in days (modern servers only).
-    public var ttlDays: Int?
-    public var retry = RetryPolicy()
+    package var ttlDays: Int?
+    package var retry = RetryPolicy()
     /// Hears retries and notices (a missing deduplication window, say).
-    public var log: @Sendable (String) -> Void = { _ in }
+    package var log: @Sendable (String) -> Void = { _ in }
 
-    public init(endpoint: ClickHouseEndpoint) {
+    package init(endpoint: ClickHouseEndpoint) {
         self.endpoint = endpoint
     }
 }
@@ -39,8 +39,8 @@ public struct ClickHouseForwarderOptions: Sendable {
 /// `non_replicated_deduplication_window`, which the modern DDL sets). Older servers
 /// (such as Debian's 18.16) have no such token: progress is saved after every chunk,
 /// so a crash repeats at most the one chunk that was in flight.
-public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
-    public let options: ClickHouseForwarderOptions
+package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
+    package let options: ClickHouseForwarderOptions
     /// Made by `prepare` (so a forwarder that never sends holds no connections), shut
     /// down by `shutdown`; guarded by `lock`.
     private var client: ClickHouseHTTP?
@@ -49,13 +49,13 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
     private let lock = NSLock()
 
     /// What `prepare` learnt about the server.
-    public struct ServerFacts: Sendable {
-        public let version: String
-        public let dialect: ClickHouseSchema.Dialect
-        public let deduplicationTokens: Bool
+    package struct ServerFacts: Sendable {
+        package let version: String
+        package let dialect: ClickHouseSchema.Dialect
+        package let deduplicationTokens: Bool
     }
 
-    public init(options: ClickHouseForwarderOptions) throws(ForwarderError) {
+    package init(options: ClickHouseForwarderOptions) throws(ForwarderError) {
         guard options.chunkRows > 0 else { throw ForwarderError(.configuration, "the chunk size must be at least 1 row") }
         guard Self.isPlainIdentifier(options.database), Self.isPlainIdentifier(options.table) else {
             throw ForwarderError(.configuration, "database and table names may hold letters, digits and '_' only (got \(options.database).\(options.table))")
@@ -72,27 +72,27 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         }
     }
 
-    public var name: String { options.name }
+    package var name: String { options.name }
 
     /// Set after `prepare`.
-    public var serverFacts: ServerFacts? { lock.withLock { server } }
+    package var serverFacts: ServerFacts? { lock.withLock { server } }
 
     /// Where delivery time went, summed over every chunk: for the benchmark's profile.
-    public struct PhaseSeconds: Sendable {
+    package struct PhaseSeconds: Sendable {
         /// Reading the chunk's rows from the shard (sorted) and encoding them.
-        public var readAndEncode = 0.0
-        public var compress = 0.0
+        package var readAndEncode = 0.0
+        package var compress = 0.0
         /// Waiting for INSERTs beyond the time spent encoding the next chunk (they run
         /// side by side): upload, server-side parsing and writing, retries.
-        public var insert = 0.0
-        public var bodyBytes: Int64 = 0
+        package var insert = 0.0
+        package var bodyBytes: Int64 = 0
     }
     private var phases = PhaseSeconds()
-    public var phaseSeconds: PhaseSeconds { lock.withLock { phases } }
+    package var phaseSeconds: PhaseSeconds { lock.withLock { phases } }
 
     private var qualifiedTable: String { "`\(options.database)`.`\(options.table)`" }
 
-    public func prepare() async throws {
+    package func prepare() async throws {
         let connection = try ClickHouseHTTP(endpoint: options.endpoint)
         let previous = lock.withLock {
             defer { client = connection }
@@ -165,7 +165,7 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         return problems
     }
 
-    public func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan {
+    package func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan {
         let chunkRows = resuming.map(\.chunkRows).flatMap { $0 > 0 ? $0 : nil } ?? options.chunkRows
         guard let range = try ShardReader(path: shard.path).rowIDRange() else { return DeliveryPlan(chunkCount: 0, chunkRows: chunkRows) }
         let span = range.upperBound - range.lowerBound + 1
@@ -174,7 +174,7 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
 
     private static let sortKeyFields: [FieldID] = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
 
-    public func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
+    package func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
                         delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
         guard first < plan.chunkCount else { return }
         guard let facts = serverFacts else {
@@ -269,7 +269,7 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         }
     }
 
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         let connection = lock.withLock {
             defer { client = nil }
             return client
@@ -279,7 +279,7 @@ public final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
 
     /// The token of one chunk: the same chunk of the same shard cut the same way always
     /// gets the same token, and nothing else does.
-    public static func deduplicationToken(shard: ShardID, chunkRows: Int64, chunk: Int) -> String {
+    package static func deduplicationToken(shard: ShardID, chunkRows: Int64, chunk: Int) -> String {
         "\(shard)/\(chunkRows)/\(chunk)"
     }
 

@@ -1,23 +1,23 @@
 import AsyncHTTPClient
-public import Foundation
+package import Foundation
 import NIOCore
 import NIOSSL
 
 /// Where and how to reach a ClickHouse server's HTTP interface.
-public struct ClickHouseEndpoint: Sendable {
+package struct ClickHouseEndpoint: Sendable {
     /// `http://host:8123` or `https://host:8443`.
-    public var url: URL
-    public var user: String
-    public var password: String
+    package var url: URL
+    package var user: String
+    package var password: String
     /// PEM file of the CA that signed the server's certificate (default: the system's).
-    public var caFile: String?
+    package var caFile: String?
     /// PEM certificate and key for mutual TLS.
-    public var certificateFile: String?
-    public var keyFile: String?
+    package var certificateFile: String?
+    package var keyFile: String?
     /// Longest wait for one request, the insert of a whole chunk included.
-    public var timeoutSeconds: Double
+    package var timeoutSeconds: Double
 
-    public init(url: URL, user: String = "default", password: String = "", caFile: String? = nil,
+    package init(url: URL, user: String = "default", password: String = "", caFile: String? = nil,
                 certificateFile: String? = nil, keyFile: String? = nil, timeoutSeconds: Double = 300) {
         self.url = url
         self.user = user
@@ -29,7 +29,7 @@ public struct ClickHouseEndpoint: Sendable {
     }
 
     /// The endpoint without its password, for messages.
-    public var displayURL: String {
+    package var displayURL: String {
         var parts = URLComponents(url: url, resolvingAgainstBaseURL: false)
         parts?.user = nil
         parts?.password = nil
@@ -51,12 +51,12 @@ struct ClickHouseStatusError: Error, CustomStringConvertible {
 /// Statements and inserts over ClickHouse's HTTP interface, through AsyncHTTPClient.
 /// The forwarder's transport; public for tools that talk to the same server (the
 /// benchmark's baselines). Call `shutdown()` before dropping it.
-public final class ClickHouseHTTP: Sendable {
-    public let endpoint: ClickHouseEndpoint
+package final class ClickHouseHTTP: Sendable {
+    package let endpoint: ClickHouseEndpoint
     private let client: HTTPClient
     private let authorization: String
 
-    public init(endpoint: ClickHouseEndpoint) throws(ForwarderError) {
+    package init(endpoint: ClickHouseEndpoint) throws(ForwarderError) {
         self.endpoint = endpoint
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(Int64(endpoint.timeoutSeconds)))
@@ -83,13 +83,13 @@ public final class ClickHouseHTTP: Sendable {
     }
 
     /// Runs one statement; returns the body (TabSeparated unless the SQL says otherwise).
-    public func query(_ sql: String) async throws -> String {
+    package func query(_ sql: String) async throws -> String {
         let body = try await post(parameters: [:], body: Array(sql.utf8), gzip: false)
         return String(decoding: body, as: UTF8.self)
     }
 
     /// `INSERT` with the data in the body; `settings` go in the URL.
-    public func insert(_ statement: String, body: [UInt8], gzip: Bool, settings: [String: String] = [:]) async throws {
+    package func insert(_ statement: String, body: [UInt8], gzip: Bool, settings: [String: String] = [:]) async throws {
         var parameters = settings
         parameters["query"] = statement
         _ = try await post(parameters: parameters, body: body, gzip: gzip)
@@ -120,7 +120,7 @@ public final class ClickHouseHTTP: Sendable {
         return bytes
     }
 
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         try await client.shutdown()
     }
 }

@@ -1,4 +1,4 @@
-public import FlowModel
+package import FlowModel
 import Foundation
 
 /// The ClickHouse table flowrec replicates into, derived from `FlowSchema.fields`.
@@ -7,36 +7,36 @@ import Foundation
 /// sort key chosen for flow queries (namespace and owner pairs, then time). Old servers
 /// (such as Debian's 18.16) get a compatible variant without codecs and LowCardinality.
 /// `migrations/clickhouse/` holds both, written by `flowrec schema --write-migrations`.
-public enum ClickHouseSchema {
-    public enum Dialect: String, Sendable, CaseIterable {
+package enum ClickHouseSchema {
+    package enum Dialect: String, Sendable, CaseIterable {
         case modern
         /// ClickHouse before 19.x: no codecs, no LowCardinality by default.
         case compatible
     }
 
     /// Sort-key columns: never NULL in ClickHouse (an absent value is stored as '').
-    public static let sortKey = ["SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName", "TimeFlowEndMs"]
+    package static let sortKey = ["SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName", "TimeFlowEndMs"]
 
     /// One column of the flows table.
-    public struct Column: Sendable, Equatable {
-        public let name: String
+    package struct Column: Sendable, Equatable {
+        package let name: String
         /// The type in the table's DDL (for this dialect).
-        public let type: String
+        package let type: String
         /// `CODEC(...)` on modern servers, empty otherwise.
-        public let codec: String
+        package let codec: String
         /// The field it holds; nil for flowrec's own `_extras` and `_shard`.
-        public let field: FieldID?
+        package let field: FieldID?
 
         /// The type the forwarder's payload declares: LowCardinality is only a storage
         /// choice of the table, RowBinary and Native (with
         /// `low_cardinality_allow_in_native_format=0`) carry the plain type.
-        public var payloadType: String { type.replacingLowCardinality() }
+        package var payloadType: String { type.replacingLowCardinality() }
     }
 
     /// The flows table's columns, in the order the payload writes them: every field of
     /// `FlowSchema.fields`, then `_extras` (unknown fields and values that do not fit
     /// their column, as a JSON object) and `_shard` (the shard id a row came from).
-    public static func columns(dialect: Dialect) -> [Column] {
+    package static func columns(dialect: Dialect) -> [Column] {
         var columns = FlowSchema.fields.indices.map { index in
             let spec = FlowSchema.fields[index]
             let (type, codec) = columnType(spec, dialect: dialect)
@@ -48,7 +48,7 @@ public enum ClickHouseSchema {
     }
 
     /// `CREATE TABLE` for the flows table.
-    public static func createTable(database: String, table: String, dialect: Dialect, ttlDays: Int? = nil) -> String {
+    package static func createTable(database: String, table: String, dialect: Dialect, ttlDays: Int? = nil) -> String {
         let columns = columns(dialect: dialect).map { column in
             "    `\(column.name)` \(column.type)" + (column.codec.isEmpty ? "" : " \(column.codec)")
         }
@@ -91,7 +91,7 @@ public enum ClickHouseSchema {
 
 extension String {
     /// `LowCardinality(T)` → `T`, for servers that lack it.
-    public func replacingLowCardinality() -> String {
+    package func replacingLowCardinality() -> String {
         var s = self
         while let r = s.range(of: "LowCardinality(") {
             // Remove the wrapper and its matching parenthesis.
@@ -108,8 +108,8 @@ extension String {
 }
 
 /// `migrations/clickhouse/`: the flows table in both dialects, for people and tools.
-public enum ClickHouseMigrationFiles {
-    public static var all: [(path: String, text: String)] {
+package enum ClickHouseMigrationFiles {
+    package static var all: [(path: String, text: String)] {
         ClickHouseSchema.Dialect.allCases.map { dialect in
             ("migrations/clickhouse/0001_flows.\(dialect.rawValue).sql",
              "-- flowrec ClickHouse table (\(dialect.rawValue) servers), generated from FlowSchema.fields.\n"

@@ -1,35 +1,35 @@
-public import Foundation
-public import ShardStore
+package import Foundation
+package import ShardStore
 
 /// Options of the directory forwarder.
-public struct DirectoryForwarderOptions: Sendable {
-    public var name = "directory"
+package struct DirectoryForwarderOptions: Sendable {
+    package var name = "directory"
     /// The target root, typically an NFS or object-store mount.
-    public var path: String
+    package var path: String
 
-    public init(path: String) {
+    package init(path: String) {
         self.path = path
     }
 }
 
 /// The JSON manifest written beside each copied shard; its presence means the copy is
 /// complete and verified.
-public struct ShardManifest: Codable, Sendable, Equatable {
-    public var shard: String
+package struct ShardManifest: Codable, Sendable, Equatable {
+    package var shard: String
     /// The copy's path, relative to the manifest's directory.
-    public var file: String
-    public var windowStartMs: Int64
-    public var windowEndMs: Int64
-    public var part: Int
-    public var rows: Int64
-    public var minTimeMs: Int64?
-    public var maxTimeMs: Int64?
-    public var bytes: Int64
+    package var file: String
+    package var windowStartMs: Int64
+    package var windowEndMs: Int64
+    package var part: Int
+    package var rows: Int64
+    package var minTimeMs: Int64?
+    package var maxTimeMs: Int64?
+    package var bytes: Int64
     /// SHA-256 of the file: `sha256sum` checks it.
-    public var sha256: String
+    package var sha256: String
     /// The shard's own content checksum (its `meta` table), as `flowrec fsck` checks it.
-    public var contentChecksum: String?
-    public var schemaVersion: Int?
+    package var contentChecksum: String?
+    package var schemaVersion: Int?
 
     enum CodingKeys: String, CodingKey {
         case shard, file, part, rows, bytes, sha256
@@ -39,7 +39,7 @@ public struct ShardManifest: Codable, Sendable, Equatable {
     }
 
     /// Pretty, key-sorted JSON, ending in a newline.
-    public func encoded() throws -> Data {
+    package func encoded() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self) + Data("\n".utf8)
@@ -51,16 +51,16 @@ public struct ShardManifest: Codable, Sendable, Equatable {
 /// to a temporary name, fsynced, read back and compared by SHA-256, then renamed into
 /// place; the manifest follows the same way. A crash leaves at worst a temporary file,
 /// which the next attempt replaces.
-public struct DirectoryForwarder: Forwarder {
-    public let options: DirectoryForwarderOptions
+package struct DirectoryForwarder: Forwarder {
+    package let options: DirectoryForwarderOptions
 
-    public init(options: DirectoryForwarderOptions) {
+    package init(options: DirectoryForwarderOptions) {
         self.options = options
     }
 
-    public var name: String { options.name }
+    package var name: String { options.name }
 
-    public func prepare() async throws {
+    package func prepare() async throws {
         do {
             try FileManager.default.createDirectory(atPath: options.path, withIntermediateDirectories: true)
         } catch {
@@ -68,16 +68,16 @@ public struct DirectoryForwarder: Forwarder {
         }
     }
 
-    public func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan { .whole }
+    package func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan { .whole }
 
     /// Where a shard's copy and manifest go: the store's own layout, under the target.
-    public func destination(of id: ShardID) -> (file: String, manifest: String) {
+    package func destination(of id: ShardID) -> (file: String, manifest: String) {
         let relative = String(id.sealedRelativePath.dropFirst("shards/".count))
         let file = (options.path as NSString).appendingPathComponent(relative)
         return (file, String(file.dropLast(".sqlite.zst".count)) + ".manifest.json")
     }
 
-    public func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
+    package func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
                         delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
         guard first == 0 else { return }
         let (file, manifestPath) = destination(of: shard.id)

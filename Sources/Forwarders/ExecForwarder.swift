@@ -1,17 +1,17 @@
 import Foundation
-public import ShardStore
+package import ShardStore
 
 /// Options of the exec forwarder.
-public struct ExecForwarderOptions: Sendable {
-    public var name = "exec"
+package struct ExecForwarderOptions: Sendable {
+    package var name = "exec"
     /// Run by `/bin/sh -c`, once per sealed shard.
-    public var command: String
+    package var command: String
     /// A run that takes longer is killed and counts as failed.
-    public var timeoutSeconds: Double = 600
-    public var retry = RetryPolicy(maxAttempts: 3, initialDelaySeconds: 2, maxDelaySeconds: 60)
-    public var log: @Sendable (String) -> Void = { _ in }
+    package var timeoutSeconds: Double = 600
+    package var retry = RetryPolicy(maxAttempts: 3, initialDelaySeconds: 2, maxDelaySeconds: 60)
+    package var log: @Sendable (String) -> Void = { _ in }
 
-    public init(command: String) {
+    package init(command: String) {
         self.command = command
     }
 }
@@ -20,19 +20,19 @@ public struct ExecForwarderOptions: Sendable {
 /// shard's path and facts are in environment variables, exit status 0 means
 /// delivered. Anything else, or a run past the timeout, is retried, then reported
 /// with the end of the command's output.
-public struct ExecForwarder: Forwarder {
-    public let options: ExecForwarderOptions
+package struct ExecForwarder: Forwarder {
+    package let options: ExecForwarderOptions
 
-    public init(options: ExecForwarderOptions) {
+    package init(options: ExecForwarderOptions) {
         self.options = options
     }
 
-    public var name: String { options.name }
+    package var name: String { options.name }
 
-    public func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan { .whole }
+    package func plan(_ shard: SealedShard, resuming: DeliveryState?) throws -> DeliveryPlan { .whole }
 
     /// The variables the command sees (besides flowrec's own environment).
-    public func environment(for shard: SealedShard) -> [String: String] {
+    package func environment(for shard: SealedShard) -> [String: String] {
         var env = [
             "FLOWREC_FORWARDER": options.name,
             "FLOWREC_SHARD_ID": shard.id.description,
@@ -47,7 +47,7 @@ public struct ExecForwarder: Forwarder {
         return env
     }
 
-    public func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
+    package func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
                         delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
         guard first == 0 else { return }
         let env = environment(for: shard)

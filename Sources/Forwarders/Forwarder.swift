@@ -1,16 +1,16 @@
-public import ShardStore
+package import ShardStore
 
 /// A sealed shard handed to a forwarder.
-public struct SealedShard: Sendable {
-    public let id: ShardID
+package struct SealedShard: Sendable {
+    package let id: ShardID
     /// The `.sqlite.zst` file; open it with `ShardReader`, or copy it as it is.
-    public let path: String
-    public let rowCount: Int64
-    public let minTimeMs: Int64?
-    public let maxTimeMs: Int64?
-    public let bytesOnDisk: Int64
+    package let path: String
+    package let rowCount: Int64
+    package let minTimeMs: Int64?
+    package let maxTimeMs: Int64?
+    package let bytesOnDisk: Int64
 
-    public init(id: ShardID, path: String, rowCount: Int64, minTimeMs: Int64?, maxTimeMs: Int64?, bytesOnDisk: Int64 = 0) {
+    package init(id: ShardID, path: String, rowCount: Int64, minTimeMs: Int64?, maxTimeMs: Int64?, bytesOnDisk: Int64 = 0) {
         self.id = id
         self.path = path
         self.rowCount = rowCount
@@ -26,7 +26,7 @@ public struct SealedShard: Sendable {
 /// be saved after each one (in the catalog, by `ShardReplicator`) and a restart resumes
 /// at the first chunk not yet delivered. A new kind of target is one new type that
 /// conforms to this protocol, plus its options in the command line.
-public protocol Forwarder: Sendable {
+package protocol Forwarder: Sendable {
     /// The name delivery state is kept under; two targets need two names.
     var name: String { get }
 
@@ -50,28 +50,28 @@ public protocol Forwarder: Sendable {
 }
 
 extension Forwarder {
-    public func prepare() async throws {}
-    public func shutdown() async throws {}
+    package func prepare() async throws {}
+    package func shutdown() async throws {}
 }
 
 /// How one shard is cut into chunks, saved with the progress.
-public struct DeliveryPlan: Sendable, Equatable {
-    public let chunkCount: Int
+package struct DeliveryPlan: Sendable, Equatable {
+    package let chunkCount: Int
     /// Rows per chunk (0 when the shard travels whole, as a file).
-    public let chunkRows: Int64
+    package let chunkRows: Int64
 
-    public init(chunkCount: Int, chunkRows: Int64) {
+    package init(chunkCount: Int, chunkRows: Int64) {
         self.chunkCount = chunkCount
         self.chunkRows = chunkRows
     }
 
     /// A shard that travels in one piece.
-    public static let whole = DeliveryPlan(chunkCount: 1, chunkRows: 0)
+    package static let whole = DeliveryPlan(chunkCount: 1, chunkRows: 0)
 }
 
 /// Why a delivery failed, with what to do about it.
-public struct ForwarderError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable {
+package struct ForwarderError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: Sendable {
         /// The target refused the data or the request (HTTP 4xx, a schema mismatch, a
         /// failing command): retrying the same thing will not help.
         case rejected
@@ -82,13 +82,13 @@ public struct ForwarderError: Error, Sendable, CustomStringConvertible {
         case configuration
     }
 
-    public let kind: Kind
-    public let message: String
+    package let kind: Kind
+    package let message: String
 
-    public init(_ kind: Kind, _ message: String) {
+    package init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }

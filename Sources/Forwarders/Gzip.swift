@@ -2,10 +2,10 @@ import CZlib
 
 /// gzip (RFC 1952) in one call, for request bodies: ClickHouse inflates a body sent
 /// with `Content-Encoding: gzip`, old servers included.
-public enum Gzip {
+package enum Gzip {
     /// Level 1: flow payloads shrink about 5× already at the fastest level, and the
     /// forwarder must not spend more CPU compressing than the server spends inserting.
-    public static func compress(_ input: [UInt8], level: Int32 = 1) throws(ForwarderError) -> [UInt8] {
+    package static func compress(_ input: [UInt8], level: Int32 = 1) throws(ForwarderError) -> [UInt8] {
         var stream = z_stream()
         // windowBits 15 + 16 asks zlib for a gzip header and trailer instead of zlib's.
         guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,

@@ -1,50 +1,50 @@
-public import ShardStore
+package import ShardStore
 import Foundation
 
 /// Where a replication run is, for progress bars and metrics.
-public struct ReplicationProgress: Sendable {
-    public var shardsDone = 0
-    public var shardsTotal = 0
-    public var rowsDone: Int64 = 0
-    public var rowsTotal: Int64 = 0
-    public var current: ShardID?
-    public var elapsedSeconds = 0.0
+package struct ReplicationProgress: Sendable {
+    package var shardsDone = 0
+    package var shardsTotal = 0
+    package var rowsDone: Int64 = 0
+    package var rowsTotal: Int64 = 0
+    package var current: ShardID?
+    package var elapsedSeconds = 0.0
 }
 
 /// What a replication run did.
-public struct ReplicationSummary: Sendable, Equatable {
-    public var shardsDelivered = 0
-    public var chunksDelivered = 0
-    public var rowsDelivered: Int64 = 0
-    public var elapsedSeconds = 0.0
+package struct ReplicationSummary: Sendable, Equatable {
+    package var shardsDelivered = 0
+    package var chunksDelivered = 0
+    package var rowsDelivered: Int64 = 0
+    package var elapsedSeconds = 0.0
 }
 
 /// Drives one forwarder over the store's sealed shards: oldest first, each from the
 /// first chunk not yet delivered, saving progress in the catalog after every chunk.
 /// Active shards are never forwarded: they still change.
-public final class ShardReplicator {
-    public let ledger: DeliveryLedger
-    public let forwarder: any Forwarder
+package final class ShardReplicator {
+    package let ledger: DeliveryLedger
+    package let forwarder: any Forwarder
 
-    public init(ledger: DeliveryLedger, forwarder: any Forwarder) {
+    package init(ledger: DeliveryLedger, forwarder: any Forwarder) {
         self.ledger = ledger
         self.forwarder = forwarder
     }
 
     /// For a store this process has open.
-    public convenience init(store: ShardStore, forwarder: any Forwarder) throws {
+    package convenience init(store: ShardStore, forwarder: any Forwarder) throws {
         try self.init(ledger: DeliveryLedger(directory: store.directory.path), forwarder: forwarder)
     }
 
     /// A sealed shard not yet completely delivered, with the progress saved so far.
-    public struct PendingShard: Sendable {
-        public let shard: SealedShard
-        public let state: DeliveryState?
+    package struct PendingShard: Sendable {
+        package let shard: SealedShard
+        package let state: DeliveryState?
     }
 
     /// Sealed shards overlapping [fromMs, toMs) that the forwarder has not completely
     /// delivered, oldest window first.
-    public func pending(fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [PendingShard] {
+    package func pending(fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [PendingShard] {
         let states = try ledger.deliveries(forwarder: forwarder.name)
         return try ledger.sealedShards(overlappingFromMs: fromMs, toMs: toMs)
             .filter { states[$0.id]?.complete != true }
@@ -60,7 +60,7 @@ public final class ShardReplicator {
     /// `shouldStop` is asked after every chunk too: a graceful stop never leaves a chunk
     /// sent but unrecorded.
     @discardableResult
-    public func run(fromMs: Int64? = nil, toMs: Int64? = nil, shouldStop: () -> Bool = { false },
+    package func run(fromMs: Int64? = nil, toMs: Int64? = nil, shouldStop: () -> Bool = { false },
                     progress: (ReplicationProgress) -> Void = { _ in }) async throws -> ReplicationSummary {
         let start = Date()
         let work = try pending(fromMs: fromMs, toMs: toMs)

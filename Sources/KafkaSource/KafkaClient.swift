@@ -1,10 +1,10 @@
 import CRdKafka
 
 /// A librdkafka failure, with librdkafka's own message and what the user can do.
-public struct KafkaError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+package struct KafkaError: Error, Sendable, CustomStringConvertible {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
 
     static func from(_ code: rd_kafka_resp_err_t, _ context: String) -> KafkaError {
         KafkaError("\(context): \(String(cString: rd_kafka_err2str(code)))")
@@ -13,22 +13,22 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
 
 /// librdkafka properties (`bootstrap.servers`, `security.protocol`, `compression.codec`,
 /// ...), passed through unchanged. Values whose keys look secret are masked in `description`.
-public struct KafkaProperties: Sendable, CustomStringConvertible {
-    public private(set) var values: [String: String]
+package struct KafkaProperties: Sendable, CustomStringConvertible {
+    package private(set) var values: [String: String]
 
-    public init(_ values: [String: String] = [:]) { self.values = values }
+    package init(_ values: [String: String] = [:]) { self.values = values }
 
-    public subscript(key: String) -> String? {
+    package subscript(key: String) -> String? {
         get { values[key] }
         set { values[key] = newValue }
     }
 
-    public static func isSecret(_ key: String) -> Bool {
+    package static func isSecret(_ key: String) -> Bool {
         let k = key.lowercased()
         return k.contains("password") || k.contains("secret") || k.hasSuffix(".key.pem") || k.contains("sasl.oauthbearer.config")
     }
 
-    public var description: String {
+    package var description: String {
         values.keys.sorted().map { "\($0)=\(Self.isSecret($0) ? "*****" : values[$0] ?? "")" }.joined(separator: " ")
     }
 

@@ -2,11 +2,11 @@ import CRdKafka
 
 /// One consumed message, valid only inside the callback that receives it (the bytes
 /// belong to librdkafka's buffer; nothing is copied).
-public struct KafkaMessageView {
-    public let topic: String
-    public let partition: Int32
-    public let offset: Int64
-    public let payload: UnsafeRawBufferPointer
+package struct KafkaMessageView {
+    package let topic: String
+    package let partition: Int32
+    package let offset: Int64
+    package let payload: UnsafeRawBufferPointer
 }
 
 /// A consumer-group member that reads messages in batches without auto-committing.
@@ -15,23 +15,23 @@ public struct KafkaMessageView {
 /// says a batch is durable. When the group assigns partitions, `startOffset` (if given)
 /// says where each one resumes: the store's own checkpoint, not the group's committed
 /// offset, which only serves lag monitoring.
-public final class KafkaConsumer {
+package final class KafkaConsumer {
     /// Where an assigned partition starts: an offset, or nil for the group's position
     /// (committed offset, else `auto.offset.reset`).
-    public typealias StartOffset = (_ topic: String, _ partition: Int32) -> Int64?
+    package typealias StartOffset = (_ topic: String, _ partition: Int32) -> Int64?
 
     private let handle: OpaquePointer
     private var closed = false
     private let rebalance: RebalanceContext
 
     /// Partitions currently assigned to this member.
-    public var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
+    package var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
 
     /// `properties` must contain `bootstrap.servers` and `group.id`. `handoverProblem`
     /// hears of partitions given up without committing what was stored (a refused
     /// revocation commit, or an assignment lost to a session timeout): their next owner
     /// may store those flows again, and an operator should know.
-    public init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
+    package init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
                 handoverProblem: @escaping (String) -> Void = { _ in }) throws(KafkaError) {
         var props = properties
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
@@ -79,7 +79,7 @@ public final class KafkaConsumer {
 
     /// Commits "next offset to read" per partition to the group, asynchronously. flowrec
     /// calls it after a batch is durable, for lag monitoring only.
-    public func commit(_ nextOffsets: [(topic: String, partition: Int32, offset: Int64)]) {
+    package func commit(_ nextOffsets: [(topic: String, partition: Int32, offset: Int64)]) {
         for entry in nextOffsets {
             rebalance.storedOffsets[TopicPartition(topic: entry.topic, partition: entry.partition)] = entry.offset
         }
@@ -93,7 +93,7 @@ public final class KafkaConsumer {
 
     /// The partition's end offset as the broker last reported it in a fetch response
     /// (no request is made, so it is cheap to ask every batch); nil before the first fetch.
-    public func highWatermark(topic: String, partition: Int32) -> Int64? {
+    package func highWatermark(topic: String, partition: Int32) -> Int64? {
         var low: Int64 = -1, high: Int64 = -1
         let error = rd_kafka_get_watermark_offsets(handle, topic, partition, &low, &high)
         return error == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
@@ -105,7 +105,7 @@ public final class KafkaConsumer {
     }
 
     /// Leaves the group cleanly so partitions move to other members at once.
-    public func close() {
+    package func close() {
         guard !closed else { return }
         closed = true
         rd_kafka_consumer_close(handle)
@@ -121,7 +121,7 @@ public final class KafkaConsumer {
     /// 2.1), and a test of two recorders saw a partition stop short after a cooperative
     /// rebalance with it.
     @discardableResult
-    public func poll(maxMessages: Int = 10_000, timeoutMs: Int32 = 1000,
+    package func poll(maxMessages: Int = 10_000, timeoutMs: Int32 = 1000,
                      _ body: (KafkaMessageView) throws -> Void) throws -> Int {
         var delivered = 0
         var waitMs = timeoutMs

@@ -5,20 +5,20 @@ import CRdKafka
 /// Used by `flowrec generate --kafka` and by tests that seed the test broker. Not
 /// thread-safe: one producer per task. Delivery reports are served on the calling
 /// thread by `send` and `flush`.
-public final class KafkaProducer {
+package final class KafkaProducer {
     private let handle: OpaquePointer
     private let topic: OpaquePointer
     private let reports: DeliveryReports
-    public let topicName: String
+    package let topicName: String
 
     /// Messages the broker acknowledged, and messages it finally refused.
-    public var delivered: Int { reports.delivered }
-    public var failed: Int { reports.failed }
-    public var lastFailure: String? { reports.lastFailure }
+    package var delivered: Int { reports.delivered }
+    package var failed: Int { reports.failed }
+    package var lastFailure: String? { reports.lastFailure }
 
     /// `properties` must contain `bootstrap.servers`; `compression.codec` picks none,
     /// gzip, snappy, lz4 or zstd.
-    public init(topic: String, properties: KafkaProperties) throws(KafkaError) {
+    package init(topic: String, properties: KafkaProperties) throws(KafkaError) {
         var props = properties
         if props["linger.ms"] == nil { props["linger.ms"] = "20" }
         if props["batch.num.messages"] == nil { props["batch.num.messages"] = "10000" }
@@ -58,7 +58,7 @@ public final class KafkaProducer {
 
     /// Queues one message (copied), waiting while librdkafka's queue is full.
     /// `partition` nil lets the partitioner spread messages, as NetObserv's exporter does.
-    public func send(_ bytes: UnsafeRawBufferPointer, partition: Int32? = nil) throws(KafkaError) {
+    package func send(_ bytes: UnsafeRawBufferPointer, partition: Int32? = nil) throws(KafkaError) {
         while true {
             let rc = rd_kafka_produce(
                 topic, partition ?? RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
@@ -71,7 +71,7 @@ public final class KafkaProducer {
         rd_kafka_poll(handle, 0)
     }
 
-    public func send(_ bytes: [UInt8], partition: Int32? = nil) throws(KafkaError) {
+    package func send(_ bytes: [UInt8], partition: Int32? = nil) throws(KafkaError) {
         let result: Result<Void, KafkaError> = bytes.withUnsafeBytes { raw in
             Result { () throws(KafkaError) in try send(raw, partition: partition) }
         }
@@ -79,7 +79,7 @@ public final class KafkaProducer {
     }
 
     /// Waits until every queued message is acknowledged or failed.
-    public func flush(timeoutMs: Int32 = 60_000) throws(KafkaError) {
+    package func flush(timeoutMs: Int32 = 60_000) throws(KafkaError) {
         let err = rd_kafka_flush(handle, timeoutMs)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError.from(err, "\(rd_kafka_outq_len(handle)) messages still unsent to \(topicName) after \(timeoutMs) ms")

@@ -1,6 +1,6 @@
 import FlowModel
 import Foundation
-public import ShardStore
+package import ShardStore
 
 /// Exports the flows of a time range for offline analysis.
 ///
@@ -8,14 +8,14 @@ public import ShardStore
 ///   so the export equals the ingested records.
 /// - SQLite: one plain file with a flat `flows` table, NetObserv's column names and
 ///   explicit types (INTEGER is 64-bit for sqlite3, DuckDB and ClickHouse's `sqlite()`).
-public struct FlowExporter {
-    public let store: ShardStore
+package struct FlowExporter {
+    package let store: ShardStore
 
-    public init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore) { self.store = store }
 
     /// Writes every flow of the range as one JSON object per line to `write`; returns the count.
     @discardableResult
-    public func exportJSONLines(fromMs: Int64?, toMs: Int64?, progress: (Int) -> Void = { _ in },
+    package func exportJSONLines(fromMs: Int64?, toMs: Int64?, progress: (Int) -> Void = { _ in },
                                 write: ([UInt8]) throws -> Void) throws -> Int {
         let encoder = FlowEncoder()
         let end = FlowSchema.requiredField
@@ -40,7 +40,7 @@ public struct FlowExporter {
 
     /// Writes the range into a new SQLite file at `path` with a flat `flows` table.
     @discardableResult
-    public func exportSQLite(to path: String, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
+    package func exportSQLite(to path: String, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
                              progress: (Int) -> Void = { _ in }) throws -> Int {
         if FileManager.default.fileExists(atPath: path) {
             throw QueryError("\(path) already exists; remove it or choose another --output")

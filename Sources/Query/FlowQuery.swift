@@ -1,25 +1,25 @@
 import Foundation
-public import ShardStore
+package import ShardStore
 
 /// A query over flows: a time range, a filter in SQL syntax on NetObserv's field names,
 /// the fields to return, and a row limit.
-public struct FlowQuery: Sendable {
+package struct FlowQuery: Sendable {
     /// Inclusive start and exclusive end on `TimeFlowEndMs`, epoch milliseconds.
-    public var fromMs: Int64?
-    public var toMs: Int64?
+    package var fromMs: Int64?
+    package var toMs: Int64?
     /// An SQL boolean expression, e.g. `SrcK8S_Namespace = 'shop' AND DstPort = 443`.
-    public var whereSQL: String?
+    package var whereSQL: String?
     /// Fields to return; empty means every field.
-    public var fields: [String] = []
-    public var limit: Int?
+    package var fields: [String] = []
+    package var limit: Int?
 
-    public init() {}
+    package init() {}
 }
 
 /// A query failure a user can fix: the message says which part of the query is wrong.
-public struct QueryError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct QueryError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Runs a `FlowQuery` over the shards of a store, oldest first, streaming rows.
@@ -28,18 +28,18 @@ public struct QueryError: Error, Sendable, CustomStringConvertible {
 /// each shard's min and max `TimeFlowEndMs`); each is opened read-only (sealed ones in
 /// place), so no statement can change stored data. Rows arrive shard by shard, in time
 /// order within a shard, and the run stops as soon as `limit` rows were produced.
-public struct FlowQueryRunner {
-    public let store: ShardStore
+package struct FlowQueryRunner {
+    package let store: ShardStore
 
-    public init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore) { self.store = store }
 
     /// Column names of the result, in order.
-    public func columns(for query: FlowQuery) -> [String] {
+    package func columns(for query: FlowQuery) -> [String] {
         query.fields.isEmpty ? ShardSchemaColumns.fieldNames : query.fields
     }
 
     /// Calls `row` with each result row's values (nil for SQL NULL); return false to stop.
-    public func run(_ query: FlowQuery, row: ([QueryValue]) throws -> Bool) throws {
+    package func run(_ query: FlowQuery, row: ([QueryValue]) throws -> Bool) throws {
         let columns = columns(for: query)
         for name in columns where !ShardSchemaColumns.fieldNames.contains(name) {
             throw QueryError("unknown field \(name); fields are NetObserv's names, e.g. SrcK8S_Namespace, Bytes (see `flowrec schema`)")
@@ -76,7 +76,7 @@ public struct FlowQueryRunner {
 }
 
 /// One value of a result row.
-public enum QueryValue: Sendable, Equatable {
+package enum QueryValue: Sendable, Equatable {
     case null
     case integer(Int64)
     /// Only from `flowrec sql` (avg(), ratios): stored fields are integers or text.
@@ -100,6 +100,6 @@ public enum QueryValue: Sendable, Equatable {
 }
 
 /// The flows view's column names (NetObserv's field names), in schema order.
-public enum ShardSchemaColumns {
-    public static let fieldNames: [String] = ShardSchema.viewFieldNames
+package enum ShardSchemaColumns {
+    package static let fieldNames: [String] = ShardSchema.viewFieldNames
 }

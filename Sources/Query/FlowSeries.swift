@@ -1,23 +1,23 @@
-public import ShardStore
+package import ShardStore
 
 /// A time series of flows, bytes and packets for one group (e.g. one namespace pair),
 /// bucketed by `stepMs`: from rollups where they cover the range, from raw shards at
 /// the edges and for windows not sealed yet.
-public struct FlowSeries {
-    public struct Point: Sendable, Equatable {
-        public let bucketMs: Int64
-        public var flows: Int64
-        public var bytes: Int64
-        public var packets: Int64
+package struct FlowSeries {
+    package struct Point: Sendable, Equatable {
+        package let bucketMs: Int64
+        package var flows: Int64
+        package var bytes: Int64
+        package var packets: Int64
     }
 
-    public let store: ShardStore
+    package let store: ShardStore
 
-    public init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore) { self.store = store }
 
     /// `group`: field = value pairs (all of them must hold); `stepMs` a multiple of a minute.
     /// Buckets start at `fromMs`; rollups are used when that is a whole minute.
-    public func run(group: [(field: String, value: String)], stepMs: Int64, fromMs: Int64, toMs: Int64,
+    package func run(group: [(field: String, value: String)], stepMs: Int64, fromMs: Int64, toMs: Int64,
                     allowRollups: Bool = true) throws -> [Point] {
         guard stepMs >= 60_000, stepMs % 60_000 == 0 else { throw QueryError("the step must be a whole number of minutes (1m, 5m, 1h, ...)") }
         guard fromMs < toMs else { throw QueryError("the range is empty: --from must be before --to") }

@@ -1,4 +1,4 @@
-public import ShardStore
+package import ShardStore
 import Foundation
 
 /// `flowrec tail`: the newest stored flows, then (following) each flow as it is stored.
@@ -7,15 +7,15 @@ import Foundation
 /// each active shard past the last rowid seen, once per poll. A shard that gets sealed
 /// between two polls may have taken a last batch after the previous poll: that is
 /// reported (with the `query` that shows those flows), never skipped silently.
-public final class FlowTail {
-    public let store: ShardStore
-    public var fields: [String]
-    public var whereSQL: String?
+package final class FlowTail {
+    package let store: ShardStore
+    package var fields: [String]
+    package var whereSQL: String?
     /// Active shards being followed: the last rowid printed of each.
     private var seen: [ShardID: Int64] = [:]
     private var readers: [ShardID: ShardReader] = [:]
 
-    public init(store: ShardStore, fields: [String], whereSQL: String?) {
+    package init(store: ShardStore, fields: [String], whereSQL: String?) {
         self.store = store
         self.fields = fields
         self.whereSQL = whereSQL
@@ -23,7 +23,7 @@ public final class FlowTail {
 
     /// The last `count` matching flows of the active shards, oldest first; following
     /// continues after them.
-    public func last(_ count: Int, row: ([QueryValue]) throws -> Void) throws {
+    package func last(_ count: Int, row: ([QueryValue]) throws -> Void) throws {
         var newest: [[QueryValue]] = []
         for shard in try activeShards() {  // oldest window first
             let reader = try reader(for: shard.id)
@@ -39,7 +39,7 @@ public final class FlowTail {
     /// One poll: prints what was stored since the previous one. Returns notices about
     /// flows that were sealed before they could be read.
     @discardableResult
-    public func poll(row: ([QueryValue]) throws -> Void) throws -> [String] {
+    package func poll(row: ([QueryValue]) throws -> Void) throws -> [String] {
         var notices: [String] = []
         let shards = try store.shards()
         let active = shards.filter { $0.state == "active" }

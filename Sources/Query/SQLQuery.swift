@@ -1,13 +1,13 @@
-public import ShardStore
+package import ShardStore
 
 /// `flowrec sql`: one read-only statement over a `flows` relation spanning every shard
 /// of a range (`FlowsAcrossShards`), results as `QueryValue`s.
-public struct SQLQuery {
-    public let store: ShardStore
-    public var fromMs: Int64?
-    public var toMs: Int64?
+package struct SQLQuery {
+    package let store: ShardStore
+    package var fromMs: Int64?
+    package var toMs: Int64?
 
-    public init(store: ShardStore, fromMs: Int64? = nil, toMs: Int64? = nil) {
+    package init(store: ShardStore, fromMs: Int64? = nil, toMs: Int64? = nil) {
         self.store = store
         self.fromMs = fromMs
         self.toMs = toMs
@@ -16,7 +16,7 @@ public struct SQLQuery {
     /// Runs `sql`; `columns` hears the result's column names first, then `row` each
     /// row (return false to stop). Returns how many shards were opened.
     @discardableResult
-    public func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
+    package func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
         let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
         var width: Int32 = 0
         do {

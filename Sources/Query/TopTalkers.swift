@@ -1,4 +1,4 @@
-public import ShardStore
+package import ShardStore
 
 /// Top-N groups by bytes, packets or flows over a time range.
 ///
@@ -7,8 +7,8 @@ public import ShardStore
 /// minutes) and only the edges and the not yet sealed windows from raw shards. Raw
 /// shards aggregate inside SQLite (`GROUP BY` per shard) and the sums are merged here,
 /// so memory grows with the number of groups, not of flows.
-public struct TopTalkers {
-    public enum Metric: String, Sendable, CaseIterable {
+package struct TopTalkers {
+    package enum Metric: String, Sendable, CaseIterable {
         case bytes, packets, flows
 
         var sql: String {
@@ -20,25 +20,25 @@ public struct TopTalkers {
         }
     }
 
-    public struct Row: Sendable, Equatable {
+    package struct Row: Sendable, Equatable {
         /// Values of the grouping fields ("" where a flow has none).
-        public let group: [String]
-        public var bytes: Int64
-        public var packets: Int64
-        public var flows: Int64
+        package let group: [String]
+        package var bytes: Int64
+        package var packets: Int64
+        package var flows: Int64
     }
 
-    public let store: ShardStore
+    package let store: ShardStore
 
-    public init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore) { self.store = store }
 
-    public func run(by fields: [String], metric: Metric, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
+    package func run(by fields: [String], metric: Metric, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
                     limit: Int = 10) throws -> [Row] {
         try answer(by: fields, metric: metric, fromMs: fromMs, toMs: toMs, whereSQL: whereSQL, limit: limit).rows
     }
 
     /// The top rows, and the span answered from rollups (nil: all from raw shards).
-    public func answer(by fields: [String], metric: Metric, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
+    package func answer(by fields: [String], metric: Metric, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
                        limit: Int = 10) throws -> (rows: [Row], fromRollups: (fromMs: Int64, toMs: Int64)?) {
         guard !fields.isEmpty else { throw QueryError("name at least one field to group by, e.g. --by SrcK8S_Namespace,DstK8S_Namespace") }
         let rollups = (whereSQL ?? "").isEmpty && RollupStore.covers(fields) ? try store.rollups() : nil

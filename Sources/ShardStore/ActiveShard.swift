@@ -2,24 +2,24 @@ import FlowModel
 import Foundation
 
 /// The key of a source partition: a Kafka topic partition, or an ingested file.
-public struct SourcePartition: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public let source: String
-    public let partition: Int32
+package struct SourcePartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package let source: String
+    package let partition: Int32
 
-    public init(source: String, partition: Int32) {
+    package init(source: String, partition: Int32) {
         self.source = source
         self.partition = partition
     }
 
-    public static func < (a: Self, b: Self) -> Bool { (a.source, a.partition) < (b.source, b.partition) }
-    public var description: String { "\(source)[\(partition)]" }
+    package static func < (a: Self, b: Self) -> Bool { (a.source, a.partition) < (b.source, b.partition) }
+    package var description: String { "\(source)[\(partition)]" }
 }
 
 /// What a shard holds of one source partition.
-public struct PositionRange: Sendable, Equatable {
-    public var first: Int64?
-    public var last: Int64?
-    public var highWater: Int64?
+package struct PositionRange: Sendable, Equatable {
+    package var first: Int64?
+    package var last: Int64?
+    package var highWater: Int64?
 }
 
 /// A shard being written: one SQLite database in WAL mode for one window and part.

@@ -5,19 +5,19 @@ import Foundation
 /// The producer fills a batch on a background thread while the caller's thread stores
 /// the previous one; batches are handed back and forth, so their buffers are reused
 /// and at most two exist. Order is kept: batches are stored in the order produced.
-public final class BatchPipeline: @unchecked Sendable {
+package final class BatchPipeline: @unchecked Sendable {
     private let lock = NSCondition()
     private var full: [IngestBatch] = []
     private var empty: [IngestBatch] = [IngestBatch(), IngestBatch()]
     private var finished = false
     private var producerError: (any Error)?
 
-    public init() {}
+    package init() {}
 
     /// Runs `produce` on a new thread and `consume` on this one until `produce`
     /// returns false (no more input). `produce` fills the batch it is given and returns
     /// whether there may be more input. Errors from either side stop both and are rethrown.
-    public func run(produce: @escaping @Sendable (inout IngestBatch) throws -> Bool,
+    package func run(produce: @escaping @Sendable (inout IngestBatch) throws -> Bool,
                     consume: (IngestBatch) throws -> Void) throws {
         let producer = Thread { [self] in
             while true {

@@ -5,8 +5,8 @@
 /// Migrations are append-only and numbered; the applied ones are recorded in
 /// `schema_migrations`, as GRDB's DatabaseMigrator does. `migrations/catalog/` holds
 /// the same text, written by `flowrec schema --write-migrations`.
-public enum CatalogSchema {
-    public static let migrations: [(name: String, sql: String)] = [
+package enum CatalogSchema {
+    package static let migrations: [(name: String, sql: String)] = [
         ("0001_catalog", """
         -- flowrec catalog, migration 0001.
         -- One row per shard file: active (being written), sealed (compressed, immutable)

@@ -1,16 +1,16 @@
-public import Foundation
+package import Foundation
 
 /// How far one forwarder has delivered one shard. Kept in the catalog's `deliveries`
 /// table, so a restarted sync resumes at the first chunk not yet delivered, and
 /// retention knows which shards it may delete.
-public struct DeliveryState: Sendable, Equatable {
-    public var chunksDelivered: Int64
+package struct DeliveryState: Sendable, Equatable {
+    package var chunksDelivered: Int64
     /// The chunk size the delivery started with (0: the shard travels whole).
-    public var chunkRows: Int64
-    public var complete: Bool
-    public var updatedMs: Int64
+    package var chunkRows: Int64
+    package var complete: Bool
+    package var updatedMs: Int64
 
-    public init(chunksDelivered: Int64, chunkRows: Int64, complete: Bool, updatedMs: Int64) {
+    package init(chunksDelivered: Int64, chunkRows: Int64, complete: Bool, updatedMs: Int64) {
         self.chunksDelivered = chunksDelivered
         self.chunkRows = chunkRows
         self.complete = complete
@@ -21,19 +21,19 @@ public struct DeliveryState: Sendable, Equatable {
 extension ShardStore {
     /// Marks a shard as delivered (or partly delivered) by a forwarder. One row per
     /// (forwarder, shard): the catalog commits it before this returns.
-    public func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
+    package func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
                                complete: Bool) throws {
         try DeliveryLedger.record(in: catalog, forwarder: forwarder, shard: shard, chunksDelivered: chunksDelivered,
                                   chunkRows: chunkRows, complete: complete)
     }
 
     /// Every shard `forwarder` has started or finished delivering, by shard id.
-    public func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
+    package func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
         try DeliveryLedger.deliveries(in: catalog, forwarder: forwarder)
     }
 
     /// The names of every forwarder that has delivery state in this store.
-    public func forwarderNames() throws -> [String] {
+    package func forwarderNames() throws -> [String] {
         Array(Set(try catalog.deliveries().map(\.forwarder))).sorted()
     }
 }
@@ -41,11 +41,11 @@ extension ShardStore {
 /// The catalog alone, for replication: which shards are sealed, where their files are,
 /// and what each forwarder has delivered. Opens no shard, so `flowrec sync` and the
 /// recorder's forwarding thread can use it beside a running writer.
-public final class DeliveryLedger {
-    public let directory: URL
+package final class DeliveryLedger {
+    package let directory: URL
     private let catalog: Catalog
 
-    public init(directory: String) throws {
+    package init(directory: String) throws {
         self.directory = URL(fileURLWithPath: directory)
         let path = self.directory.appendingPathComponent("catalog.sqlite").path
         guard FileManager.default.fileExists(atPath: path) else {
@@ -55,7 +55,7 @@ public final class DeliveryLedger {
     }
 
     /// Sealed shards whose flows may fall in [fromMs, toMs), oldest window first.
-    public func sealedShards(overlappingFromMs fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [ShardStore.ShardInfo] {
+    package func sealedShards(overlappingFromMs fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [ShardStore.ShardInfo] {
         try catalog.shards().compactMap { row in
             guard row.state == "sealed", let minT = row.minTimeMs, let maxT = row.maxTimeMs else { return nil }
             if let fromMs, maxT < fromMs { return nil }
@@ -66,13 +66,13 @@ public final class DeliveryLedger {
     }
 
     /// The sealed file of a shard.
-    public func sealedPath(of id: ShardID) -> String { directory.appendingPathComponent(id.sealedRelativePath).path }
+    package func sealedPath(of id: ShardID) -> String { directory.appendingPathComponent(id.sealedRelativePath).path }
 
-    public func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
+    package func deliveries(forwarder: String) throws -> [ShardID: DeliveryState] {
         try Self.deliveries(in: catalog, forwarder: forwarder)
     }
 
-    public func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
+    package func recordDelivery(forwarder: String, shard: ShardID, chunksDelivered: Int64, chunkRows: Int64 = 0,
                                complete: Bool) throws {
         try Self.record(in: catalog, forwarder: forwarder, shard: shard, chunksDelivered: chunksDelivered,
                         chunkRows: chunkRows, complete: complete)

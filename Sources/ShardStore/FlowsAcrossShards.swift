@@ -14,23 +14,23 @@ import Foundation
 /// Nothing can be changed through it: the connection is in-memory, `flows` has no
 /// update method, and an authorizer allows only reading (no INSERT, DELETE, ATTACH,
 /// CREATE, PRAGMA...).
-public final class FlowsAcrossShards {
+package final class FlowsAcrossShards {
     let store: ShardStore
     let fromMs: Int64?
     let toMs: Int64?
     private let db: SQLiteDatabase
     private let module: UnsafeMutablePointer<sqlite3_module>
     /// Shards opened by queries so far: what tests check the time push-down with.
-    public private(set) var shardsOpened = 0
+    package private(set) var shardsOpened = 0
 
     /// The columns of `flows`: NetObserv's field names, as in each shard's view.
-    public static let columns: [String] = ShardSchema.viewFieldNames
+    package static let columns: [String] = ShardSchema.viewFieldNames
 
     /// How many rows of a shard one worker reads at most: a bigger shard is cut into
     /// rowid ranges (`Cursor.Part`) so that every core scans it.
     let rowsPerPart: Int64
 
-    public init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 250_000) throws {
+    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 250_000) throws {
         self.store = store
         self.rowsPerPart = max(1, rowsPerPart)
         self.fromMs = fromMs
@@ -58,7 +58,7 @@ public final class FlowsAcrossShards {
     }
 
     /// Runs one read-only statement; `row` gets each result row (return false to stop).
-    public func query(_ sql: String, columns: ([String]) -> Void = { _ in }, row: (SQLiteStatement) throws -> Bool) throws {
+    package func query(_ sql: String, columns: ([String]) -> Void = { _ in }, row: (SQLiteStatement) throws -> Bool) throws {
         let prepared = Result { () throws(SQLiteError) in try db.prepare(sql) }
         if case .failure(let error) = prepared, error.code == SQLITE_AUTH || error.message.contains("may not be modified") {
             throw ShardStoreError("flowrec sql is read-only: only SELECT (and WITH ... SELECT) over the flows table is allowed; \(error.message)")

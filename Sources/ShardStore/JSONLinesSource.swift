@@ -1,21 +1,21 @@
-public import FlowModel
+package import FlowModel
 import Foundation
 
 /// Turns lines into batches of decoded flows (and dead letters), positions by line number.
-public final class FlowLineBatcher: @unchecked Sendable {  // used by one producer thread at a time
+package final class FlowLineBatcher: @unchecked Sendable {  // used by one producer thread at a time
     private let reader: LineReader
     private let sourceName: String
     private let batchSize: Int
     private var decoder: FlowDecoder
     /// When set, the accepted `TimeFlowEndMs` range is moved with the wall clock at each batch.
-    public var eventTimes: EventTime.Plausibility?
+    package var eventTimes: EventTime.Plausibility?
     private var lineNumber: Int64 = 0
     private let lock = NSLock()
     private var _linesRead: Int64 = 0
 
-    public var linesRead: Int64 { lock.withLock { _linesRead } }
+    package var linesRead: Int64 { lock.withLock { _linesRead } }
 
-    public init(reader: LineReader, sourceName: String, batchSize: Int, decoder: FlowDecoder) {
+    package init(reader: LineReader, sourceName: String, batchSize: Int, decoder: FlowDecoder) {
         self.reader = reader
         self.sourceName = sourceName
         self.batchSize = batchSize
@@ -23,7 +23,7 @@ public final class FlowLineBatcher: @unchecked Sendable {  // used by one produc
     }
 
     /// Fills `batch`; returns false at the end of input.
-    public func fill(_ batch: inout IngestBatch) throws -> Bool {
+    package func fill(_ batch: inout IngestBatch) throws -> Bool {
         let source = batch.sourceIndex(sourceName)
         if let eventTimes {
             decoder.limits.acceptedEndMs = eventTimes.acceptedEndMs(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
@@ -51,13 +51,13 @@ public final class FlowLineBatcher: @unchecked Sendable {  // used by one produc
 }
 
 /// Reads lines from a file or stdin through a large buffer, without a String per line.
-public final class LineReader: @unchecked Sendable {  // one reader thread at a time
+package final class LineReader: @unchecked Sendable {  // one reader thread at a time
     private let handle: FileHandle
     private var buffer: [UInt8] = []
     private var start = 0
     private var eof = false
 
-    public init(path: String?) throws {
+    package init(path: String?) throws {
         if let path {
             guard let h = FileHandle(forReadingAtPath: path) else {
                 throw ShardStoreError("cannot read \(path): check that the file exists and is readable")
@@ -69,7 +69,7 @@ public final class LineReader: @unchecked Sendable {  // one reader thread at a 
     }
 
     /// The next line without its newline; nil at the end of input.
-    public func nextLine() throws -> ArraySlice<UInt8>? {
+    package func nextLine() throws -> ArraySlice<UInt8>? {
         while true {
             let found: Int? = buffer.withUnsafeBufferPointer { all in
                 guard start < all.count, let base = all.baseAddress,

@@ -5,29 +5,29 @@ import Foundation
 /// Only whole sealed shards are deleted, oldest window first; active shards never. A
 /// limit that is exceeded is brought down to `lowWatermark` of itself, so deletions come
 /// in occasional batches instead of one shard per check.
-public struct RetentionPolicy: Sendable, Equatable {
+package struct RetentionPolicy: Sendable, Equatable {
     /// Raw shards whose window ended longer ago than this are deleted.
-    public var maxAgeMs: Int64?
+    package var maxAgeMs: Int64?
     /// The shards' total size on disk (active and sealed).
-    public var maxTotalBytes: Int64?
+    package var maxTotalBytes: Int64?
     /// Free space to keep on the data volume, in bytes and/or as a fraction of its size
     /// (the larger applies). This is the hard limit: when it is reached, shards that a
     /// forwarder has not delivered yet are deleted too, because losing old flows beats
     /// stopping ingest.
-    public var minFreeBytes: Int64?
-    public var minFreeFraction: Double?
+    package var minFreeBytes: Int64?
+    package var minFreeFraction: Double?
     /// 0.9: a store over its size limit is pruned to 90% of it; a volume under its
     /// free-space limit is pruned until free space is the limit / 0.9.
-    public var lowWatermark = 0.9
+    package var lowWatermark = 0.9
     /// One run stops deleting after this long; the next run continues.
-    public var maxRunSeconds = 30.0
+    package var maxRunSeconds = 30.0
     /// Forwarders that must have delivered a shard before age or size may delete it.
-    public var requiredForwarders: [String] = []
+    package var requiredForwarders: [String] = []
     /// Rollups of windows that ended longer ago than this are deleted (usually much
     /// longer than `maxAgeMs`: rollups are what answers old ranges).
-    public var rollupMaxAgeMs: Int64?
+    package var rollupMaxAgeMs: Int64?
 
-    public init(maxAgeMs: Int64? = nil, maxTotalBytes: Int64? = nil, minFreeBytes: Int64? = nil,
+    package init(maxAgeMs: Int64? = nil, maxTotalBytes: Int64? = nil, minFreeBytes: Int64? = nil,
                 minFreeFraction: Double? = nil, lowWatermark: Double = 0.9, requiredForwarders: [String] = []) {
         self.maxAgeMs = maxAgeMs
         self.maxTotalBytes = maxTotalBytes
@@ -37,11 +37,11 @@ public struct RetentionPolicy: Sendable, Equatable {
         self.requiredForwarders = requiredForwarders
     }
 
-    public var isEmpty: Bool {
+    package var isEmpty: Bool {
         maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAgeMs == nil
     }
 
-    public func validate() throws(ShardStoreError) {
+    package func validate() throws(ShardStoreError) {
         if let age = maxAgeMs, age < 60_000 { throw ShardStoreError("the retention age must be at least 1 minute") }
         if let age = rollupMaxAgeMs, age < 60_000 { throw ShardStoreError("the rollup retention age must be at least 1 minute") }
         if let bytes = maxTotalBytes, bytes <= 0 { throw ShardStoreError("the size limit must be positive") }
@@ -53,18 +53,18 @@ public struct RetentionPolicy: Sendable, Equatable {
 }
 
 /// Size and free space of the volume that holds the data directory.
-public struct VolumeSpace: Sendable, Equatable {
-    public var freeBytes: Int64
-    public var totalBytes: Int64
+package struct VolumeSpace: Sendable, Equatable {
+    package var freeBytes: Int64
+    package var totalBytes: Int64
 
-    public init(freeBytes: Int64, totalBytes: Int64) {
+    package init(freeBytes: Int64, totalBytes: Int64) {
         self.freeBytes = freeBytes
         self.totalBytes = totalBytes
     }
 
     /// What `statvfs` says about the volume holding `path` (blocks available to
     /// unprivileged users count as free, as `df` shows).
-    public static func of(_ path: String) -> VolumeSpace? {
+    package static func of(_ path: String) -> VolumeSpace? {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else { return nil }
         let block = Int64(stats.f_frsize)
@@ -73,36 +73,36 @@ public struct VolumeSpace: Sendable, Equatable {
 }
 
 /// One shard that retention deletes (or, in a dry run, would delete), and why.
-public struct PruneDecision: Sendable, Equatable {
-    public enum Reason: String, Sendable {
+package struct PruneDecision: Sendable, Equatable {
+    package enum Reason: String, Sendable {
         case age
         case totalSize = "total-size"
         case freeSpace = "free-space"
     }
 
-    public let shard: ShardID
-    public let path: String
-    public let bytes: Int64
-    public let reason: Reason
+    package let shard: ShardID
+    package let path: String
+    package let bytes: Int64
+    package let reason: Reason
     /// A required forwarder had not delivered it (only ever true for free space).
-    public let undelivered: Bool
+    package let undelivered: Bool
 }
 
-public struct PruneReport: Sendable {
-    public var deleted: [PruneDecision] = []
+package struct PruneReport: Sendable {
+    package var deleted: [PruneDecision] = []
     /// Decisions not carried out because the run hit `maxRunSeconds`.
-    public var postponed = 0
+    package var postponed = 0
     /// Catalog rows whose file had disappeared, and sealed files the catalog did not list.
-    public var forgotten: [String] = []
-    public var adopted: [String] = []
+    package var forgotten: [String] = []
+    package var adopted: [String] = []
     /// Shards whose rollups were deleted by `rollupMaxAgeMs`.
-    public var rollupShardsDropped = 0
+    package var rollupShardsDropped = 0
 }
 
 extension ShardStore {
     /// What a prune would delete now, oldest first, without deleting anything.
     /// `now` and `volume` are parameters so tests can hold the clock and the disk still.
-    public func retentionPlan(_ policy: RetentionPolicy, nowMs: Int64, volume: VolumeSpace?) throws -> [PruneDecision] {
+    package func retentionPlan(_ policy: RetentionPolicy, nowMs: Int64, volume: VolumeSpace?) throws -> [PruneDecision] {
         let shards = try catalog.shards()
         let delivered = try catalog.deliveredToAll(policy.requiredForwarders)
         func isPending(_ id: ShardID) -> Bool { !policy.requiredForwarders.isEmpty && !delivered.contains(id.description) }
@@ -150,7 +150,7 @@ extension ShardStore {
     /// Each deleted shard's high-water marks are kept in the store, so nothing it held is
     /// ever consumed or ingested again.
     @discardableResult
-    public func prune(_ policy: RetentionPolicy, nowMs: Int64? = nil, volume: VolumeSpace? = nil,
+    package func prune(_ policy: RetentionPolicy, nowMs: Int64? = nil, volume: VolumeSpace? = nil,
                       log: (String) -> Void = { _ in }) throws -> PruneReport {
         let nowMs = nowMs ?? Int64(Date().timeIntervalSince1970 * 1000)
         var report = PruneReport()
@@ -238,14 +238,14 @@ extension ShardStore {
     }
 
     /// The store's rollups, or nil when nothing has been rolled up yet.
-    public func rollups() throws -> RollupStore? {
+    package func rollups() throws -> RollupStore? {
         FileManager.default.fileExists(atPath: rollupsPath) ? try RollupStore(path: rollupsPath) : nil
     }
 
     /// The part of [fromMs, toMs) (nil: unbounded) that rollups answer exactly: whole
     /// minutes before the window of any shard not rolled up yet (active shards, late
     /// parts, shards sealed before rollups existed).
-    public func rollupSpan(fromMs: Int64?, toMs: Int64?, rollups: RollupStore) throws -> (fromMs: Int64, toMs: Int64)? {
+    package func rollupSpan(fromMs: Int64?, toMs: Int64?, rollups: RollupStore) throws -> (fromMs: Int64, toMs: Int64)? {
         let shards = try shards().filter { $0.state != "quarantined" }
         let oldestRollup = try rollups.oldestMinuteMs()
         let newestRollupEnd = try rollups.newestMinuteMs().map { $0 + 60_000 }

@@ -10,15 +10,15 @@ import Foundation
 /// adds the sums to every tier in one transaction that also records the shard in
 /// `rollup_shards`; a shard already recorded is never added again, so a seal redone
 /// after a crash cannot count twice.
-public enum RollupSchema {
+package enum RollupSchema {
     /// A flow field the rollups group by, and its column in `rollup_groups`.
-    public struct Dimension: Sendable {
-        public let field: String
-        public let column: String
+    package struct Dimension: Sendable {
+        package let field: String
+        package let column: String
         let isText: Bool
     }
 
-    public static let dimensions: [Dimension] = [
+    package static let dimensions: [Dimension] = [
         .init(field: "SrcK8S_Namespace", column: "src_namespace", isText: true),
         .init(field: "SrcK8S_OwnerName", column: "src_owner", isText: true),
         .init(field: "SrcK8S_OwnerType", column: "src_owner_type", isText: true),
@@ -34,7 +34,7 @@ public enum RollupSchema {
     ]
 
     /// SQL for a dimension over the `flows` view (the port class is computed).
-    public static func flowsExpression(_ field: String) -> String {
+    package static func flowsExpression(_ field: String) -> String {
         field == "DstPortClass" ? """
             (CASE WHEN "DstPort" IS NULL THEN 'none' WHEN "DstPort" < 1024 THEN 'well-known'
                   WHEN "DstPort" < 49152 THEN 'registered' ELSE 'dynamic' END)
@@ -46,14 +46,14 @@ public enum RollupSchema {
         ("minute_rollups", "minute_ms", 60_000), ("hour_rollups", "hour_ms", 3_600_000), ("day_rollups", "day_ms", 86_400_000),
     ]
 
-    public static let measureColumns = [
+    package static let measureColumns = [
         "flows", "bytes", "packets", "dropped_bytes", "dropped_packets", "rtt_min_ns", "rtt_max_ns", "rtt_sum_ns", "rtt_count",
         "dns_latency_sum_ms", "dns_latency_count", "dns_noerror", "dns_nxdomain", "dns_servfail", "dns_other_rcode",
     ]
 
     /// The measures of several rows combined (sums; min and max for RTT), aliased to
     /// their own column names, in `measureColumns` order.
-    public static let mergedMeasuresSQL: String = measureColumns.map { c -> String in
+    package static let mergedMeasuresSQL: String = measureColumns.map { c -> String in
         switch c {
         case "rtt_min_ns": "min(rtt_min_ns) AS rtt_min_ns"
         case "rtt_max_ns": "max(rtt_max_ns) AS rtt_max_ns"
@@ -61,7 +61,7 @@ public enum RollupSchema {
         }
     }.joined(separator: ", ")
 
-    public static let createSQL: String = {
+    package static let createSQL: String = {
         let dims = dimensions.map { "    \($0.column) \($0.isText ? "TEXT" : "INTEGER")" }.joined(separator: ",\n")
         let measures = measureColumns.map { "    \($0) INTEGER\($0.hasPrefix("rtt_m") ? "" : " NOT NULL")" }.joined(separator: ",\n")
         let tierTables = tiers.map { tier in
@@ -235,10 +235,10 @@ final class RollupAccumulator {
 }
 
 /// Writes and reads `rollups.sqlite`.
-public final class RollupStore {
+package final class RollupStore {
     let db: SQLiteDatabase
 
-    public init(path: String) throws(SQLiteError) {
+    package init(path: String) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
         try db.execute(RollupSchema.createSQL)
@@ -372,7 +372,7 @@ public final class RollupStore {
     /// The part of [fromMs, toMs) the rollups answer exactly: minute-aligned, and before
     /// the window of any shard in `unrolled` (active shards, or sealed ones without
     /// rollups), whose flows the tiers do not hold. nil when there is no such span.
-    public static func span(fromMs: Int64, toMs: Int64, unrolledWindowStarts: [Int64]) -> (fromMs: Int64, toMs: Int64)? {
+    package static func span(fromMs: Int64, toMs: Int64, unrolledWindowStarts: [Int64]) -> (fromMs: Int64, toMs: Int64)? {
         let start = ((fromMs + 59_999) / 60_000) * 60_000
         var end = (toMs / 60_000) * 60_000
         if let firstUnrolled = unrolledWindowStarts.filter({ $0 < end }).min() { end = max(start, min(end, firstUnrolled)) }
@@ -408,7 +408,7 @@ public final class RollupStore {
 
     /// Sums of flows, bytes and packets per group of `fields` (flow field names that are
     /// rollup dimensions) over [fromMs, toMs), which must be minute-aligned.
-    public func totals(by fields: [String], fromMs: Int64, toMs: Int64) throws -> [(group: [String], flows: Int64, bytes: Int64, packets: Int64)] {
+    package func totals(by fields: [String], fromMs: Int64, toMs: Int64) throws -> [(group: [String], flows: Int64, bytes: Int64, packets: Int64)] {
         let columns = try fields.map { try Self.column(for: $0) }
         let keys = columns.map { "coalesce(CAST(g.\($0) AS TEXT), '')" }
         let rows = try db.prepare("""
@@ -428,7 +428,7 @@ public final class RollupStore {
 
     /// Per-bucket sums over [fromMs, toMs) (minute-aligned; `stepMs` a multiple of a
     /// minute) for groups matching `filter` (field = value).
-    public func series(stepMs: Int64, fromMs: Int64, toMs: Int64, filter: [(field: String, value: String)]) throws -> [(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64)] {
+    package func series(stepMs: Int64, fromMs: Int64, toMs: Int64, filter: [(field: String, value: String)]) throws -> [(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64)] {
         let tier = RollupSchema.tiers.last { stepMs % $0.bucketMs == 0 && fromMs % $0.bucketMs == 0 } ?? RollupSchema.tiers[0]
         let conditions = try filter.enumerated().map { i, f in "CAST(g.\(try Self.column(for: f.field)) AS TEXT) = ?\(i + 4)" }
         let rows = try db.prepare("""
@@ -448,7 +448,7 @@ public final class RollupStore {
 
     /// Deletes tier rows and shard records of windows that ended before `cutoffMs`.
     @discardableResult
-    public func prune(endedBeforeMs cutoffMs: Int64) throws -> Int {
+    package func prune(endedBeforeMs cutoffMs: Int64) throws -> Int {
         var dropped = 0
         try db.transaction { () throws(SQLiteError) in
             for tier in RollupSchema.tiers {
@@ -465,25 +465,25 @@ public final class RollupStore {
         return dropped
     }
 
-    public func isRolledUp(_ shard: ShardID) throws -> Bool {
+    package func isRolledUp(_ shard: ShardID) throws -> Bool {
         let query = try db.prepare("SELECT 1 FROM rollup_shards WHERE shard_id = ?1")
         query.bind(1, shard.description)
         return try query.step()
     }
 
     /// The oldest bucket the rollups hold, if any.
-    public func oldestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT min(minute_ms) FROM minute_rollups") }
-    public func newestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT max(minute_ms) FROM minute_rollups") }
+    package func oldestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT min(minute_ms) FROM minute_rollups") }
+    package func newestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT max(minute_ms) FROM minute_rollups") }
 
     /// Rows per tier and bytes on disk, for reports.
-    public func size() throws -> (minuteRows: Int64, hourRows: Int64, dayRows: Int64, groups: Int64, bytes: Int64) {
+    package func size() throws -> (minuteRows: Int64, hourRows: Int64, dayRows: Int64, groups: Int64, bytes: Int64) {
         (try db.scalarInteger("SELECT count(*) FROM minute_rollups") ?? 0, try db.scalarInteger("SELECT count(*) FROM hour_rollups") ?? 0,
          try db.scalarInteger("SELECT count(*) FROM day_rollups") ?? 0, try db.scalarInteger("SELECT count(*) FROM rollup_groups") ?? 0,
          fileSize(db.path) + fileSize(db.path + "-wal"))
     }
 
     /// Whether every field is a rollup dimension (so rollups can answer a grouping).
-    public static func covers(_ fields: [String]) -> Bool {
+    package static func covers(_ fields: [String]) -> Bool {
         fields.allSatisfy { f in RollupSchema.dimensions.contains { $0.field == f } }
     }
 

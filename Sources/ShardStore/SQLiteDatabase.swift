@@ -6,15 +6,15 @@ import Glibc
 
 /// A SQLite failure: the result code, SQLite's own message and the SQL involved, so the
 /// user (or the log) sees what failed and where.
-public struct SQLiteError: Error, Sendable, CustomStringConvertible {
-    public let code: Int32
-    public let message: String
-    public let sql: String?
-    public let path: String?
+package struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    package let code: Int32
+    package let message: String
+    package let sql: String?
+    package let path: String?
     /// The operating system's errno behind an I/O error (28 is ENOSPC), 0 if none.
-    public var systemErrno: Int32 = 0
+    package var systemErrno: Int32 = 0
 
-    public var description: String {
+    package var description: String {
         var text = "SQLite error \(code) (\(String(cString: sqlite3_errstr(code)))): \(message)"
         if let path { text += " [\(path)]" }
         if let sql { text += " in `\(sql.prefix(200))`" }
@@ -23,7 +23,7 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     }
 
     /// SQLITE_FULL, or an I/O error caused by ENOSPC.
-    public var isDiskFull: Bool {
+    package var isDiskFull: Bool {
         code & 0xFF == SQLITE_FULL || systemErrno == ENOSPC || message.contains("database or disk is full")
     }
 }
@@ -35,13 +35,13 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 /// let db = try SQLiteDatabase(path: "x.sqlite")
 /// try db.execute("CREATE TABLE t(a INTEGER)")
 /// ```
-public final class SQLiteDatabase {
-    public let path: String
+package final class SQLiteDatabase {
+    package let path: String
     let handle: OpaquePointer
 
-    public enum Mode: Sendable { case readWrite, readOnly }
+    package enum Mode: Sendable { case readWrite, readOnly }
 
-    public init(path: String, mode: Mode = .readWrite, vfs: String? = nil) throws(SQLiteError) {
+    package init(path: String, mode: Mode = .readWrite, vfs: String? = nil) throws(SQLiteError) {
         var db: OpaquePointer?
         let flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
             | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
@@ -60,7 +60,7 @@ public final class SQLiteDatabase {
     deinit { sqlite3_close_v2(handle) }
 
     /// Runs one or more statements that return no rows.
-    public func execute(_ sql: String) throws(SQLiteError) {
+    package func execute(_ sql: String) throws(SQLiteError) {
         var errmsg: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
         if rc != SQLITE_OK {
@@ -72,19 +72,19 @@ public final class SQLiteDatabase {
         }
     }
 
-    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+    package func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         try SQLiteStatement(database: self, sql: sql)
     }
 
     /// The first column of the first row, as an integer (`SELECT count(*) ...`).
-    public func scalarInteger(_ sql: String) throws(SQLiteError) -> Int64? {
+    package func scalarInteger(_ sql: String) throws(SQLiteError) -> Int64? {
         let statement = try prepare(sql)
         guard try statement.step() else { return nil }
         return statement.isNull(0) ? nil : statement.integer(0)
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
-    public func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
+    package func transaction<R>(_ body: () throws(SQLiteError) -> R) throws(SQLiteError) -> R {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -107,10 +107,10 @@ public final class SQLiteDatabase {
 
 /// A prepared statement. Bind with 1-based indexes, step, read columns with 0-based
 /// indexes, as the C API does; `reset()` makes it reusable.
-public final class SQLiteStatement {
+package final class SQLiteStatement {
     let handle: OpaquePointer
     unowned let database: SQLiteDatabase
-    public let sql: String
+    package let sql: String
 
     /// Prepares exactly one statement: text after it (`...; DROP TABLE t`) is an error,
     /// never silently ignored.
@@ -139,16 +139,16 @@ public final class SQLiteStatement {
 
     // MARK: Binding
 
-    @inline(__always) public func bind(_ index: Int32, _ value: Int64) {
+    @inline(__always) package func bind(_ index: Int32, _ value: Int64) {
         sqlite3_bind_int64(handle, index, value)
     }
 
-    @inline(__always) public func bindNull(_ index: Int32) {
+    @inline(__always) package func bindNull(_ index: Int32) {
         sqlite3_bind_null(handle, index)
     }
 
     /// Binds UTF-8 text that SQLite copies (the bytes need not outlive the call).
-    @inline(__always) public func bind(_ index: Int32, utf8 bytes: UnsafeBufferPointer<UInt8>) {
+    @inline(__always) package func bind(_ index: Int32, utf8 bytes: UnsafeBufferPointer<UInt8>) {
         // A zero-length string must still be bound as text (not NULL): point at a static byte.
         let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(emptyText)
         sqlite3_bind_text(handle, index, pointer.assumingMemoryBound(to: CChar.self), Int32(bytes.count), sqliteTransient)
@@ -156,27 +156,27 @@ public final class SQLiteStatement {
 
     /// Binds UTF-8 text without copying: the bytes must stay valid until the statement
     /// is stepped and reset (the row insert loop binds and steps inside one closure).
-    @inline(__always) public func bind(_ index: Int32, borrowedUTF8 bytes: UnsafeBufferPointer<UInt8>) {
+    @inline(__always) package func bind(_ index: Int32, borrowedUTF8 bytes: UnsafeBufferPointer<UInt8>) {
         let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(emptyText)
         sqlite3_bind_text(handle, index, pointer.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
     }
 
-    public func bind(_ index: Int32, _ text: String) {
+    package func bind(_ index: Int32, _ text: String) {
         var text = text
         text.withUTF8 { bind(index, utf8: $0) }
     }
 
-    public func bind(_ index: Int32, blob bytes: UnsafeRawBufferPointer) {
+    package func bind(_ index: Int32, blob bytes: UnsafeRawBufferPointer) {
         sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), sqliteTransient)
     }
 
-    public func clearBindings() { sqlite3_clear_bindings(handle) }
+    package func clearBindings() { sqlite3_clear_bindings(handle) }
 
     // MARK: Running
 
     /// Advances to the next row; false when done.
     @discardableResult
-    public func step() throws(SQLiteError) -> Bool {
+    package func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
@@ -185,18 +185,18 @@ public final class SQLiteStatement {
         throw error
     }
 
-    public func reset() { sqlite3_reset(handle) }
+    package func reset() { sqlite3_reset(handle) }
 
     // MARK: Reading columns
 
-    public var columnCount: Int32 { sqlite3_column_count(handle) }
-    public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
-    @inline(__always) public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+    package var columnCount: Int32 { sqlite3_column_count(handle) }
+    package func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(handle, i)) }
+    @inline(__always) package func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
 
-    public enum ColumnType: Sendable { case null, integer, real, text, blob }
+    package enum ColumnType: Sendable { case null, integer, real, text, blob }
 
     /// The storage class of a result column in the current row.
-    public func columnType(_ i: Int32) -> ColumnType {
+    package func columnType(_ i: Int32) -> ColumnType {
         switch sqlite3_column_type(handle, i) {
         case SQLITE_NULL: .null
         case SQLITE_INTEGER: .integer
@@ -205,22 +205,22 @@ public final class SQLiteStatement {
         default: .text
         }
     }
-    @inline(__always) public func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
-    @inline(__always) public func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
-    @inline(__always) public func isInteger(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_INTEGER }
+    @inline(__always) package func integer(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+    @inline(__always) package func double(_ i: Int32) -> Double { sqlite3_column_double(handle, i) }
+    @inline(__always) package func isInteger(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_INTEGER }
 
-    public func text(_ i: Int32) -> String? {
+    package func text(_ i: Int32) -> String? {
         guard let p = sqlite3_column_text(handle, i) else { return nil }
         return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))), as: UTF8.self)
     }
 
     /// The column's UTF-8 bytes, valid until the next step or reset.
-    @inline(__always) public func withText<R>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    @inline(__always) package func withText<R>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         guard let p = sqlite3_column_text(handle, i) else { return nil }
         return body(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
     }
 
-    public func blob(_ i: Int32) -> [UInt8] {
+    package func blob(_ i: Int32) -> [UInt8] {
         let n = Int(sqlite3_column_bytes(handle, i))
         guard n > 0, let p = sqlite3_column_blob(handle, i) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: n))

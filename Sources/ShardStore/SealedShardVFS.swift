@@ -13,12 +13,12 @@ import Foundation
 /// SealedShardVFS.register()
 /// let db = try SQLiteDatabase(path: SealedShardVFS.uri(for: path), mode: .readOnly, vfs: SealedShardVFS.name)
 /// ```
-public enum SealedShardVFS {
-    public static let name = "flowrec-zstd"
+package enum SealedShardVFS {
+    package static let name = "flowrec-zstd"
 
     /// The URI to open a sealed shard with: immutable, so SQLite takes no locks and
     /// never looks for a journal.
-    public static func uri(for path: String) -> String {
+    package static func uri(for path: String) -> String {
         var components = URLComponents()
         components.scheme = "file"
         components.path = path
@@ -31,10 +31,10 @@ public enum SealedShardVFS {
     static func handles(_ path: String) -> Bool { path.hasSuffix(".zst") || path.hasSuffix(".zst.tmp") }
 
     /// Registers the VFS once per process (not as the default).
-    public static func register() { _ = registration }
+    package static func register() { _ = registration }
 
     /// The cache of decompressed frames shared by all sealed-shard readers.
-    public static let frameCache = FrameCache(limitBytes: 64 << 20)
+    package static let frameCache = FrameCache(limitBytes: 64 << 20)
 
     /// The last read failure of a sealed shard, by path, so an SQLite I/O error can be
     /// reported with what actually went wrong (corrupt frame, truncated file).
@@ -202,17 +202,17 @@ final class SealedShardFile: @unchecked Sendable {  // used by the SQLite connec
 
 /// Decompressed frames of every open sealed shard, least recently used out first,
 /// bounded in bytes so many readers over many shards stay within a fixed memory budget.
-public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
+package final class FrameCache: @unchecked Sendable {  // all state behind `lock`
     private struct Key: Hashable { let file: Int; let index: Int }
     private let lock = NSLock()
     private var frames: [Key: (bytes: [UInt8], lastUse: UInt64)] = [:]
     private var clock: UInt64 = 0
-    public private(set) var bytes = 0
+    package private(set) var bytes = 0
     /// Frames decompressed so far (cache misses); tests and metrics read it.
-    public private(set) var loads = 0
+    package private(set) var loads = 0
     /// Set by the process: queries keep more frames than the recorder, whose only reads
     /// of sealed files are the seal's verification pass (read once, in order).
-    public var limitBytes: Int {
+    package var limitBytes: Int {
         get { lock.withLock { limit } }
         set { lock.withLock { limit = max(0, newValue); evictOverLimit() } }
     }
@@ -220,7 +220,7 @@ public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
     nonisolated(unsafe) private static var identities = 0
     private static let identityLock = NSLock()
 
-    public init(limitBytes: Int) { limit = limitBytes }
+    package init(limitBytes: Int) { limit = limitBytes }
 
     static func nextFileIdentity() -> Int {
         identityLock.withLock {
@@ -229,7 +229,7 @@ public final class FrameCache: @unchecked Sendable {  // all state behind `lock`
         }
     }
 
-    public func frame(file: Int, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
+    package func frame(file: Int, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
         let key = Key(file: file, index: index)
         if let hit: [UInt8] = lock.withLock({
             clock += 1

@@ -8,24 +8,24 @@ import Foundation
 ///
 /// Each frame carries zstd's content checksum, so a corrupted frame fails to decode
 /// instead of returning wrong bytes.
-public enum SeekableZstd {
+package enum SeekableZstd {
     static let skippableMagic: UInt32 = 0x184D_2A5E
     static let seekableMagic: UInt32 = 0x8F92_EAB1
     static let footerSize = 9
     /// The largest frame flowrec writes (`flowrec compact --frame-mib` allows 64); a seek
     /// table claiming more is damaged, and trusting it would allocate that much.
-    public static let maxFrameBytes = 64 << 20
+    package static let maxFrameBytes = 64 << 20
 
-    public struct Frame: Sendable, Equatable {
+    package struct Frame: Sendable, Equatable {
         /// Byte offset of the frame in the compressed file, and in the original.
-        public let compressedOffset: Int64
-        public let decompressedOffset: Int64
-        public let compressedSize: Int
-        public let decompressedSize: Int
+        package let compressedOffset: Int64
+        package let decompressedOffset: Int64
+        package let compressedSize: Int
+        package let decompressedSize: Int
     }
 
-    public struct FormatError: Error, CustomStringConvertible, Sendable {
-        public let description: String
+    package struct FormatError: Error, CustomStringConvertible, Sendable {
+        package let description: String
         init(_ d: String) { description = d }
     }
 
@@ -33,7 +33,7 @@ public enum SeekableZstd {
     /// writing the seek table last. Returns the frames written. The destination is
     /// fsynced before this returns.
     @discardableResult
-    public static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20,
+    package static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20,
                                 shouldCancel: () -> Bool = { false }) throws -> [Frame] {
         guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
         defer { try? input.close() }
@@ -164,7 +164,7 @@ public enum SeekableZstd {
     }
 
     /// Decompresses a whole sealed file to `destination` through the seek table.
-    public static func decompress(source: String, destination: String) throws {
+    package static func decompress(source: String, destination: String) throws {
         guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
         defer { try? input.close() }
         let size = Int64((try FileManager.default.attributesOfItem(atPath: source)[.size] as? NSNumber)?.int64Value ?? 0)

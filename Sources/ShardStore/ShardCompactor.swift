@@ -53,7 +53,7 @@ struct ShardCompactor {
 /// time, whenever it is told the source is quiet. Ingest preempts it through the
 /// scheduler; `stop()` cancels the shard in progress (between frames) so shutdown stays
 /// quick, and that shard is simply compacted again another time.
-public final class IdleCompactor: @unchecked Sendable {  // all state behind `condition`
+package final class IdleCompactor: @unchecked Sendable {  // all state behind `condition`
     private let condition = NSCondition()
     private var idle = false
     private var stopping = false
@@ -64,7 +64,7 @@ public final class IdleCompactor: @unchecked Sendable {  // all state behind `co
     private var compactedCount = 0
     private var failureCount = 0
 
-    public init(directory: String, level: Int32 = 19, frameSize: Int = 1 << 20, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    package init(directory: String, level: Int32 = 19, frameSize: Int = 1 << 20, log: @escaping @Sendable (String) -> Void = { _ in }) {
         let url = URL(fileURLWithPath: directory)
         compactor = ShardCompactor(directory: url, level: level, frameSize: frameSize)
         catalogPath = url.appendingPathComponent("catalog.sqlite").path
@@ -72,14 +72,14 @@ public final class IdleCompactor: @unchecked Sendable {  // all state behind `co
     }
 
     /// Shards compacted and compactions failed since start.
-    public var counts: (compacted: Int, failed: Int) {
+    package var counts: (compacted: Int, failed: Int) {
         condition.lock()
         defer { condition.unlock() }
         return (compactedCount, failureCount)
     }
 
     /// Tells the compactor whether the source is quiet. Idle starts (or resumes) the pass.
-    public func setIdle(_ isIdle: Bool) {
+    package func setIdle(_ isIdle: Bool) {
         condition.lock()
         defer { condition.unlock() }
         guard idle != isIdle else { return }
@@ -94,7 +94,7 @@ public final class IdleCompactor: @unchecked Sendable {  // all state behind `co
     }
 
     /// Cancels the shard in progress and waits for the thread to end.
-    public func stop() {
+    package func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()

@@ -3,32 +3,32 @@ import FlowModel
 /// Names one shard: its time window and its part. Part 0 is the window's first shard;
 /// a flow that arrives after its window was sealed opens the next part, so sealed
 /// shards are never modified.
-public struct ShardID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let windowStartMs: Int64
-    public let windowEndMs: Int64
-    public let part: Int
+package struct ShardID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let windowStartMs: Int64
+    package let windowEndMs: Int64
+    package let part: Int
 
-    public init(windowStartMs: Int64, windowEndMs: Int64, part: Int) {
+    package init(windowStartMs: Int64, windowEndMs: Int64, part: Int) {
         self.windowStartMs = windowStartMs
         self.windowEndMs = windowEndMs
         self.part = part
     }
 
     /// `20260101T0000Z_20260101T0100Z.0`: sorts by time, readable in `ls`.
-    public var description: String {
+    package var description: String {
         "\(Self.stamp(windowStartMs))_\(Self.stamp(windowEndMs)).\(part)"
     }
 
     /// `shards/YYYY/MM/DD/<id>.sqlite`, relative to the data directory.
-    public var activeRelativePath: String {
+    package var activeRelativePath: String {
         let day = Self.dayFolder(windowStartMs)
         return "shards/\(day)/\(description).sqlite"
     }
 
     /// The sealed file's path: the active path plus `.zst`.
-    public var sealedRelativePath: String { activeRelativePath + ".zst" }
+    package var sealedRelativePath: String { activeRelativePath + ".zst" }
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let parts = text.split(separator: ".")
         guard parts.count == 2, let part = Int(parts[1]) else { return nil }
         let times = parts[0].split(separator: "_")
@@ -36,7 +36,7 @@ public struct ShardID: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(windowStartMs: start, windowEndMs: end, part: part)
     }
 
-    public static func < (a: ShardID, b: ShardID) -> Bool {
+    package static func < (a: ShardID, b: ShardID) -> Bool {
         (a.windowStartMs, a.part) < (b.windowStartMs, b.part)
     }
 

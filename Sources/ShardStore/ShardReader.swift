@@ -1,12 +1,12 @@
-public import FlowModel
+package import FlowModel
 import CSQLite
 import Foundation
 
 /// Reads one shard, active or sealed, without writing to it. Sealed shards are read in
 /// place through `SealedShardVFS`; a damaged one fails with an error naming the shard
 /// and what is wrong with it.
-public final class ShardReader {
-    public let path: String
+package final class ShardReader {
+    package let path: String
     let db: SQLiteDatabase
     /// The shard's strings, loaded on first use: SQL over the `flows` view and the
     /// multi-shard table never need them in memory, and loading costs a full read of
@@ -16,7 +16,7 @@ public final class ShardReader {
     private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
 
     /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         do {
             if SealedShardVFS.handles(path) {
@@ -60,7 +60,7 @@ public final class ShardReader {
     }
 
     /// Every flow, in the shard's row order.
-    public func forEachFlow(_ body: (Flow) throws -> Void) throws {
+    package func forEachFlow(_ body: (Flow) throws -> Void) throws {
         do {
             try Self.forEachFlow(db, dictionary: dictionary(), codec: codec, timeEncoding: timeEncoding, body)
         } catch let error as SQLiteError {
@@ -81,7 +81,7 @@ public final class ShardReader {
     /// The first and last rowid of `flow_rows`, nil when the shard is empty. A sealed
     /// shard never changes, so rowid ranges name the same rows on every read: the
     /// forwarders cut their chunks by them.
-    public func rowIDRange() throws -> ClosedRange<Int64>? {
+    package func rowIDRange() throws -> ClosedRange<Int64>? {
         do {
             let q = try db.prepare("SELECT min(rowid), max(rowid) FROM flow_rows")
             guard try q.step(), !q.isNull(0) else { return nil }
@@ -92,7 +92,7 @@ public final class ShardReader {
     /// The flows whose rowid is in `rowIDs`, sorted by `keys` (string fields by their
     /// text, as ClickHouse sorts them; absent values first), then by rowid, so the
     /// order is total and the same on every read.
-    public func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
+    package func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
         var flow = Flow()
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
@@ -104,7 +104,7 @@ public final class ShardReader {
     /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: each row's values
     /// are read straight from SQLite and the shard's string table. For encoders that
     /// copy every value once anyway (the ClickHouse forwarder).
-    public func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
+    package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
         let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
@@ -151,14 +151,14 @@ public final class ShardReader {
     }
 
     /// The highest rowid of `flow_rows` (0 when empty): where following starts.
-    public func lastRowID() throws -> Int64 {
+    package func lastRowID() throws -> Int64 {
         do { return try db.scalarInteger("SELECT max(rowid) FROM flow_rows") ?? 0 } catch { throw describe(error) }
     }
 
     /// Rows with a rowid in (after, through], as the `flows` view shows them, optionally
     /// filtered, in the order they were stored: `flowrec tail` reads an active shard's new
     /// rows with it. `fields` are `flows` column names (quoted by the caller's list).
-    public func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
+    package func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
                                  newestFirstLimit: Int? = nil, _ body: (SQLiteStatement) throws -> Void) throws {
         let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
         let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
@@ -179,7 +179,7 @@ public final class ShardReader {
 
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
-    public func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },
+    package func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },
                       _ row: (SQLiteStatement) throws -> Void) throws {
         let statement = try db.prepare(sql)
         bind(statement)
@@ -187,7 +187,7 @@ public final class ShardReader {
     }
 
     /// Runs `PRAGMA quick_check`; nil when the shard is sound, else SQLite's report.
-    public func quickCheck() throws -> String? {
+    package func quickCheck() throws -> String? {
         do {
             let check = try db.prepare("PRAGMA quick_check")
             guard try check.step() else { return "quick_check returned nothing" }
@@ -219,7 +219,7 @@ public final class ShardReader {
         return result
     }
 
-    public func meta(_ key: String) throws -> String? {
+    package func meta(_ key: String) throws -> String? {
         let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
         q.bind(1, key)
         return try q.step() ? q.text(0) : nil
@@ -244,7 +244,7 @@ public final class ShardReader {
 /// One stored row, read in place: valid only inside the callback that receives it.
 /// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
 /// nil here, which is all a column store can hold.
-public struct ShardRow {
+package struct ShardRow {
     let statement: SQLiteStatement
     let dictionary: StringDictionary
     let layout: Layout
@@ -260,7 +260,7 @@ public struct ShardRow {
     }
 
     /// An integer or boolean field; nil when absent, null, or a text field.
-    @inline(__always) public func integer(_ field: FieldID) -> Int64? {
+    @inline(__always) package func integer(_ field: FieldID) -> Int64? {
         let column = Int32(field.index)
         guard !layout.textStored[field.index], !statement.isNull(column) else { return nil }
         let value = statement.integer(column)
@@ -271,7 +271,7 @@ public struct ShardRow {
     }
 
     /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
-    @inline(__always) public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    @inline(__always) package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         let column = Int32(field.index)
         guard layout.textStored[field.index], !statement.isNull(column) else { return nil }
         return dictionary.withBytes(of: Int32(statement.integer(column)), body)
@@ -280,7 +280,7 @@ public struct ShardRow {
     /// The unknown fields' members (`"key":value` joined by commas), nil when none.
     /// The shard keeps them as one JSON object; the braces are left out here, as
     /// `Flow.extrasBytes` leaves them out.
-    public func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         statement.withText(layout.extrasColumn) { object in
             guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
             return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))

@@ -1,23 +1,23 @@
-public import FlowModel
+package import FlowModel
 
 /// The SQL layout of an active shard, derived from `FlowSchema.fields` so that a field
 /// added there becomes a column here with no second list to keep in step.
 ///
 /// `migrations/shard/0001_shard.sql` is this text, written by `flowrec schema
 /// --write-migrations`; a test fails when the file and the code disagree.
-public enum ShardSchema {
+package enum ShardSchema {
     /// Stored in each shard's `meta` table; a shard keeps the version it was created with.
-    public static let version = 1
+    package static let version = 1
 
     /// Columns after the NetObserv fields: what a `Flow` needs besides field values to
     /// give back the exact JSON it came from.
-    public static let bookkeepingColumns: [(name: String, comment: String)] = [
+    package static let bookkeepingColumns: [(name: String, comment: String)] = [
         ("_nulls", "names of fields whose JSON value was null, comma separated"),
         ("_quoted", "names of integer fields that arrived as numeric strings, comma separated"),
         ("_extras", "fields flowrec does not know, as one JSON object, verbatim"),
     ]
 
-    public static func sqlType(_ kind: FieldKind) -> String {
+    package static func sqlType(_ kind: FieldKind) -> String {
         switch kind {
         case .integer, .bool: "INTEGER"
         case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: "TEXT"
@@ -31,7 +31,7 @@ public enum ShardSchema {
     /// differ in every row: row-wise compression cannot see they are redundant. Sealed
     /// shards therefore store them relative to `TimeFlowEndMs` (4-5% fewer bytes per flow
     /// after zstd); the `flows` view and every reader give back the original values.
-    public enum TimeEncoding: String, Sendable {
+    package enum TimeEncoding: String, Sendable {
         /// Values as received (active shards, and sealed shards whose times do not fit
         /// the relative form).
         case plain
@@ -41,7 +41,7 @@ public enum ShardSchema {
         case endRelative = "end-relative"
 
         /// The `meta` key that records a shard's encoding (absent: plain).
-        public static let metaKey = "time_encoding"
+        package static let metaKey = "time_encoding"
     }
 
     /// The largest time value the end-relative encoding accepts.
@@ -71,7 +71,7 @@ public enum ShardSchema {
     }
 
     /// The schema of a new active shard (written to `migrations/shard/`).
-    public static let createSQL = createSQL(timeEncoding: .plain)
+    package static let createSQL = createSQL(timeEncoding: .plain)
 
     /// The whole schema of a new shard; only the `flows` view depends on the encoding.
     static func createSQL(timeEncoding: TimeEncoding) -> String {
@@ -146,7 +146,7 @@ public enum ShardSchema {
     }()
 
     /// The `flows` view's field columns (NetObserv's names), in order.
-    public static let viewFieldNames: [String] = FlowSchema.fields.map(\.name)
+    package static let viewFieldNames: [String] = FlowSchema.fields.map(\.name)
 
     static let insertStringSQL = "INSERT INTO strings (id, value) VALUES (?1, ?2)"
 

@@ -221,24 +221,24 @@ extension ShardSealer {
 
 /// Seconds spent in each step of a seal, so a benchmark (or a slow seal) shows where the
 /// time goes.
-public struct SealStepTimes: Sendable {
+package struct SealStepTimes: Sendable {
     /// WAL checkpoint, then the ordered copy (which hashes every source row only for a
     /// shard without a recorded `rows_checksum`).
-    public var compactCopy = 0.0
-    public var compress = 0.0
+    package var compactCopy = 0.0
+    package var compress = 0.0
     /// `PRAGMA quick_check` through the VFS.
-    public var quickCheck = 0.0
+    package var quickCheck = 0.0
     /// Row count and content checksum of the compressed copy, through the VFS; the same
     /// pass aggregates the rows for the rollups.
-    public var verifyChecksum = 0.0
+    package var verifyChecksum = 0.0
     /// Writing the rollups to `rollups.sqlite` (minute, hour and day tiers).
-    public var rollups = 0.0
+    package var rollups = 0.0
     /// Rename, directory fsync and removal of the active shard.
-    public var rename = 0.0
+    package var rename = 0.0
 
-    public init() {}
+    package init() {}
 
-    public static func + (a: SealStepTimes, b: SealStepTimes) -> SealStepTimes {
+    package static func + (a: SealStepTimes, b: SealStepTimes) -> SealStepTimes {
         var sum = a
         sum.compactCopy += b.compactCopy
         sum.compress += b.compress
@@ -251,7 +251,7 @@ public struct SealStepTimes: Sendable {
 }
 
 /// Seconds on a clock that never jumps (for durations).
-public func monotonicSeconds() -> Double {
+package func monotonicSeconds() -> Double {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9

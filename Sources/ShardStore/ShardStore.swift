@@ -1,10 +1,10 @@
-public import FlowModel
-public import Foundation
+package import FlowModel
+package import Foundation
 
 /// A store failure a user can act on.
-public struct ShardStoreError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct ShardStoreError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// The on-disk flow store: routes each flow by `TimeFlowEndMs` to its window's shard,
@@ -23,22 +23,22 @@ public struct ShardStoreError: Error, Sendable, CustomStringConvertible {
 /// so a crash between two shard commits replays the batch and the skip rule drops the
 /// part already stored. When a batch touches several shards, the commits before the
 /// last are synced, so even a power loss cannot keep a high-water mark whose rows are gone.
-public final class ShardStore {
-    public struct Options: Sendable {
+package final class ShardStore {
+    package struct Options: Sendable {
         /// Width of a shard's time window, 1 minute to 1 day.
-        public var windowMs: Int64 = 3_600_000
+        package var windowMs: Int64 = 3_600_000
         /// How long after its end a window stays open for late flows before sealing.
-        public var graceMs: Int64 = 120_000
+        package var graceMs: Int64 = 120_000
         /// zstd level used when sealing; 3 keeps up with ingest, compaction goes higher.
-        public var sealLevel: Int32 = 3
+        package var sealLevel: Int32 = 3
         /// Uncompressed bytes per zstd frame of a sealed shard (the unit a reader decompresses).
-        public var frameSize: Int = 1 << 20
+        package var frameSize: Int = 1 << 20
         /// Seal windows as they close, on a background thread, while writing goes on.
-        public var sealInBackground = false
+        package var sealInBackground = false
         /// Told about every finished seal (on the sealing thread), for metrics.
-        public var sealObserver: (@Sendable (SealSummary) -> Void)?
+        package var sealObserver: (@Sendable (SealSummary) -> Void)?
 
-        public init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20,
+        package init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20,
                     sealInBackground: Bool = false) {
             self.sealInBackground = sealInBackground
             self.windowMs = windowMs
@@ -47,7 +47,7 @@ public final class ShardStore {
             self.frameSize = frameSize
         }
 
-        public func validate() throws(ShardStoreError) {
+        package func validate() throws(ShardStoreError) {
             guard (60_000...86_400_000).contains(windowMs), 86_400_000 % windowMs == 0 else {
                 throw ShardStoreError("the shard window must be between 1m and 1d and divide a day evenly (e.g. 1m, 5m, 15m, 1h, 6h, 1d); got \(windowMs) ms")
             }
@@ -55,20 +55,20 @@ public final class ShardStore {
     }
 
     /// What one `append` did.
-    public struct AppendSummary: Sendable, Equatable {
-        public var stored = 0
+    package struct AppendSummary: Sendable, Equatable {
+        package var stored = 0
         /// Flows skipped because their position was already stored (a replay).
-        public var skippedAsReplayed = 0
-        public var deadLetters = 0
-        public var shardsTouched = 0
+        package var skippedAsReplayed = 0
+        package var deadLetters = 0
+        package var shardsTouched = 0
 
-        public init() {}
+        package init() {}
     }
 
-    public let directory: URL
+    package let directory: URL
     /// `rollups.sqlite`: per-minute aggregates written as shards are sealed.
-    public var rollupsPath: String { directory.appendingPathComponent("rollups.sqlite").path }
-    public let options: Options
+    package var rollupsPath: String { directory.appendingPathComponent("rollups.sqlite").path }
+    package let options: Options
     let catalog: Catalog
     /// Store-wide "processed through" marks kept in `deadletters.sqlite`: from batches
     /// of only dead letters, and from shards that retention deleted.
@@ -81,7 +81,7 @@ public final class ShardStore {
     /// newest `TimeFlowEndMs`. Windows close by it, so a partition consumed more slowly
     /// than the others (a backlog, a slow broker) does not find its windows already
     /// sealed. A partition silent for `idlePartitionSeconds` of wall time stops holding it back.
-    public var watermarkMs: Int64 {
+    package var watermarkMs: Int64 {
         let now = Date()
         let live = partitionClocks.values.filter { now.timeIntervalSince($0.lastSeen) < idlePartitionSeconds }
         if let slowest = live.map(\.newestMs).min() { return slowest }
@@ -92,7 +92,7 @@ public final class ShardStore {
     /// Before any flow arrives in this process: the newest time found in the shards.
     private var restoredWatermarkMs: Int64 = .min
     /// Wall-clock seconds after which a silent partition no longer holds back sealing.
-    public var idlePartitionSeconds: Double = 120
+    package var idlePartitionSeconds: Double = 120
     /// Lower parts of a window found active at start-up behind a newer part: superseded,
     /// they are sealed at the next opportunity.
     private var supersededShards: [ActiveShard] = []
@@ -101,9 +101,9 @@ public final class ShardStore {
         catalogPath: directory.appendingPathComponent("catalog.sqlite").path, observer: options.sealObserver)
 
     /// Opened by `openForReading`: no shard is opened for writing, and nothing is written.
-    public let isReadOnly: Bool
+    package let isReadOnly: Bool
 
-    public convenience init(directory: String, options: Options = Options()) throws {
+    package convenience init(directory: String, options: Options = Options()) throws {
         try self.init(directory: directory, options: options, readOnly: false)
     }
 
@@ -172,19 +172,19 @@ public final class ShardStore {
 
     // MARK: Sealing
 
-    public struct SealSummary: Sendable {
-        public let id: ShardID
-        public let rows: Int64
-        public let compactBytes: Int64
-        public let sealedBytes: Int64
-        public let seconds: Double
-        public let steps: SealStepTimes
+    package struct SealSummary: Sendable {
+        package let id: ShardID
+        package let rows: Int64
+        package let compactBytes: Int64
+        package let sealedBytes: Int64
+        package let seconds: Double
+        package let steps: SealStepTimes
     }
 
     /// Seals every active shard whose window ended at least the grace period before the
     /// watermark (the newest flow time seen), or before `watermarkMs` when given.
     @discardableResult
-    public func sealClosedWindows(watermarkMs: Int64? = nil) throws -> [SealSummary] {
+    package func sealClosedWindows(watermarkMs: Int64? = nil) throws -> [SealSummary] {
         var results: [SealSummary] = []
         let closed = closedShards(watermarkMs: watermarkMs)
         for (i, shard) in closed.enumerated() {
@@ -239,18 +239,18 @@ public final class ShardStore {
 
     // MARK: Deep compaction
 
-    public struct CompactionSummary: Sendable {
-        public let id: ShardID
-        public let bytesBefore: Int64
-        public let bytesAfter: Int64
-        public let seconds: Double
+    package struct CompactionSummary: Sendable {
+        package let id: ShardID
+        package let bytesBefore: Int64
+        package let bytesAfter: Int64
+        package let seconds: Double
     }
 
     /// Recompresses sealed shards below `level` at `level` (frame by frame, `frameSize`
     /// bytes each), verifies each new file in place against the shard's content checksum,
     /// and swaps it in atomically. Readers of the old file keep reading it until they close.
     @discardableResult
-    public func compact(level: Int32 = 19, frameSize: Int = 1 << 20, limit: Int = .max,
+    package func compact(level: Int32 = 19, frameSize: Int = 1 << 20, limit: Int = .max,
                         progress: (CompactionSummary) -> Void = { _ in }) throws -> [CompactionSummary] {
         var results: [CompactionSummary] = []
         let compactor = ShardCompactor(directory: directory, level: level, frameSize: frameSize)
@@ -263,7 +263,7 @@ public final class ShardStore {
     }
 
     /// Waits for background seals to finish. Call before exiting.
-    public func close() throws {
+    package func close() throws {
         guard options.sealInBackground else { return }
         let (_, failures) = backgroundSealer.drain()
         backgroundSealer.stop()
@@ -285,7 +285,7 @@ public final class ShardStore {
 
     /// The window width an existing store was written with (from its catalog), so
     /// commands that only read or maintain it need not be told.
-    public static func existingWindowMs(directory: String) -> Int64? {
+    package static func existingWindowMs(directory: String) -> Int64? {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("catalog.sqlite").path
         guard FileManager.default.fileExists(atPath: path),
               let db = try? SQLiteDatabase(path: path, mode: .readOnly) else { return nil }
@@ -295,12 +295,12 @@ public final class ShardStore {
     /// Opens an existing store with the window it was written with.
     /// The store of a running recorder, for queries: shards are found through the catalog
     /// and read through read-only connections; appending or sealing is refused.
-    public static func openForReading(directory: String) throws -> ShardStore {
+    package static func openForReading(directory: String) throws -> ShardStore {
         try ShardStore(directory: directory, options: .init(windowMs: existingWindowMs(directory: directory) ?? 3_600_000),
                        readOnly: true)
     }
 
-    public static func openExisting(directory: String) throws -> ShardStore {
+    package static func openExisting(directory: String) throws -> ShardStore {
         try ShardStore(directory: directory, options: .init(windowMs: existingWindowMs(directory: directory) ?? 3_600_000))
     }
 
@@ -309,7 +309,7 @@ public final class ShardStore {
     /// Stores a batch. Flows whose position a shard of their window already holds are
     /// skipped; dead letters are stored once per position.
     @discardableResult
-    public func append(_ batch: IngestBatch, receivedMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> AppendSummary {
+    package func append(_ batch: IngestBatch, receivedMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> AppendSummary {
         guard !isReadOnly else { throw ShardStoreError("this store was opened for reading; open it with ShardStore(directory:) to write") }
         var summary = AppendSummary()
         guard !batch.isEmpty else { return summary }
@@ -426,23 +426,23 @@ public final class ShardStore {
 
     /// Where each source partition resumes: the position after the largest high-water
     /// mark. Partitions never seen are absent (start from the consumer's reset policy).
-    public func resumePositions() throws -> [SourcePartition: Int64] {
+    package func resumePositions() throws -> [SourcePartition: Int64] {
         var marks = try catalog.highWater()
         for (key, value) in try deadLetters.highWater() { marks[key] = max(marks[key] ?? value, value) }
         return marks.mapValues { $0 + 1 }
     }
 
-    public struct ShardInfo: Sendable {
-        public let id: ShardID
-        public let state: String
-        public let path: String
-        public let rowCount: Int64
-        public let minTimeMs: Int64?
-        public let maxTimeMs: Int64?
-        public let bytesOnDisk: Int64
+    package struct ShardInfo: Sendable {
+        package let id: ShardID
+        package let state: String
+        package let path: String
+        package let rowCount: Int64
+        package let minTimeMs: Int64?
+        package let maxTimeMs: Int64?
+        package let bytesOnDisk: Int64
     }
 
-    public func shards() throws -> [ShardInfo] {
+    package func shards() throws -> [ShardInfo] {
         try catalog.shards().map {
             ShardInfo(id: $0.id, state: $0.state, path: $0.path, rowCount: $0.rowCount, minTimeMs: $0.minTimeMs,
                       maxTimeMs: $0.maxTimeMs, bytesOnDisk: $0.bytesOnDisk)
@@ -450,7 +450,7 @@ public final class ShardStore {
     }
 
     /// Every flow of one shard, in the order stored; sealed shards are read in place.
-    public func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
+    package func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
         if let shard = active[id.windowStartMs], shard.id == id {
             try shard.forEachFlow(body)
             return
@@ -470,10 +470,10 @@ public final class ShardStore {
     }
 
     /// The file that holds a shard now: the sealed `.sqlite.zst` once it is sealed.
-    public func filePath(of id: ShardID) -> String { currentPath(of: id).path }
+    package func filePath(of id: ShardID) -> String { currentPath(of: id).path }
 
     /// A URI that opens a shard read-only (sealed ones through the VFS), for ATTACH.
-    public func readURI(for id: ShardID) -> String {
+    package func readURI(for id: ShardID) -> String {
         let (path, sealed) = currentPath(of: id)
         guard sealed else { return "file:" + path + "?mode=ro" }
         SealedShardVFS.register()
@@ -481,13 +481,13 @@ public final class ShardStore {
     }
 
     /// A read-only reader for one shard (sealed shards in place). Queries use it.
-    public func reader(for id: ShardID) throws -> ShardReader {
+    package func reader(for id: ShardID) throws -> ShardReader {
         try ShardReader(path: currentPath(of: id).path)
     }
 
     /// Readable shards (not quarantined) whose stored flows may fall in [fromMs, toMs),
     /// oldest first: the catalog knows each shard's min and max `TimeFlowEndMs`.
-    public func shards(overlappingFromMs fromMs: Int64?, toMs: Int64?) throws -> [ShardInfo] {
+    package func shards(overlappingFromMs fromMs: Int64?, toMs: Int64?) throws -> [ShardInfo] {
         try shards().filter { shard in
             guard shard.state != "quarantined", let minT = shard.minTimeMs, let maxT = shard.maxTimeMs else { return false }
             if let fromMs, maxT < fromMs { return false }
@@ -496,12 +496,12 @@ public final class ShardStore {
         }
     }
 
-    public func deadLetterCount() throws -> Int64 { try deadLetters.count() }
+    package func deadLetterCount() throws -> Int64 { try deadLetters.count() }
 
-    public struct ReplaySummary: Sendable {
-        public var examined = 0
-        public var stored = 0
-        public var stillInvalid = 0
+    package struct ReplaySummary: Sendable {
+        package var examined = 0
+        package var stored = 0
+        package var stillInvalid = 0
     }
 
     /// Decodes every dead letter again (after an upgrade that accepts more variants) and
@@ -510,7 +510,7 @@ public final class ShardStore {
     /// makes a repeated or interrupted replay store each flow once; the dead letters that
     /// were stored are then removed.
     @discardableResult
-    public func replayDeadLetters(decoder: FlowDecoder = FlowDecoder()) throws -> ReplaySummary {
+    package func replayDeadLetters(decoder: FlowDecoder = FlowDecoder()) throws -> ReplaySummary {
         var summary = ReplaySummary()
         var batch = IngestBatch()
         var replayed: [(source: String, partition: Int32, position: Int64)] = []
@@ -532,7 +532,7 @@ public final class ShardStore {
     }
 
     /// Dead letters in position order: source, partition, position, reason, payload.
-    public func forEachDeadLetter(_ body: (String, Int32, Int64, String, [UInt8]) throws -> Void) throws {
+    package func forEachDeadLetter(_ body: (String, Int32, Int64, String, [UInt8]) throws -> Void) throws {
         try deadLetters.forEach(body)
     }
 }

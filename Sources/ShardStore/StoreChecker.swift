@@ -6,16 +6,16 @@ import Foundation
 /// no longer matches its recorded checksum) is moved to `<data>/quarantine/` with the
 /// same relative path, never deleted, and listed as quarantined; the rest keep working.
 /// Run it with the recorder stopped.
-public enum StoreChecker {
-    public struct Report: Sendable {
-        public var checked = 0
-        public var active = 0
-        public var sealed = 0
-        public var quarantined: [(path: String, reason: String)] = []
-        public var rows: Int64 = 0
+package enum StoreChecker {
+    package struct Report: Sendable {
+        package var checked = 0
+        package var active = 0
+        package var sealed = 0
+        package var quarantined: [(path: String, reason: String)] = []
+        package var rows: Int64 = 0
     }
 
-    public static func check(directory: String, progress: (String) -> Void = { _ in }) throws -> Report {
+    package static func check(directory: String, progress: (String) -> Void = { _ in }) throws -> Report {
         let root = URL(fileURLWithPath: directory)
         let shardsDir = root.appendingPathComponent("shards")
         let catalogPath = root.appendingPathComponent("catalog.sqlite").path

@@ -1,5 +1,5 @@
-public import ArgumentParser
-public import FlowGenerator
+package import ArgumentParser
+package import FlowGenerator
 import FlowModel
 import Foundation
 import KafkaSource

@@ -1,6 +1,6 @@
-public import ArgumentParser
+package import ArgumentParser
 import Foundation
-public import Query
+package import Query
 import ShardStore
 
 struct TopCommand: ParsableCommand {
