@@ -63,23 +63,38 @@ let package = Package(
 
         .target(name: "FlowModel", swiftSettings: hotPathSwift),
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
-        .target(name: "KafkaSource", dependencies: ["CRdKafka"], swiftSettings: strictSwift),
-        .target(name: "ShardStore", dependencies: ["FlowModel", "CSQLite", "CZstd"], swiftSettings: strictSwift),
+        .target(
+            name: "KafkaSource", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift),
+        .target(name: "StorageKit", dependencies: ["CSQLite", "CZstd"], swiftSettings: strictSwift),
+        .target(
+            name: "ShardStore",
+            dependencies: ["FlowModel", "StorageKit", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift),
+        .target(name: "FileSource", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
         .target(
             name: "Forwarders",
             dependencies: [
-                "FlowModel", "ShardStore", "CZlib",
+                "FlowModel", "StorageKit", "ShardStore", "CZlib",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
-        .target(name: "Query", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
+        .target(name: "Query", dependencies: ["FlowModel", "StorageKit", "ShardStore", "CSQLite"], swiftSettings: strictSwift),
+        .target(
+            name: "FlowrecConfig",
+            dependencies: [
+                "FlowModel", "StorageKit", "ShardStore", "Forwarders",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift),
         .target(
             name: "FlowRecorder",
             dependencies: [
-                "FlowModel", "KafkaSource", "ShardStore", "Forwarders", "Query",
+                "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "Forwarders", "Query", "FlowrecConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -93,14 +108,17 @@ let package = Package(
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
-            dependencies: ["KafkaSource", "ShardStore", "FlowModel", "FlowGenerator"],
+            dependencies: ["KafkaSource", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
 
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource", "ShardStore", "Forwarders", "FlowRecorder", "Query",
+                "FlowModel", "FlowGenerator", "KafkaSource", "StorageKit", "ShardStore", "FileSource", "Forwarders", "FlowRecorder", "Query",
+                "FlowrecConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
         .executableTarget(
@@ -109,12 +127,12 @@ let package = Package(
             swiftSettings: strictSwift),
         .executableTarget(
             name: "flowrec-fuzz",
-            dependencies: ["FlowModel", "ShardStore"],
+            dependencies: ["FlowModel", "StorageKit", "ShardStore"],
             swiftSettings: strictSwift),
         .executableTarget(
             name: "flowrec-bench",
             dependencies: [
-                "FlowModel", "FlowGenerator", "ShardStore", "Forwarders", "Query", "KafkaSource", "FlowrecTesting",
+                "FlowModel", "FlowGenerator", "StorageKit", "ShardStore", "FileSource", "Forwarders", "Query", "KafkaSource", "FlowrecTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -129,21 +147,23 @@ let package = Package(
         .testTarget(
             name: "FlowRecorderTests",
             dependencies: [
-                "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "ShardStore", "FlowrecTesting",
+                "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "FlowrecTesting",
+                "FlowrecConfig",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",
-            dependencies: ["Query", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["Query", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",
-            dependencies: ["Forwarders", "FlowModel", "ShardStore", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["Forwarders", "FlowModel", "StorageKit", "ShardStore", "FlowGenerator", "FlowrecTesting"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ShardStoreTests",
-            dependencies: ["ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["StorageKit", "ShardStore", "FileSource", "FlowModel", "FlowGenerator", "FlowrecTesting"],
             swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]

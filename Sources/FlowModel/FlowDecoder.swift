@@ -19,16 +19,17 @@ package struct FlowDecoder: Sendable {
         package var maxMessageBytes: Int
         /// Deepest nesting accepted inside unknown fields and arrays.
         package var maxDepth: Int
-        /// `TimeFlowEndMs` values accepted; others fail with `.endTimeOutOfRange`. At most
-        /// `EventTime.storableEndMs`; a long-running caller narrows it around the wall
-        /// clock with `EventTime.Plausibility` before each batch.
+        /// `TimeFlowEndMs` values accepted; others fail with `.endTimeOutOfRange`. Any
+        /// value by default (the decoder is a codec first); whatever stores flows narrows
+        /// it to `EventTime.storableEndMs`, or around the wall clock with
+        /// `EventTime.Plausibility` before each batch.
         package var acceptedEndMs: ClosedRange<Int64>
 
         package init(maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32,
-                    acceptedEndMs: ClosedRange<Int64> = EventTime.storableEndMs) {
+                     acceptedEndMs: ClosedRange<Int64> = Int64.min...Int64.max) {
             self.maxMessageBytes = maxMessageBytes
             self.maxDepth = maxDepth
-            self.acceptedEndMs = acceptedEndMs.clamped(to: EventTime.storableEndMs)
+            self.acceptedEndMs = acceptedEndMs
         }
     }
 

@@ -24,11 +24,7 @@ package func batch(_ lines: ArraySlice<[UInt8]>, source: String = "file:test", f
     let decoder = FlowDecoder()
     for (i, line) in lines.enumerated() {
         let position = SourcePosition(source: src, partition: 0, position: firstLine + Int64(i))
-        do {
-            try batch.appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in try decoder.decode(line, into: &flow) }
-        } catch {
-            batch.appendDeadLetter(DeadLetter(at: position, reason: error.description, errorOffset: error.offset, payload: line))
-        }
+        batch.decodeFlowOrDeadLetter(line, at: position, with: decoder, maxPayloadBytes: .max)
     }
     return batch
 }

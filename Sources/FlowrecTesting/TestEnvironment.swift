@@ -52,6 +52,7 @@ package final class TemporaryDirectory {
     package let path: String
 
     package init() {
+        TestLogging.bootstrapped
         path = NSTemporaryDirectory() + "flowrec-test-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }

@@ -1,5 +1,7 @@
 import FlowGenerator
+import FileSource
 import Foundation
+import Synchronization
 import KafkaSource
 
 /// Starts `flowrec-testkafka` (librdkafka's mock cluster) for one test and stops it.
@@ -9,12 +11,13 @@ import KafkaSource
 /// defer { broker.stop() }
 /// try broker.command("down 1")   // fault injection
 /// ```
-package final class TestKafkaBroker: @unchecked Sendable {
+package final class TestKafkaBroker: @unchecked Sendable {  // the pipes are used under `commands` only; Process is thread-safe
     package let bootstrapServers: String
     private let process: Process
     private let input: FileHandle
     private let output: LineReader
-    private let lock = NSLock()
+    /// One fault-injection command at a time on the pipe pair.
+    private let commands = Mutex<Void>(())
 
     private init(bootstrapServers: String, process: Process, input: FileHandle, output: LineReader) {
         self.bootstrapServers = bootstrapServers
@@ -47,11 +50,11 @@ package final class TestKafkaBroker: @unchecked Sendable {
 
     /// Sends a fault-injection command (see `flowrec-testkafka --help`) and waits for `ok`.
     package func command(_ line: String) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        input.write(Data((line + "\n").utf8))
-        guard let reply = output.readLine() else { throw TestServerUnavailable("flowrec-testkafka exited") }
-        guard reply == "ok" else { throw TestServerUnavailable("flowrec-testkafka: \(reply)") }
+        try commands.withLock { _ in
+            input.write(Data((line + "\n").utf8))
+            guard let reply = output.readLine() else { throw TestServerUnavailable("flowrec-testkafka exited") }
+            guard reply == "ok" else { throw TestServerUnavailable("flowrec-testkafka: \(reply)") }
+        }
     }
 
     package func stop() {

@@ -1,5 +1,8 @@
+import StorageKit
 import FlowModel
 import Foundation
+import Synchronization
+package import Logging
 package import ShardStore
 
 /// Everything the ClickHouse forwarder needs to know.
@@ -23,10 +26,16 @@ package struct ClickHouseForwarderOptions: Sendable {
     package var ttlDays: Int?
     package var retry = RetryPolicy()
     /// Hears retries and notices (a missing deduplication window, say).
-    package var log: @Sendable (String) -> Void = { _ in }
+    package var logger = Logger(label: "flowrec.forward.clickhouse")
 
     package init(endpoint: ClickHouseEndpoint) {
         self.endpoint = endpoint
+    }
+
+    /// Every option at its default, against `ClickHouseEndpoint.defaultURL`.
+    package static var defaults: ClickHouseForwarderOptions {
+        // The default URL is a constant that parses.
+        ClickHouseForwarderOptions(endpoint: ClickHouseEndpoint(url: URL(string: ClickHouseEndpoint.defaultURL)!))
     }
 }
 
@@ -39,14 +48,17 @@ package struct ClickHouseForwarderOptions: Sendable {
 /// `non_replicated_deduplication_window`, which the modern DDL sets). Older servers
 /// (such as Debian's 18.16) have no such token: progress is saved after every chunk,
 /// so a crash repeats at most the one chunk that was in flight.
-package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
+package final class ClickHouseForwarder: Forwarder, Sendable {
     package let options: ClickHouseForwarderOptions
-    /// Made by `prepare` (so a forwarder that never sends holds no connections), shut
-    /// down by `shutdown`; guarded by `lock`.
-    private var client: ClickHouseHTTP?
-    /// Set once by `prepare`, read by `deliver`; guarded by `lock`.
-    private var server: ServerFacts?
-    private let lock = NSLock()
+    private struct State {
+        /// Made by `prepare` (so a forwarder that never sends holds no connections), shut
+        /// down by `shutdown`.
+        var client: ClickHouseHTTP?
+        /// Set once by `prepare`, read by `deliver`.
+        var server: ServerFacts?
+        var phases = PhaseSeconds()
+    }
+    private let state = Mutex(State())
 
     /// What `prepare` learnt about the server.
     package struct ServerFacts: Sendable {
@@ -65,7 +77,7 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
 
     private var http: ClickHouseHTTP {
         get throws(ForwarderError) {
-            guard let client = lock.withLock({ client }) else {
+            guard let client = state.withLock({ $0.client }) else {
                 throw ForwarderError(.configuration, "ClickHouseForwarder.prepare() must run before anything is sent")
             }
             return client
@@ -75,7 +87,7 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
     package var name: String { options.name }
 
     /// Set after `prepare`.
-    package var serverFacts: ServerFacts? { lock.withLock { server } }
+    package var serverFacts: ServerFacts? { state.withLock { $0.server } }
 
     /// Where delivery time went, summed over every chunk: for the benchmark's profile.
     package struct PhaseSeconds: Sendable {
@@ -87,16 +99,15 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         package var insert = 0.0
         package var bodyBytes: Int64 = 0
     }
-    private var phases = PhaseSeconds()
-    package var phaseSeconds: PhaseSeconds { lock.withLock { phases } }
+    package var phaseSeconds: PhaseSeconds { state.withLock { $0.phases } }
 
     private var qualifiedTable: String { "`\(options.database)`.`\(options.table)`" }
 
     package func prepare() async throws {
         let connection = try ClickHouseHTTP(endpoint: options.endpoint)
-        let previous = lock.withLock {
-            defer { client = connection }
-            return client
+        let previous = state.withLock { state in
+            defer { state.client = connection }
+            return state.client
         }
         try await previous?.shutdown()
         let version = try await retrying("ask the server version") {
@@ -106,7 +117,7 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
         let dialect = options.dialect ?? (major >= 21 ? .modern : .compatible)
         let facts = ServerFacts(version: version, dialect: dialect,
                                 deduplicationTokens: (major, minor) >= (22, 2))
-        lock.withLock { server = facts }
+        state.withLock { $0.server = facts }
         if options.createTable {
             _ = try await retrying("create the database") {
                 try await self.http.query("CREATE DATABASE IF NOT EXISTS `\(self.options.database)`")
@@ -145,7 +156,8 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
                 try await self.http.query("SELECT create_table_query FROM system.tables WHERE database = '\(self.options.database)' AND name = '\(self.options.table)'")
             }
             if !ddl.contains("non_replicated_deduplication_window") && !ddl.contains("Replicated") {
-                options.log("ClickHouse table \(options.database).\(options.table) has no non_replicated_deduplication_window: a chunk retried after a crash may be stored twice. `ALTER TABLE ... MODIFY SETTING non_replicated_deduplication_window = 1000` turns deduplication on.")
+                options.logger.warning("the ClickHouse table has no non_replicated_deduplication_window: a chunk retried after a crash may be stored twice; `ALTER TABLE ... MODIFY SETTING non_replicated_deduplication_window = 1000` turns deduplication on",
+                                       metadata: ["table": "\(options.database).\(options.table)"])
             }
         }
     }
@@ -197,7 +209,7 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
                 let started = monotonicSeconds()
                 try await group.next()
                 inFlight = nil
-                lock.withLock { phases.insert += monotonicSeconds() - started }
+                state.withLock { $0.phases.insert += monotonicSeconds() - started }
                 try delivered(chunk, rows)
             }
             do {
@@ -211,10 +223,10 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
                     let encoded = monotonicSeconds()
                     if options.gzip { body = try Gzip.compress(body) }
                     let compressed = monotonicSeconds()
-                    lock.withLock {
-                        phases.readAndEncode += encoded - started
-                        phases.compress += compressed - encoded
-                        phases.bodyBytes += Int64(body.count)
+                    state.withLock {
+                        $0.phases.readAndEncode += encoded - started
+                        $0.phases.compress += compressed - encoded
+                        $0.phases.bodyBytes += Int64(body.count)
                     }
                     try await finishInFlight()
                     var settings: [String: String] = [:]
@@ -247,7 +259,9 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
     private func retrying<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await options.retry.run(isRetryable: Self.isRetryable, onRetry: { attempt, error, delay in
-                self.options.log("ClickHouse: could not \(what) (attempt \(attempt)): \(error); retrying in \(String(format: "%.1f", delay)) s")
+                self.options.logger.warning("a ClickHouse request failed; retrying", metadata: [
+                    "request": "\(what)", "attempt": "\(attempt)", "error": "\(error)", "retry_in_s": "\(String(format: "%.1f", delay))",
+                ])
             }, body)
         } catch let error as ClickHouseStatusError where !error.isRetryable {
             let hint = error.status == 401 || error.status == 403 ? " Check the ClickHouse user and password." : ""
@@ -270,9 +284,9 @@ package final class ClickHouseForwarder: Forwarder, @unchecked Sendable {
     }
 
     package func shutdown() async throws {
-        let connection = lock.withLock {
-            defer { client = nil }
-            return client
+        let connection = state.withLock { state in
+            defer { state.client = nil }
+            return state.client
         }
         try await connection?.shutdown()
     }

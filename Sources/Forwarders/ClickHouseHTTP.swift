@@ -17,7 +17,11 @@ package struct ClickHouseEndpoint: Sendable {
     /// Longest wait for one request, the insert of a whole chunk included.
     package var timeoutSeconds: Double
 
-    package init(url: URL, user: String = "default", password: String = "", caFile: String? = nil,
+    /// A server on this host with the stock user: what a first try points at.
+    package static let defaultURL = "http://127.0.0.1:8123"
+    package static let defaultUser = "default"
+
+    package init(url: URL, user: String = defaultUser, password: String = "", caFile: String? = nil,
                 certificateFile: String? = nil, keyFile: String? = nil, timeoutSeconds: Double = 300) {
         self.url = url
         self.user = user

@@ -1,4 +1,5 @@
 import Foundation
+package import Logging
 package import ShardStore
 
 /// Options of the exec forwarder.
@@ -9,7 +10,7 @@ package struct ExecForwarderOptions: Sendable {
     /// A run that takes longer is killed and counts as failed.
     package var timeoutSeconds: Double = 600
     package var retry = RetryPolicy(maxAttempts: 3, initialDelaySeconds: 2, maxDelaySeconds: 60)
-    package var log: @Sendable (String) -> Void = { _ in }
+    package var logger = Logger(label: "flowrec.forward.exec")
 
     package init(command: String) {
         self.command = command
@@ -53,7 +54,9 @@ package struct ExecForwarder: Forwarder {
         let env = environment(for: shard)
         do {
             try await options.retry.run(isRetryable: { $0 is CommandFailure }, onRetry: { attempt, error, delay in
-                options.log("exec forwarder: shard \(shard.id), attempt \(attempt): \(error); retrying in \(String(format: "%.0f", delay)) s")
+                options.logger.warning("the exec forwarder's command failed; retrying", metadata: [
+                    "shard": "\(shard.id)", "attempt": "\(attempt)", "error": "\(error)", "retry_in_s": "\(String(format: "%.0f", delay))",
+                ])
             }) {
                 try await run(environment: env)
             }

@@ -1,13 +1,36 @@
-import CRdKafka
+package import CRdKafka
 
 /// A librdkafka failure, with librdkafka's own message and what the user can do.
 package struct KafkaError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable {
+        /// A property librdkafka refuses, or a missing one (`group.id`).
+        case configuration
+        /// The client could not be created or subscribe.
+        case client
+        /// Producing failed (queue full for too long, a message refused).
+        case produce
+        /// librdkafka reported a fatal error: the client must be recreated.
+        case fatal
+        /// Out of memory in librdkafka.
+        case resources
+    }
+
+    package let kind: Kind
+    /// librdkafka's `rd_kafka_resp_err_t`, when the failure came with one.
+    package let code: rd_kafka_resp_err_t?
     package let message: String
-    package init(_ message: String) { self.message = message }
+
+    package init(_ kind: Kind, _ message: String, code: rd_kafka_resp_err_t? = nil) {
+        self.kind = kind
+        self.message = message
+        self.code = code
+    }
+
     package var description: String { message }
 
-    static func from(_ code: rd_kafka_resp_err_t, _ context: String) -> KafkaError {
-        KafkaError("\(context): \(String(cString: rd_kafka_err2str(code)))")
+    /// An error with librdkafka's code and its text after `context`.
+    static func from(_ code: rd_kafka_resp_err_t, kind: Kind, _ context: String) -> KafkaError {
+        KafkaError(kind, "\(context): \(String(cString: rd_kafka_err2str(code)))", code: code)
     }
 }
 
@@ -34,13 +57,13 @@ package struct KafkaProperties: Sendable, CustomStringConvertible {
 
     /// A librdkafka configuration object; the caller owns it until `rd_kafka_new` takes it.
     func makeConf() throws(KafkaError) -> OpaquePointer {
-        guard let conf = rd_kafka_conf_new() else { throw KafkaError("rd_kafka_conf_new failed") }
+        guard let conf = rd_kafka_conf_new() else { throw KafkaError(.resources, "rd_kafka_conf_new failed") }
         var errbuf = [CChar](repeating: 0, count: 512)
         for (key, value) in values.sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 let reason = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                throw KafkaError("Kafka property \(key): \(reason). Check the name and value against librdkafka's CONFIGURATION.md.")
+                throw KafkaError(.configuration, "Kafka property \(key): \(reason). Check the name and value against librdkafka's CONFIGURATION.md.")
             }
         }
         return conf
@@ -54,7 +77,7 @@ func makeClient(_ type: rd_kafka_type_t, _ properties: KafkaProperties) throws(K
     guard let handle = rd_kafka_new(type, conf, &errbuf, errbuf.count) else {
         rd_kafka_conf_destroy(conf)
         let reason = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw KafkaError("cannot create Kafka client: \(reason)")
+        throw KafkaError(.client, "cannot create Kafka client: \(reason)")
     }
     return handle
 }

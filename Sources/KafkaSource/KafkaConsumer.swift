@@ -1,4 +1,5 @@
 import CRdKafka
+package import Logging
 
 /// One consumed message, valid only inside the callback that receives it (the bytes
 /// belong to librdkafka's buffer; nothing is copied).
@@ -27,12 +28,12 @@ package final class KafkaConsumer {
     /// Partitions currently assigned to this member.
     package var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
 
-    /// `properties` must contain `bootstrap.servers` and `group.id`. `handoverProblem`
-    /// hears of partitions given up without committing what was stored (a refused
-    /// revocation commit, or an assignment lost to a session timeout): their next owner
-    /// may store those flows again, and an operator should know.
+    /// `properties` must contain `bootstrap.servers` and `group.id`. `logger` hears of
+    /// partitions given up without committing what was stored (a refused revocation
+    /// commit, or an assignment lost to a session timeout), as warnings: their next
+    /// owner may store those flows again, and an operator should know.
     package init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
-                handoverProblem: @escaping (String) -> Void = { _ in }) throws(KafkaError) {
+                 logger: Logger = Logger(label: "flowrec.kafka")) throws(KafkaError) {
         var props = properties
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
         if props["enable.auto.offset.store"] == nil { props["enable.auto.offset.store"] = "false" }
@@ -43,9 +44,9 @@ package final class KafkaConsumer {
         // revocation commit races the rebalance (librdkafka's mock broker rejects it with
         // "rebalance in progress") and the new owner could store the same flows again.
         if props["partition.assignment.strategy"] == nil { props["partition.assignment.strategy"] = "cooperative-sticky" }
-        guard props["group.id"] != nil else { throw KafkaError("a consumer needs group.id") }
+        guard props["group.id"] != nil else { throw KafkaError(.configuration, "a consumer needs group.id") }
         let conf = try props.makeConf()
-        let rebalance = RebalanceContext(startOffset: startOffset, handoverProblem: handoverProblem)
+        let rebalance = RebalanceContext(startOffset: startOffset, logger: logger)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
@@ -59,20 +60,20 @@ package final class KafkaConsumer {
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError("cannot create Kafka consumer: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            throw KafkaError(.client, "cannot create Kafka consumer: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         self.rebalance = rebalance
         rd_kafka_poll_set_consumer(handle)
         guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else {
             rd_kafka_destroy(handle)
-            throw KafkaError("out of memory creating a topic list")
+            throw KafkaError(.resources, "out of memory creating a topic list")
         }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
         let err = rd_kafka_subscribe(handle, list)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             rd_kafka_destroy(handle)
-            throw KafkaError.from(err, "cannot subscribe to \(topics.joined(separator: ","))")
+            throw KafkaError.from(err, kind: .client, "cannot subscribe to \(topics.joined(separator: ","))")
         }
         self.handle = handle
     }
@@ -104,6 +105,22 @@ package final class KafkaConsumer {
         rd_kafka_destroy(handle)
     }
 
+    /// Stops fetching the assigned partitions (they stay assigned; `poll` keeps the
+    /// membership alive and returns no messages of them) until `resume`. The recorder
+    /// pauses while the disk is full and it cannot store what it would read.
+    package func pause() { setPaused(true) }
+
+    /// Fetches the assigned partitions again, from where the caller last read.
+    package func resume() { setPaused(false) }
+
+    private func setPaused(_ paused: Bool) {
+        let assigned = rebalance.assigned
+        guard !assigned.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(assigned.count)) else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topic, partition) in assigned { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        _ = paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+    }
+
     /// Leaves the group cleanly so partitions move to other members at once.
     package func close() {
         guard !closed else { return }
@@ -133,7 +150,7 @@ package final class KafkaConsumer {
             if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw KafkaError.from(err, "fatal consumer error")
+                    throw KafkaError.from(err, kind: .fatal, "fatal consumer error")
                 }
                 continue  // transient: librdkafka retries by itself
             }
@@ -158,10 +175,15 @@ private final class RebalanceContext {
     /// Next offset per partition of what the caller has durably stored, for the
     /// synchronous commit on revocation.
     var storedOffsets: [TopicPartition: Int64] = [:]
-    let handoverProblem: (String) -> Void
-    init(startOffset: KafkaConsumer.StartOffset?, handoverProblem: @escaping (String) -> Void) {
+    let logger: Logger
+    init(startOffset: KafkaConsumer.StartOffset?, logger: Logger) {
         self.startOffset = startOffset
-        self.handoverProblem = handoverProblem
+        self.logger = logger
+    }
+
+    /// A handover that did not commit what this recorder stored.
+    func handoverProblem(_ what: String, partitions: String) {
+        logger.warning("\(what): their new owner may store some of those flows again", metadata: ["partitions": "\(partitions)"])
     }
 
     func isAssigned(_ topic: String, _ partition: Int32) -> Bool {
@@ -233,7 +255,8 @@ private final class RebalanceContext {
         let toCommit = storedOffsets.filter { revoked.contains($0.key) }
         let described = { toCommit.keys.map { "\($0.topic)[\($0.partition)]" }.sorted().joined(separator: ", ") }
         if rd_kafka_assignment_lost(rk) != 0, !toCommit.isEmpty {
-            handoverProblem("partitions \(described()) were lost (session timeout) before this recorder could commit what it stored: their new owner may store some of those flows again")
+            handoverProblem("partitions \(described()) were lost (session timeout) before this recorder could commit what it stored",
+                            partitions: described())
         } else if !toCommit.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(toCommit.count)) {
             for (key, offset) in toCommit {
                 rd_kafka_topic_partition_list_add(list, key.topic, key.partition)?.pointee.offset = offset
@@ -241,7 +264,8 @@ private final class RebalanceContext {
             let err = rd_kafka_commit(rk, list, 0)
             rd_kafka_topic_partition_list_destroy(list)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                handoverProblem("the broker refused the commit of partitions \(described()) as they were handed over (\(String(cString: rd_kafka_err2str(err)))): their new owner may store some of those flows again")
+                handoverProblem("the broker refused the commit of partitions \(described()) as they were handed over (\(String(cString: rd_kafka_err2str(err))))",
+                                partitions: described())
             }
         }
         for key in revoked { storedOffsets[key] = nil }

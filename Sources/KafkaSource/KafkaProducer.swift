@@ -39,11 +39,11 @@ package final class KafkaProducer {
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError("cannot create Kafka producer: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            throw KafkaError(.client, "cannot create Kafka producer: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else {
             rd_kafka_destroy(handle)
-            throw KafkaError.from(rd_kafka_last_error(), "cannot use topic \(topic)")
+            throw KafkaError.from(rd_kafka_last_error(), kind: .client, "cannot use topic \(topic)")
         }
         self.handle = handle
         self.topic = topicHandle
@@ -65,7 +65,7 @@ package final class KafkaProducer {
                 UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, nil, 0, nil)
             if rc == 0 { break }
             let err = rd_kafka_last_error()
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError.from(err, "cannot produce to \(topicName)") }
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError.from(err, kind: .produce, "cannot produce to \(topicName)") }
             rd_kafka_poll(handle, 50)
         }
         rd_kafka_poll(handle, 0)
@@ -82,7 +82,7 @@ package final class KafkaProducer {
     package func flush(timeoutMs: Int32 = 60_000) throws(KafkaError) {
         let err = rd_kafka_flush(handle, timeoutMs)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError.from(err, "\(rd_kafka_outq_len(handle)) messages still unsent to \(topicName) after \(timeoutMs) ms")
+            throw KafkaError.from(err, kind: .produce, "\(rd_kafka_outq_len(handle)) messages still unsent to \(topicName) after \(timeoutMs) ms")
         }
     }
 }

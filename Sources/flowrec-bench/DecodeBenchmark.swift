@@ -1,3 +1,4 @@
+import StorageKit
 import ArgumentParser
 import FlowGenerator
 import FlowModel

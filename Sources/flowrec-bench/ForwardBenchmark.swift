@@ -1,6 +1,8 @@
+import StorageKit
 import ArgumentParser
 import FlowModel
 import Forwarders
+import FileSource
 import Foundation
 import ShardStore
 
@@ -38,7 +40,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
                                       decoder: FlowDecoder())
         try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
         try store.sealClosedWindows(watermarkMs: .max)
-        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
         let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
         if encodeOnly {
             var encoder = ClickHouseBlockEncoder(format: .native)
@@ -184,8 +186,8 @@ struct ForwardBenchmark: AsyncParsableCommand {
     static let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
 
     /// Each 100,000-row rowid range of each shard, as the forwarder cuts its chunks.
-    static func forEachChunk(of shards: [ShardStore.ShardInfo], in store: ShardStore,
-                             _ body: (ShardReader, ShardStore.ShardInfo, ClosedRange<Int64>) throws -> Void) throws {
+    static func forEachChunk(of shards: [ShardRecord], in store: ShardStore,
+                             _ body: (ShardReader, ShardRecord, ClosedRange<Int64>) throws -> Void) throws {
         for shard in shards {
             let reader = try store.reader(for: shard.id)
             guard let range = try reader.rowIDRange() else { continue }

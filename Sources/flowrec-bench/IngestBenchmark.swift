@@ -1,6 +1,8 @@
+import StorageKit
 import ArgumentParser
 import FlowGenerator
 import FlowModel
+import FileSource
 import Foundation
 import ShardStore
 

@@ -1,6 +1,8 @@
+import StorageKit
 import ArgumentParser
 import FlowGenerator
 import FlowModel
+import FileSource
 import Foundation
 import Query
 import ShardStore
@@ -36,13 +38,13 @@ struct RollupBenchmark: ParsableCommand {
                                       decoder: FlowDecoder())
         try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try sample.append($0) })
         try sample.sealClosedWindows(watermarkMs: .max)
-        let sealed = try sample.shards().filter { $0.state == "sealed" }
+        let sealed = try sample.shards().filter { $0.state == .sealed }
         let sampleFrom = try requireValue(sealed.map(\.id.windowStartMs).min(), "no sealed shard")
         let sampleTo = try requireValue(sealed.map(\.id.windowEndMs).max(), "no sealed shard")
         let sampleMinutes = Double(sampleTo - sampleFrom) / 60_000
         let sampleFlows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
-        let rollups = try requireValue(try sample.rollups(), "the sealer wrote no rollups")
-        let sampleSize = try rollups.size()
+        _ = try requireValue(try RollupReader(store: sample), "the sealer wrote no rollups")
+        let sampleSize = try RollupStore(path: sample.rollupsPath).size()
 
         // Raw baseline: top namespace pairs over the sample's raw shards, with rollups off.
         let by = ["SrcK8S_Namespace", "DstK8S_Namespace"]

@@ -1,3 +1,4 @@
+import StorageKit
 import ArgumentParser
 import FlowGenerator
 import FlowModel
@@ -126,7 +127,7 @@ struct ScanBenchmark: ParsableCommand {
 
         let storeBytes = shards.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
         print("## Queries over 30 days of shards, beside ClickHouse (chdb)\n")
-        print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time) in \(shards.count) hourly shards (\(shards.filter { $0.state == "sealed" }.count) sealed, read in place; \(storeBytes / 1_048_576) MiB). The same rows loaded into chdb's modern MergeTree table (ClickHouse in process, `ORDER BY` namespaces, owners, time; \((result["bytes"] as? Int ?? 0) / 1_048_576) MiB). Filter: `\(filter)` (\(pair.2) flows, \(String(format: "%.2f", Double(pair.2) * 100 / Double(rows)))%). Best of 3.\n")
+        print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time) in \(shards.count) hourly shards (\(shards.filter { $0.state == .sealed }.count) sealed, read in place; \(storeBytes / 1_048_576) MiB). The same rows loaded into chdb's modern MergeTree table (ClickHouse in process, `ORDER BY` namespaces, owners, time; \((result["bytes"] as? Int ?? 0) / 1_048_576) MiB). Filter: `\(filter)` (\(pair.2) flows, \(String(format: "%.2f", Double(pair.2) * 100 / Double(rows)))%). Best of 3.\n")
         print("| question | flowrec | chdb | flowrec rows scanned/s |")
         print("|---|---:|---:|---:|")
         print("| `SELECT count(*), sum(Bytes) ... WHERE <pair>` over every shard (`flowrec sql`, \(opened) shards opened) | \(String(format: "%.2f", scanSeconds)) s | \(String(format: "%.3f", chScan)) s | **\(Int(Double(rows) / scanSeconds))** |")

@@ -1,7 +1,9 @@
+import StorageKit
 import ArgumentParser
 import FlowGenerator
 import FlowModel
 import Forwarders
+import FileSource
 import Foundation
 import ShardStore
 
@@ -173,7 +175,7 @@ func fileBytes(_ path: String) -> Int64 {
 }
 
 /// The store's row for a seal summary (its path), or a clear failure.
-func requireShard(_ summary: ShardStore.SealSummary?, store: ShardStore) throws -> ShardStore.ShardInfo {
+func requireShard(_ summary: ShardStore.SealSummary?, store: ShardStore) throws -> ShardRecord {
     guard let summary, let info = try store.shards().first(where: { $0.id == summary.id }) else {
         throw ValidationError("no shard was sealed")
     }

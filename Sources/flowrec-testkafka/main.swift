@@ -22,6 +22,7 @@
 
 import CRdKafka
 import Foundation
+import Synchronization
 
 struct Options {
     var brokers: Int32 = 1
@@ -74,10 +75,14 @@ func parseOptions() -> Options {
 
 /// The mock cluster and the client handle that owns it. librdkafka's mock API is
 /// thread-safe; the lock keeps shutdown from racing a command.
-final class MockCluster: @unchecked Sendable {
-    private let lock = NSLock()
-    private var handle: OpaquePointer?
-    private var cluster: OpaquePointer?
+final class MockCluster: Sendable {
+    /// The client handle and the cluster, nil once shut down; librdkafka's pointers are
+    /// safe to use from any thread.
+    private struct Handles: @unchecked Sendable {  // OpaquePointer is not Sendable; librdkafka's handles are thread-safe
+        var client: OpaquePointer?
+        var cluster: OpaquePointer?
+    }
+    private let handles: Mutex<Handles>
     let bootstraps: String
 
     init(brokers: Int32) {
@@ -88,8 +93,7 @@ final class MockCluster: @unchecked Sendable {
             fail("rd_kafka_new: \(String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         guard let mc = rd_kafka_mock_cluster_new(rk, brokers) else { fail("cannot start the mock cluster") }
-        handle = rk
-        cluster = mc
+        handles = Mutex(Handles(client: rk, cluster: mc))
         bootstraps = String(cString: rd_kafka_mock_cluster_bootstraps(mc))
     }
 
@@ -134,19 +138,18 @@ final class MockCluster: @unchecked Sendable {
     }
 
     func shutdown() {
-        lock.lock()
-        defer { lock.unlock() }
-        if let mc = cluster { rd_kafka_mock_cluster_destroy(mc) }
-        if let rk = handle { rd_kafka_destroy(rk) }
-        cluster = nil
-        handle = nil
+        handles.withLock { handles in
+            if let mc = handles.cluster { rd_kafka_mock_cluster_destroy(mc) }
+            if let rk = handles.client { rd_kafka_destroy(rk) }
+            handles = Handles()
+        }
     }
 
     private func withCluster(_ body: (OpaquePointer) -> String?) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let mc = cluster else { return "the cluster is stopped" }
-        return body(mc)
+        handles.withLock { handles in
+            guard let mc = handles.cluster else { return "the cluster is stopped" }
+            return body(mc)
+        }
     }
 
     private func check(_ err: rd_kafka_resp_err_t) -> String? {

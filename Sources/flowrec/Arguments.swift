@@ -1,5 +1,5 @@
 import ArgumentParser
-import FlowRecorder
+import FlowrecConfig
 import Foundation
 import ShardStore
 
@@ -52,22 +52,38 @@ struct TimeRangeOptions: ParsableArguments {
     var toMs: Int64? { to?.epochMilliseconds }
 }
 
-/// Opens the store in `data` with the window it was written with, or says how to point at one.
-func openExistingStore(_ data: String) throws -> ShardStore {
-    try requireDataDirectory(data)
-    return try ShardStore.openExisting(directory: data)
+/// `--data`: the data directory every command reads or writes; one option, one default
+/// (`FlowrecSettings.defaultDataDirectory`, as `flowrec record`'s `data` setting).
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data"), help: "Data directory: shards, catalog, dead letters, rollups.")
+    var path: String = FlowrecSettings.defaultDataDirectory
+
+    var directory: DataDirectory { DataDirectory(path: path) }
+    func openExisting() throws -> ShardStore { try directory.openExisting() }
+    func openForReading() throws -> ShardStore { try directory.openForReading() }
 }
 
-/// Opens the store in `data` for queries: nothing is opened for writing, so it is safe
-/// beside a running recorder.
-func openStoreForReading(_ data: String) throws -> ShardStore {
-    try requireDataDirectory(data)
-    return try ShardStore.openForReading(directory: data)
-}
+/// A data directory named by `--data` or by a command's settings (`data:` in the file).
+struct DataDirectory {
+    let path: String
 
-private func requireDataDirectory(_ data: String) throws {
-    guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
-        throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
+    /// Opens the store with the window it was written with, or says how to point at one.
+    func openExisting() throws -> ShardStore {
+        try requireStore()
+        return try ShardStore.openExisting(directory: path)
+    }
+
+    /// Opens the store for queries: nothing is opened for writing, so it is safe beside
+    /// a running recorder.
+    func openForReading() throws -> ShardStore {
+        try requireStore()
+        return try ShardStore.openForReading(directory: path)
+    }
+
+    func requireStore() throws {
+        guard FileManager.default.fileExists(atPath: path + "/catalog.sqlite") else {
+            throw ValidationError("\(path) is not a flowrec data directory (no catalog.sqlite); pass --data")
+        }
     }
 }
 

@@ -10,8 +10,7 @@ struct CompactCommand: ParsableCommand {
         Sealing uses a fast level so it keeps up with ingest; compaction spends idle CPU to make older shards smaller (about 21 instead of 27 bytes per flow at level 19 on generated traffic in hourly shards; see bench/RESULTS.md). Each shard is recompressed frame by frame, verified in place against its content checksum, and swapped in atomically; shards already at the level are skipped, so the command can be stopped and rerun.
         """)
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(help: "zstd level to recompress at (4-22).")
     var level: Int32 = 19
@@ -28,7 +27,7 @@ struct CompactCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openExistingStore(data)
+        let store = try data.openExisting()
         var saved: Int64 = 0
         let results = try store.compact(level: level, frameSize: frameMiB << 20, limit: limit) { s in
             saved += s.bytesBefore - s.bytesAfter

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlowrecConfig
 import FlowRecorder
 import Foundation
 

@@ -11,11 +11,11 @@ struct DeadLettersCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List dead letters: where they came from and why they were rejected.")
-        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+        @OptionGroup var data: DataOptions
         @Option(help: "Most entries to print.") var limit: Int = 50
 
         func run() throws {
-            let store = try openExistingStore(data)
+            let store = try data.openExisting()
             print("SOURCE            PARTITION     POSITION   BYTES  REASON")
             var shown = 0
             try store.forEachDeadLetter { source, partition, position, reason, payload in
@@ -30,11 +30,11 @@ struct DeadLettersCommand: ParsableCommand {
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export dead letters as JSON lines: source, partition, position, reason and the payload in base64.")
-        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+        @OptionGroup var data: DataOptions
         @Option(name: .shortAndLong, help: "Output file, or - for stdout.") var output: String = "-"
 
         func run() throws {
-            let store = try openExistingStore(data)
+            let store = try data.openExisting()
             let sink = try LineSink(path: output)
             try store.forEachDeadLetter { source, partition, position, reason, payload in
                 let object: [String: Any] = ["source": source, "partition": Int(partition), "position": Int(position),
@@ -50,10 +50,10 @@ struct DeadLettersCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decode every dead letter again and store the ones that now decode (after an upgrade).",
             discussion: "Replayed flows are stored under the source deadletter:<topic> at their original position, so running it twice stores nothing twice. Stop the recorder first.")
-        @Option(help: "Data directory.") var data: String = "./flowrec-data"
+        @OptionGroup var data: DataOptions
 
         func run() throws {
-            let summary = try openExistingStore(data).replayDeadLetters()
+            let summary = try data.openExisting().replayDeadLetters()
             print("examined \(summary.examined), stored \(summary.stored), still not flows \(summary.stillInvalid)")
         }
     }

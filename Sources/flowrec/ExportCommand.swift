@@ -19,8 +19,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv, sqlite, shards }
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(help: "jsonl, csv, sqlite or shards.")
     var format: Format = .jsonl
@@ -41,7 +40,7 @@ struct ExportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         let fromMs = range.fromMs, toMs = range.toMs
         if format == .shards {
             try await exportShards(store, fromMs: fromMs, toMs: toMs)
@@ -92,7 +91,7 @@ struct ExportCommand: AsyncParsableCommand {
     /// `manifest.json` over all of them.
     private func exportShards(_ store: ShardStore, fromMs: Int64?, toMs: Int64?) async throws {
         let shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
-        let sealed = shards.filter { $0.state == "sealed" }
+        let sealed = shards.filter { $0.state == .sealed }
         let copier = DirectoryForwarder(options: DirectoryForwarderOptions(path: output))
         try await copier.prepare()
         var manifests: [ShardManifest] = []

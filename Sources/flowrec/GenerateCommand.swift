@@ -1,4 +1,4 @@
-package import ArgumentParser
+import ArgumentParser
 package import FlowGenerator
 import FlowModel
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowModel
+import FileSource
 import Foundation
 import ShardStore
 
@@ -20,8 +21,7 @@ struct IngestCommand: ParsableCommand {
     @Argument(help: "JSON-lines files to ingest; '-' reads stdin.")
     var files: [String]
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(help: "Shard window: 1m to 1d (e.g. 5m, 1h).")
     var window: DurationArgument = DurationArgument(argument: "1h")!
@@ -69,7 +69,7 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try ShardStore(directory: data, options: .init(
+        let store = try ShardStore(directory: data.path, options: .init(
             windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel,
             frameSize: sealFrameKib << 10, sealInBackground: backgroundSeal))
         let started = Date()

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FlowRecorder
+import FlowrecConfig
 import Foundation
 import ShardStore
 
@@ -34,16 +34,16 @@ struct PruneCommand: ParsableCommand {
         let resolved = try ResolvedSettings(table: FlowrecSettings.prune, arguments: settings,
                                             environment: ProcessInfo.processInfo.environment, configFile: config,
                                             fileMayAlsoHold: FlowrecSettings.record)
-        let data = resolved.string("data") ?? "./flowrec-data"
-        let policy = try RecorderSettings.retentionPolicy(resolved)
+        let data = DataDirectory(path: resolved.text("data"))
+        let policy = try RetentionPolicy(settings: resolved)
         if policy.isEmpty { throw ValidationError("give at least one limit: --max-age, --max-size, --min-free or --rollup-max-age") }
-        let store = try openExistingStore(data)
+        let store = try data.openExisting()
         let decisions: [PruneDecision]
         if dryRun {
             decisions = try store.retentionPlan(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                                volume: VolumeSpace.of(data))
+                                                volume: VolumeSpace.of(data.path))
         } else {
-            let report = try store.prune(policy) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+            let report = try store.prune(policy)
             decisions = report.deleted
             if report.postponed > 0 { print("\(report.postponed) more shards exceed the limits; run again to continue") }
         }

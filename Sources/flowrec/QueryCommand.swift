@@ -18,8 +18,7 @@ struct QueryCommand: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, jsonl, csv }
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @OptionGroup var range: TimeRangeOptions
 
@@ -43,7 +42,7 @@ struct QueryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         var query = FlowQuery()
         query.fromMs = range.fromMs
         query.toMs = range.toMs

@@ -18,8 +18,7 @@ struct SQLCommand: ParsableCommand {
     @Argument(help: "One SELECT statement over the flows table.")
     var statement: String
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @OptionGroup var range: TimeRangeOptions
 
@@ -27,7 +26,7 @@ struct SQLCommand: ParsableCommand {
     var format: QueryCommand.Format = .table
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         var output: QueryOutput?
         do {
             try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, columns: { names in

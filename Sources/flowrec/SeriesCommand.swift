@@ -17,8 +17,7 @@ struct SeriesCommand: ParsableCommand {
           flowrec series --since 1h --step 1m --format csv > last-hour.csv
         """)
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(name: .customLong("group"), help: "FIELD=VALUE the flows must match (repeatable); none: all flows.")
     var groups: [String] = []
@@ -39,7 +38,7 @@ struct SeriesCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         let group = groups.map { g -> (field: String, value: String) in
             let eq = g.firstIndex(of: "=") ?? g.endIndex
             return (String(g[..<eq]), String(g[g.index(after: eq)...]))

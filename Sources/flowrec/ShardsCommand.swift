@@ -14,8 +14,7 @@ struct ShardsCommand: ParsableCommand {
 struct ListShards: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the shards (the default).")
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(help: "table or json.")
     var format: String = "table"
@@ -28,7 +27,7 @@ struct ListShards: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         let shards = try store.shards()
         if count {
             print(shards.reduce(Int64(0)) { $0 + $1.rowCount })
@@ -38,7 +37,7 @@ struct ListShards: ParsableCommand {
         var deliveries: [String: [ShardID: DeliveryState]] = [:]
         for name in forwarders { deliveries[name] = try store.deliveries(forwarder: name) }
         /// "yes", chunks delivered so far, or "-".
-        func syncState(_ shard: ShardStore.ShardInfo, _ forwarder: String) -> String {
+        func syncState(_ shard: ShardRecord, _ forwarder: String) -> String {
             guard let state = deliveries[forwarder]?[shard.id] else { return "-" }
             if state.complete { return "yes" }
             guard state.chunkRows > 0, shard.rowCount > 0 else { return "\(state.chunksDelivered) chunks" }
@@ -46,7 +45,7 @@ struct ListShards: ParsableCommand {
         }
         if format == "json" {
             let rows: [[String: Any]] = shards.map { shard in
-                ["id": shard.id.description, "state": shard.state, "rows": shard.rowCount, "bytes": shard.bytesOnDisk,
+                ["id": shard.id.description, "state": shard.state.rawValue, "rows": shard.rowCount, "bytes": shard.bytesOnDisk,
                  "path": shard.path, "min_time_ms": shard.minTimeMs as Any, "max_time_ms": shard.maxTimeMs as Any,
                  "delivered": Dictionary(uniqueKeysWithValues: forwarders.map { ($0, syncState(shard, $0)) })]
             }
@@ -59,7 +58,7 @@ struct ListShards: ParsableCommand {
               + zip(forwarders, widths).map { "  " + $0.uppercased().leftPadded($1) }.joined())
         for s in shards {
             let perFlow = s.rowCount > 0 ? String(s.bytesOnDisk / s.rowCount) : "-"
-            print("\(s.id.description.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(s.rowCount).leftPadded(9)) \(String(s.bytesOnDisk).leftPadded(12)) \(perFlow.leftPadded(7))"
+            print("\(s.id.description.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(s.rowCount).leftPadded(9)) \(String(s.bytesOnDisk).leftPadded(12)) \(perFlow.leftPadded(7))"
                   + zip(forwarders, widths).map { "  " + syncState(s, $0).leftPadded($1) }.joined())
         }
     }
@@ -73,16 +72,15 @@ struct Show: ParsableCommand {
     @Argument(help: "Shard id as listed, e.g. 20260101T0000Z_20260101T0100Z.0")
     var id: String
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     func run() throws {
         guard let shardID = ShardID(id) else {
             throw ValidationError("\(id) is not a shard id; ids look like 20260101T0000Z_20260101T0100Z.0 (see `flowrec shards`)")
         }
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         guard let info = try store.shards().first(where: { $0.id == shardID }) else {
-            throw ValidationError("no shard \(id) in \(data); `flowrec shards` lists them")
+            throw ValidationError("no shard \(id) in \(data.path); `flowrec shards` lists them")
         }
         print("shard:   \(info.id)\nstate:   \(info.state)\npath:    \(info.path)\nbytes:   \(info.bytesOnDisk)")
         let reader = try store.reader(for: shardID)

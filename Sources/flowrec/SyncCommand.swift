@@ -1,7 +1,8 @@
 import ArgumentParser
-import FlowRecorder
+import FlowrecConfig
 import Forwarders
 import Foundation
+import Logging
 import ShardStore
 
 struct SyncCommand: AsyncParsableCommand {
@@ -50,10 +51,8 @@ struct SyncCommand: AsyncParsableCommand {
         let resolved = try ResolvedSettings(table: FlowrecSettings.sync, arguments: settings,
                                         environment: ProcessInfo.processInfo.environment, configFile: config,
                                         fileMayAlsoHold: FlowrecSettings.record)
-        let forwarder = try ForwarderFactory(settings: resolved).make(target, name: name) {
-            FileHandle.standardError.write(Data("\($0)\n".utf8))
-        }
-        let data = resolved.string("data") ?? "./flowrec-data"
+        let forwarder = try ForwarderFactory(settings: resolved).make(target, name: name, logger: Logger(label: "flowrec.sync"))
+        let data = resolved.text("data")
         guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
             throw ValidationError("\(data) is not a flowrec data directory (no catalog.sqlite); pass --data")
         }
@@ -109,3 +108,5 @@ final class SyncProgress: @unchecked Sendable {
         if enabled && lastDraw != .distantPast { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
+
+extension ForwarderKind: ExpressibleByArgument {}

@@ -21,8 +21,7 @@ struct TailCommand: ParsableCommand {
     @Flag(name: .short, help: "Follow: keep printing flows as they are stored, until interrupted.")
     var follow = false
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields, e.g. \"DstPort = 443\".")
     var filter: String?
@@ -42,7 +41,7 @@ struct TailCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         let columns: [String]
         switch fields {
         case nil: columns = QueryCommand.summaryFields

@@ -1,4 +1,4 @@
-package import ArgumentParser
+import ArgumentParser
 import Foundation
 package import Query
 import ShardStore
@@ -15,8 +15,7 @@ struct TopCommand: ParsableCommand {
           flowrec top --by DstK8S_OwnerName --metric flows --where "DstPort = 53" --limit 5
         """)
 
-    @Option(help: "Data directory.")
-    var data: String = "./flowrec-data"
+    @OptionGroup var data: DataOptions
 
     @Option(help: "Comma-separated fields to group by.")
     var by: String = "SrcK8S_Namespace,DstK8S_Namespace"
@@ -37,7 +36,7 @@ struct TopCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try openStoreForReading(data)
+        let store = try data.openForReading()
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let rows: [TopTalkers.Row]
         do {

@@ -1,5 +1,6 @@
 import FlowModel
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import Query

@@ -1,5 +1,7 @@
+import StorageKit
 import FlowGenerator
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource

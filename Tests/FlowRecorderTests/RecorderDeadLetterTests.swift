@@ -1,6 +1,7 @@
 import FlowGenerator
 import FlowModel
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource

@@ -1,5 +1,6 @@
 import FlowGenerator
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource

@@ -1,5 +1,6 @@
 import FlowModel
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Forwarders
 import Foundation
@@ -50,7 +51,7 @@ import Testing
         })
 
         let store = try ShardStore.openExisting(directory: dir.path)
-        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
         #expect(sealed.count >= 3)
         for name in ["clickhouse", "directory"] {
             let delivered = try store.deliveries(forwarder: name).filter(\.value.complete)

@@ -1,5 +1,6 @@
 import FlowGenerator
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource
@@ -29,7 +30,7 @@ import Testing
 
         let store = try ShardStore.openExisting(directory: dir.path)
         #expect(recorder.counters.shardsPruned >= 2, "the sealed windows were pruned while recording")
-        #expect(try store.shards().allSatisfy { $0.state == "active" })
+        #expect(try store.shards().allSatisfy { $0.state == .active })
         // A second run over the same topic stores nothing again.
         let again = Recorder(configuration: config)
         try again.run(shouldStop: { false })

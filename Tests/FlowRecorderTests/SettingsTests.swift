@@ -1,4 +1,5 @@
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import Testing

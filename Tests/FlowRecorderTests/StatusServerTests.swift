@@ -1,5 +1,6 @@
 import FlowGenerator
 import FlowRecorder
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource
@@ -55,7 +56,7 @@ import Testing
     @Test func aListenerOffLoopbackNeedsAToken() throws {
         var http = listener()
         http.host = "0.0.0.0"
-        #expect(throws: RecorderConfigurationError.self) {
+        #expect(throws: SettingsError.self) {
             _ = try StatusServer(configuration: http, metrics: RecorderMetrics(), status: RecorderStatus())
         }
         http.bearerToken = "t"

@@ -18,7 +18,8 @@ import Testing
     static func startRecorder(_ flowrec: URL, broker: TestKafkaBroker, group: String, data: TemporaryDirectory,
                               errorLog: String) throws -> Process {
         try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--group", group, "--http-listen", "127.0.0.1:0",
-                                         "--data", data.path, "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000"],
+                                         "--data", data.path, "--window", "5m", "--exit-when-idle", "8s", "--kafka-property", "session.timeout.ms=6000",
+                                         "--log-format", "human"],
                                errorLog: errorLog)
     }
 

@@ -10,7 +10,7 @@ import Testing
 @Suite struct ChdbPayloadTests {
     /// One shard encoded as the forwarder sends it (read in place, in the table's key
     /// order), written to `path`.
-    func writePayload(of shard: ShardStore.ShardInfo, in store: ShardStore, with encoder: inout ClickHouseBlockEncoder,
+    func writePayload(of shard: ShardRecord, in store: ShardStore, with encoder: inout ClickHouseBlockEncoder,
                       to path: String) throws {
         let reader = try store.reader(for: shard.id)
         let rows = try #require(try reader.rowIDRange())
@@ -26,7 +26,7 @@ import Testing
         let expected = try ReplicationTotals(sealedShardsOf: store)
         var encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
         var files: [String] = []
-        for shard in try store.shards() where shard.state == "sealed" {
+        for shard in try store.shards() where shard.state == .sealed {
             // As the forwarder reads it: in place, sorted by the table's key.
             let path = dir.path + "/\(shard.id).\(format.rawValue)"
             try writePayload(of: shard, in: store, with: &encoder, to: path)
@@ -59,7 +59,7 @@ import Testing
     @Test func aRetriedChunkIsStoredOnceOnAModernServer() throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path, count: 15_000)
-        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
         var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
         let path = dir.path + "/chunk.native"
         try writePayload(of: shard, in: store, with: &encoder, to: path)

@@ -176,7 +176,7 @@ import Testing
         var keys = Set<String>()
         let names = ["TimeFlowEndMs", "TimeFlowStartMs", "SrcAddr", "DstAddr", "SrcPort", "DstPort", "Bytes", "Packets"]
         let fields = names.map { FlowSchema.id(of: $0) }
-        for shard in try store.shards() where shard.state == "sealed" {
+        for shard in try store.shards() where shard.state == .sealed {
             try store.forEachFlow(in: shard.id) { flow in
                 keys.insert(shard.id.description + "|" + fields.map { flow.integer($0).map(String.init) ?? flow.string($0) ?? "" }.joined(separator: "|"))
             }

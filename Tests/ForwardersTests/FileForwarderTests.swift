@@ -14,7 +14,7 @@ import Testing
         let target = dir.path + "/archive"
         let forwarder = DirectoryForwarder(options: DirectoryForwarderOptions(path: target))
         let summary = try await ShardReplicator(store: store, forwarder: forwarder).run()
-        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
         #expect(summary.shardsDelivered == sealed.count && sealed.count >= 2)
         for shard in sealed {
             let (file, manifestPath) = forwarder.destination(of: shard.id)
@@ -54,7 +54,7 @@ import Testing
         for (id, _) in delivered {
             #expect(FileManager.default.fileExists(atPath: forwarder.destination(of: id).manifest))
         }
-        #expect(delivered.count < (try store.shards().filter { $0.state == "sealed" }.count))
+        #expect(delivered.count < (try store.shards().filter { $0.state == .sealed }.count))
         let leftovers = FileManager.default.enumerator(atPath: fs.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".tmp") } ?? []
         #expect(leftovers.isEmpty, "no partial copy is left behind: \(leftovers)")
     }
@@ -65,7 +65,7 @@ import Testing
         let log = dir.path + "/runs.log"
         let command = #"echo "$FLOWREC_SHARD_ID $FLOWREC_ROWS $FLOWREC_WINDOW_START_MS $(basename "$FLOWREC_SHARD_PATH")" >> "\#(log)""#
         let summary = try await ShardReplicator(store: store, forwarder: ExecForwarder(options: ExecForwarderOptions(command: command))).run()
-        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
         #expect(summary.shardsDelivered == sealed.count)
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(lines == sealed.map { "\($0.id) \($0.rowCount) \($0.id.windowStartMs) \($0.id).sqlite.zst" })
@@ -109,8 +109,8 @@ import Testing
     @Test func exportCopiesSealedShardsWithAManifest() throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path + "/store", count: 30_000)
-        let sealed = try store.shards().filter { $0.state == "sealed" }
-        let active = try store.shards().filter { $0.state == "active" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
+        let active = try store.shards().filter { $0.state == .active }
         let out = dir.path + "/export"
         let status = try ChildProcess.run(try ChildProcess.flowrec(), ["export", "--data", dir.path + "/store", "--format", "shards", "--output", out])
         #expect(status == 0)

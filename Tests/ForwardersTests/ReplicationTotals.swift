@@ -21,7 +21,7 @@ struct ReplicationTotals: Equatable, CustomStringConvertible {
 
     /// Over every sealed shard of `store`.
     init(sealedShardsOf store: ShardStore) throws {
-        for shard in try store.shards() where shard.state == "sealed" {
+        for shard in try store.shards() where shard.state == .sealed {
             try store.forEachFlow(in: shard.id) { flow in
                 rows += 1
                 bytes += flow.integer(Self.bytes) ?? 0

@@ -37,7 +37,7 @@ import Testing
         let (store, flows) = try Self.fixture(dir)
         let shards = try store.shards()
         #expect(shards.count >= 48)
-        #expect(shards.filter { $0.state == "sealed" }.count >= 20)
+        #expect(shards.filter { $0.state == .sealed }.count >= 20)
 
         let ns = FlowSchema.id(of: "SrcK8S_Namespace"), port = FlowSchema.id(of: "DstPort")
         let bytes = FlowSchema.id(of: "Bytes"), end = FlowSchema.requiredField

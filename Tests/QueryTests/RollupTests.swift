@@ -1,3 +1,4 @@
+import StorageKit
 import FlowModel
 import FlowrecTesting
 import Foundation
@@ -13,7 +14,7 @@ import Testing
     @Test func rollupSumsEqualRawSums() throws {
         let dir = TemporaryDirectory()
         let (store, flows) = try FlowQueryTests.fixture(dir)
-        let sealed = try store.shards().filter { $0.state == "sealed" }
+        let sealed = try store.shards().filter { $0.state == .sealed }
         #expect(sealed.count >= 24)
         let db = try SQLiteDatabase(path: dir.path + "/rollups.sqlite", mode: .readOnly)
         #expect(try db.scalarInteger("SELECT count(*) FROM rollup_shards") == Int64(sealed.count))
@@ -73,10 +74,10 @@ import Testing
         let report = try store.prune(policy, nowMs: t0 + 20 * 60_000, volume: nil)
         #expect(report.rollupShardsDropped == 10)
         #expect(!report.deleted.isEmpty)
-        let rollups = try #require(try store.rollups())
+        let rollups = try #require(try RollupReader(store: store))
         #expect(try rollups.oldestMinuteMs() == t0 + 10 * 60_000)
         // The deleted raw minutes 10..18 are still answered from rollups.
-        let span = try store.rollupSpan(fromMs: t0 + 10 * 60_000, toMs: t0 + 19 * 60_000, rollups: rollups)
+        let span = try rollups.span(of: store, fromMs: t0 + 10 * 60_000, toMs: t0 + 19 * 60_000)
         #expect(span?.fromMs == t0 + 10 * 60_000 && span?.toMs == t0 + 19 * 60_000)
         #expect(try rollups.totals(by: ["SrcK8S_Namespace"], fromMs: t0 + 10 * 60_000, toMs: t0 + 19 * 60_000).reduce(0) { $0 + $1.flows } == 9 * 600)
     }

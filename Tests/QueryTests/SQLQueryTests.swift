@@ -41,7 +41,7 @@ import Testing
         let dir = TemporaryDirectory()
         let store = try store(dir)
         let shards = try store.shards()
-        #expect(shards.count >= 48 && shards.filter { $0.state == "sealed" }.count == shards.count - 1)
+        #expect(shards.count >= 48 && shards.filter { $0.state == .sealed }.count == shards.count - 1)
 
         // GROUP BY over every shard.
         var expected: [String: (count: Int64, bytes: Int64)] = [:]

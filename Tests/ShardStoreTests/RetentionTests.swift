@@ -18,7 +18,7 @@ import Testing
         return (store, lines)
     }
 
-    func sealed(_ store: ShardStore) throws -> [ShardStore.ShardInfo] { try store.shards().filter { $0.state == "sealed" } }
+    func sealed(_ store: ShardStore) throws -> [ShardRecord] { try store.shards().filter { $0.state == .sealed } }
 
     @Test func ageDeletesOldSealedShardsAndTheirFlowsNeverReturn() throws {
         let dir = TemporaryDirectory()
@@ -32,7 +32,7 @@ import Testing
         #expect(report.deleted.allSatisfy { $0.reason == .age && !$0.undelivered })
         #expect(try sealed(store).map(\.id) == before.dropFirst(3).map(\.id))
         for shard in before.prefix(3) { #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + shard.path)) }
-        #expect(try store.shards().contains { $0.state == "active" }, "the active shard is never deleted")
+        #expect(try store.shards().contains { $0.state == .active }, "the active shard is never deleted")
 
         // Re-ingesting the same lines, in this store or after a restart, stores nothing.
         let kept = try store.shards().reduce(Int64(0)) { $0 + $1.rowCount }
@@ -58,7 +58,7 @@ import Testing
         #expect(total - deletedBytes <= target, "pruned to the low watermark, not just below the limit")
         let lastBytes = try #require(report.deleted.last).bytes
         #expect(total - deletedBytes + lastBytes > target, "and not one shard further")
-        let sealedBefore = all.filter { $0.state == "sealed" }.map(\.id)
+        let sealedBefore = all.filter { $0.state == .sealed }.map(\.id)
         #expect(report.deleted.map(\.shard) == Array(sealedBefore.prefix(report.deleted.count)), "oldest first")
     }
 
@@ -132,6 +132,6 @@ import Testing
         let report = try store.prune(RetentionPolicy(maxAgeMs: 60_000), nowMs: 0, volume: nil)
         #expect(report.adopted == [shards[1].path])
         let adopted = try #require(try store.shards().first { $0.id == shards[1].id })
-        #expect(adopted.rowCount == shards[1].rowCount && adopted.state == "sealed")
+        #expect(adopted.rowCount == shards[1].rowCount && adopted.state == .sealed)
     }
 }

@@ -1,3 +1,4 @@
+import StorageKit
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -68,7 +69,7 @@ import Testing
         try store.append(batch(lines[1000...], firstLine: 1001))
         #expect(try recordedAndComputed(store, in: dir).allSatisfy { $0.0 == nil })
         try store.sealClosedWindows(watermarkMs: .max)
-        #expect(try store.shards().allSatisfy { $0.state == "sealed" })
+        #expect(try store.shards().allSatisfy { $0.state == .sealed })
         #expect(Set(try storedFlows(store)) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
     }
 
@@ -91,7 +92,7 @@ import Testing
         let store = try ShardStore(directory: dir.path, options: options)
         try store.sealClosedWindows(watermarkMs: .max)
         for shard in try store.shards() {
-            #expect(shard.state == "sealed")
+            #expect(shard.state == .sealed)
             let reader = try ShardReader(path: dir.path + "/" + shard.path)
             #expect(try reader.meta("content_checksum") == trueChecksums[shard.id])
             #expect(try reader.meta("rows_checksum") == nil, "the active shard's running sum is not carried into the sealed one")

@@ -1,3 +1,4 @@
+import StorageKit
 import FlowModel
 import FlowrecTesting
 import Foundation
@@ -22,12 +23,12 @@ import Testing
 
         let store = try ShardStore(directory: dir.path + "/data", options: .init(windowMs: 60_000, graceMs: 0))
         let shards = try store.shards()
-        #expect(shards.filter { $0.state == "sealed" }.count >= 2, "\(shards.map { "\($0.id) \($0.state)" })")
+        #expect(shards.filter { $0.state == .sealed }.count >= 2, "\(shards.map { "\($0.id) \($0.state)" })")
         let stored = try storedFlows(store)
         #expect(stored.count == lines.count, "each flow exactly once")
         #expect(Set(stored) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
         // Rollups are written before the rename: a redone seal must not add them twice.
-        let sealedRows = shards.filter { $0.state == "sealed" }.reduce(Int64(0)) { $0 + $1.rowCount }
+        let sealedRows = shards.filter { $0.state == .sealed }.reduce(Int64(0)) { $0 + $1.rowCount }
         let rollups = try SQLiteDatabase(path: dir.path + "/data/rollups.sqlite", mode: .readOnly)
         for tier in ["minute_rollups", "hour_rollups", "day_rollups"] {
             #expect(try rollups.scalarInteger("SELECT sum(flows) FROM \(tier)") == sealedRows, "\(tier) counts every sealed flow once")

@@ -20,8 +20,8 @@ import Testing
         let lines = generatedLines(6000, features: Set(GeneratorOptions.Feature.allCases))
         let store = try sealedStore(dir, lines: lines)
         let states = try store.shards().map(\.state)
-        #expect(states.filter { $0 == "sealed" }.count >= 1)
-        #expect(states.last == "active", "the newest window is still open")
+        #expect(states.filter { $0 == .sealed }.count >= 1)
+        #expect(states.last == .active, "the newest window is still open")
         #expect(Set(try storedFlows(store)) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
         #expect(try storedFlows(store).count == 6000)
     }
@@ -29,7 +29,7 @@ import Testing
     @Test func plainZstdRestoresADatabaseTheShellOpens() throws {
         let dir = TemporaryDirectory()
         let store = try sealedStore(dir, lines: generatedLines(3000))
-        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
         #expect(shard.path.hasSuffix(".sqlite.zst"))
         let restored = dir.path + "/restored.sqlite"
         try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
@@ -54,7 +54,7 @@ import Testing
         try store.sealClosedWindows(watermarkMs: .max)
         var rows = 0
         for shard in try store.shards() {
-            #expect(shard.state == "sealed")
+            #expect(shard.state == .sealed)
             let restored = dir.path + "/restored-\(shard.id).sqlite"
             try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
             let stored = try ChildProcess.output("/usr/bin/sqlite3", [restored, columns + "rowid"])
@@ -77,7 +77,7 @@ import Testing
         }
         let store = try sealedStore(dir, lines: lines)
         let shard = try #require(try store.shards().first {
-            $0.state == "sealed" && $0.id.windowStartMs <= end && end < $0.id.windowEndMs
+            $0.state == .sealed && $0.id.windowStartMs <= end && end < $0.id.windowEndMs
         })
         let restored = dir.path + "/restored.sqlite"
         try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
@@ -105,7 +105,7 @@ import Testing
     @Test func corruptOrTruncatedSealedShardsFailClearly() throws {
         let dir = TemporaryDirectory()
         let store = try sealedStore(dir, lines: generatedLines(3000))
-        let shard = try #require(try store.shards().first { $0.state == "sealed" })
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
         let path = dir.path + "/" + shard.path
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
 
@@ -125,7 +125,7 @@ import Testing
         let dir = TemporaryDirectory()
         let lines = generatedLines(3000)
         let store = try sealedStore(dir, lines: lines)
-        let sealedWindow = try #require(try store.shards().first { $0.state == "sealed" }).id
+        let sealedWindow = try #require(try store.shards().first { $0.state == .sealed }).id
         // Replaying everything after sealing stores nothing, sealed windows included.
         let replay = try store.append(batch(lines[...], firstLine: 1))
         #expect(replay.stored == 0)
@@ -188,8 +188,8 @@ import Testing
         }
         try store.close()
         let states = try store.shards().map(\.state)
-        #expect(states.filter { $0 == "sealed" }.count >= 2, "closed windows were sealed while appending: \(states)")
-        #expect(states.last == "active")
+        #expect(states.filter { $0 == .sealed }.count >= 2, "closed windows were sealed while appending: \(states)")
+        #expect(states.last == .active)
         #expect(try storedFlows(store).count == 8000)
         let reopened = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
         #expect(try reopened.shards().map(\.state) == states)
@@ -245,7 +245,7 @@ import Testing
             try store.append(batch(lines[...], firstLine: 1))
             try store.sealClosedWindows()
             for s in try store.shards() { expected[s.id.description] = s.rowCount }
-            damaged = dir.path + "/" + (try #require(try store.shards().first { $0.state == "sealed" }).path)
+            damaged = dir.path + "/" + (try #require(try store.shards().first { $0.state == .sealed }).path)
         }
         var bytes = try Data(contentsOf: URL(fileURLWithPath: damaged))
         bytes[bytes.count / 2] ^= 0x55
@@ -259,8 +259,8 @@ import Testing
 
         let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
         let shards = try store.shards()
-        #expect(shards.filter { $0.state == "quarantined" }.count == 1)
-        for s in shards where s.state != "quarantined" { #expect(expected[s.id.description] == s.rowCount) }
+        #expect(shards.filter { $0.state == .quarantined }.count == 1)
+        for s in shards where s.state != .quarantined { #expect(expected[s.id.description] == s.rowCount) }
         // The rebuilt catalog still knows where ingest resumes.
         #expect(try store.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 6001)
     }

@@ -1,3 +1,4 @@
+import StorageKit
 import FlowGenerator
 import FlowModel
 import FlowrecTesting

@@ -8,7 +8,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload BLOB NOT NULL,
     PRIMARY KEY (source, partition, position)
 ) WITHOUT ROWID;
--- How far the store had processed when a batch holding only dead letters committed.
+-- How far the store had processed where no shard records it: batches of only dead
+-- letters or only replays, and shards deleted by retention.
 CREATE TABLE IF NOT EXISTS high_water (
     source TEXT NOT NULL,
     partition INTEGER NOT NULL,

@@ -1,4 +1,4 @@
--- flowrec rollups, version 1. Generated from RollupSchema (Sources/ShardStore/Rollups.swift)
+-- flowrec rollups, version 1. Generated from RollupSchema (Sources/ShardStore/Rollups/RollupSchema.swift)
 -- by `flowrec schema --write-migrations`.
 -- Buckets are of TimeFlowEndMs. dst_port_class: well-known (< 1024), registered
 -- (< 49152), dynamic, none (no port). Averages: rtt_sum_ns / rtt_count and

@@ -1,0 +1,333 @@
+import FlowModel
+import FlowrecConfig
+import Foundation
+import KafkaSource
+import Logging
+import Query
+import ShardStore
+import StorageKit
+import Synchronization
+
+/// One run of `flowrec record`, step by step: open the store, start the background
+/// jobs, join the group, then turn the loop (poll a batch, store it, commit the lag
+/// offsets; retention, gauges and clock-driven seals on their schedules) until told to
+/// stop. Where a Kafka message becomes a row: `pollBatch` decodes each message into the
+/// batch (`IngestBatch.decodeFlowOrDeadLetter`), `storeBatch` hands it to
+/// `ShardStore.append`, which routes every flow to its window's shard.
+final class RecorderSession {
+    private(set) var counters = Recorder.Counters()
+    private let config: RecorderConfiguration
+    private let metrics: RecorderMetrics
+    private let status: RecorderStatus
+    private let logger: Logger
+
+    /// Set by the sealing thread, taken by the loop: a seal frees a window to delete.
+    private let sealedSinceRetention = SealFlag()
+    private var decoder: FlowDecoder
+    private var batch = IngestBatch()
+    /// Next offset per topic partition of what `batch` holds: committed once it is stored.
+    private var batchNextOffsets: [String: [Int32: Int64]] = [:]
+    private var batchPayloadBytes = 0
+    /// Next offset to read per partition: what lag is measured against.
+    private var nextOffset: [String: [Int32: Int64]] = [:]
+    /// Set while the disk is full: the batch waits in memory, fetching is paused, and
+    /// the batch is retried at `retryAt`.
+    private var paused: (since: Date, retryAt: Date, attempts: Int)?
+    private var lastMessage = Date()
+    private var lastReport = Date()
+    private var lastRetention = Date.distantPast
+    private var lastGauges = Date.distantPast
+    private var lastClockSeal = Date.distantPast
+    private var rollups: RollupReader?
+    private var compactedReported = 0
+
+    /// How often windows are checked for being closed by the wall clock while idle.
+    static let clockSealIntervalSeconds = 5.0
+
+    init(configuration: RecorderConfiguration, metrics: RecorderMetrics, status: RecorderStatus, logger: Logger) throws {
+        config = configuration
+        self.metrics = metrics
+        self.status = status
+        self.logger = logger
+        decoder = FlowDecoder(limits: .init(maxMessageBytes: configuration.maxMessageBytes))
+    }
+
+    func run(shouldStop: () -> Bool) throws {
+        let forwarding = makeForwarding()
+        let store = try openStore(forwarding: forwarding)
+        forwarding?.start()
+        defer { forwarding?.stop() }
+        status.storeOpened()
+        defer { status.storeClosed() }
+        let consumer = try joinGroup(store)
+        let compactor = makeCompactor()
+        defer { compactor?.stop() }
+
+        while !shouldStop() {
+            status.loopTurned(assignedPartitions: consumer.assignment.count)
+            runRetentionIfDue(store)
+            updateGaugesIfDue(store, consumer, compactor)
+            if paused != nil {
+                try retryPausedBatch(store, consumer)
+                continue
+            }
+            let started = ContinuousClock.now
+            try pollBatch(consumer)
+            if batch.isEmpty {
+                if try idle(store, consumer, compactor) { break }
+                continue
+            }
+            compactor?.setIdle(false)
+            lastMessage = Date()
+            guard try storeBatch(store, consumer) else { continue }
+            metrics.batchDuration.record(ContinuousClock.now - started)
+            reportProgressIfDue(consumer)
+        }
+        logger.info("stopping; finishing seals", metadata: ["stored_this_run": "\(counters.stored)"])
+        compactor?.stop()
+        try store.close()
+        consumer.close()
+    }
+
+    // MARK: Starting
+
+    private func makeForwarding() -> ContinuousForwarding? {
+        guard !config.forwarders.isEmpty else { return nil }
+        return ContinuousForwarding(directory: config.dataDirectory, forwarders: config.forwarders,
+                                    intervalSeconds: config.forwardIntervalSeconds, metrics: metrics, status: status,
+                                    logger: logger)
+    }
+
+    /// Opens the store with the seal observers wired to metrics, the probes and
+    /// forwarding. A full disk at start-up is waited out, not fatal.
+    private func openStore(forwarding: ContinuousForwarding?) throws -> ShardStore {
+        var options = config.store
+        let metrics = self.metrics, status = self.status, sealed = self.sealedSinceRetention
+        options.sealObserver = { summary in
+            metrics.recordSeal(summary)
+            status.recovered(.seal)
+            sealed.set()
+            forwarding?.nudge()
+        }
+        options.sealFailureObserver = { error in
+            metrics.countError("seal")
+            status.failing(.seal, error.message)
+        }
+        // The recorder reads sealed files only to verify each seal (once, in order) and
+        // for the odd API query: a small frame cache keeps its memory down (bench/NOTES.md).
+        SeekableZstdVFS.frameCache.limitBytes = 16 << 20
+        var attempt = 0
+        while true {
+            do {
+                let store = try ShardStore(directory: config.dataDirectory, options: options, logger: logger)
+                status.recovered(.store)
+                return store
+            } catch where error.isDiskFull && attempt < 60 {
+                attempt += 1
+                metrics.countError("store")
+                status.failing(.store, "the disk is full; the store cannot open: free space or lower the retention limits")
+                logger.error("the store cannot open: the disk is full; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                Thread.sleep(forTimeInterval: min(30, Double(attempt)))
+            }
+        }
+    }
+
+    private func joinGroup(_ store: ShardStore) throws -> KafkaConsumer {
+        var properties = KafkaProperties(config.kafkaProperties)
+        properties["bootstrap.servers"] = config.bootstrapServers
+        properties["group.id"] = config.groupID
+        if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = "10000" }
+        if properties["fetch.message.max.bytes"] == nil {
+            properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20))
+        }
+        let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
+            // The store's checkpoint, read when the group assigns the partition.
+            (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
+        }, logger: logger)
+        logger.info("consuming", metadata: [
+            "topics": "\(config.topics.joined(separator: ","))", "brokers": "\(config.bootstrapServers)",
+            "group": "\(config.groupID)", "data": "\(config.dataDirectory)",
+        ])
+        return consumer
+    }
+
+    private func makeCompactor() -> IdleCompactor? {
+        guard let deep = config.deepCompaction else { return nil }
+        let metrics = self.metrics, status = self.status
+        return IdleCompactor(directory: config.dataDirectory, level: deep.level, frameSize: config.store.frameSize,
+                             logger: logger, onFailure: { error in
+                                 metrics.countError("compaction")
+                                 status.failing(.compaction, error.message)
+                             }, onSuccess: { status.recovered(.compaction) })
+    }
+
+    // MARK: The loop
+
+    /// Takes up to a batch of messages, each decoded into the batch as a flow or a dead
+    /// letter (with its reason); nothing is stored yet.
+    private func pollBatch(_ consumer: KafkaConsumer) throws {
+        batch.removeAll()
+        batchNextOffsets = [:]
+        batchPayloadBytes = 0
+        try pollInto(consumer)
+    }
+
+    /// Adds what the consumer hands out to `batch` (also while paused: a partition
+    /// assigned meanwhile may deliver before it is paused, and nothing read is dropped).
+    private func pollInto(_ consumer: KafkaConsumer) throws {
+        // The plausible range moves with the wall clock.
+        decoder.limits.acceptedEndMs = config.eventTimes.acceptedEndMs(nowMs: RecorderStatus.nowMs())
+        let maxPayload = config.maxMessageBytes
+        try consumer.poll(maxMessages: config.maxBatchMessages, timeoutMs: config.pollTimeoutMs) { message in
+            let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
+                                          position: message.offset)
+            batchPayloadBytes += message.payload.count
+            batch.decodeFlowOrDeadLetter(message.payload, at: position, with: decoder, maxPayloadBytes: maxPayload)
+            batchNextOffsets[message.topic, default: [:]][message.partition] = message.offset + 1
+        }
+    }
+
+    /// Stores the batch, then commits its offsets for lag monitoring. A full disk pauses
+    /// ingest instead (the batch stays in memory, nothing is lost): false then.
+    private func storeBatch(_ store: ShardStore, _ consumer: KafkaConsumer) throws -> Bool {
+        let summary: ShardStore.AppendSummary
+        do {
+            summary = try store.append(batch)
+        } catch where error.isDiskFull {
+            metrics.countError("store")
+            pause(consumer, error)
+            return false
+        } catch {
+            metrics.countError("store")
+            throw error
+        }
+        let messages = batch.flowCount + batch.deadLetters.count
+        counters.messages += messages
+        counters.stored += summary.stored
+        counters.replaysSkipped += summary.skippedAsReplayed
+        counters.deadLetters += summary.deadLetters
+        counters.batches += 1
+        metrics.messagesConsumed.increment(by: Int64(messages))
+        metrics.messageBytes.increment(by: Int64(batchPayloadBytes))
+        metrics.flowsStored.increment(by: Int64(summary.stored))
+        metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
+        metrics.deadLetters.increment(by: Int64(summary.deadLetters))
+        for (topic, partitions) in batchNextOffsets {
+            for (partition, next) in partitions {
+                nextOffset[topic, default: [:]][partition] = next
+                if let end = consumer.highWatermark(topic: topic, partition: partition) {
+                    metrics.setLag(max(0, end - next), topic: topic, partition: partition)
+                }
+            }
+        }
+        consumer.commit(batchNextOffsets.flatMap { topic, partitions in partitions.map { (topic, $0.key, $0.value) } })
+        return true
+    }
+
+    /// The disk is full: stop fetching (the partitions stay ours), say so in `/readyz`,
+    /// and retry the batch with backoff until space returns.
+    private func pause(_ consumer: KafkaConsumer, _ error: any Error) {
+        let attempts = (paused?.attempts ?? 0) + 1
+        let delay = min(30, pow(2, Double(attempts - 1)))
+        if paused == nil {
+            logger.error("the disk is full: ingest is paused and resumes by itself when space returns; free space or lower the retention limits",
+                         metadata: ["error": "\(error)", "batch_messages": "\(batch.flowCount + batch.deadLetters.count)"])
+        }
+        paused = (paused?.since ?? Date(), Date() + delay, attempts)
+        status.failing(.store, "the disk is full: ingest is paused (nothing is lost) and resumes when space returns; free space or lower the retention limits")
+        consumer.pause()
+    }
+
+    private func retryPausedBatch(_ store: ShardStore, _ consumer: KafkaConsumer) throws {
+        guard let state = paused else { return }
+        consumer.pause()  // partitions assigned since the pause
+        try pollInto(consumer)  // serves the group (rebalances) while paused
+        guard Date() >= state.retryAt else { return }
+        guard try storeBatch(store, consumer) else { return }
+        paused = nil
+        consumer.resume()
+        status.recovered(.store)
+        logger.notice("space is back: ingest resumed", metadata: ["paused_s": "\(Int(Date().timeIntervalSince(state.since)))"])
+    }
+
+    /// Nothing arrived: deep compaction may start, windows the wall clock has closed are
+    /// sealed when the source is caught up, and `exitWhenIdleSeconds` may end the run.
+    /// Returns whether to stop.
+    private func idle(_ store: ShardStore, _ consumer: KafkaConsumer, _ compactor: IdleCompactor?) throws -> Bool {
+        // Idle time counts only while partitions are assigned: joining the group takes seconds.
+        if consumer.assignment.isEmpty { lastMessage = Date() }
+        let quiet = Date().timeIntervalSince(lastMessage)
+        if let deep = config.deepCompaction, quiet >= deep.idleSeconds { compactor?.setIdle(true) }
+        if !consumer.assignment.isEmpty, Date().timeIntervalSince(lastClockSeal) >= Self.clockSealIntervalSeconds {
+            lastClockSeal = Date()
+            // An empty poll means this recorder has read what the broker had: a window
+            // whose end plus grace is in the past can take no more flows worth waiting for.
+            try store.sealWindowsClosed(byWallClockMs: RecorderStatus.nowMs())
+        }
+        if let limit = config.exitWhenIdleSeconds, quiet >= limit { return true }
+        return false
+    }
+
+    /// Retention runs on its schedule and after every seal (a seal is what frees a window
+    /// to delete); a failure is logged, counted, shown in `/readyz` and retried.
+    private func runRetentionIfDue(_ store: ShardStore) {
+        guard !config.retention.isEmpty,
+              sealedSinceRetention.take()
+                || Date().timeIntervalSince(lastRetention) >= config.retentionIntervalSeconds else { return }
+        lastRetention = Date()
+        do {
+            let report = try store.prune(config.retention)
+            counters.shardsPruned += report.deleted.count
+            counters.undeliveredShardsPruned += report.deleted.filter(\.undelivered).count
+            report.deleted.forEach(metrics.countPruned)
+            status.recovered(.retention)
+            if !report.deleted.isEmpty, paused != nil { paused?.retryAt = Date() }  // space was freed
+        } catch {
+            // Retention failing must not stop ingest; it is retried next interval.
+            counters.retentionErrors += 1
+            metrics.countError("retention")
+            status.failing(.retention, "\(error)")
+            logger.error("retention failed; it is retried", metadata: [
+                "error": "\(error)", "retry_in_s": "\(Int(config.retentionIntervalSeconds))",
+            ])
+        }
+    }
+
+    private func updateGaugesIfDue(_ store: ShardStore, _ consumer: KafkaConsumer, _ compactor: IdleCompactor?) {
+        guard Date().timeIntervalSince(lastGauges) >= 10 else { return }
+        lastGauges = Date()
+        if let shards = try? store.shards() {
+            if rollups == nil { rollups = (try? RollupReader(store: store)) ?? nil }  // opened once it exists
+            let oldestRollup = (try? rollups?.oldestMinuteMs()) ?? nil
+            metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), oldestRollupMs: oldestRollup,
+                                nowMs: RecorderStatus.nowMs())
+        }
+        metrics.assignedPartitions.set(Double(consumer.assignment.count))
+        for (topic, partition) in consumer.assignment {
+            if let next = nextOffset[topic]?[partition], let end = consumer.highWatermark(topic: topic, partition: partition) {
+                metrics.setLag(max(0, end - next), topic: topic, partition: partition)
+            }
+        }
+        if let compacted = compactor?.counts.compacted, compacted > compactedReported {
+            metrics.shardsCompacted.increment(by: Int64(compacted - compactedReported))
+            compactedReported = compacted
+        }
+    }
+
+    private func reportProgressIfDue(_ consumer: KafkaConsumer) {
+        guard Date().timeIntervalSince(lastReport) >= 10 else { return }
+        lastReport = Date()
+        logger.info("progress", metadata: [
+            "messages": "\(counters.messages)", "stored": "\(counters.stored)", "replays_skipped": "\(counters.replaysSkipped)",
+            "dead_letters": "\(counters.deadLetters)", "partitions": "\(consumer.assignment.count)",
+        ])
+    }
+}
+
+/// Set by the sealing thread, taken by the recorder loop.
+private final class SealFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    /// Whether it was set, clearing it.
+    func take() -> Bool { value.exchange(false, ordering: .relaxed) }
+}

@@ -1,0 +1,76 @@
+import StorageKit
+import Foundation
+package import ShardStore
+
+/// A query over flows: a time range, a filter in SQL syntax on NetObserv's field names,
+/// the fields to return, and a row limit.
+package struct FlowQuery: Sendable {
+    /// Inclusive start and exclusive end on `TimeFlowEndMs`, epoch milliseconds.
+    package var fromMs: Int64?
+    package var toMs: Int64?
+    /// An SQL boolean expression, e.g. `SrcK8S_Namespace = 'shop' AND DstPort = 443`.
+    package var whereSQL: String?
+    /// Fields to return; empty means every field.
+    package var fields: [String] = []
+    package var limit: Int?
+
+    package init() {}
+}
+
+/// Runs a `FlowQuery` over the shards of a store, oldest first, streaming rows.
+///
+/// Only shards whose stored time range overlaps the query are opened (the catalog knows
+/// each shard's min and max `TimeFlowEndMs`); each is opened read-only (sealed ones in
+/// place), so no statement can change stored data. Rows arrive shard by shard, in time
+/// order within a shard, and the run stops as soon as `limit` rows were produced.
+package struct FlowQueryRunner {
+    package let store: ShardStore
+
+    package init(store: ShardStore) { self.store = store }
+
+    /// Column names of the result, in order.
+    package func columns(for query: FlowQuery) -> [String] {
+        query.fields.isEmpty ? ShardSchemaColumns.fieldNames : query.fields
+    }
+
+    /// Calls `row` with each result row's values (nil for SQL NULL); return false to stop.
+    package func run(_ query: FlowQuery, row: ([QueryValue]) throws -> Bool) throws {
+        let columns = columns(for: query)
+        for name in columns where !ShardSchemaColumns.fieldNames.contains(name) {
+            throw QueryError(.unknownField, "unknown field \(name); fields are NetObserv's names, e.g. SrcK8S_Namespace, Bytes (see `flowrec schema`)")
+        }
+        var remaining = query.limit ?? .max
+        guard remaining > 0 else { return }
+        let selected = columns.map { "\"\($0)\"" }.joined(separator: ", ")
+        var conditions: [String] = []
+        if query.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
+        if query.toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
+        if let filter = query.whereSQL, !filter.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append("(\(filter))") }
+        let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY TimeFlowEndMs LIMIT ?3"
+        for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
+            let reader = try store.reader(for: shard.id)
+            var stop = false
+            do {
+                try reader.query(sql, bind: { statement in
+                    if let from = query.fromMs { statement.bind(1, from) }
+                    if let to = query.toMs { statement.bind(2, to) }
+                    statement.bind(3, Int64(min(remaining, Int(Int32.max))))
+                }) { statement in
+                    guard !stop else { return }
+                    let values = QueryValue.row(of: statement, columns: Int32(columns.count))
+                    remaining -= 1
+                    if try !row(values) || remaining == 0 { stop = true }
+                }
+            } catch {
+                throw QueryError.fromStatement(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
+            }
+            if stop || remaining == 0 { return }
+        }
+    }
+}
+
+/// The flows view's column names (NetObserv's field names), in schema order.
+package enum ShardSchemaColumns {
+    package static let fieldNames: [String] = ShardSchema.viewFieldNames
+}

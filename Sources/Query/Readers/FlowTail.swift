@@ -1,0 +1,87 @@
+import StorageKit
+package import ShardStore
+import Foundation
+
+/// `flowrec tail`: the newest stored flows, then (following) each flow as it is stored.
+///
+/// New flows land in active shards, appended in rowid order, so following is reading
+/// each active shard past the last rowid seen, once per poll. A shard that gets sealed
+/// between two polls may have taken a last batch after the previous poll: that is
+/// reported (with the `query` that shows those flows), never skipped silently.
+package final class FlowTail {
+    package let store: ShardStore
+    package var fields: [String]
+    package var whereSQL: String?
+    /// Active shards being followed: the last rowid printed of each.
+    private var seen: [ShardID: Int64] = [:]
+    private var readers: [ShardID: ShardReader] = [:]
+
+    package init(store: ShardStore, fields: [String], whereSQL: String?) {
+        self.store = store
+        self.fields = fields
+        self.whereSQL = whereSQL
+    }
+
+    /// The last `count` matching flows of the active shards, oldest first; following
+    /// continues after them.
+    package func last(_ count: Int, row: ([QueryValue]) throws -> Void) throws {
+        var newest: [[QueryValue]] = []
+        for shard in try activeShards() {  // oldest window first
+            let reader = try reader(for: shard.id)
+            let end = try reader.lastRowID()
+            if count > 0 {
+                try read(reader, after: 0, through: end, limit: count) { newest.append($0) }
+            }
+            seen[shard.id] = end
+        }
+        for values in newest.suffix(count) { try row(values) }
+    }
+
+    /// One poll: prints what was stored since the previous one. Returns notices about
+    /// flows that were sealed before they could be read.
+    @discardableResult
+    package func poll(row: ([QueryValue]) throws -> Void) throws -> [String] {
+        var notices: [String] = []
+        let shards = try store.shards()
+        let active = shards.filter { $0.state == .active }
+        for shard in active {
+            let reader = try reader(for: shard.id)
+            let after = seen[shard.id] ?? 0
+            let end = try reader.lastRowID()
+            if end > after { try read(reader, after: after, through: end, limit: nil, row: row) }
+            seen[shard.id] = end
+        }
+        // Followed shards that are no longer active: sealed (or deleted) since the last poll.
+        let activeIDs = Set(active.map(\.id))
+        for (id, printed) in seen where !activeIDs.contains(id) {
+            if let sealed = shards.first(where: { $0.id == id }), sealed.rowCount > printed {
+                notices.append("\(sealed.rowCount - printed) flows of shard \(id) were stored just before it was sealed and are not shown; `flowrec query --from \(id.windowStartMs) --to \(id.windowEndMs)` shows the window")
+            }
+            seen[id] = nil
+            readers[id] = nil
+        }
+        return notices
+    }
+
+    private func activeShards() throws -> [ShardRecord] {
+        try store.shards().filter { $0.state == .active }
+    }
+
+    private func reader(for id: ShardID) throws -> ShardReader {
+        if let reader = readers[id] { return reader }
+        let reader = try store.reader(for: id)
+        readers[id] = reader
+        return reader
+    }
+
+    private func read(_ reader: ShardReader, after: Int64, through: Int64, limit: Int?, row: ([QueryValue]) throws -> Void) throws {
+        let width = Int32(fields.count)
+        do {
+            try reader.forEachStoredRow(after: after, through: through, fields: fields, whereSQL: whereSQL, newestFirstLimit: limit) { s in
+                try row(QueryValue.row(of: s, columns: width))
+            }
+        } catch {
+            throw QueryError.fromStatement(error, "the filter is not valid SQL over the flows table", check: "Check --where and --fields.")
+        }
+    }
+}

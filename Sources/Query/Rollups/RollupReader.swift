@@ -1,0 +1,132 @@
+package import ShardStore
+import StorageKit
+import Foundation
+
+/// Answers from `rollups.sqlite`: top talkers and series over weeks read thousands of
+/// rollup rows instead of billions of flows. Opened read-only; the sealer writes the
+/// file (`RollupStore`) and a reader never creates it.
+package final class RollupReader {
+    let db: SQLiteDatabase
+
+    /// The store's rollups, or nil when nothing has been rolled up yet.
+    package init?(store: ShardStore) throws {
+        guard FileManager.default.fileExists(atPath: store.rollupsPath) else { return nil }
+        db = try SQLiteDatabase(path: store.rollupsPath, mode: .readOnly)
+    }
+
+    /// The part of [fromMs, toMs) (nil: unbounded) that rollups answer exactly for
+    /// `store`: whole minutes before the window of any shard not rolled up yet (active
+    /// shards, late parts, shards sealed before rollups existed).
+    package func span(of store: ShardStore, fromMs: Int64?, toMs: Int64?) throws -> (fromMs: Int64, toMs: Int64)? {
+        let shards = try store.shards().filter { $0.state != .quarantined }
+        let oldestRollup = try oldestMinuteMs()
+        let newestRollupEnd = try newestMinuteMs().map { $0 + 60_000 }
+        guard let from = fromMs ?? [shards.compactMap(\.minTimeMs).min(), oldestRollup].compactMap({ $0 }).min(),
+              let to = toMs ?? [shards.compactMap(\.maxTimeMs).max().map { $0 + 1 }, newestRollupEnd].compactMap({ $0 }).max(),
+              from < to else { return nil }
+        var unrolled: [Int64] = []
+        for shard in shards where (shard.maxTimeMs ?? .min) >= from && shard.id.windowStartMs < to {
+            if try !isRolledUp(shard.id) { unrolled.append(shard.id.windowStartMs) }
+        }
+        return Self.span(fromMs: from, toMs: to, unrolledWindowStarts: unrolled)
+    }
+
+    /// The part of [fromMs, toMs) the rollups answer exactly: minute-aligned, and before
+    /// the window of any shard in `unrolled` (active shards, or sealed ones without
+    /// rollups), whose flows the tiers do not hold. nil when there is no such span.
+    package static func span(fromMs: Int64, toMs: Int64, unrolledWindowStarts: [Int64]) -> (fromMs: Int64, toMs: Int64)? {
+        let start = ((fromMs + 59_999) / 60_000) * 60_000
+        var end = (toMs / 60_000) * 60_000
+        if let firstUnrolled = unrolledWindowStarts.filter({ $0 < end }).min() { end = max(start, min(end, firstUnrolled)) }
+        return end > start ? (start, end) : nil
+    }
+
+    /// Which tier rows cover [fromMs, toMs) exactly: whole days from the day tier, whole
+    /// hours from the hour tier, the rest from minutes. As SQL over `tier_rows`.
+    static func coveringRowsSQL(fromMs: Int64, toMs: Int64) -> String {
+        var parts: [String] = []
+        let day: Int64 = 86_400_000, hour: Int64 = 3_600_000
+        let dayStart = ((fromMs + day - 1) / day) * day, dayEnd = (toMs / day) * day
+        let hourStart = ((fromMs + hour - 1) / hour) * hour, hourEnd = (toMs / hour) * hour
+        func select(_ table: String, _ column: String, _ from: Int64, _ to: Int64) {
+            if to > from { parts.append("SELECT * FROM \(table) WHERE \(column) >= \(from) AND \(column) < \(to)") }
+        }
+        if dayEnd > dayStart {
+            select("day_rollups", "day_ms", dayStart, dayEnd)
+            select("hour_rollups", "hour_ms", hourStart, dayStart)
+            select("hour_rollups", "hour_ms", dayEnd, hourEnd)
+        } else if hourEnd > hourStart {
+            select("hour_rollups", "hour_ms", hourStart, hourEnd)
+        }
+        if hourEnd > hourStart {
+            select("minute_rollups", "minute_ms", fromMs, hourStart)
+            select("minute_rollups", "minute_ms", hourEnd, toMs)
+        } else {
+            select("minute_rollups", "minute_ms", fromMs, toMs)
+        }
+        return parts.map { $0.replacingOccurrences(of: "SELECT *", with: "SELECT group_id, flows, bytes, packets") }
+            .joined(separator: " UNION ALL ")
+    }
+
+    /// Sums of flows, bytes and packets per group of `fields` (flow field names that are
+    /// rollup dimensions) over [fromMs, toMs), which must be minute-aligned.
+    package func totals(by fields: [String], fromMs: Int64, toMs: Int64) throws -> [(group: [String], flows: Int64, bytes: Int64, packets: Int64)] {
+        let columns = try fields.map { try Self.column(for: $0) }
+        let keys = columns.map { "coalesce(CAST(g.\($0) AS TEXT), '')" }
+        let rows = try db.prepare("""
+            SELECT \(keys.joined(separator: ", ")), sum(t.flows), sum(t.bytes), sum(t.packets)
+            FROM (SELECT group_id, sum(flows) AS flows, sum(bytes) AS bytes, sum(packets) AS packets
+                  FROM (\(Self.coveringRowsSQL(fromMs: fromMs, toMs: toMs))) GROUP BY group_id) AS t
+            JOIN rollup_groups AS g ON g.id = t.group_id
+            GROUP BY \((1...columns.count).map(String.init).joined(separator: ", "))
+            """)
+        var result: [(group: [String], flows: Int64, bytes: Int64, packets: Int64)] = []
+        let n = Int32(columns.count)
+        while try rows.step() {
+            result.append(((0..<n).map { rows.text($0) ?? "" }, rows.integer(n), rows.integer(n + 1), rows.integer(n + 2)))
+        }
+        return result
+    }
+
+    /// Per-bucket sums over [fromMs, toMs) (minute-aligned; `stepMs` a multiple of a
+    /// minute) for groups matching `filter` (field = value).
+    package func series(stepMs: Int64, fromMs: Int64, toMs: Int64, filter: [(field: String, value: String)]) throws -> [(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64)] {
+        let tier = RollupSchema.tiers.last { stepMs % $0.bucketMs == 0 && fromMs % $0.bucketMs == 0 } ?? RollupSchema.tiers[0]
+        let conditions = try filter.enumerated().map { i, f in "CAST(g.\(try Self.column(for: f.field)) AS TEXT) = ?\(i + 4)" }
+        let rows = try db.prepare("""
+            SELECT ((t.\(tier.timeColumn) - ?2) / ?1) * ?1 + ?2 AS bucket, sum(t.flows), sum(t.bytes), sum(t.packets)
+            FROM \(tier.table) AS t JOIN rollup_groups AS g ON g.id = t.group_id
+            WHERE t.\(tier.timeColumn) >= ?2 AND t.\(tier.timeColumn) < ?3\(conditions.isEmpty ? "" : " AND " + conditions.joined(separator: " AND "))
+            GROUP BY bucket ORDER BY bucket
+            """)
+        rows.bind(1, stepMs)
+        rows.bind(2, fromMs)
+        rows.bind(3, toMs)
+        for (i, f) in filter.enumerated() { rows.bind(Int32(i + 4), f.value) }
+        var result: [(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64)] = []
+        while try rows.step() { result.append((rows.integer(0), rows.integer(1), rows.integer(2), rows.integer(3))) }
+        return result
+    }
+
+    package func isRolledUp(_ shard: ShardID) throws -> Bool {
+        let query = try db.prepare("SELECT 1 FROM rollup_shards WHERE shard_id = ?1")
+        query.bind(1, shard.description)
+        return try query.step()
+    }
+
+    /// The oldest and newest minute bucket the rollups hold, if any.
+    package func oldestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT min(minute_ms) FROM minute_rollups") }
+    package func newestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT max(minute_ms) FROM minute_rollups") }
+
+    /// Whether every field is a rollup dimension (so rollups can answer a grouping).
+    package static func covers(_ fields: [String]) -> Bool {
+        fields.allSatisfy { f in RollupSchema.dimensions.contains { $0.field == f } }
+    }
+
+    static func column(for field: String) throws(QueryError) -> String {
+        guard let d = RollupSchema.dimensions.first(where: { $0.field == field }) else {
+            throw QueryError(.unknownField, "\(field) is not a rollup dimension; rollups group by \(RollupSchema.dimensions.map(\.field).joined(separator: ", "))")
+        }
+        return d.column
+    }
+}

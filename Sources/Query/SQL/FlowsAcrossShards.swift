@@ -1,0 +1,416 @@
+package import StorageKit
+package import ShardStore
+import CSQLite
+import FlowModel
+import Foundation
+
+/// A read-only SQL connection whose `flows` table spans every shard of a time range,
+/// active and sealed, however many there are: `flowrec sql`.
+///
+/// `flows` is a virtual table. SQLite hands it the query's constraints on
+/// `TimeFlowEndMs`; it intersects them with the command's range and opens only the
+/// shards whose catalog time range overlaps, one at a time, reading each through its
+/// own `flows` view (sealed ones in place, through the VFS). No ATTACH, so there is no
+/// limit on the number of shards.
+///
+/// Nothing can be changed through it: the connection is in-memory, `flows` has no
+/// update method, and an authorizer allows only reading (no INSERT, DELETE, ATTACH,
+/// CREATE, PRAGMA...).
+package final class FlowsAcrossShards {
+    let store: ShardStore
+    let fromMs: Int64?
+    let toMs: Int64?
+    private let db: SQLiteDatabase
+    private let module: UnsafeMutablePointer<sqlite3_module>
+    /// Shards opened by queries so far: what tests check the time push-down with.
+    package private(set) var shardsOpened = 0
+
+    /// The columns of `flows`: NetObserv's field names, as in each shard's view.
+    package static let columns: [String] = ShardSchema.viewFieldNames
+
+    /// How many rows of a shard one worker reads at most: a bigger shard is cut into
+    /// rowid ranges (`Cursor.Part`) so that every core scans it.
+    let rowsPerPart: Int64
+
+    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 250_000) throws {
+        self.store = store
+        self.rowsPerPart = max(1, rowsPerPart)
+        self.fromMs = fromMs
+        self.toMs = toMs
+        db = try SQLiteDatabase(path: ":memory:")
+        module = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
+        module.initialize(to: Self.makeModule())
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        guard sqlite3_create_module_v2(db.handle, "flowrec_flows", module, context, nil) == SQLITE_OK else {
+            throw QueryError(.store, "cannot register the flows virtual table: \(db.lastMessage)")
+        }
+        try db.execute("CREATE VIRTUAL TABLE temp.flows USING flowrec_flows")
+        sqlite3_set_authorizer(db.handle, { _, action, _, _, _, _ in
+            switch action {
+            case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE: SQLITE_OK
+            default: SQLITE_DENY
+            }
+        }, nil)
+    }
+
+    deinit {
+        sqlite3_set_authorizer(db.handle, nil, nil)
+        module.deinitialize(count: 1)
+        module.deallocate()
+    }
+
+    /// Runs one read-only statement; `row` gets each result row (return false to stop).
+    package func query(_ sql: String, columns: ([String]) -> Void = { _ in }, row: (SQLiteStatement) throws -> Bool) throws {
+        let statement: SQLiteStatement
+        do {
+            statement = try db.prepare(sql)
+        } catch {
+            let sqlite: SQLiteError = error
+            guard sqlite.kind == .notAuthorized else { throw sqlite }
+            throw QueryError(.notAllowed, "flowrec sql is read-only: only SELECT (and WITH ... SELECT) over the flows table is allowed; \(sqlite.message)",
+                             cause: sqlite)
+        }
+        guard sqlite3_stmt_readonly(statement.handle) != 0 else {
+            throw QueryError(.notAllowed, "flowrec sql is read-only: only SELECT (and WITH ... SELECT) over the flows table is allowed")
+        }
+        columns((0..<sqlite3_column_count(statement.handle)).map { statement.columnName($0) })
+        while try statement.step() {
+            if try !row(statement) { break }
+        }
+    }
+
+    // MARK: The virtual table
+
+    /// The bounds a scan asked for, from `TimeFlowEndMs` constraints.
+    struct TimeBounds {
+        var fromMs: Int64?
+        var toMs: Int64?
+
+        mutating func narrow(from: Int64?, to: Int64?) {
+            if let from { fromMs = max(fromMs ?? from, from) }
+            if let to { toMs = min(toMs ?? to, to) }
+        }
+    }
+
+    /// What one scan reads from each shard: the columns the statement uses (the others
+    /// are NULL, never computed) and `column = value` constraints, checked on the
+    /// shard's integer rows (a string compared by its id) so rows that cannot match are
+    /// skipped without decoding them. SQLite checks every constraint again on what the
+    /// table returns, so a push-down only saves work, never changes an answer.
+    struct ScanPlan {
+        var columnsUsed: Set<Int> = []
+        var equalities: [(column: Int, value: EqualityValue)] = []
+    }
+
+    enum EqualityValue {
+        case integer(Int64)
+        case text(String)
+    }
+
+    /// One scan over the shards of its bounds, read by `ParallelShardScan` and handed to
+    /// SQLite shard after shard.
+    final class Cursor {
+        let owner: FlowsAcrossShards
+        var parts: [Part] = []
+        var partIndex = 0
+        var scan: ParallelShardScan?
+        var batch = ParallelShardScan.Batch()
+        var rowInBatch = 0
+        var hasRow = false
+        var rowid: Int64 = 0
+        /// Per column of `flows`, its place among the columns the shards return, or -1
+        /// for a column the statement does not use (NULL).
+        var slots: [Int] = []
+        var usedCount = 0
+
+        init(owner: FlowsAcrossShards) { self.owner = owner }
+        deinit { stop() }
+
+        func start(_ bounds: TimeBounds, plan: ScanPlan) throws {
+            stop()
+            let shards: [ShardRecord]
+            if let from = bounds.fromMs, let to = bounds.toMs, from >= to {
+                shards = []
+            } else {
+                shards = try owner.store.shards(overlappingFromMs: bounds.fromMs, toMs: bounds.toMs)
+            }
+            let used = plan.columnsUsed.sorted()
+            slots = Array(repeating: -1, count: FlowsAcrossShards.columns.count)
+            for (slot, column) in used.enumerated() { slots[column] = slot }
+            usedCount = used.count
+            let ids = shards.map(\.id), directory = owner.store.directory
+            let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
+            self.parts = parts
+            partIndex = 0
+            rowid = 0
+            batch = ParallelShardScan.Batch()
+            rowInBatch = 0
+            scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
+                let part = parts[index]
+                let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path)
+                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids), reader)
+            }
+            try advance()
+        }
+
+        /// A rowid range of one shard, read by one worker: a big shard is cut into several
+        /// so that two cores share it. The first range has no lower bound and the last no
+        /// upper one, so rows outside the catalog's count (an active shard still growing)
+        /// are read too.
+        struct Part: Sendable {
+            var shard: Int
+            var rowids: (above: Int64?, atMost: Int64?)
+        }
+
+        static func parts(of shards: [ShardRecord], rowsPerPart: Int64) -> [Part] {
+            var parts: [Part] = []
+            for (index, shard) in shards.enumerated() {
+                let count = max(1, (shard.rowCount + rowsPerPart - 1) / rowsPerPart)
+                for k in 0..<count {
+                    parts.append(Part(shard: index, rowids: (above: k == 0 ? nil : k * rowsPerPart,
+                                                             atMost: k == count - 1 ? nil : (k + 1) * rowsPerPart)))
+                }
+            }
+            return parts
+        }
+
+        /// Stops the workers of the current scan and counts the shards they opened.
+        func stop() {
+            guard let scan else { return }
+            scan.cancel()
+            owner.shardsOpened += Set(scan.openedParts.map { parts[$0].shard }).count
+            self.scan = nil
+        }
+
+        /// Moves to the next row, taking the next batch (or part) when one runs out.
+        func advance() throws {
+            while true {
+                if rowInBatch + 1 < batch.rowCount {
+                    rowInBatch += 1
+                    hasRow = true
+                    rowid += 1
+                    return
+                }
+                guard let scan, partIndex < parts.count else {
+                    hasRow = false
+                    stop()
+                    return
+                }
+                switch scan.take(part: partIndex) {
+                case .batch(let next):
+                    batch = next
+                    rowInBatch = -1
+                case .end:
+                    partIndex += 1
+                case .failure(let error):
+                    stop()
+                    throw error
+                }
+            }
+        }
+
+        /// Gives SQLite column `column` of the current row.
+        func result(column: Int, to context: OpaquePointer?) {
+            guard column >= 0, column < slots.count, slots[column] >= 0 else {
+                sqlite3_result_null(context)
+                return
+            }
+            batch.result(rowInBatch * max(usedCount, 1) + slots[column], to: context)
+        }
+
+        /// The statement over one shard's `flow_rows`: used columns decoded as the
+        /// `flows` view decodes them, the time range and equalities on raw columns.
+        static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
+                           rowids: (above: Int64?, atMost: Int64?)) throws -> SQLiteStatement {
+            let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
+            let columns = used.isEmpty ? "NULL" : used.map { expressions[$0] }.joined(separator: ",\n")
+            var conditions: [String] = []
+            var parameters: [EqualityValue] = []
+            let end = "r.\"TimeFlowEndMs\""
+            if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
+            if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
+            if let above = rowids.above { conditions.append("r.rowid > \(above)") }
+            if let atMost = rowids.atMost { conditions.append("r.rowid <= \(atMost)") }
+            for (column, value) in plan.equalities {
+                let spec = FlowSchema.fields[column]
+                let raw = "r.\"\(spec.name)\""
+                switch value {
+                case .text where spec.kind.isTextStored:
+                    conditions.append("\(raw) = (SELECT id FROM strings WHERE value = ?\(parameters.count + 1))")
+                case .integer where !spec.kind.isTextStored && ShardSchema.storedExpression(spec, table: "r.", encoding: reader.timeEncoding) == raw:
+                    conditions.append("\(raw) = ?\(parameters.count + 1)")
+                default:
+                    continue  // another type than the column stores: left to SQLite's own check
+                }
+                parameters.append(value)
+            }
+            let sql = "SELECT \(columns)\nFROM flow_rows AS r" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            let statement = try reader.db.prepare(sql)
+            for (i, value) in parameters.enumerated() {
+                switch value {
+                case .integer(let v): statement.bind(Int32(i + 1), v)
+                case .text(let t): statement.bind(Int32(i + 1), t)
+                }
+            }
+            return statement
+        }
+    }
+
+    /// Constraint operators pushed down, as packed into idxNum (one byte each).
+    private enum PushedOperator: Int32 {
+        case equal = 1, greater, greaterOrEqual, less, lessOrEqual
+    }
+
+    private static let timeColumn = Int32(columns.firstIndex(of: "TimeFlowEndMs") ?? 0)
+
+    private static func makeModule() -> sqlite3_module {
+        var m = sqlite3_module()
+        m.iVersion = 0
+        let connect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
+                                     UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = {
+            db, aux, _, _, vtabOut, _ in
+            let declaration = "CREATE TABLE x(" + FlowsAcrossShards.columns.map { "\"\($0)\"" }.joined(separator: ", ") + ")"
+            return VirtualTableSupport.connect(db, owner: aux, declaration: declaration, vtabOut)
+        }
+        m.xCreate = connect
+        m.xConnect = connect
+        m.xDisconnect = VirtualTableSupport.disconnect
+        m.xDestroy = VirtualTableSupport.disconnect
+        // Present only so that a statement writing to `flows` prepares (and is then
+        // refused as not read-only, or by the authorizer) instead of failing with a
+        // message the caller would have to recognise.
+        m.xUpdate = { _, _, _, _ in SQLITE_READONLY }
+        m.xBestIndex = { _, info in
+            guard let info else { return SQLITE_ERROR }
+            var packed: Int32 = 0
+            var used: Int32 = 0
+            var timeConstraints: Int32 = 0
+            var equalityColumns: [Int32] = []
+            // TimeFlowEndMs ranges first (at most 4), then equalities on other columns.
+            for i in 0..<Int(info.pointee.nConstraint) {
+                let constraint = info.pointee.aConstraint[i]
+                guard constraint.usable != 0, constraint.iColumn == FlowsAcrossShards.timeColumn, timeConstraints < 4 else { continue }
+                let op: PushedOperator?
+                switch Int32(constraint.op) {
+                case SQLITE_INDEX_CONSTRAINT_EQ: op = .equal
+                case SQLITE_INDEX_CONSTRAINT_GT: op = .greater
+                case SQLITE_INDEX_CONSTRAINT_GE: op = .greaterOrEqual
+                case SQLITE_INDEX_CONSTRAINT_LT: op = .less
+                case SQLITE_INDEX_CONSTRAINT_LE: op = .lessOrEqual
+                default: op = nil
+                }
+                guard let op else { continue }
+                used += 1
+                timeConstraints += 1
+                info.pointee.aConstraintUsage[i].argvIndex = used
+                // SQLite still checks every constraint on the rows returned.
+                info.pointee.aConstraintUsage[i].omit = 0
+                packed |= op.rawValue << (8 * (timeConstraints - 1))
+            }
+            for i in 0..<Int(info.pointee.nConstraint) {
+                let constraint = info.pointee.aConstraint[i]
+                guard constraint.usable != 0, constraint.iColumn >= 0, constraint.iColumn != FlowsAcrossShards.timeColumn,
+                      Int32(constraint.op) == SQLITE_INDEX_CONSTRAINT_EQ, equalityColumns.count < 16 else { continue }
+                used += 1
+                info.pointee.aConstraintUsage[i].argvIndex = used
+                info.pointee.aConstraintUsage[i].omit = 0
+                equalityColumns.append(constraint.iColumn)
+            }
+            info.pointee.idxNum = packed
+            // idxStr: "<columns used mask as 64-bit hex>;<time constraint count>;<equality columns>"
+            let plan = String(info.pointee.colUsed, radix: 16) + ";\(timeConstraints);" + equalityColumns.map(String.init).joined(separator: ",")
+            if let text = FlowsAcrossShards.sqliteString(plan) {
+                info.pointee.idxStr = text
+                info.pointee.needToFreeIdxStr = 1
+            }
+            info.pointee.estimatedCost = 1e9 / Double(1 + 10 * timeConstraints + 100 * Int32(equalityColumns.count))
+            return SQLITE_OK
+        }
+        m.xOpen = { vtab, cursorOut in
+            guard let owner = VirtualTableSupport.owner(of: vtab, as: FlowsAcrossShards.self) else { return SQLITE_ERROR }
+            return VirtualTableSupport.openCursor(Cursor(owner: owner), cursorOut)
+        }
+        m.xClose = VirtualTableSupport.closeCursor
+        m.xFilter = { raw, idxNum, idxStr, argc, argv in
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            let planText = idxStr.map { String(cString: $0) } ?? ""
+            let parts = planText.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            let mask = parts.first.flatMap { UInt64($0, radix: 16) } ?? .max
+            let timeCount = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            let equalityColumns = parts.count > 2 ? parts[2].split(separator: ",").compactMap { Int($0) } : []
+            var plan = ScanPlan()
+            for i in FlowsAcrossShards.columns.indices where mask & (1 << UInt64(min(i, 63))) != 0 { plan.columnsUsed.insert(i) }
+            var bounds = TimeBounds(fromMs: cursor.owner.fromMs, toMs: cursor.owner.toMs)
+            for k in 0..<min(Int(argc), timeCount) {
+                guard let value = argv?[k], sqlite3_value_numeric_type(value) == SQLITE_INTEGER,
+                      let op = PushedOperator(rawValue: (idxNum >> (8 * Int32(k))) & 0xFF) else { continue }
+                let v = sqlite3_value_int64(value)
+                switch op {
+                case .equal: bounds.narrow(from: v, to: v == .max ? nil : v + 1)
+                case .greater: bounds.narrow(from: v == .max ? v : v + 1, to: nil)
+                case .greaterOrEqual: bounds.narrow(from: v, to: nil)
+                case .less: bounds.narrow(from: nil, to: v)
+                case .lessOrEqual: bounds.narrow(from: nil, to: v == .max ? nil : v + 1)
+                }
+            }
+            for (offset, column) in equalityColumns.enumerated() {
+                let k = timeCount + offset
+                guard k < Int(argc), let value = argv?[k] else { continue }
+                switch sqlite3_value_type(value) {
+                case SQLITE_INTEGER: plan.equalities.append((column, .integer(sqlite3_value_int64(value))))
+                case SQLITE_TEXT:
+                    if let text = sqlite3_value_text(value) { plan.equalities.append((column, .text(String(cString: text)))) }
+                default: continue  // NULL never equals; reals and blobs: SQLite checks
+                }
+            }
+            return FlowsAcrossShards.report(raw) { try cursor.start(bounds, plan: plan) }
+        }
+        m.xNext = { raw in
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            return FlowsAcrossShards.report(raw) { try cursor.advance() }
+        }
+        m.xEof = { raw in
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return 1 }
+            return cursor.hasRow ? 0 : 1
+        }
+        m.xColumn = { raw, context, column in
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            cursor.result(column: Int(column), to: context)
+            return SQLITE_OK
+        }
+        m.xRowid = { raw, rowid in
+            guard let cursor = FlowsAcrossShards.cursor(raw) else { return SQLITE_ERROR }
+            rowid?.pointee = cursor.rowid
+            return SQLITE_OK
+        }
+        return m
+    }
+
+    /// A C string SQLite may free with sqlite3_free (idxStr, error messages), so it is
+    /// allocated with sqlite3_malloc; nil when out of memory.
+    static func sqliteString(_ text: String) -> UnsafeMutablePointer<CChar>? {
+        let bytes = Array(text.utf8CString)
+        guard let buffer = sqlite3_malloc(Int32(bytes.count)) else { return nil }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return buffer.assumingMemoryBound(to: CChar.self)
+    }
+
+    private static func cursor(_ raw: UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Cursor? {
+        VirtualTableSupport.cursorState(raw, as: Cursor.self)
+    }
+
+    /// Runs `body`; an error becomes the virtual table's error message (a damaged
+    /// shard's name and what to do reach the user through SQLite).
+    private static func report(_ raw: UnsafeMutablePointer<sqlite3_vtab_cursor>?, _ body: () throws -> Void) -> Int32 {
+        do {
+            try body()
+            return SQLITE_OK
+        } catch {
+            if let vtab = raw?.pointee.pVtab {
+                sqlite3_free(vtab.pointee.zErrMsg)
+                vtab.pointee.zErrMsg = sqliteString("\(error)")
+            }
+            return SQLITE_ERROR
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import StorageKit
+package import ShardStore
+
+/// `flowrec sql`: one read-only statement over a `flows` relation spanning every shard
+/// of a range (`FlowsAcrossShards`), results as `QueryValue`s.
+package struct SQLQuery {
+    package let store: ShardStore
+    package var fromMs: Int64?
+    package var toMs: Int64?
+
+    package init(store: ShardStore, fromMs: Int64? = nil, toMs: Int64? = nil) {
+        self.store = store
+        self.fromMs = fromMs
+        self.toMs = toMs
+    }
+
+    /// Runs `sql`; `columns` hears the result's column names first, then `row` each
+    /// row (return false to stop). Returns how many shards were opened.
+    @discardableResult
+    package func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
+        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
+        var width: Int32 = 0
+        do {
+            try connection.query(sql, columns: { names in
+                width = Int32(names.count)
+                columns(names)
+            }) { statement in
+                let values = QueryValue.row(of: statement, columns: width)
+                return try row(values)
+            }
+        } catch {
+            throw QueryError.fromStatement(error, "the statement is not valid SQL over the flows table")
+        }
+        return connection.shardsOpened
+    }
+}

@@ -1,0 +1,293 @@
+package import StorageKit
+package import FlowModel
+import CSQLite
+import Foundation
+
+/// Reads one shard, active or sealed, without writing to it. Sealed shards are read in
+/// place through `SeekableZstdVFS`; a damaged one fails with an error naming the shard
+/// and what is wrong with it.
+package final class ShardReader {
+    package let path: String
+    package let db: SQLiteDatabase
+    /// The shard's strings, loaded on first use: SQL over the `flows` view and the
+    /// multi-shard table never need them in memory, and loading costs a full read of
+    /// `strings` per shard opened.
+    private var loadedDictionary: StringDictionary?
+    private let codec = FlowRowCodec()
+    package private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
+
+    /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
+    package init(path: String) throws {
+        self.path = path
+        do {
+            if SeekableZstdVFS.handles(path) {
+                SeekableZstdVFS.register()
+                db = try SQLiteDatabase(path: SeekableZstdVFS.uri(for: path), mode: .readOnly, vfs: SeekableZstdVFS.name)
+            } else {
+                db = try SQLiteDatabase(path: path, mode: .readOnly)
+            }
+            timeEncoding = try Self.timeEncoding(of: db)
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    /// The shard's string table in memory (loaded once).
+    func dictionary() throws(SQLiteError) -> StringDictionary {
+        if let loadedDictionary { return loadedDictionary }
+        var loaded = StringDictionary()
+        try Self.loadDictionary(db, into: &loaded)
+        loadedDictionary = loaded
+        return loaded
+    }
+
+    static func loadDictionary(_ db: SQLiteDatabase, into dictionary: inout StringDictionary) throws(SQLiteError) {
+        let strings = try db.prepare("SELECT id, value FROM strings ORDER BY id")
+        while try strings.step() {
+            let id = Int32(strings.integer(0))
+            _ = strings.withText(1) { dictionary.restore(id: id, $0) }
+        }
+    }
+
+    static func timeEncoding(of db: SQLiteDatabase) throws(SQLiteError) -> ShardSchema.TimeEncoding {
+        let query = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        query.bind(1, ShardSchema.TimeEncoding.metaKey)
+        guard try query.step(), let value = query.text(0) else { return .plain }
+        guard let encoding = ShardSchema.TimeEncoding(rawValue: value) else {
+            throw SQLiteError(code: SQLITE_CORRUPT, message: "unknown time encoding '\(value)' in meta (written by a newer flowrec? upgrade to read this shard)",
+                              sql: nil, path: db.path)
+        }
+        return encoding
+    }
+
+    /// Every flow, in the shard's row order.
+    package func forEachFlow(_ body: (Flow) throws -> Void) throws {
+        do {
+            try Self.forEachFlow(db, dictionary: dictionary(), codec: codec, timeEncoding: timeEncoding, body)
+        } catch let error as SQLiteError {
+            throw describe(error)
+        }
+    }
+
+    static func forEachFlow(_ db: SQLiteDatabase, dictionary: StringDictionary, codec: FlowRowCodec,
+                            timeEncoding: ShardSchema.TimeEncoding, _ body: (Flow) throws -> Void) throws {
+        let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
+        var flow = Flow()
+        while try select.step() {
+            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+            try body(flow)
+        }
+    }
+
+    /// The first and last rowid of `flow_rows`, nil when the shard is empty. A sealed
+    /// shard never changes, so rowid ranges name the same rows on every read: the
+    /// forwarders cut their chunks by them.
+    package func rowIDRange() throws -> ClosedRange<Int64>? {
+        do {
+            let q = try db.prepare("SELECT min(rowid), max(rowid) FROM flow_rows")
+            guard try q.step(), !q.isNull(0) else { return nil }
+            return q.integer(0)...q.integer(1)
+        } catch { throw describe(error) }
+    }
+
+    /// The flows whose rowid is in `rowIDs`, sorted by `keys` (string fields by their
+    /// text, as ClickHouse sorts them; absent values first), then by rowid, so the
+    /// order is total and the same on every read.
+    package func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
+        var flow = Flow()
+        let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
+        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
+            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+            try body(flow)
+        }
+    }
+
+    /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: each row's values
+    /// are read straight from SQLite and the shard's string table. For encoders that
+    /// copy every value once anyway (the ClickHouse forwarder).
+    package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
+        let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
+        let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
+        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
+            try body(ShardRow(statement: select, dictionary: dictionary, layout: layout))
+        }
+    }
+
+    private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
+                                   _ body: (SQLiteStatement) throws -> Void) throws {
+        var joins = ""
+        var order: [String] = []
+        for (i, key) in keys.enumerated() {
+            let column = "f.\"\(key.name)\""
+            if key.kind.isTextStored {
+                joins += " LEFT JOIN strings k\(i) ON k\(i).id = \(column)"
+                order.append("k\(i).value")
+            } else {
+                order.append(column)
+            }
+        }
+        order.append("f.rowid")
+        let columns = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
+        // Sort the rowids alone into a temporary table, then read whole rows in that
+        // order: sorting 110-column rows costs twice as much as reading them.
+        do {
+            try db.execute("""
+                PRAGMA temp_store = MEMORY;
+                CREATE TEMP TABLE IF NOT EXISTS flowrec_chunk_order (n INTEGER PRIMARY KEY, r INTEGER NOT NULL);
+                DELETE FROM temp.flowrec_chunk_order;
+                """)
+            let sort = try db.prepare("""
+                INSERT INTO temp.flowrec_chunk_order (r) SELECT f.rowid FROM flow_rows f\(joins)
+                WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY \(order.joined(separator: ", "))
+                """)
+            sort.bind(1, rowIDs.lowerBound)
+            sort.bind(2, rowIDs.upperBound)
+            _ = try sort.step()
+            let select = try db.prepare(
+                "SELECT \(columns) FROM temp.flowrec_chunk_order o CROSS JOIN flow_rows f ON f.rowid = o.r ORDER BY o.n")
+            while try select.step() { try body(select) }
+        } catch let error as SQLiteError {
+            throw describe(error)
+        }
+    }
+
+    /// The highest rowid of `flow_rows` (0 when empty): where following starts.
+    package func lastRowID() throws -> Int64 {
+        do { return try db.scalarInteger("SELECT max(rowid) FROM flow_rows") ?? 0 } catch { throw describe(error) }
+    }
+
+    /// Rows with a rowid in (after, through], as the `flows` view shows them, optionally
+    /// filtered, in the order they were stored: `flowrec tail` reads an active shard's new
+    /// rows with it. `fields` are `flows` column names (quoted by the caller's list).
+    package func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
+                                 newestFirstLimit: Int? = nil, _ body: (SQLiteStatement) throws -> Void) throws {
+        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
+        let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
+        let rows = "(SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r WHERE r.rowid > ?1 AND r.rowid <= ?2)"
+        var filter = ""
+        if let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty { filter = " WHERE (\(whereSQL))" }
+        let sql: String
+        if let limit = newestFirstLimit {
+            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows)\(filter) ORDER BY flowrec_rowid DESC LIMIT \(limit)) ORDER BY flowrec_rowid"
+        } else {
+            sql = "SELECT \(selected) FROM \(rows)\(filter) ORDER BY flowrec_rowid"
+        }
+        let statement = try db.prepare(sql)
+        statement.bind(1, after)
+        statement.bind(2, through)
+        while try statement.step() { try body(statement) }
+    }
+
+    /// Runs a statement and hands each result row to `row`. The connection is read-only:
+    /// a statement that would change the shard fails with SQLite's error.
+    package func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },
+                      _ row: (SQLiteStatement) throws -> Void) throws {
+        let statement = try db.prepare(sql)
+        bind(statement)
+        while try statement.step() { try row(statement) }
+    }
+
+    /// Runs `PRAGMA quick_check`; nil when the shard is sound, else SQLite's report.
+    package func quickCheck() throws -> String? {
+        do {
+            let check = try db.prepare("PRAGMA quick_check")
+            guard try check.step() else { return "quick_check returned nothing" }
+            let result = check.text(0) ?? ""
+            return result == "ok" ? nil : result
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    /// Row count and content checksum, as the sealer computes them; `rollups`, when
+    /// given, aggregates the same rows as they pass (the sealer's verification pass).
+    func contentChecksum(aggregatingInto rollups: RollupAccumulator? = nil) throws -> (rows: Int64, checksum: UInt64) {
+        do {
+            return try ShardChecksum.compute(db, timeEncoding: timeEncoding, aggregatingInto: rollups)
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    /// The shard's own positions table.
+    func positions() throws -> [SourcePartition: PositionRange] {
+        var result: [SourcePartition: PositionRange] = [:]
+        try query("SELECT source, partition, first_position, last_position, high_water FROM positions") { r in
+            result[SourcePartition(source: r.text(0) ?? "", partition: Int32(r.integer(1)))] = PositionRange(
+                first: r.isNull(2) ? nil : r.integer(2), last: r.isNull(3) ? nil : r.integer(3),
+                highWater: r.isNull(4) ? nil : r.integer(4))
+        }
+        return result
+    }
+
+    package func meta(_ key: String) throws -> String? {
+        let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
+        q.bind(1, key)
+        return try q.step() ? q.text(0) : nil
+    }
+
+    private func describe(_ error: any Error) -> ShardStoreError { Self.describe(error, path: path) }
+
+    /// Runs `body`, turning an SQLite error into one that names the shard.
+    private func describing<T>(_ body: () throws(SQLiteError) -> T) throws -> T {
+        do { return try body() } catch { throw describe(error) }
+    }
+
+    private static func describe(_ error: any Error, path: String) -> ShardStoreError {
+        if let already = error as? ShardStoreError, already.kind == .unreadableShard { return already }
+        let name = (path as NSString).lastPathComponent
+        let id = ShardID(fileName: name)
+        if let cause = SeekableZstdVFS.lastError(for: path) {
+            return ShardStoreError(.unreadableShard, "shard \(name) cannot be read: \(cause). Run `flowrec fsck` to quarantine it; other shards are unaffected.",
+                                   shard: id, cause: error)
+        }
+        return ShardStoreError(.unreadableShard, "shard \(name) cannot be read: \(error)", shard: id, cause: error)
+    }
+}
+
+/// One stored row, read in place: valid only inside the callback that receives it.
+/// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
+/// nil here, which is all a column store can hold.
+package struct ShardRow {
+    let statement: SQLiteStatement
+    let dictionary: StringDictionary
+    let layout: Layout
+
+    /// Column facts looked up once per reader, not once per value.
+    struct Layout {
+        let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
+        let endRelative: Bool
+        let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
+        let endColumn = Int32(FlowSchema.requiredField.index)
+        let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+        let extrasColumn = Int32(FlowSchema.count + 2)
+    }
+
+    /// An integer or boolean field; nil when absent, null, or a text field.
+    @inline(__always) package func integer(_ field: FieldID) -> Int64? {
+        let column = Int32(field.index)
+        guard !layout.textStored[field.index], !statement.isNull(column) else { return nil }
+        let value = statement.integer(column)
+        guard layout.endRelative, column == layout.startColumn || column == layout.receivedColumn,
+              !statement.isNull(layout.endColumn) else { return value }
+        let end = statement.integer(layout.endColumn)
+        return column == layout.startColumn ? end - value : value + end / 1000
+    }
+
+    /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
+    @inline(__always) package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        let column = Int32(field.index)
+        guard layout.textStored[field.index], !statement.isNull(column) else { return nil }
+        return dictionary.withBytes(of: Int32(statement.integer(column)), body)
+    }
+
+    /// The unknown fields' members (`"key":value` joined by commas), nil when none.
+    /// The shard keeps them as one JSON object; the braces are left out here, as
+    /// `Flow.extrasBytes` leaves them out.
+    package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        statement.withText(layout.extrasColumn) { object in
+            guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
+            return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import StorageKit
+import Foundation
+import Logging
+import Synchronization
+
+/// Limits that keep a store's disk use bounded; any combination, all optional.
+///
+/// Only whole sealed shards are deleted, oldest window first; active shards never. A
+/// limit that is exceeded is brought down to `lowWatermark` of itself, so deletions come
+/// in occasional batches instead of one shard per check.
+package struct RetentionPolicy: Sendable, Equatable {
+    /// Raw shards whose window ended longer ago than this are deleted.
+    package var maxAgeMs: Int64?
+    /// The shards' total size on disk (active and sealed).
+    package var maxTotalBytes: Int64?
+    /// Free space to keep on the data volume, in bytes and/or as a fraction of its size
+    /// (the larger applies). This is the hard limit: when it is reached, shards that a
+    /// forwarder has not delivered yet are deleted too, because losing old flows beats
+    /// stopping ingest.
+    package var minFreeBytes: Int64?
+    package var minFreeFraction: Double?
+    /// 0.9: a store over its size limit is pruned to 90% of it; a volume under its
+    /// free-space limit is pruned until free space is the limit / 0.9.
+    package var lowWatermark = 0.9
+    /// One run stops deleting after this long; the next run continues.
+    package var maxRunSeconds = 30.0
+    /// Forwarders that must have delivered a shard before age or size may delete it.
+    package var requiredForwarders: [String] = []
+    /// Rollups of windows that ended longer ago than this are deleted (usually much
+    /// longer than `maxAgeMs`: rollups are what answers old ranges).
+    package var rollupMaxAgeMs: Int64?
+
+    package init(maxAgeMs: Int64? = nil, maxTotalBytes: Int64? = nil, minFreeBytes: Int64? = nil,
+                minFreeFraction: Double? = nil, lowWatermark: Double = 0.9, requiredForwarders: [String] = []) {
+        self.maxAgeMs = maxAgeMs
+        self.maxTotalBytes = maxTotalBytes
+        self.minFreeBytes = minFreeBytes
+        self.minFreeFraction = minFreeFraction
+        self.lowWatermark = lowWatermark
+        self.requiredForwarders = requiredForwarders
+    }
+
+    package var isEmpty: Bool {
+        maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAgeMs == nil
+    }
+
+    package func validate() throws(ShardStoreError) {
+        if let age = maxAgeMs, age < 60_000 { throw ShardStoreError(.invalidOptions, "the retention age must be at least 1 minute") }
+        if let age = rollupMaxAgeMs, age < 60_000 { throw ShardStoreError(.invalidOptions, "the rollup retention age must be at least 1 minute") }
+        if let bytes = maxTotalBytes, bytes <= 0 { throw ShardStoreError(.invalidOptions, "the size limit must be positive") }
+        if let fraction = minFreeFraction, !(0..<1).contains(fraction) {
+            throw ShardStoreError(.invalidOptions, "the free-space fraction must be between 0% and 100%")
+        }
+        if !(0.5...1).contains(lowWatermark) { throw ShardStoreError(.invalidOptions, "the low watermark must be between 0.5 and 1 (e.g. 0.9)") }
+    }
+}
+
+/// Size and free space of the volume that holds the data directory.
+package struct VolumeSpace: Sendable, Equatable {
+    package var freeBytes: Int64
+    package var totalBytes: Int64
+
+    package init(freeBytes: Int64, totalBytes: Int64) {
+        self.freeBytes = freeBytes
+        self.totalBytes = totalBytes
+    }
+
+    /// What `statvfs` says about the volume holding `path` (blocks available to
+    /// unprivileged users count as free, as `df` shows).
+    package static func of(_ path: String) -> VolumeSpace? {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return nil }
+        let block = Int64(stats.f_frsize)
+        return VolumeSpace(freeBytes: Int64(stats.f_bavail) * block, totalBytes: Int64(stats.f_blocks) * block)
+    }
+}
+
+/// One shard that retention deletes (or, in a dry run, would delete), and why.
+package struct PruneDecision: Sendable, Equatable {
+    package enum Reason: String, Sendable {
+        case age
+        case totalSize = "total-size"
+        case freeSpace = "free-space"
+    }
+
+    package let shard: ShardID
+    package let path: String
+    package let bytes: Int64
+    package let reason: Reason
+    /// A required forwarder had not delivered it (only ever true for free space).
+    package let undelivered: Bool
+}
+
+package struct PruneReport: Sendable {
+    package var deleted: [PruneDecision] = []
+    /// Decisions not carried out because the run hit `maxRunSeconds`.
+    package var postponed = 0
+    /// Catalog rows whose file had disappeared, and sealed files the catalog did not list.
+    package var forgotten: [String] = []
+    package var adopted: [String] = []
+    /// Shards whose rollups were deleted by `rollupMaxAgeMs`.
+    package var rollupShardsDropped = 0
+}
+
+extension ShardStore {
+    /// What a prune would delete now, oldest first, without deleting anything.
+    /// `now` and `volume` are parameters so tests can hold the clock and the disk still.
+    package func retentionPlan(_ policy: RetentionPolicy, nowMs: Int64, volume: VolumeSpace?) throws -> [PruneDecision] {
+        let shards = try catalog.shards()
+        let delivered = try catalog.deliveredToAll(policy.requiredForwarders)
+        func isPending(_ id: ShardID) -> Bool { !policy.requiredForwarders.isEmpty && !delivered.contains(id.description) }
+
+        var total = shards.reduce(Int64(0)) { $0 + currentBytes($1) }
+        var candidates = shards.filter { $0.state == .sealed }  // already oldest first
+        var plan: [PruneDecision] = []
+        func take(_ index: Int, _ reason: PruneDecision.Reason) {
+            let shard = candidates.remove(at: index)
+            plan.append(PruneDecision(shard: shard.id, path: shard.path, bytes: shard.bytesOnDisk, reason: reason,
+                                      undelivered: isPending(shard.id)))
+            total -= shard.bytesOnDisk
+        }
+
+        if let maxAge = policy.maxAgeMs {
+            while let i = candidates.firstIndex(where: { $0.id.windowEndMs <= nowMs - maxAge && !isPending($0.id) }) {
+                take(i, .age)
+            }
+        }
+        if let maxTotal = policy.maxTotalBytes, total > maxTotal {
+            let target = Int64(Double(maxTotal) * policy.lowWatermark)
+            while total > target, let i = candidates.firstIndex(where: { !isPending($0.id) }) { take(i, .totalSize) }
+        }
+        if let volume, policy.minFreeBytes != nil || policy.minFreeFraction != nil {
+            let limit = max(policy.minFreeBytes ?? 0, Int64((policy.minFreeFraction ?? 0) * Double(volume.totalBytes)))
+            var free = volume.freeBytes + plan.reduce(Int64(0)) { $0 + $1.bytes }
+            if free < limit {
+                let target = Int64(Double(limit) / policy.lowWatermark)
+                // Delivered shards first; undelivered ones only if that is not enough.
+                while free < target, let i = candidates.firstIndex(where: { !isPending($0.id) }) {
+                    free += candidates[i].bytesOnDisk
+                    take(i, .freeSpace)
+                }
+                while free < target, !candidates.isEmpty {
+                    free += candidates[0].bytesOnDisk
+                    take(0, .freeSpace)
+                }
+            }
+        }
+        return plan
+    }
+
+    /// Deletes what `retentionPlan` lists, oldest first, within `policy.maxRunSeconds`.
+    /// First reconciles the catalog with the files (shards deleted or added by hand).
+    /// Each deleted shard's high-water marks are kept in the store, so nothing it held is
+    /// ever consumed or ingested again.
+    @discardableResult
+    package func prune(_ policy: RetentionPolicy, nowMs: Int64? = nil, volume: VolumeSpace? = nil) throws -> PruneReport {
+        let nowMs = nowMs ?? Int64(Date().timeIntervalSince1970 * 1000)
+        var report = PruneReport()
+        try reconcileCatalogWithFiles(&report)
+        let plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
+        if let age = policy.rollupMaxAgeMs, FileManager.default.fileExists(atPath: rollupsPath) {
+            let rollups = try RollupStore(path: rollupsPath)
+            report.rollupShardsDropped = try rollups.prune(endedBeforeMs: nowMs - age)
+            if report.rollupShardsDropped > 0 {
+                logger.info("retention dropped the rollups of shards older than the rollup age limit",
+                            metadata: ["shards": "\(report.rollupShardsDropped)"])
+            }
+        }
+        let started = monotonicSeconds()
+        for (i, decision) in plan.enumerated() {
+            if monotonicSeconds() - started > policy.maxRunSeconds {
+                report.postponed = plan.count - i
+                logger.notice("retention stopped at its time limit; the rest waits for the next run",
+                              metadata: ["seconds": "\(policy.maxRunSeconds)", "postponed": "\(report.postponed)"])
+                break
+            }
+            try delete(decision)
+            report.deleted.append(decision)
+            if decision.undelivered {
+                logger.error("retention deleted a shard before every forwarder delivered it: the volume is below its free-space limit",
+                             metadata: ["shard": "\(decision.shard)", "bytes": "\(decision.bytes)"])
+            } else {
+                logger.info("retention deleted a shard",
+                            metadata: ["shard": "\(decision.shard)", "bytes": "\(decision.bytes)", "reason": "\(decision.reason.rawValue)"])
+            }
+        }
+        return report
+    }
+
+    private func delete(_ decision: PruneDecision) throws {
+        try ShardFiles.lock.withLock { _ in
+            // Keep what the shard proves was processed, before the proof is gone.
+            let marks = try catalog.highWater(of: decision.shard)
+            try checkpoint.advance(to: marks)
+            let path = directory.appendingPathComponent(decision.path).path
+            if unlink(path) != 0 && errno != ENOENT {
+                throw ShardStoreError(.fileOperationFailed, "retention cannot delete \(decision.path) (errno \(errno)): check the data directory's permissions")
+            }
+            fsyncDirectory((path as NSString).deletingLastPathComponent)
+            try catalog.deleteShard(decision.shard)
+        }
+    }
+
+    /// Bytes a shard takes now (an active shard grows between catalog updates).
+    private func currentBytes(_ row: ShardRecord) -> Int64 {
+        guard row.state == .active else { return row.bytesOnDisk }
+        let path = directory.appendingPathComponent(row.path).path
+        return fileSize(path) + fileSize(path + "-wal")
+    }
+
+    /// Drops catalog rows of shard files that are gone, and lists sealed files the catalog
+    /// does not know (read from their own `meta`, as `fsck` does, without the full check).
+    private func reconcileCatalogWithFiles(_ report: inout PruneReport) throws {
+        var known = Set<String>()
+        for row in try catalog.shards() where row.state != .quarantined {
+            known.insert(row.path)
+            let path = directory.appendingPathComponent(row.path).path
+            if !FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".zst") {
+                try catalog.deleteShard(row.id)
+                report.forgotten.append(row.path)
+                logger.warning("a shard file is gone from disk; removed from the catalog", metadata: ["path": "\(row.path)"])
+            }
+        }
+        let shardsDir = directory.appendingPathComponent("shards")
+        let files = FileManager.default.enumerator(atPath: shardsDir.path)?.compactMap { $0 as? String } ?? []
+        for relative in files where relative.hasSuffix(".sqlite.zst") && !known.contains("shards/" + relative) {
+            let full = shardsDir.appendingPathComponent(relative).path
+            do {
+                let reader = try ShardReader(path: full)
+                guard let start = try reader.meta("window_start_ms").flatMap({ Int64($0) }),
+                      let end = try reader.meta("window_end_ms").flatMap({ Int64($0) }),
+                      let part = try reader.meta("part").flatMap({ Int($0) }) else { continue }
+                let rows = try reader.meta("row_count").flatMap { Int64($0) } ?? 0
+                try catalog.recordScanned(id: ShardID(windowStartMs: start, windowEndMs: end, part: part), state: .sealed,
+                                          relativePath: "shards/" + relative, rows: rows,
+                                          minTimeMs: try reader.meta("min_time_ms").flatMap { Int64($0) },
+                                          maxTimeMs: try reader.meta("max_time_ms").flatMap { Int64($0) },
+                                          bytes: fileSize(full), checksum: try reader.meta("content_checksum"),
+                                          positions: try reader.positions())
+                report.adopted.append("shards/" + relative)
+                logger.notice("found a sealed shard the catalog did not list; added it", metadata: ["path": "shards/\(relative)"])
+            } catch {
+                logger.warning("a sealed shard is not in the catalog and cannot be read; run `flowrec fsck`",
+                               metadata: ["path": "shards/\(relative)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Serializes the two things that remove or replace a sealed shard's file in one
+/// process: retention deleting it and deep compaction renaming a new copy over it.
+enum ShardFiles {
+    static let lock = Mutex<Void>(())
+}

@@ -1,0 +1,254 @@
+import StorageKit
+import FlowModel
+import Foundation
+
+/// Turns a closed window's active shard into its sealed, compressed form.
+///
+/// Steps, each leaving either the old or the new shard complete:
+/// 1. compact copy: a fresh SQLite file with 64 KiB pages and no journal, strings in id
+///    order, rows ordered by endpoint pair then time (similar rows side by side
+///    compress better), and the summary in `meta`;
+/// 2. compress it in the seekable zstd format to `<id>.sqlite.zst.tmp`, fsynced;
+/// 3. verify: open it in place through `SeekableZstdVFS`, `PRAGMA quick_check`, row
+///    count and content checksum equal to the active shard's;
+/// 4. rename to `<id>.sqlite.zst`, fsync the directory, delete the active shard.
+/// A crash before 4 leaves temporary files that the next start removes; a crash after
+/// the rename leaves both files, and the next start keeps the verified sealed one.
+struct ShardSealer {
+    let level: Int32
+    let frameSize: Int
+    /// Where per-minute rollups of each sealed shard go; nil writes none.
+    var rollupsPath: String?
+
+    /// Up to 4 GiB of an active shard is memory-mapped while it is copied (a day-long
+    /// window of a large cluster); beyond that SQLite falls back to reads.
+    static let sourceMapBytes: Int64 = 4 << 30
+
+    struct Result: Sendable {
+        let rows: Int64
+        let checksum: UInt64
+        let sealedBytes: Int64
+        let compactBytes: Int64
+        let steps: SealStepTimes
+    }
+
+    func seal(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
+        do {
+            do {
+                return try sealSteps(activePath: activePath, sealedPath: sealedPath, id: id, trustRecordedChecksum: true)
+            } catch is RecordedChecksumDisagrees {
+                // The checksum kept while writing is not the rows' (a flowrec bug, not a
+                // damaged file): seal again, hashing the active rows themselves.
+                try? FileManager.default.removeItem(atPath: sealedPath + ".tmp")
+                return try sealSteps(activePath: activePath, sealedPath: sealedPath, id: id, trustRecordedChecksum: false)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: sealedPath + ".tmp")
+            if error.isDiskFull {
+                throw ShardStoreError(.other, "sealing \(id): the disk is full. The active shard is kept and stays readable; free space or lower the retention limits, and sealing resumes (at the next window close or start-up)",
+                                      shard: id, cause: error)
+            }
+            throw error
+        }
+    }
+
+    private struct RecordedChecksumDisagrees: Error {}
+
+    private func sealSteps(activePath: String, sealedPath: String, id: ShardID, trustRecordedChecksum: Bool) throws -> Result {
+        let compactPath = activePath + ".compact.tmp"
+        let compressedPath = sealedPath + ".tmp"
+        defer { try? FileManager.default.removeItem(atPath: compactPath) }
+        try? FileManager.default.removeItem(atPath: compactPath)
+
+        var steps = SealStepTimes()
+        var clock = monotonicSeconds()
+        func lap(_ step: WritableKeyPath<SealStepTimes, Double>) {
+            let now = monotonicSeconds()
+            steps[keyPath: step] += now - clock
+            clock = now
+        }
+
+        // Checkpoint so the active shard is one self-contained file while it is copied.
+        try SQLiteDatabase(path: activePath).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        let source = try writeCompactCopy(from: activePath, to: compactPath, id: id, trustRecordedChecksum: trustRecordedChecksum)
+        CrashPoint.reached("seal.compacted")
+        lap(\.compactCopy)
+        let compactBytes = fileSize(compactPath)
+        try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize)
+        CrashPoint.reached("seal.compressed")
+        lap(\.compress)
+
+        // Verify what will be renamed, opened in place as readers will open it. The pass
+        // that hashes the sealed rows also aggregates them for the rollups.
+        let check = try ShardReader(path: compressedPath)
+        if let problem = try check.quickCheck() {
+            throw ShardStoreError(.verificationFailed, "sealing \(id): the compressed copy fails SQLite's quick_check (\(problem)); the active shard is kept")
+        }
+        lap(\.quickCheck)
+        let (rows, checksum) = try check.contentChecksum(aggregatingInto: source.rollups)
+        guard rows == source.rows, checksum == source.checksum else {
+            if source.checksumWasRecorded { throw RecordedChecksumDisagrees() }
+            throw ShardStoreError(.verificationFailed, "sealing \(id): the compressed copy holds \(rows) rows (checksum \(checksum)), the active shard \(source.rows) (\(source.checksum)); the active shard is kept")
+        }
+        lap(\.verifyChecksum)
+
+        // Rollups before the rename: a crash in between re-seals the shard, and the
+        // rollups, which record the shard as added, are not added twice.
+        if let rollupsPath, let rollups = source.rollups {
+            // Held here: a statement only keeps an unowned reference to its database.
+            let compact = try SQLiteDatabase(path: compactPath, mode: .readOnly)
+            let strings = try compact.prepare("SELECT value FROM strings WHERE id = ?1")
+            try RollupStore(path: rollupsPath).add(shard: id, minutes: rollups.minutes) { id in
+                strings.reset()
+                strings.bind(1, id)
+                return try strings.step() ? strings.text(0) : nil
+            }
+        }
+        lap(\.rollups)
+        CrashPoint.reached("seal.verified")
+        try FileManager.default.moveItem(atPath: compressedPath, toPath: sealedPath)
+        fsyncDirectory((sealedPath as NSString).deletingLastPathComponent)
+        CrashPoint.reached("seal.renamed")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: activePath + suffix) }
+        lap(\.rename)
+        return Result(rows: rows, checksum: checksum, sealedBytes: fileSize(sealedPath), compactBytes: compactBytes, steps: steps)
+    }
+
+    /// What the sealed file must reproduce: the active shard's row count and content
+    /// checksum, and an empty rollup aggregate for the verification pass to fill.
+    private struct SourceSummary {
+        let rows: Int64
+        let checksum: UInt64
+        /// From the active shard's `rows_checksum` (kept as it was written) rather than
+        /// hashed during the copy.
+        let checksumWasRecorded: Bool
+        let rollups: RollupAccumulator?
+    }
+
+    /// Writes the compact copy and returns the source's row count and content checksum.
+    private func writeCompactCopy(from activePath: String, to compactPath: String, id: ShardID,
+                                  trustRecordedChecksum: Bool) throws -> SourceSummary {
+        let db = try SQLiteDatabase(path: compactPath)
+        try db.execute("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
+        let attach = try db.prepare("ATTACH DATABASE ?1 AS src")
+        attach.bind(1, activePath)
+        try attach.step()
+        // The ordered copy visits source rows out of file order: map the source so each
+        // page is read once instead of being re-read through a small page cache.
+        try db.execute("PRAGMA src.mmap_size = \(Self.sourceMapBytes)")
+        let encoding = try timeEncoding(forSourceIn: db)
+        try db.execute(ShardSchema.createSQL(timeEncoding: encoding))
+        // The active shard's writer kept the sum of its rows' hashes; without it (a shard
+        // begun by an older flowrec) the copy hashes each row it reads, in its WHERE term.
+        let recorded = trustRecordedChecksum
+            ? try db.scalarInteger("SELECT value FROM src.meta WHERE key = '\(ActiveShard.rowsChecksumKey)'") : nil
+        let sourceRowChecksum = ShardChecksum.RowAccumulator(registeredOn: db)
+        var rollups: RollupAccumulator?
+        if rollupsPath != nil {
+            let lookup = try db.prepare("SELECT id FROM src.strings WHERE value = ?1")
+            func id(_ value: String) throws -> Int64? {
+                lookup.reset()
+                lookup.bind(1, value)
+                return try lookup.step() ? lookup.integer(0) : nil
+            }
+            rollups = RollupAccumulator(rcodeIDs: (try id("NoError"), try id("NXDomain"), try id("ServFail")))
+        }
+        let columns = ShardSchema.allColumns.joined(separator: ", ")
+        let sourceColumns = ShardSchema.allColumns.map { "src.flow_rows.\($0)" }.joined(separator: ", ")
+        let encodedColumns = (FlowSchema.fields.map {
+            ShardSchema.storedExpression($0, table: "src.flow_rows.", encoding: encoding, encode: true)
+        } + ShardSchema.bookkeepingColumns.map { "src.flow_rows.\"\($0.name)\"" }).joined(separator: ", ")
+        // Sorting only the row ids, then copying rows in that order, decodes and encodes
+        // each wide row once (`INSERT ... SELECT ... ORDER BY` sorted whole rows: 15%
+        // slower). Hashing in the copy read every column a second time: with the checksum
+        // kept by the writer, the seal is 30% faster.
+        let order = try SealOrder(of: "src.flow_rows", in: db)
+        try order.createTable(on: db)
+        try db.execute("""
+            BEGIN;
+            INSERT INTO strings (id, value) SELECT id, value FROM src.strings ORDER BY id;
+            INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
+              FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
+              \(recorded == nil ? "WHERE \(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))" : "")
+              ORDER BY seal_order.rowid;
+            INSERT INTO positions SELECT * FROM src.positions;
+            INSERT INTO meta SELECT * FROM src.meta WHERE key <> '\(ActiveShard.rowsChecksumKey)';
+            INSERT OR REPLACE INTO meta (key, value)
+              SELECT name, CASE k WHEN 0 THEN n WHEN 1 THEN lo WHEN 2 THEN hi WHEN 3 THEN b ELSE p END
+              FROM (SELECT count(*) AS n, min("TimeFlowEndMs") AS lo, max("TimeFlowEndMs") AS hi,
+                           sum("Bytes") AS b, sum("Packets") AS p FROM flow_rows)
+              CROSS JOIN (SELECT column1 AS name, column2 AS k FROM (VALUES ('row_count', 0), ('min_time_ms', 1),
+                          ('max_time_ms', 2), ('bytes_total', 3), ('packets_total', 4)));
+            COMMIT;
+            """)
+        try order.drop()
+        let sourceRows = try db.scalarInteger("SELECT count(*) FROM src.flow_rows") ?? 0
+        guard recorded != nil || sourceRowChecksum.rows == sourceRows else {
+            throw ShardStoreError(.verificationFailed, "sealing \(id): the copy read \(sourceRowChecksum.rows) of the active shard's \(sourceRows) rows; the active shard is kept")
+        }
+        let rowsSum = recorded.map { UInt64(bitPattern: $0) } ?? sourceRowChecksum.sum
+        let checksum = try ShardChecksum.stringsChecksum(db, table: "src.strings") &+ rowsSum
+        let meta = try db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+        meta.bind(1, "content_checksum")
+        meta.bind(2, String(checksum, radix: 16))
+        try meta.step()
+        meta.reset()
+        meta.bind(1, "sealed_ms")
+        meta.bind(2, Int64(Date().timeIntervalSince1970 * 1000))
+        try meta.step()
+        if encoding != .plain {
+            meta.reset()
+            meta.bind(1, ShardSchema.TimeEncoding.metaKey)
+            meta.bind(2, encoding.rawValue)
+            try meta.step()
+        }
+        try db.execute("DETACH DATABASE src")
+        return SourceSummary(rows: sourceRows, checksum: checksum, checksumWasRecorded: recorded != nil, rollups: rollups)
+    }
+}
+
+extension ShardSealer {
+    /// End-relative when every time of the attached `src` shard is a plain epoch value
+    /// (so no encoded or decoded value can overflow), plain otherwise.
+    func timeEncoding(forSourceIn db: SQLiteDatabase) throws(SQLiteError) -> ShardSchema.TimeEncoding {
+        let limit = ShardSchema.relativeTimeLimit
+        let outOfRange = try db.scalarInteger("""
+            SELECT count(*) FROM src.flow_rows WHERE "TimeFlowEndMs" IS NOT NULL AND NOT (
+              "TimeFlowEndMs" BETWEEN 0 AND \(limit) AND coalesce("TimeFlowStartMs", 0) BETWEEN 0 AND \(limit)
+              AND coalesce("TimeReceived", 0) BETWEEN 0 AND \(limit))
+            """) ?? 0
+        return outOfRange == 0 ? .endRelative : .plain
+    }
+}
+
+/// Seconds spent in each step of a seal, so a benchmark (or a slow seal) shows where the
+/// time goes.
+package struct SealStepTimes: Sendable {
+    /// WAL checkpoint, then the ordered copy (which hashes every source row only for a
+    /// shard without a recorded `rows_checksum`).
+    package var compactCopy = 0.0
+    package var compress = 0.0
+    /// `PRAGMA quick_check` through the VFS.
+    package var quickCheck = 0.0
+    /// Row count and content checksum of the compressed copy, through the VFS; the same
+    /// pass aggregates the rows for the rollups.
+    package var verifyChecksum = 0.0
+    /// Writing the rollups to `rollups.sqlite` (minute, hour and day tiers).
+    package var rollups = 0.0
+    /// Rename, directory fsync and removal of the active shard.
+    package var rename = 0.0
+
+    package init() {}
+
+    package static func + (a: SealStepTimes, b: SealStepTimes) -> SealStepTimes {
+        var sum = a
+        sum.compactCopy += b.compactCopy
+        sum.compress += b.compress
+        sum.quickCheck += b.quickCheck
+        sum.verifyChecksum += b.verifyChecksum
+        sum.rollups += b.rollups
+        sum.rename += b.rename
+        return sum
+    }
+}
+

@@ -1,0 +1,109 @@
+import StorageKit
+import FlowModel
+
+/// Moves flows in and out of a shard's `flow_rows` table: one integer column per field
+/// (string and array fields as ids into the shard's `strings`), plus the bookkeeping
+/// columns that make the stored row give back the exact JSON.
+struct FlowRowCodec: Sendable {
+    /// Field kinds by id, copied once: the bind loop runs for every field of every row.
+    private let storesText: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
+    private let names: [String] = FlowSchema.fields.map(\.name)
+    /// The first bookkeeping column (`_nulls`), and the row's column count.
+    private let bookkeepingBase = FlowSchema.count
+    private let columnCount = FlowSchema.count + ShardSchema.bookkeepingColumns.count
+
+    /// Binds `flow` to a prepared `ShardSchema.insertFlowSQL` and runs it. Strings not
+    /// yet in `dictionary` are added to it and to the shard (`insertString`) first.
+    /// Returns the stored row's hash (`ShardChecksum.RowHasher` over the values bound),
+    /// from which the shard keeps its content checksum as it is written.
+    func insert(_ flow: Flow, with statement: SQLiteStatement, dictionary: inout StringDictionary,
+                insertString: SQLiteStatement) throws(SQLiteError) -> UInt64 {
+        statement.clearBindings()
+        defer { statement.reset() }
+        var row = ShardChecksum.RowHasher()
+        let base = bookkeepingBase
+        let result: Result<Void, SQLiteError> = flow.withValues { values in
+            // `present` iterates in field order, which is column order.
+            for field in values.present where !values.nulls.contains(field) {
+                let parameter = Int32(field.index + 1)
+                if storesText[field.index] {
+                    let text = values.text(field)
+                    let (id, isNew) = dictionary.id(for: text)
+                    if isNew {
+                        insertString.bind(1, Int64(id))
+                        insertString.bind(2, borrowedUTF8: text)
+                        let stored = Result { () throws(SQLiteError) in _ = try insertString.step() }
+                        insertString.reset()
+                        if case .failure = stored { return stored }
+                    }
+                    statement.bind(parameter, Int64(id))
+                    row.add(integer: Int64(id), column: field.index)
+                } else {
+                    let value = values.integer(field)
+                    statement.bind(parameter, value)
+                    row.add(integer: value, column: field.index)
+                }
+            }
+            if !values.nulls.isEmpty {
+                let names = joinedNames(values.nulls)
+                statement.bind(ShardSchema.nullsParameter, names)
+                row.add(text: names, column: base)
+            }
+            if !values.numericStrings.isEmpty {
+                let names = joinedNames(values.numericStrings)
+                statement.bind(ShardSchema.quotedParameter, names)
+                row.add(text: names, column: base + 1)
+            }
+            if let extras = flow.extrasJSON {
+                statement.bind(ShardSchema.extrasParameter, extras)
+                row.add(text: extras, column: base + 2)
+            }
+            return Result { () throws(SQLiteError) in _ = try statement.step() }
+        }
+        try result.get()
+        return row.finish(columns: columnCount)
+    }
+
+    private func joinedNames(_ set: FieldSet) -> String {
+        set.map { names[$0.index] }.joined(separator: ",")
+    }
+
+    private static let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
+    private static let endColumn = Int32(FlowSchema.requiredField.index)
+    private static let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+
+    /// Reads the current row of a `SELECT <selectColumns> FROM flow_rows` into `flow`,
+    /// undoing the shard's time encoding.
+    func read(_ statement: SQLiteStatement, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
+              into flow: inout Flow) {
+        flow.removeAll()
+        let end: Int64? = timeEncoding == .endRelative && !statement.isNull(Self.endColumn)
+            ? statement.integer(Self.endColumn) : nil
+        for (index, text) in storesText.enumerated() {
+            let column = Int32(index)
+            if statement.isNull(column) { continue }
+            let field = FieldID(rawValue: UInt8(index))
+            if text {
+                dictionary.withBytes(of: Int32(statement.integer(column))) { flow.set(field, utf8: $0) }
+            } else {
+                var value = statement.integer(column)
+                if let end {
+                    if column == Self.startColumn { value = end - value }
+                    if column == Self.receivedColumn { value += end / 1000 }
+                }
+                flow.set(field, integer: value)
+            }
+        }
+        let base = Int32(FlowSchema.count)
+        if let nulls = statement.text(base) {
+            for name in nulls.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.setNull(f) } }
+        }
+        if let quoted = statement.text(base + 1) {
+            for name in quoted.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.markNumericString(f) } }
+        }
+        _ = statement.withText(base + 2) { flow.setExtras(objectJSON: $0) }
+    }
+
+    /// The column list that `read` expects.
+    static let selectColumns: String = ShardSchema.allColumns.joined(separator: ", ")
+}

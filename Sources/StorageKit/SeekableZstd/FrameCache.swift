@@ -1,0 +1,77 @@
+import Synchronization
+
+/// Decompressed frames of every open seekable-zstd file, least recently used out first,
+/// bounded in bytes so many readers over many files stay within a fixed memory budget.
+/// Every figure it keeps is read and written under its one lock.
+package final class FrameCache: Sendable {
+    private struct Key: Hashable { let file: Int; let index: Int }
+    private struct State {
+        var frames: [Key: (bytes: [UInt8], lastUse: UInt64)] = [:]
+        var clock: UInt64 = 0
+        var bytes = 0
+        var loads = 0
+        var limit: Int
+    }
+    private let state: Mutex<State>
+    private static let identities = Atomic<Int>(0)
+
+    package init(limitBytes: Int) { state = Mutex(State(limit: limitBytes)) }
+
+    /// Bytes of decompressed frames held now.
+    package var bytes: Int { state.withLock { $0.bytes } }
+    /// Frames decompressed so far (cache misses); tests and metrics read it.
+    package var loads: Int { state.withLock { $0.loads } }
+    /// Set by the process: queries keep more frames than the recorder, whose only reads
+    /// of sealed files are the seal's verification pass (read once, in order).
+    package var limitBytes: Int {
+        get { state.withLock { $0.limit } }
+        set {
+            state.withLock {
+                $0.limit = max(0, newValue)
+                Self.evictOverLimit(&$0)
+            }
+        }
+    }
+
+    /// A new number for an opened file, so its frames never mix with another file's.
+    static func nextFileIdentity() -> Int { identities.add(1, ordering: .relaxed).newValue }
+
+    /// Frame `index` of `file`, from the cache or from `load` (called without the lock
+    /// held, so two readers may decompress the same frame at once; both results are equal).
+    package func frame(file: Int, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
+        let key = Key(file: file, index: index)
+        let hit: [UInt8]? = state.withLock {
+            $0.clock += 1
+            guard let entry = $0.frames[key] else { return nil }
+            $0.frames[key] = (entry.bytes, $0.clock)
+            return entry.bytes
+        }
+        if let hit { return hit }
+        let loaded = try load()
+        state.withLock {
+            $0.clock += 1
+            $0.loads += 1
+            if $0.frames[key] == nil { $0.bytes += loaded.count }
+            $0.frames[key] = (loaded, $0.clock)
+            Self.evictOverLimit(&$0)
+        }
+        return loaded
+    }
+
+    /// Drops least recently used frames until the cache fits.
+    private static func evictOverLimit(_ state: inout State) {
+        while state.bytes > state.limit, let oldest = state.frames.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            state.bytes -= oldest.value.bytes.count
+            state.frames[oldest.key] = nil
+        }
+    }
+
+    func forget(file: Int) {
+        state.withLock { state in
+            for key in state.frames.keys where key.file == file {
+                state.bytes -= state.frames[key]?.bytes.count ?? 0
+                state.frames[key] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import StorageKit
+import FlowModel
+import FlowrecTesting
+import Foundation
+import ShardStore
+import Testing
+
+@Suite(.serialized) struct SeekableZstdVFSTests {
+    func sealedShardPath(_ dir: TemporaryDirectory, flows: Int = 20_000) throws -> (path: String, rows: Int64) {
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 3_600_000, graceMs: 0, frameSize: 64 << 10))
+        try store.append(batch(generatedLines(flows, rate: 5000)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
+        return (dir.path + "/" + shard.path, shard.rowCount)
+    }
+
+    @Test func aPointQueryDecompressesOnlyTheFramesItTouches() throws {
+        let dir = TemporaryDirectory()
+        let (path, rows) = try sealedShardPath(dir)
+        let reader = try ShardReader(path: path)
+        let before = SeekableZstdVFS.frameCache.loads
+        var found: Int64 = 0
+        try reader.query("SELECT \"TimeFlowEndMs\" FROM flow_rows WHERE rowid = \(rows / 2)") { found = $0.integer(0) }
+        let used = SeekableZstdVFS.frameCache.loads - before
+        #expect(found > 0)
+        #expect(used > 0)
+        // The compact copy of 20k flows is ~3.7 MB: ~57 frames of 64 KiB; a rowid lookup needs a few.
+        #expect(used < 15, "a point query decompressed \(used) frames")
+    }
+
+    @Test func aFullScanThroughTheVFSSeesEveryRow() throws {
+        let dir = TemporaryDirectory()
+        let (path, rows) = try sealedShardPath(dir)
+        let reader = try ShardReader(path: path)
+        var count: Int64 = 0, namespaces = 0
+        try reader.query("SELECT count(*), count(DISTINCT \"SrcK8S_Namespace\") FROM flows") {
+            count = $0.integer(0)
+            namespaces = Int($0.integer(1))
+        }
+        #expect(count == rows)
+        #expect(namespaces > 10)
+        #expect(try reader.meta("row_count") == String(rows))
+        #expect(try reader.quickCheck() == nil)
+    }
+
+    @Test func writesThroughTheVFSFailCleanly() throws {
+        let dir = TemporaryDirectory()
+        let (path, rows) = try sealedShardPath(dir, flows: 2000)
+        let reader = try ShardReader(path: path)
+        for sql in ["INSERT INTO strings (id, value) VALUES (999999, 'x')", "DELETE FROM flow_rows", "CREATE TABLE t(a)"] {
+            #expect(throws: SQLiteError.self) { try reader.query(sql) { _ in } }
+        }
+        var count: Int64 = 0
+        try reader.query("SELECT count(*) FROM flow_rows") { count = $0.integer(0) }
+        #expect(count == rows)
+    }
+
+    @Test func theFrameCacheStaysWithinItsBound() throws {
+        let cache = FrameCache(limitBytes: 1 << 20)
+        for i in 0..<100 {
+            _ = try cache.frame(file: 1, index: i) { [UInt8](repeating: UInt8(i), count: 64 << 10) }
+            #expect(cache.bytes <= 1 << 20)
+        }
+        #expect(cache.loads == 100)
+        _ = try cache.frame(file: 1, index: 99) { Issue.record("the newest frame should still be cached"); return [] }
+    }
+}
+
+/// Found by `TARGET=sealed scripts/fuzz`: a damaged seek table must not make the reader
+/// allocate what it claims.
+@Suite struct SeekTableValidationTests {
+    @Test func aSeekTableClaimingHugeFramesIsRejectedBeforeAllocating() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        try store.append(batch(generatedLines(500)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
+        let path = dir.path + "/" + shard.path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        // The footer is 9 bytes; the last entry's decompressed size sits just before it.
+        let sizeField = bytes.count - 9 - 4
+        for i in 0..<4 { bytes[sizeField + i] = 0x7F }  // about 2 GiB
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let error = #expect(throws: (any Error).self) { _ = try ShardReader(path: path) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("seek table entry"))
+    }
+}
