@@ -8,8 +8,20 @@ package enum Chdb {
         package let output: String
         package let errors: String
         /// chdb is not installed (the caller skips, unless servers are required).
-        package var isMissing: Bool { errors.contains("No module named 'chdb'") }
+        package var isMissing: Bool { !Chdb.isInstalled }
     }
+
+    /// Whether Python can import chdb, asked once per process (by exit status).
+    package static let isInstalled: Bool = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import chdb"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
 
     /// `script` gets `input` on stdin; its stdout and stderr are returned.
     package static func run(_ script: String, input: Data = Data()) throws -> Result {

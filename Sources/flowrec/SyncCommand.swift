@@ -2,6 +2,7 @@ import ArgumentParser
 import FlowrecConfig
 import Forwarders
 import Foundation
+import Synchronization
 import Logging
 import ShardStore
 
@@ -83,10 +84,10 @@ struct SyncCommand: AsyncParsableCommand {
 }
 
 /// The sync status line: rows, MB/s of shard data and ETA, on a terminal only.
-final class SyncProgress: @unchecked Sendable {
+final class SyncProgress: Sendable {
     let enabled: Bool
     let totalBytes: Int64
-    private var lastDraw = Date.distantPast
+    private let lastDrawn = Mutex(Date.distantPast)
 
     init(enabled: Bool, totalBytes: Int64) {
         self.enabled = enabled
@@ -94,8 +95,12 @@ final class SyncProgress: @unchecked Sendable {
     }
 
     func update(_ p: ReplicationProgress) {
-        guard enabled, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
-        lastDraw = Date()
+        let due = lastDrawn.withLock { last in
+            guard Date().timeIntervalSince(last) > 0.2 else { return false }
+            last = Date()
+            return true
+        }
+        guard enabled, due else { return }
         let fraction = p.rowsTotal > 0 ? Double(p.rowsDone) / Double(p.rowsTotal) : 1
         let seconds = max(p.elapsedSeconds, 0.001)
         let megabytesPerSecond = Double(totalBytes) * fraction / seconds / 1e6
@@ -105,7 +110,7 @@ final class SyncProgress: @unchecked Sendable {
     }
 
     func finish() {
-        if enabled && lastDraw != .distantPast { FileHandle.standardError.write(Data("\n".utf8)) }
+        if enabled && lastDrawn.withLock({ $0 }) != .distantPast { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
 

@@ -16,7 +16,8 @@ package enum StoreChecker {
         package var rows: Int64 = 0
     }
 
-    package static func check(directory: String, progress: (String) -> Void = { _ in }) throws -> Report {
+    /// `progress` hears each shard file (relative to `shards/`) as it starts checking it.
+    package static func check(directory: String, progress: (_ shardFile: Substring) -> Void = { _ in }) throws -> Report {
         let root = URL(fileURLWithPath: directory)
         let shardsDir = root.appendingPathComponent("shards")
         let catalogPath = root.appendingPathComponent("catalog.sqlite").path
@@ -33,7 +34,7 @@ package enum StoreChecker {
             let full = shardsDir.appendingPathComponent(relative).path
             let sealed = relative.hasSuffix(".zst")
             report.checked += 1
-            progress(relative)
+            progress(relative[...])
             do {
                 let reader = try ShardReader(path: full)
                 if let problem = try reader.quickCheck() { throw ShardStoreError(.unreadableShard, "quick_check: \(problem)") }

@@ -126,8 +126,7 @@ package final class SQLiteStatement {
 }
 
 /// A valid pointer for binding empty strings.
-// One byte allocated once and never written: safe to share between threads.
-package nonisolated(unsafe) let emptyText = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+package nonisolated(unsafe) let emptyText = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)  // one byte, never written: shared safely
 
 /// SQLite's SQLITE_TRANSIENT (a macro Swift cannot import): "copy the bytes now".
 package let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

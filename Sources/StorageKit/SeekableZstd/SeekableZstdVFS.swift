@@ -61,10 +61,10 @@ package enum SeekableZstdVFS {
 
 // MARK: - C entry points (they cannot capture, so they reach state through globals)
 
-nonisolated(unsafe) private var defaultXOpen: (@convention(c) (UnsafeMutablePointer<sqlite3_vfs>?, sqlite3_filename?, UnsafeMutablePointer<sqlite3_file>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32)?
-nonisolated(unsafe) private var defaultVFS: UnsafeMutablePointer<sqlite3_vfs>?
+nonisolated(unsafe) private var defaultXOpen: (@convention(c) (UnsafeMutablePointer<sqlite3_vfs>?, sqlite3_filename?, UnsafeMutablePointer<sqlite3_file>?, Int32, UnsafeMutablePointer<Int32>?) -> Int32)?  // written once in `registration` (a lazy global), before any open
+nonisolated(unsafe) private var defaultVFS: UnsafeMutablePointer<sqlite3_vfs>?  // as defaultXOpen
 
-nonisolated(unsafe) private let sealedMethods: UnsafeMutablePointer<sqlite3_io_methods> = {
+nonisolated(unsafe) private let sealedMethods: UnsafeMutablePointer<sqlite3_io_methods> = {  // built once, never written after
     let m = UnsafeMutablePointer<sqlite3_io_methods>.allocate(capacity: 1)
     m.initialize(to: sqlite3_io_methods())
     m.pointee.iVersion = 1

@@ -23,18 +23,20 @@ enum LogOutput {
         var i = 0
         while i < arguments.count {
             let word = arguments[i]
-            var matched = false
-            for (flag, apply) in [("--log-format", { formatText = $0 }), ("--log-level", { levelText = $0 })] as [(String, (String) -> Void)] {
-                if word == flag, i + 1 < arguments.count {
-                    apply(arguments[i + 1])
-                    i += 1
-                    matched = true
-                } else if word.hasPrefix(flag + "=") {
-                    apply(String(word.dropFirst(flag.count + 1)))
-                    matched = true
-                }
+            let name = String(word.prefix { $0 != "=" })
+            guard name == "--log-format" || name == "--log-level" else {
+                kept.append(word)
+                i += 1
+                continue
             }
-            if !matched { kept.append(word) }
+            var value: String?
+            if name.count < word.count {
+                value = String(word.dropFirst(name.count + 1))
+            } else if i + 1 < arguments.count {
+                i += 1
+                value = arguments[i]
+            }
+            if name == "--log-format" { formatText = value } else { levelText = value }
             i += 1
         }
         arguments = kept
