@@ -41,7 +41,7 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Lines whose TimeFlowEndMs is this far in the future become dead letters.")
     var maxEventAhead: DurationArgument = DurationArgument(argument: "1h")!
 
-    @Flag(help: "At the end, seal every window that closed (ended more than the grace period before the newest flow) and wait for it.")
+    @Flag(help: "At the end, seal every window that has closed (its end plus the grace period is before the newest flow, or before now on the wall clock) and wait for it.")
     var sealNow = false
 
     @Flag(inversion: .prefixedNo, help: "Seal windows on a background thread as they close during the ingest.")
@@ -96,8 +96,11 @@ struct IngestCommand: ParsableCommand {
             lines = reader.linesRead
         }
         var sealed: [ShardStore.SealSummary] = []
-        if sealNow { sealed = try store.sealClosedWindows() }
+        // Windows close by event time, or by the wall clock: a file of last week's flows
+        // leaves nothing open, whatever the watermark of each file says.
+        if sealNow { sealed = try store.sealWindowsClosed(byWallClockMs: Int64(Date().timeIntervalSince1970 * 1000)) }
         try store.close()
+        let active = try store.stillActive()
         for shard in try store.shards() { shards.insert(shard.id.description) }
         progress.finish()
         let elapsed = Date().timeIntervalSince(started)
@@ -115,6 +118,7 @@ struct IngestCommand: ParsableCommand {
             let bytes = sealed.reduce(Int64(0)) { $0 + $1.sealedBytes }
             print("sealed:            \(sealed.count) shards, \(rows) flows, \(bytes) bytes (\(rows > 0 ? bytes / rows : 0) B/flow)")
         }
+        print(StillActiveNote(active).text)
     }
 }
 

@@ -76,6 +76,10 @@ struct SyncCommand: AsyncParsableCommand {
             bar.finish()
             let rate = summary.elapsedSeconds > 0 ? Int(Double(summary.rowsDelivered) / summary.elapsedSeconds) : 0
             print("sent \(summary.shardsDelivered) shards, \(summary.rowsDelivered) rows in \(summary.chunksDelivered) chunks to \(forwarder.name) in \(String(format: "%.1f", summary.elapsedSeconds)) s (\(rate) rows/s)")
+            let active = try ledger.activeShards(overlappingFromMs: range.fromMs, toMs: range.toMs)
+            if !active.isEmpty {
+                print("not sent yet: \(active.reduce(Int64(0)) { $0 + $1.rowCount }) flows in \(active.count) active shards; they are sent once sealed (`flowrec seal`, or the recorder, seals them)")
+            }
         } catch let error as ForwarderError {
             bar.finish()
             throw ValidationError("sync to \(forwarder.name) stopped: \(error.message)\nProgress so far is saved; run the same command again to resume.")

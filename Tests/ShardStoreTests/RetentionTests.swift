@@ -105,8 +105,8 @@ import Testing
 
     @Test func pruneDryRunListsWhatTheRealRunDeletes() throws {
         let dir = TemporaryDirectory()
-        let (store, _) = try sealedStore(dir)
-        let total = try store.shards().reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        // The store is closed before `flowrec prune` runs: one writer per data directory.
+        let total = try sealedStore(dir).0.shards().reduce(Int64(0)) { $0 + $1.bytesOnDisk }
         let flowrec = try ChildProcess.flowrec().path
         let limit = ["--data", dir.path, "--max-size", String(total / 2)]
         let dryRun = try ChildProcess.output(flowrec, ["prune"] + limit + ["--dry-run"])

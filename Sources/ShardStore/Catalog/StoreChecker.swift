@@ -21,6 +21,8 @@ package enum StoreChecker {
         let root = URL(fileURLWithPath: directory)
         let shardsDir = root.appendingPathComponent("shards")
         let catalogPath = root.appendingPathComponent("catalog.sqlite").path
+        let lock = try DataDirectoryLock(directory: directory)  // rebuilding the catalog is writing
+        defer { withExtendedLifetime(lock) {} }
         // The catalog is a cache: start it afresh from what the shards say. Forwarders'
         // delivery records are the one thing the shards cannot tell: carry them over.
         let deliveries = (try? Catalog(path: catalogPath).deliveries()) ?? []

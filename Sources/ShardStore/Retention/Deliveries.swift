@@ -44,6 +44,8 @@ extension ShardStore {
 package final class DeliveryLedger {
     package let directory: URL
     private let catalog: Catalog
+    /// Delivery state is written: one process at a time per data directory.
+    private let writerLock: DataDirectoryLock
 
     package init(directory: String) throws {
         self.directory = URL(fileURLWithPath: directory)
@@ -51,12 +53,18 @@ package final class DeliveryLedger {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ShardStoreError(.notADataDirectory, "\(directory) is not a flowrec data directory (no catalog.sqlite)")
         }
+        writerLock = try DataDirectoryLock(directory: directory)
         catalog = try Catalog(path: path)
     }
 
     /// Sealed shards whose flows may fall in [fromMs, toMs), oldest window first.
     package func sealedShards(overlappingFromMs fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [ShardRecord] {
         try catalog.shards().filter { $0.state == .sealed && $0.overlaps(fromMs: fromMs, toMs: toMs) }
+    }
+
+    /// Active shards whose flows may fall in [fromMs, toMs): what a sync leaves for later.
+    package func activeShards(overlappingFromMs fromMs: Int64? = nil, toMs: Int64? = nil) throws -> [ShardRecord] {
+        try catalog.shards().filter { $0.state == .active && $0.overlaps(fromMs: fromMs, toMs: toMs) }
     }
 
     /// The sealed file of a shard.

@@ -75,6 +75,26 @@ extension ShardStore {
         return []
     }
 
+    /// What stays active after a command that does not seal everything: how many flows
+    /// in how many windows, and when the last of them closes by the wall clock (its end
+    /// plus the grace period), so the command can say when they will be sealed.
+    package struct StillActive: Sendable, Equatable {
+        package var shards = 0
+        package var flows: Int64 = 0
+        /// The latest window end plus grace among them; nil when nothing is active.
+        package var closesAtMs: Int64?
+    }
+
+    package func stillActive() throws -> StillActive {
+        var result = StillActive()
+        for shard in try catalog.shards() where shard.state == .active {
+            result.shards += 1
+            result.flows += shard.rowCount
+            result.closesAtMs = max(result.closesAtMs ?? .min, shard.id.windowEndMs + options.graceMs)
+        }
+        return result
+    }
+
     /// Hands closed windows to the background sealer (with `sealInBackground`).
     func sealClosedWindowsInBackground(watermarkMs: Int64? = nil) throws {
         for shard in closedShards(watermarkMs: watermarkMs) {

@@ -102,6 +102,8 @@ package final class ShardStore {
 
     /// Opened by `openForReading`: no shard is opened for writing, and nothing is written.
     package let isReadOnly: Bool
+    /// Held by a writer for its life: another process cannot write the same directory.
+    private let writerLock: DataDirectoryLock?
 
     package convenience init(directory: String, options: Options = Options(),
                              logger: Logger = Logger(label: "flowrec.store")) throws {
@@ -121,6 +123,7 @@ package final class ShardStore {
             throw ShardStoreError(.notADataDirectory, "cannot create the data directory \(directory): \(error.localizedDescription)",
                                   cause: error)
         }
+        writerLock = readOnly ? nil : try DataDirectoryLock(directory: directory)
         catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
         deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path)
         if !readOnly { try reopenActiveShards() }
