@@ -401,6 +401,11 @@ struct FlowJSONParser {
             return try parseIntegralFloat(field, from: start)
         }
         if overflow { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+        if tables.unsigned64[field.index] {
+            // A uint64 counter: the whole unsigned range, as its bit pattern; no negatives.
+            guard !negative || magnitude == 0 else { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+            return Int64(bitPattern: magnitude)
+        }
         if negative {
             guard magnitude <= UInt64(Int64.max) + 1 else { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
             return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
@@ -414,8 +419,14 @@ struct FlowJSONParser {
         pos = start
         try skipNumber()
         let text = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
-        guard let value = Double(text), value.rounded() == value,
-              value >= -9.223372036854775808e18, value < 9.223372036854775808e18 else {
+        guard let value = Double(text), value.rounded() == value else {
+            throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start)
+        }
+        if tables.unsigned64[field.index] {
+            guard value >= 0, value < 1.8446744073709551616e19 else { throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start) }
+            return Int64(bitPattern: UInt64(value))
+        }
+        guard value >= -9.223372036854775808e18, value < 9.223372036854775808e18 else {
             throw FlowDecodingError(.numberOutOfRange(field: field.name), at: start)
         }
         return Int64(value)

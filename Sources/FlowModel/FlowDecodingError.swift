@@ -6,7 +6,8 @@ package struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConver
         case invalidJSON(String)
         /// A known field holds a value of the wrong JSON type.
         case wrongType(field: String, expected: String)
-        /// An integer field's value does not fit in a signed 64-bit integer or is not integral.
+        /// An integer field's value does not fit its type (signed 64-bit, or unsigned 64-bit
+        /// for NetObserv's uint64 counters) or is not integral.
         case numberOutOfRange(field: String)
         /// A known field appears twice in the object.
         case duplicateField(String)
@@ -36,7 +37,9 @@ package struct FlowDecodingError: Error, Sendable, Equatable, CustomStringConver
         switch reason {
         case .invalidJSON(let what): "invalid JSON at byte \(offset): \(what)"
         case .wrongType(let field, let expected): "field \(field) at byte \(offset) must be \(expected)"
-        case .numberOutOfRange(let field): "field \(field) at byte \(offset) is not an integer in the signed 64-bit range"
+        case .numberOutOfRange(let field):
+            "field \(field) at byte \(offset) is not an integer in the "
+                + (FlowSchema.id(named: field)?.spec.isUnsigned64 == true ? "unsigned 64-bit range (0 to 18446744073709551615)" : "signed 64-bit range")
         case .duplicateField(let field): "field \(field) appears twice (second at byte \(offset))"
         case .missingRequiredField(let field): "the record has no \(field), so it cannot be placed in time"
         case .invalidUTF8: "a string at byte \(offset) is not valid UTF-8"

@@ -60,7 +60,11 @@ package struct FlowEncoder: Sendable {
         case .integer:
             let quoted = flow.numericStrings.contains(field)
             if quoted { out.append(UInt8(ascii: "\"")) }
-            JSONEscaping.appendInteger(value, to: &out)
+            if value < 0 && FlowSchema.tables.unsigned64[field.index] {
+                JSONEscaping.appendUnsigned(UInt64(bitPattern: value), to: &out)
+            } else {
+                JSONEscaping.appendInteger(value, to: &out)
+            }
             if quoted { out.append(UInt8(ascii: "\"")) }
         case .bool:
             if value != 0 {
@@ -201,6 +205,11 @@ package enum JSONEscaping {
     }
 
     /// Appends the decimal digits of `value`.
+    /// An unsigned 64-bit integer in decimal.
+    package static func appendUnsigned(_ value: UInt64, to out: inout [UInt8]) {
+        out.append(contentsOf: String(value).utf8)
+    }
+
     package static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
         if value >= 0 && value < 10 {
             out.append(UInt8(ascii: "0") + UInt8(value))

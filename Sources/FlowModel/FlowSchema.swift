@@ -185,6 +185,12 @@ package struct FieldSpec: Sendable {
     /// The NetObserv feature (or agent version) that makes the field appear.
     package let feature: FlowFeature
     package let summary: String
+    /// A counter NetObserv types as uint64 (`Bytes`, `Packets`, the conntrack sums): any
+    /// value from 0 to 2^64-1 is accepted, and held in the flow's Int64 slot as its bit
+    /// pattern (so 2^63 and above read as negative where the slot is used as Int64:
+    /// in SQLite, see docs/on-disk-format.md). Encoders and outputs write it unsigned.
+    package var isUnsigned64: Bool { kind == .integer && clickHouseType == "UInt64" }
+
     /// FlowDirection arrives as `"1"` when it went through Loki; the number is stored
     /// and the spelling remembered so the flow is re-encoded as it came.
     package let acceptsNumericString: Bool
@@ -237,6 +243,8 @@ package enum FlowFeature: String, Sendable, CaseIterable {
 final class SchemaTables: Sendable {
     let kinds: [FieldKind]
     let acceptsNumericString: [Bool]
+    /// Integer fields NetObserv types as uint64: held as the bit pattern of their value.
+    let unsigned64: [Bool]
     /// `"Name":` of every field, back to back; `keyPrefixStart[i]..<keyPrefixStart[i+1]` is field i's.
     let keyPrefixBytes: [UInt8]
     let keyPrefixStart: [Int]
@@ -244,6 +252,7 @@ final class SchemaTables: Sendable {
     init(_ fields: [FieldSpec]) {
         kinds = fields.map(\.kind)
         acceptsNumericString = fields.map(\.acceptsNumericString)
+        unsigned64 = fields.map(\.isUnsigned64)
         var bytes: [UInt8] = []
         var starts: [Int] = []
         for spec in fields {

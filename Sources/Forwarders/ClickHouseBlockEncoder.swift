@@ -238,11 +238,13 @@ enum ColumnPlan {
         }
     }
 
-    /// Bytes and accepted values of each integer type the schema uses. UInt64 stops at
-    /// Int64.max because flows store Int64; that is what the decoder accepts too.
+    /// Bytes and accepted values of each integer type the schema uses. A UInt64 column
+    /// takes every value: flows hold NetObserv's uint64 counters as the bit pattern of
+    /// the unsigned value (`FieldSpec.isUnsigned64`), and its 8 little-endian bytes are
+    /// that value, up to 2^64-1.
     static let integerLayout: [String: (Int, ClosedRange<Int64>)] = [
         "UInt8": (1, 0...Int64(UInt8.max)), "UInt16": (2, 0...Int64(UInt16.max)),
-        "UInt32": (4, 0...Int64(UInt32.max)), "UInt64": (8, 0...Int64.max),
+        "UInt32": (4, 0...Int64(UInt32.max)), "UInt64": (8, Int64.min...Int64.max),
         "Int8": (1, Int64(Int8.min)...Int64(Int8.max)), "Int16": (2, Int64(Int16.min)...Int64(Int16.max)),
         "Int32": (4, Int64(Int32.min)...Int64(Int32.max)), "Int64": (8, Int64.min...Int64.max),
     ]

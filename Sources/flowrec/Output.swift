@@ -52,12 +52,8 @@ final class CSVFile {
 
     func write(_ values: [QueryValue]) throws {
         let fields = values.map { value -> String in
-            switch value {
-            case .null: ""
-            case .integer(let v): String(v)
-            case .real(let v): String(v)
-            case .text(let t): csvField(t)
-            }
+            if case .text(let t) = value { return csvField(t) }
+            return value.text
         }
         try sink.writeLine(Array(fields.joined(separator: ",").utf8))
     }

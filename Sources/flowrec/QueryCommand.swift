@@ -92,10 +92,11 @@ final class QueryOutput {
         case .csv:
             print(values.map { csvField(text($0)) }.joined(separator: ","))
         case .jsonl, .json:
-            let members = zip(columns, values).compactMap { name, value -> String? in
+            let members = zip(columns, values).map { name, value -> String in
                 switch value {
-                case .null: return nil
+                case .null: return "\(jsonString(name)):null"
                 case .integer(let v): return "\(jsonString(name)):\(v)"
+                case .unsigned(let v): return "\(jsonString(name)):\(v)"
                 case .real(let v): return "\(jsonString(name)):\(v.isFinite ? String(v) : "null")"
                 case .text(let t):
                     // Array and object fields are stored as their JSON text: emit them as JSON.
@@ -115,9 +116,13 @@ final class QueryOutput {
         case .table:
             var widths = columns.map(\.count)
             for row in tableRows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+            // Every cell is padded to its column; only the line's end is trimmed, so an
+            // empty (NULL) cell keeps its place instead of shifting the others left.
             func line(_ cells: [String]) -> String {
-                cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+                var text = cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  ")
+                while text.last == " " { text.removeLast() }
+                return text
             }
             print(line(columns))
             for row in tableRows { print(line(row)) }
@@ -126,14 +131,7 @@ final class QueryOutput {
         }
     }
 
-    private func text(_ value: QueryValue) -> String {
-        switch value {
-        case .null: ""
-        case .integer(let v): String(v)
-        case .real(let v): String(v)
-        case .text(let t): t
-        }
-    }
+    private func text(_ value: QueryValue) -> String { value.text }
 
     private func jsonString(_ s: String) -> String {
         var out: [UInt8] = []

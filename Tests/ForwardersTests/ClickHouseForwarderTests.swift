@@ -268,3 +268,55 @@ struct PrivateClickHouse {
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
+
+/// uint64 counters at 2^63-1, 2^63 and 2^64-1 survive the whole way: stored, sealed,
+/// read back by query, sql and every export, and replicated to ClickHouse's UInt64.
+@Suite(.serialized) struct UInt64CounterTests {
+    static let values: [UInt64] = [9_223_372_036_854_775_807, 9_223_372_036_854_775_808, 18_446_744_073_709_551_615]
+
+    func store(_ dir: TemporaryDirectory) throws -> ShardStore {
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        let lines = Self.values.enumerated().map { i, v in
+            Array(#"{"Bytes":\#(v),"Packets":\#(v),"SrcK8S_Namespace":"n\#(i)","TimeFlowEndMs":\#(1_767_225_600_000 + Int64(i))}"#.utf8)
+        } + [Array(#"{"Bytes":1,"SrcK8S_Namespace":"later","TimeFlowEndMs":1767225700000}"#.utf8)]
+        try store.append(batch(lines[...], firstLine: 1))
+        try store.sealClosedWindows()
+        return store
+    }
+
+    @Test func storedSealedQueriedAndExportedExactly() throws {
+        let dir = TemporaryDirectory()
+        do { _ = try store(dir) }
+        let flowrec = try ChildProcess.flowrec().path
+        let expected = Self.values.map(String.init)
+        let json = try ChildProcess.output(flowrec, ["query", "--data", dir.path, "--fields", "Bytes,Packets", "--format", "jsonl",
+                                                     "--where", "SrcK8S_Namespace <> 'later'"])
+        #expect(json == expected.map { "{\"Bytes\":\($0),\"Packets\":\($0)}\n" }.joined(), "\(json)")
+        let sql = try ChildProcess.output(flowrec, ["sql", "--data", dir.path, "--format", "csv",
+                                                    "SELECT Bytes FROM flows WHERE SrcK8S_Namespace <> 'later' ORDER BY TimeFlowEndMs"])
+        #expect(sql == "Bytes\n" + expected.map { $0 + "\n" }.joined(), "\(sql)")
+        let exported = dir.path + "/out.jsonl"
+        #expect(try ChildProcess.run(try ChildProcess.flowrec(), ["export", "--data", dir.path, "--format", "jsonl", "--output", exported]) == 0)
+        let lines = try String(contentsOfFile: exported, encoding: .utf8)
+        for v in expected { #expect(lines.contains("\"Bytes\":\(v),"), "\(v) in \(lines)") }
+        let csv = dir.path + "/out.csv"
+        #expect(try ChildProcess.run(try ChildProcess.flowrec(), ["export", "--data", dir.path, "--format", "csv", "--output", csv]) == 0)
+        let csvText = try String(contentsOfFile: csv, encoding: .utf8)
+        for v in expected { #expect(csvText.contains(",\(v),"), "\(v) in the CSV export") }
+    }
+
+    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
+    func replicatedToClickHouseExactly(format: ClickHouseBlockEncoder.Format) async throws {
+        guard let ch = ClickHouseTestServer.fromEnvironment() else {
+            #expect(!TestEnvironment.requireServers, "FLOWREC_CLICKHOUSE_URL is not set")
+            return
+        }
+        let dir = TemporaryDirectory()
+        let store = try store(dir)
+        let database = ClickHouseTestServer.uniqueDatabase("u64")
+        defer { _ = try? ch.query("DROP DATABASE IF EXISTS \(database)") }
+        try await ShardReplicator(store: store, forwarder: ClickHouseForwarder(options: ch.forwarderOptions(database: database, format: format))).run()
+        let rows = try ch.query("SELECT toString(Bytes), toString(Packets) FROM \(database).flows WHERE SrcK8S_Namespace != 'later' ORDER BY TimeFlowEndMs FORMAT TabSeparated")
+        #expect(rows == Self.values.map { "\($0)\t\($0)\n" }.joined(), "\(format): \(rows)")
+    }
+}

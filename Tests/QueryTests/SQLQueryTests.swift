@@ -109,3 +109,24 @@ import Testing
         #expect(try sql(store, "SELECT count(*) FROM flows").rows.first?.first == .integer(before))
     }
 }
+
+/// `flowrec sql`'s table keeps every cell in its column when a value is NULL, and its
+/// JSON writes `null` instead of leaving the member out.
+@Suite struct SQLOutputTests {
+    @Test func nullCellsKeepTheirPlaceAndJSONSaysNull() throws {
+        let dir = TemporaryDirectory()
+        _ = try sealedGeneratedStore(at: dir.path, count: 200)
+        let flowrec = try ChildProcess.flowrec().path
+        let sql = "SELECT NULL AS a, 1 AS b, 'x' AS c UNION ALL SELECT 'long', 22, NULL"
+        let table = try ChildProcess.output(flowrec, ["sql", "--data", dir.path, sql]).split(separator: "\n").map(String.init)
+        #expect(table.count == 3, "\(table)")
+        let header = table[0]
+        let bColumn = try #require(header.range(of: "b")).lowerBound.utf16Offset(in: header)
+        let cColumn = try #require(header.range(of: "c")).lowerBound.utf16Offset(in: header)
+        #expect(Array(table[1].utf8)[bColumn] == UInt8(ascii: "1"), "the value after a NULL stays in its column: \(table)")
+        #expect(Array(table[1].utf8)[cColumn] == UInt8(ascii: "x"), "\(table)")
+        #expect(table[2].hasPrefix("long  22"), "\(table)")
+        let json = try ChildProcess.output(flowrec, ["sql", "--data", dir.path, "--format", "jsonl", sql])
+        #expect(json == "{\"a\":null,\"b\":1,\"c\":\"x\"}\n{\"a\":\"long\",\"b\":22,\"c\":null}\n", "\(json)")
+    }
+}

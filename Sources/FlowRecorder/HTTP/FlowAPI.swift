@@ -87,6 +87,7 @@ package struct FlowAPI: Sendable {
                 switch value {
                 case .null: continue
                 case .integer(let v): object[name] = v
+                case .unsigned(let v): object[name] = v
                 case .real(let v): object[name] = v
                 case .text(let t):
                     // Arrays and objects are stored as their JSON text: give them back as JSON.

@@ -48,6 +48,7 @@ package struct FlowQueryRunner {
         if let filter = query.whereSQL, !filter.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append("(\(filter))") }
         let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " ORDER BY TimeFlowEndMs LIMIT ?3"
+        let unsigned = QueryValue.UnsignedColumns(names: columns)
         for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
             let reader = try store.reader(for: shard.id)
             var stop = false
@@ -58,7 +59,7 @@ package struct FlowQueryRunner {
                     statement.bind(3, Int64(min(remaining, Int(Int32.max))))
                 }) { statement in
                     guard !stop else { return }
-                    let values = QueryValue.row(of: statement, columns: Int32(columns.count))
+                    let values = QueryValue.row(of: statement, columns: Int32(columns.count), unsigned: unsigned)
                     remaining -= 1
                     if try !row(values) || remaining == 0 { stop = true }
                 }

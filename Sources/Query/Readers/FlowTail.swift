@@ -76,9 +76,10 @@ package final class FlowTail {
 
     private func read(_ reader: ShardReader, after: Int64, through: Int64, limit: Int?, row: ([QueryValue]) throws -> Void) throws {
         let width = Int32(fields.count)
+        let unsigned = QueryValue.UnsignedColumns(names: fields)
         do {
             try reader.forEachStoredRow(after: after, through: through, fields: fields, whereSQL: whereSQL, newestFirstLimit: limit) { s in
-                try row(QueryValue.row(of: s, columns: width))
+                try row(QueryValue.row(of: s, columns: width, unsigned: unsigned))
             }
         } catch {
             throw QueryError.fromStatement(error, "the filter is not valid SQL over the flows table", check: "Check --where and --fields.")

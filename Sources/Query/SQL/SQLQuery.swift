@@ -20,12 +20,14 @@ package struct SQLQuery {
     package func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
         let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
         var width: Int32 = 0
+        var unsigned = QueryValue.UnsignedColumns.none
         do {
             try connection.query(sql, columns: { names in
                 width = Int32(names.count)
+                unsigned = QueryValue.UnsignedColumns(names: names)
                 columns(names)
             }) { statement in
-                let values = QueryValue.row(of: statement, columns: width)
+                let values = QueryValue.row(of: statement, columns: width, unsigned: unsigned)
                 return try row(values)
             }
         } catch {
