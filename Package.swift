@@ -71,7 +71,7 @@ let package = Package(
             name: "ShardStore",
             dependencies: ["FlowModel", "StorageKit", "CSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
-        .target(name: "FileSource", dependencies: ["FlowModel", "ShardStore"], swiftSettings: strictSwift),
+        .target(name: "FileSource", dependencies: ["FlowModel", "StorageKit", "ShardStore"], swiftSettings: strictSwift),
         .target(
             name: "Forwarders",
             dependencies: [
@@ -155,7 +155,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",
-            dependencies: ["Query", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["Query", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting", "CSQLite"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",

@@ -78,6 +78,10 @@ package enum FlowrecSettings {
         Setting("http.tlsKey", flag: "http-tls-key", .string, value: "FILE", "PEM private key of http.tlsCert."),
         Setting("http.apiMaxRange", flag: "api-max-range", .duration, default: .duration(ms: recorder.apiMaxRangeMs), "The longest time range one /api/v1 request may cover."),
         Setting("http.apiMaxRows", flag: "api-max-rows", .integer, default: String(recorder.apiMaxRows), "The most flows or groups one /api/v1 response may hold."),
+        Setting("http.apiQueryTimeout", flag: "api-query-timeout", .duration, default: .duration(seconds: recorder.apiQueryTimeoutSeconds),
+                "How long one API query may run before it is stopped (503)."),
+        Setting("http.apiMaxConcurrent", flag: "api-max-concurrent", .integer, default: String(recorder.apiMaxConcurrentQueries),
+                "API queries run at once, on threads of their own (probes never wait for them); a few more may queue, the rest get 503."),
     ]
 
     package static let forwarding: [Setting] = [

@@ -1,5 +1,4 @@
 import FlowGenerator
-import FileSource
 import Foundation
 import Synchronization
 import KafkaSource

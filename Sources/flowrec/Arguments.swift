@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlowrecConfig
 import Foundation
+import Query
 import ShardStore
 
 /// A duration such as `90s`, `30m`, `2h`, `7d` or plain seconds.
@@ -15,6 +16,12 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         text = argument
     }
 
+    /// A default written from seconds, as settings write theirs (`5m`).
+    init(seconds: Double) {
+        self.seconds = seconds
+        text = .duration(seconds: seconds)
+    }
+
     var defaultValueDescription: String { text }
 
     static var defaultCompletionKind: CompletionKind { .default }
@@ -27,6 +34,18 @@ struct TimeArgument: ExpressibleByArgument, Sendable {
     init?(argument: String) {
         guard let ms = SettingParsers.timeMs(argument) else { return nil }
         epochMilliseconds = ms
+    }
+}
+
+/// `--timeout`: how long one query may run (and, with it, how much memory it may take).
+struct QueryLimitOptions: ParsableArguments {
+    @Option(help: "Stop a query that runs longer than this (e.g. 30s, 10m).")
+    var timeout: DurationArgument = DurationArgument(seconds: QueryLimits.commandLine.deadlineSeconds ?? 300)
+
+    var limits: QueryLimits {
+        var limits = QueryLimits.commandLine
+        limits.deadlineSeconds = timeout.seconds
+        return limits
     }
 }
 

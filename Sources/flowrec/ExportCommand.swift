@@ -81,7 +81,7 @@ struct ExportCommand: AsyncParsableCommand {
                 count = n
             }
         } catch let error as QueryError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         progress.finish()
         if output != "-" { FileHandle.standardError.write(Data("exported \(count) flows to \(output)\n".utf8)) }

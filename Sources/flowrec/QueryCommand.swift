@@ -22,6 +22,8 @@ struct QueryCommand: ParsableCommand {
 
     @OptionGroup var range: TimeRangeOptions
 
+    @OptionGroup var limits: QueryLimitOptions
+
     @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields, e.g. \"DstPort = 443\".")
     var filter: String?
 
@@ -53,7 +55,7 @@ struct QueryCommand: ParsableCommand {
         case "all": query.fields = []
         case let list?: query.fields = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let runner = FlowQueryRunner(store: store)
+        let runner = FlowQueryRunner(store: store, limits: limits.limits)
         let columns = runner.columns(for: query)
         let output = QueryOutput(format: format, columns: columns)
         do {
@@ -62,7 +64,7 @@ struct QueryCommand: ParsableCommand {
                 return true
             }
         } catch let error as QueryError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         output.finish()
     }

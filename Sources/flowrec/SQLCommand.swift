@@ -25,11 +25,13 @@ struct SQLCommand: ParsableCommand {
     @Option(help: "table, json, jsonl or csv.")
     var format: QueryCommand.Format = .table
 
+    @OptionGroup var limits: QueryLimitOptions
+
     func run() throws {
         let store = try data.openForReading()
         var output: QueryOutput?
         do {
-            try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, columns: { names in
+            try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, limits: limits.limits, columns: { names in
                 output = QueryOutput(format: format, columns: names)
             }) { values in
                 output?.write(values)

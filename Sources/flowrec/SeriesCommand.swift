@@ -50,7 +50,7 @@ struct SeriesCommand: ParsableCommand {
         do {
             points = try FlowSeries(store: store).run(group: group, stepMs: Int64(step.seconds * 1000), fromMs: from, toMs: to)
         } catch let error as QueryError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         let formatter = ISO8601DateFormatter()
         let rows = points.map { [formatter.string(from: Date(timeIntervalSince1970: Double($0.bucketMs) / 1000)),

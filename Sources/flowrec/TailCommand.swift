@@ -48,7 +48,7 @@ struct TailCommand: ParsableCommand {
         case "all": columns = ShardSchemaColumns.fieldNames
         case let list?: columns = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let tail = FlowTail(store: store, fields: columns, whereSQL: filter)
+        let tail = try FlowTail(store: store, fields: columns, whereSQL: filter)
         let output = QueryOutput(format: format, columns: columns)
         do {
             try tail.last(n) { output.write($0) }

@@ -25,6 +25,8 @@ struct TopCommand: ParsableCommand {
 
     @OptionGroup var range: TimeRangeOptions
 
+    @OptionGroup var limits: QueryLimitOptions
+
     @Option(name: .customLong("where"), help: "Filter in SQL syntax over the fields.")
     var filter: String?
 
@@ -40,7 +42,7 @@ struct TopCommand: ParsableCommand {
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let rows: [TopTalkers.Row]
         do {
-            let answer = try TopTalkers(store: store)
+            let answer = try TopTalkers(store: store, limits: limits.limits)
                 .answer(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit)
             rows = answer.rows
             if let span = answer.fromRollups {
@@ -48,7 +50,7 @@ struct TopCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("(from rollups for \(f.string(from: Date(timeIntervalSince1970: Double(span.fromMs) / 1000))) to \(f.string(from: Date(timeIntervalSince1970: Double(span.toMs) / 1000))); raw shards for the rest)\n".utf8))
             }
         } catch let error as QueryError {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         let header = fields + ["BYTES", "PACKETS", "FLOWS"]
         let table = rows.map { $0.group.map { $0.isEmpty ? "-" : $0 } + [String($0.bytes), String($0.packets), String($0.flows)] }

@@ -104,6 +104,35 @@ import Yams
         #expect(try get(server.port, "/api/v1/flows?since=2h", token: nil).status == 200, "the listener still answers")
     }
 
+    /// Queries that run past their deadline are stopped (503 saying so) on the API's own
+    /// threads while the probes keep answering; a pasted statement in `where` is a 400.
+    @Test func runawayQueriesAreCancelledWhileTheProbesAnswer() async throws {
+        let dir = TemporaryDirectory()
+        _ = try sealedGeneratedStore(at: dir.path, count: 60_000)
+        var http = HTTPListenerConfiguration()
+        http.port = 0
+        var api = FlowAPI(dataDirectory: dir.path, maxConcurrentQueries: 2)
+        api.queryTimeoutSeconds = 0.05
+        api.maxRangeMs = .max
+        let server = try StatusServer(configuration: http, metrics: RecorderMetrics(), status: RecorderStatus(), api: api)
+        defer { server.stop() }
+        let port = server.port
+        let slow = "/api/v1/flows?from=0&to=9999999999999&limit=1&where=" + Self.encoded("length(SrcK8S_Name || DstK8S_Name || Interfaces) > 100000")
+        async let first = Task.detached { try LoopbackHTTP.get(port: port, path: slow) }.value
+        async let second = Task.detached { try LoopbackHTTP.get(port: port, path: slow) }.value
+        for _ in 0..<5 {
+            let started = Date()
+            #expect(try LoopbackHTTP.get(port: port, path: "/healthz").status == 200)
+            #expect(Date().timeIntervalSince(started) < 2, "the probe answers while the queries run")
+        }
+        for answer in try await [first, second] {
+            let text = String(decoding: answer.body, as: UTF8.self)
+            #expect(answer.status == 503 && text.contains("deadline"), "\(answer.status) \(text)")
+        }
+        let injected = try get(port, "/api/v1/flows?since=1h&where=" + Self.encoded("1=0) UNION ALL SELECT name, sql FROM sqlite_master --"), token: nil)
+        #expect(injected.status == 400 && (injected.json["error"] as? String)?.contains("one SQL expression") == true, "\(injected.json)")
+    }
+
     /// docs/openapi.yaml declares exactly the endpoints and parameters the code serves.
     @Test func openAPIDescribesTheCode() throws {
         let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)

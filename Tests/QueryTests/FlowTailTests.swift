@@ -25,7 +25,7 @@ import Testing
         let writer = try ShardStore(directory: dir.path, options: .init(windowMs: 3_600_000, graceMs: 0))
         try writer.append(batch(lines[0..<3000], firstLine: 1))
 
-        let tail = FlowTail(store: try ShardStore.openExisting(directory: dir.path), fields: ["TimeFlowEndMs", "DstPort"],
+        let tail = try FlowTail(store: ShardStore.openExisting(directory: dir.path), fields: ["TimeFlowEndMs", "DstPort"],
                             whereSQL: "DstPort = 443")
         var printed: [[QueryValue]] = []
         try tail.last(5) { printed.append($0) }
@@ -48,7 +48,7 @@ import Testing
         let lines = generatedLines(6_000, seed: 9, rate: 20)
         let writer = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
         try writer.append(batch(lines[0..<1000], firstLine: 1))
-        let tail = FlowTail(store: try ShardStore.openExisting(directory: dir.path), fields: ["Bytes"], whereSQL: nil)
+        let tail = try FlowTail(store: ShardStore.openExisting(directory: dir.path), fields: ["Bytes"], whereSQL: nil)
         try tail.last(0) { _ in }
         // More rows into the same window, then the window is sealed before tail polls.
         try writer.append(batch(lines[1000..<6000], firstLine: 1001))

@@ -6,18 +6,34 @@ import ShardStore
 /// The JSON API on the recorder's listener: `/api/v1/flows`, `/api/v1/top` and
 /// `/api/v1/shards`, described in `docs/openapi.yaml`.
 ///
-/// Each request opens the store for reading (the recorder keeps writing) and runs on a
-/// Dispatch thread, not the listener's: a long query never delays `/healthz`. Ranges
-/// and result sizes are bounded so one request cannot scan a year or return gigabytes.
+/// Each request opens the store for reading (the recorder keeps writing) and runs on
+/// the API's own threads (`QueryPool`), not the listener's: a long query never delays
+/// `/healthz`, and at most `maxConcurrentQueries` run at once. Ranges, result sizes and
+/// each query's time and memory are bounded (`QueryLimits`), so one request cannot scan
+/// a year, return gigabytes or keep a core busy after its client left.
 package struct FlowAPI: Sendable {
     package var dataDirectory: String
     /// The longest time range one request may cover.
     package var maxRangeMs: Int64 = 31 * 86_400_000
     /// The most flows (or groups) one response may hold.
     package var maxRows = 10_000
+    /// How long one query may run (the console plugin gives up after 30 s).
+    package var queryTimeoutSeconds = 30.0
+    private let pool: QueryPool
 
-    package init(dataDirectory: String) {
+    package init(dataDirectory: String, maxConcurrentQueries: Int = 2) {
         self.dataDirectory = dataDirectory
+        pool = QueryPool(threads: maxConcurrentQueries, maxQueued: 4 * maxConcurrentQueries)
+    }
+
+    /// Lets the API's threads end (the listener stopped).
+    package func shutdown() { pool.shutdown() }
+
+    /// The bounds of one request's queries; `cancellation` stops them when the client leaves.
+    func limits(_ cancellation: QueryCancellation) -> QueryLimits {
+        var limits = QueryLimits(deadlineSeconds: queryTimeoutSeconds)
+        limits.cancellation = cancellation
+        return limits
     }
 
     /// The paths served, for the router and the OpenAPI check.
@@ -35,27 +51,35 @@ package struct FlowAPI: Sendable {
         package let body: Data
     }
 
-    /// Answers `path` with `query` parameters, off the caller's thread.
+    /// Answers `path` with `query` parameters on the API's threads; a client that goes
+    /// away cancels its query.
     package func answer(path: String, query: [String: String]) async -> Answer {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: self.answerNow(path: path, query: query))
+        let cancellation = QueryCancellation()
+        return await withTaskCancellationHandler {
+            do {
+                return try await pool.run { self.answerNow(path: path, query: query, limits: self.limits(cancellation)) }
+            } catch {
+                return Self.error(503, "too many outstanding requests: \(pool.threads) queries run at once and \(pool.maxQueued) may wait; retry shortly")
             }
+        } onCancel: {
+            cancellation.cancel()
         }
     }
 
-    func answerNow(path: String, query: [String: String]) -> Answer {
+    func answerNow(path: String, query: [String: String], limits: QueryLimits = QueryLimits(deadlineSeconds: 30)) -> Answer {
         do {
             switch path {
-            case "/api/v1/flows": return try flows(query)
-            case "/api/v1/top": return try top(query)
+            case "/api/v1/flows": return try flows(query, limits)
+            case "/api/v1/top": return try top(query, limits)
             case "/api/v1/shards": return try shards()
             default: return Self.error(404, "no such endpoint; endpoints are " + Self.paths.joined(separator: ", "))
             }
         } catch let error as APIError {
             return Self.error(error.status, error.message)
         } catch let error as QueryError {
-            return Self.error(400, error.description)
+            return Self.error(Self.status(of: error), error.description)
+        } catch let error as ShardStoreError {
+            return Self.error(error.kind == .notADataDirectory ? 503 : 500, error.description)
         } catch {
             return Self.error(500, "\(error)")
         }
@@ -68,7 +92,17 @@ package struct FlowAPI: Sendable {
 
     // MARK: Endpoints
 
-    private func flows(_ q: [String: String]) throws -> Answer {
+    /// The HTTP status of a query failure: the request's fault (400), a bound that
+    /// stopped it (503, retry narrower), or the server's (500: a shard that cannot be read).
+    static func status(of error: QueryError) -> Int {
+        switch error.kind {
+        case .invalidStatement, .unknownField, .invalidArgument, .notAllowed: 400
+        case .cancelled: 503
+        case .unreadableShard, .outputFailed, .store: 500
+        }
+    }
+
+    private func flows(_ q: [String: String], _ limits: QueryLimits) throws -> Answer {
         let (from, to) = try range(q)
         var query = FlowQuery()
         query.fromMs = from
@@ -78,7 +112,7 @@ package struct FlowAPI: Sendable {
         let limit = try limitParameter(q, default: 100)
         query.limit = limit + 1  // one more tells whether the answer was cut
         let store = try openStore()
-        let runner = FlowQueryRunner(store: store)
+        let runner = FlowQueryRunner(store: store, limits: limits)
         let columns = runner.columns(for: query)
         var rows: [[String: Any]] = []
         try runner.run(query) { values in
@@ -106,7 +140,7 @@ package struct FlowAPI: Sendable {
                               "flows": Array(rows.prefix(limit))])
     }
 
-    private func top(_ q: [String: String]) throws -> Answer {
+    private func top(_ q: [String: String], _ limits: QueryLimits) throws -> Answer {
         let (from, to) = try range(q)
         guard let by = q["by"], !by.isEmpty else { throw APIError(status: 400, message: "by is required: fields to group by, e.g. by=SrcK8S_Namespace,DstK8S_Namespace") }
         let metricName = q["metric"] ?? "bytes"
@@ -115,7 +149,7 @@ package struct FlowAPI: Sendable {
         }
         let limit = try limitParameter(q, default: 10)
         let fields = by.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let answer = try TopTalkers(store: openStore()).answer(by: fields, metric: metric, fromMs: from, toMs: to,
+        let answer = try TopTalkers(store: openStore(), limits: limits).answer(by: fields, metric: metric, fromMs: from, toMs: to,
                                                                whereSQL: q["where"], limit: limit)
         let rows: [[String: Any]] = answer.rows.map { row in
             var object: [String: Any] = ["bytes": row.bytes, "packets": row.packets, "flows": row.flows]

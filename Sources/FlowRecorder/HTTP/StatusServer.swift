@@ -20,10 +20,12 @@ package final class StatusServer: Sendable {
     private let executor = DedicatedThreadExecutor(name: "flowrec-http")
     /// The port actually bound (differs from the configured one when that is 0).
     package let port: Int
+    private let api: FlowAPI?
 
     /// Starts listening; returns once the socket is bound, or throws why it could not be.
     package init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
                 api: FlowAPI? = nil, logger: Logger = Logger(label: "flowrec.http")) throws {
+        self.api = api
         try configuration.validate()
         let router = Router()
         let token = configuration.bearerToken.map { "Bearer " + $0 }
@@ -132,6 +134,7 @@ package final class StatusServer: Sendable {
         }
         if done.wait(timeout: .now() + 10) == .timedOut { running.cancel() }
         executor.shutdown()
+        api?.shutdown()
     }
 
     deinit { stop() }

@@ -62,9 +62,10 @@ package final class Recorder {
     /// start-up instead of a refused connection).
     private func startListener() throws {
         guard let http = configuration.http else { return }
-        var api = FlowAPI(dataDirectory: configuration.dataDirectory)
+        var api = FlowAPI(dataDirectory: configuration.dataDirectory, maxConcurrentQueries: configuration.apiMaxConcurrentQueries)
         api.maxRangeMs = configuration.apiMaxRangeMs
         api.maxRows = configuration.apiMaxRows
+        api.queryTimeoutSeconds = configuration.apiQueryTimeoutSeconds
         let listener = try StatusServer(configuration: http, metrics: metrics, status: status, api: api, logger: logger)
         server.withLock { $0 = listener }
     }

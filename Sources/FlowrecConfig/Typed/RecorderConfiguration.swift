@@ -28,6 +28,9 @@ package struct RecorderConfiguration: Sendable {
     /// Bounds of one API request: its time range and its rows.
     package var apiMaxRangeMs: Int64 = 31 * 86_400_000
     package var apiMaxRows = 10_000
+    /// How long one API query may run, and how many run at once (more wait, then get 503).
+    package var apiQueryTimeoutSeconds = 30.0
+    package var apiMaxConcurrentQueries = 2
     /// Targets every sealed shard is forwarded to, right after its seal and then every
     /// `forwardIntervalSeconds` until delivered.
     package var forwarders: [any Forwarder] = []

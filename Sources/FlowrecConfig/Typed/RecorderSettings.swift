@@ -33,6 +33,11 @@ extension RecorderConfiguration {
         apiMaxRangeMs = s.milliseconds("http.apiMaxRange")
         apiMaxRows = Int(s.count("http.apiMaxRows"))
         guard apiMaxRows >= 1 else { throw SettingsError(.invalidValue, key: "http.apiMaxRows", "http.apiMaxRows must be at least 1") }
+        apiQueryTimeoutSeconds = s.durationSeconds("http.apiQueryTimeout")
+        apiMaxConcurrentQueries = Int(s.count("http.apiMaxConcurrent"))
+        guard (1...64).contains(apiMaxConcurrentQueries) else {
+            throw SettingsError(.invalidValue, key: "http.apiMaxConcurrent", "http.apiMaxConcurrent must be between 1 and 64")
+        }
         retention = try RetentionPolicy(settings: s)
         let level = Int32(s.count("store.compactLevel"))
         guard level == 0 || (4...22).contains(level) else {

@@ -54,7 +54,7 @@ package struct FlowExporter {
         var conditions: [String] = []
         if let fromMs { conditions.append("TimeFlowEndMs >= \(fromMs)") }
         if let toMs { conditions.append("TimeFlowEndMs < \(toMs)") }
-        if let whereSQL, !whereSQL.isEmpty { conditions.append("(\(whereSQL))") }
+        if let filter = try WhereClause(whereSQL) { conditions.append("(\(filter.text))") }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         var total = 0
         for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {

@@ -25,8 +25,12 @@ package struct FlowQuery: Sendable {
 /// order within a shard, and the run stops as soon as `limit` rows were produced.
 package struct FlowQueryRunner {
     package let store: ShardStore
+    package var limits: QueryLimits
 
-    package init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore, limits: QueryLimits = .commandLine) {
+        self.store = store
+        self.limits = limits
+    }
 
     /// Column names of the result, in order.
     package func columns(for query: FlowQuery) -> [String] {
@@ -45,12 +49,13 @@ package struct FlowQueryRunner {
         var conditions: [String] = []
         if query.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
         if query.toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
-        if let filter = query.whereSQL, !filter.trimmingCharacters(in: .whitespaces).isEmpty { conditions.append("(\(filter))") }
+        if let filter = try WhereClause(query.whereSQL) { conditions.append("(\(filter.text))") }
         let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " ORDER BY TimeFlowEndMs LIMIT ?3"
         let unsigned = QueryValue.UnsignedColumns(names: columns)
+        let guarding = QueryGuard(limits)
         for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
-            let reader = try store.reader(for: shard.id)
+            let reader = try guarding.reader(for: shard.id, in: store)
             var stop = false
             do {
                 try reader.query(sql, bind: { statement in
@@ -64,7 +69,7 @@ package struct FlowQueryRunner {
                     if try !row(values) || remaining == 0 { stop = true }
                 }
             } catch {
-                throw QueryError.fromStatement(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
+                throw guarding.explain(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
             }
             if stop || remaining == 0 { return }
         }

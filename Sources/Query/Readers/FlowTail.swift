@@ -15,11 +15,13 @@ package final class FlowTail {
     /// Active shards being followed: the last rowid printed of each.
     private var seen: [ShardID: Int64] = [:]
     private var readers: [ShardID: ShardReader] = [:]
+    /// Only reading, no deadline (a tail runs until stopped), the other bounds as usual.
+    private let tailGuard = QueryGuard(QueryLimits(deadlineSeconds: nil))
 
-    package init(store: ShardStore, fields: [String], whereSQL: String?) {
+    package init(store: ShardStore, fields: [String], whereSQL: String?) throws {
         self.store = store
         self.fields = fields
-        self.whereSQL = whereSQL
+        self.whereSQL = try WhereClause(whereSQL)?.text
     }
 
     /// The last `count` matching flows of the active shards, oldest first; following
@@ -69,7 +71,7 @@ package final class FlowTail {
 
     private func reader(for id: ShardID) throws -> ShardReader {
         if let reader = readers[id] { return reader }
-        let reader = try store.reader(for: id)
+        let reader = try tailGuard.reader(for: id, in: store)
         readers[id] = reader
         return reader
     }

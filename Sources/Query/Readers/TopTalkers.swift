@@ -30,8 +30,12 @@ package struct TopTalkers {
     }
 
     package let store: ShardStore
+    package var limits: QueryLimits
 
-    package init(store: ShardStore) { self.store = store }
+    package init(store: ShardStore, limits: QueryLimits = .commandLine) {
+        self.store = store
+        self.limits = limits
+    }
 
     package func run(by fields: [String], metric: Metric, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil,
                     limit: Int = 10) throws -> [Row] {
@@ -91,13 +95,14 @@ package struct TopTalkers {
         var conditions: [String] = []
         if fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
         if toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
-        if let whereSQL, !whereSQL.isEmpty { conditions.append("(\(whereSQL))") }
+        if let filter = try WhereClause(whereSQL) { conditions.append("(\(filter.text))") }
         let sql = "SELECT \(keys.joined(separator: ", ")), sum(Bytes), sum(Packets), count(*) FROM flows"
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " GROUP BY \((1...fields.count).map(String.init).joined(separator: ", "))"
+        let guarding = QueryGuard(limits)
         for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
             do {
-                try store.reader(for: shard.id).query(sql, bind: { s in
+                try guarding.reader(for: shard.id, in: store).query(sql, bind: { s in
                     if let fromMs { s.bind(1, fromMs) }
                     if let toMs { s.bind(2, toMs) }
                 }) { s in
@@ -105,7 +110,7 @@ package struct TopTalkers {
                     add((0..<n).map { s.text($0) ?? "" }, s.integer(n), s.integer(n + 1), s.integer(n + 2))
                 }
             } catch {
-                throw QueryError.fromStatement(error, "the filter is not valid SQL over the flows table")
+                throw guarding.explain(error, "the filter is not valid SQL over the flows table")
             }
         }
     }

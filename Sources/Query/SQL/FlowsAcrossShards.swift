@@ -44,13 +44,10 @@ package final class FlowsAcrossShards {
         guard sqlite3_create_module_v2(db.handle, "flowrec_flows", module, context, nil) == SQLITE_OK else {
             throw QueryError(.store, "cannot register the flows virtual table: \(db.lastMessage)")
         }
+        // Sorts and temporary tables in memory (bounded by `QueryLimits`), set before the
+        // temp schema holds anything: changing it later would drop `temp.flows`.
+        try db.execute("PRAGMA temp_store=MEMORY")
         try db.execute("CREATE VIRTUAL TABLE temp.flows USING flowrec_flows")
-        sqlite3_set_authorizer(db.handle, { _, action, _, _, _, _ in
-            switch action {
-            case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE: SQLITE_OK
-            default: SQLITE_DENY
-            }
-        }, nil)
     }
 
     deinit {
@@ -59,8 +56,21 @@ package final class FlowsAcrossShards {
         module.deallocate()
     }
 
-    /// Runs one read-only statement; `row` gets each result row (return false to stop).
-    package func query(_ sql: String, columns: ([String]) -> Void = { _ in }, row: (SQLiteStatement) throws -> Bool) throws {
+    /// Runs one read-only statement within `limits`; `row` gets each result row (return
+    /// false to stop).
+    package func query(_ sql: String, limits: QueryLimits = .commandLine, columns: ([String]) -> Void = { _ in },
+                       row: (SQLiteStatement) throws -> Bool) throws {
+        let guarding = QueryGuard(limits)
+        guarding.install(on: db)
+        defer { guarding.uninstall(from: db) }
+        do {
+            try run(sql, columns: columns, row: row)
+        } catch {
+            throw guarding.explain(error, "the statement is not valid SQL over the flows table")
+        }
+    }
+
+    private func run(_ sql: String, columns: ([String]) -> Void, row: (SQLiteStatement) throws -> Bool) throws {
         let statement: SQLiteStatement
         do {
             statement = try db.prepare(sql)

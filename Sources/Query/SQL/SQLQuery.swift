@@ -17,12 +17,13 @@ package struct SQLQuery {
     /// Runs `sql`; `columns` hears the result's column names first, then `row` each
     /// row (return false to stop). Returns how many shards were opened.
     @discardableResult
-    package func run(_ sql: String, columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
+    package func run(_ sql: String, limits: QueryLimits = .commandLine, columns: ([String]) -> Void,
+                     row: ([QueryValue]) throws -> Bool) throws -> Int {
         let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
         var width: Int32 = 0
         var unsigned = QueryValue.UnsignedColumns.none
         do {
-            try connection.query(sql, columns: { names in
+            try connection.query(sql, limits: limits, columns: { names in
                 width = Int32(names.count)
                 unsigned = QueryValue.UnsignedColumns(names: names)
                 columns(names)
