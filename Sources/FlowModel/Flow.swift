@@ -39,12 +39,12 @@ package struct Flow: Sendable, Equatable {
 
     // MARK: Reading
 
-    package func has(_ field: FieldID) -> Bool { present.contains(field) }
+    @inlinable package func has(_ field: FieldID) -> Bool { present.contains(field) }
 
-    package func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
+    @inlinable package func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
 
     /// The value of an integer or bool field; `nil` when absent or null.
-    package func integer(_ field: FieldID) -> Int64? {
+    @inlinable package func integer(_ field: FieldID) -> Int64? {
         guard present.contains(field), !nulls.contains(field), !field.kind.isTextStored else { return nil }
         return values[field.index]
     }
@@ -55,7 +55,7 @@ package struct Flow: Sendable, Equatable {
     }
 
     /// Calls `body` with a text field's UTF-8 bytes without creating a `String`.
-    package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+    @inlinable package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
         guard present.contains(field), !nulls.contains(field), field.kind.isTextStored else { return nil }
         let range = TextRange(packed: values[field.index])
         return try text.withUnsafeBufferPointer { all in

@@ -7,14 +7,15 @@
 package struct FlowEncoder: Sendable {
     package init() {}
 
-    /// Appends the flow's JSON object (no newline) to `out`.
-    package func encode(_ flow: Flow, into out: inout [UInt8]) {
+    /// Appends the flow's JSON object (no newline) to `out`, without the fields in
+    /// `omitting` (Loki's line leaves out the fields that are stream labels).
+    package func encode(_ flow: Flow, into out: inout [UInt8], omitting: FieldSet = FieldSet()) {
         let tables = FlowSchema.tables
         out.append(UInt8(ascii: "{"))
         var first = true
         let extras = ExtraMembers(flow.extras)
         var nextExtra = 0
-        for field in FlowSchema.idsInKeyOrder where flow.present.contains(field) {
+        for field in FlowSchema.idsInKeyOrder where flow.present.contains(field) && !omitting.contains(field) {
             // Unknown keys that sort before this field go first.
             while nextExtra < extras.count, extras.key(nextExtra, sortsBefore: field) {
                 appendSeparator(&first, &out)

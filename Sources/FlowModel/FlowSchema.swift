@@ -156,7 +156,7 @@ package enum FlowSchema {
 
     /// Per-field facts the hot paths read, kept apart from `fields` so that reading a
     /// kind does not copy (and retain) a `FieldSpec`'s strings.
-    static let tables = SchemaTables(fields)
+    package static let tables = SchemaTables(fields)
 
     private static let indexByName: [String: Int] = Dictionary(
         uniqueKeysWithValues: fields.enumerated().map { ($0.element.name, $0.offset) })
@@ -164,15 +164,17 @@ package enum FlowSchema {
 
 /// A known field, by its position in `FlowSchema.fields`.
 package struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    // The accessors the hot paths of other modules call are inlinable: `package`
+    // declarations get no implicit cross-module optimization, unlike `public` ones.
     package let rawValue: UInt8
-    package init(rawValue: UInt8) { self.rawValue = rawValue }
-    package var index: Int { Int(rawValue) }
+    @inlinable package init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable package var index: Int { Int(rawValue) }
     package var spec: FieldSpec { FlowSchema.fields[index] }
     /// Same as `spec.kind`, without copying the spec.
-    package var kind: FieldKind { FlowSchema.tables.kinds[index] }
+    @inlinable package var kind: FieldKind { FlowSchema.tables.kinds[index] }
     package var name: String { spec.name }
     package var description: String { spec.name }
-    package static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
+    @inlinable package static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// Everything flowrec needs to know about one NetObserv field.
@@ -240,8 +242,8 @@ package enum FlowFeature: String, Sendable, CaseIterable {
 }
 
 /// Lookup tables derived from `FlowSchema.fields` for the decoder and the encoder.
-final class SchemaTables: Sendable {
-    let kinds: [FieldKind]
+package final class SchemaTables: Sendable {
+    package let kinds: [FieldKind]
     let acceptsNumericString: [Bool]
     /// Integer fields NetObserv types as uint64: held as the bit pattern of their value.
     let unsigned64: [Bool]

@@ -10,6 +10,22 @@ extension IngestBatch {
     package mutating func decodeFlowOrDeadLetter<Bytes: Collection<UInt8>>(
         _ payload: Bytes, at position: SourcePosition, with decoder: FlowDecoder, maxPayloadBytes: Int
     ) -> Bool {
+        // Contiguous bytes (every source's) take one concrete, specialized path in this
+        // module: a generic call across modules per message costs more than the decode.
+        let done = payload.withContiguousStorageIfAvailable { buffer in
+            decodeFlowOrDeadLetter(bytes: UnsafeRawBufferPointer(buffer), at: position, with: decoder, maxPayloadBytes: maxPayloadBytes)
+        }
+        if let done { return done }
+        return Array(payload).withUnsafeBytes {
+            decodeFlowOrDeadLetter(bytes: $0, at: position, with: decoder, maxPayloadBytes: maxPayloadBytes)
+        }
+    }
+
+    /// `decodeFlowOrDeadLetter` for bytes in memory.
+    @discardableResult
+    package mutating func decodeFlowOrDeadLetter(
+        bytes payload: UnsafeRawBufferPointer, at position: SourcePosition, with decoder: FlowDecoder, maxPayloadBytes: Int
+    ) -> Bool {
         do {
             try appendFlow(at: position) { (flow: inout Flow) throws(FlowDecodingError) in try decoder.decode(payload, into: &flow) }
             return true
