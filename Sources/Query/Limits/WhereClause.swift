@@ -100,6 +100,8 @@ package enum SQLFunctions {
         "json", "json_array", "json_array_length", "json_error_position", "json_extract", "json_insert", "json_object",
         "json_patch", "json_remove", "json_replace", "json_set", "json_type", "json_valid", "json_quote",
         "json_group_array", "json_group_object", "json_each", "json_tree",
+        // flowrec's own, registered by the LogQL engine on the connections it reads
+        "flowrec_regex_full", "flowrec_regex_search", "flowrec_ip", "flowrec_json_string", "flowrec_u64", "flowrec_number",
     ]
 
     /// Whether the authorizer lets a statement call `name`.

@@ -27,6 +27,12 @@ package final class FlowsAcrossShards {
 
     /// The columns of `flows`: NetObserv's field names, as in each shard's view.
     package static let columns: [String] = ShardSchema.viewFieldNames
+    /// Also there, but hidden from `SELECT *`: the shard view's bookkeeping (`_nulls`,
+    /// `_quoted`, `_extras`), for questions about how a flow was written (a JSON null,
+    /// a number sent as a string, an unknown field).
+    package static let hiddenColumns: [String] = ShardSchema.bookkeepingColumns.map(\.name)
+    /// Every column, in the order of each shard view's expressions.
+    static let allColumns = columns + hiddenColumns
 
     /// How many rows of a shard one worker reads at most: a bigger shard is cut into
     /// rowid ranges (`Cursor.Part`) so that every core scans it.
@@ -145,7 +151,7 @@ package final class FlowsAcrossShards {
                 shards = try owner.store.shards(overlappingFromMs: bounds.fromMs, toMs: bounds.toMs)
             }
             let used = plan.columnsUsed.sorted()
-            slots = Array(repeating: -1, count: FlowsAcrossShards.columns.count)
+            slots = Array(repeating: -1, count: FlowsAcrossShards.allColumns.count)
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
             let ids = shards.map(\.id), directory = owner.store.directory
@@ -279,7 +285,8 @@ package final class FlowsAcrossShards {
         let connect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
                                      UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = {
             db, aux, _, _, vtabOut, _ in
-            let declaration = "CREATE TABLE x(" + FlowsAcrossShards.columns.map { "\"\($0)\"" }.joined(separator: ", ") + ")"
+            let declaration = "CREATE TABLE x(" + (FlowsAcrossShards.columns.map { "\"\($0)\"" }
+                + FlowsAcrossShards.hiddenColumns.map { "\"\($0)\" HIDDEN" }).joined(separator: ", ") + ")"
             return VirtualTableSupport.connect(db, owner: aux, declaration: declaration, vtabOut)
         }
         m.xCreate = connect
@@ -319,7 +326,9 @@ package final class FlowsAcrossShards {
             }
             for i in 0..<Int(info.pointee.nConstraint) {
                 let constraint = info.pointee.aConstraint[i]
-                guard constraint.usable != 0, constraint.iColumn >= 0, constraint.iColumn != FlowsAcrossShards.timeColumn,
+                // Equalities on fields only (the hidden bookkeeping columns are checked by SQLite).
+                guard constraint.usable != 0, constraint.iColumn >= 0, Int(constraint.iColumn) < FlowsAcrossShards.columns.count,
+                      constraint.iColumn != FlowsAcrossShards.timeColumn,
                       Int32(constraint.op) == SQLITE_INDEX_CONSTRAINT_EQ, equalityColumns.count < 16 else { continue }
                 used += 1
                 info.pointee.aConstraintUsage[i].argvIndex = used
@@ -349,7 +358,7 @@ package final class FlowsAcrossShards {
             let timeCount = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
             let equalityColumns = parts.count > 2 ? parts[2].split(separator: ",").compactMap { Int($0) } : []
             var plan = ScanPlan()
-            for i in FlowsAcrossShards.columns.indices where mask & (1 << UInt64(min(i, 63))) != 0 { plan.columnsUsed.insert(i) }
+            for i in FlowsAcrossShards.allColumns.indices where mask & (1 << UInt64(min(i, 63))) != 0 { plan.columnsUsed.insert(i) }
             var bounds = TimeBounds(fromMs: cursor.owner.fromMs, toMs: cursor.owner.toMs)
             for k in 0..<min(Int(argc), timeCount) {
                 guard let value = argv?[k], sqlite3_value_numeric_type(value) == SQLITE_INTEGER,

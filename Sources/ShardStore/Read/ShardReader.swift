@@ -151,6 +151,39 @@ package final class ShardReader {
         }
     }
 
+    /// The flows of `flow_rows AS r` that satisfy `condition` (SQL over `r`, parameters
+    /// set by `bind`), in `order` (SQL over `r`; nil: stored order), at most `limit`,
+    /// with their rowids; `body` returns false to stop. The LogQL engine reads the rows
+    /// its plan lets through with it.
+    package func forEachFlow(where condition: String, orderBy order: String?, limit: Int?,
+                             bind: (SQLiteStatement) -> Void = { _ in }, _ body: (Int64, Flow) throws -> Bool) throws {
+        let columns = ShardSchema.allColumns.map { "r.\($0)" }.joined(separator: ", ")
+        var sql = "SELECT \(columns), r.rowid FROM flow_rows AS r WHERE \(condition)"
+        if let order { sql += " ORDER BY \(order)" }
+        if let limit { sql += " LIMIT \(max(0, limit))" }
+        var flow = Flow()
+        let rowIDColumn = Int32(ShardSchema.allColumns.count)
+        do {
+            let dictionary = try dictionary()
+            let statement = try db.prepare(sql)
+            bind(statement)
+            while try statement.step() {
+                codec.read(statement, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+                if try !body(statement.integer(rowIDColumn), flow) { return }
+            }
+        } catch let error as SQLiteError {
+            throw describe(error)
+        }
+    }
+
+    /// The text of a string id of this shard (`strings.value`), nil for an unknown id:
+    /// grouped SQL returns ids, resolved here once per group rather than once per row.
+    package func string(id: Int64) throws -> String? {
+        let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
+        guard id >= 1, id <= Int64(dictionary.count) else { return nil }
+        return dictionary.withBytes(of: Int32(id)) { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The highest rowid of `flow_rows` (0 when empty): where following starts.
     package func lastRowID() throws -> Int64 {
         do { return try db.scalarInteger("SELECT max(rowid) FROM flow_rows") ?? 0 } catch { throw describe(error) }

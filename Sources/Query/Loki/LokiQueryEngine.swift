@@ -1,0 +1,358 @@
+package import FlowModel
+package import ShardStore
+import StorageKit
+
+/// Where a Loki query is answered: `query_range`'s log and metric queries and the label
+/// endpoints, over the shards of a store, as Loki would answer them for the streams
+/// `LokiStreamModel` describes.
+///
+/// Each shard in the range is opened read-only, within `QueryLimits`. The selection is
+/// planned per shard (`LogQLPlanner`): what it translates exactly runs in SQLite over
+/// the stored columns; the rest is checked on the decoded flows the SQL lets through
+/// (`LogQLFlowEvaluator`), so every answer is Loki's whichever path computed it.
+/// Metric queries aggregate per group and per time bucket inside SQLite when the plan
+/// is exact and the grouping labels are stored columns, and over decoded flows
+/// otherwise; windows, steps, `topk` and the rest follow in `LokiSeries`.
+package struct LokiQueryEngine {
+    package let store: ShardStore
+    package let model: LokiStreamModel
+    package var limits: QueryLimits
+    /// Loki's `max_query_series`: a metric answer with more series is refused.
+    package var maxSeries = 10_000
+    /// Groups a metric query may hold while it aggregates (memory bound).
+    package var maxGroups = 500_000
+    /// Whether selections are translated to SQL; off, every flow of the range is decoded
+    /// and checked by `LogQLFlowEvaluator` (the reference the tests compare with).
+    package var translatesToSQL = true
+
+    package init(store: ShardStore, model: LokiStreamModel, limits: QueryLimits) {
+        self.store = store
+        self.model = model
+        self.limits = limits
+    }
+
+    package enum Answer: Sendable {
+        case streams([LokiStream])
+        case matrix(StepGrid, [LokiSeries])
+    }
+
+    /// One stream of a log answer: its labels and entries in the answer's direction.
+    package struct LokiStream: Sendable, Equatable {
+        package var labels: LokiLabels
+        package var entries: [Entry]
+
+        package struct Entry: Sendable, Equatable {
+            package var nanos: Int64
+            package var line: String
+        }
+    }
+
+    /// What a query did, for `stats` and for tests of the planner.
+    package final class Statistics: @unchecked Sendable {  // filled by one query on one thread, read after it
+        package var shardsRead = 0
+        package var flowsDecoded = 0
+        package var aggregatedInSQL = 0
+        package init() {}
+    }
+
+    package func run(_ request: LokiRangeRequest, statistics: Statistics = Statistics()) throws -> Answer {
+        switch request.query {
+        case .logs(let selection):
+            return .streams(try logs(selection, request, statistics))
+        case .metric(let expression):
+            let grid = StepGrid(startNs: request.startNs, endNs: request.endNs, stepMs: request.stepMs)
+            let context = MetricContext(engine: self, grid: grid, statistics: statistics)
+            var series = try context.evaluate(expression)
+            guard series.count <= maxSeries else { throw Self.tooManySeries(maxSeries) }
+            series.sort { $0.labels < $1.labels }
+            return .matrix(grid, series)
+        }
+    }
+
+    static func tooManySeries(_ n: Int) -> QueryError {
+        QueryError(.invalidArgument, "maximum of series (\(n)) reached for a single query; group by fewer labels or filter more")
+    }
+
+    // MARK: Log queries
+
+    /// Candidates kept across shards: the `limit` newest (oldest, forward) entries.
+    private struct Candidate {
+        var ms: Int64
+        var shard: Int
+        var rowID: Int64
+        var labels: LokiLabels
+        var line: String
+    }
+
+    private func logs(_ selection: LogSelection, _ request: LokiRangeRequest, _ statistics: Statistics) throws -> [LokiStream] {
+        // Entries at or after start and before end, in nanoseconds; flows are at whole ms.
+        let fromMs = Self.ceilDiv(request.startNs, 1_000_000)
+        let toMs = Self.ceilDiv(request.endNs, 1_000_000)
+        guard fromMs < toMs, request.limit > 0 else { return [] }
+        let backward = request.direction == .backward
+        var shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+        shards.sort { backward ? ($0.maxTimeMs ?? 0, $0.id) > ($1.maxTimeMs ?? 0, $1.id) : ($0.minTimeMs ?? 0, $0.id) < ($1.minTimeMs ?? 0, $1.id) }
+        let guarding = QueryGuard(limits)
+        let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
+        var kept: [Candidate] = []
+        func before(_ a: Candidate, _ b: Candidate) -> Bool {
+            if a.ms != b.ms { return backward ? a.ms > b.ms : a.ms < b.ms }
+            if a.shard != b.shard { return backward ? a.shard > b.shard : a.shard < b.shard }
+            return backward ? a.rowID > b.rowID : a.rowID < b.rowID
+        }
+        for (rank, shard) in shards.enumerated() {
+            // Shards come newest (oldest) first: one whose flows all lose to the kept
+            // ones cannot contribute, nor can any after it.
+            if kept.count == request.limit, let worst = kept.last {
+                if backward, let maxT = shard.maxTimeMs, maxT < worst.ms { break }
+                if !backward, let minT = shard.minTimeMs, minT > worst.ms { break }
+            }
+            let reader = try guarding.reader(for: shard.id, in: store)
+            statistics.shardsRead += 1
+            let functions = LogQLSQLFunctions()
+            functions.register(on: reader.db)
+            let plan = translatesToSQL ? LogQLPlanner(model: model, encoding: reader.timeEncoding).plan(selection) : .untranslated
+            if plan.empty { return [] }
+            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + plan.conditions
+            let direction = backward ? "DESC" : "ASC"
+            var taken = 0
+            let threshold = kept.count == request.limit ? kept.last : nil
+            do {
+                try reader.forEachFlow(where: conditions.joined(separator: " AND "),
+                                       orderBy: "r.\"TimeFlowEndMs\" \(direction), r.rowid \(direction)",
+                                       limit: plan.isExact ? request.limit : nil) { rowID, flow in
+                    statistics.flowsDecoded += 1
+                    let ms = flow.integer(FlowSchema.requiredField) ?? 0
+                    if let threshold, backward ? ms < threshold.ms : ms > threshold.ms { return false }
+                    if !plan.isExact, try evaluator.evaluate(flow) == nil { return true }
+                    var line: [UInt8] = []
+                    model.line(of: flow, into: &line)
+                    kept.append(Candidate(ms: ms, shard: rank, rowID: rowID, labels: LokiLabels(model.streamLabels(of: flow)),
+                                          line: String(decoding: line, as: UTF8.self)))
+                    taken += 1
+                    return taken < request.limit
+                }
+            } catch {
+                throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
+            }
+            kept.sort(by: before)
+            if kept.count > request.limit { kept.removeLast(kept.count - request.limit) }
+        }
+        var streams: [LokiLabels: [LokiStream.Entry]] = [:]
+        for candidate in kept {
+            streams[candidate.labels, default: []].append(.init(nanos: candidate.ms * 1_000_000, line: candidate.line))
+        }
+        return streams.map { LokiStream(labels: $0.key, entries: $0.value) }.sorted { $0.labels < $1.labels }
+    }
+
+    static func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 { -StepGrid.floorDiv(-a, b) }
+
+    // MARK: Labels
+
+    /// The values label `name` takes on flows of [startNs, endNs), sorted; empty for a
+    /// name that is not a label (as Loki answers).
+    package func labelValues(_ name: String, startNs: Int64, endNs: Int64) throws -> [String] {
+        let fromMs = Self.ceilDiv(startNs, 1_000_000), toMs = Self.ceilDiv(endNs, 1_000_000)
+        let shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+        if let value = model.staticLabels[name] { return shards.isEmpty ? [] : [value] }
+        guard let field = FlowSchema.id(named: name), model.labelFields.contains(field) else { return [] }
+        let guarding = QueryGuard(limits)
+        var values = Set<String>()
+        for shard in shards {
+            let reader = try guarding.reader(for: shard.id, in: store)
+            let column = "r.\"\(field.name)\""
+            do {
+                try reader.query("""
+                    SELECT DISTINCT \(column) FROM flow_rows AS r
+                    WHERE r."TimeFlowEndMs" >= \(fromMs) AND r."TimeFlowEndMs" < \(toMs) AND \(column) IS NOT NULL
+                    """) { row in
+                    if let text = try Self.labelText(field, row.integer(0), reader), !text.isEmpty { values.insert(text) }
+                }
+            } catch {
+                throw guarding.explain(error, "label values could not be read")
+            }
+        }
+        return values.sorted()
+    }
+
+    /// The label names present on flows of [startNs, endNs), sorted.
+    package func labelNames(startNs: Int64, endNs: Int64) throws -> [String] {
+        let fromMs = Self.ceilDiv(startNs, 1_000_000), toMs = Self.ceilDiv(endNs, 1_000_000)
+        let shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+        guard !shards.isEmpty else { return [] }
+        let guarding = QueryGuard(limits)
+        var names = Set(model.staticLabels.keys)
+        for shard in shards where names.count < model.staticLabels.count + model.labelFields.count {
+            let reader = try guarding.reader(for: shard.id, in: store)
+            for field in model.labelFields where !names.contains(field.name) {
+                let column = "r.\"\(field.name)\""
+                var found = false
+                try reader.query("""
+                    SELECT 1 FROM flow_rows AS r WHERE r."TimeFlowEndMs" >= \(fromMs) AND r."TimeFlowEndMs" < \(toMs)
+                    AND \(column) IS NOT NULL LIMIT 1
+                    """) { _ in found = true }
+                if found { names.insert(field.name) }
+            }
+        }
+        return names.sorted()
+    }
+
+    /// A stored column value as Loki text: string ids resolved, uint64 counters unsigned,
+    /// booleans `true`/`false`.
+    static func labelText(_ field: FieldID, _ stored: Int64?, _ reader: ShardReader) throws -> String? {
+        guard let stored else { return nil }
+        switch field.kind {
+        case .string: return try reader.string(id: stored)
+        case .bool: return stored != 0 ? "true" : "false"
+        case .integer: return stored < 0 && field.spec.isUnsigned64 ? String(UInt64(bitPattern: stored)) : String(stored)
+        case .stringArray, .directionArray, .objectArray, .tcpFlags: return nil
+        }
+    }
+}
+
+/// The evaluation of one metric expression over the engine's store.
+private struct MetricContext {
+    let engine: LokiQueryEngine
+    let grid: StepGrid
+    let statistics: LokiQueryEngine.Statistics
+
+    func evaluate(_ expression: MetricExpression) throws -> [LokiSeries] {
+        switch expression {
+        case .range(let range):
+            return try rangeSeries(range, groupBy: range.by)
+        case .aggregate(let op, let by, let inner):
+            // sum of sums (rates, counts) and max of maxima (min of minima) group the
+            // samples directly: the same numbers without one series per label set.
+            if case .range(let range) = inner, range.by == nil, Self.composes(op, range.function) {
+                return try rangeSeries(range, groupBy: by ?? [])
+            }
+            return SeriesMath.aggregate(op, by: by, try evaluate(inner), steps: grid.count)
+        case .rank(let k, let bottom, let inner):
+            return SeriesMath.rank(k, bottom: bottom, try evaluate(inner), steps: grid.count)
+        case .divide(let inner, let divisor):
+            return try evaluate(inner).map { series in
+                LokiSeries(labels: series.labels, values: series.values.map { $0.map { $0 / divisor } })
+            }
+        }
+    }
+
+    /// `by (a, a)` is `by (a)`.
+    static func unique(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+
+    static func composes(_ op: VectorAggregation.Operator, _ function: RangeAggregation.Function) -> Bool {
+        switch (op, function) {
+        case (.sum, .rate), (.sum, .countOverTime), (.sum, .sumOverTime), (.max, .maxOverTime), (.min, .minOverTime): true
+        default: false
+        }
+    }
+
+    /// The series of a range aggregation, grouped by `groupBy` (nil: by every label).
+    func rangeSeries(_ range: RangeAggregation, groupBy: [String]?) throws -> [LokiSeries] {
+        let rangeMs = range.rangeSeconds * 1000
+        var samples = BucketedSamples(grid: grid, rangeMs: rangeMs, keepValues: range.function == .quantileOverTime)
+        let names = groupBy.map(Self.unique)
+        let selection = range.selection
+        let shards = try engine.store.shards(overlappingFromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
+        let guarding = QueryGuard(engine.limits)
+        let evaluator = LogQLFlowEvaluator(model: engine.model, selection: selection)
+        let extracting = selection.stages.contains(.json)
+        for shard in shards {
+            let reader = try guarding.reader(for: shard.id, in: engine.store)
+            statistics.shardsRead += 1
+            let functions = LogQLSQLFunctions()
+            functions.register(on: reader.db)
+            let plan = engine.translatesToSQL ? LogQLPlanner(model: engine.model, encoding: reader.timeEncoding).plan(selection) : .untranslated
+            if plan.empty { return [] }
+            let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"] + plan.conditions)
+                .joined(separator: " AND ")
+            do {
+                if plan.isExact, let names, let columns = groupColumns(names, extracting: extracting),
+                   range.function != .quantileOverTime {
+                    try aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
+                    statistics.aggregatedInSQL += 1
+                } else {
+                    try reader.forEachFlow(where: conditions, orderBy: nil, limit: nil) { _, flow in
+                        statistics.flowsDecoded += 1
+                        guard let outcome = try evaluator.evaluate(flow) else { return true }
+                        let labels = LokiLabels(outcome.labels.map { ($0.key, $0.value) })
+                        samples.add(names.map { labels.keeping($0) } ?? labels,
+                                    ms: flow.integer(FlowSchema.requiredField) ?? 0, value: outcome.value ?? 1)
+                        if samples.groupCount > engine.maxGroups { throw LokiQueryEngine.tooManySeries(engine.maxGroups) }
+                        return true
+                    }
+                }
+            } catch {
+                throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
+            }
+            if samples.groupCount > engine.maxGroups { throw LokiQueryEngine.tooManySeries(engine.maxGroups) }
+        }
+        return samples.evaluate(range.function, quantile: range.quantile, unwrapped: selection.unwrapped != nil)
+    }
+
+    /// How each grouping label is read in SQL: a constant, or a stored column. Nil when
+    /// one can only be found in decoded flows (an unknown field after `| json`, a
+    /// renamed `_extracted` label, flags).
+    enum GroupColumn {
+        case constant(String)
+        case field(FieldID)
+    }
+
+    func groupColumns(_ names: [String], extracting: Bool) -> [GroupColumn]? {
+        var columns: [GroupColumn] = []
+        for name in names {
+            if let value = engine.model.staticLabels[name] {
+                columns.append(.constant(value))
+            } else if let field = FlowSchema.id(named: name) {
+                let visible = engine.model.labelFields.contains(field) || extracting
+                if !visible {
+                    columns.append(.constant(""))
+                } else if field.kind.isJSONText {
+                    // `| json` skips arrays; flags may be a plain number on old agents.
+                    if field.kind == .tcpFlags { return nil }
+                    columns.append(.constant(""))
+                } else {
+                    columns.append(.field(field))
+                }
+            } else if extracting || name.hasSuffix("_extracted") {
+                return nil
+            } else {
+                columns.append(.constant(""))
+            }
+        }
+        return columns
+    }
+
+    /// One grouped statement per shard: count, sum, min and max per group and bucket.
+    private func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
+                                columns: [GroupColumn], into samples: inout BucketedSamples) throws {
+        var fields: [(index: Int, field: FieldID)] = []
+        for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }
+        let value = plan.unwrapped ?? "1.0"
+        let keys = fields.map { "r.\"\($0.field.name)\"" }
+        let select = keys + [samples.bucketSQL, "count(*)", "sum(\(value))", "min(\(value))", "max(\(value))"]
+        let groupBy = (1...(keys.count + 1)).map(String.init).joined(separator: ", ")
+        let sql = "SELECT \(select.joined(separator: ", ")) FROM flow_rows AS r WHERE \(conditions) GROUP BY \(groupBy)"
+        var texts: [String?] = columns.map { if case .constant(let v) = $0 { v } else { nil } }
+        // One shard's ids resolve to the same text for every row: cache them.
+        var resolved: [FieldID: [Int64: String]] = [:]
+        try reader.query(sql) { row in
+            for (position, (index, field)) in fields.enumerated() {
+                let column = Int32(position)
+                guard !row.isNull(column) else { texts[index] = ""; continue }
+                let stored = row.integer(column)
+                if let known = resolved[field]?[stored] { texts[index] = known; continue }
+                let text = try LokiQueryEngine.labelText(field, stored, reader) ?? ""
+                resolved[field, default: [:]][stored] = text
+                texts[index] = text
+            }
+            let base = Int32(fields.count)
+            let labels = LokiLabels(zip(names, texts).map { ($0, $1 ?? "") })
+            samples.add(labels, bucket: row.integer(base), count: row.integer(base + 1), sum: row.double(base + 2),
+                        min: row.double(base + 3), max: row.double(base + 4))
+        }
+    }
+}
+
