@@ -8,6 +8,7 @@ import PackageDescription
 ///   FlowModel                           → the NetObserv field list, JSON decoder and encoder
 ///   FlowGenerator                       → realistic synthetic traffic for tests, benchmarks and the demo
 ///   KafkaSource                         → librdkafka producer and consumer
+///   LokiPush                            → Loki's push API bodies (snappy, protobuf, JSON) → flows
 ///   ShardStore                          → time-partitioned SQLite shards, exactly-once batches, sealing
 ///   Forwarders                          → replication of sealed shards: ClickHouse (AsyncHTTPClient),
 ///                                         a directory, a command
@@ -46,6 +47,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -61,6 +64,10 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
 
+        .systemLibrary(
+            name: "CSnappy", pkgConfig: "snappy",
+            providers: [.apt(["libsnappy-dev"])]),
+
         .target(name: "FlowModel", swiftSettings: hotPathSwift),
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
         .target(
@@ -72,6 +79,11 @@ let package = Package(
             dependencies: ["FlowModel", "StorageKit", "CSQLite", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
         .target(name: "FileSource", dependencies: ["FlowModel", "StorageKit", "ShardStore"], swiftSettings: strictSwift),
+        .target(
+            name: "LokiPush",
+            dependencies: ["FlowModel", "StorageKit", "ShardStore", "CSnappy", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Wire/push.proto"],
+            swiftSettings: strictSwift),
         .target(
             name: "Forwarders",
             dependencies: [
@@ -94,10 +106,11 @@ let package = Package(
         .target(
             name: "FlowRecorder",
             dependencies: [
-                "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "Forwarders", "Query", "FlowrecConfig",
+                "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "Forwarders", "Query", "FlowrecConfig", "LokiPush",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,7 +121,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
-            dependencies: ["KafkaSource", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator",
+            dependencies: ["KafkaSource", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "LokiPush",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
 
@@ -133,6 +146,7 @@ let package = Package(
             name: "flowrec-bench",
             dependencies: [
                 "FlowModel", "FlowGenerator", "StorageKit", "ShardStore", "FileSource", "Forwarders", "Query", "KafkaSource", "FlowrecTesting",
+                "LokiPush",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
@@ -148,10 +162,15 @@ let package = Package(
             name: "FlowRecorderTests",
             dependencies: [
                 "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "FlowrecTesting",
-                "FlowrecConfig",
+                "FlowrecConfig", "LokiPush",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: strictSwift),
+        .testTarget(
+            name: "LokiPushTests",
+            dependencies: ["LokiPush", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",

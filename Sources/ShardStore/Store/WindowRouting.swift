@@ -19,8 +19,11 @@ extension ShardStore {
             let key = SourcePartition(source: batch.sources[p.source], partition: p.partition)
             highWater[key] = max(highWater[key] ?? p.position, p.position)
         }
-        for i in 0..<batch.flowCount { note(batch.positions[i]) }
-        for letter in batch.deadLetters { note(letter.at) }
+        // Content keys are no offsets: nothing to resume from, no high-water mark.
+        if !batch.isContentKeyed {
+            for i in 0..<batch.flowCount { note(batch.positions[i]) }
+            for letter in batch.deadLetters { note(letter.at) }
+        }
 
         // Route flows to windows, skipping positions a window already absorbed. Keys are
         // resolved once per (window, source, partition), not per flow.
@@ -49,7 +52,7 @@ extension ShardStore {
                 // since deleted the shards that held them.
                 threshold = [try lastPosition(window: window, key: key), checkpoint.marks[key]].compactMap { $0 }.max()
             }
-            if let threshold, p.position <= threshold {
+            if !batch.isContentKeyed, let threshold, p.position <= threshold {
                 summary.skippedAsReplayed += 1
                 continue
             }
@@ -74,9 +77,10 @@ extension ShardStore {
             let shard = try activeShard(window: window)
             let isLast = n == windows.count - 1
             let rows = byWindow[window] ?? []
-            try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
-                            durable: !isLast && windows.count > 1)
-            summary.stored += rows.count
+            let duplicates = try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
+                                             durable: !isLast && windows.count > 1)
+            summary.stored += rows.count - duplicates
+            summary.skippedAsReplayed += duplicates
             summary.shardsTouched += 1
             var last = windowLast[window] ?? [:]
             for i in rows {

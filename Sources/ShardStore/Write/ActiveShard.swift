@@ -129,10 +129,24 @@ final class ActiveShard {
         }
     }
 
-    /// Stores `flows` (already deduplicated) and the positions they came from in one
-    /// transaction; `highWater` is set only on the batch's final commit.
+    /// Content keys of the flows this shard holds from content-keyed sources (Loki
+    /// pushes), created on the first such batch. Only the active shard keeps them: the
+    /// sealer copies flows, strings, positions and meta, not this table.
+    private var insertContentKey: SQLiteStatement?
+
+    /// Stores `flows` (already deduplicated by position) and the positions they came from
+    /// in one transaction; `highWater` is set only on the batch's final commit. In a
+    /// content-keyed batch a flow whose key (its position) the shard already holds is
+    /// skipped, in the same transaction that stores the others; returns how many were.
+    @discardableResult
     func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
-               durable: Bool) throws(SQLiteError) {
+               durable: Bool) throws(SQLiteError) -> Int {
+        if batch.isContentKeyed && insertContentKey == nil {
+            try db.execute("CREATE TABLE IF NOT EXISTS content_keys (high INTEGER NOT NULL, low INTEGER NOT NULL, PRIMARY KEY (high, low)) WITHOUT ROWID")
+            insertContentKey = try db.prepare("INSERT OR IGNORE INTO content_keys (high, low) VALUES (?1, ?2)")
+        }
+        var skipped = 0
+        let contentKeys = batch.isContentKeyed ? insertContentKey : nil
         if durable { try db.execute("PRAGMA synchronous=FULL") }
         defer { if durable { try? db.execute("PRAGMA synchronous=NORMAL") } }
         // Absorbed position ranges by (batch source index, partition): a batch has few
@@ -149,9 +163,21 @@ final class ActiveShard {
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
             for i in flows {
+                if let contentKeys {
+                    contentKeys.bind(1, batch.positions[i].position)
+                    contentKeys.bind(2, batch.contentKeyLows[i])
+                    try contentKeys.step()
+                    contentKeys.reset()
+                    if db.changes == 0 {
+                        skipped += 1
+                        continue
+                    }
+                }
                 checksum &+= try codec.insert(batchFlows[i], with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 let p = batch.positions[i]
-                if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
+                if contentKeys != nil {
+                    // A content key is not a position to record.
+                } else if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
                     absorbedRanges[k] = (min(absorbedRanges[k].0, p.position), max(absorbedRanges[k].1, p.position))
                 } else {
                     absorbedKeys.append((p.source, p.partition))
@@ -163,7 +189,7 @@ final class ActiveShard {
                 }
             }
             }
-            updateSummary.bind(1, rowCount + Int64(flows.count))
+            updateSummary.bind(1, rowCount + Int64(flows.count - skipped))
             if let minTime { updateSummary.bind(2, minTime) } else { updateSummary.bindNull(2) }
             if let maxTime { updateSummary.bind(3, maxTime) } else { updateSummary.bindNull(3) }
             try updateSummary.step()
@@ -202,7 +228,7 @@ final class ActiveShard {
             throw error
         }
         // Committed: bring the in-memory view in line.
-        rowCount += Int64(flows.count)
+        rowCount += Int64(flows.count - skipped)
         if rowsChecksum != nil { rowsChecksum = checksum }
         minTimeMs = minTime
         maxTimeMs = maxTime
@@ -217,6 +243,7 @@ final class ActiveShard {
             p.highWater = max(p.highWater ?? hw, hw)
             positions[key] = p
         }
+        return skipped
     }
 
     /// Every stored flow, in insertion order, for read-back and export.

@@ -42,6 +42,14 @@ package struct IngestBatch: Sendable {
     package private(set) var positions: [SourcePosition] = []
     package private(set) var flowCount = 0
     package private(set) var deadLetters: [DeadLetter] = []
+    /// The positions are content keys, not offsets: entries of a source with no order
+    /// and no offsets (Loki pushes), where a retried request sends the same entries
+    /// again. A flow whose key its window's active shard holds is skipped (Loki, too,
+    /// drops an entry equal to one it has), and dead letters are kept once per key.
+    package private(set) var isContentKeyed = false
+    /// The low 64 bits of each flow's 128-bit content key (the high bits are its
+    /// position), when the batch is content-keyed.
+    package private(set) var contentKeyLows: [Int64] = []
 
     package init() {}
 
@@ -50,6 +58,7 @@ package struct IngestBatch: Sendable {
     /// Forgets the contents, keeping every buffer for reuse.
     package mutating func removeAll() {
         flowCount = 0
+        contentKeyLows.removeAll(keepingCapacity: true)
         deadLetters.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)
     }
@@ -72,6 +81,25 @@ package struct IngestBatch: Sendable {
 
     package mutating func append(_ flow: Flow, at position: SourcePosition) {
         appendFlow(at: position) { (slot: inout Flow) throws(Never) in slot = flow }
+    }
+
+    /// Makes this a batch of content-keyed entries (see `isContentKeyed`); before any
+    /// flow is appended.
+    package mutating func keyByContent() {
+        precondition(flowCount == 0 && deadLetters.isEmpty, "a batch is content-keyed from its first entry")
+        isContentKeyed = true
+    }
+
+    /// Decodes `payload` as the entry keyed `key` (its 128-bit content digest): a flow at
+    /// position `key.high`, or a dead letter there (kept once per key).
+    package mutating func decodeKeyedEntry<Bytes: Collection<UInt8>>(
+        _ payload: Bytes, key: (high: UInt64, low: UInt64), source: Int, with decoder: FlowDecoder, maxPayloadBytes: Int
+    ) {
+        precondition(isContentKeyed, "keyByContent() first")
+        let position = SourcePosition(source: source, partition: 0, position: Int64(bitPattern: key.high))
+        if decodeFlowOrDeadLetter(payload, at: position, with: decoder, maxPayloadBytes: maxPayloadBytes) {
+            contentKeyLows.append(Int64(bitPattern: key.low))
+        }
     }
 
     package mutating func appendDeadLetter(_ letter: DeadLetter) {
