@@ -17,13 +17,15 @@ package enum FlowrecSettings {
     private static let listener = HTTPListenerConfiguration()
     private static let clickHouseDefaults = ClickHouseForwarderOptions.defaults
     private static let execDefaults = ExecForwarderOptions(command: "")
+    private static let lokiDefaults = LokiConfiguration()
 
     package static let data: [Setting] = [
         Setting("data", flag: "data", .string, default: defaultDataDirectory, value: "DIR", "Data directory: shards, catalog, dead letters, rollups."),
     ]
 
     package static let kafka: [Setting] = [
-        Setting("kafka.brokers", flag: "brokers", .string, value: "HOST:PORT,...", "Kafka bootstrap servers. Required."),
+        Setting("kafka.brokers", flag: "brokers", .string, value: "HOST:PORT,...",
+                "Kafka bootstrap servers. Without them flowrec takes flows only from Loki pushes (loki.push)."),
         Setting("kafka.topics", flag: "topic", .list, default: recorder.topics.joined(separator: ","), value: "TOPIC",
                 "Topics to consume (repeat the flag, or a YAML list). NetObserv's exporter writes to flows-export by default."),
         Setting("kafka.group", flag: "group", .string, default: recorder.groupID, value: "ID", "Consumer group; recorders sharing it split the partitions."),
@@ -72,8 +74,10 @@ package enum FlowrecSettings {
     package static let http: [Setting] = [
         Setting("http.listen", flag: "http-listen", .string, default: "\(listener.host):\(listener.port)", value: "HOST:PORT",
                 "Listener for /metrics, /healthz, /readyz and the API; off turns it off."),
-        Setting("http.tokenFile", flag: "http-token-file", .string, value: "FILE", "File holding the bearer token /metrics requires (required off loopback)."),
+        Setting("http.tokenFile", flag: "http-token-file", .string, value: "FILE", "File holding the bearer token /metrics, /api/v1 and the Loki API require (required off loopback)."),
         Setting("http.token", flag: nil, .string, secret: true, "The bearer token from the environment, instead of a file."),
+        Setting("http.allowUnauthenticated", flag: "http-allow-unauthenticated", .bool, default: "false",
+                "Listen off loopback without a token (only behind a NetworkPolicy: the console plugin's Manual mode may send none)."),
         Setting("http.tlsCert", flag: "http-tls-cert", .string, value: "FILE", "PEM certificate chain: serve HTTPS (needs http.tlsKey)."),
         Setting("http.tlsKey", flag: "http-tls-key", .string, value: "FILE", "PEM private key of http.tlsCert."),
         Setting("http.apiMaxRange", flag: "api-max-range", .duration, default: .duration(ms: recorder.apiMaxRangeMs), "The longest time range one /api/v1 request may cover."),
@@ -82,6 +86,25 @@ package enum FlowrecSettings {
                 "How long one API query may run before it is stopped (503)."),
         Setting("http.apiMaxConcurrent", flag: "api-max-concurrent", .integer, default: String(recorder.apiMaxConcurrentQueries),
                 "API queries run at once, on threads of their own (probes never wait for them); a few more may queue, the rest get 503."),
+    ]
+
+    package static let loki: [Setting] = [
+        Setting("loki.labels", flag: "loki-label", .list, default: lokiDefaults.labels.joined(separator: ","), value: "FIELD",
+                "Flow fields that are Loki stream labels; must match the FlowCollector's loki labels (the console plugin routes filters by it)."),
+        Setting("loki.staticLabels", flag: "loki-static-label", .map, default: lokiDefaults.staticLabels.map { "\($0.key)=\($0.value)" }.joined(),
+                "Labels every stream carries that are not flow fields (FLP's staticLabels)."),
+        Setting("loki.tenant", flag: "loki-tenant", .string, value: "ORG",
+                "Require this X-Scope-OrgID on every Loki request (the FlowCollector's loki tenantID); unset accepts any."),
+        Setting("loki.push", flag: "loki-push", .bool, default: String(lokiDefaults.pushEnabled),
+                "Store flows pushed to /loki/api/v1/push (FLP's Loki writer), beside or instead of Kafka."),
+        Setting("loki.maxEntries", flag: "loki-max-entries", .integer, default: String(lokiDefaults.maxEntries),
+                "Most entries one log query may ask for (Loki's max_entries_limit_per_query)."),
+        Setting("loki.maxSeries", flag: "loki-max-series", .integer, default: String(lokiDefaults.maxSeries),
+                "Most series one metric query may answer (Loki's max_query_series)."),
+        Setting("loki.maxQueryLength", flag: "loki-max-query-length", .duration, default: .duration(ms: lokiDefaults.maxQueryLengthMs),
+                "Longest time range of one Loki query (Loki's max_query_length)."),
+        Setting("loki.maxPushBytes", flag: "loki-max-push-bytes", .byteSize, default: "\(lokiDefaults.maxPushBytes >> 20)MiB",
+                "Most bytes one push may decompress to (FLP sends batches of about 10 MiB)."),
     ]
 
     package static let forwarding: [Setting] = [
@@ -128,7 +151,7 @@ package enum FlowrecSettings {
 
     package static var targets: [Setting] { clickhouse + directory + exec }
     /// `flowrec record`.
-    package static var record: [Setting] { data + kafka + store + retention + http + forwarding + targets }
+    package static var record: [Setting] { data + kafka + store + retention + http + loki + forwarding + targets }
     /// `flowrec sync`.
     package static var sync: [Setting] { data + targets }
     /// `flowrec prune`.

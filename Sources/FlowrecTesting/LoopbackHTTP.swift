@@ -19,7 +19,7 @@ package enum LoopbackHTTP {
         let description: String
     }
 
-    static func post(host: String, port: Int, path: String, headers: [String: String], body: Data) throws -> Response {
+    package static func post(host: String = "127.0.0.1", port: Int, path: String, headers: [String: String], body: Data) throws -> Response {
         try request("POST", host: host, port: port, path: path, headers: headers, body: body)
     }
 

@@ -138,13 +138,15 @@ import Yams
         let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
         let spec = try #require(try Yams.load(yaml: text) as? [String: Any])
         let paths = try #require(spec["paths"] as? [String: Any])
-        #expect(Set(paths.keys) == Set(FlowAPI.paths))
+        #expect(Set(paths.keys) == Set(FlowAPI.paths).union(LokiAPI.parameters.keys))
         let shared = (spec["components"] as? [String: Any])?["parameters"] as? [String: [String: Any]] ?? [:]
-        for (path, expected) in FlowAPI.parameters {
-            let get = (paths[path] as? [String: Any])?["get"] as? [String: Any]
+        for (path, expected) in FlowAPI.parameters.merging(LokiAPI.parameters, uniquingKeysWith: { a, _ in a }) {
+            let method = path == LokiAPI.pushPath ? "post" : "get"
+            let get = (paths[path] as? [String: Any])?[method] as? [String: Any]
+            #expect(get != nil, "\(path) has no \(method)")
             let declared = (get?["parameters"] as? [[String: Any]] ?? []).compactMap { parameter -> String? in
                 if let ref = parameter["$ref"] as? String { return shared[String(ref.split(separator: "/").last ?? "")]?["name"] as? String }
-                return parameter["name"] as? String
+                return parameter["in"] as? String == "path" ? nil : parameter["name"] as? String
             }
             #expect(Set(declared) == Set(expected), "\(path)")
         }

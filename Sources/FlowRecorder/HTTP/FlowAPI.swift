@@ -22,8 +22,13 @@ package struct FlowAPI: Sendable {
     private let pool: QueryPool
 
     package init(dataDirectory: String, maxConcurrentQueries: Int = 2) {
+        self.init(dataDirectory: dataDirectory, pool: QueryPool(threads: maxConcurrentQueries, maxQueued: 4 * maxConcurrentQueries))
+    }
+
+    /// Sharing `pool` with the Loki API: together they run at most its threads' queries.
+    init(dataDirectory: String, pool: QueryPool) {
         self.dataDirectory = dataDirectory
-        pool = QueryPool(threads: maxConcurrentQueries, maxQueued: 4 * maxConcurrentQueries)
+        self.pool = pool
     }
 
     /// Lets the API's threads end (the listener stopped).

@@ -3,6 +3,7 @@ import Hummingbird
 package import Logging
 package import FlowrecConfig
 import HummingbirdCore
+import HTTPTypes
 import HummingbirdTLS
 import NIOSSL
 import ServiceLifecycle
@@ -23,12 +24,17 @@ package final class StatusServer: Sendable {
     private let api: FlowAPI?
 
     /// Starts listening; returns once the socket is bound, or throws why it could not be.
+    private let loki: LokiAPI?
+    /// Where pushed batches wait for the recorder's loop (nil without the Loki API).
+    var pushInbox: PushInbox? { loki?.loki.pushEnabled == true ? loki?.inbox : nil }
+
     package init(configuration: HTTPListenerConfiguration, metrics: RecorderMetrics, status: RecorderStatus,
-                api: FlowAPI? = nil, logger: Logger = Logger(label: "flowrec.http")) throws {
+                api: FlowAPI? = nil, loki: LokiAPI? = nil, logger: Logger = Logger(label: "flowrec.http")) throws {
         self.api = api
+        self.loki = loki
         try configuration.validate()
         let router = Router()
-        let token = configuration.bearerToken.map { "Bearer " + $0 }
+        let token = configuration.bearerToken
         router.get("healthz") { _, _ -> Response in
             if let problem = status.livenessProblem() { return Self.text(.serviceUnavailable, problem + "\n") }
             return Self.text(.ok, "ok\n")
@@ -40,9 +46,7 @@ package final class StatusServer: Sendable {
             return Self.text(.ok, (["ready"] + status.warnings().map { "warning: " + $0 }).joined(separator: "\n") + "\n")
         }
         router.get("metrics") { request, _ -> Response in
-            if let token, !Self.constantTimeEquals(request.headers[.authorization] ?? "", token) {
-                return Self.unauthorized()
-            }
+            if !Self.authorized(request, token) { return Self.unauthorized() }
             var response = Self.text(.ok, metrics.registry.emitToString())
             response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return response
@@ -51,9 +55,7 @@ package final class StatusServer: Sendable {
         if let api {
             for path in FlowAPI.paths {
                 router.get(RouterPath(stringLiteral: String(path.dropFirst()))) { request, _ -> Response in
-                    if let token, !Self.constantTimeEquals(request.headers[.authorization] ?? "", token) {
-                        return Self.unauthorized()
-                    }
+                    if !Self.authorized(request, token) { return Self.unauthorized() }
                     var query: [String: String] = [:]
                     for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
                     let answer = await api.answer(path: path, query: query)
@@ -63,6 +65,8 @@ package final class StatusServer: Sendable {
                 }
             }
         }
+
+        if let loki { Self.addLokiRoutes(loki, to: router, token: token, status: status, metrics: metrics) }
 
         var server = HTTPServerBuilder.http1()
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
@@ -108,8 +112,58 @@ package final class StatusServer: Sendable {
         self.task.withLock { $0 = task }
         logger.info("HTTP listener up", metadata: [
             "url": "\(configuration.tlsCertificatePath == nil ? "http" : "https")://\(configuration.host):\(port)",
-            "paths": "/metrics, /healthz, /readyz\(api == nil ? "" : ", /api/v1")",
+            "paths": "/metrics, /healthz, /readyz\(api == nil ? "" : ", /api/v1")\(loki == nil ? "" : ", /loki/api/v1")",
         ])
+    }
+
+    /// The Loki API's routes: reads on the query threads, pushes through the inbox.
+    private static func addLokiRoutes(_ loki: LokiAPI, to router: Router<BasicRequestContext>, token: String?,
+                                      status: RecorderStatus, metrics: RecorderMetrics) {
+        let orgID = HTTPField.Name("X-Scope-OrgID")!
+        let read: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            let path = request.uri.path
+            // `/ready` is a probe: the console asks it with the same headers, but it tells nothing.
+            if path != "/ready", !Self.authorized(request, token) { return Self.unauthorized() }
+            let problem = status.readinessProblem()
+            let answer = await loki.read(path: path, rawQuery: Substring(request.uri.query ?? ""), orgID: request.headers[orgID],
+                                         ready: problem == nil, readyProblem: problem)
+            return Self.response(answer)
+        }
+        for path in ["loki/api/v1/query_range", "loki/api/v1/labels", "loki/api/v1/label", "loki/api/v1/label/:name/values",
+                     "loki/api/v1/status/buildinfo", "config", "ready"] {
+            router.get(RouterPath(stringLiteral: path), use: read)
+        }
+        let maxBody = loki.loki.maxPushBytes
+        router.post("loki/api/v1/push") { request, _ -> Response in
+            if !Self.authorized(request, token) { return Self.unauthorized() }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: maxBody)
+            } catch {
+                metrics.countPushRejected("too_large")
+                return Self.response(.error(413, "the push body is larger than \(maxBody) bytes (loki.maxPushBytes); send smaller batches"))
+            }
+            let answer = await loki.push(body: Array(buffer: body), contentType: request.headers[.contentType],
+                                         contentEncoding: request.headers[.contentEncoding], orgID: request.headers[orgID])
+            if answer.status >= 400 { metrics.countPushRejected(answer.status == 400 ? "malformed" : String(answer.status)) }
+            return Self.response(answer)
+        }
+    }
+
+    private static func response(_ answer: LokiAPI.Answer) -> Response {
+        var response = Response(status: .init(code: answer.status), body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        response.headers[.contentType] = answer.contentType
+        for (name, value) in answer.headers { if let field = HTTPField.Name(name) { response.headers[field] = value } }
+        return response
+    }
+
+    /// `Authorization: Bearer <token>` (the scheme in any case, as RFC 9110 allows), when
+    /// a token is set.
+    static func authorized(_ request: Request, _ token: String?) -> Bool {
+        guard let token else { return true }
+        let header = request.headers[.authorization] ?? ""
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { return false }
+        return constantTimeEquals(String(header.dropFirst(7)), token)
     }
 
     static func unauthorized() -> Response {
@@ -135,6 +189,7 @@ package final class StatusServer: Sendable {
         if done.wait(timeout: .now() + 10) == .timedOut { running.cancel() }
         executor.shutdown()
         api?.shutdown()
+        loki?.shutdown()
     }
 
     deinit { stop() }

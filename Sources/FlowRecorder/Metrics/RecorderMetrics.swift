@@ -70,6 +70,20 @@ package final class RecorderMetrics: Sendable {
             .set(Double(lag))
     }
 
+    /// Loki pushes stored, and their entries (flows and dead letters).
+    func countPush(entries: Int) {
+        registry.makeCounter(descriptor: Self.named("loki_pushes", "total", "Loki push requests stored (answered 204).")).increment()
+        registry.makeCounter(descriptor: Self.named("loki_push_entries", "total", "Entries of stored Loki pushes, flows and dead letters."))
+            .increment(by: Int64(entries))
+    }
+
+    /// Loki pushes answered with an error, by reason (`malformed`, `too_large`, or the
+    /// status: 429 and 503 ask the client to retry).
+    func countPushRejected(_ reason: String) {
+        registry.makeCounter(descriptor: Self.named("loki_pushes_rejected", "total", "Loki push requests refused, by reason; malformed bodies are kept as dead letters."),
+                             labels: [("reason", reason)]).increment()
+    }
+
     /// Errors by kind (`errorKinds`); each is also logged, and retried.
     func countError(_ kind: String) { errorCounter(kind).increment() }
 

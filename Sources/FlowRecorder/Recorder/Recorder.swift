@@ -49,7 +49,8 @@ package final class Recorder {
     package func run(shouldStop: () -> Bool) throws {
         try startListener()
         defer { server.withLock { $0?.stop(); $0 = nil } }
-        let session = try RecorderSession(configuration: configuration, metrics: metrics, status: status, logger: logger)
+        let session = try RecorderSession(configuration: configuration, metrics: metrics, status: status,
+                                          pushes: server.withLock { $0?.pushInbox }, logger: logger)
         self.session = session
         defer {
             finishedCounters = session.counters
@@ -62,11 +63,15 @@ package final class Recorder {
     /// start-up instead of a refused connection).
     private func startListener() throws {
         guard let http = configuration.http else { return }
-        var api = FlowAPI(dataDirectory: configuration.dataDirectory, maxConcurrentQueries: configuration.apiMaxConcurrentQueries)
+        let threads = configuration.apiMaxConcurrentQueries
+        let pool = QueryPool(threads: threads, maxQueued: 4 * threads)
+        var api = FlowAPI(dataDirectory: configuration.dataDirectory, pool: pool)
         api.maxRangeMs = configuration.apiMaxRangeMs
         api.maxRows = configuration.apiMaxRows
         api.queryTimeoutSeconds = configuration.apiQueryTimeoutSeconds
-        let listener = try StatusServer(configuration: http, metrics: metrics, status: status, api: api, logger: logger)
+        var loki = LokiAPI(dataDirectory: configuration.dataDirectory, loki: configuration.loki, queries: pool, inbox: PushInbox())
+        loki.queryTimeoutSeconds = configuration.apiQueryTimeoutSeconds
+        let listener = try StatusServer(configuration: http, metrics: metrics, status: status, api: api, loki: loki, logger: logger)
         server.withLock { $0 = listener }
     }
 }

@@ -20,6 +20,8 @@ final class RecorderSession {
     private let metrics: RecorderMetrics
     private let status: RecorderStatus
     private let logger: Logger
+    /// Batches pushed to the Loki API, waiting for this loop (the store's one writer).
+    private let pushes: PushInbox?
 
     /// Set by the sealing thread, taken by the loop: a seal frees a window to delete.
     private let sealedSinceRetention = SealFlag()
@@ -44,8 +46,10 @@ final class RecorderSession {
     /// How often windows are checked for being closed by the wall clock while idle.
     static let clockSealIntervalSeconds = 5.0
 
-    init(configuration: RecorderConfiguration, metrics: RecorderMetrics, status: RecorderStatus, logger: Logger) throws {
+    init(configuration: RecorderConfiguration, metrics: RecorderMetrics, status: RecorderStatus, pushes: PushInbox? = nil,
+         logger: Logger) throws {
         config = configuration
+        self.pushes = pushes
         self.metrics = metrics
         self.status = status
         self.logger = logger
@@ -59,19 +63,33 @@ final class RecorderSession {
         defer { forwarding?.stop() }
         status.storeOpened()
         defer { status.storeClosed() }
-        let consumer = try joinGroup(store)
+        // Without brokers, flows arrive only through Loki pushes.
+        let consumer = config.bootstrapServers.isEmpty ? nil : try joinGroup(store)
+        if consumer == nil {
+            logger.notice("no Kafka brokers set: flows arrive only through Loki pushes", metadata: [
+                "push": "POST /loki/api/v1/push", "data": "\(config.dataDirectory)",
+            ])
+        }
+        defer { pushes?.close() }
         let compactor = makeCompactor()
         defer { compactor?.stop() }
 
         while !shouldStop() {
-            status.loopTurned(assignedPartitions: consumer.assignment.count)
+            status.loopTurned(assignedPartitions: consumer?.assignment.count)
             runRetentionIfDue(store)
             updateGaugesIfDue(store, consumer, compactor)
-            if paused != nil {
+            servePushes(store, compactor)
+            if paused != nil, let consumer {
                 try retryPausedBatch(store, consumer)
                 continue
             }
             let started = ContinuousClock.now
+            guard let consumer else {
+                // Push only: wait for the next push, then store it.
+                pushes?.waitForPush(seconds: Double(config.pollTimeoutMs) / 1000)
+                if !servePushes(store, compactor), try idle(store, nil, compactor) { break }
+                continue
+            }
             try pollBatch(consumer)
             if batch.isEmpty {
                 if try idle(store, consumer, compactor) { break }
@@ -84,9 +102,54 @@ final class RecorderSession {
             reportProgressIfDue(consumer)
         }
         logger.info("stopping; finishing seals", metadata: ["stored_this_run": "\(counters.stored)"])
+        pushes?.close()
         compactor?.stop()
         try store.close()
-        consumer.close()
+        consumer?.close()
+    }
+
+    // MARK: Pushes
+
+    /// Stores the batches the Loki API received and answers each: 204 once committed,
+    /// 503 while the disk is full (FLP retries), 500 for another failure (logged and
+    /// counted too). Returns whether any arrived.
+    @discardableResult
+    private func servePushes(_ store: ShardStore, _ compactor: IdleCompactor?) -> Bool {
+        guard let pending = pushes?.take(), !pending.isEmpty else { return false }
+        compactor?.setIdle(false)
+        lastMessage = Date()
+        for push in pending {
+            if paused != nil {
+                push.answer(.refused(status: 503, message: "the disk is full: flowrec stores nothing until space returns (nothing already stored is lost); retry later",
+                                     retryAfterSeconds: 30))
+                continue
+            }
+            do {
+                let summary = try store.append(push.batch)
+                let entries = push.batch.flowCount + push.batch.deadLetters.count
+                counters.messages += entries
+                counters.stored += summary.stored
+                counters.replaysSkipped += summary.skippedAsReplayed
+                counters.deadLetters += summary.deadLetters
+                metrics.flowsStored.increment(by: Int64(summary.stored))
+                metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
+                metrics.deadLetters.increment(by: Int64(summary.deadLetters))
+                metrics.countPush(entries: entries)
+                status.recovered(.store)
+                push.answer(.stored(summary))
+            } catch {
+                metrics.countError("store")
+                let full = error.isDiskFull
+                let message = full ? "the disk is full: the push was not stored; free space or lower the retention limits (FLP retries it)"
+                    : "the push could not be stored: \(error)"
+                status.failing(.store, message)
+                logger.error("a Loki push could not be stored; the client is told to retry", metadata: [
+                    "error": "\(error)", "entries": "\(push.batch.flowCount + push.batch.deadLetters.count)",
+                ])
+                push.answer(.refused(status: full ? 503 : 500, message: message, retryAfterSeconds: full ? 30 : 5))
+            }
+        }
+        return true
     }
 
     // MARK: Starting
@@ -253,12 +316,13 @@ final class RecorderSession {
     /// Nothing arrived: deep compaction may start, windows the wall clock has closed are
     /// sealed when the source is caught up, and `exitWhenIdleSeconds` may end the run.
     /// Returns whether to stop.
-    private func idle(_ store: ShardStore, _ consumer: KafkaConsumer, _ compactor: IdleCompactor?) throws -> Bool {
+    private func idle(_ store: ShardStore, _ consumer: KafkaConsumer?, _ compactor: IdleCompactor?) throws -> Bool {
         // Idle time counts only while partitions are assigned: joining the group takes seconds.
-        if consumer.assignment.isEmpty { lastMessage = Date() }
+        if let consumer, consumer.assignment.isEmpty { lastMessage = Date() }
         let quiet = Date().timeIntervalSince(lastMessage)
         if let deep = config.deepCompaction, quiet >= deep.idleSeconds { compactor?.setIdle(true) }
-        if !consumer.assignment.isEmpty, Date().timeIntervalSince(lastClockSeal) >= Self.clockSealIntervalSeconds {
+        let caughtUp = consumer.map { !$0.assignment.isEmpty } ?? true
+        if caughtUp, Date().timeIntervalSince(lastClockSeal) >= Self.clockSealIntervalSeconds {
             lastClockSeal = Date()
             // An empty poll means this recorder has read what the broker had: a window
             // whose end plus grace is in the past can take no more flows worth waiting for.
@@ -293,7 +357,7 @@ final class RecorderSession {
         }
     }
 
-    private func updateGaugesIfDue(_ store: ShardStore, _ consumer: KafkaConsumer, _ compactor: IdleCompactor?) {
+    private func updateGaugesIfDue(_ store: ShardStore, _ consumer: KafkaConsumer?, _ compactor: IdleCompactor?) {
         guard Date().timeIntervalSince(lastGauges) >= 10 else { return }
         lastGauges = Date()
         if let shards = try? store.shards() {
@@ -302,9 +366,9 @@ final class RecorderSession {
             metrics.updateStore(shards, volume: VolumeSpace.of(config.dataDirectory), oldestRollupMs: oldestRollup,
                                 nowMs: RecorderStatus.nowMs())
         }
-        metrics.assignedPartitions.set(Double(consumer.assignment.count))
-        for (topic, partition) in consumer.assignment {
-            if let next = nextOffset[topic]?[partition], let end = consumer.highWatermark(topic: topic, partition: partition) {
+        metrics.assignedPartitions.set(Double(consumer?.assignment.count ?? 0))
+        for (topic, partition) in consumer?.assignment ?? [] {
+            if let next = nextOffset[topic]?[partition], let end = consumer?.highWatermark(topic: topic, partition: partition) {
                 metrics.setLag(max(0, end - next), topic: topic, partition: partition)
             }
         }

@@ -32,7 +32,8 @@ package final class RecorderStatus: Sendable {
 
     private struct State {
         var storeOpen = false
-        var assignedPartitions = 0
+        /// nil without Kafka (flows come only from Loki pushes): nothing to be assigned.
+        var assignedPartitions: Int? = 0
         var lastLoopMs: Int64 = 0
         var problems: [Job: (since: Int64, reason: String)] = [:]
     }
@@ -47,7 +48,7 @@ package final class RecorderStatus: Sendable {
     func storeOpened() { state.withLock { $0.storeOpen = true } }
     func storeClosed() { state.withLock { $0.storeOpen = false } }
 
-    func loopTurned(assignedPartitions: Int) {
+    func loopTurned(assignedPartitions: Int?) {
         let now = Self.nowMs()
         state.withLock {
             $0.lastLoopMs = now
@@ -85,7 +86,7 @@ package final class RecorderStatus: Sendable {
         if !snapshot.storeOpen { return "the store is not open" }
         let blocking = problems.filter(\.job.stopsIngest)
         if !blocking.isEmpty { return blocking.map { Self.describe($0) }.joined(separator: "\n") }
-        if snapshot.assignedPartitions == 0 { return "no partitions assigned yet (joining the consumer group)" }
+        if snapshot.assignedPartitions == 0 { return "no partitions assigned yet (joining the consumer group)" }  // nil: no Kafka
         return nil
     }
 

@@ -35,6 +35,8 @@ package struct RecorderConfiguration: Sendable {
     /// `forwardIntervalSeconds` until delivered.
     package var forwarders: [any Forwarder] = []
     package var forwardIntervalSeconds: Double = 30
+    /// The Loki-compatible read and push API on the listener.
+    package var loki = LokiConfiguration()
     /// Deep compaction while no message arrives; nil disables it.
     package var deepCompaction: DeepCompaction? = DeepCompaction()
 
@@ -62,6 +64,9 @@ package struct HTTPListenerConfiguration: Sendable {
     /// PEM files; both or neither.
     package var tlsCertificatePath: String?
     package var tlsKeyPath: String?
+    /// Serve off loopback without a token: for a pod that only the console plugin and
+    /// FLP can reach (a NetworkPolicy), as Loki itself runs in NetObserv's Manual mode.
+    package var allowUnauthenticated = false
 
     package init() {}
 
@@ -69,8 +74,8 @@ package struct HTTPListenerConfiguration: Sendable {
 
     /// A listener reachable from other hosts must not expose metrics to anyone.
     package func validate() throws(SettingsError) {
-        if !isLoopback && (bearerToken ?? "").isEmpty {
-            throw SettingsError(.missingValue, key: "http.tokenFile", "listening on \(host) (not loopback) needs a bearer token: set --http-token-file or FLOWREC_HTTP_TOKEN, or listen on 127.0.0.1")
+        if !isLoopback && (bearerToken ?? "").isEmpty && !allowUnauthenticated {
+            throw SettingsError(.missingValue, key: "http.tokenFile", "listening on \(host) (not loopback) needs a bearer token: set --http-token-file or FLOWREC_HTTP_TOKEN, listen on 127.0.0.1, or set http.allowUnauthenticated behind a NetworkPolicy")
         }
         if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
             throw SettingsError(.conflict, key: "http.tlsCert", "TLS needs both a certificate and a key (--http-tls-cert and --http-tls-key)")

@@ -9,7 +9,11 @@ import ShardStore
 /// first), so nothing here repeats a default.
 extension RecorderConfiguration {
     package init(settings s: ResolvedSettings, logger: Logger) throws(SettingsError) {
-        self.init(bootstrapServers: try s.required("kafka.brokers"))
+        self.init(bootstrapServers: s.string("kafka.brokers") ?? "")
+        loki = try LokiConfiguration(settings: s)
+        guard !bootstrapServers.isEmpty || loki.pushEnabled else {
+            throw SettingsError(.missingValue, key: "kafka.brokers", "set kafka.brokers (--brokers HOST:PORT), or turn loki.push on to take flows from Loki pushes only")
+        }
         topics = s.list("kafka.topics")
         guard !topics.isEmpty else { throw SettingsError(.missingValue, key: "kafka.topics", "name at least one topic (kafka.topics, --topic)") }
         groupID = s.text("kafka.group")
@@ -20,6 +24,8 @@ extension RecorderConfiguration {
         guard maxBatchMessages >= 1 else { throw SettingsError(.invalidValue, key: "kafka.batchSize", "kafka.batchSize must be at least 1") }
         maxMessageBytes = Int(s.count("kafka.maxMessageBytes"))
         eventTimes = EventTime.Plausibility(maxAgeMs: s.milliseconds("store.maxEventAge"), maxAheadMs: s.milliseconds("store.maxEventAhead"))
+        loki.eventTimes = eventTimes
+        loki.maxEntryBytes = maxMessageBytes
         exitWhenIdleSeconds = s.seconds("exitWhenIdle")
         do {
             kafkaProperties = try FlowrecSettings.kafkaSecurityProperties(s, readFile: Secrets.read)
@@ -89,7 +95,35 @@ extension HTTPListenerConfiguration {
         }
         tlsCertificatePath = s.string("http.tlsCert")
         tlsKeyPath = s.string("http.tlsKey")
+        allowUnauthenticated = s.bool("http.allowUnauthenticated")
         try validate()
+    }
+}
+
+extension LokiConfiguration {
+    /// `loki.*`.
+    package init(settings s: ResolvedSettings) throws(SettingsError) {
+        self.init()
+        labels = s.list("loki.labels")
+        for name in labels {
+            guard let field = FlowSchema.id(named: name) else {
+                throw SettingsError(.invalidValue, key: "loki.labels", "loki.labels: \(name) is not a NetObserv field (labels are field names such as SrcK8S_Namespace)")
+            }
+            guard !field.kind.isJSONText else {
+                throw SettingsError(.invalidValue, key: "loki.labels", "loki.labels: \(name) is an array field; labels are scalar fields")
+            }
+        }
+        staticLabels = s.map("loki.staticLabels")
+        tenant = s.string("loki.tenant").flatMap { $0.isEmpty ? nil : $0 }
+        pushEnabled = s.bool("loki.push")
+        maxEntries = Int(s.count("loki.maxEntries"))
+        maxSeries = Int(s.count("loki.maxSeries"))
+        guard maxEntries >= 1, maxSeries >= 1 else {
+            throw SettingsError(.invalidValue, key: "loki.maxEntries", "loki.maxEntries and loki.maxSeries must be at least 1")
+        }
+        maxQueryLengthMs = s.milliseconds("loki.maxQueryLength")
+        maxPushBytes = Int(s.bytes("loki.maxPushBytes") ?? Int64(maxPushBytes))
+        guard maxPushBytes >= 1024 else { throw SettingsError(.invalidValue, key: "loki.maxPushBytes", "loki.maxPushBytes must be at least 1KiB") }
     }
 }
 
