@@ -149,6 +149,16 @@ package enum FlowrecSettings {
         Setting("exec.attempts", flag: "exec-attempts", .integer, default: String(execDefaults.retry.maxAttempts), "Attempts per shard before the failure is reported."),
     ]
 
+    /// The sections in the order the reference documents them, with the commands that
+    /// read each: the one list `docs/configuration.md` is generated from.
+    package static let sections: [(title: String, commands: String, settings: [Setting])] = [
+        ("Data", "record, sync, prune", data), ("Kafka", "record", kafka), ("Store", "record", store),
+        ("Retention", "record, prune", retention), ("HTTP listener", "record", http),
+        ("Loki API (NetObserv's console, FLP pushes)", "record", loki),
+        ("Forwarding", "record", forwarding), ("ClickHouse target", "record, sync", clickhouse),
+        ("Directory target", "record, sync", directory), ("Exec target", "record, sync", exec),
+    ]
+
     package static var targets: [Setting] { clickhouse + directory + exec }
     /// `flowrec record`.
     package static var record: [Setting] { data + kafka + store + retention + http + loki + forwarding + targets }

@@ -97,6 +97,9 @@ import Testing
         #expect(Set(names.values).count == names.count, "every variable names one setting")
         let flags = FlowrecSettings.record.compactMap(\.flag)
         #expect(Set(flags).count == flags.count, "every flag names one setting")
+        // The reference documents every setting a command reads.
+        let documented = Set(FlowrecSettings.sections.flatMap { $0.settings.map(\.key) })
+        #expect(documented == Set((FlowrecSettings.record + FlowrecSettings.sync + FlowrecSettings.prune).map(\.key)))
     }
 
     /// docs/configuration.md and deploy/flowrec.example.yaml are the table's own output,

@@ -36,12 +36,6 @@ extension FlowrecSettings {
 
 
             """
-        let sections: [(String, String, [Setting])] = [
-            ("Data", "record, sync, prune", data), ("Kafka", "record", kafka), ("Store", "record", store),
-            ("Retention", "record, prune", retention), ("HTTP listener", "record", http),
-            ("Forwarding", "record", forwarding), ("ClickHouse target", "record, sync", clickhouse),
-            ("Directory target", "record, sync", directory), ("Exec target", "record, sync", exec),
-        ]
         for (title, commands, table) in sections {
             out += "## \(title) (\(commands))\n\n| key | flag | environment | default | meaning |\n|---|---|---|---|---|\n"
             for s in table {
