@@ -94,7 +94,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
-        .target(name: "Query", dependencies: ["FlowModel", "StorageKit", "ShardStore", "CSQLite"], swiftSettings: strictSwift),
+        .target(name: "Query", dependencies: ["FlowModel", "StorageKit", "ShardStore", "CSQLite", .product(name: "Logging", package: "swift-log")], swiftSettings: strictSwift),
         .target(
             name: "FlowrecConfig",
             dependencies: [
@@ -121,7 +121,7 @@ let package = Package(
             swiftSettings: strictSwift),
         .target(
             name: "FlowrecTesting",
-            dependencies: ["KafkaSource", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "LokiPush",
+            dependencies: ["KafkaSource", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "LokiPush", "Query",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
 

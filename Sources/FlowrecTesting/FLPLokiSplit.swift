@@ -1,5 +1,6 @@
 import Foundation
 package import LokiPush
+import Query
 
 /// A flow as flowlogs-pipeline's Loki writer sends it: the label fields (stringified)
 /// and the static labels in the stream, the rest as the JSON line, the timestamp from
@@ -7,8 +8,7 @@ package import LokiPush
 /// their requests with it; the real FLP is what the integration tests use.
 package enum FLPLokiSplit {
     /// The operator's default label fields.
-    package static let operatorLabels = ["SrcK8S_Namespace", "SrcK8S_OwnerName", "SrcK8S_Type", "DstK8S_Namespace",
-                                         "DstK8S_OwnerName", "DstK8S_Type", "K8S_FlowLayer", "FlowDirection"]
+    package static let operatorLabels = LokiStreamModel.operatorLabels
 
     package struct NotAFlowObject: Error {}
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import FlowModel
 import Foundation
 import Query
@@ -58,6 +59,7 @@ struct QueryCommand: ParsableCommand {
         let runner = FlowQueryRunner(store: store, limits: limits.limits)
         let columns = runner.columns(for: query)
         let output = QueryOutput(format: format, columns: columns)
+        defer { runner.unreadable.warn(Logger(label: "flowrec.query")) }
         do {
             try runner.run(query) { values in
                 output.write(values)

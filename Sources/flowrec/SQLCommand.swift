@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Foundation
 import Query
 import ShardStore
@@ -30,8 +31,10 @@ struct SQLCommand: ParsableCommand {
     func run() throws {
         let store = try data.openForReading()
         var output: QueryOutput?
+        let unreadable = UnreadableShards()
+        defer { unreadable.warn(Logger(label: "flowrec.sql")) }
         do {
-            try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, limits: limits.limits, columns: { names in
+            try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, limits: limits.limits, unreadable: unreadable, columns: { names in
                 output = QueryOutput(format: format, columns: names)
             }) { values in
                 output?.write(values)

@@ -141,8 +141,12 @@ package struct FlowAPI: Sendable {
             return true
         }
         let truncated = rows.count > limit
-        return try Self.json(["from_ms": from, "to_ms": to, "count": min(rows.count, limit), "truncated": truncated,
-                              "flows": Array(rows.prefix(limit))])
+        var answer: [String: Any] = ["from_ms": from, "to_ms": to, "count": min(rows.count, limit), "truncated": truncated,
+                                     "flows": Array(rows.prefix(limit))]
+        // Damaged shards were skipped: the answer says which, and lacks their flows.
+        let skipped = runner.unreadable.all
+        if !skipped.isEmpty { answer["warnings"] = skipped.map(\.description) }
+        return try Self.json(answer)
     }
 
     private func top(_ q: [String: String], _ limits: QueryLimits) throws -> Answer {

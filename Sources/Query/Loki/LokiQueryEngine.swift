@@ -52,6 +52,8 @@ package struct LokiQueryEngine {
         package var shardsRead = 0
         package var flowsDecoded = 0
         package var aggregatedInSQL = 0
+        /// Damaged shards skipped (the answer's `warnings`).
+        package let unreadable = UnreadableShards()
         package init() {}
     }
 
@@ -107,8 +109,7 @@ package struct LokiQueryEngine {
                 if backward, let maxT = shard.maxTimeMs, maxT < worst.ms { break }
                 if !backward, let minT = shard.minTimeMs, minT > worst.ms { break }
             }
-            let reader = try guarding.reader(for: shard.id, in: store)
-            statistics.shardsRead += 1
+            guard let reader = try Self.reader(shard.id, store, guarding, statistics) else { continue }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? LogQLPlanner(model: model, encoding: reader.timeEncoding).plan(selection) : .untranslated
@@ -132,6 +133,8 @@ package struct LokiQueryEngine {
                     taken += 1
                     return taken < request.limit
                 }
+            } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
+                continue
             } catch {
                 throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
             }
@@ -143,6 +146,18 @@ package struct LokiQueryEngine {
             streams[candidate.labels, default: []].append(.init(nanos: candidate.ms * 1_000_000, line: candidate.line))
         }
         return streams.map { LokiStream(labels: $0.key, entries: $0.value) }.sorted { $0.labels < $1.labels }
+    }
+
+    /// A reader of `shard` for the query, or nil when its file is damaged: it is skipped
+    /// and named in the answer's warnings, and the rest of the range still answers.
+    static func reader(_ shard: ShardID, _ store: ShardStore, _ guarding: QueryGuard, _ statistics: Statistics) throws -> ShardReader? {
+        do {
+            let reader = try guarding.reader(for: shard, in: store)
+            statistics.shardsRead += 1
+            return reader
+        } catch where statistics.unreadable.skip(shard, after: error) {
+            return nil
+        }
     }
 
     static func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 { -StepGrid.floorDiv(-a, b) }
@@ -260,8 +275,7 @@ private struct MetricContext {
         let evaluator = LogQLFlowEvaluator(model: engine.model, selection: selection)
         let extracting = selection.stages.contains(.json)
         for shard in shards {
-            let reader = try guarding.reader(for: shard.id, in: engine.store)
-            statistics.shardsRead += 1
+            guard let reader = try LokiQueryEngine.reader(shard.id, engine.store, guarding, statistics) else { continue }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = engine.translatesToSQL ? LogQLPlanner(model: engine.model, encoding: reader.timeEncoding).plan(selection) : .untranslated
@@ -284,6 +298,8 @@ private struct MetricContext {
                         return true
                     }
                 }
+            } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
+                continue
             } catch {
                 throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
             }

@@ -47,7 +47,18 @@ package enum LokiResponse {
             out += Array("],".utf8)
             appendStats(statistics, entries: 0, to: &out)
         }
-        out += Array("}}\n".utf8)
+        out.append(UInt8(ascii: "}"))
+        // Loki's top-level `warnings`: here the damaged shards the answer had to skip.
+        let skipped = statistics.unreadable.all
+        if !skipped.isEmpty {
+            out += Array(#","warnings":["#.utf8)
+            for (i, item) in skipped.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONEscaping.appendQuoted(item.description.utf8, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out += Array("}\n".utf8)
         return out
     }
 

@@ -26,6 +26,8 @@ package struct FlowQuery: Sendable {
 package struct FlowQueryRunner {
     package let store: ShardStore
     package var limits: QueryLimits
+    /// Damaged shards skipped by the runs (the answer's warning names them).
+    package let unreadable = UnreadableShards()
 
     package init(store: ShardStore, limits: QueryLimits = .commandLine) {
         self.store = store
@@ -55,7 +57,12 @@ package struct FlowQueryRunner {
         let unsigned = QueryValue.UnsignedColumns(names: columns)
         let guarding = QueryGuard(limits)
         for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
-            let reader = try guarding.reader(for: shard.id, in: store)
+            let reader: ShardReader
+            do {
+                reader = try guarding.reader(for: shard.id, in: store)
+            } catch where unreadable.skip(shard.id, after: error) {
+                continue
+            }
             var stop = false
             do {
                 try reader.query(sql, bind: { statement in
@@ -68,6 +75,8 @@ package struct FlowQueryRunner {
                     remaining -= 1
                     if try !row(values) || remaining == 0 { stop = true }
                 }
+            } catch where guarding.interruption() == nil && unreadable.skip(shard.id, after: error) {
+                continue
             } catch {
                 throw guarding.explain(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
             }

@@ -24,6 +24,8 @@ package final class FlowsAcrossShards {
     private let module: UnsafeMutablePointer<sqlite3_module>
     /// Shards opened by queries so far: what tests check the time push-down with.
     package private(set) var shardsOpened = 0
+    /// Damaged shards the queries skipped, named in the answer's warning.
+    package let unreadable = UnreadableShards()
 
     /// The columns of `flows`: NetObserv's field names, as in each shard's view.
     package static let columns: [String] = ShardSchema.viewFieldNames
@@ -128,6 +130,7 @@ package final class FlowsAcrossShards {
     final class Cursor {
         let owner: FlowsAcrossShards
         var parts: [Part] = []
+        var shardIDs: [ShardID] = []
         var partIndex = 0
         var scan: ParallelShardScan?
         var batch = ParallelShardScan.Batch()
@@ -157,6 +160,7 @@ package final class FlowsAcrossShards {
             let ids = shards.map(\.id), directory = owner.store.directory
             let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
             self.parts = parts
+            shardIDs = ids
             partIndex = 0
             rowid = 0
             batch = ParallelShardScan.Batch()
@@ -219,8 +223,13 @@ package final class FlowsAcrossShards {
                 case .end:
                     partIndex += 1
                 case .failure(let error):
-                    stop()
-                    throw error
+                    // A damaged shard is skipped (and named in a warning); anything else
+                    // ends the statement.
+                    guard owner.unreadable.skip(shardIDs[parts[partIndex].shard], after: error) else {
+                        stop()
+                        throw error
+                    }
+                    partIndex += 1
                 }
             }
         }

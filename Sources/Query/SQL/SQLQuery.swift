@@ -15,11 +15,13 @@ package struct SQLQuery {
     }
 
     /// Runs `sql`; `columns` hears the result's column names first, then `row` each
-    /// row (return false to stop). Returns how many shards were opened.
+    /// row (return false to stop). Returns how many shards were opened. Damaged shards
+    /// are skipped and recorded in `unreadable` (pass one to learn of them).
     @discardableResult
-    package func run(_ sql: String, limits: QueryLimits = .commandLine, columns: ([String]) -> Void,
-                     row: ([QueryValue]) throws -> Bool) throws -> Int {
+    package func run(_ sql: String, limits: QueryLimits = .commandLine, unreadable: UnreadableShards? = nil,
+                     columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
         let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
+        defer { if let unreadable { unreadable.absorb(connection.unreadable) } }
         var width: Int32 = 0
         var unsigned = QueryValue.UnsignedColumns.none
         do {

@@ -1,0 +1,252 @@
+import ArgumentParser
+import FlowGenerator
+import FlowModel
+import FlowrecTesting
+import Foundation
+import LokiPush
+import Query
+import ShardStore
+import StorageKit
+
+/// NetObserv's console on flowrec: the Loki queries its pages send (the flow table, the
+/// topology split into its two queries, by namespace and by resource) over hours of a
+/// medium cluster sealed hourly, each beside `flowrec sql` answering the same question
+/// over the same shards in the same run; and Loki pushes shaped as FLP sends them,
+/// beside the JSON-lines ingest of the same flows.
+///
+/// The query figures include what the API does per request: opening the store
+/// read-only, planning, reading the shards, and encoding Loki's JSON answer.
+struct LokiBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loki", abstract: "The console's Loki queries and FLP-shaped pushes, beside flowrec sql and file ingest.")
+
+    @Option(help: "Hours of event time, sealed hourly.")
+    var hours = 6
+
+    @Option(help: "Flows per second of event time (1,000: a medium cluster).")
+    var rate = 1000
+
+    @Option(help: "Flows pushed in the push benchmark.")
+    var pushFlows = 500_000
+
+    @Option(help: "Scratch directory, removed afterwards.")
+    var scratch = NSTemporaryDirectory() + "flowrec-bench-loki"
+
+    func run() throws {
+        let workspace = try BenchScratch(scratch)
+        defer { workspace.remove() }
+        let push = try pushIngest(workspace)
+
+        let t0 = monotonicSeconds()
+        let store = try ScanBenchmark.generatedStore(at: scratch + "/store", seconds: hours * 3600, rate: rate, seed: 21)
+        let built = monotonicSeconds() - t0
+        let shards = try store.shards()
+        let rows = shards.reduce(Int64(0)) { $0 + $1.rowCount }
+        let endMs = try shards.compactMap(\.maxTimeMs).max().map { $0 + 1 } ?? { throw ValidationError("the store is empty") }()
+        let directory = scratch + "/store"
+
+        // The flow table: the last 15 minutes, one namespace (the busiest source
+        // namespace there, as a user would pick), one numeric line filter.
+        let tableFrom = endMs - 15 * 60_000
+        let namespace = try busiestNamespace(store, fromMs: tableFrom, toMs: endMs)
+        let table = try timedLoki(directory, [
+            "query": #"{app="netobserv-flowcollector",SrcK8S_Namespace="\#(namespace)"}|~`Proto":6[,}]`"#,
+            "start": seconds(tableFrom), "end": seconds(endMs), "limit": "100", "direction": "backward"])
+        let tableSQL = try timedSQL(store, """
+            SELECT * FROM flows WHERE TimeFlowEndMs >= \(tableFrom) AND TimeFlowEndMs < \(endMs)
+            AND SrcK8S_Namespace = '\(namespace)' AND Proto = 6 ORDER BY TimeFlowEndMs DESC LIMIT 100
+            """)
+        guard table.entries == 100, tableSQL.rows == 100 else {
+            throw ValidationError("the flow table answered \(table.entries) entries and flowrec sql \(tableSQL.rows) rows, not 100")
+        }
+
+        // The topology: the console splits Bytes into ingress + inner and egress to
+        // external, and asks both; the UI's step is rateInterval/2, rateInterval range/10.
+        func topology(_ labels: String, hours: Int, k: Int) throws -> (Loki, SQLTiming) {
+            let fromMs = endMs - Int64(hours) * 3_600_000
+            let rateInterval = max(30, hours * 3600 / 10)
+            let step = rateInterval / 2
+            var total = Loki(seconds: 0, entries: 0, series: 0, decoded: 0)
+            for selector in [#"FlowDirection=~"^0$|^2$""#, #"FlowDirection="1",DstK8S_Type=~"^$|^Service$""#] {
+                let one = try timedLoki(directory, [
+                    "query": #"topk(\#(k),sum by(\#(labels))(rate({app="netobserv-flowcollector",\#(selector)}|json|unwrap Bytes|__error__=""[\#(rateInterval)s])))"#,
+                    "start": seconds(fromMs), "end": seconds(endMs), "step": "\(step)s", "limit": "\(k)"])
+                total.seconds += one.seconds
+                total.series += one.series
+                total.decoded += one.decoded
+            }
+            // flowrec sql: the same sums per group and step bucket, both directions.
+            let columns = labels.split(separator: ",").joined(separator: ", ")
+            let sql = try timedSQL(store, """
+                SELECT \(columns), (TimeFlowEndMs - \(fromMs)) / \(step * 1000) AS bucket, sum(Bytes) FROM flows
+                WHERE TimeFlowEndMs >= \(fromMs) AND TimeFlowEndMs < \(endMs)
+                AND (FlowDirection IN (0, 2) OR (FlowDirection = 1 AND (DstK8S_Type IS NULL OR DstK8S_Type = 'Service')))
+                GROUP BY \(columns), bucket
+                """)
+            return (total, sql)
+        }
+        let resourceLabels = "SrcK8S_Name,SrcK8S_Type,SrcK8S_OwnerName,SrcK8S_OwnerType,SrcK8S_Namespace,SrcAddr,SrcK8S_HostName,DstK8S_Name,DstK8S_Type,DstK8S_OwnerName,DstK8S_OwnerType,DstK8S_Namespace,DstAddr,DstK8S_HostName"
+        let byNamespace1h = try topology("SrcK8S_Namespace,DstK8S_Namespace", hours: 1, k: 50)
+        let byNamespace6h = try topology("SrcK8S_Namespace,DstK8S_Namespace", hours: hours, k: 50)
+        let byResource1h = try topology(resourceLabels, hours: 1, k: 100)
+
+        print("## NetObserv's console: Loki queries and pushes\n")
+        print("\(rows) generated medium-cluster flows over \(hours) hours (\(rate) flows/s of event time) in \(shards.count) hourly shards, sealed (built in \(Int(built)) s). Each query as the console plugin sends it, answered as `GET /loki/api/v1/query_range` answers it (store opened, plan, shards read, Loki's JSON encoded), best of 3; beside it `flowrec sql` answering the same question over the same shards in the same run.\n")
+        print("| console question | Loki API | target | flowrec sql, same question | path |")
+        print("|---|---:|---:|---:|---|")
+        print("| flow table: last 15 min, `SrcK8S_Namespace=\"\(namespace)\"`, ``|~`Proto\":6[,}]` ``, limit 100 | **\(ms(table.seconds))** | ≤ 50 ms | \(ms(tableSQL.seconds)) | \(table.decoded) flows decoded |")
+        print("| topology by namespace, `rate` of Bytes, last hour, step 3 min (both split queries) | **\(ms(byNamespace1h.0.seconds))** | ≤ 200 ms | \(ms(byNamespace1h.1.seconds)) (GROUP BY pair, bucket) | \(byNamespace1h.0.series) series, \(byNamespace1h.0.decoded) flows decoded |")
+        print("| same over the \(hours) hours, step \(max(30, hours * 360) / 2 / 60) min | **\(ms(byNamespace6h.0.seconds))** | ≤ 1 s | \(ms(byNamespace6h.1.seconds)) | \(byNamespace6h.0.series) series |")
+        print("| topology by resource (14 labels), last hour, step 3 min (both) | **\(ms(byResource1h.0.seconds))** | ≤ 1 s | \(ms(byResource1h.1.seconds)) | \(byResource1h.0.series) series |")
+        print()
+        print("Push (`POST /loki/api/v1/push` as flowrec stores it: snappy + protobuf decoded, labels merged back, content keys, decoded, appended in one transaction; HTTP excluded): \(push.flows) flows in FLP-shaped batches (entries grouped by label set, about \(push.batchKiB) KiB of lines per request, FLP's default batchSize 100 KiB).\n")
+        print("| path | flows/s | target |")
+        print("|---|---:|---:|")
+        print("| Loki push | **\(Int(Double(push.flows) / push.pushSeconds))** | ≥ 100,000 |")
+        print("| same flows as JSON lines (`flowrec ingest`'s decode + append, one thread), baseline | \(Int(Double(push.flows) / push.linesSeconds)) | |")
+        print()
+    }
+
+    // MARK: Queries
+
+    struct Loki {
+        var seconds: Double
+        var entries: Int
+        var series: Int
+        var decoded: Int
+    }
+
+    struct SQLTiming {
+        var seconds: Double
+        var rows: Int
+    }
+
+    /// Best of 3 of a query_range request, as the API answers it.
+    func timedLoki(_ directory: String, _ parameters: [String: String]) throws -> Loki {
+        var best = Loki(seconds: .infinity, entries: 0, series: 0, decoded: 0)
+        let model = try LokiStreamModel()
+        for _ in 0..<3 {
+            let t = monotonicSeconds()
+            let request = try LokiRangeRequest(parameters, nowNs: Int64(Date().timeIntervalSince1970 * 1e9),
+                                               maxEntries: 5000, maxLengthNs: 30 * 86_400 * 1_000_000_000)
+            let engine = LokiQueryEngine(store: try ShardStore.openForReading(directory: directory), model: model,
+                                         limits: QueryLimits(deadlineSeconds: 300))
+            let statistics = LokiQueryEngine.Statistics()
+            let answer = try engine.run(request, statistics: statistics)
+            let body = LokiResponse.body(answer, statistics: statistics)
+            let seconds = monotonicSeconds() - t
+            guard !body.isEmpty else { throw ValidationError("an empty answer") }
+            if seconds < best.seconds {
+                switch answer {
+                case .streams(let streams):
+                    best = Loki(seconds: seconds, entries: streams.reduce(0) { $0 + $1.entries.count }, series: 0, decoded: statistics.flowsDecoded)
+                case .matrix(_, let series):
+                    best = Loki(seconds: seconds, entries: 0, series: series.count, decoded: statistics.flowsDecoded)
+                }
+            }
+        }
+        return best
+    }
+
+    /// Best of 3 of a `flowrec sql` statement, and the rows it gave.
+    func timedSQL(_ store: ShardStore, _ sql: String) throws -> SQLTiming {
+        var best = SQLTiming(seconds: .infinity, rows: 0)
+        for _ in 0..<3 {
+            var rows = 0
+            let t = monotonicSeconds()
+            _ = try SQLQuery(store: store).run(sql, columns: { _ in }) { _ in rows += 1; return true }
+            best = SQLTiming(seconds: min(best.seconds, monotonicSeconds() - t), rows: rows)
+        }
+        return best
+    }
+
+    func busiestNamespace(_ store: ShardStore, fromMs: Int64, toMs: Int64) throws -> String {
+        var name: String?
+        _ = try SQLQuery(store: store).run("""
+            SELECT SrcK8S_Namespace, count(*) FROM flows WHERE TimeFlowEndMs >= \(fromMs) AND TimeFlowEndMs < \(toMs)
+            AND SrcK8S_Namespace IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 1
+            """, columns: { _ in }) { values in
+            if case .text(let text) = values[0] { name = text }
+            return false
+        }
+        guard let name else { throw ValidationError("no namespace in the last 15 minutes") }
+        return name
+    }
+
+    func seconds(_ ms: Int64) -> String { String(format: "%.3f", Double(ms) / 1000) }
+    func ms(_ seconds: Double) -> String { seconds < 1 ? String(format: "%.0f ms", seconds * 1000) : String(format: "%.2f s", seconds) }
+
+    // MARK: Push
+
+    struct PushResult {
+        var flows: Int
+        var batchKiB: Int
+        var pushSeconds: Double
+        var linesSeconds: Double
+    }
+
+    /// FLP-shaped request bodies built first (not timed), then stored; the same flows as
+    /// JSON lines through the decoder and the store, in the same run.
+    func pushIngest(_ workspace: BenchScratch) throws -> PushResult {
+        let lines = try generatedLines(pushFlows, seed: 31, rate: 5000)
+        var bodies: [[UInt8]] = []
+        var pending: [PushedStream] = []
+        var pendingBytes = 0
+        var lineBytes = 0
+        func flush() {
+            // One stream per label set, its entries in order, as FLP's client batches.
+            var byLabels: [String: Int] = [:]
+            var streams: [PushedStream] = []
+            for stream in pending {
+                let key = stream.labels.map { $0.name + "=" + $0.value }.joined(separator: "\u{0}")
+                if let index = byLabels[key] {
+                    streams[index].entries += stream.entries
+                } else {
+                    byLabels[key] = streams.count
+                    streams.append(stream)
+                }
+            }
+            bodies.append(PushBody.protobufBody(streams))
+            pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
+        }
+        for line in lines {
+            let stream = try FLPLokiSplit.split(line)
+            pendingBytes += stream.entries[0].line.utf8.count
+            lineBytes += line.count
+            pending.append(stream)
+            if pendingBytes >= 100 * 1024 { flush() }
+        }
+        if !pending.isEmpty { flush() }
+
+        let intake = PushIntake(staticLabels: ["app": "netobserv-flowcollector"], decoder: FlowDecoder(), maxPayloadBytes: 1 << 20)
+        let pushStore = try ShardStore(directory: workspace.path + "/push", options: .init())
+        let t = monotonicSeconds()
+        var stored = 0
+        for body in bodies {
+            let streams = try PushBody.decode(body, contentType: "application/x-protobuf", contentEncoding: nil, maxDecompressedBytes: 64 << 20)
+            let summary = try pushStore.append(intake.batch(streams))
+            stored += summary.stored
+        }
+        let pushSeconds = monotonicSeconds() - t
+        guard stored == lines.count else { throw ValidationError("pushed \(lines.count) flows, stored \(stored)") }
+
+        let decoder = FlowDecoder()
+        let linesStore = try ShardStore(directory: workspace.path + "/lines", options: .init())
+        let u = monotonicSeconds()
+        var position = 0
+        for start in stride(from: 0, to: lines.count, by: 20_000) {
+            var batch = IngestBatch()
+            let source = batch.sourceIndex("file:bench")
+            for line in lines[start..<min(start + 20_000, lines.count)] {
+                position += 1
+                try batch.appendFlow(at: SourcePosition(source: source, partition: 0, position: Int64(position))) { (flow: inout Flow) throws(FlowDecodingError) in
+                    try decoder.decode(line, into: &flow)
+                }
+            }
+            _ = try linesStore.append(batch)
+        }
+        let linesSeconds = monotonicSeconds() - u
+        return PushResult(flows: lines.count, batchKiB: 100, pushSeconds: pushSeconds, linesSeconds: linesSeconds)
+    }
+}
