@@ -104,6 +104,13 @@ final class RecorderSession {
         logger.info("stopping; finishing seals", metadata: ["stored_this_run": "\(counters.stored)"])
         pushes?.close()
         compactor?.stop()
+        // A seal that finishes now can free a window retention would delete: apply
+        // retention once more after the last seals, so a stop leaves nothing it should not.
+        try store.waitForBackgroundSeals()
+        if !config.retention.isEmpty {
+            lastRetention = .distantPast
+            runRetentionIfDue(store)
+        }
         try store.close()
         consumer?.close()
     }

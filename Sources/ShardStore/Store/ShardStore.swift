@@ -129,6 +129,14 @@ package final class ShardStore {
         if !readOnly { try reopenActiveShards() }
     }
 
+    /// Waits for the background seals queued so far; the sealer keeps running. Throws
+    /// the first seal that failed (the caller reports it, as `close` would).
+    package func waitForBackgroundSeals() throws {
+        guard options.sealInBackground else { return }
+        let (_, failures) = backgroundSealer.drain()
+        if let first = failures.first { throw first }
+    }
+
     /// Waits for background seals to finish. Call before exiting.
     package func close() throws {
         guard options.sealInBackground else { return }
