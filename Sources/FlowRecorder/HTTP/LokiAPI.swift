@@ -146,17 +146,7 @@ package struct LokiAPI: Sendable {
 
     /// `start`/`end` of the label endpoints: Loki's default is the last six hours.
     static func labelRange(_ q: [String: String], nowNs: Int64) throws(LokiRequestError) -> (Int64, Int64) {
-        func time(_ name: String) throws(LokiRequestError) -> Int64? {
-            guard let text = q[name] else { return nil }
-            guard let ns = LokiTime.nanos(text) else { throw LokiRequestError(400, "invalid \(name) '\(text)': Unix seconds, nanoseconds or RFC 3339") }
-            return ns
-        }
-        let end = try time("end") ?? nowNs
-        var start = try time("start") ?? end - 6 * 3_600 * 1_000_000_000
-        if let since = q["since"], q["start"] == nil {
-            guard let ms = LokiTime.durationMs(since) else { throw LokiRequestError(400, "invalid since '\(since)'") }
-            start = end - ms * 1_000_000
-        }
+        let (start, end) = try LokiRangeRequest.range(q, nowNs: nowNs, defaultSinceNs: 6 * 3_600 * 1_000_000_000)
         guard end >= start else { throw LokiRequestError(400, "end timestamp must not be before or equal to start time") }
         return (start, end)
     }

@@ -180,20 +180,7 @@ package struct LokiRangeRequest: Sendable {
         } catch {
             throw LokiRequestError(400, error.description)
         }
-        func time(_ name: String) throws(LokiRequestError) -> Int64? {
-            guard let value = q[name] else { return nil }
-            guard let ns = LokiTime.nanos(value) else {
-                throw LokiRequestError(400, "invalid \(name) '\(value)': Unix seconds, nanoseconds or RFC 3339 are accepted")
-            }
-            return ns
-        }
-        endNs = try time("end") ?? nowNs
-        if let since = q["since"] {
-            guard let ms = LokiTime.durationMs(since) else { throw LokiRequestError(400, "invalid since '\(since)': a duration such as 1h is expected") }
-            startNs = try time("start") ?? endNs - ms * 1_000_000
-        } else {
-            startNs = try time("start") ?? endNs - Self.defaultSinceNs
-        }
+        (startNs, endNs) = try Self.range(q, nowNs: nowNs, defaultSinceNs: Self.defaultSinceNs)
         guard endNs >= startNs else { throw LokiRequestError(400, "end timestamp must not be before or equal to start time") }
         guard endNs - startNs <= maxLengthNs else {
             throw LokiRequestError(400, "the query time range exceeds the limit (query length: \(Self.hours(endNs - startNs)), limit: \(Self.hours(maxLengthNs)))")
@@ -224,6 +211,26 @@ package struct LokiRangeRequest: Sendable {
         case "forward": direction = .forward
         case let other?: throw LokiRequestError(400, "invalid direction '\(other)': forward or backward")
         }
+    }
+
+    /// `start`, `end` and `since` as Loki reads them: `end` defaults to now, `start` to
+    /// `end` minus `since` (or `defaultSinceNs`). Shared by query_range and the label
+    /// endpoints (whose default is six hours).
+    package static func range(_ q: [String: String], nowNs: Int64, defaultSinceNs: Int64) throws(LokiRequestError) -> (startNs: Int64, endNs: Int64) {
+        func time(_ name: String) throws(LokiRequestError) -> Int64? {
+            guard let value = q[name] else { return nil }
+            guard let ns = LokiTime.nanos(value) else {
+                throw LokiRequestError(400, "invalid \(name) '\(value)': Unix seconds, nanoseconds or RFC 3339 are accepted")
+            }
+            return ns
+        }
+        let end = try time("end") ?? nowNs
+        var since = defaultSinceNs
+        if let text = q["since"] {
+            guard let ms = LokiTime.durationMs(text) else { throw LokiRequestError(400, "invalid since '\(text)': a duration such as 1h is expected") }
+            since = ms * 1_000_000
+        }
+        return (try time("start") ?? end - since, end)
     }
 
     private static func hours(_ ns: Int64) -> String {
