@@ -17,8 +17,9 @@ import PackageDescription
 ///                                         listener (Hummingbird), Prometheus metrics, continuous
 ///                                         forwarding, and the settings table (YAML, env, flags)
 ///   flowrec                             → the command-line tool
-/// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback) and
-/// `FlowrecTesting` (helpers that start the real test servers from tests).
+/// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback),
+/// `FlowrecTesting` (helpers that start the real test servers from tests) and
+/// `FlowrecTestTraits` (the `.ownThread` trait for tests that block while they wait).
 let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -125,6 +126,8 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
 
+        .target(name: "FlowrecTestTraits", dependencies: ["StorageKit"], swiftSettings: strictSwift),
+
         .executableTarget(
             name: "flowrec",
             dependencies: [
@@ -155,13 +158,13 @@ let package = Package(
         .testTarget(name: "FlowGeneratorTests", dependencies: ["FlowGenerator", "FlowModel"], swiftSettings: strictSwift),
         .testTarget(
             name: "KafkaSourceTests",
-            dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting"],
+            dependencies: ["KafkaSource", "FlowGenerator", "FlowModel", "FlowrecTesting", "FlowrecTestTraits"],
             swiftSettings: strictSwift),
-        .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting"], swiftSettings: strictSwift),
+        .testTarget(name: "FlowrecTestingTests", dependencies: ["FlowrecTesting", "FlowrecTestTraits"], swiftSettings: strictSwift),
         .testTarget(
             name: "FlowRecorderTests",
             dependencies: [
-                "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "FlowrecTesting",
+                "FlowRecorder", "Forwarders", "Query", "FlowGenerator", "FlowModel", "KafkaSource", "StorageKit", "ShardStore", "FlowrecTesting", "FlowrecTestTraits",
                 "FlowrecConfig", "LokiPush",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -174,15 +177,15 @@ let package = Package(
             swiftSettings: strictSwift),
         .testTarget(
             name: "QueryTests",
-            dependencies: ["Query", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting", "CSQLite"],
+            dependencies: ["Query", "StorageKit", "ShardStore", "FlowModel", "FlowGenerator", "FlowrecTesting", "FlowrecTestTraits", "CSQLite"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ForwardersTests",
-            dependencies: ["Forwarders", "FlowModel", "StorageKit", "ShardStore", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["Forwarders", "FlowModel", "StorageKit", "ShardStore", "FlowGenerator", "FlowrecTesting", "FlowrecTestTraits"],
             swiftSettings: strictSwift),
         .testTarget(
             name: "ShardStoreTests",
-            dependencies: ["StorageKit", "ShardStore", "FileSource", "FlowModel", "FlowGenerator", "FlowrecTesting"],
+            dependencies: ["StorageKit", "ShardStore", "FileSource", "FlowModel", "FlowGenerator", "FlowrecTesting", "FlowrecTestTraits"],
             swiftSettings: strictSwift),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowRecorder
@@ -18,7 +19,7 @@ import Yams
 /// table with each kind of filter, export, topology and overview panels, resource
 /// lists) is asked through the plugin's own endpoints, and each answer must equal the
 /// same question asked of flowrec directly with `flowrec sql` (`FlowsAcrossShards`).
-@Suite(.serialized) struct ConsolePluginTests {
+@Suite(.serialized, .ownThread) struct ConsolePluginTests {
     @Test func everyConsoleAnswerEqualsFlowrecSQL() throws {
         guard let plugin = try NetObservClients.binary(.consolePlugin) else { return }
         guard let corpus = try TestEnvironment.sharedCorpusLines() else {

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -8,7 +9,7 @@ import Testing
 /// One writer per data directory: a second `flowrec record` (or `ingest`) on a directory a
 /// recorder is writing refuses at once, naming the holder; readers keep working; the
 /// first recorder's store ends whole (every flow once, the catalog agreeing with the shards).
-@Suite(.serialized) struct DataDirectoryLockTests {
+@Suite(.serialized, .ownThread) struct DataDirectoryLockTests {
     @Test func aSecondWriterRefusesAndNothingIsCorrupted() throws {
         let flowrec = try ChildProcess.flowrec()
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 8])

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -9,7 +10,7 @@ import Testing
 /// through its Loki writer to `/loki/api/v1/push`, and through its Kafka encoder to the
 /// test broker that `flowrec record` reads. Either way flowrec ends with exactly the
 /// flows FLP read, also when flowrec is killed in the middle of the pushes.
-@Suite(.serialized) struct FlowlogsPipelineTests {
+@Suite(.serialized, .ownThread) struct FlowlogsPipelineTests {
     /// A free loopback port (bound, then released for the program under test).
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowrecConfig
 import FlowRecorder
@@ -10,7 +11,7 @@ import Testing
 /// A quiet topic still gets its windows sealed: once the recorder has read everything,
 /// a window whose end plus grace is in the past on the wall clock is sealed without
 /// waiting for newer flows (which used to be the only thing that closed it).
-@Suite(.serialized) struct RecorderClockSealingTests {
+@Suite(.serialized, .ownThread) struct RecorderClockSealingTests {
     @Test func windowsThatEndedAreSealedWhileTheTopicIsQuiet() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
         defer { broker.stop() }

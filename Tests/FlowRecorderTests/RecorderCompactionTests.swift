@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import StorageKit
 import FlowGenerator
 import FlowRecorder
@@ -10,7 +11,7 @@ import Testing
 
 /// Deep compaction inside `record`: once the topic goes quiet, sealed shards are
 /// recompressed at the configured level, and every flow stays readable.
-@Suite(.serialized) struct RecorderCompactionTests {
+@Suite(.serialized, .ownThread) struct RecorderCompactionTests {
     @Test func quietTopicsLetSealedShardsBeRecompressed() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
         defer { broker.stop() }

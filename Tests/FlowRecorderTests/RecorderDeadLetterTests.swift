@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowRecorder
@@ -9,7 +10,7 @@ import Query
 import ShardStore
 import Testing
 
-@Suite(.serialized) struct RecorderDeadLetterTests {
+@Suite(.serialized, .ownThread) struct RecorderDeadLetterTests {
     @Test func badMessagesBecomeDeadLettersAndGoodOnesAroundThemAreStored() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
         defer { broker.stop() }

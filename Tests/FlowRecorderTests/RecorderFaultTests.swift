@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowRecorder
 import FlowrecConfig
@@ -11,8 +12,9 @@ import Testing
 /// The broker goes away for 30 s mid-stream, and then fails fetches for a while: the
 /// recorder keeps running, resumes on its own, and ends with every produced flow stored
 /// exactly once.
-@Suite(.serialized) struct RecorderFaultTests {
-    @Test(.timeLimit(.minutes(4)))
+@Suite(.serialized, .ownThread) struct RecorderFaultTests {
+    // Ten minutes: the limit also counts the wait for its turn among the heavy tests (`.ownThread`).
+    @Test(.timeLimit(.minutes(10)))
     func brokerDownAndFetchErrorsLoseNothing() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 8])
         defer { broker.stop() }

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowRecorder
 import FlowrecConfig
@@ -9,7 +10,7 @@ import Testing
 
 /// `record --forward`: each shard sealed while recording reaches ClickHouse and a
 /// directory without a separate sync, and the metrics say so.
-@Suite(.serialized) struct RecorderForwardingTests {
+@Suite(.serialized, .ownThread) struct RecorderForwardingTests {
     @Test func sealedShardsAreForwardedWhileRecording() throws {
         guard let ch = ClickHouseTestServer.fromEnvironment() else {
             #expect(!TestEnvironment.requireServers, "FLOWREC_CLICKHOUSE_URL is not set")

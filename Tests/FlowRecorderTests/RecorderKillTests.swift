@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -11,7 +12,7 @@ import Testing
 ///
 /// The test run uses 1,000,000 flows and 20 kills; `scripts/chaos` runs the same test
 /// with more (FLOWREC_CHAOS_KILLS, FLOWREC_CHAOS_FLOWS, FLOWREC_CHAOS_SEED).
-@Suite(.serialized) struct RecorderKillTests {
+@Suite(.serialized, .ownThread) struct RecorderKillTests {
     static func setting(_ name: String, _ fallback: Int) -> Int {
         ProcessInfo.processInfo.environment[name].flatMap { Int($0) } ?? fallback
     }

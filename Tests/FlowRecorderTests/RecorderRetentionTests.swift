@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowRecorder
 import FlowrecConfig
@@ -9,7 +10,7 @@ import Testing
 
 /// Retention inside `record`: shards older than the age limit are deleted as the
 /// recorder runs, and their flows are not consumed again after a restart.
-@Suite(.serialized) struct RecorderRetentionTests {
+@Suite(.serialized, .ownThread) struct RecorderRetentionTests {
     @Test func recordPrunesShardsPastTheAgeLimit() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
         defer { broker.stop() }

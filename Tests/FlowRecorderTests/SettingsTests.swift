@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowRecorder
 import FlowrecConfig
 import FlowrecTesting
@@ -6,7 +7,7 @@ import Testing
 
 /// The settings layers: YAML file < environment < flags, checked values, secrets kept
 /// out of flags, files and output, and generated docs that match the table.
-@Suite struct SettingsTests {
+@Suite(.ownThread) struct SettingsTests {
     func file(_ text: String, in dir: TemporaryDirectory) throws -> String {
         let path = dir.path + "/flowrec.yaml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowRecorder
 import FlowrecConfig
@@ -10,7 +11,7 @@ import Testing
 
 /// The recorder's HTTP listener: probes, the token on /metrics, TLS, and the figures a
 /// running recorder reports.
-@Suite(.serialized) struct StatusServerTests {
+@Suite(.serialized, .ownThread) struct StatusServerTests {
     func listener(token: String? = nil) -> HTTPListenerConfiguration {
         var http = HTTPListenerConfiguration()
         http.port = 0

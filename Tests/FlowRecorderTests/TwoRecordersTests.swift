@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -12,7 +13,7 @@ import Testing
 /// what it stored, and the new owner starts there. The cooperative protocol makes that
 /// commit land in a settled generation; with the eager one librdkafka's mock broker
 /// rejects it ("Group rebalance in progress") and flows were stored by both.
-@Suite(.serialized) struct TwoRecordersTests {
+@Suite(.serialized, .ownThread) struct TwoRecordersTests {
     /// A recorder in `group` that exits 8 s after the topic goes quiet; a short session
     /// timeout so a departed member's partitions move quickly. Its log goes to `errorLog`.
     static func startRecorder(_ flowrec: URL, broker: TestKafkaBroker, group: String, data: TemporaryDirectory,

@@ -1,9 +1,10 @@
+import FlowrecTestTraits
 import FlowrecTesting
 import Foundation
 import Testing
 
 /// The ClickHouse test server answers over HTTP with the password-protected user.
-@Suite struct ClickHouseTestServerTests {
+@Suite(.ownThread) struct ClickHouseTestServerTests {
     func server() throws -> ClickHouseTestServer? {
         if let server = ClickHouseTestServer.fromEnvironment() { return server }
         if TestEnvironment.requireServers {

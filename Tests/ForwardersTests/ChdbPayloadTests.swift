@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 @testable import Forwarders
@@ -7,7 +8,7 @@ import Testing
 
 /// The exact bytes the forwarder sends, loaded by a modern ClickHouse (chdb) into the
 /// modern table: same totals as the shards, in both formats.
-@Suite struct ChdbPayloadTests {
+@Suite(.ownThread) struct ChdbPayloadTests {
     /// One shard encoded as the forwarder sends it (read in place, in the table's key
     /// order), written to `path`.
     func writePayload(of shard: ShardRecord, in store: ShardStore, with encoder: inout ClickHouseBlockEncoder,

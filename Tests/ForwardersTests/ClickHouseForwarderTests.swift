@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 @testable import Forwarders
@@ -7,7 +8,7 @@ import Testing
 
 /// The ClickHouse forwarder against the real test server (Debian's 18.16, started by
 /// scripts/test): totals, resumption, kills, a server that goes away, bad credentials.
-@Suite(.serialized) struct ClickHouseForwarderTests {
+@Suite(.serialized, .ownThread) struct ClickHouseForwarderTests {
     func server() -> ClickHouseTestServer? {
         let server = ClickHouseTestServer.fromEnvironment()
         if server == nil { #expect(!TestEnvironment.requireServers, "FLOWREC_CLICKHOUSE_URL is not set") }
@@ -271,7 +272,7 @@ struct PrivateClickHouse {
 
 /// uint64 counters at 2^63-1, 2^63 and 2^64-1 survive the whole way: stored, sealed,
 /// read back by query, sql and every export, and replicated to ClickHouse's UInt64.
-@Suite(.serialized) struct UInt64CounterTests {
+@Suite(.serialized, .ownThread) struct UInt64CounterTests {
     static let values: [UInt64] = [9_223_372_036_854_775_807, 9_223_372_036_854_775_808, 18_446_744_073_709_551_615]
 
     func store(_ dir: TemporaryDirectory) throws -> ShardStore {

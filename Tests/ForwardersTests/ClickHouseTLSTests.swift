@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowrecTesting
 import Forwarders
 import Foundation
@@ -6,7 +7,7 @@ import Testing
 
 /// The ClickHouse forwarder over HTTPS with a private CA and a client certificate
 /// (mutual TLS), against a private 18.16 server that requires one.
-@Suite struct ClickHouseTLSTests {
+@Suite(.ownThread) struct ClickHouseTLSTests {
     /// A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl.
     func makeCertificates(in dir: String) throws {
         let script = """

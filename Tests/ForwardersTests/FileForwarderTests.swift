@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 import Forwarders
@@ -7,7 +8,7 @@ import Testing
 
 /// The directory and exec forwarders: copies that verify, a full target, commands that
 /// succeed, fail and hang.
-@Suite struct FileForwarderTests {
+@Suite(.ownThread) struct FileForwarderTests {
     @Test func directoryCopiesVerifyAndReadBack() async throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path + "/store", count: 30_000)
@@ -105,7 +106,7 @@ import Testing
 
 /// `flowrec export --format shards`: verified copies of the sealed shards in a range,
 /// with a manifest that `sha256sum` and flowrec agree with.
-@Suite struct ShardExportTests {
+@Suite(.ownThread) struct ShardExportTests {
     @Test func exportCopiesSealedShardsWithAManifest() throws {
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path + "/store", count: 30_000)

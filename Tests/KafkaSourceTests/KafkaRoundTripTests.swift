@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowrecTesting
 import Foundation
@@ -6,7 +7,7 @@ import Testing
 
 /// Generated flows go into the test broker with the librdkafka producer and come back
 /// with the consumer: same count, same bytes, for every producer compression.
-@Suite(.serialized) struct KafkaRoundTripTests {
+@Suite(.serialized, .ownThread) struct KafkaRoundTripTests {
     func generated(_ count: Int, seed: UInt64) -> [[UInt8]] {
         var options = GeneratorOptions()
         options.seed = seed

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -8,7 +9,7 @@ import Testing
 
 /// Queries over a store spanning 48 one-minute windows (half sealed) give the same
 /// answers as a direct computation over the input flows.
-@Suite struct FlowQueryTests {
+@Suite(.ownThread) struct FlowQueryTests {
     static let t0: Int64 = 1_767_225_600_000
 
     /// The store and the flows that went in, decoded.
@@ -109,7 +110,7 @@ import Testing
     }
 }
 
-@Suite struct TopTalkersTests {
+@Suite(.ownThread) struct TopTalkersTests {
     @Test func topNamespacePairsMatchADirectComputation() throws {
         let dir = TemporaryDirectory()
         let (store, flows) = try FlowQueryTests.fixture(dir)
@@ -127,7 +128,7 @@ import Testing
     }
 }
 
-@Suite struct ExportTests {
+@Suite(.ownThread) struct ExportTests {
     @Test func jsonLinesExportEqualsTheInput() throws {
         let dir = TemporaryDirectory()
         let (store, flows) = try FlowQueryTests.fixture(dir)
@@ -180,7 +181,7 @@ import Testing
 }
 
 /// Time and duration arguments that trapped the CLI are refused as usage errors.
-@Suite struct HostileArgumentTests {
+@Suite(.ownThread) struct HostileArgumentTests {
     @Test func infiniteOrOverflowingTimesAreUsageErrors() throws {
         let dir = TemporaryDirectory()
         _ = try sealedGeneratedStore(at: dir.path, count: 500)

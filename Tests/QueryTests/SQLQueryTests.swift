@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 import Foundation
@@ -7,7 +8,7 @@ import Testing
 
 /// `flowrec sql`, `query` and `top` over a store of 48 one-minute windows (47 sealed,
 /// one active), against the same answers computed straight from the input JSON.
-@Suite(.serialized) struct SQLQueryTests {
+@Suite(.serialized, .ownThread) struct SQLQueryTests {
     /// 57,600 flows at 20/s: 48 windows.
     static let lines = generatedLines(57_600, seed: 5, rate: 20)
     static let flows: [Flow] = lines.map { line in
@@ -112,7 +113,7 @@ import Testing
 
 /// `flowrec sql`'s table keeps every cell in its column when a value is NULL, and its
 /// JSON writes `null` instead of leaving the member out.
-@Suite struct SQLOutputTests {
+@Suite(.ownThread) struct SQLOutputTests {
     @Test func nullCellsKeepTheirPlaceAndJSONSaysNull() throws {
         let dir = TemporaryDirectory()
         _ = try sealedGeneratedStore(at: dir.path, count: 200)

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowrecTesting
 import Foundation
@@ -6,7 +7,7 @@ import Testing
 
 /// Windows close by the wall clock too: a historical import leaves nothing open when
 /// asked to seal, also with several files, and `flowrec seal --all` seals what is left.
-@Suite(.serialized) struct ClockSealingTests {
+@Suite(.serialized, .ownThread) struct ClockSealingTests {
     /// Writes `count` generated flows of `start` onwards (1-minute windows at `rate`/s).
     func file(_ dir: TemporaryDirectory, _ name: String, count: Int, seed: UInt64, startMs: Int64) throws -> String {
         var options = GeneratorOptions()

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 import Foundation
@@ -7,7 +8,7 @@ import Testing
 /// Runs the store on a small tmpfs that fills up during ingest and during a seal:
 /// the failing batch or seal changes nothing, the error says what to do, and work
 /// resumes once space returns (the tmpfs is grown with a remount).
-@Suite(.serialized) struct DiskFullTests {
+@Suite(.serialized, .ownThread) struct DiskFullTests {
     @Test func ingestAndSealSurviveAFullDisk() throws {
         let fs = SmallFilesystem(megabytes: 4)
         guard fs.mounted else {

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowGenerator
 import FlowModel
 import FlowrecTesting
@@ -7,7 +8,7 @@ import Testing
 
 /// `flowrec ingest` killed with SIGKILL at random moments and restarted each time ends
 /// with every line stored exactly once.
-@Suite(.serialized) struct IngestKillTests {
+@Suite(.serialized, .ownThread) struct IngestKillTests {
     @Test func killedAndRestartedIngestStoresEachFlowOnce() throws {
         let flowrec = try ChildProcess.flowrec()
         let dir = TemporaryDirectory()

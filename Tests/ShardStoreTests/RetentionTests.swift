@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import FlowModel
 import FlowrecTesting
 import Foundation
@@ -6,7 +7,7 @@ import Testing
 
 /// Retention with a held clock and a held (or real, small) disk: which shards go, in
 /// which order, what stays, and that deleted flows never come back.
-@Suite struct RetentionTests {
+@Suite(.ownThread) struct RetentionTests {
     let options = ShardStore.Options(windowMs: 60_000, graceMs: 0)
 
     /// 24,000 flows at 50/s: eight 1-minute windows, the first seven sealed.

@@ -1,3 +1,4 @@
+import FlowrecTestTraits
 import StorageKit
 import FlowModel
 import FlowrecTesting
@@ -8,7 +9,7 @@ import Testing
 /// `flowrec ingest --seal-now` dies between each two steps of a seal (as under SIGKILL)
 /// and is run again: every flow is stored once, every closed window ends sealed, and
 /// no temporary or duplicate file is left.
-@Suite(.serialized) struct SealCrashTests {
+@Suite(.serialized, .ownThread) struct SealCrashTests {
     @Test(arguments: ["seal.compacted", "seal.compressed", "seal.verified", "seal.renamed", "seal.beforeCatalog"])
     func aCrashAtEachSealStepIsRepairedByTheNextRun(_ point: String) throws {
         let flowrec = try ChildProcess.flowrec()

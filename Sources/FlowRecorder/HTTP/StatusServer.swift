@@ -1,4 +1,5 @@
 import Foundation
+import StorageKit
 import Hummingbird
 package import Logging
 package import FlowrecConfig

@@ -1,5 +1,6 @@
 import Forwarders
 import Foundation
+import StorageKit
 import Logging
 import ShardStore
 import Synchronization

@@ -1,32 +1,32 @@
 import Foundation
-import StorageKit
 
 /// A task executor with a thread of its own.
 ///
 /// `flowrec record` stores flows on a plain thread, and a test process runs many
 /// blocking tests at once; either can occupy all of Swift's shared cooperative threads
-/// (two on a 2-core machine). The HTTP listener's tasks run here instead, so health
-/// probes and metrics answer however busy the rest of the process is.
-final class DedicatedThreadExecutor: TaskExecutor, Sendable {
+/// (two on a 2-core machine). The HTTP listener's and the forwarders' tasks run on one
+/// of these instead, so health probes and metrics answer however busy the rest of the
+/// process is; the tests run their blocking bodies on one too (`.ownThread`).
+package final class DedicatedThreadExecutor: TaskExecutor, Sendable {
     private struct Queue {
         var jobs: [UnownedJob] = []
         var stopping = false
     }
     private let queue = WaitableMutex(Queue())
 
-    init(name: String) {
+    package init(name: String) {
         let thread = Thread { [self] in runJobs() }
         thread.name = name
         thread.start()
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         queue.withLock { $0.jobs.append(job) }
     }
 
     /// Lets the thread end once the queued jobs are done.
-    func shutdown() {
+    package func shutdown() {
         queue.withLock { $0.stopping = true }
     }
 
