@@ -10,7 +10,7 @@ struct QueryCommand: ParsableCommand {
         commandName: "query",
         abstract: "Print stored flows for a time range, filtered in SQL syntax.",
         discussion: """
-        Fields and the filter use NetObserv's own field names. Only shards overlapping the time range are opened, sealed ones in place; rows stream, oldest first, and the query stops at --limit.
+        Fields and the filter use NetObserv's own field names. Only shards overlapping the time range are opened, sealed ones in place; `field = value` terms on the indexed fields also rule out sealed shards and granules that cannot hold the value (--explain shows what was read). Rows stream, oldest first, and the query stops at --limit.
 
         Examples:
           flowrec query --since 1h --where "SrcK8S_Namespace = 'shop' AND DstPort = 443" --limit 20
@@ -36,6 +36,9 @@ struct QueryCommand: ParsableCommand {
 
     @Option(help: "table, json, jsonl or csv.")
     var format: Format = .table
+
+    @Flag(help: "After the rows, print to standard error what the query read: shards in the range, ruled out by their skip summaries, opened; granules read.")
+    var explain = false
 
     static let summaryFields = ["TimeFlowEndMs", "SrcK8S_Namespace", "SrcK8S_Name", "SrcAddr", "SrcPort",
                                 "DstK8S_Namespace", "DstK8S_Name", "DstAddr", "DstPort", "Proto", "Bytes", "Packets"]
@@ -69,6 +72,7 @@ struct QueryCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         output.finish()
+        if explain { Explain.print(runner.statistics) }
     }
 }
 

@@ -3,6 +3,7 @@ import FlowModel
 import FlowrecTesting
 import Foundation
 import ShardStore
+import StorageKit
 import Testing
 
 @Suite struct SealingTests {
@@ -38,18 +39,20 @@ import Testing
         #expect(out == "1|\(shard.rowCount)\nok\n")
     }
 
-    /// The sealer copies rows ordered by endpoint pair, then time (what makes a sealed
-    /// shard compress), whatever order they arrived in; checked on the file `zstd -d`
-    /// restores, by the stock shell, against the active shard's own rows.
-    @Test func sealedRowsAreOrderedByEndpointPairThenTime() throws {
+    /// The seal order is the modern ClickHouse table's: source and destination namespace
+    /// and owner, by value (NULL first), then time. Checked with the stock tools: the
+    /// restored sealed file read in row order equals the active rows sorted by SQLite.
+    @Test func sealedRowsAreOrderedByNamespacesOwnersThenTime() throws {
         let dir = TemporaryDirectory()
         let store = try ShardStore(directory: dir.path, options: .init(windowMs: 3_600_000, graceMs: 0))
         try store.append(batch(generatedLines(5000)[...], firstLine: 1))
-        let columns = "SELECT SrcAddr, DstAddr, TimeFlowEndMs FROM flow_rows ORDER BY "
+        let keys = ["SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName"]
+        let values = keys.map { "(SELECT value FROM strings WHERE id = r.\($0))" }.joined(separator: ", ")
+        let select = "SELECT \(values), r.TimeFlowEndMs FROM flow_rows AS r ORDER BY "
         var expected: [ShardID: String] = [:]
         for shard in try store.shards() {
             expected[shard.id] = try ChildProcess.output("/usr/bin/sqlite3", [dir.path + "/" + shard.path,
-                columns + "SrcAddr, DstAddr, TimeFlowEndMs, rowid"])
+                select + (1...5).map(String.init).joined(separator: ", ") + ", r.rowid"])
         }
         try store.sealClosedWindows(watermarkMs: .max)
         var rows = 0
@@ -57,11 +60,64 @@ import Testing
             #expect(shard.state == .sealed)
             let restored = dir.path + "/restored-\(shard.id).sqlite"
             try ChildProcess.output("/usr/bin/zstd", ["-d", "-q", dir.path + "/" + shard.path, "-o", restored])
-            let stored = try ChildProcess.output("/usr/bin/sqlite3", [restored, columns + "rowid"])
+            let stored = try ChildProcess.output("/usr/bin/sqlite3", [restored, select + "r.rowid"])
             rows += stored.split(separator: "\n").count
-            #expect(stored == expected[shard.id], "\(shard.id): rows in file order equal the active rows sorted by pair and time")
+            #expect(stored == expected[shard.id], "\(shard.id): rows in file order equal the active rows sorted by namespaces, owners, time")
         }
         #expect(rows == 5000)
+    }
+
+    /// Every row of a sealed shard lies in exactly one granule, within that granule's
+    /// time range and zone-map bounds; the skip summaries hold exactly the shard's
+    /// distinct values (the value lists) or admit every one of them (the Bloom filters),
+    /// in the shard and in the catalog alike.
+    @Test func granulesAndSummariesDescribeTheRows() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 3_600_000, graceMs: 0))
+        try store.append(batch(generatedLines(20_000)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let catalogSummaries = try store.skipSummaries()
+        for shard in try store.shards() {
+            let reader = try store.reader(for: shard.id)
+            let granules = try #require(try reader.granules())
+            #expect(granules.first?.firstRowID == 1)
+            #expect(granules.last?.lastRowID == shard.rowCount)
+            for (a, b) in zip(granules, granules.dropFirst()) { #expect(a.lastRowID + 1 == b.firstRowID) }
+            #expect(granules.dropLast().allSatisfy { $0.rowCount == SkipIndex.granuleRows })
+            let view = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
+            let fields = [FlowSchema.requiredField] + SkipIndex.fields
+            var checked = 0
+            try reader.query("SELECT r.rowid, \(fields.map { view[$0.index] }.joined(separator: ", ")) FROM flow_rows AS r") { row in
+                checked += 1
+                let rowid = row.integer(0)
+                let granule = try #require(granules.first { $0.firstRowID <= rowid && rowid <= $0.lastRowID })
+                let end = row.integer(1)
+                #expect(granule.minTimeMs! <= end && end <= granule.maxTimeMs!)
+                for (i, field) in SkipIndex.fields.enumerated() {
+                    guard let value = Self.indexValue(row, Int32(i + 2)) else { continue }
+                    let bounds = try #require(granule.bounds[i], "\(field) has a value in granule \(granule.firstRowID)")
+                    #expect(bounds.contains(value), "\(field) = \(value) in granule \(granule.firstRowID) bounded by \(bounds)")
+                }
+            }
+            #expect(Int64(checked) == shard.rowCount)
+            let summaries = try #require(try reader.skipSummaries())
+            #expect(summaries == catalogSummaries[shard.id], "the catalog holds the shard's own summaries")
+            for summary in summaries {
+                var distinct: [IndexValue] = []
+                try reader.query("SELECT DISTINCT \"\(summary.field.name)\" FROM flows WHERE \"\(summary.field.name)\" IS NOT NULL") { row in
+                    if let value = Self.indexValue(row, 0) { distinct.append(value) }
+                }
+                #expect(summary.distinctCount == distinct.count, "\(summary.field)")
+                #expect(distinct.allSatisfy(summary.mayContain), "\(summary.field): every stored value is admitted")
+                if case .values(let listed) = summary.members { #expect(Set(listed) == Set(distinct), "\(summary.field)") }
+                #expect(!summary.mayContain(.text("no-such-value-\(summary.field)")) || summary.field.kind == .integer)
+            }
+        }
+    }
+
+    private static func indexValue(_ row: SQLiteStatement, _ column: Int32) -> IndexValue? {
+        if row.isNull(column) { return nil }
+        return row.isInteger(column) ? .integer(row.integer(column)) : row.text(column).map { .text($0) }
     }
 
     /// Sealed shards store start and receive times relative to the end time; the `flows`

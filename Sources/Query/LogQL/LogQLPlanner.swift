@@ -78,6 +78,40 @@ struct LogQLPlanner {
         return plan
     }
 
+    // MARK: Pruning
+
+    /// The `field = value` terms every matching flow must satisfy that the skip index
+    /// can check (stream matchers `=`, and line filters of the console's exact shapes
+    /// `K":"v"` and `K":N[,}]` naming one field), with the time range: shards and
+    /// granules that cannot hold them are not read. A necessary condition only; the plan
+    /// still decides each flow.
+    func skipFilter(_ selection: LogSelection, fromMs: Int64?, toMs: Int64?) -> SkipFilter {
+        var filter = SkipFilter(fromMs: fromMs, toMs: toMs)
+        for matcher in selection.matchers where matcher.op == .equal && !matcher.value.isEmpty {
+            guard let field = FlowSchema.id(named: matcher.name), model.labelSet.contains(field) else { continue }
+            if field.kind == .string { filter.require(field, equals: .text(matcher.value)) }
+            if field.kind == .integer, let n = Int64(matcher.value), String(n) == matcher.value { filter.require(field, equals: .integer(n)) }
+        }
+        for stage in selection.stages {
+            guard case .lineFilter(let line) = stage, line.kind == .regex, !line.negated else { continue }
+            let parts = Self.topLevelAlternatives(line.pattern)
+            guard parts.count == 1, parts[0].hasPrefix("\"") else { continue }
+            var rest = Substring(parts[0]).dropFirst()
+            let key = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            rest = rest.dropFirst(key.count)
+            let fields = linedFields(key: String(key), strict: true, prefixOnly: false)
+            guard fields.count == 1, let field = fields.first, rest.hasPrefix("\":") else { continue }
+            rest = rest.dropFirst(2)
+            if field.kind == .string, rest.hasPrefix("\""), rest.hasSuffix("\""), rest.count >= 2 {
+                let inner = String(rest.dropFirst().dropLast())
+                if Self.isPluginValue(inner), !inner.contains("."), !inner.contains("*") { filter.require(field, equals: .text(inner)) }
+            } else if field.kind == .integer, rest.hasSuffix("[,}]"), let n = Int64(rest.dropLast(4)), String(n) == rest.dropLast(4) {
+                filter.require(field, equals: .integer(n))
+            }
+        }
+        return filter
+    }
+
     // MARK: Values
 
     /// The stored value of a field, decoded (string ids resolved, times restored).

@@ -54,6 +54,8 @@ package struct LokiQueryEngine {
         package var aggregatedInSQL = 0
         /// Damaged shards skipped (the answer's `warnings`).
         package let unreadable = UnreadableShards()
+        /// Shards ruled out, granules read.
+        package let scan = ScanStatistics()
         package init() {}
     }
 
@@ -92,7 +94,10 @@ package struct LokiQueryEngine {
         let toMs = Self.ceilDiv(request.endNs, 1_000_000)
         guard fromMs < toMs, request.limit > 0 else { return [] }
         let backward = request.direction == .backward
-        var shards = try store.shards(overlappingFromMs: fromMs, toMs: toMs)
+        let planner = ScanPlanner(store: store, statistics: statistics.scan)
+        let skip = translatesToSQL ? LogQLPlanner(model: model, encoding: .plain).skipFilter(selection, fromMs: fromMs, toMs: toMs)
+            : SkipFilter(fromMs: fromMs, toMs: toMs)
+        var shards = try planner.shards(for: skip)
         shards.sort { backward ? ($0.maxTimeMs ?? 0, $0.id) > ($1.maxTimeMs ?? 0, $1.id) : ($0.minTimeMs ?? 0, $0.id) < ($1.minTimeMs ?? 0, $1.id) }
         let guarding = QueryGuard(limits)
         let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
@@ -110,11 +115,12 @@ package struct LokiQueryEngine {
                 if !backward, let minT = shard.minTimeMs, minT > worst.ms { break }
             }
             guard let reader = try Self.reader(shard.id, store, guarding, statistics) else { continue }
+            guard let granules = try Self.granules(reader, shard.id, planner, skip, statistics) else { continue }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? LogQLPlanner(model: model, encoding: reader.timeEncoding).plan(selection) : .untranslated
             if plan.empty { return [] }
-            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + plan.conditions
+            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.conditions
             let direction = backward ? "DESC" : "ASC"
             var taken = 0
             let threshold = kept.count == request.limit ? kept.last : nil
@@ -155,6 +161,19 @@ package struct LokiQueryEngine {
             let reader = try guarding.reader(for: shard, in: store)
             statistics.shardsRead += 1
             return reader
+        } catch where statistics.unreadable.skip(shard, after: error) {
+            return nil
+        }
+    }
+
+    /// The rowid condition that keeps a shard's read to its candidate granules (empty
+    /// when every row is read), or nil when none can match or the shard is damaged.
+    static func granules(_ reader: ShardReader, _ shard: ShardID, _ planner: ScanPlanner, _ skip: SkipFilter,
+                         _ statistics: Statistics) throws -> [String]? {
+        do {
+            let ranges = try planner.rowRanges(reader, filter: skip)
+            if ranges?.isEmpty == true { return nil }
+            return ScanPlanner.rowidCondition(ranges, table: "r.").map { [$0] } ?? []
         } catch where statistics.unreadable.skip(shard, after: error) {
             return nil
         }
@@ -270,17 +289,22 @@ private struct MetricContext {
         var samples = BucketedSamples(grid: grid, rangeMs: rangeMs, keepValues: range.function == .quantileOverTime)
         let names = groupBy.map(Self.unique)
         let selection = range.selection
-        let shards = try engine.store.shards(overlappingFromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
+        let planner = ScanPlanner(store: engine.store, statistics: statistics.scan)
+        let skip = engine.translatesToSQL
+            ? LogQLPlanner(model: engine.model, encoding: .plain).skipFilter(selection, fromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
+            : SkipFilter(fromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
+        let shards = try planner.shards(for: skip)
         let guarding = QueryGuard(engine.limits)
         let evaluator = LogQLFlowEvaluator(model: engine.model, selection: selection)
         let extracting = selection.stages.contains(.json)
         for shard in shards {
-            guard let reader = try LokiQueryEngine.reader(shard.id, engine.store, guarding, statistics) else { continue }
+            guard let reader = try LokiQueryEngine.reader(shard.id, engine.store, guarding, statistics),
+                  let granules = try LokiQueryEngine.granules(reader, shard.id, planner, skip, statistics) else { continue }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = engine.translatesToSQL ? LogQLPlanner(model: engine.model, encoding: reader.timeEncoding).plan(selection) : .untranslated
             if plan.empty { return [] }
-            let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"] + plan.conditions)
+            let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"] + granules + plan.conditions)
                 .joined(separator: " AND ")
             do {
                 if plan.isExact, let names, let columns = groupColumns(names, extracting: extracting),

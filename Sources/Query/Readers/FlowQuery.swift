@@ -28,6 +28,8 @@ package struct FlowQueryRunner {
     package var limits: QueryLimits
     /// Damaged shards skipped by the runs (the answer's warning names them).
     package let unreadable = UnreadableShards()
+    /// What the runs read (`--explain`).
+    package let statistics = ScanStatistics()
 
     package init(store: ShardStore, limits: QueryLimits = .commandLine) {
         self.store = store
@@ -51,18 +53,22 @@ package struct FlowQueryRunner {
         var conditions: [String] = []
         if query.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
         if query.toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
-        if let filter = try WhereClause(query.whereSQL) { conditions.append("(\(filter.text))") }
-        let sql = "SELECT \(selected) FROM flows" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY TimeFlowEndMs LIMIT ?3"
+        let filter = try WhereClause(query.whereSQL)
+        if let filter { conditions.append("(\(filter.text))") }
+        let clauses = (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + " ORDER BY TimeFlowEndMs LIMIT ?3"
         let unsigned = QueryValue.UnsignedColumns(names: columns)
         let guarding = QueryGuard(limits)
-        for shard in try store.shards(overlappingFromMs: query.fromMs, toMs: query.toMs) {
-            let reader: ShardReader
-            do {
-                reader = try guarding.reader(for: shard.id, in: store)
-            } catch where unreadable.skip(shard.id, after: error) {
-                continue
-            }
+        // The filter's time bounds and `field = value` terms, as SQLite pushes them into
+        // `flowrec sql`'s table: shards and granules that cannot match are skipped.
+        let planner = ScanPlanner(store: store, statistics: statistics)
+        let skip: SkipFilter
+        do {
+            skip = try planner.skipFilter(where: filter, fromMs: query.fromMs, toMs: query.toMs)
+        } catch {
+            throw guarding.explain(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
+        }
+        try planner.forEachShard(skip, guarding: guarding, unreadable: unreadable) { shard, reader, source in
+            let sql = "SELECT \(selected) FROM \(source)" + clauses
             var stop = false
             do {
                 try reader.query(sql, bind: { statement in
@@ -76,11 +82,11 @@ package struct FlowQueryRunner {
                     if try !row(values) || remaining == 0 { stop = true }
                 }
             } catch where guarding.interruption() == nil && unreadable.skip(shard.id, after: error) {
-                continue
+                return true
             } catch {
                 throw guarding.explain(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
             }
-            if stop || remaining == 0 { return }
+            return !(stop || remaining == 0)
         }
     }
 }

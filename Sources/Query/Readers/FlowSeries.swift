@@ -1,3 +1,4 @@
+import FlowModel
 package import ShardStore
 
 /// A time series of flows, bytes and packets for one group (e.g. one namespace pair),
@@ -50,9 +51,17 @@ package struct FlowSeries {
             SELECT ((TimeFlowEndMs - ?1) / ?3) * ?3 + ?1, count(*), coalesce(sum(Bytes), 0), coalesce(sum(Packets), 0)
             FROM flows WHERE \(conditions.joined(separator: " AND ")) GROUP BY 1
             """
+        let planner = ScanPlanner(store: store)
         for (from, to) in rawRanges {
-            for shard in try store.shards(overlappingFromMs: from, toMs: to) {
-                try store.reader(for: shard.id).query(sql, bind: { s in
+            // The group's fields, where they are plain fields, prune shards and granules.
+            var skip = SkipFilter(fromMs: from, toMs: to)
+            for (name, value) in group {
+                guard let field = FlowSchema.id(named: name) else { continue }
+                if field.kind == .string { skip.require(field, equals: .text(value)) }
+                if field.kind == .integer, let number = Int64(value) { skip.require(field, equals: .integer(number)) }
+            }
+            try planner.forEachShard(skip, guarding: QueryGuard(.commandLine)) { _, reader, source in
+                try reader.query(sql.replacingOccurrences(of: "FROM flows WHERE", with: "FROM \(source) WHERE"), bind: { s in
                     s.bind(1, from)
                     s.bind(2, to)
                     s.bind(3, stepMs)
@@ -62,6 +71,7 @@ package struct FlowSeries {
                     let bucket = fromMs + ((s.integer(0) - fromMs) / stepMs) * stepMs
                     add(bucket, s.integer(1), s.integer(2), s.integer(3))
                 }
+                return true
             }
         }
         return points.values.sorted { $0.bucketMs < $1.bucketMs }

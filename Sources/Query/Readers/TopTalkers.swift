@@ -95,23 +95,27 @@ package struct TopTalkers {
         var conditions: [String] = []
         if fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
         if toMs != nil { conditions.append("TimeFlowEndMs < ?2") }
-        if let filter = try WhereClause(whereSQL) { conditions.append("(\(filter.text))") }
-        let sql = "SELECT \(keys.joined(separator: ", ")), sum(Bytes), sum(Packets), count(*) FROM flows"
-            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+        let filter = try WhereClause(whereSQL)
+        if let filter { conditions.append("(\(filter.text))") }
+        let clauses = (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " GROUP BY \((1...fields.count).map(String.init).joined(separator: ", "))"
         let guarding = QueryGuard(limits)
-        for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
-            do {
-                try guarding.reader(for: shard.id, in: store).query(sql, bind: { s in
+        let planner = ScanPlanner(store: store)
+        do {
+            let skip = try planner.skipFilter(where: filter, fromMs: fromMs, toMs: toMs)
+            try planner.forEachShard(skip, guarding: guarding) { _, reader, source in
+                let sql = "SELECT \(keys.joined(separator: ", ")), sum(Bytes), sum(Packets), count(*) FROM \(source)" + clauses
+                try reader.query(sql, bind: { s in
                     if let fromMs { s.bind(1, fromMs) }
                     if let toMs { s.bind(2, toMs) }
                 }) { s in
                     let n = Int32(fields.count)
                     add((0..<n).map { s.text($0) ?? "" }, s.integer(n), s.integer(n + 1), s.integer(n + 2))
                 }
-            } catch {
-                throw guarding.explain(error, "the filter is not valid SQL over the flows table")
+                return true
             }
+        } catch {
+            throw guarding.explain(error, "the filter is not valid SQL over the flows table")
         }
     }
 }

@@ -24,6 +24,12 @@ package final class FlowsAcrossShards {
     private let module: UnsafeMutablePointer<sqlite3_module>
     /// Shards opened by queries so far: what tests check the time push-down with.
     package private(set) var shardsOpened = 0
+    /// What the scans read (shards ruled out, granules read): `--explain`.
+    package let statistics: ScanStatistics
+    var planner: ScanPlanner { ScanPlanner(store: store, statistics: statistics) }
+    /// Set while `skipFilter(where:)` runs: scans record what was pushed down and read nothing.
+    private var capturing = false
+    private var captured = SkipFilter()
     /// Damaged shards the queries skipped, named in the answer's warning.
     package let unreadable = UnreadableShards()
 
@@ -40,8 +46,11 @@ package final class FlowsAcrossShards {
     /// rowid ranges (`Cursor.Part`) so that every core scans it.
     let rowsPerPart: Int64
 
-    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 250_000) throws {
+    /// `rowsPerPart` is a whole number of granules, so no granule is read by two workers.
+    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 30 * SkipIndex.granuleRows,
+                 statistics: ScanStatistics = ScanStatistics()) throws {
         self.store = store
+        self.statistics = statistics
         self.rowsPerPart = max(1, rowsPerPart)
         self.fromMs = fromMs
         self.toMs = toMs
@@ -76,6 +85,18 @@ package final class FlowsAcrossShards {
         } catch {
             throw guarding.explain(error, "the statement is not valid SQL over the flows table")
         }
+    }
+
+    /// What a filter expression lets the skip index prune on (its time bounds and
+    /// `field = value` terms), as SQLite itself pushes it into the `flows` table: the
+    /// same terms `flowrec sql` prunes on, for readers that open shards one at a time
+    /// (`flowrec query`, the JSON API). Reads no shard.
+    package func skipFilter(where filter: WhereClause?) throws -> SkipFilter {
+        capturing = true
+        defer { capturing = false }
+        captured = SkipFilter(fromMs: fromMs, toMs: toMs)
+        try query("SELECT 1 FROM flows" + (filter.map { " WHERE (\($0.text))" } ?? "") + " LIMIT 1") { _ in false }
+        return captured
     }
 
     private func run(_ sql: String, columns: ([String]) -> Void, row: (SQLiteStatement) throws -> Bool) throws {
@@ -147,17 +168,25 @@ package final class FlowsAcrossShards {
 
         func start(_ bounds: TimeBounds, plan: ScanPlan) throws {
             stop()
+            var filter = SkipFilter(fromMs: bounds.fromMs, toMs: bounds.toMs)
+            for (column, value) in plan.equalities {
+                switch value {
+                case .integer(let v): filter.require(FieldID(rawValue: UInt8(column)), equals: .integer(v))
+                case .text(let t): filter.require(FieldID(rawValue: UInt8(column)), equals: .text(t))
+                }
+            }
             let shards: [ShardRecord]
-            if let from = bounds.fromMs, let to = bounds.toMs, from >= to {
+            if owner.capturing {
+                owner.captured = filter
                 shards = []
             } else {
-                shards = try owner.store.shards(overlappingFromMs: bounds.fromMs, toMs: bounds.toMs)
+                shards = try owner.planner.shards(for: filter)
             }
             let used = plan.columnsUsed.sorted()
             slots = Array(repeating: -1, count: FlowsAcrossShards.allColumns.count)
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
-            let ids = shards.map(\.id), directory = owner.store.directory
+            let ids = shards.map(\.id), directory = owner.store.directory, statistics = owner.statistics, skip = filter
             let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
             self.parts = parts
             shardIDs = ids
@@ -168,7 +197,11 @@ package final class FlowsAcrossShards {
             scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
                 let part = parts[index]
                 let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path)
-                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids), reader)
+                // Only the granules whose zone maps can hold the filter's values.
+                let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: part.rowids, statistics: statistics)
+                if ranges == nil, part.rowids.above == nil { statistics.add(\.shardsReadWhole, 1) }
+                if let ranges, ranges.isEmpty { return (nil, reader) }
+                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids, ranges: ranges), reader)
             }
             try advance()
         }
@@ -198,7 +231,9 @@ package final class FlowsAcrossShards {
         func stop() {
             guard let scan else { return }
             scan.cancel()
-            owner.shardsOpened += Set(scan.openedParts.map { parts[$0].shard }).count
+            let opened = Set(scan.openedParts.map { parts[$0].shard }).count
+            owner.shardsOpened += opened
+            owner.statistics.add(\.shardsOpened, opened)
             self.scan = nil
         }
 
@@ -246,7 +281,7 @@ package final class FlowsAcrossShards {
         /// The statement over one shard's `flow_rows`: used columns decoded as the
         /// `flows` view decodes them, the time range and equalities on raw columns.
         static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
-                           rowids: (above: Int64?, atMost: Int64?)) throws -> SQLiteStatement {
+                           rowids: (above: Int64?, atMost: Int64?), ranges: [ClosedRange<Int64>]? = nil) throws -> SQLiteStatement {
             let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
             let columns = used.isEmpty ? "NULL" : used.map { expressions[$0] }.joined(separator: ",\n")
             var conditions: [String] = []
@@ -256,6 +291,7 @@ package final class FlowsAcrossShards {
             if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
             if let above = rowids.above { conditions.append("r.rowid > \(above)") }
             if let atMost = rowids.atMost { conditions.append("r.rowid <= \(atMost)") }
+            if let granules = ScanPlanner.rowidCondition(ranges, table: "r.") { conditions.append(granules) }
             for (column, value) in plan.equalities {
                 let spec = FlowSchema.fields[column]
                 let raw = "r.\"\(spec.name)\""

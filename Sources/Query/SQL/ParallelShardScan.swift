@@ -81,7 +81,7 @@ final class ParallelShardScan: Sendable {
     static var workerLimit: Int { max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)) }
 
     private let partCount: Int
-    private let open: @Sendable (Int) throws -> (SQLiteStatement, keep: AnyObject)
+    private let open: @Sendable (Int) throws -> (SQLiteStatement?, keep: AnyObject)
     private let columnCount: Int32
     private struct State {
         var queues: [[Item]]
@@ -99,9 +99,9 @@ final class ParallelShardScan: Sendable {
     var openedParts: [Int] { state.withLock { $0.openedParts } }
 
     /// `open` prepares the statement for part `index` of the cursor's list; it runs on a
-    /// worker thread and returns the statement with what must stay alive while it steps
-    /// (the reader).
-    init(partCount: Int, columnCount: Int32, open: @escaping @Sendable (Int) throws -> (SQLiteStatement, keep: AnyObject)) {
+    /// worker thread and returns the statement (nil: nothing of the part can match) with
+    /// what must stay alive while it steps (the reader).
+    init(partCount: Int, columnCount: Int32, open: @escaping @Sendable (Int) throws -> (SQLiteStatement?, keep: AnyObject)) {
         self.partCount = partCount
         self.columnCount = columnCount
         self.open = open
@@ -131,7 +131,7 @@ final class ParallelShardScan: Sendable {
                 let (statement, keep) = try open(index)
                 state.withLock { $0.openedParts.append(index) }
                 var batch = Batch()
-                while try statement.step() {
+                while let statement, try statement.step() {
                     batch.append(from: statement, columns: columnCount)
                     if batch.rowCount == Self.rowsPerBatch {
                         guard deliver(.batch(batch), to: index) else { break }

@@ -16,11 +16,13 @@ package struct SQLQuery {
 
     /// Runs `sql`; `columns` hears the result's column names first, then `row` each
     /// row (return false to stop). Returns how many shards were opened. Damaged shards
-    /// are skipped and recorded in `unreadable` (pass one to learn of them).
+    /// are skipped and recorded in `unreadable` (pass one to learn of them); what the
+    /// scans read is added to `statistics` (`--explain`).
     @discardableResult
     package func run(_ sql: String, limits: QueryLimits = .commandLine, unreadable: UnreadableShards? = nil,
+                     statistics: ScanStatistics = ScanStatistics(),
                      columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
-        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs)
+        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs, statistics: statistics)
         defer { if let unreadable { unreadable.absorb(connection.unreadable) } }
         var width: Int32 = 0
         var unsigned = QueryValue.UnsignedColumns.none

@@ -38,7 +38,42 @@ final class Catalog {
         }
     }
 
-    func markSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64, level: Int32? = nil) throws(SQLiteError) {
+    /// Moves the write-ahead log into the database and truncates it, giving its space
+    /// back (retention, short of free space, measures the volume after this). Best effort.
+    func checkpoint() {
+        try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// Records a shard as sealed; `summaries`, when given, replace its skip summaries
+    /// (a recompressed shard keeps the ones it has).
+    func markSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64, level: Int32? = nil,
+                    summaries: [SkipSummary]? = nil) throws(SQLiteError) {
+        try db.transaction { () throws(SQLiteError) in
+            try updateSealed(id, relativePath: relativePath, bytes: bytes, checksum: checksum, level: level)
+            if let summaries { try replaceSummaries(summaries, of: id) }
+        }
+    }
+
+    /// Replaces a shard's skip summaries (inside the caller's transaction).
+    func replaceSummaries(_ summaries: [SkipSummary], of id: ShardID) throws(SQLiteError) {
+        let delete = try db.prepare("DELETE FROM shard_summaries WHERE shard_id = ?1")
+        delete.bind(1, id.description)
+        try delete.step()
+        try ShardIndexBuilder.insert(summaries, into: db, table: "shard_summaries", shard: id.description)
+    }
+
+    /// The skip summaries of every sealed shard that has them, by shard id.
+    func summaries() throws(SQLiteError) -> [ShardID: [SkipSummary]] {
+        let rows = try db.prepare("SELECT shard_id, \(SkipSummary.columns) FROM shard_summaries")
+        var result: [ShardID: [SkipSummary]] = [:]
+        while try rows.step() {
+            guard let id = ShardID(rows.text(0) ?? ""), let summary = SkipSummary.read(rows, from: 1) else { continue }
+            result[id, default: []].append(summary)
+        }
+        return result
+    }
+
+    private func updateSealed(_ id: ShardID, relativePath: String, bytes: Int64, checksum: UInt64, level: Int32?) throws(SQLiteError) {
         let update = try db.prepare("""
             UPDATE shards SET state = 'sealed', path = ?2, bytes_on_disk = ?3, checksum = ?4, sealed_ms = ?5,
                 zstd_level = coalesce(?6, zstd_level) WHERE id = ?1

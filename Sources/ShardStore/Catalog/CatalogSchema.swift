@@ -63,5 +63,19 @@ package enum CatalogSchema {
         -- so a changed chunk size never shifts the chunks of a half-delivered shard.
         ALTER TABLE deliveries ADD COLUMN chunk_rows INTEGER NOT NULL DEFAULT 0;
         """),
+        ("0005_skip_summaries", """
+        -- flowrec catalog, migration 0005: each sealed shard's skip summaries (a copy of its
+        -- own skip_summaries table), so a query rules a shard out without opening it.
+        CREATE TABLE shard_summaries (
+            shard_id TEXT NOT NULL REFERENCES shards (id) ON DELETE CASCADE,
+            field TEXT NOT NULL,
+            distinct_count INTEGER NOT NULL,
+            min_value ANY,
+            max_value ANY,
+            kind TEXT NOT NULL CHECK (kind IN ('values', 'bloom')),
+            data BLOB NOT NULL,
+            PRIMARY KEY (shard_id, field)
+        ) WITHOUT ROWID;
+        """),
     ]
 }

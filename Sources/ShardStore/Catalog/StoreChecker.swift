@@ -63,6 +63,11 @@ package enum StoreChecker {
                 try catalog.recordScanned(id: id, state: sealed ? .sealed : .active, relativePath: "shards/" + relative,
                                           rows: rows, minTimeMs: minT, maxTimeMs: maxT, bytes: fileSize(full),
                                           checksum: checksum, positions: try reader.positions())
+                if sealed {
+                    // The shard's own skip summaries; computed from its rows for a shard
+                    // sealed before flowrec had them (its granules come with its next merge).
+                    try catalog.replaceSummaries(try reader.skipSummaries() ?? reader.computeSkipSummaries(), of: id)
+                }
                 report.rows += rows
                 if sealed { report.sealed += 1 } else { report.active += 1 }
             } catch {

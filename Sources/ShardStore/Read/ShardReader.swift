@@ -253,6 +253,54 @@ package final class ShardReader {
         return result
     }
 
+    /// The granules of a sealed shard's skip index, in row order; nil for a shard without
+    /// one (active, or sealed by a flowrec before the skip index).
+    package func granules() throws -> [Granule]? {
+        guard try hasTable("granules") else { return nil }
+        return try describing { () throws(SQLiteError) in
+            let rows = try db.prepare(Granule.selectSQL)
+            var granules: [Granule] = []
+            while try rows.step() { granules.append(Granule.read(rows)) }
+            return granules
+        }
+    }
+
+    /// A sealed shard's skip summaries; nil for a shard without a skip index.
+    package func skipSummaries() throws -> [SkipSummary]? {
+        guard try hasTable("skip_summaries") else { return nil }
+        return try describing { () throws(SQLiteError) in
+            let rows = try db.prepare("SELECT \(SkipSummary.columns) FROM skip_summaries")
+            var summaries: [SkipSummary] = []
+            while try rows.step() {
+                if let summary = SkipSummary.read(rows, from: 0) { summaries.append(summary) }
+            }
+            return summaries
+        }
+    }
+
+    /// Skip summaries computed from the rows (one `DISTINCT` pass per indexed field), for
+    /// a shard sealed without them.
+    package func computeSkipSummaries() throws -> [SkipSummary] {
+        try describing { () throws(SQLiteError) in
+            try SkipIndex.fields.map { field throws(SQLiteError) in
+                let rows = try db.prepare("SELECT DISTINCT \"\(field.name)\" FROM flows WHERE \"\(field.name)\" IS NOT NULL")
+                var values: [IndexValue] = []
+                while try rows.step() {
+                    if let value = SkipSummary.value(rows, 0), value.fits(field) { values.append(value) }
+                }
+                return SkipSummary(field: field, distinct: values)
+            }
+        }
+    }
+
+    private func hasTable(_ name: String) throws -> Bool {
+        try describing { () throws(SQLiteError) in
+            let query = try db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            query.bind(1, name)
+            return try query.step()
+        }
+    }
+
     package func meta(_ key: String) throws -> String? {
         let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
         q.bind(1, key)

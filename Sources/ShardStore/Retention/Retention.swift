@@ -157,7 +157,7 @@ extension ShardStore {
         let nowMs = nowMs ?? Int64(Date().timeIntervalSince1970 * 1000)
         var report = PruneReport()
         try reconcileCatalogWithFiles(&report)
-        let plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
+        var plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
         if let age = policy.rollupMaxAgeMs, FileManager.default.fileExists(atPath: rollupsPath) {
             let rollups = try RollupStore(path: rollupsPath)
             report.rollupShardsDropped = try rollups.prune(endedBeforeMs: nowMs - age)
@@ -167,7 +167,10 @@ extension ShardStore {
             }
         }
         let started = monotonicSeconds()
-        for (i, decision) in plan.enumerated() {
+        var i = 0
+        while i < plan.count {
+            let decision = plan[i]
+            defer { i += 1 }
             if monotonicSeconds() - started > policy.maxRunSeconds {
                 report.postponed = plan.count - i
                 logger.notice("retention stopped at its time limit; the rest waits for the next run",
@@ -176,6 +179,11 @@ extension ShardStore {
             }
             try delete(decision)
             report.deleted.append(decision)
+            if i == plan.count - 1, volume == nil, let refill = try shortfall(policy, nowMs: nowMs) {
+                // Deleting writes to the catalog too: measured again, the volume may still be
+                // short of its free-space limit by a few pages. Then the next shards go.
+                plan += refill
+            }
             if decision.undelivered {
                 logger.error("retention deleted a shard before every forwarder delivered it: the volume is below its free-space limit",
                              metadata: ["shard": "\(decision.shard)", "bytes": "\(decision.bytes)"])
@@ -185,6 +193,20 @@ extension ShardStore {
             }
         }
         return report
+    }
+
+    /// After a plan's deletions on the real volume: the shards to delete next when the
+    /// free-space limit is still not met (the catalog's own writes, a file the kernel
+    /// has not released yet), nil when it is met or nothing is left to delete.
+    private func shortfall(_ policy: RetentionPolicy, nowMs: Int64) throws -> [PruneDecision]? {
+        guard policy.minFreeBytes != nil || policy.minFreeFraction != nil else { return nil }
+        catalog.checkpoint()
+        guard let volume = VolumeSpace.of(directory.path) else { return nil }
+        let limit = max(policy.minFreeBytes ?? 0, Int64((policy.minFreeFraction ?? 0) * Double(volume.totalBytes)))
+        guard volume.freeBytes < limit else { return nil }
+        let more = try retentionPlan(RetentionPolicy(minFreeBytes: limit, lowWatermark: policy.lowWatermark,
+                                                     requiredForwarders: policy.requiredForwarders), nowMs: nowMs, volume: volume)
+        return more.isEmpty ? nil : Array(more.prefix(1))
     }
 
     private func delete(_ decision: PruneDecision) throws {

@@ -111,7 +111,7 @@ final class BackgroundSealer: Sendable {
                 let result = try sealer.seal(activePath: job.activePath, sealedPath: job.sealedPath, id: job.id)
                 let catalog = try Catalog(path: catalogPath)
                 try catalog.markSealed(job.id, relativePath: job.id.sealedRelativePath, bytes: result.sealedBytes,
-                                       checksum: result.checksum, level: sealer.level)
+                                       checksum: result.checksum, level: sealer.level, summaries: result.summaries)
                 outcome = .success(ShardStore.SealSummary(id: job.id, rows: result.rows, compactBytes: result.compactBytes,
                                                           sealedBytes: result.sealedBytes, seconds: Date().timeIntervalSince(started),
                                                           steps: result.steps))

@@ -1,31 +1,36 @@
 import StorageKit
 import CSQLite
 
-/// The order in which the sealer copies an active shard's rows: by endpoint pair, then
-/// time, so that the flows of one conversation sit side by side and compress together.
+/// The order in which the sealer copies an active shard's rows: by source and destination
+/// namespace and owner (by value), then time — the modern ClickHouse table's `ORDER BY`
+/// (`SkipIndex.sortFields`). Flows of one conversation sit side by side and compress
+/// together, and a filter on the leading fields reads a few granules of the shard.
 ///
 /// The order is computed in Swift and handed to SQLite as a virtual table of row ids
 /// (`temp.seal_order`), not with `CREATE TEMP TABLE ... ORDER BY`: SQLite's sorter and
 /// the temporary B-tree it fills cost about 1.8 µs per row, a quarter of a seal, where
-/// sorting packed keys in memory costs a tenth of that. The order only affects how well
-/// the shard compresses, never what it holds (the seal's checksum is independent of row
-/// order), so keys that do not fit the packing merely sort less well.
+/// sorting packed keys in memory costs a tenth of that. The order affects how well the
+/// shard compresses and how much of it a filter reads, never what it holds (the seal's
+/// checksum is independent of row order, and the zone maps hold whatever the order).
 final class SealOrder {
-    /// Sort keys in copy order; their row ids are what the table hands out (24 bytes per
+    /// Sort keys in copy order; their row ids are what the table hands out (32 bytes per
     /// row of the shard while it is sealed, with no second array of ids).
     private let keys: [Key]
     private let module: UnsafeMutablePointer<sqlite3_module>
     private weak var database: SQLiteDatabase?
 
-    /// Reads the sort columns of `table` (in `db`) and sorts its row ids.
-    init(of table: String, in db: SQLiteDatabase) throws(SQLiteError) {
-        let rows = try db.prepare("SELECT rowid, \"SrcAddr\", \"DstAddr\", \"TimeFlowEndMs\" FROM \(table)")
+    /// Reads the sort columns of `table` (in `db`) and sorts its row ids; `ranks` order
+    /// the strings of the shard by value.
+    init(of table: String, in db: SQLiteDatabase, ranks: StringRanks) throws(SQLiteError) {
+        let columns = SkipIndex.sortFields.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        let rows = try db.prepare("SELECT rowid, \(columns), \"TimeFlowEndMs\" FROM \(table)")
         var keys: [Key] = []
         if let count = try db.scalarInteger("SELECT max(rowid) FROM \(table)") { keys.reserveCapacity(Int(clamping: count)) }
         while try rows.step() {
-            // Dictionary ids are small non-negative integers: two of them fill one word.
-            let pair = UInt64(truncatingIfNeeded: rows.integer(1)) << 32 | (UInt64(truncatingIfNeeded: rows.integer(2)) & 0xFFFF_FFFF)
-            keys.append(Key(pair: pair, time: rows.integer(3), rowID: rows.integer(0)))
+            // Two ranks per word (NULL ranks 0, first, as an absent value does in ClickHouse).
+            let namespaces = UInt64(ranks.rank(rows.integer(1))) << 32 | UInt64(ranks.rank(rows.integer(2)))
+            let owners = UInt64(ranks.rank(rows.integer(3))) << 32 | UInt64(ranks.rank(rows.integer(4)))
+            keys.append(Key(namespaces: namespaces, owners: owners, time: rows.integer(5), rowID: rows.integer(0)))
         }
         keys.sort()
         self.keys = keys
@@ -39,12 +44,15 @@ final class SealOrder {
     }
 
     private struct Key: Comparable {
-        let pair: UInt64
+        let namespaces: UInt64
+        let owners: UInt64
         let time: Int64
         let rowID: Int64
 
         static func < (a: Key, b: Key) -> Bool {
-            a.pair != b.pair ? a.pair < b.pair : a.time != b.time ? a.time < b.time : a.rowID < b.rowID
+            if a.namespaces != b.namespaces { return a.namespaces < b.namespaces }
+            if a.owners != b.owners { return a.owners < b.owners }
+            return a.time != b.time ? a.time < b.time : a.rowID < b.rowID
         }
     }
 

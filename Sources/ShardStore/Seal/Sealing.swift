@@ -112,7 +112,8 @@ extension ShardStore {
         // On failure the caller puts the shard back among the active ones.
         let result = try sealer.seal(activePath: shard.path, sealedPath: directory.appendingPathComponent(id.sealedRelativePath).path, id: id)
         CrashPoint.reached("seal.beforeCatalog")
-        try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel)
+        try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel,
+                               summaries: result.summaries)
         return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
                            seconds: Date().timeIntervalSince(started), steps: result.steps)
     }

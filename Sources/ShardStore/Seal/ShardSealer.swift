@@ -30,6 +30,8 @@ struct ShardSealer {
         let sealedBytes: Int64
         let compactBytes: Int64
         let steps: SealStepTimes
+        /// The sealed shard's skip summaries, for the catalog.
+        let summaries: [SkipSummary]
     }
 
     func seal(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
@@ -111,7 +113,8 @@ struct ShardSealer {
         CrashPoint.reached("seal.renamed")
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: activePath + suffix) }
         lap(\.rename)
-        return Result(rows: rows, checksum: checksum, sealedBytes: fileSize(sealedPath), compactBytes: compactBytes, steps: steps)
+        return Result(rows: rows, checksum: checksum, sealedBytes: fileSize(sealedPath), compactBytes: compactBytes, steps: steps,
+                      summaries: source.summaries)
     }
 
     /// What the sealed file must reproduce: the active shard's row count and content
@@ -123,6 +126,8 @@ struct ShardSealer {
         /// hashed during the copy.
         let checksumWasRecorded: Bool
         let rollups: RollupAccumulator?
+        /// Built during the copy and written into it (`granules`, `skip_summaries`).
+        let summaries: [SkipSummary]
     }
 
     /// Writes the compact copy and returns the source's row count and content checksum.
@@ -162,14 +167,19 @@ struct ShardSealer {
         // each wide row once (`INSERT ... SELECT ... ORDER BY` sorted whole rows: 15%
         // slower). Hashing in the copy read every column a second time: with the checksum
         // kept by the writer, the seal is 30% faster.
-        let order = try SealOrder(of: "src.flow_rows", in: db)
+        let ranks = try StringRanks(table: "src.strings", in: db)
+        let order = try SealOrder(of: "src.flow_rows", in: db, ranks: ranks)
         try order.createTable(on: db)
+        // The skip index is built from the rows as they are copied, in the seal order.
+        let index = ShardIndexBuilder(ranks: ranks, registeredOn: db)
+        var copyTerms = ["\(ShardIndexBuilder.functionName)(\(ShardIndexBuilder.arguments(table: "src.flow_rows.")))"]
+        if recorded == nil { copyTerms.append("\(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))") }
         try db.execute("""
             BEGIN;
             INSERT INTO strings (id, value) SELECT id, value FROM src.strings ORDER BY id;
             INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
               FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
-              \(recorded == nil ? "WHERE \(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))" : "")
+              WHERE \(copyTerms.joined(separator: " AND "))
               ORDER BY seal_order.rowid;
             INSERT INTO positions SELECT * FROM src.positions;
             INSERT INTO meta SELECT * FROM src.meta WHERE key <> '\(ActiveShard.rowsChecksumKey)';
@@ -182,6 +192,7 @@ struct ShardSealer {
             COMMIT;
             """)
         try order.drop()
+        let summaries = try index.write(into: db)
         let sourceRows = try db.scalarInteger("SELECT count(*) FROM src.flow_rows") ?? 0
         guard recorded != nil || sourceRowChecksum.rows == sourceRows else {
             throw ShardStoreError(.verificationFailed, "sealing \(id): the copy read \(sourceRowChecksum.rows) of the active shard's \(sourceRows) rows; the active shard is kept")
@@ -203,7 +214,8 @@ struct ShardSealer {
             try meta.step()
         }
         try db.execute("DETACH DATABASE src")
-        return SourceSummary(rows: sourceRows, checksum: checksum, checksumWasRecorded: recorded != nil, rollups: rollups)
+        return SourceSummary(rows: sourceRows, checksum: checksum, checksumWasRecorded: recorded != nil, rollups: rollups,
+                             summaries: summaries)
     }
 }
 

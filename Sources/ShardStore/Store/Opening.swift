@@ -75,8 +75,10 @@ extension ShardStore {
         for row in try catalog.shards() where row.state == .active && active[row.id.windowStartMs]?.id != row.id {
             let sealed = directory.appendingPathComponent(row.id.sealedRelativePath).path
             if FileManager.default.fileExists(atPath: sealed) {
-                let checksum = try ShardReader(path: sealed).meta("content_checksum").flatMap { UInt64($0, radix: 16) } ?? 0
-                try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: checksum)
+                let reader = try ShardReader(path: sealed)
+                let checksum = try reader.meta("content_checksum").flatMap { UInt64($0, radix: 16) } ?? 0
+                try catalog.markSealed(row.id, relativePath: row.id.sealedRelativePath, bytes: fileSize(sealed), checksum: checksum,
+                                       summaries: try reader.skipSummaries())
             }
         }
         for row in try catalog.shards() { restoredWatermarkMs = max(restoredWatermarkMs, row.maxTimeMs ?? .min) }

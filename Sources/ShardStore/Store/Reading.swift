@@ -9,6 +9,10 @@ extension ShardStore {
     /// Every shard the catalog knows, oldest window first.
     package func shards() throws -> [ShardRecord] { try catalog.shards() }
 
+    /// The skip summaries of the sealed shards that have them (from the catalog): what a
+    /// planner rules shards out with before opening any.
+    package func skipSummaries() throws -> [ShardID: [SkipSummary]] { try catalog.summaries() }
+
     /// Every flow of one shard, in the order stored; sealed shards are read in place.
     package func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
         if let shard = active[id.windowStartMs], shard.id == id {

@@ -1,0 +1,140 @@
+package import ShardStore
+import StorageKit
+import Synchronization
+
+/// Where a query over a time range decides what to read: which shards to open (the
+/// catalog's time ranges and skip summaries rule the others out without opening them),
+/// and which rows of each opened shard (the granules of its skip index whose zone maps
+/// can hold the filter's values). Used by `flowrec sql` (the multi-shard `flows`
+/// table), `flowrec query`, the JSON API and Loki's queries; `statistics` is what
+/// `--explain` prints.
+package struct ScanPlanner {
+    package let store: ShardStore
+    package let statistics: ScanStatistics
+
+    package init(store: ShardStore, statistics: ScanStatistics = ScanStatistics()) {
+        self.store = store
+        self.statistics = statistics
+    }
+
+    /// The readable shards that may hold rows matching `filter`, oldest first.
+    package func shards(for filter: SkipFilter) throws -> [ShardRecord] {
+        if let from = filter.fromMs, let to = filter.toMs, from >= to { return [] }
+        let inRange = try store.shards(overlappingFromMs: filter.fromMs, toMs: filter.toMs)
+        statistics.add(\.shardsInRange, inRange.count)
+        guard !filter.equalities.isEmpty else { return inRange }
+        let summaries = try store.skipSummaries()
+        let kept = inRange.filter { shard in
+            guard shard.state == .sealed, let summary = summaries[shard.id] else { return true }
+            return filter.mayMatch(summary)
+        }
+        statistics.add(\.shardsRuledOut, inRange.count - kept.count)
+        return kept
+    }
+
+    /// What `filter` (a `--where` expression) and the time range let the skip index prune
+    /// on, as SQLite pushes them into `flowrec sql`'s table (`FlowsAcrossShards`).
+    package func skipFilter(where filter: WhereClause?, fromMs: Int64?, toMs: Int64?) throws -> SkipFilter {
+        try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs).skipFilter(where: filter)
+    }
+
+    /// Opens each shard that may hold rows matching `filter`, oldest first, and calls
+    /// `body` with it, its reader and what a statement should read `FROM` in place of
+    /// `flows` (the candidate granules only); `body` returns false to stop. A damaged
+    /// shard is skipped and recorded in `unreadable` when one is given.
+    package func forEachShard(_ filter: SkipFilter, guarding: QueryGuard, unreadable: UnreadableShards? = nil,
+                              _ body: (ShardRecord, ShardReader, _ source: String) throws -> Bool) throws {
+        for shard in try shards(for: filter) {
+            let reader: ShardReader
+            let ranges: [ClosedRange<Int64>]?
+            do {
+                reader = try guarding.reader(for: shard.id, in: store)
+                statistics.add(\.shardsOpened, 1)
+                ranges = try rowRanges(reader, filter: filter)
+            } catch where unreadable?.skip(shard.id, after: error) == true {
+                continue
+            }
+            if ranges == nil { statistics.add(\.shardsReadWhole, 1) }
+            if ranges?.isEmpty == true { continue }
+            guard try body(shard, reader, Self.flowsSource(reader, ranges: ranges)) else { return }
+        }
+    }
+
+    /// The row id ranges of `reader`'s shard that may hold matching rows, within
+    /// `rowids` (a part of the shard: above its lower bound, up to its upper bound);
+    /// nil when the shard has no skip index (active, or sealed before there was one):
+    /// then every row is read.
+    package func rowRanges(_ reader: ShardReader, filter: SkipFilter,
+                           within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> [ClosedRange<Int64>]? {
+        try Self.rowRanges(reader, filter: filter, within: rowids, statistics: statistics)
+    }
+
+    /// `rowRanges` for a worker thread, which has the statistics but not the store.
+    package static func rowRanges(_ reader: ShardReader, filter: SkipFilter, within rowids: (above: Int64?, atMost: Int64?),
+                                  statistics: ScanStatistics) throws -> [ClosedRange<Int64>]? {
+        guard !filter.isEmpty, let granules = try reader.granules() else { return nil }
+        let inPart = granules.filter { granule in
+            (rowids.above.map { granule.lastRowID > $0 } ?? true) && (rowids.atMost.map { granule.firstRowID <= $0 } ?? true)
+        }
+        let ranges = filter.candidateRanges(inPart)
+        statistics.add(\.granules, inPart.count)
+        statistics.add(\.granulesRead, inPart.filter { $0.mayMatch(filter) }.count)
+        return ranges
+    }
+
+    /// What a per-shard statement reads `FROM` in place of the shard's `flows` view: the
+    /// view itself when every row is read, else the view's columns over the candidate
+    /// row ranges of `flow_rows` (SQLite flattens the subquery, so the ranges are seeks).
+    package static func flowsSource(_ reader: ShardReader, ranges: [ClosedRange<Int64>]?) -> String {
+        guard let condition = rowidCondition(ranges, table: "r.") else { return "flows" }
+        return "(SELECT " + ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding).joined(separator: ",")
+            + " FROM flow_rows AS r WHERE " + condition + ")"
+    }
+
+    /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads
+    /// each range by seeking, not by scanning.
+    package static func rowidCondition(_ ranges: [ClosedRange<Int64>]?, table: String) -> String? {
+        guard let ranges else { return nil }
+        guard !ranges.isEmpty else { return "0" }
+        return "(" + ranges.map { "\(table)rowid BETWEEN \($0.lowerBound) AND \($0.upperBound)" }.joined(separator: " OR ") + ")"
+    }
+}
+
+/// What a query read, for `--explain`: a query is fast when few shards are opened and
+/// few granules read, and this says which.
+package final class ScanStatistics: Sendable, CustomStringConvertible {
+    package struct Counts: Sendable, Equatable {
+        /// Shards whose time range overlaps the query's.
+        package var shardsInRange = 0
+        /// Of those, the shards the catalog's skip summaries ruled out (never opened).
+        package var shardsRuledOut = 0
+        /// Shards actually opened.
+        package var shardsOpened = 0
+        /// Granules of the opened sealed shards' skip indexes, and those read.
+        package var granules = 0
+        package var granulesRead = 0
+        /// Opened shards without a skip index (active ones, older sealed ones): read whole.
+        package var shardsReadWhole = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    package init() {}
+
+    package var current: Counts { counts.withLock { $0 } }
+
+    func add(_ key: WritableKeyPath<Counts, Int>, _ n: Int) {
+        guard n != 0 else { return }
+        counts.withLock { $0[keyPath: key] += n }
+    }
+
+    package var description: String {
+        let c = current
+        var text = "\(c.shardsInRange) shard\(c.shardsInRange == 1 ? "" : "s") in the range"
+        if c.shardsRuledOut > 0 { text += ", \(c.shardsRuledOut) ruled out by their skip summaries" }
+        text += ", \(c.shardsOpened) opened"
+        if c.granules > 0 { text += "; \(c.granulesRead) of \(c.granules) granules read" }
+        if c.shardsReadWhole > 0 { text += "; \(c.shardsReadWhole) read whole (no skip index: active, or sealed before flowrec had one)" }
+        return text
+    }
+}

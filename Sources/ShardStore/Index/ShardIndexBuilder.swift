@@ -1,0 +1,157 @@
+import CSQLite
+import FlowModel
+import StorageKit
+
+/// Builds a sealed shard's granules and skip summaries as the sealer copies its rows in
+/// the seal order: SQLite hands each row's time and indexed columns to a SQL function
+/// (in the copy's WHERE term, always true), so the index costs no second pass over the
+/// rows. The n-th call is the n-th row of the copy, that is row id n of the sealed shard.
+final class ShardIndexBuilder {
+    static let functionName = "flowrec_index_row"
+
+    private let ranks: StringRanks
+    private let granuleRows: Int64
+    /// Keeps the function's user-data pointer valid as long as the connection.
+    private let database: SQLiteDatabase
+    private let isText: [Bool] = SkipIndex.fields.map { $0.kind != .integer }
+
+    private(set) var granules: [Granule] = []
+    private var rows: Int64 = 0
+    private var granuleStart: Int64 = 1
+    private var minTime = Int64.max, maxTime = Int64.min
+    /// Per indexed field: the smallest and largest rank (text) or value (integer) of the
+    /// granule so far; low > high when it has none.
+    private var lows: [Int64]
+    private var highs: [Int64]
+    /// Per text field: the string ids the shard holds, as a bit set; per integer field the values.
+    private var textIDs: [[UInt64]]
+    private var integers: [Set<Int64>]
+
+    /// Registers the function on `db`; `ranks` are the strings of the rows about to be copied.
+    init(ranks: StringRanks, registeredOn db: SQLiteDatabase, granuleRows: Int64 = SkipIndex.granuleRows) {
+        self.ranks = ranks
+        self.granuleRows = granuleRows
+        database = db
+        let count = SkipIndex.fields.count
+        lows = [Int64](repeating: .max, count: count)
+        highs = [Int64](repeating: .min, count: count)
+        let words = (ranks.values.count + 63) / 64
+        textIDs = SkipIndex.fields.map { $0.kind == .integer ? [] : [UInt64](repeating: 0, count: words) }
+        integers = [Set<Int64>](repeating: [], count: count)
+        // Not SQLITE_DETERMINISTIC: SQLite must call it for every row.
+        sqlite3_create_function_v2(db.handle, Self.functionName, Int32(1 + count), SQLITE_UTF8,
+                                   Unmanaged.passUnretained(self).toOpaque(), Self.call, nil, nil, nil)
+    }
+
+    deinit { sqlite3_create_function_v2(database.handle, Self.functionName, Int32(1 + SkipIndex.fields.count), SQLITE_UTF8, nil, nil, nil, nil, nil) }
+
+    /// The function's arguments over `table` (the copy's source rows): the end time, then
+    /// each indexed field's stored value.
+    static func arguments(table: String) -> String {
+        (["\(table)\"TimeFlowEndMs\""] + SkipIndex.fields.map { "\(table)\"\($0.name)\"" }).joined(separator: ", ")
+    }
+
+    private static let call: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
+        if let values, let user = sqlite3_user_data(context) {
+            Unmanaged<ShardIndexBuilder>.fromOpaque(user).takeUnretainedValue().add(values)
+        }
+        sqlite3_result_int(context, 1)
+    }
+
+    private func add(_ values: UnsafeMutablePointer<OpaquePointer?>) {
+        rows += 1
+        if sqlite3_value_type(values[0]) == SQLITE_INTEGER {
+            let end = sqlite3_value_int64(values[0])
+            minTime = min(minTime, end)
+            maxTime = max(maxTime, end)
+        }
+        for i in 0..<lows.count {
+            let value = values[i + 1]
+            guard sqlite3_value_type(value) == SQLITE_INTEGER else { continue }
+            let stored = sqlite3_value_int64(value)
+            let key: Int64
+            if isText[i] {
+                let rank = ranks.rank(stored)
+                guard rank > 0 else { continue }
+                key = Int64(rank)
+                textIDs[i][Int(stored) >> 6] |= 1 << UInt64(stored & 63)
+            } else {
+                key = stored
+                integers[i].insert(stored)
+            }
+            if key < lows[i] { lows[i] = key }
+            if key > highs[i] { highs[i] = key }
+        }
+        if rows - granuleStart + 1 == granuleRows { closeGranule() }
+    }
+
+    private func closeGranule() {
+        guard rows >= granuleStart else { return }
+        var bounds: [ClosedRange<IndexValue>?] = []
+        for i in 0..<lows.count {
+            if lows[i] > highs[i] {
+                bounds.append(nil)
+            } else if isText[i] {
+                bounds.append(.text(ranks.value(ofRank: UInt32(lows[i])))...IndexValue.text(ranks.value(ofRank: UInt32(highs[i]))))
+            } else {
+                bounds.append(.integer(lows[i])...IndexValue.integer(highs[i]))
+            }
+        }
+        granules.append(Granule(firstRowID: granuleStart, lastRowID: rows, minTimeMs: minTime == .max ? nil : minTime,
+                                maxTimeMs: maxTime == .min ? nil : maxTime, bounds: bounds))
+        granuleStart = rows + 1
+        minTime = .max
+        maxTime = .min
+        for i in 0..<lows.count {
+            lows[i] = .max
+            highs[i] = .min
+        }
+    }
+
+    /// The skip summary of every indexed field over all rows seen.
+    func summaries() -> [SkipSummary] {
+        SkipIndex.fields.enumerated().map { i, field in
+            var distinct: [IndexValue] = []
+            if isText[i] {
+                for (w, word) in textIDs[i].enumerated() where word != 0 {
+                    for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 {
+                        if let text = ranks.value(ofID: Int64(w * 64 + bit)) { distinct.append(.text(text)) }
+                    }
+                }
+            } else {
+                distinct = integers[i].map { .integer($0) }
+            }
+            return SkipSummary(field: field, distinct: distinct)
+        }
+    }
+
+    /// Creates the skip-index tables in `db` (the compact copy) and fills them.
+    func write(into db: SQLiteDatabase) throws(SQLiteError) -> [SkipSummary] {
+        closeGranule()
+        let summaries = summaries()
+        try db.execute(SkipIndex.createSQL)
+        try db.transaction { () throws(SQLiteError) in
+            let insert = try db.prepare(Granule.insertSQL)
+            for granule in granules {
+                insert.reset()
+                granule.bind(to: insert)
+                try insert.step()
+            }
+            try Self.insert(summaries, into: db, table: "skip_summaries")
+        }
+        return summaries
+    }
+
+    static func insert(_ summaries: [SkipSummary], into db: SQLiteDatabase, table: String, shard: String? = nil) throws(SQLiteError) {
+        let leading = shard == nil ? "" : "shard_id, "
+        let offset: Int32 = shard == nil ? 1 : 2
+        let insert = try db.prepare("INSERT OR REPLACE INTO \(table) (\(leading)\(SkipSummary.columns)) VALUES ("
+                                    + (1...(Int(offset) + 5)).map { "?\($0)" }.joined(separator: ", ") + ")")
+        for summary in summaries {
+            insert.reset()
+            if let shard { insert.bind(1, shard) }
+            summary.bind(to: insert, from: offset)
+            try insert.step()
+        }
+    }
+}

@@ -1,0 +1,126 @@
+package import FlowModel
+
+/// What a sealed shard knows about itself so that a query can leave it, or most of it,
+/// unread: MergeTree's lesson applied to sorted, immutable SQLite shards.
+///
+/// - The seal order: rows sorted by `sortFields` (by value, as ClickHouse's modern
+///   table is ordered), then time. Flows of one namespace pair and owner pair sit side
+///   by side, so a filter on them touches a few granules, and they compress together.
+/// - Granules: every `granuleRows` rows in that order, the range of row ids, the time
+///   range and the smallest and largest value of each of `fields` (a zone map), in the
+///   shard's `granules` table. A filter reads only the granules whose ranges can hold
+///   its values.
+/// - Skip summaries: per shard and field, the distinct values themselves when there are
+///   few (`valueSetLimit`), a Bloom filter otherwise, with the smallest and largest
+///   value; in the shard's `skip_summaries` table and copied into the catalog, so a
+///   shard that cannot hold a value is never opened.
+///
+/// All three are built while the sealer copies the rows (`ShardIndexBuilder`) and are
+/// rebuilt by `flowrec fsck` from the shard itself when the catalog is lost.
+package enum SkipIndex {
+    /// The fields investigations filter on: namespaces, owners, names, nodes, addresses,
+    /// ports, protocol, flow layer, record type. The first four lead the seal order.
+    package static let fields: [FieldID] = [
+        "SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName",
+        "SrcK8S_Name", "DstK8S_Name", "SrcK8S_OwnerType", "DstK8S_OwnerType", "SrcK8S_Type", "DstK8S_Type",
+        "SrcK8S_HostName", "DstK8S_HostName", "SrcAddr", "DstAddr", "SrcPort", "DstPort", "Proto",
+        "K8S_FlowLayer", "_RecordType",
+    ].map(FlowSchema.id(of:))
+
+    /// The seal order's leading fields (then `TimeFlowEndMs`): the modern ClickHouse
+    /// table's `ORDER BY` (`migrations/clickhouse/0001_flows.modern.sql`).
+    package static let sortFields: [FieldID] = Array(fields.prefix(4))
+
+    /// Rows per granule: the unit a filtered scan reads or skips. 8,192 rows of about
+    /// 175 bytes are about 1.4 MB of SQLite pages, a frame or two of a sealed shard
+    /// (bench/NOTES.md, "Granules").
+    package static let granuleRows: Int64 = 8192
+
+    /// A field with at most this many distinct values in a shard is summarised by the
+    /// values themselves, more than that by a Bloom filter.
+    package static let valueSetLimit = 64
+
+    /// Bits per distinct value of a Bloom filter: about 1% false positives with 7 hashes.
+    static let bloomBitsPerValue = 10
+
+    /// Where `field` is in `fields`, or nil when it is not indexed.
+    package static func position(of field: FieldID) -> Int? { positions[field.index] }
+
+    private static let positions: [Int?] = {
+        var table = [Int?](repeating: nil, count: FlowSchema.count)
+        for (i, field) in fields.enumerated() { table[field.index] = i }
+        return table
+    }()
+
+    /// Column names of a field's zone-map bounds in the `granules` table.
+    static func minColumn(_ field: FieldID) -> String { "\(field.name)_min" }
+    static func maxColumn(_ field: FieldID) -> String { "\(field.name)_max" }
+
+    /// The tables a sealed shard gets (after `ShardSchema.createSQL`): written to
+    /// `migrations/shard/0002_skip_index.sql` as well.
+    package static var createSQL: String {
+        var lines = [
+            "-- flowrec shard schema: the skip index of a sealed shard (created by the sealer).",
+            "-- Generated from SkipIndex.fields (Sources/ShardStore/Index/SkipIndex.swift) by",
+            "-- `flowrec schema --write-migrations`.",
+            "",
+            "-- Every \(granuleRows) rows in the seal order (SrcK8S_Namespace, DstK8S_Namespace,",
+            "-- SrcK8S_OwnerName, DstK8S_OwnerName, then TimeFlowEndMs): their row ids, time range",
+            "-- and the smallest and largest value of each indexed field (NULL: none in the granule).",
+            "CREATE TABLE granules (",
+            "    first_rowid INTEGER PRIMARY KEY,",
+            "    last_rowid INTEGER NOT NULL,",
+            "    min_time_ms INTEGER,",
+            "    max_time_ms INTEGER,",
+        ]
+        var columns: [String] = []
+        for field in fields {
+            let type = field.kind == .integer ? "INTEGER" : "TEXT"
+            columns.append("    \"\(minColumn(field))\" \(type)")
+            columns.append("    \"\(maxColumn(field))\" \(type)")
+        }
+        lines.append(columns.joined(separator: ",\n"))
+        lines += [
+            ");",
+            "",
+            "-- Per indexed field: how many distinct values the shard holds, the smallest and",
+            "-- largest, and either the values themselves ('values': a JSON array, at most",
+            "-- \(valueSetLimit)) or a Bloom filter of them ('bloom', see docs/on-disk-format.md).",
+            "CREATE TABLE skip_summaries (",
+            "    field TEXT PRIMARY KEY,",
+            "    distinct_count INTEGER NOT NULL,",
+            "    min_value ANY,",
+            "    max_value ANY,",
+            "    kind TEXT NOT NULL CHECK (kind IN ('values', 'bloom')),",
+            "    data BLOB NOT NULL",
+            ") WITHOUT ROWID;",
+            "",
+        ]
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One value of an indexed field, as a query compares it: text compares byte by byte
+/// (SQLite's BINARY collation), integers as signed 64-bit numbers.
+package enum IndexValue: Hashable, Sendable, Comparable {
+    case integer(Int64)
+    case text(String)
+
+    package static func < (a: IndexValue, b: IndexValue) -> Bool {
+        switch (a, b) {
+        case let (.integer(x), .integer(y)): x < y
+        case let (.text(x), .text(y)): x.utf8.lexicographicallyPrecedes(y.utf8)
+        case (.integer, .text): true  // SQLite: numbers sort before text
+        case (.text, .integer): false
+        }
+    }
+
+    /// Whether a value of this type can equal a value stored in `field` (a text compared
+    /// with an integer column never matches, and is not pruned on: SQLite decides).
+    func fits(_ field: FieldID) -> Bool {
+        switch self {
+        case .integer: field.kind == .integer
+        case .text: field.kind == .string
+        }
+    }
+}
