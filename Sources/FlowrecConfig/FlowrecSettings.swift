@@ -1,7 +1,7 @@
 import Forwarders
 import ShardStore
 
-/// Every setting of `flowrec record`, `sync` and `prune`, by section. The YAML file
+/// Every setting of `flowrec record`, `sync`, `prune` and `merge`, by section. The YAML file
 /// uses the same sections (`kafka:`, `store:`, ...); `docs/configuration.md` and
 /// `deploy/flowrec.example.yaml` are generated from this table (`flowrec config`).
 package enum FlowrecSettings {
@@ -13,6 +13,7 @@ package enum FlowrecSettings {
     private static let recorder = RecorderConfiguration(bootstrapServers: "")
     private static let storeDefaults = ShardStore.Options()
     private static let compaction = RecorderConfiguration.DeepCompaction()
+    private static let mergeDefaults = MergePolicy()
     private static let retentionDefaults = RetentionPolicy()
     private static let listener = HTTPListenerConfiguration()
     private static let clickHouseDefaults = ClickHouseForwarderOptions.defaults
@@ -57,6 +58,10 @@ package enum FlowrecSettings {
                 "zstd level for deep compaction of sealed shards while the topics are quiet (4-22; 0 turns it off)."),
         Setting("store.compactWhenIdle", flag: "compact-when-idle", .duration, default: .duration(seconds: compaction.idleSeconds),
                 "How long the topics must be quiet before deep compaction starts (at the lowest CPU priority)."),
+        Setting("store.mergeWindow", flag: "merge-window", .duration, default: .duration(ms: mergeDefaults.windowMs),
+                "Merge the sealed shards of each such window, once it is over, into one shard (at the lowest CPU priority, at the compaction level): fewer, larger, indexed shards answer long ranges faster and take less disk. A multiple of store.window up to 7d; 0 turns merging off."),
+        Setting("store.mergeMaxRows", flag: "merge-max-rows", .integer, default: String(mergeDefaults.maxRows),
+                "Most flows in one merged shard; a busier merge window becomes several merged shards."),
     ]
 
     package static let retention: [Setting] = [
@@ -152,7 +157,7 @@ package enum FlowrecSettings {
     /// The sections in the order the reference documents them, with the commands that
     /// read each: the one list `docs/configuration.md` is generated from.
     package static let sections: [(title: String, commands: String, settings: [Setting])] = [
-        ("Data", "record, sync, prune", data), ("Kafka", "record", kafka), ("Store", "record", store),
+        ("Data", "record, sync, prune, merge", data), ("Kafka", "record", kafka), ("Store", "record, merge", store),
         ("Retention", "record, prune", retention), ("HTTP listener", "record", http),
         ("Loki API (NetObserv's console, FLP pushes)", "record", loki),
         ("Forwarding", "record", forwarding), ("ClickHouse target", "record, sync", clickhouse),
@@ -166,4 +171,6 @@ package enum FlowrecSettings {
     package static var sync: [Setting] { data + targets }
     /// `flowrec prune`.
     package static var prune: [Setting] { data + retention }
+    /// `flowrec merge`.
+    package static var merge: [Setting] { data + store }
 }

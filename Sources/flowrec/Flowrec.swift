@@ -14,7 +14,7 @@ struct Flowrec: AsyncParsableCommand {
 
         Logging (every command, on standard error): --log-format human|json (default: human on a terminal, json otherwise; FLOWREC_LOG_FORMAT) and --log-level trace|debug|info|notice|warning|error|critical (default info; FLOWREC_LOG_LEVEL).
         """,
-        subcommands: [RecordCommand.self, QueryCommand.self, SQLCommand.self, TailCommand.self, TopCommand.self, SeriesCommand.self, ExportCommand.self, DeadLettersCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, SealCommand.self, CompactCommand.self, PruneCommand.self, SyncCommand.self, FsckCommand.self, SchemaCommand.self, ConfigCommand.self])
+        subcommands: [RecordCommand.self, QueryCommand.self, SQLCommand.self, TailCommand.self, TopCommand.self, SeriesCommand.self, ExportCommand.self, DeadLettersCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, SealCommand.self, CompactCommand.self, MergeCommand.self, PruneCommand.self, SyncCommand.self, FsckCommand.self, SchemaCommand.self, ConfigCommand.self])
 
     /// Sets up logging once, from `--log-format`/`--log-level` wherever they appear, then
     /// runs the command.

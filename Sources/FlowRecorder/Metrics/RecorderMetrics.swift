@@ -18,6 +18,7 @@ package final class RecorderMetrics: Sendable {
     let sealDuration: DurationHistogram
     let shardsSealed: Counter
     let shardsCompacted: Counter
+    let shardsMerged: Counter
     let activeShards: Gauge
     let sealedShards: Gauge
     let storeBytes: Gauge
@@ -43,6 +44,7 @@ package final class RecorderMetrics: Sendable {
                       .seconds(300), .seconds(600), .seconds(1800)])
         shardsSealed = registry.makeCounter(descriptor: Self.named("shards_sealed", "total", "Shards sealed."))
         shardsCompacted = registry.makeCounter(descriptor: Self.named("shards_compacted", "total", "Sealed shards recompressed by deep compaction."))
+        shardsMerged = registry.makeCounter(descriptor: Self.named("shards_merged", "total", "Sealed shards merged into larger ones (counted by source)."))
         activeShards = registry.makeGauge(descriptor: Self.named("active_shards", "", "Shards being written."))
         sealedShards = registry.makeGauge(descriptor: Self.named("sealed_shards", "", "Sealed shards in the store."))
         storeBytes = registry.makeGauge(descriptor: Self.named("store", "bytes", "Bytes of all shards on disk."))
@@ -56,8 +58,8 @@ package final class RecorderMetrics: Sendable {
     }
 
     /// The kinds of `flowrec_errors_total`: a batch that could not be stored (`store`),
-    /// a background seal, deep compaction, retention.
-    static let errorKinds = ["store", "seal", "compaction", "retention"]
+    /// a background seal, deep compaction, a merge, retention.
+    static let errorKinds = ["store", "seal", "compaction", "merge", "retention"]
 
     private static func named(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "flowrec", metricName: name, unitName: unit, helpText: help)

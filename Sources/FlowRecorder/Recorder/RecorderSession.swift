@@ -73,6 +73,9 @@ final class RecorderSession {
         defer { pushes?.close() }
         let compactor = makeCompactor()
         defer { compactor?.stop() }
+        let merger = makeMerger()
+        merger?.start()
+        defer { merger?.stop() }
 
         while !shouldStop() {
             status.loopTurned(assignedPartitions: consumer?.assignment.count)
@@ -104,6 +107,7 @@ final class RecorderSession {
         logger.info("stopping; finishing seals", metadata: ["stored_this_run": "\(counters.stored)"])
         pushes?.close()
         compactor?.stop()
+        merger?.stop()
         // A seal that finishes now can free a window retention would delete: apply
         // retention once more after the last seals, so a stop leaves nothing it should not.
         try store.waitForBackgroundSeals()
@@ -229,6 +233,22 @@ final class RecorderSession {
                                  metrics.countError("compaction")
                                  status.failing(.compaction, error.message)
                              }, onSuccess: { status.recovered(.compaction) })
+    }
+
+    private func makeMerger() -> BackgroundMerger? {
+        guard let policy = config.merge else { return nil }
+        let metrics = self.metrics, status = self.status
+        var merge = policy
+        // A forwarder the recorder sends to must have all of a group, or none of it.
+        merge.requiredForwarders = config.forwarders.map(\.name)
+        return BackgroundMerger(directory: config.dataDirectory, policy: merge, windowMs: config.store.windowMs,
+                                graceMs: config.store.graceMs, logger: logger, onFailure: { error in
+                                    metrics.countError("merge")
+                                    status.failing(.merge, error.message)
+                                }, onSuccess: { summary in
+                                    metrics.shardsMerged.increment(by: Int64(summary.sources.count))
+                                    status.recovered(.merge)
+                                })
     }
 
     // MARK: The loop

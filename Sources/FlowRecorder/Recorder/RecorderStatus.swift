@@ -6,7 +6,7 @@ import Synchronization
 package final class RecorderStatus: Sendable {
     /// A background job whose failure is shown in `/readyz` until it recovers.
     package enum Job: Hashable, Sendable, CustomStringConvertible {
-        case store, seal, compaction, retention
+        case store, seal, compaction, merge, retention
         case forwarding(String)
 
         /// Whether the recorder cannot do its main job while this fails: ingest is paused
@@ -15,7 +15,7 @@ package final class RecorderStatus: Sendable {
         var stopsIngest: Bool {
             switch self {
             case .store, .seal: true
-            case .compaction, .retention, .forwarding: false
+            case .compaction, .merge, .retention, .forwarding: false
             }
         }
 
@@ -24,6 +24,7 @@ package final class RecorderStatus: Sendable {
             case .store: "store"
             case .seal: "seal"
             case .compaction: "compaction"
+            case .merge: "merge"
             case .retention: "retention"
             case .forwarding(let name): "forwarding to \(name)"
             }

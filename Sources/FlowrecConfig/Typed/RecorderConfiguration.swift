@@ -39,6 +39,8 @@ package struct RecorderConfiguration: Sendable {
     package var loki = LokiConfiguration()
     /// Deep compaction while no message arrives; nil disables it.
     package var deepCompaction: DeepCompaction? = DeepCompaction()
+    /// Merging sealed shards in the background; nil disables it.
+    package var merge: MergePolicy? = MergePolicy()
 
     /// Recompress sealed shards at `level` on a lowest-priority thread once the topics
     /// have been quiet for `idleSeconds` (NetObserv traffic has daily lulls).

@@ -50,6 +50,7 @@ extension RecorderConfiguration {
             throw SettingsError(.invalidValue, key: "store.compactLevel", "store.compactLevel must be 0 (off) or between 4 and 22")
         }
         deepCompaction = level == 0 ? nil : .init(level: level, idleSeconds: s.durationSeconds("store.compactWhenIdle"))
+        merge = try MergePolicy(settings: s, storeWindowMs: store.windowMs, level: level == 0 ? store.sealLevel : level)
         let targets = s.list("forward")
         guard Set(targets).count == targets.count else { throw SettingsError(.invalidValue, key: "forward", "each forward target may be named once") }
         forwarders = try targets.map { name throws(SettingsError) in
@@ -60,6 +61,21 @@ extension RecorderConfiguration {
             return try ForwarderFactory(settings: s).make(kind, logger: logger)
         }
         forwardIntervalSeconds = s.durationSeconds("forwardInterval")
+    }
+}
+
+extension MergePolicy {
+    /// `store.mergeWindow` and `store.mergeMaxRows` (flowrec record and flowrec merge); nil
+    /// when merging is off (a zero window).
+    package init?(settings s: ResolvedSettings, storeWindowMs: Int64, level: Int32) throws(SettingsError) {
+        let windowMs = s.milliseconds("store.mergeWindow")
+        guard windowMs > 0 else { return nil }
+        self.init(windowMs: windowMs, maxRows: s.count("store.mergeMaxRows"), level: level)
+        do {
+            try validate(storeWindowMs: storeWindowMs)
+        } catch {
+            throw SettingsError(.invalidValue, key: "store.mergeWindow", error.message, cause: error)
+        }
     }
 }
 

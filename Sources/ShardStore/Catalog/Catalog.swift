@@ -4,7 +4,7 @@ import Foundation
 /// `catalog.sqlite`: the shard list with states, windows, counts and positions, so
 /// startup and queries need not open every shard. Rebuildable from the shards.
 final class Catalog {
-    private let db: SQLiteDatabase
+    let db: SQLiteDatabase
 
     init(path: String) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
@@ -102,7 +102,7 @@ final class Catalog {
     }
 
     /// Copies a shard's positions table into `shard_positions` (inside the caller's transaction).
-    private func writePositions(_ positions: [SourcePartition: PositionRange], of id: ShardID) throws(SQLiteError) {
+    func writePositions(_ positions: [SourcePartition: PositionRange], of id: ShardID) throws(SQLiteError) {
         let upsert = try db.prepare("""
             INSERT OR REPLACE INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -160,11 +160,14 @@ final class Catalog {
         return result
     }
 
-    /// The highest position absorbed per source partition over every part of a window.
+    /// The highest position absorbed per source partition over every part of a window,
+    /// and over every merged shard that covers it (a merged shard's positions are the
+    /// union of its sources': using them for each window it spans can only skip
+    /// positions the store already processed).
     func lastPositions(windowStartMs: Int64) throws(SQLiteError) -> [SourcePartition: Int64] {
         let rows = try db.prepare("""
             SELECT p.source, p.partition, max(p.last_position) FROM shard_positions p
-            JOIN shards s ON s.id = p.shard_id WHERE s.window_start_ms = ?1 AND p.last_position IS NOT NULL
+            JOIN shards s ON s.id = p.shard_id WHERE s.window_start_ms <= ?1 AND s.window_end_ms > ?1 AND p.last_position IS NOT NULL
             GROUP BY p.source, p.partition
             """)
         rows.bind(1, windowStartMs)

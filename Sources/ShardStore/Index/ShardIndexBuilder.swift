@@ -59,16 +59,23 @@ final class ShardIndexBuilder {
     }
 
     private func add(_ values: UnsafeMutablePointer<OpaquePointer?>) {
+        let end = sqlite3_value_type(values[0]) == SQLITE_INTEGER ? sqlite3_value_int64(values[0]) : nil
+        addRow(end: end) { i in
+            let value = values[i + 1]
+            return sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
+        }
+    }
+
+    /// The next row in the shard's order: its end time and, per field of
+    /// `SkipIndex.fields`, the stored value (a string id for text fields), nil when NULL.
+    func addRow(end: Int64?, stored value: (Int) -> Int64?) {
         rows += 1
-        if sqlite3_value_type(values[0]) == SQLITE_INTEGER {
-            let end = sqlite3_value_int64(values[0])
+        if let end {
             minTime = min(minTime, end)
             maxTime = max(maxTime, end)
         }
         for i in 0..<lows.count {
-            let value = values[i + 1]
-            guard sqlite3_value_type(value) == SQLITE_INTEGER else { continue }
-            let stored = sqlite3_value_int64(value)
+            guard let stored = value(i) else { continue }
             let key: Int64
             if isText[i] {
                 let rank = ranks.rank(stored)

@@ -31,6 +31,11 @@ package enum SkipIndex {
     /// table's `ORDER BY` (`migrations/clickhouse/0001_flows.modern.sql`).
     package static let sortFields: [FieldID] = Array(fields.prefix(4))
 
+    /// The `meta` key naming the order a sealed shard's rows are in, and its value for
+    /// the current order (a merge streams shards in this order; others it sorts first).
+    static let sealOrderMetaKey = "seal_order"
+    static var sealOrder: String { (sortFields.map(\.name) + [FlowSchema.requiredField.name]).joined(separator: ",") }
+
     /// Rows per granule: the unit a filtered scan reads or skips. 8,192 rows of about
     /// 175 bytes are about 1.4 MB of SQLite pages, a frame or two of a sealed shard
     /// (bench/NOTES.md, "Granules").

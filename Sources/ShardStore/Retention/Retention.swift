@@ -233,6 +233,11 @@ extension ShardStore {
     /// Drops catalog rows of shard files that are gone, and lists sealed files the catalog
     /// does not know (read from their own `meta`, as `fsck` does, without the full check).
     private func reconcileCatalogWithFiles(_ report: inout PruneReport) throws {
+        // Under the shard-file lock: a merge renames its file and swaps the catalog under it.
+        try ShardFiles.lock.withLock { _ in try reconcileUnlocked(&report) }
+    }
+
+    private func reconcileUnlocked(_ report: inout PruneReport) throws {
         var known = Set<String>()
         for row in try catalog.shards() where row.state != .quarantined {
             known.insert(row.path)
@@ -253,12 +258,23 @@ extension ShardStore {
                       let end = try reader.meta("window_end_ms").flatMap({ Int64($0) }),
                       let part = try reader.meta("part").flatMap({ Int($0) }) else { continue }
                 let rows = try reader.meta("row_count").flatMap { Int64($0) } ?? 0
-                try catalog.recordScanned(id: ShardID(windowStartMs: start, windowEndMs: end, part: part), state: .sealed,
+                let id = ShardID(windowStartMs: start, windowEndMs: end, part: part)
+                // A shard merged away (its file waits for removal) is not adopted back, nor a
+                // merged shard whose sources are still listed (its flows would count twice).
+                if try catalog.isMergedAway(id) { continue }
+                let mergedFrom = try reader.meta("merged_from")?.split(separator: ",").compactMap { ShardID(String($0)) } ?? []
+                if try mergedFrom.contains(where: { try catalog.contains($0) }) {
+                    logger.warning("a merged shard is not in the catalog while its sources are; it is left alone (run `flowrec fsck`)",
+                                   metadata: ["path": "shards/\(relative)"])
+                    continue
+                }
+                try catalog.recordScanned(id: id, state: .sealed,
                                           relativePath: "shards/" + relative, rows: rows,
                                           minTimeMs: try reader.meta("min_time_ms").flatMap { Int64($0) },
                                           maxTimeMs: try reader.meta("max_time_ms").flatMap { Int64($0) },
                                           bytes: fileSize(full), checksum: try reader.meta("content_checksum"),
                                           positions: try reader.positions())
+                try catalog.replaceSummaries(try reader.skipSummaries() ?? reader.computeSkipSummaries(), of: id)
                 report.adopted.append("shards/" + relative)
                 logger.notice("found a sealed shard the catalog did not list; added it", metadata: ["path": "shards/\(relative)"])
             } catch {

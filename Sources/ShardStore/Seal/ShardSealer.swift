@@ -207,6 +207,10 @@ struct ShardSealer {
         meta.bind(1, "sealed_ms")
         meta.bind(2, Int64(Date().timeIntervalSince1970 * 1000))
         try meta.step()
+        meta.reset()
+        meta.bind(1, SkipIndex.sealOrderMetaKey)
+        meta.bind(2, SkipIndex.sealOrder)
+        try meta.step()
         if encoding != .plain {
             meta.reset()
             meta.bind(1, ShardSchema.TimeEncoding.metaKey)

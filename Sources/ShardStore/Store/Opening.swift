@@ -11,6 +11,11 @@ extension ShardStore {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("catalog.sqlite").path
         guard FileManager.default.fileExists(atPath: path),
               let db = try? SQLiteDatabase(path: path, mode: .readOnly) else { return nil }
+        // Recorded by the writer; in an older store, read off a shard that is not a merge.
+        if let recorded = try? db.scalarInteger("SELECT value FROM store_facts WHERE key = 'window_ms'") { return recorded }
+        if let unmerged = try? db.scalarInteger("""
+            SELECT window_end_ms - window_start_ms FROM shards WHERE id NOT IN (SELECT merged_into FROM merged_sources) LIMIT 1
+            """) { return unmerged }
         return try? db.scalarInteger("SELECT window_end_ms - window_start_ms FROM shards LIMIT 1")
     }
 

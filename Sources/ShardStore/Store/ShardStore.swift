@@ -126,7 +126,11 @@ package final class ShardStore {
         writerLock = readOnly ? nil : try DataDirectoryLock(directory: directory)
         catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
         deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path)
-        if !readOnly { try reopenActiveShards() }
+        if !readOnly {
+            try recoverMerges()
+            try reopenActiveShards()
+            try catalog.recordWindowMs(options.windowMs)
+        }
     }
 
     /// Waits for the background seals queued so far; the sealer keeps running. Throws

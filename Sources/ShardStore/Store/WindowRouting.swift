@@ -118,8 +118,7 @@ extension ShardStore {
 
     private func activeShard(window: Int64) throws -> ActiveShard {
         if let shard = active[window] { return shard }
-        let parts = try catalog.shards().filter { $0.id.windowStartMs == window }
-        let part = (parts.map(\.id.part).max() ?? -1) + 1
+        let part = try catalog.nextPart(windowStartMs: window, windowEndMs: window + options.windowMs)
         let id = ShardID(windowStartMs: window, windowEndMs: window + options.windowMs, part: part)
         let shard = try ActiveShard(id: id, path: directory.appendingPathComponent(id.activeRelativePath).path)
         active[window] = shard

@@ -1,0 +1,159 @@
+import FlowModel
+import FlowrecTestTraits
+import FlowrecTesting
+import Foundation
+import ShardStore
+import StorageKit
+import Testing
+
+/// Merging sealed shards keeps every guarantee: the same flows once, replays skipped,
+/// ids never reused, retention by the merged shard's whole span, deliveries carried
+/// over (or the merge waits), `fsck` rebuilding the catalog, and a crash at any step.
+@Suite(.ownThread) struct MergeTests {
+    /// Fourteen hours of flows at 1 per second of event time in 15-minute windows, every
+    /// window sealed: two whole 6-hour merge windows of 24 shards, and a part of a third.
+    static let lines = generatedLines(14 * 3600, seed: 5, rate: 1)
+    static let start: Int64 = 1_767_225_600_000  // the generator's first flow, 2026-01-01T00:00Z
+    static let mergeWindowMs: Int64 = 6 * 3_600_000
+
+    static func store(_ dir: TemporaryDirectory, lines: [[UInt8]] = MergeTests.lines) throws -> ShardStore {
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 900_000, graceMs: 0))
+        try store.append(batch(lines[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        return store
+    }
+
+    static let daily = { () -> MergePolicy in
+        var policy = MergePolicy(windowMs: mergeWindowMs, maxRows: 10_000_000, level: 3)
+        policy.sourceGraceMs = 0
+        return policy
+    }()
+
+    @Test func mergedShardsHoldTheSameFlowsOnceAndReplaysStoreNothing() throws {
+        let dir = TemporaryDirectory()
+        let store = try Self.store(dir)
+        let before = try store.shards()
+        let expected = Set(Self.lines.map { String(decoding: $0, as: UTF8.self) })
+        let done = try store.mergeSealedShards(Self.daily)
+        // 00:00-06:00, 06:00-12:00 and 12:00-14:00 (over by the wall clock); the one shard
+        // of 2025-12-31 (a few flows that ended before the first second) has nothing to merge with.
+        #expect(done.count == 3)
+        #expect(done.map(\.sources.count) == [24, 24, 8])
+        let after = try store.shards()
+        #expect(after.count == before.count - 56 + 3)
+        let merged = try #require(after.first { $0.id.windowEndMs - $0.id.windowStartMs == Self.mergeWindowMs })
+        #expect(merged.state == .sealed)
+        let stored = try storedFlows(store)
+        #expect(stored.count == Self.lines.count, "each flow exactly once")
+        #expect(Set(stored) == expected)
+        // The merged shard has a skip index and summaries like any sealed shard.
+        let reader = try store.reader(for: merged.id)
+        #expect(try reader.granules()?.last?.lastRowID == merged.rowCount)
+        #expect(try store.skipSummaries()[merged.id] != nil)
+        // Sources' files are removed (no grace here), and their ids are never used again.
+        for source in done.flatMap(\.sources) {
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + source.sealedRelativePath))
+        }
+        try store.mergeSealedShards(Self.daily)  // removes the sources' files after the grace
+        for source in done.flatMap(\.sources) {
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + source.sealedRelativePath), "\(source)")
+        }
+
+        // Replaying the whole input stores nothing: the positions moved with the flows.
+        let replay = try store.append(batch(Self.lines[...], firstLine: 1))
+        #expect(replay.stored == 0 && replay.skippedAsReplayed == Self.lines.count)
+
+        // A late flow for a merged hour opens a new part whose id was never used.
+        let firstHour = try #require(done.first?.sources.first)
+        var late = Self.lines[0]
+        late = Array(String(decoding: late, as: UTF8.self).replacingOccurrences(
+            of: #""TimeFlowEndMs":\d+"#, with: "\"TimeFlowEndMs\":\(firstHour.windowStartMs + 5)", options: .regularExpression).utf8)
+        let appended = try store.append(batch([late][...], source: "file:late", firstLine: 1))
+        #expect(appended.stored == 1)
+        let newPart = try #require(try store.shards().first { $0.state == .active })
+        #expect(newPart.id.windowStartMs == firstHour.windowStartMs && newPart.id.part > firstHour.part, "\(newPart.id) after \(firstHour)")
+        #expect(try storedFlows(store).count == Self.lines.count + 1)
+    }
+
+    @Test func aMergeWaitsForAForwarderThatHasPartOfTheDayAndCarriesCompleteDeliveries() throws {
+        let dir = TemporaryDirectory()
+        let store = try Self.store(dir)
+        let day = try store.shards().filter { $0.id.windowStartMs >= Self.start && $0.id.windowEndMs <= Self.start + Self.mergeWindowMs }
+        #expect(day.count == 24)
+        // "all" delivered the whole first day; "half" only its first hours.
+        for shard in day { try store.recordDelivery(forwarder: "all", shard: shard.id, chunksDelivered: 1, complete: true) }
+        for shard in day.prefix(5) { try store.recordDelivery(forwarder: "half", shard: shard.id, chunksDelivered: 1, complete: true) }
+        #expect(try store.mergePlan(Self.daily).allSatisfy { group in !group.contains { $0.id == day[0].id } },
+                "the first day waits while 'half' has only part of it")
+        for shard in day.dropFirst(5) { try store.recordDelivery(forwarder: "half", shard: shard.id, chunksDelivered: 1, complete: true) }
+        let done = try store.mergeSealedShards(Self.daily)
+        let first = try #require(done.first { $0.sources.contains(day[0].id) })
+        #expect(try store.deliveries(forwarder: "all")[first.merged]?.complete == true)
+        #expect(try store.deliveries(forwarder: "half")[first.merged]?.complete == true)
+        // A forwarder that delivered none of a day gets the merged shard as new.
+        let second = try #require(done.first { !$0.sources.contains(day[0].id) })
+        #expect(try store.deliveries(forwarder: "all")[second.merged] == nil)
+    }
+
+    @Test func retentionDeletesAMergedShardOnlyWhenAllOfItIsOld() throws {
+        let dir = TemporaryDirectory()
+        let store = try Self.store(dir)
+        let done = try store.mergeSealedShards(Self.daily)
+        let merged = try #require(done.first).merged
+        // Half of the merged span is past a 3-hour limit: it stays.
+        let policy = RetentionPolicy(maxAgeMs: 3 * 3_600_000)
+        let halfway = try store.prune(policy, nowMs: merged.windowStartMs + 6 * 3_600_000, volume: nil)
+        #expect(!halfway.deleted.contains { $0.shard == merged })
+        let after = try store.prune(policy, nowMs: merged.windowEndMs + 3 * 3_600_000, volume: nil)
+        #expect(after.deleted.contains { $0.shard == merged })
+        // What it held is never stored again.
+        let replay = try store.append(batch(Self.lines[...], firstLine: 1))
+        #expect(replay.stored == 0)
+    }
+
+    @Test func fsckRebuildsTheCatalogOfAMergedStoreAndDropsLeftoverSources() throws {
+        let dir = TemporaryDirectory()
+        var grace = Self.daily
+        grace.sourceGraceMs = 3_600_000  // the sources' files are still there
+        let expectedCount: Int
+        do {
+            let store = try Self.store(dir)
+            let done = try store.mergeSealedShards(grace)
+            #expect(!done.isEmpty)
+            expectedCount = try storedFlows(store).count
+            #expect(FileManager.default.fileExists(atPath: dir.path + "/" + done[0].sources[0].sealedRelativePath))
+        }
+        let report = try StoreChecker.check(directory: dir.path)
+        #expect(report.quarantined.isEmpty)
+        #expect(report.mergedLeftovers >= 24)
+        let store = try ShardStore.openExisting(directory: dir.path)
+        #expect(try storedFlows(store).count == expectedCount, "no flow twice after the rebuild")
+        #expect(store.options.windowMs == 900_000, "the store's window is still known")
+    }
+}
+
+/// `flowrec merge` dies between each two steps of a merge and is run again: every flow
+/// stored once, no temporary file, no source listed beside its merged shard.
+@Suite(.serialized, .ownThread) struct MergeCrashTests {
+    @Test(arguments: ["merge.compacted", "merge.compressed", "merge.verified", "merge.journaled", "merge.renamed", "merge.cataloged"])
+    func aCrashAtEachMergeStepIsRepairedByTheNextRun(_ point: String) throws {
+        let flowrec = try ChildProcess.flowrec()
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(7 * 3600, seed: 8, rate: 1)  // one 6-hour merge window and a bit
+        do { _ = try MergeTests.store(dir, lines: lines) }
+        let args = ["merge", "--data", dir.path, "--merge-window", "6h", "--compact-level", "3"]
+        #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": point]) == 137, "the run should die at \(point)")
+        #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": nil]) == 0)
+
+        let store = try ShardStore.openExisting(directory: dir.path)
+        let shards = try store.shards()
+        #expect(shards.contains { $0.id.windowEndMs - $0.id.windowStartMs == MergeTests.mergeWindowMs }, "the window ends merged: \(shards.map(\.id))")
+        let stored = try storedFlows(store)
+        #expect(stored.count == lines.count, "each flow exactly once")
+        #expect(Set(stored) == Set(lines.map { String(decoding: $0, as: UTF8.self) }))
+        let files = FileManager.default.enumerator(atPath: dir.path + "/shards")?.compactMap { $0 as? String } ?? []
+        #expect(files.filter { $0.hasSuffix(".tmp") }.isEmpty, "temporary files left: \(files)")
+        let journals = (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/merging")) ?? []
+        #expect(journals.isEmpty, "no journal left: \(journals)")
+    }
+}
