@@ -43,3 +43,14 @@ package func sealedGeneratedStore(at path: String, count: Int, rate: Int = 200, 
     try store.sealClosedWindows()
     return store
 }
+
+/// A store at `path` with `hours` of generated flows at 1 per second of event time in
+/// 15-minute windows, every window sealed: 24 shards per 6-hour merge window, for the
+/// merge tests. Returns the store and the lines it holds.
+package func mergeableStore(at path: String, hours: Int, seed: UInt64 = 5) throws -> (ShardStore, [[UInt8]]) {
+    let lines = generatedLines(hours * 3600, seed: seed, rate: 1)
+    let store = try ShardStore(directory: path, options: .init(windowMs: 900_000, graceMs: 0))
+    try store.append(batch(lines[...], firstLine: 1))
+    try store.sealClosedWindows(watermarkMs: .max)
+    return (store, lines)
+}

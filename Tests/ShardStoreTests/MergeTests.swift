@@ -16,11 +16,8 @@ import Testing
     static let start: Int64 = 1_767_225_600_000  // the generator's first flow, 2026-01-01T00:00Z
     static let mergeWindowMs: Int64 = 6 * 3_600_000
 
-    static func store(_ dir: TemporaryDirectory, lines: [[UInt8]] = MergeTests.lines) throws -> ShardStore {
-        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 900_000, graceMs: 0))
-        try store.append(batch(lines[...], firstLine: 1))
-        try store.sealClosedWindows(watermarkMs: .max)
-        return store
+    static func store(_ dir: TemporaryDirectory, hours: Int = 14) throws -> ShardStore {
+        try mergeableStore(at: dir.path, hours: hours).0
     }
 
     static let daily = { () -> MergePolicy in
@@ -139,8 +136,8 @@ import Testing
     func aCrashAtEachMergeStepIsRepairedByTheNextRun(_ point: String) throws {
         let flowrec = try ChildProcess.flowrec()
         let dir = TemporaryDirectory()
-        let lines = generatedLines(7 * 3600, seed: 8, rate: 1)  // one 6-hour merge window and a bit
-        do { _ = try MergeTests.store(dir, lines: lines) }
+        // One 6-hour merge window and a bit.
+        let lines = try { () throws -> [[UInt8]] in try mergeableStore(at: dir.path, hours: 7, seed: 8).1 }()
         let args = ["merge", "--data", dir.path, "--merge-window", "6h", "--compact-level", "3"]
         #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": point]) == 137, "the run should die at \(point)")
         #expect(try ChildProcess.run(flowrec, args, environment: ["FLOWREC_TEST_CRASH_AT": nil]) == 0)
