@@ -72,53 +72,13 @@ struct ScanBenchmark: ParsableCommand {
             twenty = min(twenty, monotonicSeconds() - t)
         }
 
-        // The same rows in chdb: Native blocks from the forwarder's encoder, loaded into
-        // the modern table, then the same two questions.
-        var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
-        var files: [String] = []
-        for shard in shards {
-            let reader = try store.reader(for: shard.id)
-            guard let range = try reader.rowIDRange() else { continue }
-            try reader.forEachRow(rowIDs: range, orderedBy: []) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
-            if encoder.rowCount >= 200_000 || shard.id == shards.last?.id {
-                let path = scratch + "/chunk-\(files.count).native"
-                try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
-                files.append(path)
-            }
-        }
-        let script = """
-            import sys, json, time, chdb.session as cs
-            args = json.loads(sys.stdin.read())
-            s = cs.Session()
-            s.query("CREATE DATABASE d")
-            s.query(args["ddl"])
-            t = time.perf_counter()
-            for f in args["files"]:
-                s.query("INSERT INTO d.flows (" + args["columns"] + ") FROM INFILE '" + f + "' SETTINGS low_cardinality_allow_in_native_format = 0 FORMAT Native")
-            s.query("OPTIMIZE TABLE d.flows FINAL")
-            load = time.perf_counter() - t
-            def best(sql):
-                times, out = [], None
-                for _ in range(3):
-                    t = time.perf_counter()
-                    out = str(s.query(sql, "TSV")).strip()
-                    times.append(time.perf_counter() - t)
-                return min(times), out
-            scan, answer = best("SELECT count(), sum(Bytes) FROM d.flows WHERE " + args["filter"])
-            limit, _ = best("SELECT TimeFlowEndMs, SrcAddr, DstAddr, Bytes FROM d.flows WHERE " + args["filter"] + " ORDER BY TimeFlowEndMs LIMIT 20")
-            size = str(s.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'd' AND active", "TSV")).strip()
-            print(json.dumps({"load": load, "scan": scan, "answer": answer, "limit": limit, "bytes": int(size)}))
-            """
-        let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern)
-        let input = try JSONSerialization.data(withJSONObject: ["ddl": ddl, "files": files, "filter": filter,
-                                                                "columns": encoder.columnList])
-        let run = try Chdb.run(script, input: input)
-        guard run.status == 0 else { throw ValidationError("chdb failed: \(run.errors.suffix(600))") }
-        let chdb = run.output
-        guard let result = try JSONSerialization.jsonObject(with: Data(chdb.utf8)) as? [String: Any],
-              let chScan = result["scan"] as? Double, let chLimit = result["limit"] as? Double, let chAnswer = result["answer"] as? String else {
-            throw ValidationError("chdb gave no result: \(chdb.suffix(400))")
-        }
+        // The same rows in chdb, the same two questions.
+        let chdb = try Self.chdbAnswers(store: store, scratch: scratch, queries: [
+            "SELECT count(), sum(Bytes) FROM d.flows WHERE " + filter,
+            "SELECT TimeFlowEndMs, SrcAddr, DstAddr, Bytes FROM d.flows WHERE " + filter + " ORDER BY TimeFlowEndMs LIMIT 20",
+        ])
+        let chScan = chdb.seconds[0], chLimit = chdb.seconds[1], chAnswer = chdb.answers[0]
+        let result: [String: Any] = ["bytes": chdb.bytes]
         let flowrecAnswer = scanAnswer.map { value -> String in
             if case .integer(let v) = value { return String(v) }
             return "?"
@@ -136,6 +96,55 @@ struct ScanBenchmark: ParsableCommand {
         print("| same: all 20 rows | \(String(format: "%.3f", twenty)) s | \(String(format: "%.3f", chLimit)) s (ORDER BY TimeFlowEndMs LIMIT 20) | |")
         print()
         print("Both answered \(chAnswer.replacingOccurrences(of: "\t", with: " flows, ")) bytes. Target: 5,000,000 flows/s scanned for a selective filter.\n")
+    }
+
+    /// The store's sealed rows loaded into chdb's modern MergeTree table (Native blocks
+    /// from the forwarder's encoder, then OPTIMIZE FINAL), and each of `queries` asked
+    /// of it: the answers as TSV, the best of 3 times, and the table's bytes on disk.
+    static func chdbAnswers(store: ShardStore, scratch: String, queries: [String]) throws -> (answers: [String], seconds: [Double], bytes: Int) {
+        var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        var files: [String] = []
+        let shards = try store.shards()
+        for shard in shards {
+            let reader = try store.reader(for: shard.id)
+            guard let range = try reader.rowIDRange() else { continue }
+            try reader.forEachRow(rowIDs: range, orderedBy: []) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+            if encoder.rowCount >= 200_000 || shard.id == shards.last?.id {
+                let path = scratch + "/chunk-\(files.count).native"
+                try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+                files.append(path)
+            }
+        }
+        let script = """
+            import sys, json, time, chdb.session as cs
+            args = json.loads(sys.stdin.read())
+            s = cs.Session()
+            s.query("CREATE DATABASE d")
+            s.query(args["ddl"])
+            for f in args["files"]:
+                s.query("INSERT INTO d.flows (" + args["columns"] + ") FROM INFILE '" + f + "' SETTINGS low_cardinality_allow_in_native_format = 0 FORMAT Native")
+            s.query("OPTIMIZE TABLE d.flows FINAL")
+            answers, seconds = [], []
+            for sql in args["queries"]:
+                times, out = [], None
+                for _ in range(3):
+                    t = time.perf_counter()
+                    out = str(s.query(sql, "TSV")).strip()
+                    times.append(time.perf_counter() - t)
+                answers.append(out)
+                seconds.append(min(times))
+            size = str(s.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'd' AND active", "TSV")).strip()
+            print(json.dumps({"answers": answers, "seconds": seconds, "bytes": int(size)}))
+            """
+        let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern)
+        let input = try JSONSerialization.data(withJSONObject: ["ddl": ddl, "files": files, "queries": queries, "columns": encoder.columnList])
+        let run = try Chdb.run(script, input: input)
+        guard run.status == 0 else { throw ValidationError("chdb failed: \(run.errors.suffix(600))") }
+        guard let result = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any],
+              let answers = result["answers"] as? [String], let seconds = result["seconds"] as? [Double], let bytes = result["bytes"] as? Int else {
+            throw ValidationError("chdb gave no result: \(run.output.suffix(400))")
+        }
+        return (answers, seconds, bytes)
     }
 
     /// `seconds` of event time at `rate` flows/s, ingested into hourly shards, all sealed.

@@ -73,8 +73,8 @@ package final class RecorderMetrics: Sendable {
     }
 
     /// Loki pushes stored, and their entries (flows and dead letters).
-    func countPush(entries: Int) {
-        registry.makeCounter(descriptor: Self.named("loki_pushes", "total", "Loki push requests stored (answered 204).")).increment()
+    func countPush(requests: Int, entries: Int) {
+        registry.makeCounter(descriptor: Self.named("loki_pushes", "total", "Loki push requests stored (answered 204).")).increment(by: Int64(requests))
         registry.makeCounter(descriptor: Self.named("loki_push_entries", "total", "Entries of stored Loki pushes, flows and dead letters."))
             .increment(by: Int64(entries))
     }

@@ -129,36 +129,40 @@ final class RecorderSession {
         guard let pending = pushes?.take(), !pending.isEmpty else { return false }
         compactor?.setIdle(false)
         lastMessage = Date()
-        for push in pending {
-            if paused != nil {
+        if paused != nil {
+            for push in pending {
                 push.answer(.refused(status: 503, message: "the disk is full: flowrec stores nothing until space returns (nothing already stored is lost); retry later",
                                      retryAfterSeconds: 30))
-                continue
             }
-            do {
-                let summary = try store.append(push.batch)
-                let entries = push.batch.flowCount + push.batch.deadLetters.count
-                counters.messages += entries
-                counters.stored += summary.stored
-                counters.replaysSkipped += summary.skippedAsReplayed
-                counters.deadLetters += summary.deadLetters
-                metrics.flowsStored.increment(by: Int64(summary.stored))
-                metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
-                metrics.deadLetters.increment(by: Int64(summary.deadLetters))
-                metrics.countPush(entries: entries)
-                status.recovered(.store)
-                push.answer(.stored(summary))
-            } catch {
-                metrics.countError("store")
-                let full = error.isDiskFull
-                let message = full ? "the disk is full: the push was not stored; free space or lower the retention limits (FLP retries it)"
-                    : "the push could not be stored: \(error)"
-                status.failing(.store, message)
-                logger.error("a Loki push could not be stored; the client is told to retry", metadata: [
-                    "error": "\(error)", "entries": "\(push.batch.flowCount + push.batch.deadLetters.count)",
-                ])
-                push.answer(.refused(status: full ? 503 : 500, message: message, retryAfterSeconds: full ? 30 : 5))
-            }
+            return true
+        }
+        // The pushes that waited together are stored as one batch: one transaction per
+        // shard instead of one per request (FLP sends many small requests).
+        var batch = IngestBatch()
+        for push in pending { batch.absorb(push.batch) }
+        let entries = batch.flowCount + batch.deadLetters.count
+        do {
+            let summary = try store.append(batch)
+            counters.messages += entries
+            counters.stored += summary.stored
+            counters.replaysSkipped += summary.skippedAsReplayed
+            counters.deadLetters += summary.deadLetters
+            metrics.flowsStored.increment(by: Int64(summary.stored))
+            metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
+            metrics.deadLetters.increment(by: Int64(summary.deadLetters))
+            metrics.countPush(requests: pending.count, entries: entries)
+            status.recovered(.store)
+            for push in pending { push.answer(.stored(summary)) }
+        } catch {
+            metrics.countError("store")
+            let full = error.isDiskFull
+            let message = full ? "the disk is full: the push was not stored; free space or lower the retention limits (FLP retries it)"
+                : "the push could not be stored: \(error)"
+            status.failing(.store, message)
+            logger.error("Loki pushes could not be stored; their clients are told to retry", metadata: [
+                "error": "\(error)", "entries": "\(entries)", "pushes": "\(pending.count)",
+            ])
+            for push in pending { push.answer(.refused(status: full ? 503 : 500, message: message, retryAfterSeconds: full ? 30 : 5)) }
         }
         return true
     }

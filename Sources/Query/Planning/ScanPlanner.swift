@@ -115,6 +115,8 @@ package final class ScanStatistics: Sendable, CustomStringConvertible {
         package var granulesRead = 0
         /// Opened shards without a skip index (active ones, older sealed ones): read whole.
         package var shardsReadWhole = 0
+
+        package init() {}
     }
 
     private let counts = Mutex(Counts())

@@ -28,7 +28,8 @@ final class BackgroundSealer: Sendable {
         /// Set to retry a failed seal now (more work arrived, or space was freed).
         var retryNow = false
         var completed: [ShardStore.SealSummary] = []
-        var failures: [ShardStoreError] = []
+        /// Failures not yet drained, by job: a job that succeeds later drops its own.
+        var failures: [(job: ShardID, error: ShardStoreError)] = []
     }
 
     private let state = WaitableMutex(State())
@@ -78,7 +79,7 @@ final class BackgroundSealer: Sendable {
                 state.completed = []
                 state.failures = []
             }
-            return (state.completed, state.failures)
+            return (state.completed, state.failures.map(\.error))
         }
     }
 
@@ -128,13 +129,15 @@ final class BackgroundSealer: Sendable {
                 state.withLock { state in
                     state.queue.removeFirst()
                     state.completed.append(summary)
+                    // Its earlier failures are over: a later drain (a stop) must not report them.
+                    state.failures.removeAll { $0.job == job.id }
                     state.busy = false
                 }
             case .failure(let error):
                 let failures = state.withLock { state -> Int in
                     state.queue[0].failedAt = Date()
                     state.queue[0].failures += 1
-                    state.failures.append(error)
+                    state.failures.append((job.id, error))
                     state.busy = false
                     return state.queue[0].failures
                 }

@@ -105,4 +105,23 @@ package struct IngestBatch: Sendable {
     package mutating func appendDeadLetter(_ letter: DeadLetter) {
         deadLetters.append(letter)
     }
+
+    /// Appends every entry of `other`, a batch keyed the same way: Loki pushes waiting
+    /// together are stored in one transaction per shard instead of one each. Content keys
+    /// still drop an entry two of the pushes share.
+    package mutating func absorb(_ other: IngestBatch) {
+        precondition(isContentKeyed == other.isContentKeyed || isEmpty, "batches keyed differently cannot be stored as one")
+        if isEmpty { isContentKeyed = other.isContentKeyed }
+        let sourceMap = other.sources.map { sourceIndex($0) }
+        for i in 0..<other.flowCount {
+            var position = other.positions[i]
+            position.source = sourceMap[position.source]
+            append(other.flows[i], at: position)
+        }
+        contentKeyLows += other.contentKeyLows
+        for var letter in other.deadLetters {
+            letter.at.source = sourceMap[letter.at.source]
+            deadLetters.append(letter)
+        }
+    }
 }

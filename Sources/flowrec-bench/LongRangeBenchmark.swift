@@ -1,0 +1,230 @@
+import ArgumentParser
+import FlowGenerator
+import FlowModel
+import FlowrecTesting
+import Forwarders
+import Foundation
+import Query
+import ShardStore
+import StorageKit
+
+/// Needle questions over weeks of flows, before and after merging the hourly shards into
+/// daily ones, beside modern ClickHouse (chdb, MergeTree with the same rows) in the same
+/// run: a namespace pair, one address, one port, one pod, and the console's flow-table
+/// question (the newest 100 flows of one pod over 7 days). Also the merge's own cost,
+/// ingest beside a merge, and bytes per flow after merging.
+struct LongRangeBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "longrange", abstract: "Needle queries over 30 days, hourly then merged daily, beside chdb; the merge's cost.")
+
+    @Option(help: "Days of hourly shards.")
+    var days = 30
+
+    @Option(help: "Flows per second of event time.")
+    var rate = 1
+
+    @Option(help: "Flows ingested alone, then beside a merge.")
+    var ingestFlows = 400_000
+
+    @Option(help: "Flows given to zstd -19 (it compresses at 1-2 MB/s).")
+    var zstd19Flows = 200_000
+
+    @Option(help: "Scratch directory, removed afterwards.")
+    var scratch = NSTemporaryDirectory() + "flowrec-bench-longrange"
+
+    struct Question {
+        let name: String
+        let where_: String
+        let sql: String
+        let chdb: String
+    }
+
+    func run() throws {
+        let workspace = try BenchScratch(scratch)
+        defer { workspace.remove() }
+        let store = try ScanBenchmark.generatedStore(at: scratch + "/store", seconds: days * 86_400, rate: rate, seed: 11)
+        let shards = try store.shards()
+        let rows = shards.reduce(Int64(0)) { $0 + $1.rowCount }
+        let unmergedBytes = shards.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        let end = try shards.compactMap(\.maxTimeMs).max() ?? 0
+
+        // Needles: the namespace pair nearest 1% of the flows, an address, a port and a pod
+        // nearest 0.1%.
+        let pair = try ScanBenchmark.selectivePair(store, rows: rows)
+        let address = try Self.needle(store, "DstAddr", share: 0.001, rows: rows)
+        let port = try Self.needle(store, "DstPort", share: 0.001, rows: rows)
+        let pod = try Self.needle(store, "SrcK8S_Name", share: 0.001, rows: rows)
+        let weekAgo = end + 1 - 7 * 86_400_000
+        let questions = [
+            ("namespace pair, count and bytes", "SrcK8S_Namespace = '\(pair.0)' AND DstK8S_Namespace = '\(pair.1)'"),
+            ("one address (DstAddr)", "DstAddr = '\(address.0)'"),
+            ("one port (DstPort)", "DstPort = \(port.0)"),
+            ("one pod (SrcK8S_Name)", "SrcK8S_Name = '\(pod.0)'"),
+        ].map { name, filter in
+            Question(name: name, where_: filter, sql: "SELECT count(*), sum(Bytes) FROM flows WHERE \(filter)",
+                     chdb: "SELECT count(), sum(Bytes) FROM d.flows WHERE \(filter)")
+        } + [Question(
+            name: "newest 100 flows of one pod, last 7 days", where_: "SrcK8S_Name = '\(pod.0)'",
+            sql: "SELECT TimeFlowEndMs, SrcAddr, DstAddr, Bytes FROM flows WHERE SrcK8S_Name = '\(pod.0)' AND TimeFlowEndMs >= \(weekAgo) ORDER BY TimeFlowEndMs DESC, SrcAddr, DstAddr, Bytes LIMIT 100",
+            chdb: "SELECT TimeFlowEndMs, SrcAddr, DstAddr, Bytes FROM d.flows WHERE SrcK8S_Name = '\(pod.0)' AND TimeFlowEndMs >= \(weekAgo) ORDER BY TimeFlowEndMs DESC, SrcAddr, DstAddr, Bytes LIMIT 100")]
+
+        let hourly = try questions.map { try Self.timed(store, $0.sql) }
+
+        // A copy of the hourly store, merged while an ingest runs (below).
+        try FileManager.default.copyItem(atPath: scratch + "/store", toPath: scratch + "/copy")
+
+        // Merge the hourly shards into days, at the compaction level.
+        var policy = MergePolicy(windowMs: 86_400_000, maxRows: 50_000_000, level: 19)
+        policy.sourceGraceMs = 0
+        let cpuBefore = Self.cpuSeconds(), wallBefore = monotonicSeconds()
+        let merges = try store.mergeSealedShards(policy)
+        let mergeCPU = Self.cpuSeconds() - cpuBefore, mergeWall = monotonicSeconds() - wallBefore
+        let merged = try store.shards()
+        let mergedBytes = merged.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
+        let daily = try questions.map { try Self.timed(store, $0.sql) }
+
+        // Ingest alone, then beside a merge of the copy (SCHED_IDLE, as in flowrec record).
+        let alone = try Self.ingestRate(flows: ingestFlows, at: scratch + "/ingest-alone")
+        let merger = BackgroundMerger(directory: scratch + "/copy", policy: policy, windowMs: 3_600_000, graceMs: 0, intervalSeconds: 3600)
+        merger.start()
+        let beside = try Self.ingestRate(flows: ingestFlows, at: scratch + "/ingest-beside")
+        let mergesDuringIngest = merger.merged
+        merger.stop()
+
+        // chdb: the same rows, the same questions.
+        let chdb = try ScanBenchmark.chdbAnswers(store: store, scratch: scratch, queries: questions.map(\.chdb))
+        for (i, question) in questions.enumerated() where Self.text(daily[i].answer) != chdb.answers[i] {
+            throw ValidationError("\(question.name): flowrec (\(Self.text(daily[i].answer))) and chdb (\(chdb.answers[i])) disagree")
+        }
+        for (i, question) in questions.enumerated() where Self.text(hourly[i].answer) != chdb.answers[i] {
+            throw ValidationError("\(question.name): flowrec before merging (\(Self.text(hourly[i].answer))) and chdb disagree")
+        }
+
+        // zstd -19 of the JSON lines, on a sample.
+        let sample = try workspace.writeGeneratedFlows("sample.jsonl", flows: zstd19Flows, rate: rate).path
+        let zstd19 = try Self.shellSize("zstd -19 -T1 -q -c \(sample)")
+
+        print("## Long ranges: merged shards, skip indexes, beside ClickHouse (chdb)\n")
+        print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time): \(shards.count) hourly sealed shards, then merged into \(merged.count) (\(merges.count) merges of a day each). The same rows in chdb's modern MergeTree table (`ORDER BY` namespaces, owners, time; OPTIMIZE FINAL). Every answer is checked equal to chdb's. Best of 3; `flowrec sql` through the multi-shard table with the skip index.\n")
+        print("| question | flowrec, hourly shards | flowrec, merged daily | chdb | merged vs chdb | shards opened (merged) | granules read (merged) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for (i, q) in questions.enumerated() {
+            let plan = daily[i].plan
+            print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(daily[i].seconds))** | \(Self.ms(chdb.seconds[i])) | \(String(format: "%.1f", daily[i].seconds / chdb.seconds[i]))x | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules) |")
+        }
+        print()
+        print("Filters: pair `\(questions[0].where_)` (\(pair.2) flows), address `\(address.0)` (\(address.1)), port \(port.0) (\(port.1)), pod `\(pod.0)` (\(pod.1)). Targets: needle counts within 2x of chdb, the flow-table question within 100 ms.\n")
+        let zstdPerFlow = Double(zstd19) / Double(zstd19Flows)
+        print("| store | bytes per flow | vs MergeTree |")
+        print("|---|---:|---:|")
+        print("| flowrec, hourly shards at seal (level 3) | \(String(format: "%.1f", Double(unmergedBytes) / Double(rows))) | \(String(format: "%.2f", Double(unmergedBytes) / Double(chdb.bytes)))x |")
+        print("| **flowrec, merged daily (level 19)** | **\(String(format: "%.1f", Double(mergedBytes) / Double(rows)))** | \(String(format: "%.2f", Double(mergedBytes) / Double(chdb.bytes)))x |")
+        print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", Double(chdb.bytes) / Double(rows))) | 1.00x |")
+        print("| `zstd -19` of the JSON lines (first \(zstd19Flows) flows) | \(String(format: "%.1f", zstdPerFlow)) | \(String(format: "%.2f", zstdPerFlow * Double(rows) / Double(chdb.bytes)))x |")
+        print()
+        print("Merging: \(String(format: "%.1f", mergeCPU)) CPU seconds for \(rows) flows (\(String(format: "%.1f", mergeCPU / Double(rows) * 1_000_000)) CPU s per million flows, \(String(format: "%.1f", mergeWall)) s wall, zstd level 19). Ingest of \(ingestFlows) flows (decode + write + background seals): \(Int(alone)) flows/s alone, \(Int(beside)) flows/s while a merge of a copy of the store ran at SCHED_IDLE (\(String(format: "%.2f", beside / alone))x; \(mergesDuringIngest) merges finished meanwhile).\n")
+        print("Command: `swift run -c release flowrec-bench longrange --days \(days)` (needs chdb).\n")
+    }
+
+    /// The value of `field` whose share of the flows is nearest `share`, and its count.
+    static func needle(_ store: ShardStore, _ field: String, share: Double, rows: Int64) throws -> (String, Int64) {
+        var values: [(String, Int64)] = []
+        try SQLQuery(store: store).run("SELECT \(field), count(*) FROM flows WHERE \(field) IS NOT NULL GROUP BY 1", columns: { _ in }) { row in
+            switch (row[0], row[1]) {
+            case (.text(let t), .integer(let n)): values.append((t, n))
+            case (.integer(let v), .integer(let n)): values.append((String(v), n))
+            default: break
+            }
+            return true
+        }
+        guard let best = values.min(by: { abs(Double($0.1) / Double(rows) - share) < abs(Double($1.1) / Double(rows) - share) }) else {
+            throw ValidationError("no \(field) in the data")
+        }
+        return best
+    }
+
+    static func timed(_ store: ShardStore, _ sql: String) throws -> (seconds: Double, answer: [[QueryValue]], plan: ScanStatistics.Counts) {
+        var best = Double.infinity
+        var answer: [[QueryValue]] = []
+        var plan = ScanStatistics.Counts()
+        for _ in 0..<3 {
+            var rows: [[QueryValue]] = []
+            let statistics = ScanStatistics()
+            let t = monotonicSeconds()
+            try SQLQuery(store: store).run(sql, statistics: statistics, columns: { _ in }) { rows.append($0); return true }
+            best = min(best, monotonicSeconds() - t)
+            answer = rows
+            plan = statistics.current
+        }
+        return (best, answer, plan)
+    }
+
+    /// Rows as chdb's TSV prints them.
+    static func text(_ rows: [[QueryValue]]) -> String {
+        rows.map { row in
+            row.map { value -> String in
+                switch value {
+                case .integer(let v): return String(v)
+                case .text(let t): return t
+                case .real(let d): return String(d)
+                case .unsigned(let v): return String(v)
+                case .null: return "\\N"
+                }
+            }.joined(separator: "\t")
+        }.joined(separator: "\n")
+    }
+
+    static func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Flows per second of decode + append with background seals, into a fresh store.
+    static func ingestRate(flows: Int, at path: String) throws -> Double {
+        var options = GeneratorOptions()
+        options.flowsPerSecond = 1000
+        options.seed = 21
+        var generator = FlowGenerator(options: options)
+        var lines: [[UInt8]] = []
+        lines.reserveCapacity(flows)
+        for _ in 0..<flows {
+            var line: [UInt8] = []
+            generator.nextRecord(into: &line)
+            lines.append(line)
+        }
+        let store = try ShardStore(directory: path, options: .init(windowMs: 60_000, graceMs: 0, sealInBackground: true))
+        let decoder = FlowDecoder()
+        let t = monotonicSeconds()
+        var first = 0
+        while first < flows {
+            let last = min(flows, first + 20_000)
+            var batch = IngestBatch()
+            let source = batch.sourceIndex("file:bench")
+            for i in first..<last {
+                batch.decodeFlowOrDeadLetter(lines[i], at: SourcePosition(source: source, partition: 0, position: Int64(i + 1)),
+                                             with: decoder, maxPayloadBytes: .max)
+            }
+            try store.append(batch)
+            first = last
+        }
+        try store.waitForBackgroundSeals()
+        let rate = Double(flows) / (monotonicSeconds() - t)
+        try store.close()
+        return rate
+    }
+
+    static func shellSize(_ command: String) throws -> Int64 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command + " | wc -c"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+}
