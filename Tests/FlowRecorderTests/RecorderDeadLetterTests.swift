@@ -111,3 +111,39 @@ import Testing
         }
     }
 }
+
+/// Offsets the broker deleted before the recorder read them (its retention outran a
+/// stopped recorder) cannot be stored, nor kept as dead letters: the recorder says so
+/// in a warning and counts them in `flowrec_offsets_skipped_total`, and stores the rest.
+@Suite(.serialized, .ownThread) struct SkippedOffsetTests {
+    @Test func offsetsTheBrokerNoLongerHasAreCountedAndLogged() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "linger.ms": "0", "batch.num.messages": "1"]))
+        let lines = generatedLines(9_000, seed: 4)
+        for line in lines.prefix(1000) { try producer.send(line, partition: 0) }
+        try producer.flush()
+        let dir = TemporaryDirectory()
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 3
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        try Recorder(configuration: config).run(shouldStop: { false })
+        #expect(try storedFlows(ShardStore.openExisting(directory: dir.path)).count == 1000)
+
+        // While the recorder is stopped, the partition outgrows what the broker keeps
+        // (librdkafka's mock cluster keeps about 5 MiB per partition): its oldest
+        // messages, the next ones the recorder would read among them, are dropped.
+        for line in lines.dropFirst(1000) { try producer.send(line, partition: 0) }
+        try producer.flush()
+        let recorder = Recorder(configuration: config)
+        try recorder.run(shouldStop: { false })
+        let metrics = recorder.metrics.registry.emitToString()
+        let skipped = metrics.split(separator: "\n").first { $0.hasPrefix("flowrec_offsets_skipped_total{") }
+            .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        let stored = try storedFlows(ShardStore.openExisting(directory: dir.path)).count
+        #expect(skipped > 0, "the broker dropped the oldest offsets: \(metrics.split(separator: "\n").filter { $0.contains("skipped") })")
+        #expect(stored + skipped == lines.count, "every offset is stored or counted as skipped: \(stored) + \(skipped)")
+    }
+}

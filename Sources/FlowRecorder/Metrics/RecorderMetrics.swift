@@ -86,6 +86,12 @@ package final class RecorderMetrics: Sendable {
                              labels: [("reason", reason)]).increment()
     }
 
+    /// Offsets a partition skipped (the broker had deleted them before they were read).
+    func countOffsetsSkipped(_ count: Int64, topic: String, partition: Int32) {
+        registry.makeCounter(descriptor: Self.named("offsets_skipped", "total", "Offsets the broker no longer had when they were to be read (retention outran the recorder): their flows never arrived."),
+                             labels: [("topic", topic), ("partition", String(partition))]).increment(by: count)
+    }
+
     /// Errors by kind (`errorKinds`); each is also logged, and retried.
     func countError(_ kind: String) { errorCounter(kind).increment() }
 

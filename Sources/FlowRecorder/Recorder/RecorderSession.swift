@@ -32,6 +32,11 @@ final class RecorderSession {
     private var batchPayloadBytes = 0
     /// Next offset to read per partition: what lag is measured against.
     private var nextOffset: [String: [Int32: Int64]] = [:]
+    /// The offset each partition should deliver next: where the store resumes it when the
+    /// group assigns it, then one past each message read. A message beyond it means the
+    /// broker no longer had the offsets in between (its retention deleted them before
+    /// flowrec read them, and librdkafka's auto.offset.reset skipped ahead).
+    private let expectedOffsets = ExpectedOffsets()
     /// Set while the disk is full: the batch waits in memory, fetching is paused, and
     /// the batch is retried at `retryAt`.
     private var paused: (since: Date, retryAt: Date, attempts: Int)?
@@ -218,9 +223,12 @@ final class RecorderSession {
         if properties["fetch.message.max.bytes"] == nil {
             properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20))
         }
+        let expected = expectedOffsets
         let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
             // The store's checkpoint, read when the group assigns the partition.
-            (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
+            let resume = (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
+            expected.next[topic, default: [:]][partition] = resume
+            return resume
         }, logger: logger)
         logger.info("consuming", metadata: [
             "topics": "\(config.topics.joined(separator: ","))", "brokers": "\(config.bootstrapServers)",
@@ -278,7 +286,20 @@ final class RecorderSession {
             batchPayloadBytes += message.payload.count
             batch.decodeFlowOrDeadLetter(message.payload, at: position, with: decoder, maxPayloadBytes: maxPayload)
             batchNextOffsets[message.topic, default: [:]][message.partition] = message.offset + 1
+            if let expected = expectedOffsets.next[message.topic]?[message.partition], message.offset > expected {
+                offsetsSkipped(topic: message.topic, partition: message.partition, from: expected, to: message.offset)
+            }
+            expectedOffsets.next[message.topic, default: [:]][message.partition] = message.offset + 1
         }
+    }
+
+    /// Offsets [from, to) of a partition were never delivered: logged and counted, since
+    /// no flow of them can reach the store (nor a dead letter: there is no message).
+    private func offsetsSkipped(topic: String, partition: Int32, from: Int64, to: Int64) {
+        metrics.countOffsetsSkipped(to - from, topic: topic, partition: partition)
+        logger.warning("offsets were skipped: the broker no longer had them when flowrec asked (its retention deleted them before they were read, so auto.offset.reset moved ahead); their flows are lost upstream. Consume faster or keep the topic longer.", metadata: [
+            "topic": "\(topic)", "partition": "\(partition)", "first_missing": "\(from)", "next_read": "\(to)", "missing": "\(to - from)",
+        ])
     }
 
     /// Stores the batch, then commits its offsets for lag monitoring. A full disk pauses
@@ -425,4 +446,10 @@ private final class SealFlag: Sendable {
     func set() { value.store(true, ordering: .relaxed) }
     /// Whether it was set, clearing it.
     func take() -> Bool { value.exchange(false, ordering: .relaxed) }
+}
+
+/// See `RecorderSession.expectedOffsets`: filled by the assignment callback and the
+/// loop, both on the loop's thread.
+final class ExpectedOffsets {
+    var next: [String: [Int32: Int64]] = [:]
 }
