@@ -97,6 +97,9 @@ import Testing
                     guard let value = Self.indexValue(row, Int32(i + 2)) else { continue }
                     let bounds = try #require(granule.bounds[i], "\(field) has a value in granule \(granule.firstRowID)")
                     #expect(bounds.contains(value), "\(field) = \(value) in granule \(granule.firstRowID) bounded by \(bounds)")
+                    if i >= SkipIndex.sortFields.count {
+                        #expect(granule.bloom?.mightContain(value, field: i) == true, "\(field) = \(value) is in granule \(granule.firstRowID)'s Bloom filter")
+                    }
                 }
             }
             #expect(Int64(checked) == shard.rowCount)

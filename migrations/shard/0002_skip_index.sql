@@ -47,7 +47,8 @@ CREATE TABLE granules (
     "K8S_FlowLayer_min" TEXT,
     "K8S_FlowLayer_max" TEXT,
     "_RecordType_min" TEXT,
-    "_RecordType_max" TEXT
+    "_RecordType_max" TEXT,
+    bloom BLOB  -- the values of the fields after the first four, each with its field (see docs/on-disk-format.md)
 );
 
 -- Per indexed field: how many distinct values the shard holds, the smallest and

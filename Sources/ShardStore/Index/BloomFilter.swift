@@ -22,8 +22,10 @@ package struct BloomFilter: Sendable, Equatable {
         self.words = words
     }
 
-    mutating func insert(_ value: IndexValue) {
-        let (h1, h2) = Self.hashes(value)
+    /// `field`, when given, is hashed with the value: one filter can then hold the values
+    /// of several fields (a granule's) without one field's value matching another's.
+    mutating func insert(_ value: IndexValue, field: Int? = nil) {
+        let (h1, h2) = Self.hashes(value, field: field)
         let bits = UInt64(words.count * 64)
         for i in 0..<UInt64(hashCount) {
             let bit = (h1 &+ i &* h2) % bits
@@ -31,8 +33,8 @@ package struct BloomFilter: Sendable, Equatable {
         }
     }
 
-    package func mightContain(_ value: IndexValue) -> Bool {
-        let (h1, h2) = Self.hashes(value)
+    package func mightContain(_ value: IndexValue, field: Int? = nil) -> Bool {
+        let (h1, h2) = Self.hashes(value, field: field)
         let bits = UInt64(words.count * 64)
         for i in 0..<UInt64(hashCount) {
             let bit = (h1 &+ i &* h2) % bits
@@ -65,11 +67,15 @@ package struct BloomFilter: Sendable, Equatable {
         self.init(hashCount: Int(bytes[0]), words: words)
     }
 
-    static func hashes(_ value: IndexValue) -> (UInt64, UInt64) {
+    static func hashes(_ value: IndexValue, field: Int? = nil) -> (UInt64, UInt64) {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func add(_ byte: UInt8) {
             h ^= UInt64(byte)
             h = h &* 0x0000_0100_0000_01b3
+        }
+        if let field {
+            add(3)
+            add(UInt8(truncatingIfNeeded: field))
         }
         switch value {
         case .integer(let v):

@@ -10,6 +10,10 @@ package struct Granule: Sendable, Equatable {
     package let maxTimeMs: Int64?
     /// Per field of `SkipIndex.fields`, in that order; nil where the granule has no value.
     package let bounds: [ClosedRange<IndexValue>?]
+    /// The values of the fields after the seal order's leading ones (names, addresses,
+    /// ports...), each hashed with its field's position: a zone map of a field the rows
+    /// are not sorted by is wide, a Bloom filter is not. Nil in a shard sealed without it.
+    package let bloom: BloomFilter?
 
     package var rowCount: Int64 { lastRowID - firstRowID + 1 }
 
@@ -22,6 +26,7 @@ package struct Granule: Sendable, Equatable {
         for (position, value) in filter.equalities {
             guard let range = bounds[position] else { return false }
             if !range.contains(value) { return false }
+            if position >= SkipIndex.sortFields.count, let bloom, !bloom.mightContain(value, field: position) { return false }
         }
         return true
     }
@@ -77,7 +82,7 @@ extension Granule {
     /// The columns of `granules`, in table order.
     static var columns: [String] {
         ["first_rowid", "last_rowid", "min_time_ms", "max_time_ms"]
-            + SkipIndex.fields.flatMap { ["\"\(SkipIndex.minColumn($0))\"", "\"\(SkipIndex.maxColumn($0))\""] }
+            + SkipIndex.fields.flatMap { ["\"\(SkipIndex.minColumn($0))\"", "\"\(SkipIndex.maxColumn($0))\""] } + ["bloom"]
     }
 
     static var insertSQL: String {
@@ -96,6 +101,8 @@ extension Granule {
             SkipSummary.bind(range?.lowerBound, to: statement, at: Int32(5 + 2 * i))
             SkipSummary.bind(range?.upperBound, to: statement, at: Int32(6 + 2 * i))
         }
+        let bloomColumn = Int32(5 + 2 * bounds.count)
+        if let bloom { bloom.serialized.withUnsafeBytes { statement.bind(bloomColumn, blob: $0) } } else { statement.bindNull(bloomColumn) }
     }
 
     static func read(_ statement: SQLiteStatement) -> Granule {
@@ -108,8 +115,10 @@ extension Granule {
                 bounds.append(nil)
             }
         }
+        let bloomColumn = Int32(4 + 2 * SkipIndex.fields.count)
         return Granule(firstRowID: statement.integer(0), lastRowID: statement.integer(1),
                        minTimeMs: statement.isNull(2) ? nil : statement.integer(2),
-                       maxTimeMs: statement.isNull(3) ? nil : statement.integer(3), bounds: bounds)
+                       maxTimeMs: statement.isNull(3) ? nil : statement.integer(3), bounds: bounds,
+                       bloom: statement.isNull(bloomColumn) ? nil : BloomFilter(serialized: statement.blob(bloomColumn)))
     }
 }

@@ -26,6 +26,12 @@ final class ShardIndexBuilder {
     /// Per text field: the string ids the shard holds, as a bit set; per integer field the values.
     private var textIDs: [[UInt64]]
     private var integers: [Set<Int64>]
+    /// Per field after the sort fields: the stored values (string ids or integers) of the
+    /// granule so far, for its Bloom filter; and the last one seen (rows in the seal order
+    /// repeat their neighbours' values, so most rows add nothing).
+    private var granuleValues: [Set<Int64>]
+    private var lastValue: [Int64?]
+    private let bloomFrom = SkipIndex.sortFields.count
 
     /// Registers the function on `db`; `ranks` are the strings of the rows about to be copied.
     init(ranks: StringRanks, registeredOn db: SQLiteDatabase, granuleRows: Int64 = SkipIndex.granuleRows) {
@@ -38,6 +44,8 @@ final class ShardIndexBuilder {
         let words = (ranks.values.count + 63) / 64
         textIDs = SkipIndex.fields.map { $0.kind == .integer ? [] : [UInt64](repeating: 0, count: words) }
         integers = [Set<Int64>](repeating: [], count: count)
+        granuleValues = [Set<Int64>](repeating: [], count: count)
+        lastValue = [Int64?](repeating: nil, count: count)
         // Not SQLITE_DETERMINISTIC: SQLite must call it for every row.
         sqlite3_create_function_v2(db.handle, Self.functionName, Int32(1 + count), SQLITE_UTF8,
                                    Unmanaged.passUnretained(self).toOpaque(), Self.call, nil, nil, nil)
@@ -88,6 +96,10 @@ final class ShardIndexBuilder {
             }
             if key < lows[i] { lows[i] = key }
             if key > highs[i] { highs[i] = key }
+            if i >= bloomFrom, lastValue[i] != stored {
+                lastValue[i] = stored
+                granuleValues[i].insert(stored)
+            }
         }
         if rows - granuleStart + 1 == granuleRows { closeGranule() }
     }
@@ -104,8 +116,20 @@ final class ShardIndexBuilder {
                 bounds.append(.integer(lows[i])...IndexValue.integer(highs[i]))
             }
         }
+        var bloom = BloomFilter(expected: granuleValues.reduce(0) { $0 + $1.count })
+        for i in bloomFrom..<lows.count {
+            for stored in granuleValues[i] {
+                if isText[i] {
+                    if let text = ranks.value(ofID: stored) { bloom.insert(.text(text), field: i) }
+                } else {
+                    bloom.insert(.integer(stored), field: i)
+                }
+            }
+            granuleValues[i].removeAll(keepingCapacity: true)
+            lastValue[i] = nil
+        }
         granules.append(Granule(firstRowID: granuleStart, lastRowID: rows, minTimeMs: minTime == .max ? nil : minTime,
-                                maxTimeMs: maxTime == .min ? nil : maxTime, bounds: bounds))
+                                maxTimeMs: maxTime == .min ? nil : maxTime, bounds: bounds, bloom: bloom))
         granuleStart = rows + 1
         minTime = .max
         maxTime = .min

@@ -84,6 +84,7 @@ package enum SkipIndex {
             columns.append("    \"\(minColumn(field))\" \(type)")
             columns.append("    \"\(maxColumn(field))\" \(type)")
         }
+        columns.append("    bloom BLOB  -- the values of the fields after the first four, each with its field (see docs/on-disk-format.md)")
         lines.append(columns.joined(separator: ",\n"))
         lines += [
             ");",
