@@ -16,7 +16,10 @@ import Testing
 
     @Test func aPointQueryDecompressesOnlyTheFramesItTouches() throws {
         let dir = TemporaryDirectory()
-        let (path, rows) = try sealedShardPath(dir)
+        let (sealed, rows) = try sealedShardPath(dir)
+        // A copy (a file of its own): the seal's verification left the original's frames cached.
+        let path = dir.path + "/copy.sqlite.zst"
+        try FileManager.default.copyItem(atPath: sealed, toPath: path)
         let reader = try ShardReader(path: path)
         let before = SeekableZstdVFS.frameCache.loads
         var found: Int64 = 0
@@ -57,12 +60,36 @@ import Testing
 
     @Test func theFrameCacheStaysWithinItsBound() throws {
         let cache = FrameCache(limitBytes: 1 << 20)
+        let file = FrameCache.FileIdentity(device: 1, inode: 1, size: 1, modifiedNanoseconds: 1)
         for i in 0..<100 {
-            _ = try cache.frame(file: 1, index: i) { [UInt8](repeating: UInt8(i), count: 64 << 10) }
+            _ = try cache.frame(file: file, index: i) { [UInt8](repeating: UInt8(i), count: 64 << 10) }
             #expect(cache.bytes <= 1 << 20)
         }
         #expect(cache.loads == 100)
-        _ = try cache.frame(file: 1, index: 99) { Issue.record("the newest frame should still be cached"); return [] }
+        _ = try cache.frame(file: file, index: 99) { Issue.record("the newest frame should still be cached"); return [] }
+    }
+
+    /// A second reader of an unchanged sealed shard finds its frames decompressed; a
+    /// shard replaced by a new file (deep compaction renames one over it) never gets the
+    /// old file's frames.
+    @Test func framesOutliveTheirReaderButNotTheirFile() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        try store.append(batch(generatedLines(3000)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
+        func count() throws -> Int64 {
+            var rows: Int64 = 0
+            try ShardReader(path: dir.path + "/" + shard.path).query("SELECT count(*) FROM flows") { rows = $0.integer(0) }
+            return rows
+        }
+        #expect(try count() == shard.rowCount)
+        let loads = SeekableZstdVFS.frameCache.loads
+        #expect(try count() == shard.rowCount)
+        #expect(SeekableZstdVFS.frameCache.loads == loads, "the second reader decompressed nothing")
+        try store.compact(level: 5, frameSize: 1 << 20, limit: .max) { _ in }
+        #expect(try count() == shard.rowCount)
+        #expect(SeekableZstdVFS.frameCache.loads > loads, "the recompressed file's frames are its own")
     }
 }
 

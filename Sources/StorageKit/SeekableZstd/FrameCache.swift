@@ -1,10 +1,29 @@
 import Synchronization
 
-/// Decompressed frames of every open seekable-zstd file, least recently used out first,
-/// bounded in bytes so many readers over many files stay within a fixed memory budget.
-/// Every figure it keeps is read and written under its one lock.
+/// Decompressed frames of seekable-zstd files, least recently used out first, bounded in
+/// bytes so many readers over many files stay within a fixed memory budget. Every figure
+/// it keeps is read and written under its one lock.
+///
+/// Frames are kept by the file's identity on disk (device, inode, size, modification
+/// time), not by the open that read them: a sealed shard never changes in place (a
+/// recompressed copy is a new file renamed over it, a new inode), so the next query over
+/// the same shards, in the same process, finds their frames decompressed already.
 package final class FrameCache: Sendable {
-    private struct Key: Hashable { let file: Int; let index: Int }
+    /// A file as it is on disk; two opens of the same unchanged file have the same one.
+    package struct FileIdentity: Hashable, Sendable {
+        let device: UInt64
+        let inode: UInt64
+        let size: Int64
+        let modifiedNanoseconds: Int64
+
+        package init(device: UInt64, inode: UInt64, size: Int64, modifiedNanoseconds: Int64) {
+            self.device = device
+            self.inode = inode
+            self.size = size
+            self.modifiedNanoseconds = modifiedNanoseconds
+        }
+    }
+    private struct Key: Hashable { let file: FileIdentity; let index: Int }
     private struct State {
         var frames: [Key: (bytes: [UInt8], lastUse: UInt64)] = [:]
         var clock: UInt64 = 0
@@ -13,7 +32,6 @@ package final class FrameCache: Sendable {
         var limit: Int
     }
     private let state: Mutex<State>
-    private static let identities = Atomic<Int>(0)
 
     package init(limitBytes: Int) { state = Mutex(State(limit: limitBytes)) }
 
@@ -33,12 +51,9 @@ package final class FrameCache: Sendable {
         }
     }
 
-    /// A new number for an opened file, so its frames never mix with another file's.
-    static func nextFileIdentity() -> Int { identities.add(1, ordering: .relaxed).newValue }
-
     /// Frame `index` of `file`, from the cache or from `load` (called without the lock
     /// held, so two readers may decompress the same frame at once; both results are equal).
-    package func frame(file: Int, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
+    package func frame(file: FileIdentity, index: Int, load: () throws -> [UInt8]) throws -> [UInt8] {
         let key = Key(file: file, index: index)
         let hit: [UInt8]? = state.withLock {
             $0.clock += 1
@@ -66,12 +81,4 @@ package final class FrameCache: Sendable {
         }
     }
 
-    func forget(file: Int) {
-        state.withLock { state in
-            for key in state.frames.keys where key.file == file {
-                state.bytes -= state.frames[key]?.bytes.count ?? 0
-                state.frames[key] = nil
-            }
-        }
-    }
 }

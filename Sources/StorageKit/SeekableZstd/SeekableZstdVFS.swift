@@ -132,7 +132,7 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
     let frames: [SeekableZstd.Frame]
     let decompressedSize: Int64
     private let fd: Int32
-    private let identity: Int
+    private let identity: FrameCache.FileIdentity
     private let dctx: OpaquePointer
 
     init(path: String) throws {
@@ -144,15 +144,17 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
         decompressedSize = frames.last.map { $0.decompressedOffset + Int64($0.decompressedSize) } ?? 0
         fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SeekableZstd.FormatError("cannot open \(path): errno \(errno)") }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { close(fd); throw SeekableZstd.FormatError("cannot stat \(path): errno \(errno)") }
         guard let dctx = ZSTD_createDCtx() else { close(fd); throw SeekableZstd.FormatError("out of memory") }
         self.dctx = dctx
-        identity = FrameCache.nextFileIdentity()
+        identity = FrameCache.FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino), size: Int64(status.st_size),
+                                           modifiedNanoseconds: Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec))
     }
 
     deinit {
         close(fd)
         ZSTD_freeDCtx(dctx)
-        SeekableZstdVFS.frameCache.forget(file: identity)
     }
 
     /// SQLite's read: copy `count` bytes at `offset`, frame by frame.
