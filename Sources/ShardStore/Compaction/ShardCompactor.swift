@@ -24,8 +24,11 @@ struct ShardCompactor {
         defer { for p in [plain, recompressed] { try? FileManager.default.removeItem(atPath: p) } }
         let before = fileSize(path)
         try SeekableZstd.decompress(source: path, destination: plain)
+        // The same layout as a fresh seal: frames start at the granules (none in a shard
+        // sealed before flowrec had them).
+        let boundaries = (try? FrameLayout.boundaries(of: SQLiteDatabase(path: plain, mode: .readOnly))) ?? []
         try SeekableZstd.compress(source: plain, destination: recompressed, level: level, frameSize: frameSize,
-                                  shouldCancel: shouldCancel)
+                                  boundaries: boundaries, shouldCancel: shouldCancel)
         if shouldCancel() { throw Cancelled() }
         let check = try ShardReader(path: recompressed)
         if let problem = try check.quickCheck() { throw ShardStoreError(.verificationFailed, "compacting \(id): quick_check failed (\(problem)); the shard is unchanged") }

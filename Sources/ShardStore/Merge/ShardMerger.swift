@@ -53,7 +53,7 @@ struct ShardMerger {
             CrashPoint.reached("merge.compacted")
             let compactBytes = fileSize(compactPath)
             try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize,
-                                      shouldCancel: shouldCancel)
+                                      boundaries: copy.frameBoundaries, shouldCancel: shouldCancel)
             if shouldCancel() { throw Cancelled() }
             CrashPoint.reached("merge.compressed")
             try verify(compressedPath, id: id, expected: copy)
@@ -85,6 +85,8 @@ struct ShardMerger {
         var maxTimeMs: Int64?
         var positions: [SourcePartition: PositionRange] = [:]
         var summaries: [SkipSummary] = []
+        /// Where the compressed shard's frames begin (`FrameLayout`).
+        var frameBoundaries: [Int64] = []
     }
 
     private func writeCompactCopy(_ readers: [ShardReader], sources: [ShardRecord], id: ShardID, to path: String,
@@ -242,6 +244,7 @@ struct ShardMerger {
                 SELECT 'bytes_total', sum("Bytes") FROM flow_rows UNION ALL SELECT 'packets_total', sum("Packets") FROM flow_rows
                 """)
         }
+        copy.frameBoundaries = try FrameLayout.boundaries(of: db)
         return copy
     }
 

@@ -76,7 +76,8 @@ struct ShardSealer {
         CrashPoint.reached("seal.compacted")
         lap(\.compactCopy)
         let compactBytes = fileSize(compactPath)
-        try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize)
+        try SeekableZstd.compress(source: compactPath, destination: compressedPath, level: level, frameSize: frameSize,
+                                  boundaries: source.frameBoundaries)
         CrashPoint.reached("seal.compressed")
         lap(\.compress)
 
@@ -128,6 +129,8 @@ struct ShardSealer {
         let rollups: RollupAccumulator?
         /// Built during the copy and written into it (`granules`, `skip_summaries`).
         let summaries: [SkipSummary]
+        /// Where the compressed shard's frames begin (`FrameLayout`).
+        let frameBoundaries: [Int64]
     }
 
     /// Writes the compact copy and returns the source's row count and content checksum.
@@ -219,7 +222,7 @@ struct ShardSealer {
         }
         try db.execute("DETACH DATABASE src")
         return SourceSummary(rows: sourceRows, checksum: checksum, checksumWasRecorded: recorded != nil, rollups: rollups,
-                             summaries: summaries)
+                             summaries: summaries, frameBoundaries: try FrameLayout.boundaries(of: db))
     }
 }
 

@@ -29,6 +29,7 @@ package final class FrameCache: Sendable {
         var clock: UInt64 = 0
         var bytes = 0
         var loads = 0
+        var loadedBytes = 0
         var limit: Int
     }
     private let state: Mutex<State>
@@ -39,6 +40,8 @@ package final class FrameCache: Sendable {
     package var bytes: Int { state.withLock { $0.bytes } }
     /// Frames decompressed so far (cache misses); tests and metrics read it.
     package var loads: Int { state.withLock { $0.loads } }
+    /// Bytes decompressed so far (the frames' sizes, summed over the misses).
+    package var loadedBytes: Int { state.withLock { $0.loadedBytes } }
     /// Set by the process: queries keep more frames than the recorder, whose only reads
     /// of sealed files are the seal's verification pass (read once, in order).
     package var limitBytes: Int {
@@ -66,6 +69,7 @@ package final class FrameCache: Sendable {
         state.withLock {
             $0.clock += 1
             $0.loads += 1
+            $0.loadedBytes += loaded.count
             if $0.frames[key] == nil { $0.bytes += loaded.count }
             $0.frames[key] = (loaded, $0.clock)
             Self.evictOverLimit(&$0)

@@ -29,12 +29,15 @@ package enum SeekableZstd {
         init(_ d: String) { description = d }
     }
 
-    /// Compresses `source` into `destination` in frames of `frameSize` bytes at `level`,
-    /// writing the seek table last. Returns the frames written. The destination is
-    /// fsynced before this returns.
+    /// Compresses `source` into `destination` in frames of at most `frameSize` bytes at
+    /// `level`, writing the seek table last. A frame also ends at each of `boundaries`
+    /// (byte offsets of the source, in any order), so that what a reader wants together
+    /// (a granule of rows, the schema and dictionary) is decompressed together and
+    /// nothing else with it. Returns the frames written. The destination is fsynced
+    /// before this returns.
     @discardableResult
     package static func compress(source: String, destination: String, level: Int32, frameSize: Int = 1 << 20,
-                                shouldCancel: () -> Bool = { false }) throws -> [Frame] {
+                                boundaries: [Int64] = [], shouldCancel: () -> Bool = { false }) throws -> [Frame] {
         guard let input = FileHandle(forReadingAtPath: source) else { throw FormatError("cannot read \(source)") }
         defer { try? input.close() }
         guard FileManager.default.createFile(atPath: destination, contents: nil),
@@ -50,8 +53,11 @@ package enum SeekableZstd {
         var frames: [Frame] = []
         var compressedOffset: Int64 = 0, decompressedOffset: Int64 = 0
         var scratch = [UInt8](repeating: 0, count: ZSTD_compressBound(frameSize))
+        var cuts = boundaries.filter { $0 > 0 }.sorted()[...]
         while !shouldCancel() {
-            let chunk = try input.read(upToCount: frameSize) ?? Data()
+            while let next = cuts.first, next <= decompressedOffset { cuts = cuts.dropFirst() }
+            let size = cuts.first.map { min(frameSize, Int($0 - decompressedOffset)) } ?? frameSize
+            let chunk = try input.read(upToCount: size) ?? Data()
             if chunk.isEmpty { break }
             let written: Int = try chunk.withUnsafeBytes { src in
                 let n = scratch.withUnsafeMutableBytes { dst in

@@ -1,0 +1,43 @@
+import StorageKit
+
+/// Where a sealed shard's zstd frames begin, so that each granule of rows is decompressed
+/// on its own, and the schema and dictionary (what every query reads first) apart from
+/// the rows: a needle query then decompresses the small head, the small tail (the skip
+/// index, `meta`) and the granules it reads, instead of whole 1 MiB frames around each.
+///
+/// Rows inserted in row id order fill leaf pages in order, so a granule's rows are one
+/// run of pages; SQLite's `dbstat` table gives each leaf page's cells in row order.
+enum FrameLayout {
+    /// Byte offsets in the uncompressed shard at `db` (its compact copy) where a frame
+    /// should begin: the first and last page of `flow_rows`' leaves, and around the page
+    /// holding each granule's first row. Empty when the shard has no granules.
+    static func boundaries(of db: SQLiteDatabase) throws(SQLiteError) -> [Int64] {
+        guard let pageSize = try db.scalarInteger("PRAGMA page_size") else { return [] }
+        var granuleStarts: [Int64] = []
+        let granules = try db.prepare("SELECT first_rowid FROM granules ORDER BY first_rowid")
+        while try granules.step() { granuleStarts.append(granules.integer(0)) }
+        guard !granuleStarts.isEmpty else { return [] }
+        // Leaves of flow_rows in row order: cumulative cells give each one's first row id.
+        let leaves = try db.prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'flow_rows' AND pagetype = 'leaf' ORDER BY path")
+        var boundaries: [Int64] = []
+        var firstRow: Int64 = 1
+        var next = granuleStarts[...]
+        var lastPage: Int64 = 0
+        while try leaves.step() {
+            let page = leaves.integer(0), cells = leaves.integer(1)
+            if boundaries.isEmpty { boundaries.append((page - 1) * pageSize) }
+            // The page where a granule begins also holds the end of the one before: it
+            // is a frame of its own, so reading either granule decompresses one page of
+            // the other, not a whole frame.
+            while let start = next.first, start < firstRow + cells {
+                boundaries.append((page - 1) * pageSize)
+                boundaries.append(page * pageSize)
+                next = next.dropFirst()
+            }
+            firstRow += cells
+            lastPage = max(lastPage, page)
+        }
+        if lastPage > 0 { boundaries.append(lastPage * pageSize) }
+        return boundaries
+    }
+}
