@@ -152,7 +152,7 @@ import Testing
         try reader.query("SELECT count(*), sum(Bytes) FROM flow_rows WHERE rowid BETWEEN \(middle.firstRowID) AND \(middle.lastRowID)") { rows = $0.integer(0) }
         #expect(rows == middle.rowCount)
         let loaded = SeekableZstdVFS.frameCache.loadedBytes - before
-        // 8,192 rows of ~175 bytes are about 1.4 MB, and the schema and dictionary a few
+        // A frame of four granules of 2,048 rows of ~175 bytes is about 1.4 MB, and the schema and dictionary a few
         // hundred KB: 1 MiB frames cut anywhere would decompress 3 MiB or more.
         #expect(loaded < 2 << 20, "one granule decompressed \(loaded) bytes")
     }

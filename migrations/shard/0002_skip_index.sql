@@ -2,7 +2,7 @@
 -- Generated from SkipIndex.fields (Sources/ShardStore/Index/SkipIndex.swift) by
 -- `flowrec schema --write-migrations`.
 
--- Every 8192 rows in the seal order (SrcK8S_Namespace, DstK8S_Namespace,
+-- Every 2048 rows in the seal order (SrcK8S_Namespace, DstK8S_Namespace,
 -- SrcK8S_OwnerName, DstK8S_OwnerName, then TimeFlowEndMs): their row ids, time range
 -- and the smallest and largest value of each indexed field (NULL: none in the granule).
 CREATE TABLE granules (

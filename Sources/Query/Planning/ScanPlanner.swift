@@ -23,7 +23,7 @@ package struct ScanPlanner {
         let inRange = try store.shards(overlappingFromMs: filter.fromMs, toMs: filter.toMs)
         statistics.add(\.shardsInRange, inRange.count)
         guard !filter.equalities.isEmpty else { return inRange }
-        let summaries = try store.skipSummaries()
+        let summaries = try store.skipSummaries(fields: Array(Set(filter.equalities.map { SkipIndex.fields[$0.0] })))
         let kept = inRange.filter { shard in
             guard shard.state == .sealed, let summary = summaries[shard.id] else { return true }
             return filter.mayMatch(summary)

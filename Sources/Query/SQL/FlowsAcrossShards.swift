@@ -47,7 +47,7 @@ package final class FlowsAcrossShards {
     let rowsPerPart: Int64
 
     /// `rowsPerPart` is a whole number of granules, so no granule is read by two workers.
-    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 30 * SkipIndex.granuleRows,
+    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 120 * SkipIndex.granuleRows,
                  statistics: ScanStatistics = ScanStatistics()) throws {
         self.store = store
         self.statistics = statistics

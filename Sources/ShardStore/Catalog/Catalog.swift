@@ -1,3 +1,4 @@
+import FlowModel
 import StorageKit
 import Foundation
 
@@ -62,9 +63,12 @@ final class Catalog {
         try ShardIndexBuilder.insert(summaries, into: db, table: "shard_summaries", shard: id.description)
     }
 
-    /// The skip summaries of every sealed shard that has them, by shard id.
-    func summaries() throws(SQLiteError) -> [ShardID: [SkipSummary]] {
-        let rows = try db.prepare("SELECT shard_id, \(SkipSummary.columns) FROM shard_summaries")
+    /// The skip summaries of every sealed shard that has them, by shard id; only those of
+    /// `fields` when given (a query needs the fields it filters on, and parsing every
+    /// field's value list of every shard would cost more than the pruning saves).
+    func summaries(fields: [FieldID]? = nil) throws(SQLiteError) -> [ShardID: [SkipSummary]] {
+        let only = fields.map { " WHERE field IN (" + $0.map { "'\($0.name)'" }.joined(separator: ", ") + ")" } ?? ""
+        let rows = try db.prepare("SELECT shard_id, \(SkipSummary.columns) FROM shard_summaries" + only)
         var result: [ShardID: [SkipSummary]] = [:]
         while try rows.step() {
             guard let id = ShardID(rows.text(0) ?? ""), let summary = SkipSummary.read(rows, from: 1) else { continue }

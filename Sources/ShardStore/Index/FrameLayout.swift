@@ -1,8 +1,8 @@
 import StorageKit
 
-/// Where a sealed shard's zstd frames begin, so that each granule of rows is decompressed
-/// on its own, and the schema and dictionary (what every query reads first) apart from
-/// the rows: a needle query then decompresses the small head, the small tail (the skip
+/// Where a sealed shard's zstd frames begin, so that each run of `granulesPerFrame`
+/// granules is decompressed on its own, and the schema and dictionary (what every query
+/// reads first) apart from the rows: a needle query then decompresses the small head, the small tail (the skip
 /// index, `meta`) and the granules it reads, instead of whole 1 MiB frames around each.
 ///
 /// Rows inserted in row id order fill leaf pages in order, so a granule's rows are one
@@ -15,7 +15,11 @@ enum FrameLayout {
         guard let pageSize = try db.scalarInteger("PRAGMA page_size") else { return [] }
         var granuleStarts: [Int64] = []
         let granules = try db.prepare("SELECT first_rowid FROM granules ORDER BY first_rowid")
-        while try granules.step() { granuleStarts.append(granules.integer(0)) }
+        var index = 0
+        while try granules.step() {
+            if index % SkipIndex.granulesPerFrame == 0 { granuleStarts.append(granules.integer(0)) }
+            index += 1
+        }
         guard !granuleStarts.isEmpty else { return [] }
         // Leaves of flow_rows in row order: cumulative cells give each one's first row id.
         let leaves = try db.prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'flow_rows' AND pagetype = 'leaf' ORDER BY path")

@@ -36,10 +36,14 @@ package enum SkipIndex {
     static let sealOrderMetaKey = "seal_order"
     static var sealOrder: String { (sortFields.map(\.name) + [FlowSchema.requiredField.name]).joined(separator: ",") }
 
-    /// Rows per granule: the unit a filtered scan reads or skips. 8,192 rows of about
-    /// 175 bytes are about 1.4 MB of SQLite pages, a frame or two of a sealed shard
-    /// (bench/NOTES.md, "Granules").
-    package static let granuleRows: Int64 = 8192
+    /// Rows per granule: the unit a filtered scan reads or skips. Smaller granules mean
+    /// fewer rows stepped through for a needle (SQLite decodes every row it passes), more
+    /// zone maps and filters to keep; frames are cut per `granulesPerFrame` granules so
+    /// that compression still sees about a megabyte at a time (bench/NOTES.md, "Granules").
+    package static let granuleRows: Int64 = 2048
+
+    /// Granules per zstd frame: 4 × 2,048 rows of about 175 bytes is about 1.4 MB.
+    static let granulesPerFrame = 4
 
     /// A field with at most this many distinct values in a shard is summarised by the
     /// values themselves, more than that by a Bloom filter.

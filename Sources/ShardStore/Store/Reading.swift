@@ -11,7 +11,7 @@ extension ShardStore {
 
     /// The skip summaries of the sealed shards that have them (from the catalog): what a
     /// planner rules shards out with before opening any.
-    package func skipSummaries() throws -> [ShardID: [SkipSummary]] { try catalog.summaries() }
+    package func skipSummaries(fields: [FieldID]? = nil) throws -> [ShardID: [SkipSummary]] { try catalog.summaries(fields: fields) }
 
     /// Every flow of one shard, in the order stored; sealed shards are read in place.
     package func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
