@@ -27,13 +27,19 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     static var defaultCompletionKind: CompletionKind { .default }
 }
 
-/// A point in time: epoch milliseconds or RFC 3339 (`2026-01-01T00:00:00Z`).
+/// A point in time as typed (`TimeExpression`: RFC 3339 with or without seconds and
+/// zone, a date, epoch seconds or milliseconds). Read in `validate()`, so that a time
+/// that cannot be read gets a message with examples rather than "invalid value".
 struct TimeArgument: ExpressibleByArgument, Sendable {
-    let epochMilliseconds: Int64
+    let text: String
 
-    init?(argument: String) {
-        guard let ms = SettingParsers.timeMs(argument) else { return nil }
-        epochMilliseconds = ms
+    init?(argument: String) { text = argument }
+
+    func parsed(_ option: String) throws -> TimeExpression {
+        guard let time = TimeExpression(text) else {
+            throw ValidationError("\(option): cannot read '\(text)' as a time between 1970 and 9999; give \(TimeExpression.accepted)")
+        }
+        return time
     }
 }
 
@@ -51,10 +57,10 @@ struct QueryLimitOptions: ParsableArguments {
 
 /// `--from`, `--to` and `--since`: the time range of `query`, `top` and `export`, on `TimeFlowEndMs`.
 struct TimeRangeOptions: ParsableArguments {
-    @Option(help: "Start of the range (RFC 3339 or epoch ms), on TimeFlowEndMs.")
+    @Option(help: "Start of the range on TimeFlowEndMs: 2026-01-01T00:05:00Z, 2026-01-01T00:05 (UTC), 2026-01-01, or epoch seconds or milliseconds.")
     var from: TimeArgument?
 
-    @Option(help: "End of the range, exclusive (RFC 3339 or epoch ms).")
+    @Option(help: "End of the range, exclusive (the same forms as --from).")
     var to: TimeArgument?
 
     @Option(help: "Only the last D before now (e.g. 15m, 1h, 7d); instead of --from.")
@@ -62,13 +68,21 @@ struct TimeRangeOptions: ParsableArguments {
 
     func validate() throws {
         if since != nil && from != nil { throw ValidationError("use --since or --from, not both") }
+        let start = try from?.parsed("--from"), end = try to?.parsed("--to")
+        for note in [start?.note, end?.note].compactMap({ $0 }) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        if let start, let end, end.epochMilliseconds <= start.epochMilliseconds {
+            throw ValidationError("--to (\(TimeExpression.rfc3339(end.epochMilliseconds))) is not after --from (\(TimeExpression.rfc3339(start.epochMilliseconds))): the range is empty")
+        }
+        if let since, let end, end.epochMilliseconds <= Int64(Date().timeIntervalSince1970 * 1000) - Int64(since.seconds * 1000) {
+            throw ValidationError("--to is before the start of --since: the range is empty")
+        }
     }
 
     var fromMs: Int64? {
-        from?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
+        (try? from?.parsed("--from"))?.epochMilliseconds ?? since.map { Int64(Date().timeIntervalSince1970 * 1000) - Int64($0.seconds * 1000) }
     }
 
-    var toMs: Int64? { to?.epochMilliseconds }
+    var toMs: Int64? { (try? to?.parsed("--to"))?.epochMilliseconds }
 }
 
 /// `--data`: the data directory every command reads or writes; one option, one default

@@ -31,7 +31,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Event-time span to generate, e.g. 90s, 30m, 2h, 1d (with --rate).")
     var duration: DurationArgument?
 
-    @Option(help: "Event time of the first flow: epoch milliseconds or RFC 3339 (default 2026-01-01T00:00:00Z).")
+    @Option(help: "Event time of the first flow: RFC 3339, a date, or epoch seconds or milliseconds (default 2026-01-01T00:00:00Z).")
     var start: TimeArgument?
 
     @Option(help: "Seed of the generator; the same seed gives the same flows.")
@@ -67,6 +67,7 @@ struct GenerateCommand: ParsableCommand {
     var stats = false
 
     func validate() throws {
+        _ = try start?.parsed("--start")
         if let flows, flows < 0 { throw ValidationError("--flows must be 0 or more") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
         if let speedup, speedup <= 0 { throw ValidationError("--speedup must be positive, e.g. 60 for one event-hour per wall minute") }
@@ -97,7 +98,7 @@ struct GenerateCommand: ParsableCommand {
         options.shape = shape
         options.features = try parsedFeatures()
         options.seed = seed
-        if let start { options.startMs = start.epochMilliseconds }
+        if let start { options.startMs = try start.parsed("--start").epochMilliseconds }
         options.flowsPerSecond = rate
         var generator = FlowGenerator(options: options)
         let eventRate = rate ?? cluster.typicalFlowRate

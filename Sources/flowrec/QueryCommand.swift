@@ -40,6 +40,8 @@ struct QueryCommand: ParsableCommand {
     @Flag(help: "After the rows, print to standard error what the query read: shards in the range, ruled out by their skip summaries, opened; granules read.")
     var explain = false
 
+    @OptionGroup var display: DisplayOptions
+
     static let summaryFields = ["TimeFlowEndMs", "SrcK8S_Namespace", "SrcK8S_Name", "SrcAddr", "SrcPort",
                                 "DstK8S_Namespace", "DstK8S_Name", "DstAddr", "DstPort", "Proto", "Bytes", "Packets"]
 
@@ -61,7 +63,7 @@ struct QueryCommand: ParsableCommand {
         }
         let runner = FlowQueryRunner(store: store, limits: limits.limits)
         let columns = runner.columns(for: query)
-        let output = QueryOutput(format: format, columns: columns)
+        let output = QueryOutput(format: format, columns: columns, display: display)
         defer { runner.unreadable.warn(Logger(label: "flowrec.query")) }
         do {
             try runner.run(query) { values in
@@ -71,7 +73,10 @@ struct QueryCommand: ParsableCommand {
         } catch let error as QueryError {
             throw CommandFailure(error.description)
         }
-        output.finish()
+        output.finish(empty: StoreSpan.noFlows(store, fromMs: range.fromMs, toMs: range.toMs))
+        if limit > 0, output.rows == limit {
+            FileHandle.standardError.write(Data("(the first \(limit) flows; --limit N shows more)\n".utf8))
+        }
         if explain { Explain.print(runner.statistics) }
     }
 }
@@ -80,12 +85,21 @@ struct QueryCommand: ParsableCommand {
 final class QueryOutput {
     let format: QueryCommand.Format
     let columns: [String]
+    private let cells: CellText
+    private let timeFormat: DisplayOptions.TimeFormat
     private var tableRows: [[String]] = []
     private var first = true
+    /// Rows written so far.
+    private(set) var rows = 0
+    /// Columns printed right-aligned in a table (numbers, totals).
+    private var numeric: [Bool]
 
-    init(format: QueryCommand.Format, columns: [String]) {
+    init(format: QueryCommand.Format, columns: [String], display: DisplayOptions = DisplayOptions(), humaniseTotals: Bool = false) {
         self.format = format
         self.columns = columns
+        timeFormat = display.timeFormat(for: format)
+        cells = CellText(time: timeFormat, friendly: format == .table && !display.raw, humaniseTotals: humaniseTotals)
+        numeric = Array(repeating: false, count: columns.count)
         switch format {
         case .csv: print(columns.map(csvField).joined(separator: ","))
         case .json: print("[", terminator: "")
@@ -94,16 +108,25 @@ final class QueryOutput {
     }
 
     func write(_ values: [QueryValue]) {
+        rows += 1
         switch format {
         case .table:
-            tableRows.append(values.map { text($0) })
+            for (i, value) in values.enumerated() where i < numeric.count {
+                if case .integer = value, cells.text(value, column: columns[i]).first?.isNumber ?? false { numeric[i] = true }
+            }
+            tableRows.append(zip(values, columns).map { cells.text($0, column: $1) })
         case .csv:
-            print(values.map { csvField(text($0)) }.joined(separator: ","))
+            print(zip(values, columns).map { value, column in
+                if case .null = value { return "" }
+                return csvField(cells.text(value, column: column))
+            }.joined(separator: ","))
         case .jsonl, .json:
             let members = zip(columns, values).map { name, value -> String in
                 switch value {
                 case .null: return "\(jsonString(name)):null"
-                case .integer(let v): return "\(jsonString(name)):\(v)"
+                case .integer(let v):
+                    if CellText.timeColumns[name] != nil, timeFormat != .epochMs { return "\(jsonString(name)):\(jsonString(cells.text(value, column: name)))" }
+                    return "\(jsonString(name)):\(v)"
                 case .unsigned(let v): return "\(jsonString(name)):\(v)"
                 case .real(let v): return "\(jsonString(name)):\(v.isFinite ? String(v) : "null")"
                 case .text(let t):
@@ -118,28 +141,30 @@ final class QueryOutput {
         }
     }
 
-    func finish() {
+    /// Ends the output; `empty` is what a table says when no row came (standard error,
+    /// so that a pipeline never reads it as data).
+    func finish(empty: String = "(no flows)") {
         switch format {
         case .json: print(first ? "]" : "\n]")
         case .table:
             var widths = columns.map(\.count)
-            for row in tableRows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-            // Every cell is padded to its column; only the line's end is trimmed, so an
-            // empty (NULL) cell keeps its place instead of shifting the others left.
+            for row in tableRows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+            // Every cell is padded to its column (numbers on the right); only the line's
+            // end is trimmed, so a cell never shifts its neighbours.
             func line(_ cells: [String]) -> String {
-                var text = cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ")
+                var text = cells.enumerated().map { i, c in
+                    numeric[i] ? String(repeating: " ", count: max(0, widths[i] - c.count)) + c
+                        : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                }.joined(separator: "  ")
                 while text.last == " " { text.removeLast() }
                 return text
             }
             print(line(columns))
             for row in tableRows { print(line(row)) }
-            if tableRows.isEmpty { print("(no flows)") }
+            if tableRows.isEmpty { FileHandle.standardError.write(Data("\(empty)\n".utf8)) }
         case .csv, .jsonl: break
         }
     }
-
-    private func text(_ value: QueryValue) -> String { value.text }
 
     private func jsonString(_ s: String) -> String {
         var out: [UInt8] = []

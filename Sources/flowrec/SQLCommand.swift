@@ -31,6 +31,8 @@ struct SQLCommand: ParsableCommand {
     @Flag(help: "After the rows, print to standard error what the statement read: shards in the range, ruled out by their skip summaries, opened; granules read.")
     var explain = false
 
+    @OptionGroup var display: DisplayOptions
+
     func run() throws {
         let store = try data.openForReading()
         var output: QueryOutput?
@@ -40,7 +42,7 @@ struct SQLCommand: ParsableCommand {
         do {
             try SQLQuery(store: store, fromMs: range.fromMs, toMs: range.toMs).run(statement, limits: limits.limits, unreadable: unreadable,
                                                                                     statistics: statistics, columns: { names in
-                output = QueryOutput(format: format, columns: names)
+                output = QueryOutput(format: format, columns: names, display: display)
             }) { values in
                 output?.write(values)
                 return true
@@ -48,7 +50,7 @@ struct SQLCommand: ParsableCommand {
         } catch let error as QueryError {
             throw CommandFailure(error.description)
         }
-        output?.finish()
+        output?.finish(empty: "(no rows)" + (range.fromMs != nil || range.toMs != nil ? " " + StoreSpan.noFlows(store, fromMs: range.fromMs, toMs: range.toMs) : ""))
         if explain { Explain.print(statistics) }
     }
 }

@@ -22,19 +22,26 @@ struct SeriesCommand: ParsableCommand {
     @Option(name: .customLong("group"), help: "FIELD=VALUE the flows must match (repeatable); none: all flows.")
     var groups: [String] = []
 
+    @Option(help: "Also split by this field: one series per value, the --limit busiest (by bytes over the range).")
+    var by: String?
+
+    @Option(help: "With --by, how many values get a series.")
+    var limit: Int = 5
+
     @Option(help: "Bucket width, whole minutes (1m, 5m, 1h, 1d).")
     var step: DurationArgument = DurationArgument(argument: "5m")!
 
     @OptionGroup var range: TimeRangeOptions
 
-    @Option(help: "table or csv.")
-    var format: Format = .table
+    @Option(help: "table, json, jsonl or csv.")
+    var format: QueryCommand.Format = .table
 
-    enum Format: String, ExpressibleByArgument { case table, csv }
+    @OptionGroup var display: DisplayOptions
 
     func validate() throws {
         for g in groups where !g.contains("=") { throw ValidationError("--group takes FIELD=VALUE, got \(g)") }
         if range.fromMs == nil { throw ValidationError("give the range start: --since D or --from TIME") }
+        if limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
@@ -46,28 +53,36 @@ struct SeriesCommand: ParsableCommand {
         // Whole minutes, so rollups can answer (their buckets are minutes).
         let from = ((range.fromMs ?? 0) / 60_000) * 60_000
         let to = range.toMs ?? Int64(Date().timeIntervalSince1970 * 1000)
-        let points: [FlowSeries.Point]
+        let stepMs = Int64(step.seconds * 1000)
+        // The series to draw: one, or one per value of --by (its busiest values).
+        var splits: [(label: QueryValue, group: [(field: String, value: String)])] = [(.null, group)]
         do {
-            points = try FlowSeries(store: store).run(group: group, stepMs: Int64(step.seconds * 1000), fromMs: from, toMs: to)
+            if let by {
+                let whereSQL = group.isEmpty ? nil : group.map { "\($0.field) = '\($0.value.replacingOccurrences(of: "'", with: "''"))'" }.joined(separator: " AND ")
+                let top = try TopTalkers(store: store).answer(by: [by], metric: .bytes, fromMs: from, toMs: to, whereSQL: whereSQL, limit: limit + 1)
+                // Flows without the field (an absent namespace) have no value to select by.
+                splits = Array(top.rows.compactMap { row in
+                    guard let value = row.group.first, !value.isEmpty else { return nil }
+                    return (.text(value), group + [(by, value)])
+                }.prefix(limit))
+            }
+            let output = QueryOutput(format: format, columns: ["TIME"] + (by.map { [$0] } ?? []) + ["FLOWS", "BYTES", "PACKETS"],
+                                     display: display, humaniseTotals: true)
+            for split in splits {
+                let points = try FlowSeries(store: store).run(group: split.group, stepMs: stepMs, fromMs: from, toMs: to)
+                var byBucket: [Int64: FlowSeries.Point] = [:]
+                for point in points { byBucket[point.bucketMs] = point }
+                // Every bucket of the range, empty ones as zeros: a gap is a fact, not a hole.
+                var bucket = from
+                while bucket < to {
+                    let p = byBucket[bucket] ?? FlowSeries.Point(bucketMs: bucket, flows: 0, bytes: 0, packets: 0)
+                    output.write([.integer(bucket)] + (by == nil ? [] : [split.label]) + [.integer(p.flows), .integer(p.bytes), .integer(p.packets)])
+                    bucket += stepMs
+                }
+            }
+            output.finish(empty: StoreSpan.noFlows(store, fromMs: from, toMs: to))
         } catch let error as QueryError {
             throw CommandFailure(error.description)
         }
-        let formatter = ISO8601DateFormatter()
-        let rows = points.map { [formatter.string(from: Date(timeIntervalSince1970: Double($0.bucketMs) / 1000)),
-                                 String($0.flows), String($0.bytes), String($0.packets)] }
-        let header = ["TIME", "FLOWS", "BYTES", "PACKETS"]
-        if format == .csv {
-            print(header.map { $0.lowercased() }.joined(separator: ","))
-            for row in rows { print(row.joined(separator: ",")) }
-            return
-        }
-        var widths = header.map(\.count)
-        for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  ")
-        }
-        print(line(header))
-        for row in rows { print(line(row)) }
     }
 }

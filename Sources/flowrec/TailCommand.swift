@@ -35,6 +35,8 @@ struct TailCommand: ParsableCommand {
     @Option(help: "How often to look for new flows while following.")
     var interval: DurationArgument = DurationArgument(argument: "1s")!
 
+    @OptionGroup var display: DisplayOptions
+
     func validate() throws {
         if n < 0 { throw ValidationError("-n must be 0 or more") }
         if format == .table || format == .json { throw ValidationError("tail prints one flow per line: use --format jsonl or csv") }
@@ -49,7 +51,7 @@ struct TailCommand: ParsableCommand {
         case let list?: columns = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
         let tail = try FlowTail(store: store, fields: columns, whereSQL: filter)
-        let output = QueryOutput(format: format, columns: columns)
+        let output = QueryOutput(format: format, columns: columns, display: display)
         do {
             try tail.last(n) { output.write($0) }
             fflush(nil)  // flows reach a pipe at once, not when a buffer fills

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 package import Query
+import FlowrecConfig
 import ShardStore
 
 struct TopCommand: ParsableCommand {
@@ -33,6 +34,11 @@ struct TopCommand: ParsableCommand {
     @Option(help: "How many groups.")
     var limit: Int = 10
 
+    @Option(help: "table, json, jsonl or csv.")
+    var format: QueryCommand.Format = .table
+
+    @OptionGroup var display: DisplayOptions
+
     func validate() throws {
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
@@ -43,25 +49,24 @@ struct TopCommand: ParsableCommand {
         let rows: [TopTalkers.Row]
         do {
             let answer = try TopTalkers(store: store, limits: limits.limits)
-                .answer(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit)
+                .answer(by: fields, metric: metric, fromMs: range.fromMs, toMs: range.toMs, whereSQL: filter, limit: limit + 1)
             rows = answer.rows
             if let span = answer.fromRollups {
-                let f = ISO8601DateFormatter()
-                FileHandle.standardError.write(Data("(from rollups for \(f.string(from: Date(timeIntervalSince1970: Double(span.fromMs) / 1000))) to \(f.string(from: Date(timeIntervalSince1970: Double(span.toMs) / 1000))); raw shards for the rest)\n".utf8))
+                FileHandle.standardError.write(Data("(from rollups for \(TimeExpression.rfc3339(span.fromMs)) to \(TimeExpression.rfc3339(span.toMs)); raw shards for the rest)\n".utf8))
             }
         } catch let error as QueryError {
             throw CommandFailure(error.description)
         }
-        let header = fields + ["BYTES", "PACKETS", "FLOWS"]
-        let table = rows.map { $0.group.map { $0.isEmpty ? "-" : $0 } + [String($0.bytes), String($0.packets), String($0.flows)] }
-        var widths = header.map(\.count)
-        for row in table { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i >= fields.count ? String(repeating: " ", count: widths[i] - c.count) + c
-                : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        // An absent value (no namespace: the node, an external address) is null in JSON,
+        // empty in CSV and `-` in a table, as in every command.
+        let output = QueryOutput(format: format, columns: fields + ["BYTES", "PACKETS", "FLOWS"], display: display, humaniseTotals: true)
+        for row in rows.prefix(limit) {
+            output.write(row.group.map { $0.isEmpty ? QueryValue.null : .text($0) } + [.integer(row.bytes), .integer(row.packets), .integer(row.flows)])
         }
-        print(line(header))
-        for row in table { print(line(row)) }
+        output.finish(empty: StoreSpan.noFlows(store, fromMs: range.fromMs, toMs: range.toMs))
+        if rows.count > limit {
+            FileHandle.standardError.write(Data("(the top \(limit) groups; --limit N shows more)\n".utf8))
+        }
     }
 }
 

@@ -47,6 +47,23 @@ import Testing
         #expect(fromRollups.rows.count > 10)
     }
 
+    /// Rollups were written under the ids of the shards as they sealed; once those are
+    /// merged into one, `top` still answers from rollups, equal to the raw shards.
+    @Test func rollupsStillAnswerAfterShardsMerge() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try mergeableStore(at: dir.path, hours: 7)
+        var policy = MergePolicy(windowMs: 6 * 3_600_000, maxRows: 10_000_000, level: 3)
+        policy.sourceGraceMs = 0
+        #expect(try store.mergeSealedShards(policy).count == 2)
+        let top = TopTalkers(store: store)
+        let by = ["SrcK8S_Namespace", "DstK8S_Namespace"]
+        let fromRollups = try top.answer(by: by, metric: .bytes, fromMs: nil, toMs: nil, limit: 1000)
+        let span = try #require(fromRollups.fromRollups, "rollups cover the merged shards")
+        #expect(span.toMs - span.fromMs >= 6 * 3_600_000)
+        let raw = try top.answer(by: by, metric: .bytes, fromMs: nil, toMs: nil, whereSQL: "1 = 1", limit: 1000)
+        #expect(fromRollups.rows == raw.rows)
+    }
+
     @Test func seriesFromRollupsEqualsSeriesFromRawShards() throws {
         let dir = TemporaryDirectory()
         let (store, _) = try FlowQueryTests.fixture(dir)

@@ -201,10 +201,10 @@ package struct FlowAPI: Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         func time(_ name: String) throws -> Int64? {
             guard let text = q[name] else { return nil }
-            guard let ms = SettingParsers.timeMs(text) else {
-                throw APIError(status: 400, message: "\(name) must be RFC 3339 (2026-01-01T00:00:00Z) or epoch milliseconds, between 1970 and 9999 (got \(text))")
+            guard let time = TimeExpression(text) else {
+                throw APIError(status: 400, message: "\(name) must be a time between 1970 and 9999: \(TimeExpression.accepted) (got \(text))")
             }
-            return ms
+            return time.epochMilliseconds
         }
         if q["since"] != nil && q["from"] != nil { throw APIError(status: 400, message: "use since or from, not both") }
         var from = try time("from")

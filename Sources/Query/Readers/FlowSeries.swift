@@ -10,6 +10,13 @@ package struct FlowSeries {
         package var flows: Int64
         package var bytes: Int64
         package var packets: Int64
+
+        package init(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64) {
+            self.bucketMs = bucketMs
+            self.flows = flows
+            self.bytes = bytes
+            self.packets = packets
+        }
     }
 
     package let store: ShardStore

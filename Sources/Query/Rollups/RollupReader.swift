@@ -26,7 +26,10 @@ package final class RollupReader {
               from < to else { return nil }
         var unrolled: [Int64] = []
         for shard in shards where (shard.maxTimeMs ?? .min) >= from && shard.id.windowStartMs < to {
-            if try !isRolledUp(shard.id) { unrolled.append(shard.id.windowStartMs) }
+            if try isRolledUp(shard.id) { continue }
+            // A merged shard's flows were rolled up under its sources' ids when they sealed.
+            let sources = try store.mergedSources(of: shard.id)
+            if try sources.isEmpty || !sources.allSatisfy({ try isRolledUp($0) }) { unrolled.append(shard.id.windowStartMs) }
         }
         return Self.span(fromMs: from, toMs: to, unrolledWindowStarts: unrolled)
     }

@@ -143,6 +143,15 @@ extension Catalog {
         try insert.step()
     }
 
+    /// The shards `merged` replaced (none for a shard that is not a merge).
+    func sources(of merged: ShardID) throws(SQLiteError) -> [ShardID] {
+        let rows = try db.prepare("SELECT source_id FROM merged_sources WHERE merged_into = ?1")
+        rows.bind(1, merged.description)
+        var result: [ShardID] = []
+        while try rows.step() { if let id = ShardID(rows.text(0) ?? "") { result.append(id) } }
+        return result
+    }
+
     func forgetMergedSource(_ id: ShardID) throws(SQLiteError) {
         let delete = try db.prepare("DELETE FROM merged_sources WHERE source_id = ?1")
         delete.bind(1, id.description)

@@ -13,6 +13,10 @@ extension ShardStore {
     /// planner rules shards out with before opening any.
     package func skipSummaries(fields: [FieldID]? = nil) throws -> [ShardID: [SkipSummary]] { try catalog.summaries(fields: fields) }
 
+    /// The shards a merged shard replaced (empty for any other shard): their ids are what
+    /// rollups and deliveries recorded the flows under.
+    package func mergedSources(of id: ShardID) throws -> [ShardID] { try catalog.sources(of: id) }
+
     /// Every flow of one shard, in the order stored; sealed shards are read in place.
     package func forEachFlow(in id: ShardID, _ body: (Flow) throws -> Void) throws {
         if let shard = active[id.windowStartMs], shard.id == id {
