@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
 /// flowrec: a single-node recorder for NetObserv enriched flows.
@@ -20,6 +21,22 @@ import PackageDescription
 /// plus `flowrec-testkafka` (a Kafka-protocol test broker on loopback),
 /// `FlowrecTesting` (helpers that start the real test servers from tests) and
 /// `FlowrecTestTraits` (the `.ownThread` trait for tests that block while they wait).
+/// The commit `flowrec --version` reports: read from .git when the manifest is
+/// evaluated (a fresh clone, CI and the container build always evaluate it).
+let buildCommit: String = {
+    let git = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(".git")
+    guard let head = try? String(contentsOf: git.appendingPathComponent("HEAD"), encoding: .utf8)
+        .trimmingCharacters(in: .whitespacesAndNewlines) else { return "unknown" }
+    guard head.hasPrefix("ref: ") else { return String(head.prefix(12)) }
+    let ref = String(head.dropFirst(5))
+    if let sha = try? String(contentsOf: git.appendingPathComponent(ref), encoding: .utf8) {
+        return String(sha.trimmingCharacters(in: .whitespacesAndNewlines).prefix(12))
+    }
+    let packed = (try? String(contentsOf: git.appendingPathComponent("packed-refs"), encoding: .utf8)) ?? ""
+    let line = packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }
+    return line.map { String($0.prefix(12)) } ?? "unknown"
+}()
+
 let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -68,6 +85,8 @@ let package = Package(
         .systemLibrary(
             name: "CSnappy", pkgConfig: "snappy",
             providers: [.apt(["libsnappy-dev"])]),
+
+        .target(name: "CBuildInfo", cSettings: [.define("FLOWREC_COMMIT", to: "\"\(buildCommit)\"")]),
 
         .target(name: "FlowModel", swiftSettings: hotPathSwift),
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
@@ -131,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "flowrec",
             dependencies: [
-                "FlowModel", "FlowGenerator", "KafkaSource", "StorageKit", "ShardStore", "FileSource", "Forwarders", "FlowRecorder", "Query",
+                "CBuildInfo", "FlowModel", "FlowGenerator", "KafkaSource", "StorageKit", "ShardStore", "FileSource", "Forwarders", "FlowRecorder", "Query",
                 "FlowrecConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -43,6 +43,36 @@ package enum ChildProcess {
         return process.terminationStatus
     }
 
+    /// What a run printed, apart, and how it ended.
+    package struct Captured: Sendable {
+        package let status: Int32
+        package let stdout: String
+        package let stderr: String
+    }
+
+    /// Runs to completion, capturing standard output and error (through files, so that
+    /// neither can fill a pipe and stall the other).
+    package static func capture(_ executable: URL, _ arguments: [String]) throws -> Captured {
+        let base = NSTemporaryDirectory() + "flowrec-capture-" + UUID().uuidString
+        defer { for suffix in [".out", ".err"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
+        for suffix in [".out", ".err"] { _ = FileManager.default.createFile(atPath: base + suffix, contents: nil) }
+        guard let out = FileHandle(forWritingAtPath: base + ".out"), let err = FileHandle(forWritingAtPath: base + ".err") else {
+            throw TestServerUnavailable("cannot create capture files under \(NSTemporaryDirectory())")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        try? out.close()
+        try? err.close()
+        return Captured(status: process.terminationStatus,
+                        stdout: (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "",
+                        stderr: (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? "")
+    }
+
     /// Runs a tool (`/usr/bin/sqlite3`, ...) and returns what it printed, stdout then stderr.
     @discardableResult
     package static func output(_ tool: String, _ arguments: [String]) throws -> String {

@@ -37,6 +37,9 @@ package struct KafkaError: Error, Sendable, CustomStringConvertible {
 /// librdkafka properties (`bootstrap.servers`, `security.protocol`, `compression.codec`,
 /// ...), passed through unchanged. Values whose keys look secret are masked in `description`.
 package struct KafkaProperties: Sendable, CustomStringConvertible {
+    /// The librdkafka flowrec runs with (`flowrec --version`).
+    package static var libraryVersion: String { String(cString: rd_kafka_version_str()) }
+
     package private(set) var values: [String: String]
 
     package init(_ values: [String: String] = [:]) { self.values = values }

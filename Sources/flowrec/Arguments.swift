@@ -114,8 +114,15 @@ struct DataDirectory {
     }
 
     func requireStore() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CommandFailure("the data directory \(path) does not exist; pass --data with the directory `flowrec record` writes", exit: .noInput)
+        }
+        guard isDirectory.boolValue else {
+            throw CommandFailure("\(path) is a file, not a data directory; pass --data with the directory `flowrec record` writes", exit: .noInput)
+        }
         guard FileManager.default.fileExists(atPath: path + "/catalog.sqlite") else {
-            throw ValidationError("\(path) is not a flowrec data directory (no catalog.sqlite); pass --data")
+            throw CommandFailure("\(path) is not a flowrec data directory (it has no catalog.sqlite); pass --data with the directory `flowrec record` writes", exit: .noInput)
         }
     }
 }
@@ -123,11 +130,4 @@ struct DataDirectory {
 /// A CSV field: quoted when it holds a comma, a quote or a newline (quotes doubled).
 func csvField(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-}
-
-/// A failure the user can act on, printed as `Error: <message>` without the usage text
-/// that ArgumentParser adds to validation errors (the arguments were fine).
-struct CommandFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -81,7 +81,7 @@ struct ExportCommand: AsyncParsableCommand {
                 count = n
             }
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description, exit: ExitClass.of(error))
         }
         progress.finish()
         if output != "-" { FileHandle.standardError.write(Data("exported \(count) flows to \(output)\n".utf8)) }

@@ -165,7 +165,7 @@ final class KafkaRecordSink: RecordSink {
     func finish() throws {
         try producer.flush()
         if producer.failed > 0 {
-            throw ValidationError("\(producer.failed) of \(producer.failed + producer.delivered) messages were not delivered: \(producer.lastFailure ?? "unknown error")")
+            throw CommandFailure("\(producer.failed) of \(producer.failed + producer.delivered) messages were not delivered: \(producer.lastFailure ?? "unknown error")", exit: .unavailable)
         }
         FileHandle.standardError.write(Data("produced \(producer.delivered) records to \(producer.topicName)\n".utf8))
     }

@@ -12,7 +12,7 @@ final class LineSink {
             handle = FileHandle.standardOutput
         } else {
             guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-                throw ValidationError("cannot create \(path): check the directory exists and is writable")
+                throw CommandFailure("cannot create \(path): check the directory exists and is writable", exit: .cannotCreate)
             }
             handle = h
         }

@@ -71,7 +71,7 @@ struct QueryCommand: ParsableCommand {
                 return true
             }
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description + FieldHints.text(for: error, in: filter ?? ""), exit: ExitClass.of(error))
         }
         output.finish(empty: StoreSpan.noFlows(store, fromMs: range.fromMs, toMs: range.toMs))
         if limit > 0, output.rows == limit {

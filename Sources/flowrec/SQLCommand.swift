@@ -48,7 +48,7 @@ struct SQLCommand: ParsableCommand {
                 return true
             }
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description + FieldHints.text(for: error, in: statement), exit: ExitClass.of(error))
         }
         output?.finish(empty: "(no rows)" + (range.fromMs != nil || range.toMs != nil ? " " + StoreSpan.noFlows(store, fromMs: range.fromMs, toMs: range.toMs) : ""))
         if explain { Explain.print(statistics) }

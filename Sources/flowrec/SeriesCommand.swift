@@ -82,7 +82,7 @@ struct SeriesCommand: ParsableCommand {
             }
             output.finish(empty: StoreSpan.noFlows(store, fromMs: from, toMs: to))
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description, exit: ExitClass.of(error))
         }
     }
 }

@@ -80,7 +80,7 @@ struct Show: ParsableCommand {
         }
         let store = try data.openForReading()
         guard let info = try store.shards().first(where: { $0.id == shardID }) else {
-            throw ValidationError("no shard \(id) in \(data.path); `flowrec shards` lists them")
+            throw CommandFailure("no shard \(id) in \(data.path); `flowrec shards` lists them", exit: .noInput)
         }
         print("shard:   \(info.id)\nstate:   \(info.state)\npath:    \(info.path)\nbytes:   \(info.bytesOnDisk)")
         let reader = try store.reader(for: shardID)

@@ -82,7 +82,7 @@ struct SyncCommand: AsyncParsableCommand {
             }
         } catch let error as ForwarderError {
             bar.finish()
-            throw ValidationError("sync to \(forwarder.name) stopped: \(error.message)\nProgress so far is saved; run the same command again to resume.")
+            throw CommandFailure("sync to \(forwarder.name) stopped: \(error.message)\nProgress so far is saved; run the same command again to resume.", exit: ExitClass.of(error))
         }
     }
 }

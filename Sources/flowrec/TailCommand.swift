@@ -63,7 +63,7 @@ struct TailCommand: ParsableCommand {
                 fflush(nil)
             }
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description, exit: ExitClass.of(error))
         }
         output.finish()
     }

@@ -55,7 +55,7 @@ struct TopCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("(from rollups for \(TimeExpression.rfc3339(span.fromMs)) to \(TimeExpression.rfc3339(span.toMs)); raw shards for the rest)\n".utf8))
             }
         } catch let error as QueryError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description + FieldHints.text(for: error, in: filter ?? ""), exit: ExitClass.of(error))
         }
         // An absent value (no namespace: the node, an external address) is null in JSON,
         // empty in CSV and `-` in a table, as in every command.

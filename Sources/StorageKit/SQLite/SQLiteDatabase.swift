@@ -12,6 +12,9 @@ import Glibc
 /// try db.execute("CREATE TABLE t(a INTEGER)")
 /// ```
 package final class SQLiteDatabase {
+    /// The SQLite library flowrec runs with (`flowrec --version`).
+    package static var libraryVersion: String { String(cString: sqlite3_libversion()) }
+
     package let path: String
     /// The C connection, for the few calls this wrapper does not cover (registering
     /// functions, modules and VFS-level settings).

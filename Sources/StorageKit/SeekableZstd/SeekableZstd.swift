@@ -16,6 +16,9 @@ package enum SeekableZstd {
     /// table claiming more is damaged, and trusting it would allocate that much.
     package static let maxFrameBytes = 64 << 20
 
+    /// The libzstd flowrec runs with (`flowrec --version`).
+    package static var libraryVersion: String { String(cString: ZSTD_versionString()) }
+
     package struct Frame: Sendable, Equatable {
         /// Byte offset of the frame in the compressed file, and in the original.
         package let compressedOffset: Int64
