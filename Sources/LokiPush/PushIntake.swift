@@ -87,24 +87,26 @@ package struct PushIntake: Sendable {
     /// `{labels..., line members...}`; a line that is not a JSON object is left as it is
     /// (the decoder then says why it is not a flow).
     static func merge(members: [UInt8], into line: String, to out: inout [UInt8]) {
-        let utf8 = line.utf8
-        var start = utf8.startIndex
-        while start != utf8.endIndex, utf8[start] == UInt8(ascii: " ") || utf8[start] == UInt8(ascii: "\n") || utf8[start] == UInt8(ascii: "\t") {
-            start = utf8.index(after: start)
+        // On the line's bytes in place: appending a String's UTF-8 view (or a slice of it)
+        // to an array goes byte by byte through the generic path, and was most of a push.
+        var line = line
+        line.withUTF8 { bytes in
+            func isSpace(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\t") }
+            var start = 0
+            while start < bytes.count, isSpace(bytes[start]) { start += 1 }
+            guard !members.isEmpty, start < bytes.count, bytes[start] == UInt8(ascii: "{") else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            out.append(UInt8(ascii: "{"))
+            out.append(contentsOf: members)
+            let rest = UnsafeBufferPointer(rebasing: bytes[(start + 1)...])
+            // `{}` or `{ }`: nothing to separate from.
+            if let firstNonSpace = rest.first(where: { !isSpace($0) }), firstNonSpace != UInt8(ascii: "}") {
+                out.append(UInt8(ascii: ","))
+            }
+            out.append(contentsOf: rest)
         }
-        guard !members.isEmpty, start != utf8.endIndex, utf8[start] == UInt8(ascii: "{") else {
-            out += utf8
-            return
-        }
-        out.append(UInt8(ascii: "{"))
-        out += members
-        let rest = utf8[utf8.index(after: start)...]
-        // `{}` or `{ }`: nothing to separate from.
-        if let firstNonSpace = rest.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\t") }),
-           firstNonSpace != UInt8(ascii: "}") {
-            out.append(UInt8(ascii: ","))
-        }
-        out += rest
     }
 
     /// One `"name":value,`-less member: integers and booleans of known fields bare, the

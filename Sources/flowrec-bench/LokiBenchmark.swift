@@ -32,10 +32,17 @@ struct LokiBenchmark: ParsableCommand {
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-loki"
 
+    @Flag(help: "Measure the push path only (a quick loop while working on it).")
+    var pushOnly = false
+
     func run() throws {
         let workspace = try BenchScratch(scratch)
         defer { workspace.remove() }
         let push = try pushIngest(workspace)
+        if pushOnly {
+            print("push: \(Int(Double(push.flows) / push.pushSeconds)) flows/s, JSON lines: \(Int(Double(push.flows) / push.linesSeconds)) flows/s")
+            return
+        }
 
         let t0 = monotonicSeconds()
         let store = try ScanBenchmark.generatedStore(at: scratch + "/store", seconds: hours * 3600, rate: rate, seed: 21)

@@ -46,6 +46,14 @@ struct RecordCommand: ParsableCommand {
         }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        // The command runs inside Swift's async main, on a thread that blocks signals
+        // (libdispatch's), as does every thread it starts: unblock the two it handles
+        // here, or a SIGTERM would stay pending and the recorder never stop.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        sigaddset(&handled, SIGTERM)
+        sigaddset(&handled, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
         try Recorder(configuration: config, logger: logger).run(shouldStop: { stopRequested.load(ordering: .relaxed) })
     }
 }

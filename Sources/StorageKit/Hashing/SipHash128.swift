@@ -10,12 +10,14 @@
 package struct SipHash128 {
     package static let defaultKey: (UInt64, UInt64) = (0x666C_6F77_7265_6321, 0x6C6F_6B69_2D70_7573)
 
-    private var v0, v1, v2, v3: UInt64
-    private var tail: UInt64 = 0
-    private var tailBytes = 0
-    private var length = 0
+    // Inlinable, like the rest of the hot path: a `package` generic that other modules
+    // call unspecialised went through protocol witnesses for every byte (half of a push).
+    @usableFromInline var v0, v1, v2, v3: UInt64
+    @usableFromInline var tail: UInt64 = 0
+    @usableFromInline var tailBytes = 0
+    @usableFromInline var length = 0
 
-    package init(key: (UInt64, UInt64) = SipHash128.defaultKey) {
+    @inlinable package init(key: (UInt64, UInt64) = SipHash128.defaultKey) {
         v0 = key.0 ^ 0x736F_6D65_7073_6575
         v1 = key.1 ^ 0x646F_7261_6E64_6F6D ^ 0xEE
         v2 = key.0 ^ 0x6C79_6765_6E65_7261
@@ -23,12 +25,12 @@ package struct SipHash128 {
     }
 
     /// Adds bytes to the message.
-    package mutating func combine<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
+    @inlinable package mutating func combine<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
         let done: Void? = bytes.withContiguousStorageIfAvailable { combine(buffer: $0) }
         if done == nil { Array(bytes).withUnsafeBufferPointer { combine(buffer: $0) } }
     }
 
-    package mutating func combine(buffer: UnsafeBufferPointer<UInt8>) {
+    @inlinable package mutating func combine(buffer: UnsafeBufferPointer<UInt8>) {
         var i = 0
         length += buffer.count
         // Fill a pending partial word first.
@@ -57,7 +59,7 @@ package struct SipHash128 {
 
     /// The 128-bit digest as two words (the reference's first and second 8 output bytes,
     /// read little-endian).
-    package consuming func finalize() -> (UInt64, UInt64) {
+    @inlinable package consuming func finalize() -> (UInt64, UInt64) {
         let b = UInt64(truncatingIfNeeded: length) << 56 | tail
         compress(b)
         v2 ^= 0xEE
@@ -69,19 +71,19 @@ package struct SipHash128 {
         return (h0, h1)
     }
 
-    private mutating func compress(_ m: UInt64) {
+    @inlinable mutating func compress(_ m: UInt64) {
         v3 ^= m
         round()
         round()
         v0 ^= m
     }
 
-    @inline(__always) private mutating func round() {
+    @inlinable @inline(__always) mutating func round() {
         v0 &+= v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32)
         v2 &+= v3; v3 = rotl(v3, 16); v3 ^= v2
         v0 &+= v3; v3 = rotl(v3, 21); v3 ^= v0
         v2 &+= v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32)
     }
 
-    @inline(__always) private func rotl(_ x: UInt64, _ b: UInt64) -> UInt64 { (x << b) | (x >> (64 - b)) }
+    @inlinable @inline(__always) func rotl(_ x: UInt64, _ b: UInt64) -> UInt64 { (x << b) | (x >> (64 - b)) }
 }
