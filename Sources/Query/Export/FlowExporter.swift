@@ -14,29 +14,99 @@ package struct FlowExporter {
 
     package init(store: ShardStore) { self.store = store }
 
-    /// Writes every flow of the range as one JSON object per line to `write`; returns the count.
+    /// Writes every flow of the range that passes `whereSQL`, in `TimeFlowEndMs` order,
+    /// as one JSON object per line to `write` (exactly as NetObserv wrote it: unknown
+    /// fields, JSON nulls and numbers sent as strings included); returns the count.
     @discardableResult
-    package func exportJSONLines(fromMs: Int64?, toMs: Int64?, progress: (Int) -> Void = { _ in },
+    package func exportJSONLines(fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil, progress: (Int) -> Void = { _ in },
                                 write: ([UInt8]) throws -> Void) throws -> Int {
         let encoder = FlowEncoder()
-        let end = FlowSchema.requiredField
         var count = 0
         var line: [UInt8] = []
-        for shard in try store.shards(overlappingFromMs: fromMs, toMs: toMs) {
-            try store.forEachFlow(in: shard.id) { flow in
-                if let t = flow.integer(end) {
-                    if let fromMs, t < fromMs { return }
-                    if let toMs, t >= toMs { return }
-                }
-                line.removeAll(keepingCapacity: true)
-                encoder.encode(flow, into: &line)
-                line.append(UInt8(ascii: "\n"))
-                try write(line)
-                count += 1
-                if count % 100_000 == 0 { progress(count) }
-            }
+        var flow = Flow()
+        var query = FlowQuery()
+        query.fromMs = fromMs
+        query.toMs = toMs
+        query.whereSQL = whereSQL
+        query.fields = [FlowSchema.requiredField.name]
+        try FlowQueryRunner(store: store, limits: .export).run(query) { _, reader, rowID in
+            guard try reader.readFlow(rowID: rowID, into: &flow) else { return true }
+            line.removeAll(keepingCapacity: true)
+            encoder.encode(flow, into: &line)
+            line.append(UInt8(ascii: "\n"))
+            try write(line)
+            count += 1
+            if count % 100_000 == 0 { progress(count) }
+            return true
         }
         return count
+    }
+
+    /// What a Parquet export wrote.
+    package struct ParquetExport: Sendable {
+        package var rows = 0
+        /// Per column, values that had no faithful form in it and were written as null
+        /// (the command warns; jsonl keeps them as they came).
+        package var unconverted: [String: Int] = [:]
+    }
+
+    /// Every field of NetObserv's schema and `_extras` (the unknown fields as one JSON
+    /// object): what a Parquet export holds unless `--fields` picks.
+    package static let parquetDefaultFields = ShardSchemaColumns.fieldNames + [ParquetFlows.extras.name]
+
+    /// Writes the flows of the range that pass `whereSQL`, in `TimeFlowEndMs` order, as
+    /// a Parquet file at `path` (`ParquetWriter`, `ParquetFlows`): the `fields` given (all
+    /// of NetObserv's and `_extras` by default), row groups of `rowGroupRows`, zstd pages,
+    /// and flowrec's facts (schema version, range, filter, values written as null) in the
+    /// footer.
+    @discardableResult
+    package func exportParquet(to path: String, fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil, fields: [String] = [],
+                               rowGroupRows: Int = 131_072, only shard: ShardID? = nil,
+                               progress: (Int) -> Void = { _ in }) throws -> ParquetExport {
+        if FileManager.default.fileExists(atPath: path) {
+            throw QueryError(.outputFailed, "\(path) already exists; remove it or choose another --output")
+        }
+        var query = FlowQuery()
+        query.fromMs = fromMs
+        query.toMs = toMs
+        query.whereSQL = whereSQL
+        query.fields = fields.isEmpty ? Self.parquetDefaultFields : fields
+        query.onlyShard = shard
+        guard let columns = ParquetFlows.columns(for: query.fields) else {
+            let unknown = query.fields.first { ParquetFlows.columns(for: [$0]) == nil } ?? ""
+            throw QueryError(.unknownField, "unknown field \(unknown); fields are NetObserv's names, e.g. SrcK8S_Namespace, Bytes, or _extras (see `flowrec schema`)")
+        }
+        var facts = [("flowrec.shard_schema_version", String(ShardSchema.version))]
+        if let fromMs { facts.append(("flowrec.from_ms", String(fromMs))) }
+        if let toMs { facts.append(("flowrec.to_ms", String(toMs))) }
+        if let whereSQL { facts.append(("flowrec.where", whereSQL)) }
+        let writer = try ParquetWriter(path: path, columns: columns, rowsPerGroup: rowGroupRows, metadata: facts)
+        var result = ParquetExport()
+        var unconverted = [Int](repeating: 0, count: columns.count)
+        var row: [ParquetWriter.Value] = []
+        do {
+            try FlowQueryRunner(store: store, limits: .export).run(query) { values, _, _ in
+                row.removeAll(keepingCapacity: true)
+                for (i, value) in values.enumerated() {
+                    if let converted = ParquetFlows.value(value, for: columns[i]) {
+                        row.append(converted)
+                    } else {
+                        row.append(.null)
+                        unconverted[i] += 1
+                    }
+                }
+                try writer.append(row)
+                result.rows += 1
+                if result.rows % 100_000 == 0 { progress(result.rows) }
+                return true
+            }
+            for (i, n) in unconverted.enumerated() where n > 0 { result.unconverted[columns[i].name] = n }
+            try writer.finish(more: result.unconverted.sorted { $0.key < $1.key }.map { ("flowrec.written_as_null.\($0.key)", String($0.value)) })
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        return result
     }
 
     /// Writes the range into a new SQLite file at `path` with a flat `flows` table.

@@ -34,6 +34,10 @@ package struct QueryLimits: Sendable {
 
     /// What the CLI uses unless told otherwise (`--timeout`).
     package static let commandLine = QueryLimits()
+
+    /// Exports: no deadline (a week of flows takes minutes to write), the same bounds on
+    /// memory and values.
+    package static let export = QueryLimits(deadlineSeconds: nil)
 }
 
 /// A flag that stops the queries that carry it, from any thread.

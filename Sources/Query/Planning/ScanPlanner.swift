@@ -85,10 +85,13 @@ package struct ScanPlanner {
     /// What a per-shard statement reads `FROM` in place of the shard's `flows` view: the
     /// view itself when every row is read, else the view's columns over the candidate
     /// row ranges of `flow_rows` (SQLite flattens the subquery, so the ranges are seeks).
-    package static func flowsSource(_ reader: ShardReader, ranges: [ClosedRange<Int64>]?) -> String {
-        guard let condition = rowidCondition(ranges, table: "r.") else { return "flows" }
-        return "(SELECT " + ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding).joined(separator: ",")
-            + " FROM flow_rows AS r WHERE " + condition + ")"
+    /// With `withRowID`, the source also has `__rowid`, each row's id in the shard.
+    package static func flowsSource(_ reader: ShardReader, ranges: [ClosedRange<Int64>]?, withRowID: Bool = false) -> String {
+        let condition = rowidCondition(ranges, table: "r.")
+        guard condition != nil || withRowID else { return "flows" }
+        return "(SELECT " + (withRowID ? "r.rowid AS __rowid, " : "")
+            + ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding).joined(separator: ",")
+            + " FROM flow_rows AS r" + (condition.map { " WHERE " + $0 } ?? "") + ")"
     }
 
     /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads

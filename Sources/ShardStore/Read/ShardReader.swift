@@ -15,6 +15,8 @@ package final class ShardReader {
     private var loadedDictionary: StringDictionary?
     private let codec = FlowRowCodec()
     package private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
+    /// `readFlow(rowID:into:)`'s statement, prepared on first use.
+    private var flowByRowID: SQLiteStatement?
 
     /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
     package init(path: String) throws {
@@ -251,6 +253,22 @@ package final class ShardReader {
                 highWater: r.isNull(4) ? nil : r.integer(4))
         }
         return result
+    }
+
+    /// The flow stored at `rowID` (exactly as it came: unknown fields, JSON nulls and
+    /// numbers sent as strings included); false when there is no such row.
+    package func readFlow(rowID: Int64, into flow: inout Flow) throws -> Bool {
+        do {
+            if flowByRowID == nil { flowByRowID = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows WHERE rowid = ?1") }
+            guard let statement = flowByRowID else { return false }
+            statement.reset()
+            statement.bind(1, rowID)
+            guard try statement.step() else { return false }
+            codec.read(statement, dictionary: try dictionary(), timeEncoding: timeEncoding, into: &flow)
+            return true
+        } catch {
+            throw describe(error)
+        }
     }
 
     /// The granules of a sealed shard's skip index, in row order; nil for a shard without

@@ -194,3 +194,16 @@ extension Data {
         return v
     }
 }
+
+/// One buffer compressed as one zstd frame: the codec of Parquet pages.
+package enum ZstdBlock {
+    package static func compress(_ bytes: [UInt8], level: Int32) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: ZSTD_compressBound(bytes.count))
+        let n = bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in ZSTD_compress(dst.baseAddress, dst.count, src.baseAddress, src.count, level) }
+        }
+        if ZSTD_isError(n) != 0 { throw SeekableZstd.FormatError("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+        out.removeSubrange(n...)
+        return out
+    }
+}
