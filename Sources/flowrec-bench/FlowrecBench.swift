@@ -10,5 +10,5 @@ struct FlowrecBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowrec-bench",
         abstract: "flowrec's benchmarks; scripts/bench runs them all and writes bench/RESULTS.md.",
-        subcommands: [DecodeBenchmark.self, IngestBenchmark.self, SealBenchmark.self, RollupBenchmark.self, ForwardBenchmark.self, KafkaBenchmark.self, ScanBenchmark.self, LongRangeBenchmark.self, LokiBenchmark.self, QueryBenchmark.self])
+        subcommands: [DecodeBenchmark.self, IngestBenchmark.self, SealBenchmark.self, RollupBenchmark.self, ForwardBenchmark.self, KafkaBenchmark.self, ScanBenchmark.self, LongRangeBenchmark.self, LokiBenchmark.self, ExportBenchmark.self, QueryBenchmark.self])
 }
