@@ -72,7 +72,14 @@ package enum FlowrecSettings {
         Setting("retention.lowWatermark", flag: "low-watermark", .number, default: "\(retentionDefaults.lowWatermark)", "An exceeded limit is brought down to this share of it (0.5-1)."),
         Setting("retention.requireForwarders", flag: "require-forwarder", .list, value: "NAME",
                 "Keep shards these forwarders have not delivered, unless free space runs out."),
-        Setting("retention.rollupMaxAge", flag: "rollup-max-age", .duration, "Delete rollups of windows older than this (they outlive raw shards)."),
+        Setting("retention.rollupMinuteMaxAge", flag: "rollup-minute-max-age", .duration, default: "14d",
+                "Delete minute rollups older than this (about 1.5 GiB a day for a medium cluster); hours and days still answer for them."),
+        Setting("retention.rollupHourMaxAge", flag: "rollup-hour-max-age", .duration, default: "180d",
+                "Delete hour rollups older than this (about 1/30 of the minutes' size); at least the minute age."),
+        Setting("retention.rollupDayMaxAge", flag: "rollup-day-max-age", .duration,
+                "Delete day rollups older than this (a few MiB a day); at least the hour age. Unset: kept."),
+        Setting("retention.rollupMaxAge", flag: "rollup-max-age", .duration,
+                "The longest any rollup is kept: caps the three tier ages (rollups outlive raw shards)."),
         Setting("retention.maxRunTime", flag: "max-run-time", .duration, default: .duration(seconds: retentionDefaults.maxRunSeconds), "Longest time one retention run spends deleting."),
     ]
 

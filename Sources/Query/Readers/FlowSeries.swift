@@ -44,7 +44,9 @@ package struct FlowSeries {
         var rawRanges = [(fromMs, toMs)]
         if let rollups, let span = try rollups.span(of: store, fromMs: fromMs, toMs: toMs) {
             // Rollup buckets must not straddle the raw edges: trim the span to whole steps.
-            let start = fromMs + ((span.fromMs - fromMs + stepMs - 1) / stepMs) * stepMs
+            let aligned = fromMs + ((span.fromMs - fromMs + stepMs - 1) / stepMs) * stepMs
+            // The tier the steps read must not have been pruned there.
+            let start = try rollups.seriesStart(stepMs: stepMs, startMs: aligned, gridMs: fromMs)
             let end = fromMs + ((span.toMs - fromMs) / stepMs) * stepMs
             if end > start {
                 for p in try rollups.series(stepMs: stepMs, fromMs: start, toMs: end, filter: group) {

@@ -19,7 +19,7 @@ package final class RollupReader {
     /// shards, late parts, shards sealed before rollups existed).
     package func span(of store: ShardStore, fromMs: Int64?, toMs: Int64?) throws -> (fromMs: Int64, toMs: Int64)? {
         let shards = try store.shards().filter { $0.state != .quarantined }
-        let oldestRollup = try oldestMinuteMs()
+        let oldestRollup = try RollupSchema.tiers.compactMap { try db.scalarInteger("SELECT min(\($0.timeColumn)) FROM \($0.table)") }.min()
         let newestRollupEnd = try newestMinuteMs().map { $0 + 60_000 }
         guard let from = fromMs ?? [shards.compactMap(\.minTimeMs).min(), oldestRollup].compactMap({ $0 }).min(),
               let to = toMs ?? [shards.compactMap(\.maxTimeMs).max().map { $0 + 1 }, newestRollupEnd].compactMap({ $0 }).max(),
@@ -31,7 +31,58 @@ package final class RollupReader {
             let sources = try store.mergedSources(of: shard.id)
             if try sources.isEmpty || !sources.allSatisfy({ try isRolledUp($0) }) { unrolled.append(shard.id.windowStartMs) }
         }
-        return Self.span(fromMs: from, toMs: to, unrolledWindowStarts: unrolled)
+        guard let exact = Self.exact(fromMs: from, toMs: to, horizons: try horizons()) else { return nil }
+        return Self.span(fromMs: exact.fromMs, toMs: exact.toMs, unrolledWindowStarts: unrolled)
+    }
+
+    /// Where retention has pruned each tier (`rollup_horizons`), in `RollupSchema.tiers`
+    /// order: a tier holds no bucket that starts before its horizon (`.min`: never pruned).
+    func horizons() throws -> [Int64] {
+        var horizons = [Int64](repeating: .min, count: RollupSchema.tiers.count)
+        // A file no flowrec with tiered retention has opened yet has no such table.
+        guard try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'rollup_horizons'") == 1 else { return horizons }
+        let rows = try db.prepare("SELECT tier, pruned_before_ms FROM rollup_horizons")
+        while try rows.step() {
+            if let i = RollupSchema.tiers.firstIndex(where: { $0.name == rows.text(0) }) { horizons[i] = rows.integer(1) }
+        }
+        return horizons
+    }
+
+    /// The part of [fromMs, toMs) that the tiers retention left answer exactly. Before
+    /// the minute tier's horizon only whole hours can be answered, before the hour tier's
+    /// only whole days, before the day tier's nothing; the range shrinks to what is exact,
+    /// and the rest goes to raw shards (or, when they are gone too, is reported as not
+    /// covered by the caller's answer).
+    static func exact(fromMs: Int64, toMs: Int64, horizons: [Int64]) -> (fromMs: Int64, toMs: Int64)? {
+        var from = fromMs, to = toMs
+        let coarser: [Int64] = [3_600_000, 86_400_000]
+        for (tier, bucket) in coarser.enumerated() {
+            let horizon = horizons[tier]
+            // The head piece [from, next boundary) and the tail piece [last boundary, to)
+            // come from this tier: each must lie after its horizon, or be dropped.
+            if from < horizon { from = ((from + bucket - 1) / bucket) * bucket }
+            if max((to / bucket) * bucket, from) < horizon { to = (to / bucket) * bucket }
+        }
+        from = max(from, horizons[2])
+        return to > from ? (from, to) : nil
+    }
+
+    /// The first bucket start at or after `startMs`, on the grid of `stepMs` from
+    /// `gridMs`, whose tier (the one `series` reads for it) has not been pruned there.
+    func seriesStart(stepMs: Int64, startMs: Int64, gridMs: Int64) throws -> Int64 {
+        let horizons = try horizons()
+        var start = startMs
+        while true {
+            let tier = Self.seriesTier(stepMs: stepMs, fromMs: start)
+            let horizon = horizons[tier]
+            guard start < horizon else { return start }
+            start = gridMs + ((horizon - gridMs + stepMs - 1) / stepMs) * stepMs
+        }
+    }
+
+    /// The tier `series` reads: the coarsest whose buckets the steps are made of.
+    static func seriesTier(stepMs: Int64, fromMs: Int64) -> Int {
+        RollupSchema.tiers.lastIndex { stepMs % $0.bucketMs == 0 && fromMs % $0.bucketMs == 0 } ?? 0
     }
 
     /// The part of [fromMs, toMs) the rollups answer exactly: minute-aligned, and before
@@ -94,7 +145,7 @@ package final class RollupReader {
     /// Per-bucket sums over [fromMs, toMs) (minute-aligned; `stepMs` a multiple of a
     /// minute) for groups matching `filter` (field = value).
     package func series(stepMs: Int64, fromMs: Int64, toMs: Int64, filter: [(field: String, value: String)]) throws -> [(bucketMs: Int64, flows: Int64, bytes: Int64, packets: Int64)] {
-        let tier = RollupSchema.tiers.last { stepMs % $0.bucketMs == 0 && fromMs % $0.bucketMs == 0 } ?? RollupSchema.tiers[0]
+        let tier = RollupSchema.tiers[Self.seriesTier(stepMs: stepMs, fromMs: fromMs)]
         let conditions = try filter.enumerated().map { i, f in "CAST(g.\(try Self.column(for: f.field)) AS TEXT) = ?\(i + 4)" }
         let rows = try db.prepare("""
             SELECT ((t.\(tier.timeColumn) - ?2) / ?1) * ?1 + ?2 AS bucket, sum(t.flows), sum(t.bytes), sum(t.packets)

@@ -2,6 +2,7 @@ import StorageKit
 import Foundation
 import Logging
 import Synchronization
+import FlowModel
 
 /// Limits that keep a store's disk use bounded; any combination, all optional.
 ///
@@ -26,9 +27,9 @@ package struct RetentionPolicy: Sendable, Equatable {
     package var maxRunSeconds = 30.0
     /// Forwarders that must have delivered a shard before age or size may delete it.
     package var requiredForwarders: [String] = []
-    /// Rollups of windows that ended longer ago than this are deleted (usually much
-    /// longer than `maxAgeMs`: rollups are what answers old ranges).
-    package var rollupMaxAgeMs: Int64?
+    /// How long each rollup tier is kept (usually much longer than `maxAgeMs`: rollups
+    /// are what answers old ranges). The size and free-space limits count rollups too.
+    package var rollupMaxAge = RollupAges()
 
     package init(maxAgeMs: Int64? = nil, maxTotalBytes: Int64? = nil, minFreeBytes: Int64? = nil,
                 minFreeFraction: Double? = nil, lowWatermark: Double = 0.9, requiredForwarders: [String] = []) {
@@ -41,17 +42,56 @@ package struct RetentionPolicy: Sendable, Equatable {
     }
 
     package var isEmpty: Bool {
-        maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAgeMs == nil
+        maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAge.isEmpty
     }
 
     package func validate() throws(ShardStoreError) {
         if let age = maxAgeMs, age < 60_000 { throw ShardStoreError(.invalidOptions, "the retention age must be at least 1 minute") }
-        if let age = rollupMaxAgeMs, age < 60_000 { throw ShardStoreError(.invalidOptions, "the rollup retention age must be at least 1 minute") }
+        try rollupMaxAge.validate()
         if let bytes = maxTotalBytes, bytes <= 0 { throw ShardStoreError(.invalidOptions, "the size limit must be positive") }
         if let fraction = minFreeFraction, !(0..<1).contains(fraction) {
             throw ShardStoreError(.invalidOptions, "the free-space fraction must be between 0% and 100%")
         }
         if !(0.5...1).contains(lowWatermark) { throw ShardStoreError(.invalidOptions, "the low watermark must be between 0.5 and 1 (e.g. 0.9)") }
+    }
+}
+
+/// How long each rollup tier is kept; nil keeps a tier until a size or free-space limit
+/// needs its room (only minute rows are ever taken that way, oldest first).
+package struct RollupAges: Sendable, Equatable {
+    package var minuteMs: Int64?
+    package var hourMs: Int64?
+    package var dayMs: Int64?
+
+    package init(minuteMs: Int64? = nil, hourMs: Int64? = nil, dayMs: Int64? = nil) {
+        self.minuteMs = minuteMs
+        self.hourMs = hourMs
+        self.dayMs = dayMs
+    }
+
+    /// Every tier kept at most `maxMs` (nil: as they are).
+    package func capped(at maxMs: Int64?) -> RollupAges {
+        guard let maxMs else { return self }
+        return RollupAges(minuteMs: min(minuteMs ?? maxMs, maxMs), hourMs: min(hourMs ?? maxMs, maxMs), dayMs: min(dayMs ?? maxMs, maxMs))
+    }
+
+    package var isEmpty: Bool { minuteMs == nil && hourMs == nil && dayMs == nil }
+
+    /// In `RollupSchema.tiers` order.
+    package var byTier: [Int64?] { [minuteMs, hourMs, dayMs] }
+
+    func validate() throws(ShardStoreError) {
+        for age in byTier.compactMap({ $0 }) where age < 60_000 {
+            throw ShardStoreError(.invalidOptions, "a rollup retention age must be at least 1 minute")
+        }
+        // A coarser tier answers what a finer one no longer holds, never the other way.
+        let set = byTier.compactMap { $0 }
+        if set != set.sorted() {
+            throw ShardStoreError(.invalidOptions, "rollup tiers must be kept at least as long as finer ones (minutes <= hours <= days)")
+        }
+        if (minuteMs == nil && (hourMs != nil || dayMs != nil)) || (hourMs == nil && dayMs != nil) {
+            throw ShardStoreError(.invalidOptions, "a finer rollup tier cannot be kept forever while a coarser one is pruned (minutes <= hours <= days)")
+        }
     }
 }
 
@@ -98,8 +138,21 @@ package struct PruneReport: Sendable {
     /// Catalog rows whose file had disappeared, and sealed files the catalog did not list.
     package var forgotten: [String] = []
     package var adopted: [String] = []
-    /// Shards whose rollups were deleted by `rollupMaxAgeMs`.
+    /// Shards whose rollups were deleted by `rollupMaxAge` (the day tier's age).
     package var rollupShardsDropped = 0
+    /// Days of minute rollups deleted because a size or free-space limit needed the room.
+    package var rollupMinuteDays: [RollupPruneDecision] = []
+}
+
+/// A day of minute rollups that retention deletes (or would) for a size or free-space
+/// limit: the oldest minute rows go before any raw shard newer than them.
+package struct RollupPruneDecision: Sendable, Equatable {
+    package let dayStartMs: Int64
+    package let rows: Int64
+    /// `rows` at the bytes a rollup row takes on disk (about 100, bench/RESULTS.md), in a
+    /// dry run; measured when carried out.
+    package let bytes: Int64
+    package let reason: PruneDecision.Reason
 }
 
 extension ShardStore {
@@ -110,7 +163,7 @@ extension ShardStore {
         let delivered = try catalog.deliveredToAll(policy.requiredForwarders)
         func isPending(_ id: ShardID) -> Bool { !policy.requiredForwarders.isEmpty && !delivered.contains(id.description) }
 
-        var total = shards.reduce(Int64(0)) { $0 + currentBytes($1) }
+        var total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollupLiveBytes())
         var candidates = shards.filter { $0.state == .sealed }  // already oldest first
         var plan: [PruneDecision] = []
         func take(_ index: Int, _ reason: PruneDecision.Reason) {
@@ -158,13 +211,16 @@ extension ShardStore {
         var report = PruneReport()
         try reconcileCatalogWithFiles(&report)
         var plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
-        if let age = policy.rollupMaxAgeMs, FileManager.default.fileExists(atPath: rollupsPath) {
+        if !policy.rollupMaxAge.isEmpty, FileManager.default.fileExists(atPath: rollupsPath) {
             let rollups = try RollupStore(path: rollupsPath)
-            report.rollupShardsDropped = try rollups.prune(endedBeforeMs: nowMs - age)
+            report.rollupShardsDropped = try rollups.prune(cutoffs: policy.rollupMaxAge.byTier.map { $0.map { nowMs - $0 } })
             if report.rollupShardsDropped > 0 {
-                logger.info("retention dropped the rollups of shards older than the rollup age limit",
+                logger.info("retention dropped the rollups of shards older than the rollup age limits",
                             metadata: ["shards": "\(report.rollupShardsDropped)"])
             }
+        }
+        if try pruneMinuteRollups(policy, volume: volume, into: &report) {
+            plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
         }
         let started = monotonicSeconds()
         var i = 0
@@ -220,6 +276,77 @@ extension ShardStore {
             }
             fsyncDirectory((path as NSString).deletingLastPathComponent)
             try catalog.deleteShard(decision.shard)
+        }
+    }
+
+    /// What the size and free-space limits still need freed, and which limit it is; nil
+    /// when both hold. `total` counts shards and rollups.
+    private func need(_ policy: RetentionPolicy, total: Int64, volume: VolumeSpace?) -> (bytes: Int64, reason: PruneDecision.Reason)? {
+        if let maxTotal = policy.maxTotalBytes, total > maxTotal {
+            return (total - Int64(Double(maxTotal) * policy.lowWatermark), .totalSize)
+        }
+        if let volume, policy.minFreeBytes != nil || policy.minFreeFraction != nil {
+            let limit = max(policy.minFreeBytes ?? 0, Int64((policy.minFreeFraction ?? 0) * Double(volume.totalBytes)))
+            if volume.freeBytes < limit { return (Int64(Double(limit) / policy.lowWatermark) - volume.freeBytes, .freeSpace) }
+        }
+        return nil
+    }
+
+    /// Bytes the rollups' rows take (0 when there are none).
+    private func rollupLiveBytes() throws -> Int64 {
+        guard FileManager.default.fileExists(atPath: rollupsPath) else { return 0 }
+        return try RollupStore(path: rollupsPath).liveBytes()
+    }
+
+    /// The days of minute rollups a size or free-space limit would take first: those
+    /// older than every shard (their flows are answered by the hour and day tiers), oldest
+    /// first, at about 100 bytes a row (what `flowrec prune --dry-run` lists).
+    package func rollupRetentionPlan(_ policy: RetentionPolicy, volume: VolumeSpace?) throws -> [RollupPruneDecision] {
+        guard FileManager.default.fileExists(atPath: rollupsPath) else { return [] }
+        let rollups = try RollupStore(path: rollupsPath)
+        let shards = try catalog.shards()
+        let total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollups.liveBytes())
+        guard var (needed, reason) = need(policy, total: total, volume: volume),
+              reason == .totalSize || rollups.shrinksWhenPruned,
+              let day = try rollups.oldestMinuteDay() else { return [] }
+        let oldestShard = shards.map(\.id.windowStartMs).min() ?? .max
+        var plan: [RollupPruneDecision] = []
+        var dayStart = day.dayStartMs, rows = day.rows
+        // Only the oldest day is counted exactly; the days after it are assumed alike.
+        while needed > 0, dayStart + 86_400_000 <= oldestShard, rows > 0 {
+            plan.append(RollupPruneDecision(dayStartMs: dayStart, rows: rows, bytes: rows * 100, reason: reason))
+            needed -= rows * 100
+            dayStart += 86_400_000
+            if let newest = try rollups.newestMinuteMs(), dayStart > newest { break }
+        }
+        return plan
+    }
+
+    /// Deletes minute rollups, a day at a time and oldest first, while a size or
+    /// free-space limit needs room and the day is older than every shard; measures again
+    /// after each. True when anything was deleted.
+    private func pruneMinuteRollups(_ policy: RetentionPolicy, volume fixedVolume: VolumeSpace?, into report: inout PruneReport) throws -> Bool {
+        guard FileManager.default.fileExists(atPath: rollupsPath),
+              policy.maxTotalBytes != nil || policy.minFreeBytes != nil || policy.minFreeFraction != nil else { return false }
+        let rollups = try RollupStore(path: rollupsPath)
+        var deleted = false
+        while true {
+            let shards = try catalog.shards()
+            let total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollups.liveBytes())
+            let volume = fixedVolume ?? VolumeSpace.of(directory.path)
+            guard let (_, reason) = need(policy, total: total, volume: volume),
+                  reason == .totalSize || rollups.shrinksWhenPruned,
+                  let day = try rollups.oldestMinuteDay(),
+                  day.dayStartMs + 86_400_000 <= shards.map(\.id.windowStartMs).min() ?? .max else { return deleted }
+            let before = try rollups.liveBytes()
+            try rollups.pruneMinutes(before: day.dayStartMs + 86_400_000)
+            let freed = before - (try rollups.liveBytes())
+            report.rollupMinuteDays.append(RollupPruneDecision(dayStartMs: day.dayStartMs, rows: day.rows, bytes: freed, reason: reason))
+            logger.info("retention deleted a day of minute rollups (hours and days still answer for it)", metadata: [
+                "day": "\(EventTime.rfc3339(day.dayStartMs))", "rows": "\(day.rows)", "bytes": "\(freed)", "reason": "\(reason.rawValue)",
+            ])
+            deleted = true
+            if fixedVolume != nil && reason == .freeSpace { return deleted }  // a test's fixed volume does not change
         }
     }
 

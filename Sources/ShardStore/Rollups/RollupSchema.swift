@@ -39,10 +39,27 @@ package enum RollupSchema {
             """ : "\"\(field)\""
     }
 
-    /// Rollup tiers: table, time column, bucket width.
-    package static let tiers: [(table: String, timeColumn: String, bucketMs: Int64)] = [
-        ("minute_rollups", "minute_ms", 60_000), ("hour_rollups", "hour_ms", 3_600_000), ("day_rollups", "day_ms", 86_400_000),
+    /// Rollup tiers, finest first: name (as in `rollup_horizons` and the settings), table,
+    /// time column, bucket width.
+    package static let tiers: [(name: String, table: String, timeColumn: String, bucketMs: Int64)] = [
+        ("minute", "minute_rollups", "minute_ms", 60_000), ("hour", "hour_rollups", "hour_ms", 3_600_000),
+        ("day", "day_rollups", "day_ms", 86_400_000),
     ]
+
+    /// Version 2: how far back retention has pruned each tier, so that a reader never
+    /// takes a pruned tier's missing rows for "no flows" (`RollupReader.span`).
+    package static let horizonsSQL = """
+        -- flowrec rollups, version 2. Generated from RollupSchema (Sources/ShardStore/Rollups/RollupSchema.swift)
+        -- by `flowrec schema --write-migrations`.
+        -- How far back retention has pruned each tier (retention.rollupMinuteMaxAge and
+        -- the others, or the size limits): the tier holds no bucket that starts before
+        -- pruned_before_ms. Readers answer from a tier only after its horizon.
+        CREATE TABLE IF NOT EXISTS rollup_horizons (
+            tier TEXT PRIMARY KEY,
+            pruned_before_ms INTEGER NOT NULL
+        );
+
+        """
 
     /// The measure columns, in `RollupMeasure` order.
     package static let measureColumns: [String] = RollupMeasure.allCases.map(\.column)

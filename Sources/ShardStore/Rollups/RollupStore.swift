@@ -11,8 +11,32 @@ package final class RollupStore {
 
     package init(path: String) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
+        // Incremental auto-vacuum lets retention give pruned pages back to the volume
+        // (`PRAGMA incremental_vacuum`); it can only be chosen before the first table,
+        // or by a VACUUM, which a small file written by an older flowrec gets here.
+        if try db.scalarInteger("PRAGMA page_count") == 0 {
+            try db.execute("PRAGMA auto_vacuum=INCREMENTAL;")
+        } else if try db.scalarInteger("PRAGMA auto_vacuum") == 0, fileSize(path) < Self.convertibleBytes {
+            try db.execute("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
+        }
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
         try db.execute(RollupSchema.createSQL)
+        try db.execute(RollupSchema.horizonsSQL)
+    }
+
+    /// Files of older flowrecs up to this size are vacuumed into incremental auto-vacuum
+    /// when opened (a second or two); larger ones keep their mode: pruning them frees
+    /// pages for later rollups but does not shrink the file.
+    static let convertibleBytes: Int64 = 256 << 20
+
+    /// Whether pruning gives space back to the volume (incremental auto-vacuum).
+    package var shrinksWhenPruned: Bool { (try? db.scalarInteger("PRAGMA auto_vacuum")) == 2 }
+
+    /// Bytes the rows take: the file's pages less the free ones (what the size limit counts).
+    package func liveBytes() throws -> Int64 {
+        let pages = try db.scalarInteger("PRAGMA page_count") ?? 0
+        let free = try db.scalarInteger("PRAGMA freelist_count") ?? 0
+        return (pages - free) * (try db.scalarInteger("PRAGMA page_size") ?? 4096)
     }
 
     /// Group ids by dimension values, shared by every seal in the process: after the
@@ -142,23 +166,74 @@ package final class RollupStore {
         try record.step()
     }
 
-    /// Deletes tier rows and shard records of windows that ended before `cutoffMs`.
+    /// Deletes, per tier (`RollupSchema.tiers` order), the buckets that ended at or before
+    /// its cutoff (nil: the tier is kept), records how far each tier now reaches back
+    /// (`rollup_horizons`), and forgets the shards whose flows no tier holds any more
+    /// (those of the day tier's cutoff). Returns the shards forgotten.
     @discardableResult
-    package func prune(endedBeforeMs cutoffMs: Int64) throws -> Int {
+    package func prune(cutoffs: [Int64?]) throws -> Int {
         var dropped = 0
         try db.transaction { () throws(SQLiteError) in
-            for tier in RollupSchema.tiers {
+            for (tier, cutoff) in zip(RollupSchema.tiers, cutoffs) {
+                guard let cutoff else { continue }
                 // A bucket that straddles the cutoff is kept whole.
                 let delete = try db.prepare("DELETE FROM \(tier.table) WHERE \(tier.timeColumn) + \(tier.bucketMs) <= ?1")
-                delete.bind(1, cutoffMs)
+                delete.bind(1, cutoff)
                 try delete.step()
+                try recordHorizon(tier.name, (cutoff / tier.bucketMs) * tier.bucketMs)
             }
-            let delete = try db.prepare("DELETE FROM rollup_shards WHERE window_end_ms <= ?1")
-            delete.bind(1, cutoffMs)
-            try delete.step()
-            dropped = db.changes
+            if cutoffs.count == RollupSchema.tiers.count, let last = cutoffs.last, let cutoff = last {
+                let delete = try db.prepare("DELETE FROM rollup_shards WHERE window_end_ms <= ?1")
+                delete.bind(1, cutoff)
+                try delete.step()
+                dropped = db.changes
+            }
         }
+        try giveBackFreePages()
         return dropped
+    }
+
+    /// Deletes the minute buckets before `beforeMs` (a size or free-space limit needs
+    /// the room; hours and days still answer for them).
+    package func pruneMinutes(before beforeMs: Int64) throws {
+        try db.transaction { () throws(SQLiteError) in
+            let delete = try db.prepare("DELETE FROM minute_rollups WHERE minute_ms < ?1")
+            delete.bind(1, beforeMs)
+            try delete.step()
+            try recordHorizon("minute", beforeMs)
+        }
+        try giveBackFreePages()
+    }
+
+    /// The oldest minute bucket, and the number of minute rows in the day (UTC) it is in.
+    package func oldestMinuteDay() throws -> (dayStartMs: Int64, rows: Int64)? {
+        guard let oldest = try db.scalarInteger("SELECT min(minute_ms) FROM minute_rollups") else { return nil }
+        let day = (oldest / 86_400_000) * 86_400_000
+        let count = try db.prepare("SELECT count(*) FROM minute_rollups WHERE minute_ms >= ?1 AND minute_ms < ?2")
+        count.bind(1, day)
+        count.bind(2, day + 86_400_000)
+        _ = try count.step()
+        return (day, count.integer(0))
+    }
+
+    /// The newest minute bucket.
+    package func newestMinuteMs() throws -> Int64? { try db.scalarInteger("SELECT max(minute_ms) FROM minute_rollups") }
+
+    private func recordHorizon(_ tier: String, _ beforeMs: Int64) throws(SQLiteError) {
+        let upsert = try db.prepare("""
+            INSERT INTO rollup_horizons (tier, pruned_before_ms) VALUES (?1, ?2)
+            ON CONFLICT (tier) DO UPDATE SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms)
+            """)
+        upsert.bind(1, tier)
+        upsert.bind(2, beforeMs)
+        try upsert.step()
+    }
+
+    /// Returns pruned pages to the volume when the file allows it (incremental auto-vacuum).
+    private func giveBackFreePages() throws(SQLiteError) {
+        guard shrinksWhenPruned else { return }
+        try db.execute("PRAGMA incremental_vacuum;")
+        try db.execute("PRAGMA wal_checkpoint(TRUNCATE);")
     }
 
     /// Rows per tier and bytes on disk, for reports.

@@ -5,6 +5,7 @@ package enum MigrationFiles {
         [("migrations/shard/0001_shard.sql", ShardSchema.createSQL), ("migrations/shard/0002_skip_index.sql", SkipIndex.createSQL)]
             + CatalogSchema.migrations.map { ("migrations/catalog/\($0.name).sql", $0.sql + "\n") }
             + [("migrations/deadletters/0001_deadletters.sql", DeadLetterStore.createSQL + "\n" + ResumeCheckpoint.createSQL + "\n")]
-            + [("migrations/rollups/0001_rollups.sql", RollupSchema.createSQL)]
+            + [("migrations/rollups/0001_rollups.sql", RollupSchema.createSQL),
+               ("migrations/rollups/0002_tier_horizons.sql", RollupSchema.horizonsSQL)]
     }
 }
