@@ -2,6 +2,7 @@ import ArgumentParser
 import FlowrecConfig
 import FlowRecorder
 import Foundation
+import ShardStore
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,7 @@ struct ConfigCommand: ParsableCommand {
           flowrec config example > /etc/flowrec/flowrec.yaml
           flowrec config reference --write
         """,
-        subcommands: [Reference.self, Example.self, Commands.self])
+        subcommands: [Reference.self, Example.self, Commands.self, SizingCommand.self])
 
     struct Reference: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The configuration reference in Markdown.")
@@ -48,6 +49,80 @@ struct ConfigCommand: ParsableCommand {
                 }
             }
             return out
+        }
+    }
+
+    struct SizingCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sizing",
+            abstract: "Estimate the disk, memory and shutdown time flowrec record needs for a flow rate and a configuration.",
+            discussion: """
+            Adds up, at the worst moment, what the recorder keeps on disk (sealed shards for retention.maxAge, the open windows, a seal's and a merge's scratch copies, each rollup tier for its age) and in memory (the sealer's sort keys for one window, librdkafka's prefetch queue, a batch, page caches, API queries), from the bytes per flow and speeds scripts/bench measures (bench/RESULTS.md). With --volume and --memory-limit it says whether they hold, after retention.minFree. Flow rate: NetObserv's flowlogs-pipeline metrics, or `flowrec_flows_stored_total` of a running recorder.
+
+            Examples:
+              flowrec config sizing --flows-per-second 5000
+              flowrec config sizing --flows-per-second 20000 --config deploy/kubernetes/base/flowrec.yaml --volume 500GiB --memory-limit 2GiB
+            """)
+
+        @Option(help: "Flows per second the cluster exports (after NetObserv's sampling).")
+        var flowsPerSecond: Double
+
+        @Option(help: "YAML config file whose window, retention, merge and Kafka settings apply (default: the defaults).")
+        var config: String?
+
+        @Option(help: "Distinct rollup groups per minute (namespace and owner pairs, protocols...); the medium test cluster has about 11,000.")
+        var groupsPerMinute = Sizing.Measured.mediumClusterGroupsPerMinute
+
+        @Option(help: "CPU cores a seal can count on (the pod's CPU request).")
+        var cpu = 1.0
+
+        @Option(help: "The data volume's size (e.g. 200GiB): say whether the estimate fits it.")
+        var volume: String?
+
+        @Option(help: "The memory limit (e.g. 1GiB): say whether the estimate fits it.")
+        var memoryLimit: String?
+
+        func validate() throws {
+            guard flowsPerSecond > 0 else { throw ValidationError("--flows-per-second must be positive") }
+            guard cpu > 0 else { throw ValidationError("--cpu must be positive") }
+            if let volume, SettingParsers.bytes(volume) == nil { throw ValidationError("--volume: a size like 200GiB") }
+            if let memoryLimit, SettingParsers.bytes(memoryLimit) == nil { throw ValidationError("--memory-limit: a size like 1GiB") }
+        }
+
+        func run() throws {
+            let settings = try ResolvedSettings(table: FlowrecSettings.record, arguments: [], environment: ProcessInfo.processInfo.environment,
+                                                configFile: config)
+            let sizing = try Sizing(flowsPerSecond: flowsPerSecond, settings: settings, groupsPerMinute: groupsPerMinute, cpuCores: cpu)
+            let retention = try RetentionPolicy(settings: settings)
+            func gib(_ bytes: Double) -> String { String(format: "%.1f GiB", bytes / 1_073_741_824) }
+            func mib(_ bytes: Double) -> String { String(format: "%.0f MiB", bytes / 1_048_576) }
+            print("At \(Int(flowsPerSecond)) flows/s, \(Int(groupsPerMinute)) rollup groups per minute:\n")
+            print("Disk")
+            for item in sizing.disk { print("  \(gib(item.bytes).padding(toLength: 11, withPad: " ", startingAt: 0)) \(item.what)") }
+            print("  \(gib(sizing.diskBytes).padding(toLength: 11, withPad: " ", startingAt: 0)) in all\n")
+            print("Memory")
+            for item in sizing.memory { print("  \(mib(item.bytes).padding(toLength: 9, withPad: " ", startingAt: 0)) \(item.what)") }
+            print("  \(mib(sizing.memoryBytes).padding(toLength: 9, withPad: " ", startingAt: 0)) in all\n")
+            print("Sealing one window takes about \(Int(sizing.sealSeconds.rounded(.up))) s on \(cpu) core(s): terminationGracePeriodSeconds >= \(Int(sizing.gracePeriodSeconds.rounded(.up))).")
+            if retention.maxAgeMs == nil {
+                print("retention.maxAge is not set: sealed shards are left out above; they grow until retention.maxSize or retention.minFree deletes the oldest.")
+            }
+            var fits = true
+            if let volume, let bytes = SettingParsers.bytes(volume) {
+                let usable = Sizing.usableBytes(volume: Double(bytes), retention: retention)
+                let ok = sizing.diskBytes <= usable
+                fits = fits && ok
+                print("Volume \(volume): \(gib(usable)) usable after retention.minFree; \(ok ? "fits" : "does NOT fit: shorten retention.maxAge or the rollup ages, or grow the volume").")
+                let rest = sizing.disk.filter { !$0.what.hasPrefix("sealed shards") }.reduce(0) { $0 + $1.bytes }
+                let days = (usable - rest) / (flowsPerSecond * 86_400 * Sizing.Measured.sealedBytesPerFlow)
+                print("The volume holds about \(days > 0 ? String(format: "%.0f", days) : "no") days of sealed flows beside the rest.")
+            }
+            if let memoryLimit, let bytes = SettingParsers.bytes(memoryLimit) {
+                let ok = sizing.memoryBytes <= Double(bytes) * 0.9
+                fits = fits && ok
+                print("Memory limit \(memoryLimit): \(ok ? "fits with 10% to spare" : "does NOT fit: shorten store.window (the sealer holds a window's keys) or raise the limit").")
+            }
+            if !fits { throw ExitCode(1) }
         }
     }
 
