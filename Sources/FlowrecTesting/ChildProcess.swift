@@ -52,7 +52,7 @@ package enum ChildProcess {
 
     /// Runs to completion, capturing standard output and error (through files, so that
     /// neither can fill a pipe and stall the other).
-    package static func capture(_ executable: URL, _ arguments: [String]) throws -> Captured {
+    package static func capture(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Captured {
         let base = NSTemporaryDirectory() + "flowrec-capture-" + UUID().uuidString
         defer { for suffix in [".out", ".err"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
         for suffix in [".out", ".err"] { _ = FileManager.default.createFile(atPath: base + suffix, contents: nil) }
@@ -62,6 +62,7 @@ package enum ChildProcess {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = out
         process.standardError = err
         try process.run()

@@ -108,12 +108,24 @@ struct DataDirectory {
 
     /// Opens the store for queries: nothing is opened for writing, so it is safe beside
     /// a running recorder.
+    /// An archive of sealed shards (`sync directory`, `export --format shards`) is read
+    /// in place too: its catalog is built in a scratch directory (`ShardArchive`).
     func openForReading() throws -> ShardStore {
+        try requireDirectory()
+        if ShardArchive.isArchive(path) {
+            let archive = try ShardArchive(directory: path)
+            var note = "reading \(path) as an archive of \(archive.shards) sealed shards (read-only; no rollups there, so top and series read the shards)"
+            if !archive.skipped.isEmpty {
+                note += "; left out \(archive.skipped.count) files: " + archive.skipped.prefix(3).map { "\($0.path) (\($0.reason))" }.joined(separator: ", ")
+            }
+            FileHandle.standardError.write(Data((note + "\n").utf8))
+            return archive.store
+        }
         try requireStore()
         return try ShardStore.openForReading(directory: path)
     }
 
-    func requireStore() throws {
+    func requireDirectory() throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CommandFailure("the data directory \(path) does not exist; pass --data with the directory `flowrec record` writes", exit: .noInput)
@@ -121,8 +133,12 @@ struct DataDirectory {
         guard isDirectory.boolValue else {
             throw CommandFailure("\(path) is a file, not a data directory; pass --data with the directory `flowrec record` writes", exit: .noInput)
         }
+    }
+
+    func requireStore() throws {
+        try requireDirectory()
         guard FileManager.default.fileExists(atPath: path + "/catalog.sqlite") else {
-            throw CommandFailure("\(path) is not a flowrec data directory (it has no catalog.sqlite); pass --data with the directory `flowrec record` writes", exit: .noInput)
+            throw CommandFailure("\(path) is not a flowrec data directory (it has no catalog.sqlite, nor sealed shards as an archive has); pass --data with the directory `flowrec record` writes", exit: .noInput)
         }
     }
 }

@@ -306,9 +306,10 @@ extension ShardStore {
         let rollups = try RollupStore(path: rollupsPath)
         let shards = try catalog.shards()
         let total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollups.liveBytes())
-        guard var (needed, reason) = need(policy, total: total, volume: volume),
+        guard let (stillNeeded, reason) = need(policy, total: total, volume: volume),
               reason == .totalSize || rollups.shrinksWhenPruned,
               let day = try rollups.oldestMinuteDay() else { return [] }
+        var needed = stillNeeded
         let oldestShard = shards.map(\.id.windowStartMs).min() ?? .max
         var plan: [RollupPruneDecision] = []
         var dayStart = day.dayStartMs, rows = day.rows
@@ -381,27 +382,16 @@ extension ShardStore {
             let full = shardsDir.appendingPathComponent(relative).path
             do {
                 let reader = try ShardReader(path: full)
-                guard let start = try reader.meta("window_start_ms").flatMap({ Int64($0) }),
-                      let end = try reader.meta("window_end_ms").flatMap({ Int64($0) }),
-                      let part = try reader.meta("part").flatMap({ Int($0) }) else { continue }
-                let rows = try reader.meta("row_count").flatMap { Int64($0) } ?? 0
-                let id = ShardID(windowStartMs: start, windowEndMs: end, part: part)
+                guard let facts = try SealedShardFacts(reader) else { continue }
                 // A shard merged away (its file waits for removal) is not adopted back, nor a
                 // merged shard whose sources are still listed (its flows would count twice).
-                if try catalog.isMergedAway(id) { continue }
-                let mergedFrom = try reader.meta("merged_from")?.split(separator: ",").compactMap { ShardID(String($0)) } ?? []
-                if try mergedFrom.contains(where: { try catalog.contains($0) }) {
+                if try catalog.isMergedAway(facts.id) { continue }
+                if try facts.mergedFrom.contains(where: { try catalog.contains($0) }) {
                     logger.warning("a merged shard is not in the catalog while its sources are; it is left alone (run `flowrec fsck`)",
                                    metadata: ["path": "shards/\(relative)"])
                     continue
                 }
-                try catalog.recordScanned(id: id, state: .sealed,
-                                          relativePath: "shards/" + relative, rows: rows,
-                                          minTimeMs: try reader.meta("min_time_ms").flatMap { Int64($0) },
-                                          maxTimeMs: try reader.meta("max_time_ms").flatMap { Int64($0) },
-                                          bytes: fileSize(full), checksum: try reader.meta("content_checksum"),
-                                          positions: try reader.positions())
-                try catalog.replaceSummaries(try reader.skipSummaries() ?? reader.computeSkipSummaries(), of: id)
+                try facts.record(in: catalog, relativePath: "shards/" + relative, bytes: fileSize(full), reader: reader)
                 report.adopted.append("shards/" + relative)
                 logger.notice("found a sealed shard the catalog did not list; added it", metadata: ["path": "shards/\(relative)"])
             } catch {
