@@ -31,6 +31,11 @@ import Testing
         let allowed = try LoopbackHTTP.get(port: server.port, path: "/metrics", headers: ["Authorization": "Bearer s3cret"])
         #expect(allowed.status == 200)
         #expect(allowed.text.contains("# TYPE flowrec_flows_stored_total counter"))
+        // Counters are exported at 0 before their first event, so alerts see them.
+        #expect(allowed.text.contains("flowrec_errors_total{kind=\"seal\"} 0"), "\(allowed.text.prefix(2000))")
+        // The scheme is case-insensitive (RFC 7235).
+        let lower = try LoopbackHTTP.get(port: server.port, path: "/metrics", headers: ["Authorization": "bearer s3cret"])
+        #expect(lower.status == 200)
         #expect(try LoopbackHTTP.get(port: server.port, path: "/healthz").status == 200)
         let notReady = try LoopbackHTTP.get(port: server.port, path: "/readyz")
         #expect(notReady.status == 503 && notReady.text.contains("store is not open"))
