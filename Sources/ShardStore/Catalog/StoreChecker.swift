@@ -18,7 +18,8 @@ package enum StoreChecker {
         package var mergedLeftovers = 0
     }
 
-    /// What one sound shard file says about itself.
+    /// What one sound shard file says about itself, counted from its rows rather than
+    /// taken from its `meta` as `SealedShardFacts` does: fsck trusts nothing it can check.
     private struct Scanned {
         let relative: String
         let id: ShardID
@@ -40,9 +41,7 @@ package enum StoreChecker {
         let sealed = relative.hasSuffix(".zst")
         let reader = try ShardReader(path: full)
         if let problem = try reader.quickCheck() { throw ShardStoreError(.unreadableShard, "quick_check: \(problem)") }
-        guard let start = try reader.meta("window_start_ms").flatMap({ Int64($0) }),
-              let end = try reader.meta("window_end_ms").flatMap({ Int64($0) }),
-              let part = try reader.meta("part").flatMap({ Int($0) }) else {
+        guard let id = try SealedShardFacts.id(of: reader) else {
             throw ShardStoreError(.unreadableShard, "its meta table has no window")
         }
         var checksum: String?
@@ -62,10 +61,9 @@ package enum StoreChecker {
         // The shard's own skip summaries; computed from its rows for a shard sealed before
         // flowrec had them (its granules come with its next merge).
         let summaries = sealed ? try reader.skipSummaries() ?? reader.computeSkipSummaries() : nil
-        let mergedFrom = try reader.meta("merged_from")?.split(separator: ",").compactMap { ShardID(String($0)) } ?? []
-        return Scanned(relative: relative, id: ShardID(windowStartMs: start, windowEndMs: end, part: part), sealed: sealed, rows: rows,
+        return Scanned(relative: relative, id: id, sealed: sealed, rows: rows,
                        minTimeMs: minT, maxTimeMs: maxT, checksum: checksum, positions: try reader.positions(), summaries: summaries,
-                       mergedFrom: mergedFrom, sealedMs: try reader.meta("sealed_ms").flatMap { Int64($0) })
+                       mergedFrom: try SealedShardFacts.mergedFrom(of: reader), sealedMs: try reader.meta("sealed_ms").flatMap { Int64($0) })
     }
 
     /// Moves a shard that failed its checks under `quarantine/`, never deleting it.

@@ -54,9 +54,7 @@ package final class IdleCompactor: Sendable {
             return true
         }
         if start {
-            let thread = Thread { [self] in run() }
-            thread.name = "flowrec-compactor"
-            thread.start()
+            IdleWork.startThread(name: "flowrec-compactor", job: "deep compaction", logger: logger) { [self] in run() }
         }
     }
 
@@ -69,12 +67,6 @@ package final class IdleCompactor: Sendable {
     private var isStopping: Bool { state.withLock { $0.stopping } }
 
     private func run() {
-        // SCHED_IDLE (5 in <sched.h>; Swift does not import the GNU macro): the thread
-        // runs only when a core would otherwise be idle, below even nice 19.
-        var parameters = sched_param(sched_priority: 0)
-        if pthread_setschedparam(pthread_self(), 5, &parameters) != 0 {
-            logger.notice("deep compaction runs at normal priority: SCHED_IDLE was refused")
-        }
         defer { state.withLock { $0.running = false } }
         var catalog: Catalog?
         while true {
@@ -125,7 +117,7 @@ package final class IdleCompactor: Sendable {
             state.failed += 1
             guard let shard else { return 1 }
             let failures = (state.retries[shard]?.failures ?? 0) + 1
-            state.retries[shard] = (failures, Date() + min(3600, 60 * pow(2, Double(failures - 1))))
+            state.retries[shard] = (failures, IdleWork.retryDate(afterFailures: failures))
             return failures
         }
         let storeError = error as? ShardStoreError

@@ -52,9 +52,7 @@ package final class BackgroundMerger: Sendable {
             return true
         }
         guard start else { return }
-        let thread = Thread { [self] in run() }
-        thread.name = "flowrec-merger"
-        thread.start()
+        IdleWork.startThread(name: "flowrec-merger", job: "merging", logger: logger) { [self] in run() }
     }
 
     /// Cancels the merge in progress (between rows and frames) and waits for the thread.
@@ -66,11 +64,6 @@ package final class BackgroundMerger: Sendable {
     private var isStopping: Bool { state.withLock { $0.stopping } }
 
     private func run() {
-        // SCHED_IDLE (5 in <sched.h>): only cores that would otherwise be idle.
-        var parameters = sched_param(sched_priority: 0)
-        if pthread_setschedparam(pthread_self(), 5, &parameters) != 0 {
-            logger.notice("merging runs at normal priority: SCHED_IDLE was refused")
-        }
         defer { state.withLock { $0.running = false } }
         while !isStopping {
             if Date() >= state.withLock({ $0.notBefore }) { pass() }
@@ -95,7 +88,7 @@ package final class BackgroundMerger: Sendable {
         } catch {
             let failures = state.withLock { state -> Int in
                 state.failures += 1
-                state.notBefore = Date() + min(3600, 60 * pow(2, Double(state.failures - 1)))
+                state.notBefore = IdleWork.retryDate(afterFailures: state.failures)
                 return state.failures
             }
             let storeError = error as? ShardStoreError ?? ShardStoreError(.other, "merging sealed shards failed: \(error)", cause: error)
