@@ -29,23 +29,25 @@ enum ExitClass: Int32, CaseIterable {
     /// A setting is wrong (the YAML file, an environment variable).
     case configuration = 78
 
+    /// One line each in `flowrec --help` (short enough not to wrap at 80 columns).
     var meaning: String {
         switch self {
         case .failure: "another failure"
         case .usage: "the command line is wrong (usage printed)"
-        case .dataError: "stored or given data cannot be read as it should (a damaged shard, an invalid statement)"
+        case .dataError: "data cannot be read (a damaged shard, an invalid statement)"
         case .noInput: "the data directory, a file or a shard named does not exist"
-        case .unavailable: "a server or target is unreachable or refused (Kafka, ClickHouse, a command)"
+        case .unavailable: "a server or target is unreachable or refused (Kafka, ClickHouse)"
         case .cannotCreate: "an output cannot be created"
         case .ioError: "reading or writing failed (the disk is full, an I/O error)"
-        case .tryAgain: "another flowrec writes the data directory; try again when it stops"
+        case .tryAgain: "another flowrec writes the data directory: try again later"
         case .configuration: "a setting is wrong"
         }
     }
 
-    /// The exit codes, for `flowrec --help`.
+    /// The exit codes, for `flowrec --help`, success first.
     static var table: String {
-        allCases.map { "  \($0.rawValue)  \($0.meaning)" }.joined(separator: "\n")
+        (["   0  success"] + allCases.map { "\(String(repeating: " ", count: 4 - String($0.rawValue).count))\($0.rawValue)  \($0.meaning)" })
+            .joined(separator: "\n")
     }
 
     /// The class of a failure, from the error's kind (never from its text).

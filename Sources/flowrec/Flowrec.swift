@@ -18,8 +18,9 @@ struct Flowrec: AsyncParsableCommand {
 
         Logging (every command, on standard error): --log-format human|json (default: human on a terminal, json otherwise; FLOWREC_LOG_FORMAT) and --log-level trace|debug|info|notice|warning|error|critical (default info; FLOWREC_LOG_LEVEL).
 
-        `flowrec --version` prints the version, the commit, the schema versions and the C libraries'. Exit codes:
-        0  success
+        `flowrec --version` prints the version, the commit, the schema versions and the C libraries'.
+
+        Exit codes:
         \(ExitClass.table)
         """,
         subcommands: [RecordCommand.self, QueryCommand.self, SQLCommand.self, TailCommand.self, TopCommand.self, SeriesCommand.self, ExportCommand.self, DeadLettersCommand.self, GenerateCommand.self, IngestCommand.self, ShardsCommand.self, SealCommand.self, CompactCommand.self, MergeCommand.self, PruneCommand.self, SyncCommand.self, FsckCommand.self, SchemaCommand.self, ConfigCommand.self])
