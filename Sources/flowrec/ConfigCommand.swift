@@ -61,7 +61,10 @@ struct ConfigCommand: ParsableCommand {
 
             Examples:
               flowrec config sizing --flows-per-second 5000
-              flowrec config sizing --flows-per-second 20000 --config deploy/kubernetes/base/flowrec.yaml --volume 500GiB --memory-limit 2GiB
+              flowrec config sizing --flows-per-second 20000 --config flowrec.yaml --volume 500GiB --memory-limit 2GiB
+
+            For the Kubernetes base, its settings are the ConfigMap's file:
+              python3 -c 'import yaml; print(yaml.safe_load(open("deploy/kubernetes/base/configmap.yaml"))["data"]["flowrec.yaml"])' > flowrec.yaml
             """)
 
         @Option(help: "Flows per second the cluster exports (after NetObserv's sampling).")
@@ -71,7 +74,7 @@ struct ConfigCommand: ParsableCommand {
         var config: String?
 
         @Option(help: "Distinct rollup groups per minute (namespace and owner pairs, protocols...); the medium test cluster has about 11,000.")
-        var groupsPerMinute = Sizing.Measured.mediumClusterGroupsPerMinute
+        var groupsPerMinute = Int(Sizing.Measured.mediumClusterGroupsPerMinute)
 
         @Option(help: "CPU cores a seal can count on (the pod's CPU request).")
         var cpu = 1.0
@@ -92,11 +95,11 @@ struct ConfigCommand: ParsableCommand {
         func run() throws {
             let settings = try ResolvedSettings(table: FlowrecSettings.record, arguments: [], environment: ProcessInfo.processInfo.environment,
                                                 configFile: config)
-            let sizing = try Sizing(flowsPerSecond: flowsPerSecond, settings: settings, groupsPerMinute: groupsPerMinute, cpuCores: cpu)
+            let sizing = try Sizing(flowsPerSecond: flowsPerSecond, settings: settings, groupsPerMinute: Double(groupsPerMinute), cpuCores: cpu)
             let retention = try RetentionPolicy(settings: settings)
             func gib(_ bytes: Double) -> String { String(format: "%.1f GiB", bytes / 1_073_741_824) }
             func mib(_ bytes: Double) -> String { String(format: "%.0f MiB", bytes / 1_048_576) }
-            print("At \(Int(flowsPerSecond)) flows/s, \(Int(groupsPerMinute)) rollup groups per minute:\n")
+            print("At \(Int(flowsPerSecond)) flows/s, \(groupsPerMinute) rollup groups per minute:\n")
             print("Disk")
             for item in sizing.disk { print("  \(gib(item.bytes).padding(toLength: 11, withPad: " ", startingAt: 0)) \(item.what)") }
             print("  \(gib(sizing.diskBytes).padding(toLength: 11, withPad: " ", startingAt: 0)) in all\n")
