@@ -142,6 +142,11 @@ import Testing
         let written = try FlowExporter(store: store).exportParquet(to: path, fromMs: nil, toMs: nil, rowGroupRows: 1000)
         #expect(written.rows == flows.count)
         #expect(written.unconverted.isEmpty, "\(written.unconverted)")
+        // Whole flows are read ahead in blocks; blocks of a few rows write the same file.
+        var smallBlocks = FlowExporter(store: store)
+        smallBlocks.parquetBlockRows = 5
+        try smallBlocks.exportParquet(to: dir.path + "/small-blocks.parquet", fromMs: nil, toMs: nil, rowGroupRows: 1000)
+        #expect(FileManager.default.contents(atPath: dir.path + "/small-blocks.parquet") == FileManager.default.contents(atPath: path))
         guard let lines = try Self.python(Self.pyarrowSummary, path) else { return }
         #expect(lines.first == ["rows", "\(flows.count)"], "\(lines.prefix(3))")
         var got: [String: [String]] = [:], types: [String: String] = [:], meta: [String: String] = [:]
@@ -258,7 +263,10 @@ import Testing
 
     /// JSON lines come in `TimeFlowEndMs` order across shards (a window's late part
     /// included), and `--where` keeps exactly the matching records, whole.
-    @Test func jsonLinesAreInTimeOrderAndFiltered() throws {
+    /// Exports read whole flows a block at a time, in storage order, and hand them over
+    /// in time order: blocks far smaller than a shard give the same lines.
+    @Test(arguments: [32_768, 7])
+    func jsonLinesAreInTimeOrderAndFiltered(blockRows: Int) throws {
         let dir = TemporaryDirectory()
         let (store, flows) = try Self.fixture(dir)
         let end = FlowSchema.requiredField, ns = FlowSchema.id(of: "SrcK8S_Namespace")
@@ -267,7 +275,9 @@ import Testing
         let namespace = try #require(counts.max { $0.value < $1.value }?.key)
         let decoder = FlowDecoder(), encoder = FlowEncoder()
         var times: [Int64] = [], lines: [String] = []
-        try FlowExporter(store: store).exportJSONLines(fromMs: nil, toMs: nil, whereSQL: "SrcK8S_Namespace = '\(namespace)'") { line in
+        var exporter = FlowExporter(store: store)
+        exporter.jsonLinesBlockRows = blockRows
+        try exporter.exportJSONLines(fromMs: nil, toMs: nil, whereSQL: "SrcK8S_Namespace = '\(namespace)'") { line in
             let flow = try decoder.decode(Array(line.dropLast()))
             times.append(flow.integer(end) ?? .min)
             lines.append(String(decoding: line.dropLast(), as: UTF8.self))

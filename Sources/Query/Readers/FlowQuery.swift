@@ -55,13 +55,18 @@ package struct FlowQueryRunner {
     /// Rows come in `TimeFlowEndMs` order over the whole range: shards whose time ranges
     /// overlap (a window's late part, a merged day and the parts that came after it) are
     /// read side by side and merged, the others one after the other.
-    package func run(_ query: FlowQuery, row: ([QueryValue], ShardReader, Int64) throws -> Bool) throws {
+    ///
+    /// The readers are bounded by this run's `QueryGuard` and must not be used after it
+    /// returns: `afterLastRow` is called when the rows (or the limit) ran out, while they
+    /// still may be, for a caller that reads ahead (not when `row` returned false).
+    package func run(_ query: FlowQuery, row: ([QueryValue], ShardReader, Int64) throws -> Bool,
+                     afterLastRow: () throws -> Void = {}) throws {
         let columns = columns(for: query)
         for name in columns where !ShardSchemaColumns.selectable.contains(name) {
             throw QueryError(.unknownField, "unknown field \(name); fields are NetObserv's names, e.g. SrcK8S_Namespace, Bytes (see `flowrec schema`)")
         }
         var remaining = query.limit ?? .max
-        guard remaining > 0 else { return }
+        guard remaining > 0 else { return try afterLastRow() }
         let selected = (columns.map { "\"\($0)\"" } + ["TimeFlowEndMs", "__rowid"]).joined(separator: ", ")
         var conditions: [String] = []
         if query.fromMs != nil { conditions.append("TimeFlowEndMs >= ?1") }
@@ -142,10 +147,12 @@ package struct FlowQueryRunner {
                 let cursor = live[next]
                 let values = QueryValue.row(of: cursor.statement, columns: width, unsigned: unsigned)
                 remaining -= 1
-                if try !row(values, cursor.reader, cursor.rowID) || remaining == 0 { return }
+                if try !row(values, cursor.reader, cursor.rowID) { return }
+                if remaining == 0 { return try afterLastRow() }
                 if try !step(cursor) { live.remove(at: next) }
             }
         }
+        try afterLastRow()
     }
 
     /// Shards grouped so that no two groups overlap in time, in time order.
