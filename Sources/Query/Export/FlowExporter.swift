@@ -94,9 +94,8 @@ package struct FlowExporter {
         let wholeFlows = columns.count > 12
         let picked = query.fields.map { FlowSchema.id(named: $0) }  // nil: `_extras` (the names were checked above)
         var fromFlow: [QueryValue] = []
-        func converted(_ values: [QueryValue]) -> [ParquetWriter.Value] {
-            var row: [ParquetWriter.Value] = []
-            row.reserveCapacity(values.count)
+        func convert(_ values: [QueryValue], into row: inout [ParquetWriter.Value]) {
+            row.removeAll(keepingCapacity: true)
             for (i, value) in values.enumerated() {
                 if let converted = ParquetFlows.value(value, for: columns[i]) {
                     row.append(converted)
@@ -105,7 +104,6 @@ package struct FlowExporter {
                     unconverted[i] += 1
                 }
             }
-            return row
         }
         func append(_ row: [ParquetWriter.Value]) throws -> Bool {
             try writer.append(row)
@@ -115,12 +113,21 @@ package struct FlowExporter {
         }
         do {
             if wholeFlows {
+                // Each row of a block is kept until the block is handed over: one array each.
                 try forEachWholeFlow(query, blockRows: parquetBlockRows) { flow in
                     Self.values(of: picked, in: flow, into: &fromFlow)
-                    return converted(fromFlow)
+                    var row: [ParquetWriter.Value] = []
+                    row.reserveCapacity(fromFlow.count)
+                    convert(fromFlow, into: &row)
+                    return row
                 } emit: { try append($0) }
             } else {
-                try FlowQueryRunner(store: store, limits: .export).run(query) { values in try append(converted(values)) }
+                // Rows arrive in time order already: one buffer serves them all.
+                var row: [ParquetWriter.Value] = []
+                try FlowQueryRunner(store: store, limits: .export).run(query) { values in
+                    convert(values, into: &row)
+                    return try append(row)
+                }
             }
             for (i, n) in unconverted.enumerated() where n > 0 { result.unconverted[columns[i].name] = n }
             try writer.finish(more: result.unconverted.sorted { $0.key < $1.key }.map { ("flowrec.written_as_null.\($0.key)", String($0.value)) })
