@@ -186,6 +186,7 @@ import Testing
         let stored = try Self.stored(dir.path + "/data")
         #expect(stored.count == expected.count)
         #expect(stored == expected)
+        #expect(try store.deadLetterCount() == 0, "a push cut off by the kill is retried by FLP, not dead-lettered")
     }
 
     @Test func throughFLPsKafkaEncoderAndFlowrecRecordExactToo() throws {

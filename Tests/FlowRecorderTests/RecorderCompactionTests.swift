@@ -22,14 +22,27 @@ import Testing
         var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
         config.dataDirectory = dir.path
         config.store = ShardStore.Options(windowMs: 60_000, graceMs: 0, sealInBackground: true)
-        config.exitWhenIdleSeconds = 8
         config.deepCompaction = .init(level: 9, idleSeconds: 1)
         config.kafkaProperties = ["session.timeout.ms": "6000"]
-        try Recorder(configuration: config).run(shouldStop: { false })
+        // The compactor runs at idle priority, so on a busy machine (CI runs many suites
+        // at once) it may wait long for a core: the run ends when every sealed shard is
+        // recompressed, and gives up only after a minute and a half without progress.
+        var watch = ProgressWatch(stallSeconds: 90)
+        var lastLook = Date.distantPast
+        let recorder = Recorder(configuration: config)
+        try recorder.run(shouldStop: {
+            // Asked between batches: look at the catalog at most twice a second.
+            guard Date().timeIntervalSince(lastLook) >= 0.5 else { return false }
+            lastLook = Date()
+            let stored = recorder.counters.stored
+            // Done once every flow is stored (so the topic has been quiet for the
+            // compactor) and every sealed shard is at the deep level.
+            guard let (sealed, compacted) = try? Self.counts(dir.path) else { return watch.stalled(progress: stored) }
+            let done = stored == 3000 && sealed >= 2 && compacted == sealed
+            return done || watch.stalled(progress: stored + sealed + compacted)
+        })
 
-        let catalog = try SQLiteDatabase(path: dir.path + "/catalog.sqlite", mode: .readOnly)
-        let sealed = try catalog.scalarInteger("SELECT count(*) FROM shards WHERE state = 'sealed'") ?? 0
-        let compacted = try catalog.scalarInteger("SELECT count(*) FROM shards WHERE state = 'sealed' AND zstd_level = 9") ?? 0
+        let (sealed, compacted) = try Self.counts(dir.path)
         #expect(sealed >= 2, "the first two windows closed and were sealed")
         #expect(compacted == sealed, "every sealed shard was recompressed while the topic was quiet")
         let store = try ShardStore.openExisting(directory: dir.path)
@@ -37,5 +50,13 @@ import Testing
         var read = 0
         for shard in try store.shards() { try store.forEachFlow(in: shard.id) { _ in read += 1 } }
         #expect(read == 3000, "recompressed shards read back whole")
+    }
+
+    /// Sealed shards, and those of them at the deep level, from the catalog.
+    private static func counts(_ directory: String) throws -> (sealed: Int, compacted: Int) {
+        let catalog = try SQLiteDatabase(path: directory + "/catalog.sqlite", mode: .readOnly)
+        let sealed = try catalog.scalarInteger("SELECT count(*) FROM shards WHERE state = 'sealed'") ?? 0
+        let compacted = try catalog.scalarInteger("SELECT count(*) FROM shards WHERE state = 'sealed' AND zstd_level = 9") ?? 0
+        return (Int(sealed), Int(compacted))
     }
 }

@@ -38,17 +38,13 @@ import Testing
         defer { consumer.close() }
         var received: [[UInt8]] = []
         var offsets = Set<String>()
-        // Give up only after a minute without a single message: on a loaded two-core CI
-        // machine the whole read can take longer than a minute, but a lost message shows
-        // up as a stall, not as slowness.
-        var lastProgress = Date()
-        while received.count < count && Date().timeIntervalSince(lastProgress) < 60 {
-            let before = received.count
+        // Give up only after a minute without a single message.
+        var watch = ProgressWatch(stallSeconds: 60)
+        while received.count < count && !watch.stalled(progress: received.count) {
             try consumer.poll(maxMessages: 10_000, timeoutMs: 500) { message in
                 received.append(Array(message.payload))
                 offsets.insert("\(message.partition)/\(message.offset)")
             }
-            if received.count > before { lastProgress = Date() }
         }
         #expect(received.count == count)
         #expect(offsets.count == count, "each message once")
