@@ -87,21 +87,39 @@ final class LineReader {
 }
 
 extension TestKafkaBroker {
+    /// What librdkafka's mock cluster keeps of a partition (about 5 MiB) less a margin:
+    /// beyond it the broker drops the oldest messages, and a test that produced more
+    /// before its recorder started would silently read fewer than it sent.
+    package static let partitionBytesKept = 4_500_000
+
+    /// The test asked the mock broker to keep more than it does.
+    package struct PartitionOverflow: Error, CustomStringConvertible {
+        package let description: String
+    }
+
     /// Produces `count` generated flows to `topic`, round robin over `partitions`, and
     /// waits until the broker has them. `flowsPerSecond` sets the event-time rate (so how
-    /// many windows they span); nil keeps the generator's default.
+    /// many windows they span); nil keeps the generator's default. Throws before sending
+    /// anything if a partition would outgrow what the mock broker keeps.
     package func produceGeneratedFlows(_ count: Int, flowsPerSecond: Int? = nil, partitions: Int = 1,
                                       topic: String = "flows-export") throws {
-        let producer = try KafkaProducer(topic: topic, properties: KafkaProperties(["bootstrap.servers": bootstrapServers]))
         var options = GeneratorOptions()
         options.flowsPerSecond = flowsPerSecond
         var generator = FlowGenerator(options: options)
+        var lines: [[UInt8]] = []
+        var bytes = [Int](repeating: 0, count: partitions)
         var line: [UInt8] = []
         for i in 0..<count {
             line.removeAll(keepingCapacity: true)
             generator.nextRecord(into: &line)
-            try producer.send(line, partition: Int32(i % partitions))
+            lines.append(line)
+            bytes[i % partitions] += line.count
         }
+        if let largest = bytes.max(), largest > Self.partitionBytesKept {
+            throw PartitionOverflow(description: "\(count) flows put \(largest) bytes in one partition; the mock broker keeps about \(Self.partitionBytesKept) and would drop the oldest: produce fewer or use more partitions")
+        }
+        let producer = try KafkaProducer(topic: topic, properties: KafkaProperties(["bootstrap.servers": bootstrapServers]))
+        for (i, line) in lines.enumerated() { try producer.send(line, partition: Int32(i % partitions)) }
         try producer.flush()
     }
 }

@@ -133,8 +133,10 @@ import Testing
             let child = try ChildProcess.start(flowrec, arguments, environment: environment)
             // Kill once some rows have arrived, at a different point each round.
             let target = Int64(round + 1) * expected.rows / 5
-            let deadline = Date().addingTimeInterval(120)
-            while child.isRunning, Date() < deadline, rowCount(of: "\(database).flows", on: ch) < target {
+            var watch = ProgressWatch(stallSeconds: 120)
+            while child.isRunning {
+                let rows = rowCount(of: "\(database).flows", on: ch)
+                guard rows < target, !watch.stalled(progress: Int(rows)) else { break }
                 try await Task.sleep(nanoseconds: 20_000_000)
             }
             if child.isRunning {
