@@ -113,7 +113,51 @@ package final class KafkaConsumer {
     /// Fetches the assigned partitions again, from where the caller last read.
     package func resume() { setPaused(false) }
 
+    /// How long a poll waits on an empty queue before it checks whether the fetcher
+    /// stalled.
+    static let stallWakeMs: Int32 = 10
+
+    /// librdkafka 2.0 stops fetching for the consumer's queue once it holds
+    /// `queued.min.messages` or `queued.max.messages.kbytes`, and looks at the queue
+    /// again only when the broker's thread next wakes: for a response, a request to send,
+    /// or once a second (librdkafka issue #2879; 2.2 added `fetch.queue.backoff.ms` for
+    /// it, Debian has 2.0.2). A consumer slower than its broker, which is flowrec catching
+    /// up, drains the queue and then sits idle for up to a second with data waiting:
+    /// measured, 90k flows/s where an unbounded queue gave 166k (and 1.2 GiB of memory).
+    /// So when the queue runs dry while the broker is known to hold more for an assigned
+    /// partition (its cached high watermark is past what was consumed), a watermark query
+    /// for that partition goes to its leader: the request wakes the broker's thread, which
+    /// then fetches at once. The query reads; it moves no position and cancels no fetch.
+    /// One lagging partition is asked per empty wait, in turn, so with several brokers
+    /// each is woken within a few waits.
+    private func wakeStalledFetcher() {
+        guard !paused else { return }
+        let assigned = rebalance.assigned
+        guard !assigned.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(assigned.count)) else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topic, partition) in assigned { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let count = Int(list.pointee.cnt)
+        for step in 0..<count {
+            let element = list.pointee.elems[(nextWake + step) % count]
+            var low: Int64 = -1, high: Int64 = -1
+            guard element.offset >= 0,
+                  rd_kafka_get_watermark_offsets(handle, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high > element.offset else { continue }
+            nextWake = (nextWake + step + 1) % count
+            _ = rd_kafka_query_watermark_offsets(handle, element.topic, element.partition, &low, &high, 200)
+            stallWakes += 1  // the answer (or a timeout, if the broker is away) does not matter
+            return
+        }
+    }
+
+    /// Times `poll` woke a stalled fetcher (tests and benchmarks read it).
+    package private(set) var stallWakes = 0
+    private var nextWake = 0
+    private var paused = false
+
     private func setPaused(_ paused: Bool) {
+        self.paused = paused
         let assigned = rebalance.assigned
         guard !assigned.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(assigned.count)) else { return }
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -137,13 +181,21 @@ package final class KafkaConsumer {
     /// lose or repeat messages when a rebalance runs while it collects a batch (fixed in
     /// 2.1), and a test of two recorders saw a partition stop short after a cooperative
     /// rebalance with it.
+    ///
+    /// A wait that finds the queue empty while the broker has more for an assigned
+    /// partition wakes the fetcher (see `wakeStalledFetcher`) after `stallWakeMs`.
     @discardableResult
     package func poll(maxMessages: Int = 10_000, timeoutMs: Int32 = 1000,
                      _ body: (KafkaMessageView) throws -> Void) throws -> Int {
         var delivered = 0
         var waitMs = timeoutMs
         for _ in 0..<maxMessages {
-            guard let m = rd_kafka_consumer_poll(handle, waitMs) else { break }
+            var message = rd_kafka_consumer_poll(handle, min(waitMs, Self.stallWakeMs))
+            if message == nil, waitMs > Self.stallWakeMs {
+                wakeStalledFetcher()
+                message = rd_kafka_consumer_poll(handle, waitMs - Self.stallWakeMs)
+            }
+            guard let m = message else { break }
             defer { rd_kafka_message_destroy(m) }
             waitMs = 0  // the first message may be waited for; the rest are what is ready
             let err = m.pointee.err

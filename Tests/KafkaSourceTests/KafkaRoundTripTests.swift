@@ -66,6 +66,41 @@ import Testing
         try produceAndConsume(count: 5_000, compression: codec, partitions: 2)
     }
 
+    /// A consumer slower than its broker fills librdkafka's queue, and librdkafka 2.0
+    /// then fetches again only when its broker thread wakes (once a second when nothing
+    /// else happens). `poll` wakes it when the queue runs dry with data left on the
+    /// broker; the wake-ups must neither lose nor repeat a message.
+    @Test func aDrainedQueueWakesTheFetcherAndLosesNothing() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 4])
+        defer { broker.stop() }
+        let sent = generated(8_000, seed: 5)
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties(["bootstrap.servers": broker.bootstrapServers]))
+        for (i, message) in sent.enumerated() { try producer.send(message, partition: Int32(i % 4)) }
+        try producer.flush()
+
+        // A queue of 64 KiB (about 60 messages) fills at once; the reader takes a few
+        // hundred at a time, more slowly than the broker gives them.
+        let consumer = try KafkaConsumer(topics: ["flows-export"], properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "group.id": "stalled-fetcher", "session.timeout.ms": "6000",
+            "queued.max.messages.kbytes": "64", "fetch.message.max.bytes": "16384",
+        ]))
+        defer { consumer.close() }
+        var received: [[UInt8]] = []
+        var offsets = Set<String>()
+        var watch = ProgressWatch(stallSeconds: 60)
+        while received.count < sent.count && !watch.stalled(progress: received.count) {
+            try consumer.poll(maxMessages: 300, timeoutMs: 500) { message in
+                received.append(Array(message.payload))
+                offsets.insert("\(message.partition)/\(message.offset)")
+            }
+            usleep(2_000)
+        }
+        #expect(received.count == sent.count)
+        #expect(offsets.count == sent.count, "each message once")
+        #expect(Dictionary(grouping: received, by: { $0 }).mapValues(\.count) == Dictionary(grouping: sent, by: { $0 }).mapValues(\.count))
+        #expect(consumer.stallWakes > 0, "the queue ran dry with messages left on the broker, so the fetcher was woken")
+    }
+
     @Test func brokerDownThenUpLosesNothing() throws {
         let broker = try TestKafkaBroker.start(topics: ["t": 1])
         defer { broker.stop() }
