@@ -68,6 +68,21 @@ import Testing
         #expect(s.map("kafka.properties") == ["sasl.password": "oops,still"], "a flag's value keeps its commas")
     }
 
+    @Test func flowrecsKafkaDefaultsGiveWayToConfiguredProperties() {
+        var config = RecorderConfiguration(bootstrapServers: "k:9092")
+        config.maxMessageBytes = 4 << 20
+        let defaults = Recorder.consumerProperties(config)
+        #expect(defaults["queued.max.messages.kbytes"] == "16384")
+        #expect(defaults["session.timeout.ms"] == "10000")
+        #expect(defaults["fetch.message.max.bytes"] == String((4 << 20) + 1024))
+        #expect(defaults["bootstrap.servers"] == "k:9092" && defaults["group.id"] == config.groupID)
+        config.kafkaProperties = ["queued.max.messages.kbytes": "65536", "session.timeout.ms": "45000", "fetch.message.max.bytes": "2000000"]
+        let configured = Recorder.consumerProperties(config)
+        #expect(configured["queued.max.messages.kbytes"] == "65536")
+        #expect(configured["session.timeout.ms"] == "45000")
+        #expect(configured["fetch.message.max.bytes"] == "2000000")
+    }
+
     @Test func kafkaSecurityBecomesLibrdkafkaProperties() throws {
         let dir = TemporaryDirectory()
         let passwordFile = dir.path + "/sasl"

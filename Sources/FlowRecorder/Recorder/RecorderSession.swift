@@ -216,13 +216,7 @@ final class RecorderSession {
     }
 
     private func joinGroup(_ store: ShardStore) throws -> KafkaConsumer {
-        var properties = KafkaProperties(config.kafkaProperties)
-        properties["bootstrap.servers"] = config.bootstrapServers
-        properties["group.id"] = config.groupID
-        if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = "10000" }
-        if properties["fetch.message.max.bytes"] == nil {
-            properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20))
-        }
+        let properties = Recorder.consumerProperties(config)
         let expected = expectedOffsets
         let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
             // The store's checkpoint, read when the group assigns the partition.
