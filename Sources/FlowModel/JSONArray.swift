@@ -65,12 +65,11 @@ package enum JSONArray {
             case UInt8(ascii: "\\"):
                 guard let e = bytes.first else { return nil }
                 bytes = bytes.dropFirst()
+                if let byte = JSONEscape.byte(for: e) {
+                    out.append(byte)
+                    continue
+                }
                 switch e {
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
                 case UInt8(ascii: "u"):
                     guard bytes.count >= 4, var code = UInt32(String(decoding: bytes.prefix(4), as: UTF8.self), radix: 16) else { return nil }
                     bytes = bytes.dropFirst(4)
@@ -88,5 +87,23 @@ package enum JSONArray {
             }
         }
         return nil
+    }
+}
+
+/// The one-character escapes of JSON strings, shared by the flow decoder and `JSONArray`.
+enum JSONEscape {
+    /// The byte `\e` stands for (`n` → newline, `"` → quote...); nil for `u` and for
+    /// anything JSON does not define.
+    @inline(__always)
+    static func byte(for e: UInt8) -> UInt8? {
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): e
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        default: nil
+        }
     }
 }
