@@ -149,6 +149,40 @@ import Testing
         }
     }
 
+    /// A limited query consults the skip summaries of the shards it reaches, not of every
+    /// shard in the range: stopping at a match in the first shard, it rules none out,
+    /// where reading everything rules out the later shards without the value.
+    @Test func aLimitedQueryConsultsOnlyTheShardsItReaches() throws {
+        // Four sealed windows of 15 minutes; namespace x in the first and third, y in the
+        // second and fourth.
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 900_000, graceMs: 0))
+        let start: Int64 = 1_767_225_600_000
+        let lines = (0..<400).map { i -> [UInt8] in
+            let window = i / 100
+            let namespace = window % 2 == 0 ? "x" : "y"
+            return Array(#"{"TimeFlowEndMs":\#(start + Int64(window) * 900_000 + Int64(i % 100) * 1000),"SrcK8S_Namespace":"\#(namespace)","Bytes":\#(i)}"#.utf8)
+        }
+        try store.append(batch(lines[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        #expect(try store.shards().filter { $0.state == .sealed }.count == 4)
+        var query = FlowQuery()
+        query.whereSQL = "SrcK8S_Namespace = 'x'"
+        query.fields = ["Bytes"]
+        query.limit = 1
+        let limited = FlowQueryRunner(store: store)
+        var rows = 0
+        try limited.run(query) { _ in rows += 1; return true }
+        #expect(rows == 1)
+        #expect(limited.statistics.current.shardsOpened == 1 && limited.statistics.current.shardsRuledOut == 0, "\(limited.statistics.current)")
+        query.limit = nil
+        let whole = FlowQueryRunner(store: store)
+        rows = 0
+        try whole.run(query) { _ in rows += 1; return true }
+        #expect(rows == 200)
+        #expect(whole.statistics.current.shardsRuledOut == 2 && whole.statistics.current.shardsOpened == 2, "\(whole.statistics.current)")
+    }
+
     @Test func timeRangesPruneShardsAndGranules() throws {
         let fixture = try Fixture()
         let (src, dst) = fixture.mostCommonPair()

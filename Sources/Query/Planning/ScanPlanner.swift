@@ -1,4 +1,5 @@
 package import ShardStore
+import FlowModel
 import StorageKit
 import Synchronization
 
@@ -19,17 +20,56 @@ package struct ScanPlanner {
 
     /// The readable shards that may hold rows matching `filter`, oldest first.
     package func shards(for filter: SkipFilter) throws -> [ShardRecord] {
+        try withoutRuledOut(shardsInRange(for: filter), filter: filter, summaries: nil)
+    }
+
+    /// The readable shards whose time range meets the filter's, oldest first, before the
+    /// skip summaries are consulted.
+    package func shardsInRange(for filter: SkipFilter) throws -> [ShardRecord] {
         if let from = filter.fromMs, let to = filter.toMs, from >= to { return [] }
         let inRange = try store.shards(overlappingFromMs: filter.fromMs, toMs: filter.toMs)
         statistics.add(\.shardsInRange, inRange.count)
-        guard !filter.equalities.isEmpty else { return inRange }
-        let summaries = try store.skipSummaries(fields: Array(Set(filter.equalities.map { SkipIndex.fields[$0.0] })))
-        let kept = inRange.filter { shard in
+        return inRange
+    }
+
+    /// Calls `body` with each group of `groups` (shards in range, in the order to read
+    /// them) less the shards their skip summaries rule out, until it returns false. The
+    /// summaries are read from the catalog a slice of groups at a time, the slices
+    /// doubling: a query that stops after its first rows (`--limit`, the flow table)
+    /// reads a few shards' summaries instead of every one in the range (721 of them over
+    /// 30 days of hourly shards), and one that reads everything makes about ten reads.
+    package func forEachCandidateGroup(_ groups: [[ShardRecord]], filter: SkipFilter,
+                                       _ body: ([ShardRecord]) throws -> Bool) throws {
+        var start = 0, slice = 1
+        while start < groups.count {
+            let end = min(groups.count, start + slice)
+            let shards = groups[start..<end].flatMap { $0 }
+            let summaries = filter.equalities.isEmpty ? [:]
+                : try store.skipSummaries(fields: Self.summaryFields(filter), shards: shards.filter { $0.state == .sealed }.map(\.id))
+            for group in groups[start..<end] {
+                let kept = try withoutRuledOut(group, filter: filter, summaries: summaries)
+                if !kept.isEmpty, try !body(kept) { return }
+            }
+            start = end
+            slice = min(slice * 2, 256)
+        }
+    }
+
+    /// `shards` less those whose summaries (all of them loaded when nil) rule `filter` out.
+    private func withoutRuledOut(_ shards: [ShardRecord], filter: SkipFilter,
+                                 summaries: [ShardID: [SkipSummary]]?) throws -> [ShardRecord] {
+        guard !filter.equalities.isEmpty else { return shards }
+        let summaries = try summaries ?? store.skipSummaries(fields: Self.summaryFields(filter))
+        let kept = shards.filter { shard in
             guard shard.state == .sealed, let summary = summaries[shard.id] else { return true }
             return filter.mayMatch(summary)
         }
-        statistics.add(\.shardsRuledOut, inRange.count - kept.count)
+        statistics.add(\.shardsRuledOut, shards.count - kept.count)
         return kept
+    }
+
+    private static func summaryFields(_ filter: SkipFilter) -> [FieldID] {
+        Array(Set(filter.equalities.map { SkipIndex.fields[$0.0] }))
     }
 
     /// What `filter` (a `--where` expression) and the time range let the skip index prune

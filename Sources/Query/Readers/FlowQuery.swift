@@ -135,7 +135,11 @@ package struct FlowQueryRunner {
                 throw guarding.explain(error, "the query is not valid SQL over the flows table", check: "Check --where and --fields.")
             }
         }
-        for cluster in Self.overlapping(try planner.shards(for: skip).filter { query.onlyShard == nil || $0.id == query.onlyShard }) {
+        // Shards are grouped by time range first and pruned by their skip summaries as
+        // the query reaches them: a limited query stops after a few.
+        let groups = Self.overlapping(try planner.shardsInRange(for: skip).filter { query.onlyShard == nil || $0.id == query.onlyShard })
+        var stopped = false
+        try planner.forEachCandidateGroup(groups, filter: skip) { cluster in
             var live: [Cursor] = []
             for shard in cluster {
                 if let cursor = try open(shard), try step(cursor) { live.append(cursor) }
@@ -147,12 +151,20 @@ package struct FlowQueryRunner {
                 let cursor = live[next]
                 let values = QueryValue.row(of: cursor.statement, columns: width, unsigned: unsigned)
                 remaining -= 1
-                if try !row(values, cursor.reader, cursor.rowID) { return }
-                if remaining == 0 { return try afterLastRow() }
+                if try !row(values, cursor.reader, cursor.rowID) {
+                    stopped = true
+                    return false
+                }
+                if remaining == 0 {
+                    try afterLastRow()
+                    stopped = true
+                    return false
+                }
                 if try !step(cursor) { live.remove(at: next) }
             }
+            return true
         }
-        try afterLastRow()
+        if !stopped { try afterLastRow() }
     }
 
     /// Shards grouped so that no two groups overlap in time, in time order.

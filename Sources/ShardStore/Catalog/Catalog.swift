@@ -66,9 +66,13 @@ final class Catalog {
     /// The skip summaries of every sealed shard that has them, by shard id; only those of
     /// `fields` when given (a query needs the fields it filters on, and parsing every
     /// field's value list of every shard would cost more than the pruning saves).
-    func summaries(fields: [FieldID]? = nil) throws(SQLiteError) -> [ShardID: [SkipSummary]] {
-        let only = fields.map { " WHERE field IN (" + $0.map { "'\($0.name)'" }.joined(separator: ", ") + ")" } ?? ""
-        let rows = try db.prepare("SELECT shard_id, \(SkipSummary.columns) FROM shard_summaries" + only)
+    func summaries(fields: [FieldID]? = nil, shards: [ShardID]? = nil) throws(SQLiteError) -> [ShardID: [SkipSummary]] {
+        var conditions: [String] = []
+        if let fields { conditions.append("field IN (" + fields.map { "'\($0.name)'" }.joined(separator: ", ") + ")") }
+        if let shards { conditions.append("shard_id IN (" + shards.map { _ in "?" }.joined(separator: ", ") + ")") }
+        let rows = try db.prepare("SELECT shard_id, \(SkipSummary.columns) FROM shard_summaries"
+                                  + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")))
+        for (i, id) in (shards ?? []).enumerated() { rows.bind(Int32(i + 1), id.description) }
         var result: [ShardID: [SkipSummary]] = [:]
         while try rows.step() {
             guard let id = ShardID(rows.text(0) ?? ""), let summary = SkipSummary.read(rows, from: 1) else { continue }

@@ -11,7 +11,9 @@ extension ShardStore {
 
     /// The skip summaries of the sealed shards that have them (from the catalog): what a
     /// planner rules shards out with before opening any.
-    package func skipSummaries(fields: [FieldID]? = nil) throws -> [ShardID: [SkipSummary]] { try catalog.summaries(fields: fields) }
+    package func skipSummaries(fields: [FieldID]? = nil, shards: [ShardID]? = nil) throws -> [ShardID: [SkipSummary]] {
+        try catalog.summaries(fields: fields, shards: shards)
+    }
 
     /// The shards a merged shard replaced (empty for any other shard): their ids are what
     /// rollups and deliveries recorded the flows under.
