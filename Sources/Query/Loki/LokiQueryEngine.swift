@@ -97,7 +97,9 @@ package struct LokiQueryEngine {
         let planner = ScanPlanner(store: store, statistics: statistics.scan)
         let skip = translatesToSQL ? LogQLPlanner(model: model, encoding: .plain).skipFilter(selection, fromMs: fromMs, toMs: toMs)
             : SkipFilter(fromMs: fromMs, toMs: toMs)
-        var shards = try planner.shards(for: skip)
+        // Shards in reading order; their skip summaries are consulted as the scan reaches
+        // them (a flow table of 100 lines usually stops after the newest few).
+        var shards = try planner.shardsInRange(for: skip)
         shards.sort { backward ? ($0.maxTimeMs ?? 0, $0.id) > ($1.maxTimeMs ?? 0, $1.id) : ($0.minTimeMs ?? 0, $0.id) < ($1.minTimeMs ?? 0, $1.id) }
         let guarding = QueryGuard(limits)
         let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
@@ -107,19 +109,26 @@ package struct LokiQueryEngine {
             if a.shard != b.shard { return backward ? a.shard > b.shard : a.shard < b.shard }
             return backward ? a.rowID > b.rowID : a.rowID < b.rowID
         }
-        for (rank, shard) in shards.enumerated() {
+        var rank = -1
+        var nothingMatches = false
+        try planner.forEachCandidateGroup(shards.map { [$0] }, filter: skip) { group in
+            let shard = group[0]
+            rank += 1
             // Shards come newest (oldest) first: one whose flows all lose to the kept
             // ones cannot contribute, nor can any after it.
             if kept.count == request.limit, let worst = kept.last {
-                if backward, let maxT = shard.maxTimeMs, maxT < worst.ms { break }
-                if !backward, let minT = shard.minTimeMs, minT > worst.ms { break }
+                if backward, let maxT = shard.maxTimeMs, maxT < worst.ms { return false }
+                if !backward, let minT = shard.minTimeMs, minT > worst.ms { return false }
             }
-            guard let reader = try Self.reader(shard.id, store, guarding, statistics) else { continue }
-            guard let granules = try Self.granules(reader, shard.id, planner, skip, statistics) else { continue }
+            guard let reader = try Self.reader(shard.id, store, guarding, statistics) else { return true }
+            guard let granules = try Self.granules(reader, shard.id, planner, skip, statistics) else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? LogQLPlanner(model: model, encoding: reader.timeEncoding).plan(selection) : .untranslated
-            if plan.empty { return [] }
+            if plan.empty {
+                nothingMatches = true
+                return false
+            }
             let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.conditions
             let direction = backward ? "DESC" : "ASC"
             var taken = 0
@@ -140,13 +149,15 @@ package struct LokiQueryEngine {
                     return taken < request.limit
                 }
             } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
-                continue
+                return true
             } catch {
                 throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
             }
             kept.sort(by: before)
             if kept.count > request.limit { kept.removeLast(kept.count - request.limit) }
+            return true
         }
+        if nothingMatches { return [] }
         var streams: [LokiLabels: [LokiStream.Entry]] = [:]
         for candidate in kept {
             streams[candidate.labels, default: []].append(.init(nanos: candidate.ms * 1_000_000, line: candidate.line))
