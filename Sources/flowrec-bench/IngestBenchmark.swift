@@ -100,17 +100,10 @@ struct IngestBenchmark: ParsableCommand {
     }
 
     func timed(_ body: () throws -> Void) throws -> Measurement {
-        let cpuStart = processCPUSeconds()
+        let cpuStart = cpuSeconds()
         let start = monotonicSeconds()
         try body()
-        return Measurement(seconds: monotonicSeconds() - start, cpuSeconds: processCPUSeconds() - cpuStart)
-    }
-
-    func processCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let seconds = { (t: timeval) in Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        return Measurement(seconds: monotonicSeconds() - start, cpuSeconds: cpuSeconds() - cpuStart)
     }
 
     /// Bytes of a file (and its -wal) or of every file under a directory.

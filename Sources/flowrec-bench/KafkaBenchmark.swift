@@ -49,12 +49,12 @@ struct KafkaBenchmark: ParsableCommand {
                           "-X", "fetch.message.max.bytes=1048576"]
         kcat.standardOutput = FileHandle.nullDevice
         kcat.standardError = FileHandle.nullDevice
-        let kcatCPU = ChildCPU()
+        let kcatCPU = cpuSeconds(children: true)
         let t = monotonicSeconds()
         try kcat.run()
         kcat.waitUntilExit()
         let kcatSeconds = monotonicSeconds() - t
-        let kcatMicros = kcatCPU.microseconds()
+        let kcatMicros = (cpuSeconds(children: true) - kcatCPU) * 1e6
         guard kcat.terminationStatus == 0 else { throw ValidationError("kcat failed with status \(kcat.terminationStatus)") }
 
         // flowrec record with librdkafka's default queue, then with flowrec's (16 MiB):
@@ -98,7 +98,7 @@ struct KafkaBenchmark: ParsableCommand {
                             "--group", group, "--window", "1m", "--compact-level", "0", "--exit-when-idle", "3s"] + extra
         record.standardOutput = FileHandle.nullDevice
         record.standardError = FileHandle.nullDevice
-        let cpu = ChildCPU()
+        let cpu = cpuSeconds(children: true)
         let t = monotonicSeconds()
         try record.run()
         var peakRSS = 0, peakAnonymous = 0, peakFile = 0
@@ -119,7 +119,7 @@ struct KafkaBenchmark: ParsableCommand {
         guard record.terminationStatus == 0, let total = allStored else {
             throw ValidationError("flowrec record exited with status \(record.terminationStatus) before storing every flow")
         }
-        return RecordRun(firstStored: firstStored ?? 0, allStored: total, cpuMicros: cpu.microseconds(), peakRSS: peakRSS,
+        return RecordRun(firstStored: firstStored ?? 0, allStored: total, cpuMicros: (cpuSeconds(children: true) - cpu) * 1e6, peakRSS: peakRSS,
                          peakAnonymous: peakAnonymous, peakFile: peakFile)
     }
 
@@ -143,19 +143,5 @@ struct KafkaBenchmark: ParsableCommand {
             return Double(line.split(separator: " ").last ?? "").map { Int($0) }
         }
         return nil
-    }
-}
-
-/// CPU time of the children reaped since it was made (user + system), in µs: the
-/// benchmark runs one child at a time, so that is the child's.
-struct ChildCPU {
-    private let start = ChildCPU.now()
-
-    func microseconds() -> Double { ChildCPU.now() - start }
-
-    private static func now() -> Double {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 }

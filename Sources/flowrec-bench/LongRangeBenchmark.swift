@@ -76,9 +76,9 @@ struct LongRangeBenchmark: ParsableCommand {
         // Merge the hourly shards into days, at the compaction level.
         var policy = MergePolicy(windowMs: 86_400_000, maxRows: 50_000_000, level: 19)
         policy.sourceGraceMs = 0
-        let cpuBefore = Self.cpuSeconds(), wallBefore = monotonicSeconds()
+        let cpuBefore = cpuSeconds(), wallBefore = monotonicSeconds()
         let merges = try store.mergeSealedShards(policy)
-        let mergeCPU = Self.cpuSeconds() - cpuBefore, mergeWall = monotonicSeconds() - wallBefore
+        let mergeCPU = cpuSeconds() - cpuBefore, mergeWall = monotonicSeconds() - wallBefore
         let merged = try store.shards()
         let mergedBytes = merged.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
         let daily = try questions.map { try Self.timed(store, $0.sql) }
@@ -175,12 +175,6 @@ struct LongRangeBenchmark: ParsableCommand {
     }
 
     static func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
-
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
 
     /// Flows per second of decode + append with background seals, into a fresh store.
     static func ingestRate(flows: Int, at path: String) throws -> Double {
