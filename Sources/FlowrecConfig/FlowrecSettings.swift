@@ -43,7 +43,7 @@ package enum FlowrecSettings {
         Setting("kafka.sasl.password", flag: nil, .string, secret: true,
                 "SASL password from the environment (instead of a file); never on the command line or in the file."),
         Setting("kafka.properties", flag: "kafka-property", .map,
-                "Any librdkafka property, passed through (repeat the flag: --kafka-property fetch.wait.max.ms=100). Where librdkafka's default does not suit, flowrec sets its own unless given here: queued.max.messages.kbytes=16384, session.timeout.ms=10000, fetch.message.max.bytes (the largest message plus 1 KiB, at least 1 MiB), enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest, partition.assignment.strategy=cooperative-sticky."),
+                "Any librdkafka property, passed through (repeat the flag: --kafka-property fetch.wait.max.ms=100). Where librdkafka's default does not suit, flowrec sets its own unless given here: \(RecorderConfiguration.kafkaDefaults.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")), fetch.message.max.bytes (the largest message plus 1 KiB, at least 1 MiB), enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest, partition.assignment.strategy=cooperative-sticky."),
         Setting("exitWhenIdle", flag: "exit-when-idle", .duration, "Exit cleanly after this long without a message (batch jobs, tests)."),
     ]
 

@@ -25,6 +25,18 @@ package final class KafkaConsumer {
     private var closed = false
     private let rebalance: RebalanceContext
 
+    /// What every consumer gets unless `properties` sets it: offsets are committed only
+    /// when the caller says a batch is durable, and a new group starts at the beginning.
+    /// Cooperative rebalancing: a member gives up only the partitions that move, and it
+    /// does so after the group has settled on the new generation, so its commit of what it
+    /// stored is accepted before the new owner reads it. With the eager protocol the
+    /// revocation commit races the rebalance (librdkafka's mock broker rejects it with
+    /// "rebalance in progress") and the new owner could store the same flows again.
+    package static let defaultProperties = [
+        "enable.auto.commit": "false", "enable.auto.offset.store": "false", "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+    ]
+
     /// Partitions currently assigned to this member.
     package var assignment: [(topic: String, partition: Int32)] { rebalance.assigned }
 
@@ -35,15 +47,7 @@ package final class KafkaConsumer {
     package init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
                  logger: Logger = Logger(label: "flowrec.kafka")) throws(KafkaError) {
         var props = properties
-        if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "false" }
-        if props["enable.auto.offset.store"] == nil { props["enable.auto.offset.store"] = "false" }
-        if props["auto.offset.reset"] == nil { props["auto.offset.reset"] = "earliest" }
-        // Cooperative rebalancing: a member gives up only the partitions that move, and it
-        // does so after the group has settled on the new generation, so its commit of what
-        // it stored is accepted before the new owner reads it. With the eager protocol the
-        // revocation commit races the rebalance (librdkafka's mock broker rejects it with
-        // "rebalance in progress") and the new owner could store the same flows again.
-        if props["partition.assignment.strategy"] == nil { props["partition.assignment.strategy"] = "cooperative-sticky" }
+        for (key, value) in Self.defaultProperties where props[key] == nil { props[key] = value }
         guard props["group.id"] != nil else { throw KafkaError(.configuration, "a consumer needs group.id") }
         let conf = try props.makeConf()
         let rebalance = RebalanceContext(startOffset: startOffset, logger: logger)

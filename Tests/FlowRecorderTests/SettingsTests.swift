@@ -3,6 +3,7 @@ import FlowRecorder
 import FlowrecConfig
 import FlowrecTesting
 import Foundation
+import KafkaSource
 import Testing
 
 /// The settings layers: YAML file < environment < flags, checked values, secrets kept
@@ -68,7 +69,7 @@ import Testing
         #expect(s.map("kafka.properties") == ["sasl.password": "oops,still"], "a flag's value keeps its commas")
     }
 
-    @Test func flowrecsKafkaDefaultsGiveWayToConfiguredProperties() {
+    @Test func flowrecsKafkaDefaultsGiveWayToConfiguredProperties() throws {
         var config = RecorderConfiguration(bootstrapServers: "k:9092")
         config.maxMessageBytes = 4 << 20
         let defaults = Recorder.consumerProperties(config)
@@ -81,6 +82,11 @@ import Testing
         #expect(configured["queued.max.messages.kbytes"] == "65536")
         #expect(configured["session.timeout.ms"] == "45000")
         #expect(configured["fetch.message.max.bytes"] == "2000000")
+        // The setting's help names every default the recorder and the consumer apply.
+        let help = try #require(FlowrecSettings.record.first { $0.key == "kafka.properties" }).help
+        for (key, value) in RecorderConfiguration.kafkaDefaults.merging(KafkaConsumer.defaultProperties, uniquingKeysWith: { a, _ in a }) {
+            #expect(help.contains("\(key)=\(value)"), "\(key)=\(value)")
+        }
     }
 
     @Test func kafkaSecurityBecomesLibrdkafkaProperties() throws {

@@ -8,12 +8,7 @@ extension Recorder {
         var properties = KafkaProperties(config.kafkaProperties)
         properties["bootstrap.servers"] = config.bootstrapServers
         properties["group.id"] = config.groupID
-        if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = "10000" }
-        // librdkafka's 64 MiB prefetch queue is ~120 MiB of memory (per-message overhead
-        // and decompressed batches) and buys nothing now that `KafkaConsumer.poll` wakes a
-        // stalled fetcher: with 16 MiB the Kafka benchmark stored as fast (192k against
-        // 182k flows/s) and peaked at 225 MiB instead of 328.
-        if properties["queued.max.messages.kbytes"] == nil { properties["queued.max.messages.kbytes"] = "16384" }
+        for (key, value) in RecorderConfiguration.kafkaDefaults where properties[key] == nil { properties[key] = value }
         if properties["fetch.message.max.bytes"] == nil {
             properties["fetch.message.max.bytes"] = String(max(config.maxMessageBytes + 1024, 1 << 20))
         }
