@@ -43,9 +43,11 @@ package struct ScanPlanner {
         var start = 0, slice = 1
         while start < groups.count {
             let end = min(groups.count, start + slice)
-            let shards = groups[start..<end].flatMap { $0 }
+            let sealed = groups[start..<end].flatMap { $0 }.filter { $0.state == .sealed }.map(\.id)
+            // Named one by one while few (SQLite binds at most 32,766 parameters): a slice
+            // of many overlapping shards reads every summary of the fields instead.
             let summaries = filter.equalities.isEmpty ? [:]
-                : try store.skipSummaries(fields: Self.summaryFields(filter), shards: shards.filter { $0.state == .sealed }.map(\.id))
+                : try store.skipSummaries(fields: Self.summaryFields(filter), shards: sealed.count <= 1_000 ? sealed : nil)
             for group in groups[start..<end] {
                 let kept = try withoutRuledOut(group, filter: filter, summaries: summaries)
                 if !kept.isEmpty, try !body(kept) { return }
