@@ -39,24 +39,24 @@ package struct PushIntake: Sendable {
             var members: [UInt8] = []
             var identity = SipHash128()
             for pair in stream.labels {
-                identity.combine(pair.name.utf8)
-                identity.combine(CollectionOfOne(0))
-                identity.combine(pair.value.utf8)
-                identity.combine(CollectionOfOne(0))
+                identity.combine(utf8: pair.name)
+                identity.combine(byte: 0)
+                identity.combine(utf8: pair.value)
+                identity.combine(byte: 0)
                 if staticLabels[pair.name] == pair.value { continue }
                 Self.appendMember(pair, to: &members)
             }
             for entry in stream.entries {
                 var key = identity
-                key.combine(CollectionOfOne(1))
+                key.combine(byte: 1)
                 withUnsafeBytes(of: entry.nanos.littleEndian) { key.combine($0) }
-                key.combine(entry.line.utf8)
+                key.combine(utf8: entry.line)
                 var entryMembers = members
                 for pair in entry.metadata {
-                    key.combine(CollectionOfOne(2))
-                    key.combine(pair.name.utf8)
-                    key.combine(CollectionOfOne(0))
-                    key.combine(pair.value.utf8)
+                    key.combine(byte: 2)
+                    key.combine(utf8: pair.name)
+                    key.combine(byte: 0)
+                    key.combine(utf8: pair.value)
                     Self.appendMember(pair, to: &entryMembers)
                 }
                 let digest = key.finalize()

@@ -136,6 +136,29 @@ final class ActiveShard {
     /// pushes), created on the first such batch. Only the active shard keeps them: the
     /// sealer copies flows, strings, positions and meta, not this table.
     private var insertContentKey: SQLiteStatement?
+    /// Whether the keys lead with the flow's time (`content_keys_by_time`): a push's
+    /// entries arrive roughly in time order, so their keys land at the table's right
+    /// edge and a commit rewrites a page or two of them. Keyed by the digest alone
+    /// (`content_keys`, written by flowrec before 2026-12-05 and still used in a shard
+    /// that has it), every commit of ~100 entries touched ~100 random pages: a third
+    /// of a push's time went to writing them to the WAL.
+    private var contentKeysByTime = true
+
+    /// The statement that records a content key, or finds it there (`changes == 0`):
+    /// ?1 and ?2 are the key's high and low words, ?3 the flow's `TimeFlowEndMs`. A
+    /// retried entry has the same time and digest, so it finds its key either way.
+    private func prepareContentKeys() throws(SQLiteError) -> SQLiteStatement {
+        if try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'content_keys'") == 1 {
+            contentKeysByTime = false
+            return try db.prepare("INSERT OR IGNORE INTO content_keys (high, low) VALUES (?1, ?2)")
+        }
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS content_keys_by_time (
+                ms INTEGER NOT NULL, high INTEGER NOT NULL, low INTEGER NOT NULL, PRIMARY KEY (ms, high, low)
+            ) WITHOUT ROWID
+            """)
+        return try db.prepare("INSERT OR IGNORE INTO content_keys_by_time (ms, high, low) VALUES (?3, ?1, ?2)")
+    }
 
     /// Stores `flows` (already deduplicated by position) and the positions they came from
     /// in one transaction; `highWater` is set only on the batch's final commit. In a
@@ -145,8 +168,7 @@ final class ActiveShard {
     func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
                durable: Bool) throws(SQLiteError) -> Int {
         if batch.isContentKeyed && insertContentKey == nil {
-            try db.execute("CREATE TABLE IF NOT EXISTS content_keys (high INTEGER NOT NULL, low INTEGER NOT NULL, PRIMARY KEY (high, low)) WITHOUT ROWID")
-            insertContentKey = try db.prepare("INSERT OR IGNORE INTO content_keys (high, low) VALUES (?1, ?2)")
+            insertContentKey = try prepareContentKeys()
         }
         var skipped = 0
         let contentKeys = batch.isContentKeyed ? insertContentKey : nil
@@ -169,6 +191,7 @@ final class ActiveShard {
                 if let contentKeys {
                     contentKeys.bind(1, batch.positions[i].position)
                     contentKeys.bind(2, batch.contentKeyLows[i])
+                    if contentKeysByTime { contentKeys.bind(3, batchFlows[i].integer(endField) ?? 0) }
                     try contentKeys.step()
                     contentKeys.reset()
                     if db.changes == 0 {

@@ -30,6 +30,20 @@ package struct SipHash128 {
         if done == nil { Array(bytes).withUnsafeBufferPointer { combine(buffer: $0) } }
     }
 
+    /// Adds a string's UTF-8 bytes. A small string (up to 15 bytes, most label names and
+    /// values) has no contiguous UTF-8 view to lend, and the generic `combine` copied it
+    /// into a new array each time: a fifth of a push's CPU.
+    @inlinable package mutating func combine(utf8 text: String) {
+        var text = text
+        text.withUTF8 { combine(buffer: $0) }
+    }
+
+    /// Adds one byte (a separator).
+    @inlinable package mutating func combine(byte: UInt8) {
+        var byte = byte
+        withUnsafePointer(to: &byte) { combine(buffer: UnsafeBufferPointer(start: $0, count: 1)) }
+    }
+
     @inlinable package mutating func combine(buffer: UnsafeBufferPointer<UInt8>) {
         var i = 0
         length += buffer.count
