@@ -7,6 +7,7 @@ import LokiPush
 import Query
 import ShardStore
 import StorageKit
+import Synchronization
 
 /// NetObserv's console on flowrec: the Loki queries its pages send (the flow table, the
 /// topology split into its two queries, by namespace and by resource) over hours of a
@@ -35,12 +36,15 @@ struct LokiBenchmark: ParsableCommand {
     @Flag(help: "Measure the push path only (a quick loop while working on it).")
     var pushOnly = false
 
+    @Option(help: "Concurrent clients pushing to a running flowrec record (FLP runs one per node).")
+    var pushClients = 4
+
     func run() throws {
         let workspace = try BenchScratch(scratch)
         defer { workspace.remove() }
         let push = try pushIngest(workspace)
         if pushOnly {
-            print("push: \(Int(Double(push.flows) / push.pushSeconds)) flows/s, JSON lines: \(Int(Double(push.flows) / push.linesSeconds)) flows/s")
+            print("push: \(Int(Double(push.flows) / push.pushSeconds)) flows/s (\(push.microsecondsPerFlow(push.pushCPUSeconds)) µs CPU per flow), over HTTP with \(pushClients) clients: \(Int(Double(push.flows) / push.http.seconds)) flows/s (\(push.microsecondsPerFlow(push.http.cpuSeconds)) µs), JSON lines: \(Int(Double(push.flows) / push.linesSeconds)) flows/s (\(push.microsecondsPerFlow(push.linesCPUSeconds)) µs)")
             return
         }
 
@@ -106,11 +110,12 @@ struct LokiBenchmark: ParsableCommand {
         print("| same over the \(hours) hours, step \(max(30, hours * 360) / 2 / 60) min | **\(ms(byNamespace6h.0.seconds))** | ≤ 1 s | \(ms(byNamespace6h.1.seconds)) | \(byNamespace6h.0.series) series |")
         print("| topology by resource (14 labels), last hour, step 3 min (both) | **\(ms(byResource1h.0.seconds))** | ≤ 1 s | \(ms(byResource1h.1.seconds)) | \(byResource1h.0.series) series |")
         print()
-        print("Push (`POST /loki/api/v1/push` as flowrec stores it: snappy + protobuf decoded, labels merged back, content keys, decoded, appended in one transaction; HTTP excluded): \(push.flows) flows in FLP-shaped batches (entries grouped by label set, about \(push.batchKiB) KiB of lines per request, FLP's default batchSize 100 KiB).\n")
-        print("| path | flows/s | target |")
-        print("|---|---:|---:|")
-        print("| Loki push | **\(Int(Double(push.flows) / push.pushSeconds))** | ≥ 100,000 |")
-        print("| same flows as JSON lines (`flowrec ingest`'s decode + append, one thread), baseline | \(Int(Double(push.flows) / push.linesSeconds)) | |")
+        print("Push (`POST /loki/api/v1/push`: snappy + protobuf decoded, labels merged back, content keys, decoded, stored; over HTTP the recorder's CPU, every thread, until it has stored them): \(push.flows) flows in FLP-shaped batches (entries grouped by label set, about \(push.batchKiB) KiB of lines per request, FLP's default batchSize 100 KiB).\n")
+        print("| path | flows/s | CPU µs per flow | target |")
+        print("|---|---:|---:|---:|")
+        print("| Loki push over HTTP: `flowrec record`, \(pushClients) clients posting the bodies at once (\(push.http.refusals) answered 429 and sent again) | **\(Int(Double(push.flows) / push.http.seconds))** | \(push.microsecondsPerFlow(push.http.cpuSeconds)) | ≥ 100,000 |")
+        print("| Loki push in process, one request at a time (decode, then store; no HTTP) | \(Int(Double(push.flows) / push.pushSeconds)) | \(push.microsecondsPerFlow(push.pushCPUSeconds)) | |")
+        print("| same flows as JSON lines (`flowrec ingest`'s decode + append, one thread), baseline | \(Int(Double(push.flows) / push.linesSeconds)) | \(push.microsecondsPerFlow(push.linesCPUSeconds)) | |")
         print()
     }
 
@@ -190,6 +195,12 @@ struct LokiBenchmark: ParsableCommand {
         var batchKiB: Int
         var pushSeconds: Double
         var linesSeconds: Double
+        /// CPU of the process (every thread) while each ran.
+        var pushCPUSeconds: Double
+        var linesCPUSeconds: Double
+        var http: HTTPPush
+
+        func microsecondsPerFlow(_ cpu: Double) -> String { String(format: "%.1f", cpu * 1e6 / Double(flows)) }
     }
 
     /// FLP-shaped request bodies built first (not timed), then stored; the same flows as
@@ -228,19 +239,19 @@ struct LokiBenchmark: ParsableCommand {
 
         let intake = PushIntake(staticLabels: ["app": "netobserv-flowcollector"], decoder: FlowDecoder(), maxPayloadBytes: 1 << 20)
         let pushStore = try ShardStore(directory: workspace.path + "/push", options: .init())
-        let t = monotonicSeconds()
+        let t = monotonicSeconds(), tCPU = cpuSeconds()
         var stored = 0
         for body in bodies {
             let streams = try PushBody.decode(body, contentType: "application/x-protobuf", contentEncoding: nil, maxDecompressedBytes: 64 << 20)
             let summary = try pushStore.append(intake.batch(streams))
             stored += summary.stored
         }
-        let pushSeconds = monotonicSeconds() - t
+        let pushSeconds = monotonicSeconds() - t, pushCPU = cpuSeconds() - tCPU
         guard stored == lines.count else { throw ValidationError("pushed \(lines.count) flows, stored \(stored)") }
 
         let decoder = FlowDecoder()
         let linesStore = try ShardStore(directory: workspace.path + "/lines", options: .init())
-        let u = monotonicSeconds()
+        let u = monotonicSeconds(), uCPU = cpuSeconds()
         var position = 0
         for start in stride(from: 0, to: lines.count, by: 20_000) {
             var batch = IngestBatch()
@@ -253,7 +264,71 @@ struct LokiBenchmark: ParsableCommand {
             }
             _ = try linesStore.append(batch)
         }
-        let linesSeconds = monotonicSeconds() - u
-        return PushResult(flows: lines.count, batchKiB: 100, pushSeconds: pushSeconds, linesSeconds: linesSeconds)
+        let linesSeconds = monotonicSeconds() - u, linesCPU = cpuSeconds() - uCPU
+        let http = try pushOverHTTP(bodies, flows: lines.count, directory: workspace.path + "/http")
+        return PushResult(flows: lines.count, batchKiB: 100, pushSeconds: pushSeconds, linesSeconds: linesSeconds,
+                          pushCPUSeconds: pushCPU, linesCPUSeconds: linesCPU, http: http)
+    }
+
+    struct HTTPPush {
+        var seconds: Double
+        var cpuSeconds: Double
+        var refusals: Int
+    }
+
+    /// The same bodies POSTed to a running `flowrec record` by `pushClients` clients at
+    /// once, as FLP's pods (one per node) push: the listener decodes each request on its
+    /// own threads while the recorder's loop stores what waits in one transaction. Timed
+    /// from the first request to the last 204; CPU is the recorder's, every thread, from
+    /// its start until every flow is stored (the clients run on the same two cores).
+    func pushOverHTTP(_ bodies: [[UInt8]], flows: Int, directory: String) throws -> HTTPPush {
+        let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
+        let port = 19475
+        let recorder = try ChildProcess.start(flowrec, ["record", "--data", directory, "--http-listen", "127.0.0.1:\(port)",
+                                                        "--window", "1h", "--compact-level", "0"])
+        defer { if recorder.isRunning { recorder.terminate() } }
+        let ready = Date() + 30
+        while (try? LoopbackHTTP.get(port: port, path: "/ready"))?.status != 200 {
+            guard recorder.isRunning, Date() < ready else { throw ValidationError("flowrec record did not become ready on port \(port)") }
+            usleep(50_000)
+        }
+        let failures = Mutex<[String]>([])
+        let refusals = Atomic<Int>(0)
+        let t = monotonicSeconds()
+        DispatchQueue.concurrentPerform(iterations: pushClients) { client in
+            for index in stride(from: client, to: bodies.count, by: pushClients) {
+                while true {
+                    do {
+                        let answer = try LoopbackHTTP.post(port: port, path: "/loki/api/v1/push",
+                                                           headers: ["Content-Type": "application/x-protobuf"], body: Data(bodies[index]))
+                        if answer.status == 204 { break }
+                        guard answer.status == 429 else { throw ValidationError("push answered \(answer.status): \(answer.text)") }
+                        refusals.add(1, ordering: .relaxed)
+                        usleep(10_000)
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                        return
+                    }
+                }
+            }
+        }
+        let seconds = monotonicSeconds() - t
+        if let failure = failures.withLock({ $0.first }) { throw ValidationError("a push failed: \(failure)") }
+        let stored = KafkaBenchmark.storedFlows(port: port) ?? 0
+        let busy = Self.processCPUSeconds(recorder.processIdentifier)
+        recorder.terminate()
+        recorder.waitUntilExit()
+        guard stored == flows else { throw ValidationError("pushed \(flows) flows over HTTP, flowrec stored \(stored)") }
+        return HTTPPush(seconds: seconds, cpuSeconds: busy, refusals: refusals.load(ordering: .relaxed))
+    }
+
+    /// User + system seconds a running process has used (/proc/PID/stat).
+    static func processCPUSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14 and stime 15 (1-based, whole line).
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
