@@ -28,21 +28,8 @@ package enum LoopbackHTTP {
     }
 
     static func request(_ method: String, host: String, port: Int, path: String, headers: [String: String], body: Data) throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
+        let fd = try connected(host: host, port: port)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
-            throw Failure(description: "only IPv4 loopback addresses are supported, got \(host)")
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure(description: "cannot connect to \(host):\(port): errno \(errno)") }
 
         var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
@@ -60,7 +47,86 @@ package enum LoopbackHTTP {
         return try parse(response)
     }
 
-    private static func sendAll(_ fd: Int32, _ data: Data) throws {
+    /// A socket connected to `host:port`, with a 60 s receive timeout.
+    static func connected(host: String, port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            throw Failure(description: "only IPv4 loopback addresses are supported, got \(host)")
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw Failure(description: "cannot connect to \(host):\(port): errno \(errno)")
+        }
+        return fd
+    }
+
+    /// One kept-alive connection that sends requests one after another, as Go's HTTP
+    /// client (FLP's) does: no connection set up and torn down per request. Answers must
+    /// carry a Content-Length or be 204 (flowrec's push answers are).
+    package final class Connection {
+        private let fd: Int32
+        private var received: [UInt8] = []
+
+        package init(host: String = "127.0.0.1", port: Int) throws {
+            fd = try LoopbackHTTP.connected(host: host, port: port)
+        }
+
+        deinit { close(fd) }
+
+        package func post(path: String, headers: [String: String], body: [UInt8]) throws -> Response {
+            var head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            head += "\r\n"
+            // One send: a header sent apart from its body waits out Nagle's algorithm
+            // against the server's delayed ACK (40 ms a request).
+            var request = Data(head.utf8)
+            request.append(contentsOf: body)
+            try LoopbackHTTP.sendAll(fd, request)
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            while true {
+                if let end = Self.headerEnd(received) {
+                    let head = String(decoding: received[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+                    let parts = head.first?.split(separator: " ") ?? []
+                    guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "malformed status line") }
+                    let length = head.lazy.compactMap { line -> Int? in
+                        let pair = line.split(separator: ":", maxSplits: 1)
+                        guard pair.count == 2, pair[0].lowercased() == "content-length" else { return nil }
+                        return Int(pair[1].trimmingCharacters(in: .whitespaces))
+                    }.first ?? 0
+                    let total = end + 4 + length
+                    if received.count >= total {
+                        let answer = Response(status: status, body: Data(received[(end + 4)..<total]))
+                        received.removeFirst(total)
+                        return answer
+                    }
+                }
+                let n = recv(fd, &chunk, chunk.count, 0)
+                if n < 0 { throw Failure(description: "recv failed: errno \(errno)") }
+                if n == 0 { throw Failure(description: "the server closed the connection") }
+                received.append(contentsOf: chunk[0..<n])
+            }
+        }
+
+        /// Where the header block ends (the index of its `\r\n\r\n`).
+        static func headerEnd(_ bytes: [UInt8]) -> Int? {
+            guard bytes.count >= 4 else { return nil }
+            for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+                return i
+            }
+            return nil
+        }
+    }
+
+    static func sendAll(_ fd: Int32, _ data: Data) throws {
         var offset = 0
         try data.withUnsafeBytes { raw in
             while offset < raw.count {

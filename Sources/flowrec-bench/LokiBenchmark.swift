@@ -277,7 +277,7 @@ struct LokiBenchmark: ParsableCommand {
     }
 
     /// The same bodies POSTed to a running `flowrec record` by `pushClients` clients at
-    /// once, as FLP's pods (one per node) push: the listener decodes each request on its
+    /// once, each on one kept-alive connection, as FLP's pods (one per node) push: the listener decodes each request on its
     /// own threads while the recorder's loop stores what waits in one transaction. Timed
     /// from the first request to the last 204; CPU is the recorder's, every thread, from
     /// its start until every flow is stored (the clients run on the same two cores).
@@ -296,11 +296,18 @@ struct LokiBenchmark: ParsableCommand {
         let refusals = Atomic<Int>(0)
         let t = monotonicSeconds()
         DispatchQueue.concurrentPerform(iterations: pushClients) { client in
+            let connection: LoopbackHTTP.Connection
+            do {
+                connection = try LoopbackHTTP.Connection(port: port)
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+                return
+            }
             for index in stride(from: client, to: bodies.count, by: pushClients) {
                 while true {
                     do {
-                        let answer = try LoopbackHTTP.post(port: port, path: "/loki/api/v1/push",
-                                                           headers: ["Content-Type": "application/x-protobuf"], body: Data(bodies[index]))
+                        let answer = try connection.post(path: "/loki/api/v1/push", headers: ["Content-Type": "application/x-protobuf"],
+                                                         body: bodies[index])
                         if answer.status == 204 { break }
                         guard answer.status == 429 else { throw ValidationError("push answered \(answer.status): \(answer.text)") }
                         refusals.add(1, ordering: .relaxed)
