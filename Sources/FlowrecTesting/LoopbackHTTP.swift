@@ -74,7 +74,7 @@ package enum LoopbackHTTP {
     /// carry a Content-Length or be 204 (flowrec's push answers are).
     package final class Connection {
         private let fd: Int32
-        private var received: [UInt8] = []
+        private var received = Data()
 
         package init(host: String = "127.0.0.1", port: Int) throws {
             fd = try LoopbackHTTP.connected(host: host, port: port)
@@ -93,19 +93,18 @@ package enum LoopbackHTTP {
             try LoopbackHTTP.sendAll(fd, request)
             var chunk = [UInt8](repeating: 0, count: 16384)
             while true {
-                if let end = Self.headerEnd(received) {
-                    let head = String(decoding: received[..<end], as: UTF8.self).components(separatedBy: "\r\n")
-                    let parts = head.first?.split(separator: " ") ?? []
-                    guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "malformed status line") }
-                    let length = head.lazy.compactMap { line -> Int? in
+                // The answer ends Content-Length bytes after its header (none for a 204).
+                if let split = received.firstRange(of: Data("\r\n\r\n".utf8)) {
+                    let head = String(decoding: received[received.startIndex..<split.lowerBound], as: UTF8.self)
+                    let length = head.components(separatedBy: "\r\n").lazy.compactMap { line -> Int? in
                         let pair = line.split(separator: ":", maxSplits: 1)
                         guard pair.count == 2, pair[0].lowercased() == "content-length" else { return nil }
                         return Int(pair[1].trimmingCharacters(in: .whitespaces))
                     }.first ?? 0
-                    let total = end + 4 + length
-                    if received.count >= total {
-                        let answer = Response(status: status, body: Data(received[(end + 4)..<total]))
-                        received.removeFirst(total)
+                    let end = split.upperBound + length
+                    if received.endIndex >= end {
+                        let answer = try LoopbackHTTP.parse(received[received.startIndex..<end])
+                        received = Data(received[end...])
                         return answer
                     }
                 }
@@ -115,15 +114,18 @@ package enum LoopbackHTTP {
                 received.append(contentsOf: chunk[0..<n])
             }
         }
+    }
 
-        /// Where the header block ends (the index of its `\r\n\r\n`).
-        static func headerEnd(_ bytes: [UInt8]) -> Int? {
-            guard bytes.count >= 4 else { return nil }
-            for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-                return i
-            }
-            return nil
+    /// Waits up to `seconds` for `GET path` to answer 200 (a server started as a child
+    /// process becoming ready); false when it did not, or `process` exited first.
+    package static func waitUntilReady(port: Int, path: String, process: Process? = nil, seconds: Double = 30) -> Bool {
+        let deadline = Date() + seconds
+        while Date() < deadline {
+            if let answer = try? get(port: port, path: path), answer.status == 200 { return true }
+            if let process, !process.isRunning { return false }
+            usleep(50_000)
         }
+        return false
     }
 
     static func sendAll(_ fd: Int32, _ data: Data) throws {
@@ -137,7 +139,7 @@ package enum LoopbackHTTP {
         }
     }
 
-    private static func parse(_ raw: Data) throws -> Response {
+    static func parse(_ raw: Data) throws -> Response {
         guard let split = raw.firstRange(of: Data("\r\n\r\n".utf8)) else { throw Failure(description: "malformed HTTP response") }
         let head = String(decoding: raw[raw.startIndex..<split.lowerBound], as: UTF8.self)
         let lines = head.components(separatedBy: "\r\n")

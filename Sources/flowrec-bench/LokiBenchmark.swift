@@ -287,10 +287,8 @@ struct LokiBenchmark: ParsableCommand {
         let recorder = try ChildProcess.start(flowrec, ["record", "--data", directory, "--http-listen", "127.0.0.1:\(port)",
                                                         "--window", "1h", "--compact-level", "0"])
         defer { if recorder.isRunning { recorder.terminate() } }
-        let ready = Date() + 30
-        while (try? LoopbackHTTP.get(port: port, path: "/ready"))?.status != 200 {
-            guard recorder.isRunning, Date() < ready else { throw ValidationError("flowrec record did not become ready on port \(port)") }
-            usleep(50_000)
+        guard LoopbackHTTP.waitUntilReady(port: port, path: "/ready", process: recorder) else {
+            throw ValidationError("flowrec record did not become ready on port \(port)")
         }
         let failures = Mutex<[String]>([])
         let refusals = Atomic<Int>(0)
@@ -322,20 +320,10 @@ struct LokiBenchmark: ParsableCommand {
         let seconds = monotonicSeconds() - t
         if let failure = failures.withLock({ $0.first }) { throw ValidationError("a push failed: \(failure)") }
         let stored = KafkaBenchmark.storedFlows(port: port) ?? 0
-        let busy = Self.processCPUSeconds(recorder.processIdentifier)
+        let busy = cpuSeconds(ofRunning: recorder.processIdentifier)
         recorder.terminate()
         recorder.waitUntilExit()
         guard stored == flows else { throw ValidationError("pushed \(flows) flows over HTTP, flowrec stored \(stored)") }
         return HTTPPush(seconds: seconds, cpuSeconds: busy, refusals: refusals.load(ordering: .relaxed))
-    }
-
-    /// User + system seconds a running process has used (/proc/PID/stat).
-    static func processCPUSeconds(_ pid: Int32) -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // After the command: state is field 3, utime 14 and stime 15 (1-based, whole line).
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

@@ -417,11 +417,7 @@ final class ConsoleFixture {
         let path = directory.path + "/plugin.yaml"
         try Yams.dump(object: config).write(toFile: path, atomically: true, encoding: .utf8)
         pluginProcess = try ChildProcess.start(plugin, ["-config", path], errorLog: directory.path + "/plugin.log")
-        let deadline = Date() + 30
-        while Date() < deadline {
-            if let answer = try? LoopbackHTTP.get(port: pluginPort, path: "/api/loki/ready"), answer.status == 200 { return }
-            usleep(100_000)
-        }
+        if LoopbackHTTP.waitUntilReady(port: pluginPort, path: "/api/loki/ready", process: pluginProcess) { return }
         stop()
         throw TestServerUnavailable("the console plugin did not answer /api/loki/ready: \((try? String(contentsOfFile: directory.path + "/plugin.log", encoding: .utf8))?.suffix(2000) ?? "")")
     }

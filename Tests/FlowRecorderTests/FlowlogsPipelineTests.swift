@@ -125,12 +125,7 @@ import Testing
                                                        "--window", "1m", "--grace", "0s", "--compact-level", "0",
                                                        "--loki-tenant", "netobserv", "--log-format", "human"] + extra,
                                              errorLog: log)
-        let deadline = Date() + 30
-        while Date() < deadline {
-            if let answer = try? LoopbackHTTP.get(port: port, path: "/ready"), answer.status == 200 { return process }
-            guard process.isRunning else { break }
-            usleep(50_000)
-        }
+        if LoopbackHTTP.waitUntilReady(port: port, path: "/ready", process: process) { return process }
         throw TestServerUnavailable("flowrec did not become ready on port \(port): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 

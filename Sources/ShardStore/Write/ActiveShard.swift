@@ -140,8 +140,8 @@ final class ActiveShard {
     /// entries arrive roughly in time order, so their keys land at the table's right
     /// edge and a commit rewrites a page or two of them. Keyed by the digest alone
     /// (`content_keys`, written by flowrec before 2026-12-05 and still used in a shard
-    /// that has it), every commit of ~100 entries touched ~100 random pages: a third
-    /// of a push's time went to writing them to the WAL.
+    /// that has it), every commit of ~100 entries touched ~100 random pages, written to
+    /// the WAL each time (a push went from 50k to 69k flows/s without them).
     private var contentKeysByTime = true
 
     /// The statement that records a content key, or finds it there (`changes == 0`):

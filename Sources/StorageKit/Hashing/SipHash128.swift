@@ -32,7 +32,7 @@ package struct SipHash128 {
 
     /// Adds a string's UTF-8 bytes. A small string (up to 15 bytes, most label names and
     /// values) has no contiguous UTF-8 view to lend, and the generic `combine` copied it
-    /// into a new array each time: a fifth of a push's CPU.
+    /// into a new array each time (a push went from 69k to 79k flows/s without it).
     @inlinable package mutating func combine(utf8 text: String) {
         var text = text
         text.withUTF8 { combine(buffer: $0) }
