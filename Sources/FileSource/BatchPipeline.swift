@@ -24,6 +24,7 @@ package final class BatchPipeline: Sendable {
     package func run(produce: @escaping @Sendable (inout IngestBatch) throws -> Bool,
                      consume: (IngestBatch) throws -> Void) throws {
         let producer = Thread { [self] in
+            NamedThread.setCurrent("flowrec-read")
             while true {
                 guard var batch = state.wait(until: { !$0.empty.isEmpty || $0.finished }, then: { state -> IngestBatch? in
                     state.finished ? nil : state.empty.removeLast()

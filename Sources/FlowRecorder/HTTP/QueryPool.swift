@@ -22,9 +22,7 @@ final class QueryPool: Sendable {
         self.threads = max(1, threads)
         self.maxQueued = max(0, maxQueued)
         for i in 0..<self.threads {
-            let thread = Thread { [self] in work() }
-            thread.name = "\(name)-\(i)"
-            thread.start()
+            NamedThread.start("\(name)-\(i)") { [self] in work() }
         }
     }
 

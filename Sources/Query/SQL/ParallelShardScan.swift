@@ -108,7 +108,7 @@ final class ParallelShardScan: Sendable {
         let workers = min(Self.workerLimit, partCount)
         state = WaitableMutex(State(queues: Array(repeating: [], count: partCount), running: workers))
         for _ in 0..<workers {
-            Thread.detachNewThread { [self] in work() }
+            NamedThread.start("flowrec-scan") { [self] in work() }
         }
     }
 

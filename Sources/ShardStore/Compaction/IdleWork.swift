@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import StorageKit
 
 /// What deep compaction and merging share: they are worth doing but never worth slowing
 /// ingest for, so each runs on its own thread at Linux's lowest CPU priority, and a pass
@@ -10,7 +11,7 @@ enum IdleWork {
     /// scheduler instead of through locks or checks. Where the policy is refused (some
     /// container runtimes), the job still runs, at normal priority, and says so.
     static func startThread(name: String, job: String, logger: Logger, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread {
+        NamedThread.start(name) {
             // SCHED_IDLE is 5 in <sched.h>; Swift does not import the GNU macro.
             var parameters = sched_param(sched_priority: 0)
             if pthread_setschedparam(pthread_self(), 5, &parameters) != 0 {
@@ -18,8 +19,6 @@ enum IdleWork {
             }
             body()
         }
-        thread.name = name
-        thread.start()
     }
 
     /// When to try again after `failures` consecutive failures: a minute, doubling per

@@ -57,10 +57,7 @@ final class BackgroundSealer: Sendable {
             return !state.started
         }
         if start {
-            let thread = Thread { [self] in run() }
-            thread.name = "flowrec-sealer"
-            thread.qualityOfService = .utility
-            thread.start()
+            NamedThread.start("flowrec-sealer") { [self] in run() }
         }
     }
 

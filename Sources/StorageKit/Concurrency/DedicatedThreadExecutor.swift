@@ -15,9 +15,7 @@ package final class DedicatedThreadExecutor: TaskExecutor, Sendable {
     private let queue = WaitableMutex(Queue())
 
     package init(name: String) {
-        let thread = Thread { [self] in runJobs() }
-        thread.name = name
-        thread.start()
+        NamedThread.start(name) { [self] in runJobs() }
     }
 
     package func enqueue(_ job: consuming ExecutorJob) {
