@@ -71,6 +71,54 @@ import Testing
         }
     }
 
+    /// Sealed shards record which fields their rows sent quoted or null, and the SQL
+    /// leaves those checks out where no row needs them: with such rows in sealed and
+    /// active shards, every line filter that depends on them still answers as Loki.
+    /// (FlowDirection, the one integer a flow may send as a string, is in the line when
+    /// it is not a label, as with a FlowCollector that excludes it.)
+    @Test func quotedAndNullValuesStillDecideLineFilters() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        var lines = generatedLines(6_000, seed: 9, rate: 30, features: Set(GeneratorOptions.Feature.allCases))
+        func unusual(_ offsetMs: Int64, _ extra: String) -> [UInt8] {
+            let t: Int64 = 1_767_225_600_000 + offsetMs  // the generator's first second
+            return Array(#"{"Bytes":10,"Packets":1,"SrcK8S_Namespace":"odd",\#(extra),"TimeFlowEndMs":\#(t),"TimeFlowStartMs":\#(t - 5)}"#.utf8)
+        }
+        lines += [unusual(1_000, #""DnsLatencyMs":null,"FlowDirection":"1""#), unusual(2_000, #""FlowDirection":1"#),
+                  unusual(185_000, #""DnsLatencyMs":null,"FlowDirection":"1""#)]
+        let summary = try store.append(batch(lines[...], firstLine: 1))
+        #expect(summary.deadLetters == 0)
+        let newest = try #require(try store.shards().map(\.id.windowStartMs).max())
+        try store.sealWindowsClosed(byWallClockMs: newest)
+        let model = try LokiStreamModel(labels: LokiStreamModel.operatorLabels.filter { $0 != "FlowDirection" })
+        let sql = LokiQueryEngine(store: store, model: model, limits: .commandLine)
+        var reference = sql
+        reference.translatesToSQL = false
+        let queries = [
+            #"{app="netobserv-flowcollector"}|~`FlowDirection":1[,}]`"#,
+            #"{app="netobserv-flowcollector",SrcK8S_Namespace="odd"}|~`FlowDirection":1[,}]`"#,
+            #"{app="netobserv-flowcollector"}|~`"DnsLatencyMs"`"#,
+            #"{app="netobserv-flowcollector"}!~`"DnsLatencyMs"`"#,
+            #"{app="netobserv-flowcollector"}|~`Direction":[1-9][0-9]*[,}]`"#,
+        ]
+        var oddEgress = 0
+        for query in queries {
+            for direction in ["backward", "forward"] {
+                let q = ["query": query, "start": "1767225500000000000", "end": "1767225900000000000",
+                         "limit": "5000", "direction": direction]
+                let request = try LokiRangeRequest(q, nowNs: 0, maxEntries: 5000, maxLengthNs: .max)
+                let a = try sql.run(request), b = try reference.run(request)
+                guard case .streams(let x) = a, case .streams(let y) = b else { Issue.record("not streams"); return }
+                #expect(x == y, "\(query) \(direction)")
+                if query.contains("odd"), direction == "forward" { oddEgress = x.reduce(0) { $0 + $1.entries.count } }
+            }
+        }
+        #expect(oddEgress == 1, "of the three odd flows only the one that sent FlowDirection as a number matches `FlowDirection\":1`")
+        let sealed = try store.shards().filter { $0.state == .sealed }
+        let quoted = try sealed.compactMap { try store.reader(for: $0.id).bookkeepingFields() }.filter { !$0.quoted.isEmpty }
+        #expect(quoted.count == 1, "the first window's shard lists FlowDirection as quoted; the others need no check")
+    }
+
     @Test func theNewestFlowsOfAFilterAsSQLFindsThem() throws {
         let dir = TemporaryDirectory()
         let (store, flows) = try Self.makeStore(dir)

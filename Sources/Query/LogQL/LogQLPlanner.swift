@@ -16,6 +16,9 @@ import ShardStore
 struct LogQLPlanner {
     let model: LokiStreamModel
     let encoding: ShardSchema.TimeEncoding
+    /// The fields the shard's rows list in `_quoted` and `_nulls`; nil when unknown
+    /// (active shards, older sealed ones): every quoted or null check stays.
+    var bookkeeping: SkipIndex.BookkeepingFields? = nil
 
     struct Plan {
         var conditions: [String] = []
@@ -335,10 +338,10 @@ struct LogQLPlanner {
             guard number.allSatisfy({ "0123456789[]-|(){},*+^".contains($0) }) else { return nil }
             let numeric = fields.filter { $0.kind == .integer }
             if let n = Int64(number), String(n) == number {
-                return anyOf(numeric.map { "coalesce(\(column($0)) = \(n) AND NOT \(quoted($0)), 0)" })
+                return anyOf(numeric.map { "coalesce(\(column($0)) = \(n)\(notQuoted($0)), 0)" })
             }
             return anyOf(numeric.compactMap { field in
-                text(field).map { "coalesce(flowrec_regex_full(\(Self.quote(number)), \($0)) AND NOT \(quoted(field)), 0)" }
+                text(field).map { "coalesce(flowrec_regex_full(\(Self.quote(number)), \($0))\(notQuoted(field)), 0)" }
             })
         }
         return nil
@@ -355,14 +358,20 @@ struct LogQLPlanner {
         }
     }
 
-    /// The field is in the line: present, with a value or a JSON null.
+    /// The field is in the line: present, with a value or a JSON null. `_nulls` is read
+    /// only for rows without a value (CASE is lazy where OR is not), and not at all when
+    /// no row of the shard has the field null.
     private func present(_ field: FieldID) -> String {
-        "(r.\"\(field.name)\" IS NOT NULL OR instr(',' || coalesce(r.\"_nulls\", '') || ',', ',\(field.name),') > 0)"
+        let column = "r.\"\(field.name)\""
+        if let bookkeeping, !bookkeeping.nulls.contains(field.name) { return "(\(column) IS NOT NULL)" }
+        return "(CASE WHEN \(column) IS NOT NULL THEN 1 ELSE instr(',' || coalesce(r.\"_nulls\", '') || ',', ',\(field.name),') > 0 END)"
     }
 
-    /// The field arrived as a numeric string (`"1"`): the line has it quoted.
-    private func quoted(_ field: FieldID) -> String {
-        "instr(',' || coalesce(r.\"_quoted\", '') || ',', ',\(field.name),') > 0"
+    /// ` AND NOT <the field arrived as a numeric string>` (the line has it quoted, `"1"`),
+    /// or nothing when no row of the shard has it quoted.
+    private func notQuoted(_ field: FieldID) -> String {
+        if let bookkeeping, !bookkeeping.quoted.contains(field.name) { return "" }
+        return " AND NOT (CASE WHEN r.\"_quoted\" IS NULL THEN 0 ELSE instr(',' || r.\"_quoted\" || ',', ',\(field.name),') > 0 END)"
     }
 
     private func anyOf(_ conditions: [String]) -> String {

@@ -124,19 +124,31 @@ package struct LokiQueryEngine {
             guard let granules = try Self.granules(reader, shard.id, planner, skip, statistics) else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
-            let plan = translatesToSQL ? LogQLPlanner(model: model, encoding: reader.timeEncoding).plan(selection) : .untranslated
+            let plan = translatesToSQL ? Self.planner(model, reader).plan(selection) : .untranslated
             if plan.empty {
                 nothingMatches = true
                 return false
             }
             let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.conditions
             let direction = backward ? "DESC" : "ASC"
+            let order = "r.\"TimeFlowEndMs\" \(direction), r.rowid \(direction)"
             var taken = 0
             let threshold = kept.count == request.limit ? kept.last : nil
             do {
-                try reader.forEachFlow(where: conditions.joined(separator: " AND "),
-                                       orderBy: "r.\"TimeFlowEndMs\" \(direction), r.rowid \(direction)",
-                                       limit: plan.isExact ? request.limit : nil) { rowID, flow in
+                var selected = conditions.joined(separator: " AND ")
+                if plan.isExact {
+                    // Pick the rows by row id and time first, then read only those whole:
+                    // `ORDER BY ... LIMIT` over whole rows builds a 117-column sort record
+                    // for every row that passes the filter (the flow table of the Loki
+                    // benchmark, by hand over HTTP: 190 ms that way, 55 ms this way).
+                    var picked: [Int64] = []
+                    try reader.query("SELECT r.rowid FROM flow_rows AS r WHERE \(selected) ORDER BY \(order) LIMIT \(request.limit)") {
+                        picked.append($0.integer(0))
+                    }
+                    if picked.isEmpty { return true }
+                    selected = "r.rowid IN (\(picked.map(String.init).joined(separator: ",")))"
+                }
+                try reader.forEachFlow(where: selected, orderBy: order, limit: nil) { rowID, flow in
                     statistics.flowsDecoded += 1
                     let ms = flow.integer(FlowSchema.requiredField) ?? 0
                     if let threshold, backward ? ms < threshold.ms : ms > threshold.ms { return false }
@@ -175,6 +187,13 @@ package struct LokiQueryEngine {
         } catch where statistics.unreadable.skip(shard, after: error) {
             return nil
         }
+    }
+
+    /// The planner for one shard: its time encoding, and which fields its rows list as
+    /// quoted or null (unknown when the shard does not say, or its `meta` cannot be
+    /// read: then every check stays, and a damaged file shows in the query itself).
+    static func planner(_ model: LokiStreamModel, _ reader: ShardReader) -> LogQLPlanner {
+        LogQLPlanner(model: model, encoding: reader.timeEncoding, bookkeeping: (try? reader.bookkeepingFields()) ?? nil)
     }
 
     /// The rowid condition that keeps a shard's read to its candidate granules (empty
@@ -313,7 +332,7 @@ private struct MetricContext {
                   let granules = try LokiQueryEngine.granules(reader, shard.id, planner, skip, statistics) else { continue }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
-            let plan = engine.translatesToSQL ? LogQLPlanner(model: engine.model, encoding: reader.timeEncoding).plan(selection) : .untranslated
+            let plan = engine.translatesToSQL ? LokiQueryEngine.planner(engine.model, reader).plan(selection) : .untranslated
             if plan.empty { return [] }
             let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"] + granules + plan.conditions)
                 .joined(separator: " AND ")

@@ -32,6 +32,9 @@ final class ShardIndexBuilder {
     private var granuleValues: [Set<Int64>]
     private var lastValue: [Int64?]
     private let bloomFrom = SkipIndex.sortFields.count
+    /// The fields any row names in `_quoted` and in `_nulls` (`SkipIndex.BookkeepingFields`).
+    private var quoted = FieldNameUnion()
+    private var nulls = FieldNameUnion()
 
     /// Registers the function on `db`; `ranks` are the strings of the rows about to be copied.
     init(ranks: StringRanks, registeredOn db: SQLiteDatabase, granuleRows: Int64 = SkipIndex.granuleRows) {
@@ -47,17 +50,20 @@ final class ShardIndexBuilder {
         granuleValues = [Set<Int64>](repeating: [], count: count)
         lastValue = [Int64?](repeating: nil, count: count)
         // Not SQLITE_DETERMINISTIC: SQLite must call it for every row.
-        sqlite3_create_function_v2(db.handle, Self.functionName, Int32(1 + count), SQLITE_UTF8,
+        sqlite3_create_function_v2(db.handle, Self.functionName, Self.argumentCount, SQLITE_UTF8,
                                    Unmanaged.passUnretained(self).toOpaque(), Self.call, nil, nil, nil)
     }
 
-    deinit { sqlite3_create_function_v2(database.handle, Self.functionName, Int32(1 + SkipIndex.fields.count), SQLITE_UTF8, nil, nil, nil, nil, nil) }
+    deinit { sqlite3_create_function_v2(database.handle, Self.functionName, Self.argumentCount, SQLITE_UTF8, nil, nil, nil, nil, nil) }
 
-    /// The function's arguments over `table` (the copy's source rows): the end time, then
-    /// each indexed field's stored value.
+    /// The function's arguments over `table` (the copy's source rows): the end time, each
+    /// indexed field's stored value, then `_quoted` and `_nulls`.
     static func arguments(table: String) -> String {
-        (["\(table)\"TimeFlowEndMs\""] + SkipIndex.fields.map { "\(table)\"\($0.name)\"" }).joined(separator: ", ")
+        (["\(table)\"TimeFlowEndMs\""] + SkipIndex.fields.map { "\(table)\"\($0.name)\"" }
+            + ["\(table)\"_quoted\"", "\(table)\"_nulls\""]).joined(separator: ", ")
     }
+
+    private static let argumentCount = Int32(3 + SkipIndex.fields.count)
 
     private static let call: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
         if let values, let user = sqlite3_user_data(context) {
@@ -68,9 +74,29 @@ final class ShardIndexBuilder {
 
     private func add(_ values: UnsafeMutablePointer<OpaquePointer?>) {
         let end = sqlite3_value_type(values[0]) == SQLITE_INTEGER ? sqlite3_value_int64(values[0]) : nil
+        let bookkeeping = 1 + SkipIndex.fields.count
+        quoted.add(Self.text(values[bookkeeping]))
+        nulls.add(Self.text(values[bookkeeping + 1]))
         addRow(end: end) { i in
             let value = values[i + 1]
             return sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
+        }
+    }
+
+    /// A text argument's bytes (valid until the function returns), nil when NULL.
+    private static func text(_ value: OpaquePointer?) -> UnsafeRawBufferPointer? {
+        guard sqlite3_value_type(value) == SQLITE_TEXT, let bytes = sqlite3_value_text(value) else { return nil }
+        return UnsafeRawBufferPointer(start: bytes, count: Int(sqlite3_value_bytes(value)))
+    }
+
+    /// A row's `_quoted` and `_nulls` lists (for a copy that does not go through the SQL
+    /// function: the merge).
+    func addBookkeeping(quoted quotedList: String?, nulls nullList: String?) {
+        for (list, index) in [(quotedList, 0), (nullList, 1)] {
+            guard var list else { continue }
+            list.withUTF8 { bytes in
+                if index == 0 { quoted.add(UnsafeRawBufferPointer(bytes)) } else { nulls.add(UnsafeRawBufferPointer(bytes)) }
+            }
         }
     }
 
@@ -169,6 +195,7 @@ final class ShardIndexBuilder {
                 try insert.step()
             }
             try Self.insert(summaries, into: db, table: "skip_summaries")
+            try SkipIndex.BookkeepingFields(quoted: quoted.names, nulls: nulls.names).write(into: db)
         }
         return summaries
     }
@@ -184,5 +211,19 @@ final class ShardIndexBuilder {
             summary.bind(to: insert, from: offset)
             try insert.step()
         }
+    }
+}
+
+/// The field names a shard's rows list in one bookkeeping column (comma-separated lists,
+/// mostly NULL; rows in the seal order repeat their neighbours' lists, so only a list
+/// that differs from the previous one is split).
+private struct FieldNameUnion {
+    private(set) var names = Set<String>()
+    private var last: [UInt8] = []
+
+    mutating func add(_ list: UnsafeRawBufferPointer?) {
+        guard let list, !list.isEmpty, !last.elementsEqual(list) else { return }
+        last = Array(list)
+        for name in last.split(separator: UInt8(ascii: ",")) { names.insert(String(decoding: name, as: UTF8.self)) }
     }
 }

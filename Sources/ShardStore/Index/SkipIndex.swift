@@ -1,4 +1,5 @@
 package import FlowModel
+import StorageKit
 
 /// What a sealed shard knows about itself so that a query can leave it, or most of it,
 /// unread: MergeTree's lesson applied to sorted, immutable SQLite shards.
@@ -35,6 +36,49 @@ package enum SkipIndex {
     /// the current order (a merge streams shards in this order; others it sorts first).
     static let sealOrderMetaKey = "seal_order"
     static var sealOrder: String { (sortFields.map(\.name) + [FlowSchema.requiredField.name]).joined(separator: ",") }
+
+    /// Which fields any row of a sealed shard lists in `_quoted` (integers that arrived as
+    /// numeric strings) and in `_nulls` (JSON nulls), in its `meta` table.
+    ///
+    /// Loki's line filters tell `"Proto":6` from `"Proto":"6"` and a null from an absent
+    /// field, so their SQL must consult those lists, which are the last columns of a
+    /// 116-column row: SQLite parses the whole record header of every candidate row to
+    /// reach them (half of the console's flow-table query). Most shards list nothing; for
+    /// a field none of its rows lists, the check is left out. Active shards and shards
+    /// sealed before these keys existed have no entry: every check stays.
+    package struct BookkeepingFields: Sendable, Equatable {
+        package var quoted: Set<String>
+        package var nulls: Set<String>
+
+        static let quotedMetaKey = "quoted_fields"
+        static let nullsMetaKey = "null_fields"
+
+        package init(quoted: Set<String>, nulls: Set<String>) {
+            self.quoted = quoted
+            self.nulls = nulls
+        }
+
+        /// Reads them from a shard's `meta`; nil when the shard does not record them.
+        static func read(from db: SQLiteDatabase) throws(SQLiteError) -> BookkeepingFields? {
+            let select = try db.prepare("SELECT key, value FROM meta WHERE key IN ('\(quotedMetaKey)', '\(nullsMetaKey)')")
+            var found: [String: Set<String>] = [:]
+            while try select.step() {
+                found[select.text(0) ?? ""] = Set((select.text(1) ?? "").split(separator: ",").map(String.init))
+            }
+            guard let quoted = found[quotedMetaKey], let nulls = found[nullsMetaKey] else { return nil }
+            return BookkeepingFields(quoted: quoted, nulls: nulls)
+        }
+
+        func write(into db: SQLiteDatabase) throws(SQLiteError) {
+            let insert = try db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+            for (key, names) in [(Self.quotedMetaKey, quoted), (Self.nullsMetaKey, nulls)] {
+                insert.reset()
+                insert.bind(1, key)
+                insert.bind(2, names.sorted().joined(separator: ","))
+                try insert.step()
+            }
+        }
+    }
 
     /// Rows per granule: the unit a filtered scan reads or skips. Smaller granules mean
     /// fewer rows stepped through for a needle (SQLite decodes every row it passes), more

@@ -140,6 +140,8 @@ struct ShardMerger {
         let start = FlowSchema.id(of: "TimeFlowStartMs").index, end = FlowSchema.requiredField.index
         let received = FlowSchema.id(of: "TimeReceived").index
         let indexed = SkipIndex.fields.map(\.index)
+        let quotedColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_quoted\"")!)
+        let nullsColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_nulls\"")!)
         var stored = [Int64?](repeating: nil, count: FlowSchema.count)
         try db.execute("BEGIN")
         while let source = heap.next() {
@@ -172,6 +174,7 @@ struct ShardMerger {
                 copy.maxTimeMs = max(copy.maxTimeMs ?? t, t)
             }
             index.addRow(end: stored[end]) { stored[indexed[$0]] }
+            index.addBookkeeping(quoted: row.text(quotedColumn), nulls: row.text(nullsColumn))
             // Encoded as the output stores times.
             insert.reset()
             for c in 0..<FlowSchema.count {

@@ -319,6 +319,12 @@ package final class ShardReader {
         }
     }
 
+    /// The fields this shard's rows list as quoted or null, when it records them (sealed
+    /// shards since they do; see `SkipIndex.BookkeepingFields`).
+    package func bookkeepingFields() throws -> SkipIndex.BookkeepingFields? {
+        try describing { () throws(SQLiteError) in try SkipIndex.BookkeepingFields.read(from: db) }
+    }
+
     package func meta(_ key: String) throws -> String? {
         let q = try db.prepare("SELECT value FROM meta WHERE key = ?1")
         q.bind(1, key)
