@@ -206,7 +206,7 @@ struct LokiBenchmark: ParsableCommand {
     /// FLP-shaped request bodies built first (not timed), then stored; the same flows as
     /// JSON lines through the decoder and the store, in the same run.
     func pushIngest(_ workspace: BenchScratch) throws -> PushResult {
-        let lines = try generatedLines(pushFlows, seed: 31, rate: 5000)
+        let lines = generatedLines(pushFlows, seed: 31, rate: 5000)
         var bodies: [[UInt8]] = []
         var pending: [PushedStream] = []
         var pendingBytes = 0

@@ -46,7 +46,7 @@ struct LongRangeBenchmark: ParsableCommand {
         let shards = try store.shards()
         let rows = shards.reduce(Int64(0)) { $0 + $1.rowCount }
         let unmergedBytes = shards.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
-        let end = try shards.compactMap(\.maxTimeMs).max() ?? 0
+        let end = shards.compactMap(\.maxTimeMs).max() ?? 0
 
         // Needles: the namespace pair nearest 1% of the flows, an address, a port and a pod
         // nearest 0.1%.

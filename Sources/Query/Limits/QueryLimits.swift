@@ -110,7 +110,12 @@ package final class QueryGuard: Sendable {
 
     /// A reader of one shard for a user's query: only reading, within this guard's bounds.
     package func reader(for shard: ShardID, in store: ShardStore) throws -> ShardReader {
-        let reader = try store.reader(for: shard)
+        try reader(for: shard, in: store.directory)
+    }
+
+    /// The same for a worker thread, which has the data directory but not the store.
+    func reader(for shard: ShardID, in directory: URL) throws -> ShardReader {
+        let reader = try ShardReader(path: ShardStore.currentPath(of: shard, in: directory).path)
         install(on: reader.db)
         return reader
     }

@@ -1,6 +1,9 @@
-package import FlowModel
+import FlowModel
 package import ShardStore
 import StorageKit
+import Synchronization
+import Dispatch
+import Foundation
 
 /// Where a Loki query is answered: `query_range`'s log and metric queries and the label
 /// endpoints, over the shards of a store, as Loki would answer them for the streams
@@ -21,6 +24,8 @@ package struct LokiQueryEngine {
     package var maxSeries = 10_000
     /// Groups a metric query may hold while it aggregates (memory bound).
     package var maxGroups = 500_000
+    /// Rows per part of a shard in metric queries (whole granules; tests cut smaller).
+    package var rowsPerPart = ScanPlanner.rowsPerPart
     /// Whether selections are translated to SQL; off, every flow of the range is decoded
     /// and checked by `LogQLFlowEvaluator` (the reference the tests compare with).
     package var translatesToSQL = true
@@ -47,11 +52,19 @@ package struct LokiQueryEngine {
         }
     }
 
-    /// What a query did, for `stats` and for tests of the planner.
-    package final class Statistics: @unchecked Sendable {  // filled by one query on one thread, read after it
-        package var shardsRead = 0
-        package var flowsDecoded = 0
-        package var aggregatedInSQL = 0
+    /// What a query did, for `stats` and for tests of the planner. A metric query's
+    /// workers count into it at once.
+    package final class Statistics: Sendable {
+        private let shardsReadCount = Atomic<Int>(0)
+        private let flowsDecodedCount = Atomic<Int>(0)
+        private let aggregatedInSQLCount = Atomic<Int>(0)
+        package var shardsRead: Int { shardsReadCount.load(ordering: .relaxed) }
+        package var flowsDecoded: Int { flowsDecodedCount.load(ordering: .relaxed) }
+        /// Shard parts aggregated by SQLite's GROUP BY (not flow by flow).
+        package var aggregatedInSQL: Int { aggregatedInSQLCount.load(ordering: .relaxed) }
+        func countShardRead() { shardsReadCount.add(1, ordering: .relaxed) }
+        func countDecoded(_ n: Int = 1) { flowsDecodedCount.add(n, ordering: .relaxed) }
+        func countAggregatedInSQL() { aggregatedInSQLCount.add(1, ordering: .relaxed) }
         /// Damaged shards skipped (the answer's `warnings`).
         package let unreadable = UnreadableShards()
         /// Shards ruled out, granules read.
@@ -121,7 +134,7 @@ package struct LokiQueryEngine {
                 if !backward, let minT = shard.minTimeMs, minT > worst.ms { return false }
             }
             guard let reader = try Self.reader(shard.id, store, guarding, statistics) else { return true }
-            guard let granules = try Self.granules(reader, shard.id, planner, skip, statistics) else { return true }
+            guard let granules = try Self.granules(reader, shard.id, skip, statistics) else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? Self.planner(model, reader).plan(selection) : .untranslated
@@ -149,7 +162,7 @@ package struct LokiQueryEngine {
                     selected = "r.rowid IN (\(picked.map(String.init).joined(separator: ",")))"
                 }
                 try reader.forEachFlow(where: selected, orderBy: order, limit: nil) { rowID, flow in
-                    statistics.flowsDecoded += 1
+                    statistics.countDecoded()
                     let ms = flow.integer(FlowSchema.requiredField) ?? 0
                     if let threshold, backward ? ms < threshold.ms : ms > threshold.ms { return false }
                     if !plan.isExact, try evaluator.evaluate(flow) == nil { return true }
@@ -180,9 +193,15 @@ package struct LokiQueryEngine {
     /// A reader of `shard` for the query, or nil when its file is damaged: it is skipped
     /// and named in the answer's warnings, and the rest of the range still answers.
     static func reader(_ shard: ShardID, _ store: ShardStore, _ guarding: QueryGuard, _ statistics: Statistics) throws -> ShardReader? {
+        try reader(shard, store.directory, guarding, statistics)
+    }
+
+    /// `counting` is false for a shard's later parts, so each shard counts once as read.
+    static func reader(_ shard: ShardID, _ directory: URL, _ guarding: QueryGuard, _ statistics: Statistics,
+                       counting: Bool = true) throws -> ShardReader? {
         do {
-            let reader = try guarding.reader(for: shard, in: store)
-            statistics.shardsRead += 1
+            let reader = try guarding.reader(for: shard, in: directory)
+            if counting { statistics.countShardRead() }
             return reader
         } catch where statistics.unreadable.skip(shard, after: error) {
             return nil
@@ -198,10 +217,10 @@ package struct LokiQueryEngine {
 
     /// The rowid condition that keeps a shard's read to its candidate granules (empty
     /// when every row is read), or nil when none can match or the shard is damaged.
-    static func granules(_ reader: ShardReader, _ shard: ShardID, _ planner: ScanPlanner, _ skip: SkipFilter,
-                         _ statistics: Statistics) throws -> [String]? {
+    static func granules(_ reader: ShardReader, _ shard: ShardID, _ skip: SkipFilter, _ statistics: Statistics,
+                         within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> [String]? {
         do {
-            let ranges = try planner.rowRanges(reader, filter: skip)
+            let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: rowids, statistics: statistics.scan)
             if ranges?.isEmpty == true { return nil }
             return ScanPlanner.rowidCondition(ranges, table: "r.").map { [$0] } ?? []
         } catch where statistics.unreadable.skip(shard, after: error) {
@@ -314,52 +333,110 @@ private struct MetricContext {
     }
 
     /// The series of a range aggregation, grouped by `groupBy` (nil: by every label).
+    ///
+    /// The shards are cut into parts of whole granules (`ScanPlanner.parts`) and
+    /// aggregated by up to `ParallelShardScan.workerLimit` threads, each into its own
+    /// samples, merged at the end: one hour of a busy cluster is one shard, and one
+    /// thread left the other core idle. Sums are of integers, so the order parts are
+    /// added in does not change them.
     func rangeSeries(_ range: RangeAggregation, groupBy: [String]?) throws -> [LokiSeries] {
         let rangeMs = range.rangeSeconds * 1000
-        var samples = BucketedSamples(grid: grid, rangeMs: rangeMs, keepValues: range.function == .quantileOverTime)
-        let names = groupBy.map(Self.unique)
+        let empty = BucketedSamples(grid: grid, rangeMs: rangeMs, keepValues: range.function == .quantileOverTime)
         let selection = range.selection
         let planner = ScanPlanner(store: engine.store, statistics: statistics.scan)
         let skip = engine.translatesToSQL
-            ? LogQLPlanner(model: engine.model, encoding: .plain).skipFilter(selection, fromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
-            : SkipFilter(fromMs: samples.lowMs + 1, toMs: samples.highMs + 1)
+            ? LogQLPlanner(model: engine.model, encoding: .plain).skipFilter(selection, fromMs: empty.lowMs + 1, toMs: empty.highMs + 1)
+            : SkipFilter(fromMs: empty.lowMs + 1, toMs: empty.highMs + 1)
         let shards = try planner.shards(for: skip)
+        let parts = ScanPlanner.parts(of: shards, rowsPerPart: engine.rowsPerPart)
         let guarding = QueryGuard(engine.limits)
-        let evaluator = LogQLFlowEvaluator(model: engine.model, selection: selection)
-        let extracting = selection.stages.contains(.json)
-        for shard in shards {
-            guard let reader = try LokiQueryEngine.reader(shard.id, engine.store, guarding, statistics),
-                  let granules = try LokiQueryEngine.granules(reader, shard.id, planner, skip, statistics) else { continue }
+        let work = RangeWork(directory: engine.store.directory, model: engine.model, translatesToSQL: engine.translatesToSQL,
+                             maxGroups: engine.maxGroups, statistics: statistics, range: range, names: groupBy.map(Self.unique),
+                             skip: skip, guarding: guarding, shards: shards)
+        let next = Atomic<Int>(0)
+        // Per worker: its samples, or the first error it met with the part it met it in.
+        let outcomes = Mutex<[(samples: BucketedSamples, failure: (part: Int, error: any Error)?, nothingMatches: Bool)]>([])
+        DispatchQueue.concurrentPerform(iterations: max(1, min(parts.count, ParallelShardScan.workerLimit))) { _ in
+            var samples = empty
+            var failure: (part: Int, error: any Error)?
+            var nothingMatches = false
+            while failure == nil, !nothingMatches {
+                let index = next.add(1, ordering: .relaxed).oldValue
+                guard index < parts.count else { break }
+                do {
+                    nothingMatches = try !work.aggregate(parts[index], into: &samples)
+                } catch {
+                    failure = (index, error)
+                    next.store(parts.count, ordering: .relaxed)  // the others stop after their part
+                }
+            }
+            outcomes.withLock { $0.append((samples, failure, nothingMatches)) }
+        }
+        let finished = outcomes.withLock { $0 }
+        if let first = finished.compactMap(\.failure).min(by: { $0.part < $1.part }) { throw first.error }
+        if finished.contains(where: \.nothingMatches) { return [] }
+        var samples = empty
+        for outcome in finished {
+            samples.merge(outcome.samples)
+            if samples.groupCount > engine.maxGroups { throw LokiQueryEngine.tooManySeries(engine.maxGroups) }
+        }
+        return samples.evaluate(range.function, quantile: range.quantile, unwrapped: selection.unwrapped != nil)
+    }
+
+    /// What every worker of one range aggregation shares: values, and the thread-safe
+    /// guard and statistics (workers open shards by path, not through the store).
+    private struct RangeWork: Sendable {
+        let directory: URL
+        let model: LokiStreamModel
+        let translatesToSQL: Bool
+        let maxGroups: Int
+        let statistics: LokiQueryEngine.Statistics
+        let range: RangeAggregation
+        let names: [String]?
+        let skip: SkipFilter
+        let guarding: QueryGuard
+        let shards: [ShardRecord]
+
+        /// Adds one part's samples; false when the selection can match nothing at all.
+        func aggregate(_ part: ScanPlanner.Part, into samples: inout BucketedSamples) throws -> Bool {
+            let shard = shards[part.shard]
+            let selection = range.selection
+            guard let reader = try LokiQueryEngine.reader(shard.id, directory, guarding, statistics, counting: part.rowids.above == nil),
+                  let granules = try LokiQueryEngine.granules(reader, shard.id, skip, statistics, within: part.rowids)
+            else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
-            let plan = engine.translatesToSQL ? LokiQueryEngine.planner(engine.model, reader).plan(selection) : .untranslated
-            if plan.empty { return [] }
-            let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"] + granules + plan.conditions)
-                .joined(separator: " AND ")
+            let plan = translatesToSQL ? LokiQueryEngine.planner(model, reader).plan(selection) : .untranslated
+            if plan.empty { return false }
+            let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"]
+                + part.conditions(table: "r.") + granules + plan.conditions).joined(separator: " AND ")
             do {
-                if plan.isExact, let names, let columns = groupColumns(names, extracting: extracting),
+                if plan.isExact, let names, let columns = MetricContext.groupColumns(names, model: model, extracting: selection.stages.contains(.json)),
                    range.function != .quantileOverTime {
-                    try aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
-                    statistics.aggregatedInSQL += 1
+                    try MetricContext.aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
+                    statistics.countAggregatedInSQL()
                 } else {
+                    let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
+                    var decoded = 0
+                    defer { statistics.countDecoded(decoded) }
                     try reader.forEachFlow(where: conditions, orderBy: nil, limit: nil) { _, flow in
-                        statistics.flowsDecoded += 1
+                        decoded += 1
                         guard let outcome = try evaluator.evaluate(flow) else { return true }
                         let labels = LokiLabels(outcome.labels.map { ($0.key, $0.value) })
                         samples.add(names.map { labels.keeping($0) } ?? labels,
                                     ms: flow.integer(FlowSchema.requiredField) ?? 0, value: outcome.value ?? 1)
-                        if samples.groupCount > engine.maxGroups { throw LokiQueryEngine.tooManySeries(engine.maxGroups) }
+                        if samples.groupCount > maxGroups { throw LokiQueryEngine.tooManySeries(maxGroups) }
                         return true
                     }
                 }
             } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
-                continue
+                return true
             } catch {
                 throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
             }
-            if samples.groupCount > engine.maxGroups { throw LokiQueryEngine.tooManySeries(engine.maxGroups) }
+            if samples.groupCount > maxGroups { throw LokiQueryEngine.tooManySeries(maxGroups) }
+            return true
         }
-        return samples.evaluate(range.function, quantile: range.quantile, unwrapped: selection.unwrapped != nil)
     }
 
     /// How each grouping label is read in SQL: a constant, or a stored column. Nil when
@@ -370,13 +447,13 @@ private struct MetricContext {
         case field(FieldID)
     }
 
-    func groupColumns(_ names: [String], extracting: Bool) -> [GroupColumn]? {
+    static func groupColumns(_ names: [String], model: LokiStreamModel, extracting: Bool) -> [GroupColumn]? {
         var columns: [GroupColumn] = []
         for name in names {
-            if let value = engine.model.staticLabels[name] {
+            if let value = model.staticLabels[name] {
                 columns.append(.constant(value))
             } else if let field = FlowSchema.id(named: name) {
-                let visible = engine.model.labelFields.contains(field) || extracting
+                let visible = model.labelFields.contains(field) || extracting
                 if !visible {
                     columns.append(.constant(""))
                 } else if field.kind.isJSONText {
@@ -395,8 +472,8 @@ private struct MetricContext {
         return columns
     }
 
-    /// One grouped statement per shard: count, sum, min and max per group and bucket.
-    private func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
+    /// One grouped statement per shard part: count, sum, min and max per group and bucket.
+    static func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
                                 columns: [GroupColumn], into samples: inout BucketedSamples) throws {
         var fields: [(index: Int, field: FieldID)] = []
         for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }

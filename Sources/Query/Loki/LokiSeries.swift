@@ -97,6 +97,11 @@ struct BucketedSamples {
             if keep { values.append(value) }
         }
 
+        mutating func merge(_ other: Partial) {
+            merge(count: other.count, sum: other.sum, min: other.min, max: other.max)
+            values += other.values
+        }
+
         mutating func merge(count: Int64, sum: Double, min: Double, max: Double) {
             self.count += count
             self.sum += sum
@@ -134,6 +139,15 @@ struct BucketedSamples {
 
     mutating func add(_ labels: LokiLabels, ms: Int64, value: Double) {
         groups[labels, default: [:]][bucket(ms), default: Partial()].add(value, keep: keepValues)
+    }
+
+    /// Adds the samples another part of the same range gathered (same grid and range).
+    mutating func merge(_ other: BucketedSamples) {
+        for (labels, buckets) in other.groups {
+            for (bucket, partial) in buckets {
+                groups[labels, default: [:]][bucket, default: Partial()].merge(partial)
+            }
+        }
     }
 
     mutating func add(_ labels: LokiLabels, bucket: Int64, count: Int64, sum: Double, min: Double, max: Double) {

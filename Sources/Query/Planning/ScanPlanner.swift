@@ -138,6 +138,37 @@ package struct ScanPlanner {
 
     /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads
     /// each range by seeking, not by scanning.
+    /// A rowid range of one shard, read by one worker: a big shard is cut into several
+    /// so that every core shares it. The first range has no lower bound and the last no
+    /// upper one, so rows outside the catalog's count (an active shard still growing)
+    /// are read too.
+    package struct Part: Sendable {
+        package var shard: Int
+        package var rowids: (above: Int64?, atMost: Int64?)
+
+        /// SQL conditions keeping `table`'s rows to the part (none for a whole shard).
+        package func conditions(table: String) -> [String] {
+            (rowids.above.map { ["\(table)rowid > \($0)"] } ?? []) + (rowids.atMost.map { ["\(table)rowid <= \($0)"] } ?? [])
+        }
+    }
+
+    /// Rows per part: a whole number of granules (no granule is read by two workers),
+    /// about a quarter of a million rows, so an hour of a medium cluster is 15 parts.
+    package static let rowsPerPart: Int64 = 120 * SkipIndex.granuleRows
+
+    /// `shards` (by index) cut into parts of about `rowsPerPart` rows.
+    package static func parts(of shards: [ShardRecord], rowsPerPart: Int64 = rowsPerPart) -> [Part] {
+        var parts: [Part] = []
+        for (index, shard) in shards.enumerated() {
+            let count = max(1, (shard.rowCount + rowsPerPart - 1) / rowsPerPart)
+            for k in 0..<count {
+                parts.append(Part(shard: index, rowids: (above: k == 0 ? nil : k * rowsPerPart,
+                                                         atMost: k == count - 1 ? nil : (k + 1) * rowsPerPart)))
+            }
+        }
+        return parts
+    }
+
     package static func rowidCondition(_ ranges: [ClosedRange<Int64>]?, table: String) -> String? {
         guard let ranges else { return nil }
         guard !ranges.isEmpty else { return "0" }

@@ -43,11 +43,11 @@ package final class FlowsAcrossShards {
     static let allColumns = columns + hiddenColumns
 
     /// How many rows of a shard one worker reads at most: a bigger shard is cut into
-    /// rowid ranges (`Cursor.Part`) so that every core scans it.
+    /// rowid ranges (`ScanPlanner.Part`) so that every core scans it.
     let rowsPerPart: Int64
 
     /// `rowsPerPart` is a whole number of granules, so no granule is read by two workers.
-    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = 120 * SkipIndex.granuleRows,
+    package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = ScanPlanner.rowsPerPart,
                  statistics: ScanStatistics = ScanStatistics()) throws {
         self.store = store
         self.statistics = statistics
@@ -150,7 +150,7 @@ package final class FlowsAcrossShards {
     /// SQLite shard after shard.
     final class Cursor {
         let owner: FlowsAcrossShards
-        var parts: [Part] = []
+        var parts: [ScanPlanner.Part] = []
         var shardIDs: [ShardID] = []
         var partIndex = 0
         var scan: ParallelShardScan?
@@ -187,7 +187,7 @@ package final class FlowsAcrossShards {
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
             let ids = shards.map(\.id), directory = owner.store.directory, statistics = owner.statistics, skip = filter
-            let parts = Self.parts(of: shards, rowsPerPart: owner.rowsPerPart)
+            let parts = ScanPlanner.parts(of: shards, rowsPerPart: owner.rowsPerPart)
             self.parts = parts
             shardIDs = ids
             partIndex = 0
@@ -204,27 +204,6 @@ package final class FlowsAcrossShards {
                 return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids, ranges: ranges), reader)
             }
             try advance()
-        }
-
-        /// A rowid range of one shard, read by one worker: a big shard is cut into several
-        /// so that two cores share it. The first range has no lower bound and the last no
-        /// upper one, so rows outside the catalog's count (an active shard still growing)
-        /// are read too.
-        struct Part: Sendable {
-            var shard: Int
-            var rowids: (above: Int64?, atMost: Int64?)
-        }
-
-        static func parts(of shards: [ShardRecord], rowsPerPart: Int64) -> [Part] {
-            var parts: [Part] = []
-            for (index, shard) in shards.enumerated() {
-                let count = max(1, (shard.rowCount + rowsPerPart - 1) / rowsPerPart)
-                for k in 0..<count {
-                    parts.append(Part(shard: index, rowids: (above: k == 0 ? nil : k * rowsPerPart,
-                                                             atMost: k == count - 1 ? nil : (k + 1) * rowsPerPart)))
-                }
-            }
-            return parts
         }
 
         /// Stops the workers of the current scan and counts the shards they opened.
