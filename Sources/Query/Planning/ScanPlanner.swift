@@ -114,10 +114,7 @@ package struct ScanPlanner {
     /// `rowRanges` for a worker thread, which has the statistics but not the store.
     package static func rowRanges(_ reader: ShardReader, filter: SkipFilter, within rowids: (above: Int64?, atMost: Int64?),
                                   statistics: ScanStatistics) throws -> [ClosedRange<Int64>]? {
-        guard !filter.isEmpty, let granules = try reader.granules() else { return nil }
-        let inPart = granules.filter { granule in
-            (rowids.above.map { granule.lastRowID > $0 } ?? true) && (rowids.atMost.map { granule.firstRowID <= $0 } ?? true)
-        }
+        guard !filter.isEmpty, let inPart = try reader.granules(within: rowids) else { return nil }
         let ranges = filter.candidateRanges(inPart)
         statistics.add(\.granules, inPart.count)
         statistics.add(\.granulesRead, inPart.filter { $0.mayMatch(filter) }.count)

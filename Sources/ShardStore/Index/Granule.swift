@@ -90,7 +90,12 @@ extension Granule {
             + (1...columns.count).map { "?\($0)" }.joined(separator: ", ") + ")"
     }
 
-    static var selectSQL: String { "SELECT \(columns.joined(separator: ", ")) FROM granules ORDER BY first_rowid" }
+    static var selectSQL: String { selectSQL(where: nil) }
+
+    /// The granules that `condition` (over `first_rowid` and `last_rowid`) keeps, in order.
+    static func selectSQL(where condition: String?) -> String {
+        "SELECT \(columns.joined(separator: ", ")) FROM granules" + (condition.map { " WHERE " + $0 } ?? "") + " ORDER BY first_rowid"
+    }
 
     func bind(to statement: SQLiteStatement) {
         statement.bind(1, firstRowID)

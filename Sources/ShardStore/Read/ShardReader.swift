@@ -273,10 +273,18 @@ package final class ShardReader {
 
     /// The granules of a sealed shard's skip index, in row order; nil for a shard without
     /// one (active, or sealed by a flowrec before the skip index).
-    package func granules() throws -> [Granule]? {
+    /// A sealed shard's granules, or those holding rows in (above, atMost] (a part of the
+    /// shard read by one worker, which need not parse the others' zone maps); nil for a
+    /// shard without a skip index.
+    package func granules(within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> [Granule]? {
         guard try hasTable("granules") else { return nil }
+        // Seeks, not a scan: granules are ordered by `first_rowid` (the table's key), and
+        // the first one a part needs is the one holding row `above + 1`.
+        let bounds = (rowids.above.map {
+            ["first_rowid >= (SELECT coalesce(max(first_rowid), 0) FROM granules WHERE first_rowid <= \($0 + 1))", "last_rowid > \($0)"]
+        } ?? []) + (rowids.atMost.map { ["first_rowid <= \($0)"] } ?? [])
         return try describing { () throws(SQLiteError) in
-            let rows = try db.prepare(Granule.selectSQL)
+            let rows = try db.prepare(Granule.selectSQL(where: bounds.isEmpty ? nil : bounds.joined(separator: " AND ")))
             var granules: [Granule] = []
             while try rows.step() { granules.append(Granule.read(rows)) }
             return granules

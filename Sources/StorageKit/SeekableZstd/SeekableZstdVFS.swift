@@ -193,10 +193,13 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
     }
 
     private func decompress(_ frame: SeekableZstd.Frame) throws -> [UInt8] {
-        var compressed = [UInt8](repeating: 0, count: frame.compressedSize)
-        let got = compressed.withUnsafeMutableBytes { pread(fd, $0.baseAddress, frame.compressedSize, off_t(frame.compressedOffset)) }
+        var got = 0
+        let compressed = [UInt8](unsafeUninitializedCapacity: frame.compressedSize) { buffer, initialized in
+            got = pread(fd, buffer.baseAddress, frame.compressedSize, off_t(frame.compressedOffset))
+            initialized = max(got, 0)  // a short read leaves a short array: decompressFrame reports the truncation
+        }
         return try compressed.withUnsafeBytes { bytes in
-            try SeekableZstd.decompressFrame(UnsafeRawBufferPointer(rebasing: bytes[0..<max(got, 0)]), frame, name: path, dctx: dctx)
+            try SeekableZstd.decompressFrame(bytes, frame, name: path, dctx: dctx)
         }
     }
 }
