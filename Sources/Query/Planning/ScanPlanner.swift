@@ -114,7 +114,7 @@ package struct ScanPlanner {
     /// `rowRanges` for a worker thread, which has the statistics but not the store.
     package static func rowRanges(_ reader: ShardReader, filter: SkipFilter, within rowids: (above: Int64?, atMost: Int64?),
                                   statistics: ScanStatistics) throws -> [ClosedRange<Int64>]? {
-        guard !filter.isEmpty, let inPart = try reader.granules(within: rowids) else { return nil }
+        guard !filter.isEmpty, let inPart = try reader.granules(within: rowids, for: filter) else { return nil }
         let ranges = filter.candidateRanges(inPart)
         statistics.add(\.granules, inPart.count)
         statistics.add(\.granulesRead, inPart.filter { $0.mayMatch(filter) }.count)

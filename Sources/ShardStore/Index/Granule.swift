@@ -93,8 +93,21 @@ extension Granule {
     static var selectSQL: String { selectSQL(where: nil) }
 
     /// The granules that `condition` (over `first_rowid` and `last_rowid`) keeps, in order.
-    static func selectSQL(where condition: String?) -> String {
-        "SELECT \(columns.joined(separator: ", ")) FROM granules" + (condition.map { " WHERE " + $0 } ?? "") + " ORDER BY first_rowid"
+    /// With `filter`, only what it can check is read (its fields' bounds, the Bloom filter
+    /// if it tests a field after the sort fields); the other bounds read as NULL, which
+    /// `mayMatch` never consults for that filter. A needle query's zone maps were a tenth
+    /// of its time, mostly text bounds made into strings for nothing.
+    static func selectSQL(where condition: String?, for filter: SkipFilter? = nil) -> String {
+        var selected = columns
+        if let filter {
+            let tested = Set(filter.equalities.map(\.0))
+            for i in SkipIndex.fields.indices where !tested.contains(i) {
+                selected[4 + 2 * i] = "NULL"
+                selected[5 + 2 * i] = "NULL"
+            }
+            if !tested.contains(where: { $0 >= SkipIndex.sortFields.count }) { selected[selected.count - 1] = "NULL" }
+        }
+        return "SELECT \(selected.joined(separator: ", ")) FROM granules" + (condition.map { " WHERE " + $0 } ?? "") + " ORDER BY first_rowid"
     }
 
     func bind(to statement: SQLiteStatement) {

@@ -276,7 +276,10 @@ package final class ShardReader {
     /// A sealed shard's granules, or those holding rows in (above, atMost] (a part of the
     /// shard read by one worker, which need not parse the others' zone maps); nil for a
     /// shard without a skip index.
-    package func granules(within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> [Granule]? {
+    ///
+    /// With `filter`, each granule holds only what the filter tests (`Granule.selectSQL`):
+    /// for `filter.candidateRanges`, not for showing the zone maps.
+    package func granules(within rowids: (above: Int64?, atMost: Int64?) = (nil, nil), for filter: SkipFilter? = nil) throws -> [Granule]? {
         guard try hasTable("granules") else { return nil }
         // Seeks, not a scan: granules are ordered by `first_rowid` (the table's key), and
         // the first one a part needs is the one holding row `above + 1`.
@@ -284,7 +287,7 @@ package final class ShardReader {
             ["first_rowid >= (SELECT coalesce(max(first_rowid), 0) FROM granules WHERE first_rowid <= \($0 + 1))", "last_rowid > \($0)"]
         } ?? []) + (rowids.atMost.map { ["first_rowid <= \($0)"] } ?? [])
         return try describing { () throws(SQLiteError) in
-            let rows = try db.prepare(Granule.selectSQL(where: bounds.isEmpty ? nil : bounds.joined(separator: " AND ")))
+            let rows = try db.prepare(Granule.selectSQL(where: bounds.isEmpty ? nil : bounds.joined(separator: " AND "), for: filter))
             var granules: [Granule] = []
             while try rows.step() { granules.append(Granule.read(rows)) }
             return granules
