@@ -115,7 +115,7 @@ package final class QueryGuard: Sendable {
 
     /// The same for a worker thread, which has the data directory but not the store.
     func reader(for shard: ShardID, in directory: URL) throws -> ShardReader {
-        let reader = try ShardReader(path: ShardStore.currentPath(of: shard, in: directory).path)
+        let reader = try ShardReader(path: ShardStore.currentPath(of: shard, in: directory).path, reusable: true)
         install(on: reader.db)
         return reader
     }

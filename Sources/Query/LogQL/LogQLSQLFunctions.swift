@@ -20,19 +20,25 @@ final class LogQLSQLFunctions {
 
     static let names = ["flowrec_regex_full", "flowrec_regex_search", "flowrec_ip", "flowrec_json_string", "flowrec_u64", "flowrec_number"]
 
-    /// Registers the functions on `db`; this object must outlive the connection's use.
+    /// Registers the functions on `db`. The connection keeps this object alive (released
+    /// when a later query registers its own, or the connection closes): shard connections
+    /// outlive one query (`ShardReader(path:reusable:)`).
     func register(on db: SQLiteDatabase) {
-        let context = Unmanaged.passUnretained(self).toOpaque()
         let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
-        sqlite3_create_function_v2(db.handle, "flowrec_regex_full", 2, flags, context, { ctx, _, args in
+        let release: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
+            if let context { Unmanaged<LogQLSQLFunctions>.fromOpaque(context).release() }
+        }
+        // One reference per registration, each given back by SQLite through `release`.
+        func retained() -> UnsafeMutableRawPointer { Unmanaged.passRetained(self).toOpaque() }
+        sqlite3_create_function_v2(db.handle, "flowrec_regex_full", 2, flags, retained(), { ctx, _, args in
             LogQLSQLFunctions.this(ctx).regex(ctx, args, full: true)
-        }, nil, nil, nil)
-        sqlite3_create_function_v2(db.handle, "flowrec_regex_search", 2, flags, context, { ctx, _, args in
+        }, nil, nil, release)
+        sqlite3_create_function_v2(db.handle, "flowrec_regex_search", 2, flags, retained(), { ctx, _, args in
             LogQLSQLFunctions.this(ctx).regex(ctx, args, full: false)
-        }, nil, nil, nil)
-        sqlite3_create_function_v2(db.handle, "flowrec_ip", 2, flags, context, { ctx, _, args in
+        }, nil, nil, release)
+        sqlite3_create_function_v2(db.handle, "flowrec_ip", 2, flags, retained(), { ctx, _, args in
             LogQLSQLFunctions.this(ctx).ip(ctx, args)
-        }, nil, nil, nil)
+        }, nil, nil, release)
         sqlite3_create_function_v2(db.handle, "flowrec_json_string", 1, flags, nil, { ctx, _, args in
             guard let args, let text = LogQLSQLFunctions.text(args[0]) else { return sqlite3_result_null(ctx) }
             var out: [UInt8] = []

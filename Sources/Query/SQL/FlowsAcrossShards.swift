@@ -196,7 +196,7 @@ package final class FlowsAcrossShards {
             rowInBatch = 0
             scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
                 let part = parts[index]
-                let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path)
+                let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path, reusable: true)
                 // Only the granules whose zone maps can hold the filter's values.
                 let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: part.rowids, statistics: statistics)
                 if ranges == nil, part.rowids.above == nil { statistics.add(\.shardsReadWhole, 1) }

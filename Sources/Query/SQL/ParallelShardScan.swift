@@ -128,16 +128,20 @@ final class ParallelShardScan: Sendable {
     private func work() {
         while let index = claimShard() {
             do {
-                let (statement, keep) = try open(index)
+                let (opened, keep) = try open(index)
+                var statement = opened
                 state.withLock { $0.openedParts.append(index) }
                 var batch = Batch()
-                while let statement, try statement.step() {
-                    batch.append(from: statement, columns: columnCount)
+                while let current = statement, try current.step() {
+                    batch.append(from: current, columns: columnCount)
                     if batch.rowCount == Self.rowsPerBatch {
                         guard deliver(.batch(batch), to: index) else { break }
                         batch = Batch()
                     }
                 }
+                // Finalized before its reader goes: a shard's connection is kept for the
+                // next query only when no statement on it is alive (`ShardReader.deinit`).
+                statement = nil
                 withExtendedLifetime(keep) {}
                 if batch.rowCount > 0 { _ = deliver(.batch(batch), to: index) }
                 _ = deliver(.end, to: index)

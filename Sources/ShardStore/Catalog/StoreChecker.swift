@@ -72,6 +72,7 @@ package enum StoreChecker {
         let target = root.appendingPathComponent("quarantine").appendingPathComponent(relative)
         try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
         try? FileManager.default.removeItem(at: target)
+        ReadConnectionPool.shared.forget(path: full)
         try FileManager.default.moveItem(atPath: full, toPath: target.path)
         for suffix in ["-wal", "-shm"] { try? FileManager.default.moveItem(atPath: full + suffix, toPath: target.path + suffix) }
         report.quarantined.append((relative, "\(error)"))
@@ -122,7 +123,9 @@ package enum StoreChecker {
         for shard in sound {
             if let merge = mergedAway[shard.id] {
                 // Its flows are in a verified merged shard: the file is a leftover.
-                try? FileManager.default.removeItem(atPath: shardsDir.appendingPathComponent(shard.relative).path)
+                let leftover = shardsDir.appendingPathComponent(shard.relative).path
+                ReadConnectionPool.shared.forget(path: leftover)
+                try? FileManager.default.removeItem(atPath: leftover)
                 try catalog.recordMergedSource(shard.id, into: merge.into, path: "shards/" + shard.relative, mergedMs: merge.mergedMs,
                                                fileRemoved: true)
                 report.mergedLeftovers += 1

@@ -43,6 +43,7 @@ struct ShardCompactor {
                 throw ShardStoreError(.fileOperationFailed, "compacting \(id): cannot replace \(relative) (errno \(errno)); the shard is unchanged")
             }
             fsyncDirectory((path as NSString).deletingLastPathComponent)
+            ReadConnectionPool.shared.forget(path: path)  // kept connections read the replaced file
             let after = fileSize(path)
             try catalog.markSealed(id, relativePath: relative, bytes: after, checksum: sum, level: level)
             return after

@@ -220,6 +220,7 @@ extension ShardStore {
                                         nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws {
         for source in try catalog.sourceFilesToRemove(mergedBeforeMs: nowMs - graceMs) {
             let path = directory.appendingPathComponent(source.path).path
+            ReadConnectionPool.shared.forget(path: path)  // or a kept connection holds the space
             if unlink(path) != 0 && errno != ENOENT {
                 logger.warning("cannot remove a merged-away shard file; it is tried again later",
                                metadata: ["file": "\(source.path)", "errno": "\(errno)"])

@@ -17,12 +17,26 @@ package final class ShardReader {
     package private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
     /// `readFlow(rowID:into:)`'s statement, prepared on first use.
     private var flowByRowID: SQLiteStatement?
+    /// The sealed file this reader's connection was opened on, when the connection may
+    /// serve the next query (`ReadConnectionPool`); nil otherwise.
+    private let reusableOn: ReadConnectionPool.FileIdentity?
 
     /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
-    package init(path: String) throws {
+    ///
+    /// `reusable` (queries only): a sealed shard's connection comes from, and goes back
+    /// to, `ReadConnectionPool`, so the next query need not open and parse it again.
+    package init(path: String, reusable: Bool = false) throws {
         self.path = path
+        let sealed = SeekableZstdVFS.handles(path)
+        let identity = reusable && sealed ? ReadConnectionPool.FileIdentity(path: path) : nil
+        if let identity, let kept = ReadConnectionPool.shared.take(path, identity: identity) {
+            db = kept.db
+            timeEncoding = kept.timeEncoding
+            reusableOn = identity
+            return
+        }
         do {
-            if SeekableZstdVFS.handles(path) {
+            if sealed {
                 SeekableZstdVFS.register()
                 db = try SQLiteDatabase(path: SeekableZstdVFS.uri(for: path), mode: .readOnly, vfs: SeekableZstdVFS.name)
             } else {
@@ -32,6 +46,22 @@ package final class ShardReader {
         } catch {
             throw Self.describe(error, path: path)
         }
+        // Kept only if the path still names the file that was opened.
+        reusableOn = identity != nil && ReadConnectionPool.FileIdentity(path: path) == identity ? identity : nil
+    }
+
+    deinit {
+        guard let identity = reusableOn else { return }
+        flowByRowID = nil
+        // A statement still alive elsewhere would be finalized later on another thread:
+        // such a connection is closed with its last statement instead of being kept.
+        guard sqlite3_next_stmt(db.handle, nil) == nil else { return }
+        // What a query installed (QueryGuard) does not carry over to the next one.
+        sqlite3_progress_handler(db.handle, 0, nil, nil)
+        sqlite3_set_authorizer(db.handle, nil, nil)
+        sqlite3_limit(db.handle, SQLITE_LIMIT_LENGTH, Int32.max)
+        _ = try? db.execute("PRAGMA shrink_memory")
+        ReadConnectionPool.shared.give(path, db: db, timeEncoding: timeEncoding, identity: identity)
     }
 
     /// The shard's string table in memory (loaded once).

@@ -271,6 +271,7 @@ extension ShardStore {
             let marks = try catalog.highWater(of: decision.shard)
             try checkpoint.advance(to: marks)
             let path = directory.appendingPathComponent(decision.path).path
+            ReadConnectionPool.shared.forget(path: path)  // or a kept connection holds the space
             if unlink(path) != 0 && errno != ENOENT {
                 throw ShardStoreError(.fileOperationFailed, "retention cannot delete \(decision.path) (errno \(errno)): check the data directory's permissions")
             }
