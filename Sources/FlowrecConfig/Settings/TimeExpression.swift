@@ -1,4 +1,4 @@
-package import FlowModel
+import FlowModel
 import Foundation
 
 /// A point in time as a person types it on the command line or in the API: RFC 3339 with

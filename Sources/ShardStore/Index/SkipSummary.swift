@@ -1,6 +1,6 @@
 package import FlowModel
 import Foundation
-package import StorageKit
+import StorageKit
 
 /// What one shard holds of one indexed field: enough to say "this value is certainly
 /// not here" without opening the shard.

@@ -76,7 +76,7 @@ package final class BackgroundMerger: Sendable {
         do {
             let catalog = try Catalog(path: directory.appendingPathComponent("catalog.sqlite").path)
             defer { try? ShardStore.removeMergedSourceFiles(catalog: catalog, directory: directory, logger: logger, graceMs: policy.sourceGraceMs) }
-            try ShardStore.merge(policy, catalog: catalog, directory: directory, windowMs: windowMs, graceMs: graceMs,
+            _ = try ShardStore.merge(policy, catalog: catalog, directory: directory, windowMs: windowMs, graceMs: graceMs,
                                  nowMs: Int64(Date().timeIntervalSince1970 * 1000), logger: logger,
                                  shouldCancel: { isStopping }) { summary in
                 state.withLock {
