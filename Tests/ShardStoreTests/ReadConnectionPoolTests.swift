@@ -76,12 +76,12 @@ import Testing
         let paths = sealed.prefix(3).map { store.filePath(of: $0.id) }
         for path in paths {
             let db = try SQLiteDatabase(path: SeekableZstdVFS.uri(for: path), mode: .readOnly, vfs: SeekableZstdVFS.name)
-            pool.give(path, db: db, timeEncoding: .plain, identity: try #require(ReadConnectionPool.FileIdentity(path: path)))
+            pool.give(path, db: db, timeEncoding: .plain, identity: try #require(FileIdentity(path: path)))
         }
         #expect(pool.idleCount == 2, "the longest idle is closed past the capacity")
-        #expect(pool.take(paths[0], identity: try #require(ReadConnectionPool.FileIdentity(path: paths[0]))) == nil)
+        #expect(pool.take(paths[0], identity: try #require(FileIdentity(path: paths[0]))) == nil)
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(pool.take(paths[2], identity: try #require(ReadConnectionPool.FileIdentity(path: paths[2]))) == nil, "expired")
+        #expect(pool.take(paths[2], identity: try #require(FileIdentity(path: paths[2]))) == nil, "expired")
         #expect(pool.idleCount == 0)
     }
 }

@@ -60,7 +60,7 @@ import Testing
 
     @Test func theFrameCacheStaysWithinItsBound() throws {
         let cache = FrameCache(limitBytes: 1 << 20)
-        let file = FrameCache.FileIdentity(device: 1, inode: 1, size: 1, modifiedNanoseconds: 1)
+        let file = FileIdentity(device: 1, inode: 1, size: 1, modifiedNanoseconds: 1)
         for i in 0..<100 {
             _ = try cache.frame(file: file, index: i) { [UInt8](repeating: UInt8(i), count: 64 << 10) }
             #expect(cache.bytes <= 1 << 20)

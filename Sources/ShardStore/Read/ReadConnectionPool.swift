@@ -20,25 +20,6 @@ import Synchronization
 final class ReadConnectionPool: Sendable {
     static let shared = ReadConnectionPool()
 
-    /// What names one version of a file: a rename over it or a rewrite changes it.
-    struct FileIdentity: Equatable, Sendable {
-        let device: UInt64
-        let inode: UInt64
-        let size: Int64
-        let modifiedSeconds: Int
-        let modifiedNanoseconds: Int
-
-        init?(path: String) {
-            var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-            size = Int64(info.st_size)
-            modifiedSeconds = info.st_mtim.tv_sec
-            modifiedNanoseconds = info.st_mtim.tv_nsec
-        }
-    }
-
     /// An idle connection and what it was opened on.
     struct Kept: @unchecked Sendable {  // the connection is used by one reader at a time: the pool hands it to one taker
         let db: SQLiteDatabase

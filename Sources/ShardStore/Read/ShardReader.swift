@@ -19,7 +19,7 @@ package final class ShardReader {
     private var flowByRowID: SQLiteStatement?
     /// The sealed file this reader's connection was opened on, when the connection may
     /// serve the next query (`ReadConnectionPool`); nil otherwise.
-    private let reusableOn: ReadConnectionPool.FileIdentity?
+    private let reusableOn: FileIdentity?
 
     /// Opens `path`: a `.sqlite.zst` sealed shard or a `.sqlite` active one.
     ///
@@ -28,7 +28,7 @@ package final class ShardReader {
     package init(path: String, reusable: Bool = false) throws {
         self.path = path
         let sealed = SeekableZstdVFS.handles(path)
-        let identity = reusable && sealed ? ReadConnectionPool.FileIdentity(path: path) : nil
+        let identity = reusable && sealed ? FileIdentity(path: path) : nil
         if let identity, let kept = ReadConnectionPool.shared.take(path, identity: identity) {
             db = kept.db
             timeEncoding = kept.timeEncoding
@@ -47,7 +47,7 @@ package final class ShardReader {
             throw Self.describe(error, path: path)
         }
         // Kept only if the path still names the file that was opened.
-        reusableOn = identity != nil && ReadConnectionPool.FileIdentity(path: path) == identity ? identity : nil
+        reusableOn = identity != nil && FileIdentity(path: path) == identity ? identity : nil
     }
 
     deinit {

@@ -9,20 +9,6 @@ import Synchronization
 /// recompressed copy is a new file renamed over it, a new inode), so the next query over
 /// the same shards, in the same process, finds their frames decompressed already.
 package final class FrameCache: Sendable {
-    /// A file as it is on disk; two opens of the same unchanged file have the same one.
-    package struct FileIdentity: Hashable, Sendable {
-        let device: UInt64
-        let inode: UInt64
-        let size: Int64
-        let modifiedNanoseconds: Int64
-
-        package init(device: UInt64, inode: UInt64, size: Int64, modifiedNanoseconds: Int64) {
-            self.device = device
-            self.inode = inode
-            self.size = size
-            self.modifiedNanoseconds = modifiedNanoseconds
-        }
-    }
     private struct Key: Hashable { let file: FileIdentity; let index: Int }
     private struct State {
         var frames: [Key: (bytes: [UInt8], lastUse: UInt64)] = [:]

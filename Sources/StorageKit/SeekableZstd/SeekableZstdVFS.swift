@@ -132,7 +132,7 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
     let frames: [SeekableZstd.Frame]
     let decompressedSize: Int64
     private let fd: Int32
-    private let identity: FrameCache.FileIdentity
+    private let identity: FileIdentity
     private let dctx: OpaquePointer
 
     init(path: String) throws {
@@ -148,8 +148,7 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
         guard fstat(fd, &status) == 0 else { close(fd); throw SeekableZstd.FormatError("cannot stat \(path): errno \(errno)") }
         guard let dctx = ZSTD_createDCtx() else { close(fd); throw SeekableZstd.FormatError("out of memory") }
         self.dctx = dctx
-        identity = FrameCache.FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino), size: Int64(status.st_size),
-                                           modifiedNanoseconds: Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec))
+        identity = FileIdentity(status)
     }
 
     deinit {
