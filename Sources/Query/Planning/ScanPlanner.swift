@@ -133,8 +133,6 @@ package struct ScanPlanner {
             + " FROM flow_rows AS r" + (condition.map { " WHERE " + $0 } ?? "") + ")"
     }
 
-    /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads
-    /// each range by seeking, not by scanning.
     /// A rowid range of one shard, read by one worker: a big shard is cut into several
     /// so that every core shares it. The first range has no lower bound and the last no
     /// upper one, so rows outside the catalog's count (an active shard still growing)
@@ -166,6 +164,8 @@ package struct ScanPlanner {
         return parts
     }
 
+    /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads
+    /// each range by seeking, not by scanning.
     package static func rowidCondition(_ ranges: [ClosedRange<Int64>]?, table: String) -> String? {
         guard let ranges else { return nil }
         guard !ranges.isEmpty else { return "0" }

@@ -201,7 +201,7 @@ package final class FlowsAcrossShards {
                 let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: part.rowids, statistics: statistics)
                 if ranges == nil, part.rowids.above == nil { statistics.add(\.shardsReadWhole, 1) }
                 if let ranges, ranges.isEmpty { return (nil, reader) }
-                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, rowids: part.rowids, ranges: ranges), reader)
+                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, part: part, ranges: ranges), reader)
             }
             try advance()
         }
@@ -260,7 +260,7 @@ package final class FlowsAcrossShards {
         /// The statement over one shard's `flow_rows`: used columns decoded as the
         /// `flows` view decodes them, the time range and equalities on raw columns.
         static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
-                           rowids: (above: Int64?, atMost: Int64?), ranges: [ClosedRange<Int64>]? = nil) throws -> SQLiteStatement {
+                           part: ScanPlanner.Part, ranges: [ClosedRange<Int64>]? = nil) throws -> SQLiteStatement {
             let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
             let columns = used.isEmpty ? "NULL" : used.map { expressions[$0] }.joined(separator: ",\n")
             var conditions: [String] = []
@@ -268,8 +268,7 @@ package final class FlowsAcrossShards {
             let end = "r.\"TimeFlowEndMs\""
             if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
             if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
-            if let above = rowids.above { conditions.append("r.rowid > \(above)") }
-            if let atMost = rowids.atMost { conditions.append("r.rowid <= \(atMost)") }
+            conditions += part.conditions(table: "r.")
             if let granules = ScanPlanner.rowidCondition(ranges, table: "r.") { conditions.append(granules) }
             for (column, value) in plan.equalities {
                 let spec = FlowSchema.fields[column]
