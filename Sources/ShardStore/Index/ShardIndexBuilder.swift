@@ -92,12 +92,8 @@ final class ShardIndexBuilder {
     /// A row's `_quoted` and `_nulls` lists (for a copy that does not go through the SQL
     /// function: the merge).
     func addBookkeeping(quoted quotedList: String?, nulls nullList: String?) {
-        for (list, index) in [(quotedList, 0), (nullList, 1)] {
-            guard var list else { continue }
-            list.withUTF8 { bytes in
-                if index == 0 { quoted.add(UnsafeRawBufferPointer(bytes)) } else { nulls.add(UnsafeRawBufferPointer(bytes)) }
-            }
-        }
+        quoted.add(quotedList)
+        nulls.add(nullList)
     }
 
     /// The next row in the shard's order: its end time and, per field of
@@ -225,5 +221,10 @@ private struct FieldNameUnion {
         guard let list, !list.isEmpty, !last.elementsEqual(list) else { return }
         last = Array(list)
         for name in last.split(separator: UInt8(ascii: ",")) { names.insert(String(decoding: name, as: UTF8.self)) }
+    }
+
+    mutating func add(_ list: String?) {
+        guard var list else { return }
+        list.withUTF8 { add(UnsafeRawBufferPointer($0)) }
     }
 }
