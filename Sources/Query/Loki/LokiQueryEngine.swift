@@ -60,7 +60,7 @@ package struct LokiQueryEngine {
         private let aggregatedInSQLCount = Atomic<Int>(0)
         package var shardsRead: Int { shardsReadCount.load(ordering: .relaxed) }
         package var flowsDecoded: Int { flowsDecodedCount.load(ordering: .relaxed) }
-        /// Shard parts aggregated by SQLite's GROUP BY (not flow by flow).
+        /// Shards aggregated by SQLite's GROUP BY (not flow by flow).
         package var aggregatedInSQL: Int { aggregatedInSQLCount.load(ordering: .relaxed) }
         func countShardRead() { shardsReadCount.add(1, ordering: .relaxed) }
         func countDecoded(_ n: Int = 1) { flowsDecodedCount.add(n, ordering: .relaxed) }
@@ -414,7 +414,8 @@ private struct MetricContext {
                 if plan.isExact, let names, let columns = MetricContext.groupColumns(names, model: model, extracting: selection.stages.contains(.json)),
                    range.function != .quantileOverTime {
                     try MetricContext.aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
-                    statistics.countAggregatedInSQL()
+                    // Once per shard, as `shardsRead`: every part of a shard takes the same path.
+                    if part.rowids.above == nil { statistics.countAggregatedInSQL() }
                 } else {
                     let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
                     var decoded = 0
