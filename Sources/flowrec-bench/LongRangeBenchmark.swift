@@ -117,7 +117,7 @@ struct LongRangeBenchmark: ParsableCommand {
         let zstdPerFlow = Double(zstd19) / Double(zstd19Flows)
         print("| store | bytes per flow | vs MergeTree |")
         print("|---|---:|---:|")
-        print("| flowrec, hourly shards at seal (level 3) | \(String(format: "%.1f", Double(unmergedBytes) / Double(rows))) | \(String(format: "%.2f", Double(unmergedBytes) / Double(chdb.bytes)))x |")
+        print("| flowrec, hourly shards at seal (level \(ShardStore.Options.defaultSealLevel)) | \(String(format: "%.1f", Double(unmergedBytes) / Double(rows))) | \(String(format: "%.2f", Double(unmergedBytes) / Double(chdb.bytes)))x |")
         print("| **flowrec, merged daily (level 19)** | **\(String(format: "%.1f", Double(mergedBytes) / Double(rows)))** | \(String(format: "%.2f", Double(mergedBytes) / Double(chdb.bytes)))x |")
         print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", Double(chdb.bytes) / Double(rows))) | 1.00x |")
         print("| `zstd -19` of the JSON lines (first \(zstd19Flows) flows) | \(String(format: "%.1f", zstdPerFlow)) | \(String(format: "%.2f", zstdPerFlow * Double(rows) / Double(chdb.bytes)))x |")

@@ -63,7 +63,7 @@ struct SealBenchmark: ParsableCommand {
         let compact = scratch + "/compact.sqlite"
         try SeekableZstd.decompress(source: storeDir + "/" + largest.path, destination: compact)
         var tradeOff: [(Int32, Int, Double, Double)] = []
-        for (level, frame) in [(1, 1 << 20), (3, 1 << 20), (9, 1 << 20), (19, 1 << 20), (19, 4 << 20)] as [(Int32, Int)] {
+        for (level, frame) in [(1, 1 << 20), (3, 1 << 20), (6, 1 << 20), (9, 1 << 20), (19, 1 << 20), (19, 4 << 20)] as [(Int32, Int)] {
             let out = scratch + "/tradeoff.zst"
             let t = monotonicSeconds()
             try SeekableZstd.compress(source: compact, destination: out, level: level, frameSize: frame)
@@ -81,7 +81,7 @@ struct SealBenchmark: ParsableCommand {
         let perFlow = { (bytes: Int64, n: Int) in Double(bytes) / Double(n) }
         let ours = perFlow(sealedBytes, flows)
         print("## Sealing: compact copy + seekable zstd\n")
-        print("Input: \(flows) generated medium-cluster flows (\(inputBytes / Int64(flows)) bytes of JSON each), \(windowMinutes)-minute windows at \(rate) flows/s of event time (\(sealed.count) shards), sealed at zstd level 3 with 1 MiB frames.\n")
+        print("Input: \(flows) generated medium-cluster flows (\(inputBytes / Int64(flows)) bytes of JSON each), \(windowMinutes)-minute windows at \(rate) flows/s of event time (\(sealed.count) shards), sealed at zstd level \(ShardStore.Options.defaultSealLevel) (flowrec's default) with 1 MiB frames.\n")
         print("| store | bytes per flow | vs flowrec sealed | queryable |")
         print("|---|---:|---:|---|")
         print("| JSON lines | \(inputBytes / Int64(flows)) | \(String(format: "%.1f", Double(inputBytes) / Double(flows) / ours))x | no |")
@@ -93,7 +93,7 @@ struct SealBenchmark: ParsableCommand {
         } else {
             print("| ClickHouse MergeTree (chdb) | not measured: chdb unavailable | | |")
         }
-        print("| **flowrec sealed (level 3, 1 MiB frames)** | **\(String(format: "%.1f", ours))** | 1.00x | yes, in place |")
+        print("| **flowrec sealed (level \(ShardStore.Options.defaultSealLevel), 1 MiB frames)** | **\(String(format: "%.1f", ours))** | 1.00x | yes, in place |")
         print()
         print("Seal speed: \(Int(Double(flows) / sealSeconds)) flows/s on one core (compact copy, compress, verify, rename), \(String(format: "%.1f", sealSeconds)) s for \(sealed.count) shards.\n")
         printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)

@@ -51,7 +51,7 @@ struct IngestCommand: ParsableCommand {
     var grace: DurationArgument = DurationArgument(argument: "2m")!
 
     @Option(help: "zstd level for sealing (1-19).")
-    var sealLevel: Int32 = 3
+    var sealLevel: Int32 = ShardStore.Options.defaultSealLevel
 
     @Option(help: "Uncompressed KiB per zstd frame of a sealed shard (what one read decompresses).")
     var sealFrameKib: Int = 1024

@@ -28,6 +28,14 @@ struct LogQLPlanner {
         var empty = false
         /// SQL for the unwrapped value (REAL), when the selection unwraps a numeric field.
         var unwrapped: String?
+        /// The field unwrapped, and the condition that a flow has it (without a number
+        /// there is no sample: `__error__` drops it, or nothing comes). Apart from
+        /// `conditions` so that the traffic series can test presence its own way.
+        var unwrappedField: FieldID?
+        var valuePresent: String?
+
+        /// Every condition a flow must meet: the selection's, and having the value.
+        var allConditions: [String] { conditions + (valuePresent.map { [$0] } ?? []) }
 
         /// Nothing in SQL: every flow is checked by the evaluator.
         static let untranslated = Plan(isExact: false)
@@ -71,8 +79,8 @@ struct LogQLPlanner {
                 let column = column(field)
                 plan.unwrapped = field.spec.isUnsigned64
                     ? "(CASE WHEN \(column) < 0 THEN \(column) + 18446744073709551616.0 ELSE CAST(\(column) AS REAL) END)" : "CAST(\(column) AS REAL)"
-                // Without a number there is no sample (`__error__` drops it, or nothing comes).
-                plan.conditions.append("\(column) IS NOT NULL")
+                plan.unwrappedField = field
+                plan.valuePresent = "\(column) IS NOT NULL"
             case .dropErrors:
                 break
             }

@@ -29,6 +29,9 @@ package struct LokiQueryEngine {
     /// Whether selections are translated to SQL; off, every flow of the range is decoded
     /// and checked by `LogQLFlowEvaluator` (the reference the tests compare with).
     package var translatesToSQL = true
+    /// Whether sealed shards' traffic series answer the metric queries they can
+    /// (`SeriesAggregation`); off, those read rows too (tests compare both).
+    package var readsTrafficSeries = true
 
     package init(store: ShardStore, model: LokiStreamModel, limits: QueryLimits) {
         self.store = store
@@ -58,6 +61,7 @@ package struct LokiQueryEngine {
         private let shardsReadCount = Atomic<Int>(0)
         private let flowsDecodedCount = Atomic<Int>(0)
         private let aggregatedInSQLCount = Atomic<Int>(0)
+        private let fromSeriesCount = Atomic<Int>(0)
         package var shardsRead: Int { shardsReadCount.load(ordering: .relaxed) }
         package var flowsDecoded: Int { flowsDecodedCount.load(ordering: .relaxed) }
         /// Shards aggregated by SQLite's GROUP BY (not flow by flow).
@@ -65,6 +69,9 @@ package struct LokiQueryEngine {
         func countShardRead() { shardsReadCount.add(1, ordering: .relaxed) }
         func countDecoded(_ n: Int = 1) { flowsDecodedCount.add(n, ordering: .relaxed) }
         func countAggregatedInSQL() { aggregatedInSQLCount.add(1, ordering: .relaxed) }
+        /// Shards whose traffic series answered (`SeriesAggregation`), their rows unread.
+        package var fromSeries: Int { fromSeriesCount.load(ordering: .relaxed) }
+        func countFromSeries() { fromSeriesCount.add(1, ordering: .relaxed) }
         /// Damaged shards skipped (the answer's `warnings`).
         package let unreadable = UnreadableShards()
         /// Shards ruled out, granules read.
@@ -142,7 +149,7 @@ package struct LokiQueryEngine {
                 nothingMatches = true
                 return false
             }
-            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.conditions
+            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.allConditions
             let direction = backward ? "DESC" : "ASC"
             let order = "r.\"TimeFlowEndMs\" \(direction), r.rowid \(direction)"
             var taken = 0
@@ -293,6 +300,14 @@ package struct LokiQueryEngine {
     }
 }
 
+/// How each grouping label of a metric query is read in SQL: a constant, or a stored
+/// column (`MetricContext.groupColumns`: nil when one can only be found in decoded flows,
+/// an unknown field after `| json`, a renamed `_extracted` label, flags).
+enum MetricGroupColumn {
+    case constant(String)
+    case field(FieldID)
+}
+
 /// The evaluation of one metric expression over the engine's store.
 private struct MetricContext {
     let engine: LokiQueryEngine
@@ -351,6 +366,7 @@ private struct MetricContext {
         let parts = ScanPlanner.parts(of: shards, rowsPerPart: engine.rowsPerPart)
         let guarding = QueryGuard(engine.limits)
         let work = RangeWork(directory: engine.store.directory, model: engine.model, translatesToSQL: engine.translatesToSQL,
+                             readsTrafficSeries: engine.readsTrafficSeries,
                              maxGroups: engine.maxGroups, statistics: statistics, range: range, names: groupBy.map(Self.unique),
                              skip: skip, guarding: guarding, shards: shards)
         let next = Atomic<Int>(0)
@@ -389,6 +405,7 @@ private struct MetricContext {
         let directory: URL
         let model: LokiStreamModel
         let translatesToSQL: Bool
+        let readsTrafficSeries: Bool
         let maxGroups: Int
         let statistics: LokiQueryEngine.Statistics
         let range: RangeAggregation
@@ -401,18 +418,35 @@ private struct MetricContext {
         func aggregate(_ part: ScanPlanner.Part, into samples: inout BucketedSamples) throws -> Bool {
             let shard = shards[part.shard]
             let selection = range.selection
-            guard let reader = try LokiQueryEngine.reader(shard.id, directory, guarding, statistics, counting: part.rowids.above == nil),
-                  let granules = try LokiQueryEngine.granules(reader, shard.id, skip, statistics, within: part.rowids)
+            guard let reader = try LokiQueryEngine.reader(shard.id, directory, guarding, statistics, counting: part.rowids.above == nil)
             else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? LokiQueryEngine.planner(model, reader).plan(selection) : .untranslated
             if plan.empty { return false }
+            let groupColumns = names.flatMap { MetricContext.groupColumns($0, model: model, extracting: selection.stages.contains(.json)) }
+            if readsTrafficSeries, let names, let groupColumns, SeriesAggregation.applies(range.function, plan: plan, columns: groupColumns, samples: samples),
+               let buckets = SeriesAggregation.buckets(of: shard, samples) {
+                do {
+                    if try SeriesAggregation.available(in: reader) {
+                        // The whole shard at once, by its first part; the others have nothing to add.
+                        guard part.rowids.above == nil else { return true }
+                        try SeriesAggregation.aggregate(reader, plan: plan, names: names, columns: groupColumns, buckets: buckets, into: &samples)
+                        statistics.countFromSeries()
+                        return true
+                    }
+                } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
+                    return true
+                } catch {
+                    throw guarding.explain(functions.failure ?? error, "the LogQL query could not be run")
+                }
+            }
+            // The rows: only the part's granules that can hold matching flows.
+            guard let granules = try LokiQueryEngine.granules(reader, shard.id, skip, statistics, within: part.rowids) else { return true }
             let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"]
-                + part.conditions(table: "r.") + granules + plan.conditions).joined(separator: " AND ")
+                + part.conditions(table: "r.") + granules + plan.allConditions).joined(separator: " AND ")
             do {
-                if plan.isExact, let names, let columns = MetricContext.groupColumns(names, model: model, extracting: selection.stages.contains(.json)),
-                   range.function != .quantileOverTime {
+                if plan.isExact, let names, let columns = groupColumns, range.function != .quantileOverTime {
                     try MetricContext.aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
                     // Once per shard, as `shardsRead`: every part of a shard takes the same path.
                     if part.rowids.above == nil { statistics.countAggregatedInSQL() }
@@ -440,16 +474,8 @@ private struct MetricContext {
         }
     }
 
-    /// How each grouping label is read in SQL: a constant, or a stored column. Nil when
-    /// one can only be found in decoded flows (an unknown field after `| json`, a
-    /// renamed `_extracted` label, flags).
-    enum GroupColumn {
-        case constant(String)
-        case field(FieldID)
-    }
-
-    static func groupColumns(_ names: [String], model: LokiStreamModel, extracting: Bool) -> [GroupColumn]? {
-        var columns: [GroupColumn] = []
+    static func groupColumns(_ names: [String], model: LokiStreamModel, extracting: Bool) -> [MetricGroupColumn]? {
+        var columns: [MetricGroupColumn] = []
         for name in names {
             if let value = model.staticLabels[name] {
                 columns.append(.constant(value))
@@ -475,7 +501,7 @@ private struct MetricContext {
 
     /// One grouped statement per shard part: count, sum, min and max per group and bucket.
     static func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
-                                columns: [GroupColumn], into samples: inout BucketedSamples) throws {
+                                columns: [MetricGroupColumn], into samples: inout BucketedSamples) throws {
         var fields: [(index: Int, field: FieldID)] = []
         for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }
         let value = plan.unwrapped ?? "1.0"

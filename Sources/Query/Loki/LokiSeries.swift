@@ -130,7 +130,9 @@ struct BucketedSamples {
     var highMs: Int64 { grid.lastMs }
 
     /// The bucket of a sample at `ms` (`ceil((ms - o) / w)`).
-    func bucket(_ ms: Int64) -> Int64 { StepGrid.floorDiv(ms - offsetMs + widthMs - 1, widthMs) }
+    func bucket(_ ms: Int64) -> Int64 { Self.bucket(ms, widthMs: widthMs, offsetMs: offsetMs) }
+
+    static func bucket(_ ms: Int64, widthMs: Int64, offsetMs: Int64) -> Int64 { StepGrid.floorDiv(ms - offsetMs + widthMs - 1, widthMs) }
 
     /// SQL for the bucket of `r."TimeFlowEndMs"` (non-negative: stored times are).
     var bucketSQL: String { "((r.\"TimeFlowEndMs\" - \(offsetMs) + \(widthMs - 1)) / \(widthMs))" }

@@ -35,6 +35,8 @@ final class ShardIndexBuilder {
     /// The fields any row names in `_quoted` and in `_nulls` (`SkipIndex.BookkeepingFields`).
     private var quoted = FieldNameUnion()
     private var nulls = FieldNameUnion()
+    /// The shard's per-second traffic per group, from the same rows.
+    let series = TrafficSeriesBuilder()
 
     /// Registers the function on `db`; `ranks` are the strings of the rows about to be copied.
     init(ranks: StringRanks, registeredOn db: SQLiteDatabase, granuleRows: Int64 = SkipIndex.granuleRows) {
@@ -57,13 +59,18 @@ final class ShardIndexBuilder {
     deinit { sqlite3_create_function_v2(database.handle, Self.functionName, Self.argumentCount, SQLITE_UTF8, nil, nil, nil, nil, nil) }
 
     /// The function's arguments over `table` (the copy's source rows): the end time, each
-    /// indexed field's stored value, then `_quoted` and `_nulls`.
+    /// indexed field's stored value, `_quoted` and `_nulls`, then what the traffic series
+    /// groups by and sums (`TrafficSeries`).
     static func arguments(table: String) -> String {
         (["\(table)\"TimeFlowEndMs\""] + SkipIndex.fields.map { "\(table)\"\($0.name)\"" }
-            + ["\(table)\"_quoted\"", "\(table)\"_nulls\""]).joined(separator: ", ")
+            + ["\(table)\"_quoted\"", "\(table)\"_nulls\""]
+            + TrafficSeries.fields.map { "\(table)\"\($0.name)\"" } + TrafficSeries.bookkeeping.map { "\(table)\"\($0)\"" }
+            + TrafficSeries.values.map { "\(table)\"\($0.name)\"" }).joined(separator: ", ")
     }
 
-    private static let argumentCount = Int32(3 + SkipIndex.fields.count)
+    private static let seriesFrom = 3 + SkipIndex.fields.count
+    private static let argumentCount = Int32(seriesFrom + TrafficSeries.fields.count + TrafficSeries.bookkeeping.count
+                                             + TrafficSeries.values.count)
 
     private static let call: @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<OpaquePointer?>?) -> Void = { context, count, values in
         if let values, let user = sqlite3_user_data(context) {
@@ -81,6 +88,14 @@ final class ShardIndexBuilder {
             let value = values[i + 1]
             return sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
         }
+        let texts = Self.seriesFrom + TrafficSeries.fields.count
+        let sums = texts + TrafficSeries.bookkeeping.count
+        series.add(end: end, stored: { Self.integer(values[Self.seriesFrom + $0]) }, text: { Self.text(values[texts + $0]) },
+                   value: { Self.integer(values[sums + $0]) })
+    }
+
+    private static func integer(_ value: OpaquePointer?) -> Int64? {
+        sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
     }
 
     /// A text argument's bytes (valid until the function returns), nil when NULL.
@@ -192,6 +207,7 @@ final class ShardIndexBuilder {
             }
             try Self.insert(summaries, into: db, table: "skip_summaries")
             try SkipIndex.BookkeepingFields(quoted: quoted.names, nulls: nulls.names).write(into: db)
+            try series.write(into: db)
         }
         return summaries
     }

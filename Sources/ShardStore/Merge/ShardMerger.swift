@@ -142,6 +142,8 @@ struct ShardMerger {
         let indexed = SkipIndex.fields.map(\.index)
         let quotedColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_quoted\"")!)
         let nullsColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_nulls\"")!)
+        let seriesFields = TrafficSeries.fields.map(\.index), seriesValues = TrafficSeries.values.map(\.index)
+        let seriesTexts = TrafficSeries.bookkeeping.map { name in Int32(ShardSchema.allColumns.firstIndex(of: "\"\(name)\"")!) }
         var stored = [Int64?](repeating: nil, count: FlowSchema.count)
         try db.execute("BEGIN")
         while let source = heap.next() {
@@ -175,6 +177,10 @@ struct ShardMerger {
             }
             index.addRow(end: stored[end]) { stored[indexed[$0]] }
             index.addBookkeeping(quoted: row.text(quotedColumn), nulls: row.text(nullsColumn))
+            // SQLite's text stays valid until the cursor moves (after this row is copied).
+            index.series.add(end: stored[end], stored: { stored[seriesFields[$0]] },
+                             text: { i in row.withText(seriesTexts[i]) { UnsafeRawBufferPointer($0) } },
+                             value: { stored[seriesValues[$0]] })
             // Encoded as the output stores times.
             insert.reset()
             for c in 0..<FlowSchema.count {

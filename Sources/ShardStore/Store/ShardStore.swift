@@ -25,8 +25,13 @@ package final class ShardStore {
         package var windowMs: Int64 = 3_600_000
         /// How long after its end a window stays open for late flows before sealing.
         package var graceMs: Int64 = 120_000
-        /// zstd level used when sealing; 3 keeps up with ingest, compaction goes higher.
-        package var sealLevel: Int32 = 3
+        /// zstd level used when sealing (`defaultSealLevel` unless set).
+        package var sealLevel: Int32 = defaultSealLevel
+        /// 6: on one hour of the medium cluster, 9% smaller than level 3 for 0.4 µs more
+        /// CPU per flow, which pays for the traffic series the seal now adds (about 3 bytes
+        /// per flow) and keeps hourly shards under 30 bytes per flow (bench/NOTES.md,
+        /// "Topology"); compaction goes higher when the topics are quiet.
+        package static let defaultSealLevel: Int32 = 6
         /// Uncompressed bytes per zstd frame of a sealed shard (the unit a reader decompresses).
         package var frameSize: Int = 1 << 20
         /// Seal windows as they close, on a background thread, while writing goes on.
@@ -36,7 +41,7 @@ package final class ShardStore {
         /// Told about every failed background seal (which is retried), for metrics and probes.
         package var sealFailureObserver: (@Sendable (ShardStoreError) -> Void)?
 
-        package init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = 3, frameSize: Int = 1 << 20,
+        package init(windowMs: Int64 = 3_600_000, graceMs: Int64 = 120_000, sealLevel: Int32 = defaultSealLevel, frameSize: Int = 1 << 20,
                     sealInBackground: Bool = false) {
             self.sealInBackground = sealInBackground
             self.windowMs = windowMs

@@ -64,8 +64,14 @@ package final class SQLiteStatement {
         text.withUTF8 { bind(index, utf8: $0) }
     }
 
+    /// Binds a copy of `bytes`; an empty buffer (whose base address may be nil, which
+    /// SQLite would take for NULL) binds an empty blob.
     package func bind(_ index: Int32, blob bytes: UnsafeRawBufferPointer) {
-        sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), sqliteTransient)
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            sqlite3_bind_zeroblob(handle, index, 0)
+            return
+        }
+        sqlite3_bind_blob(handle, index, base, Int32(bytes.count), sqliteTransient)
     }
 
     package func clearBindings() { sqlite3_clear_bindings(handle) }
@@ -116,6 +122,14 @@ package final class SQLiteStatement {
     @inlinable @inline(__always) package func withText<R>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         guard let p = sqlite3_column_text(handle, i) else { return nil }
         return body(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
+    }
+
+    /// A blob column's bytes, valid only inside `body` (no copy); empty for NULL or an
+    /// empty blob.
+    @inlinable @inline(__always) package func withBlob<R>(_ i: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        // The pointer first, then its length (SQLite's documented order).
+        guard let p = sqlite3_column_blob(handle, i) else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
     }
 
     package func blob(_ i: Int32) -> [UInt8] {
