@@ -308,6 +308,38 @@ enum MetricGroupColumn {
     case field(FieldID)
 }
 
+/// The label sets of a grouped SQL answer over one shard: the grouping columns' stored
+/// values (from `firstColumn` on, in the order of the `.field` columns) resolved to Loki
+/// text, with a cache of the shard's string ids (one id is the same text on every row).
+struct MetricGroupLabels {
+    let names: [String]
+    /// The `.field` columns: their position among the labels, and the field.
+    let fields: [(index: Int, field: FieldID)]
+    private var texts: [String?]
+    private var resolved: [FieldID: [Int64: String]] = [:]
+
+    init(names: [String], columns: [MetricGroupColumn]) {
+        self.names = names
+        var fields: [(index: Int, field: FieldID)] = []
+        for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }
+        self.fields = fields
+        texts = columns.map { if case .constant(let v) = $0 { v } else { nil } }
+    }
+
+    mutating func labels(of row: SQLiteStatement, from firstColumn: Int32, in reader: ShardReader) throws -> LokiLabels {
+        for (position, (index, field)) in fields.enumerated() {
+            let column = firstColumn + Int32(position)
+            guard !row.isNull(column) else { texts[index] = ""; continue }
+            let stored = row.integer(column)
+            if let known = resolved[field]?[stored] { texts[index] = known; continue }
+            let text = try LokiQueryEngine.labelText(field, stored, reader) ?? ""
+            resolved[field, default: [:]][stored] = text
+            texts[index] = text
+        }
+        return LokiLabels(zip(names, texts).map { ($0, $1 ?? "") })
+    }
+}
+
 /// The evaluation of one metric expression over the engine's store.
 private struct MetricContext {
     let engine: LokiQueryEngine
@@ -502,28 +534,15 @@ private struct MetricContext {
     /// One grouped statement per shard part: count, sum, min and max per group and bucket.
     static func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
                                 columns: [MetricGroupColumn], into samples: inout BucketedSamples) throws {
-        var fields: [(index: Int, field: FieldID)] = []
-        for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }
+        var groupLabels = MetricGroupLabels(names: names, columns: columns)
         let value = plan.unwrapped ?? "1.0"
-        let keys = fields.map { "r.\"\($0.field.name)\"" }
+        let keys = groupLabels.fields.map { "r.\"\($0.field.name)\"" }
         let select = keys + [samples.bucketSQL, "count(*)", "sum(\(value))", "min(\(value))", "max(\(value))"]
         let groupBy = (1...(keys.count + 1)).map(String.init).joined(separator: ", ")
         let sql = "SELECT \(select.joined(separator: ", ")) FROM flow_rows AS r WHERE \(conditions) GROUP BY \(groupBy)"
-        var texts: [String?] = columns.map { if case .constant(let v) = $0 { v } else { nil } }
-        // One shard's ids resolve to the same text for every row: cache them.
-        var resolved: [FieldID: [Int64: String]] = [:]
         try reader.query(sql) { row in
-            for (position, (index, field)) in fields.enumerated() {
-                let column = Int32(position)
-                guard !row.isNull(column) else { texts[index] = ""; continue }
-                let stored = row.integer(column)
-                if let known = resolved[field]?[stored] { texts[index] = known; continue }
-                let text = try LokiQueryEngine.labelText(field, stored, reader) ?? ""
-                resolved[field, default: [:]][stored] = text
-                texts[index] = text
-            }
-            let base = Int32(fields.count)
-            let labels = LokiLabels(zip(names, texts).map { ($0, $1 ?? "") })
+            let base = Int32(keys.count)
+            let labels = try groupLabels.labels(of: row, from: 0, in: reader)
             samples.add(labels, bucket: row.integer(base), count: row.integer(base + 1), sum: row.double(base + 2),
                         min: row.double(base + 3), max: row.double(base + 4))
         }

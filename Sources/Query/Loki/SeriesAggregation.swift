@@ -71,8 +71,8 @@ enum SeriesAggregation {
     /// time range (the query then skips the shard with a warning, as for any damaged shard).
     static func aggregate(_ reader: ShardReader, plan: LogQLPlanner.Plan, names: [String], columns: [MetricGroupColumn],
                           buckets span: ClosedRange<Int64>, into samples: inout BucketedSamples) throws {
-        var fields: [(index: Int, field: FieldID)] = []
-        for (i, column) in columns.enumerated() { if case .field(let f) = column { fields.append((i, f)) } }
+        var groupLabels = MetricGroupLabels(names: names, columns: columns)
+        let fields = groupLabels.fields
         var conditions = plan.conditions
         if let field = plan.unwrappedField { conditions.append("r.\"\(TrafficSeries.presenceColumn(field))\" = 1") }
         let value = plan.unwrappedField.map { ", d.\"\($0.name)\"" } ?? ""
@@ -87,8 +87,6 @@ enum SeriesAggregation {
         var outputOfGroup: [Int64: Int] = [:]
         var flows: [Int64] = []
         var sums: [Double] = []
-        var texts: [String?] = columns.map { if case .constant(let v) = $0 { v } else { nil } }
-        var resolved: [FieldID: [Int64: String]] = [:]
         let secondsColumn = Int32(1 + fields.count)
         let lowMs = samples.lowMs, highMs = samples.highMs, widthMs = samples.widthMs, offsetMs = samples.offsetMs
         var malformed = false
@@ -98,16 +96,7 @@ enum SeriesAggregation {
             if let known = outputOfGroup[group] {
                 output = known
             } else {
-                for (position, (index, field)) in fields.enumerated() {
-                    let column = Int32(1 + position)
-                    guard !row.isNull(column) else { texts[index] = ""; continue }
-                    let stored = row.integer(column)
-                    if let known = resolved[field]?[stored] { texts[index] = known; continue }
-                    let text = try LokiQueryEngine.labelText(field, stored, reader) ?? ""
-                    resolved[field, default: [:]][stored] = text
-                    texts[index] = text
-                }
-                let labels = LokiLabels(zip(names, texts).map { ($0, $1 ?? "") })
+                let labels = try groupLabels.labels(of: row, from: 1, in: reader)
                 if let known = outputIndex[labels] {
                     output = known
                 } else {
