@@ -2,7 +2,7 @@ import FlowGenerator
 import FlowModel
 import FlowrecTesting
 import Foundation
-import ShardStore
+@testable import ShardStore
 import StorageKit
 import Testing
 
@@ -111,5 +111,24 @@ import Testing
         var tables = 0
         try reader.query("SELECT count(*) FROM sqlite_master WHERE name LIKE 'series_%'") { tables = Int($0.integer(0)) }
         #expect(tables == 0)
+    }
+
+    /// Sparse traffic (a group per few flows) gets no series; the same number of flows in
+    /// few groups does. Rows go straight to the builder: no shard is needed to count.
+    @Test func sparseShardsGetNoSeries() throws {
+        func tables(groups: Int64, rows: Int64) throws -> Int {
+            let builder = TrafficSeriesBuilder()
+            for i in 0..<rows {
+                // The group changes with the first field (a new run of the seal order).
+                builder.add(end: Self.start + i, stored: { $0 == 0 ? i % groups : nil }, text: { _ in nil }, value: { _ in 10 })
+            }
+            let db = try SQLiteDatabase(path: ":memory:")
+            try db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value)")
+            try builder.write(into: db)
+            return Int(try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name LIKE 'series_%' AND type = 'table'") ?? -1)
+        }
+        let rows: Int64 = 100_000  // at most max(10,000, 12,500) groups
+        #expect(try tables(groups: 12_000, rows: rows) == 2)
+        #expect(try tables(groups: 13_000, rows: rows) == 0)
     }
 }

@@ -9,8 +9,8 @@ import StorageKit
 /// with `t` and `d` whole seconds taken from the clock, so no cut of whole minutes gives
 /// Loki's sums, while a cut of whole seconds does (each second `(s − 1, s]` lies in one
 /// window bucket). Why per group and not per flow: one hour of the medium cluster is 3.6M
-/// flows but 2.0M (group, second) entries over 55k groups, and the entries of one group
-/// compress to about 2.3 bytes per flow (bench/NOTES.md, "Topology").
+/// flows but 2.0M (group, second) entries over 55k groups, 3.2 bytes per flow in the
+/// shard at level 3 (bench/NOTES.md, "Topology").
 ///
 /// - `series_groups`: one row per distinct combination of `fields` (stored as in
 ///   `flow_rows`: string ids of the shard's dictionary, integers as they are), the
@@ -25,8 +25,8 @@ import StorageKit
 /// Built while the sealer or the merger copies the rows (`TrafficSeriesBuilder`, no extra
 /// pass); absent (and `meta.traffic_series` unset) when a shard cannot have one exactly:
 /// a flow without an end time, a value that does not fit a signed 64-bit sum, or more
-/// groups than `maximumGroups(rows:)` (where the projection would not be smaller than
-/// the rows it stands for). Readers fall back to the rows then, as for older shards.
+/// groups than `maximumGroups(rows:)` (sparse traffic, where it would cost more disk
+/// than it saves time). Readers fall back to the rows then, as for older shards.
 package enum TrafficSeries {
     /// `meta` key and value of a shard holding a complete projection in this format.
     package static let metaKey = "traffic_series"
@@ -58,9 +58,13 @@ package enum TrafficSeries {
     /// Every column of `series_groups` a condition may name, besides `group_id`.
     package static let groupColumns: Set<String> = Set(fields.map(\.name) + bookkeeping + values.map(presenceColumn))
 
-    /// More groups than this and the shard gets no projection: with about one group per
-    /// four flows its entries would be nearly one per flow, no cheaper to read than rows.
-    static func maximumGroups(rows: Int64) -> Int { max(10_000, Int(rows / 4)) }
+    /// More groups than this and the shard gets no projection. A group row is wide (38
+    /// columns), and sparse traffic has about one entry per flow: a day of one flow per
+    /// second merged into one shard has a group per five flows, and a series there added
+    /// 10 bytes per flow to 27 (at level 19) where the rows read fast anyway. One hour of
+    /// the medium cluster at 1,000 flows/s has a group per 65 flows. Small shards (under
+    /// 10,000 groups) always get one: they cost little either way.
+    static func maximumGroups(rows: Int64) -> Int { max(10_000, Int(rows / 8)) }
 
     /// The tables (written to `migrations/shard/0003_traffic_series.sql` as well).
     package static var createSQL: String {
