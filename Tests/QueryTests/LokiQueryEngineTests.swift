@@ -177,9 +177,10 @@ import Testing
         slicedReference.rowsPerPart = SkipIndex.granuleRows
         // Sealed shards' traffic series answer what they can; without them every shard's
         // rows do, whole and in parts.
-        var rowsOnly = sql, slicedRowsOnly = slicedSQL
+        var rowsOnly = sql, slicedRowsOnly = slicedSQL, sparseSeries = sql
         rowsOnly.readsTrafficSeries = false
         slicedRowsOnly.readsTrafficSeries = false
+        sparseSeries.seriesDenseSlots = 1  // every series output but the first summed sparsely
         let (first, last) = Self.span(flows)
         // An odd start (not on a step or a minute) and two step sizes.
         for step in ["15s", "17s"] {
@@ -190,7 +191,7 @@ import Testing
             guard case .matrix(let gridA, let x) = a, case .matrix(let gridB, let y) = b else { Issue.record("not matrices"); return }
             #expect(gridA == gridB)
             #expect(x == y, "\(query) step \(step)")
-            for engine in [slicedSQL, slicedReference, rowsOnly, slicedRowsOnly] {
+            for engine in [slicedSQL, slicedReference, rowsOnly, slicedRowsOnly, sparseSeries] {
                 let used = LokiQueryEngine.Statistics()
                 guard case .matrix(_, let z) = try engine.run(request, statistics: used) else { Issue.record("not a matrix"); return }
                 #expect(z == y, "\(query) step \(step), in one-granule parts: \(engine.rowsPerPart == SkipIndex.granuleRows) (SQL: \(engine.translatesToSQL), series: \(engine.readsTrafficSeries))")

@@ -32,6 +32,9 @@ package struct LokiQueryEngine {
     /// Whether sealed shards' traffic series answer the metric queries they can
     /// (`SeriesAggregation`); off, those read rows too (tests compare both).
     package var readsTrafficSeries = true
+    /// Output-and-bucket slots a traffic-series answer sums densely (tests make it 1, so
+    /// every output but the first takes the sparse path).
+    package var seriesDenseSlots = SeriesAggregation.denseSlots
 
     package init(store: ShardStore, model: LokiStreamModel, limits: QueryLimits) {
         self.store = store
@@ -398,7 +401,7 @@ private struct MetricContext {
         let parts = ScanPlanner.parts(of: shards, rowsPerPart: engine.rowsPerPart)
         let guarding = QueryGuard(engine.limits)
         let work = RangeWork(directory: engine.store.directory, model: engine.model, translatesToSQL: engine.translatesToSQL,
-                             readsTrafficSeries: engine.readsTrafficSeries,
+                             readsTrafficSeries: engine.readsTrafficSeries, seriesDenseSlots: engine.seriesDenseSlots,
                              maxGroups: engine.maxGroups, statistics: statistics, range: range, names: groupBy.map(Self.unique),
                              skip: skip, guarding: guarding, shards: shards)
         let next = Atomic<Int>(0)
@@ -438,6 +441,7 @@ private struct MetricContext {
         let model: LokiStreamModel
         let translatesToSQL: Bool
         let readsTrafficSeries: Bool
+        let seriesDenseSlots: Int
         let maxGroups: Int
         let statistics: LokiQueryEngine.Statistics
         let range: RangeAggregation
@@ -463,7 +467,8 @@ private struct MetricContext {
                     if try SeriesAggregation.available(in: reader) {
                         // The whole shard at once, by its first part; the others have nothing to add.
                         guard part.rowids.above == nil else { return true }
-                        try SeriesAggregation.aggregate(reader, plan: plan, names: names, columns: groupColumns, buckets: buckets, into: &samples)
+                        try SeriesAggregation.aggregate(reader, plan: plan, names: names, columns: groupColumns, buckets: buckets,
+                                                        denseSlots: seriesDenseSlots, into: &samples)
                         statistics.countFromSeries()
                         return true
                     }

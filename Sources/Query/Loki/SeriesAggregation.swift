@@ -60,6 +60,9 @@ enum SeriesAggregation {
         return first...last
     }
 
+    /// Output-and-bucket slots summed in dense arrays (16 bytes each: 64 MiB at most).
+    static let denseSlots = 1 << 22
+
     /// Whether the shard at `reader` holds a complete traffic series.
     static func available(in reader: ShardReader) throws -> Bool {
         try reader.meta(TrafficSeries.metaKey) == TrafficSeries.version
@@ -70,7 +73,7 @@ enum SeriesAggregation {
     /// `unreadableShard` for a malformed series or one with seconds outside the shard's
     /// time range (the query then skips the shard with a warning, as for any damaged shard).
     static func aggregate(_ reader: ShardReader, plan: LogQLPlanner.Plan, names: [String], columns: [MetricGroupColumn],
-                          buckets span: ClosedRange<Int64>, into samples: inout BucketedSamples) throws {
+                          buckets span: ClosedRange<Int64>, denseSlots: Int = denseSlots, into samples: inout BucketedSamples) throws {
         var groupLabels = MetricGroupLabels(names: names, columns: columns)
         let fields = groupLabels.fields
         var conditions = plan.conditions
@@ -85,8 +88,13 @@ enum SeriesAggregation {
         var outputs: [LokiLabels] = []
         var outputIndex: [LokiLabels: Int] = [:]
         var outputOfGroup: [Int64: Int] = [:]
+        // Per output and bucket, flows and sum: dense arrays for the first outputs (a
+        // console query has tens of buckets and at most thousands of outputs), a
+        // dictionary of the slots that have flows beyond `denseSlots`.
         var flows: [Int64] = []
         var sums: [Double] = []
+        let denseOutputs = max(1, denseSlots / max(1, buckets))
+        var sparse: [Int: (flows: Int64, sum: Double)] = [:]
         let secondsColumn = Int32(1 + fields.count)
         let lowMs = samples.lowMs, highMs = samples.highMs, widthMs = samples.widthMs, offsetMs = samples.offsetMs
         var malformed = false
@@ -103,8 +111,10 @@ enum SeriesAggregation {
                     output = outputs.count
                     outputs.append(labels)
                     outputIndex[labels] = output
-                    flows += repeatElement(0, count: buckets)
-                    sums += repeatElement(0, count: buckets)
+                    if output < denseOutputs {
+                        flows += repeatElement(0, count: buckets)
+                        sums += repeatElement(0, count: buckets)
+                    }
                 }
                 outputOfGroup[group] = output
             }
@@ -118,8 +128,13 @@ enum SeriesAggregation {
                         // The catalog's time range of the shard bounds its seconds.
                         guard span.contains(bucket) else { malformed = true; return }
                         let slot = base + Int(bucket - firstBucket)
-                        flows[slot] += n
-                        sums[slot] += Double(sum)
+                        if output < denseOutputs {
+                            flows[slot] += n
+                            sums[slot] += Double(sum)
+                        } else {
+                            sparse[slot, default: (0, 0)].flows += n
+                            sparse[slot, default: (0, 0)].sum += Double(sum)
+                        }
                     }
                     if value.isEmpty {
                         return TrafficSeries.forEachSecond(seconds: seconds, counts: counts, value: nil, body)
@@ -133,13 +148,16 @@ enum SeriesAggregation {
             throw ShardStoreError(.unreadableShard, "the traffic series (series_data) of \(reader.path) is malformed")
         }
         let unwrapped = plan.unwrappedField != nil
-        for (output, labels) in outputs.enumerated() {
+        func add(_ labels: LokiLabels, bucket: Int, flows n: Int64, sum: Double) {
+            // As the rows' SQL: without a value each flow counts 1 (sum = count, min = max = 1).
+            samples.add(labels, bucket: firstBucket + Int64(bucket), count: n, sum: unwrapped ? sum : Double(n),
+                        min: unwrapped ? .infinity : 1, max: unwrapped ? -.infinity : 1)
+        }
+        for (output, labels) in outputs.enumerated().prefix(denseOutputs) {
             for b in 0..<buckets where flows[output * buckets + b] > 0 {
-                let n = flows[output * buckets + b]
-                // As the rows' SQL: without a value each flow counts 1 (sum = count, min = max = 1).
-                samples.add(labels, bucket: firstBucket + Int64(b), count: n, sum: unwrapped ? sums[output * buckets + b] : Double(n),
-                            min: unwrapped ? .infinity : 1, max: unwrapped ? -.infinity : 1)
+                add(labels, bucket: b, flows: flows[output * buckets + b], sum: sums[output * buckets + b])
             }
         }
+        for (slot, total) in sparse { add(outputs[slot / buckets], bucket: slot % buckets, flows: total.flows, sum: total.sum) }
     }
 }
