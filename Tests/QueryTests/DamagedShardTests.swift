@@ -3,6 +3,7 @@ import FlowrecTesting
 import Foundation
 @testable import Query
 @testable import ShardStore
+import StorageKit
 import Testing
 
 /// A damaged sealed shard is skipped by `sql`, `query` and Loki's queries with a warning
@@ -63,5 +64,32 @@ import Testing
         #expect(largest > 0 && largest <= Double(others))
         let body = String(decoding: LokiResponse.body(answer, statistics: statistics), as: UTF8.self)
         #expect(body.contains(#""warnings":["shard \#(damaged.id)"#), "\(body.suffix(400))")
+    }
+
+    /// A sealed shard whose traffic series does not decode (its rows sound) answers from
+    /// its rows: the same numbers as a store read by rows alone, and no shard skipped.
+    @Test func aMalformedTrafficSeriesFallsBackToTheRows() throws {
+        let dir = TemporaryDirectory()
+        let (store, flows) = try LokiQueryEngineTests.makeStore(dir)
+        let shard = try #require(try store.shards().first { $0.state == .sealed })
+        let path = dir.path + "/" + shard.path, plain = dir.path + "/plain.sqlite"
+        try SeekableZstd.decompress(source: path, destination: plain)
+        do {
+            let db = try SQLiteDatabase(path: plain)
+            try db.execute("UPDATE series_data SET counts = x'80'")  // a varint that never ends
+        }
+        _ = try SeekableZstd.compress(source: plain, destination: path, level: 3)
+
+        let (first, last) = LokiQueryEngineTests.span(flows)
+        let request = try LokiRangeRequest(["query": LokiQueryEngineTests.metricQueries[0], "start": String(first / 1000 + 7),
+                                            "end": String(last / 1000 + 1), "step": "15s"], nowNs: 0, maxEntries: 5000, maxLengthNs: .max)
+        var (engine, _) = try LokiQueryEngineTests.engines(store)
+        let statistics = LokiQueryEngine.Statistics()
+        guard case .matrix(_, let got) = try engine.run(request, statistics: statistics) else { Issue.record("not a matrix"); return }
+        engine.readsTrafficSeries = false
+        guard case .matrix(_, let rows) = try engine.run(request) else { Issue.record("not a matrix"); return }
+        #expect(got == rows)
+        #expect(statistics.seriesFallbacks == 1 && statistics.fromSeries == 3)
+        #expect(statistics.unreadable.all.isEmpty)
     }
 }

@@ -75,6 +75,10 @@ package struct LokiQueryEngine {
         /// Shards whose traffic series answered (`SeriesAggregation`), their rows unread.
         package var fromSeries: Int { fromSeriesCount.load(ordering: .relaxed) }
         func countFromSeries() { fromSeriesCount.add(1, ordering: .relaxed) }
+        private let seriesFallbackCount = Atomic<Int>(0)
+        /// Shards whose traffic series did not decode, read as rows instead.
+        package var seriesFallbacks: Int { seriesFallbackCount.load(ordering: .relaxed) }
+        func countSeriesFallback() { seriesFallbackCount.add(1, ordering: .relaxed) }
         /// Damaged shards skipped (the answer's `warnings`).
         package let unreadable = UnreadableShards()
         /// Shards ruled out, granules read.
@@ -451,26 +455,33 @@ private struct MetricContext {
         let shards: [ShardRecord]
 
         /// Adds one part's samples; false when the selection can match nothing at all.
-        func aggregate(_ part: ScanPlanner.Part, into samples: inout BucketedSamples) throws -> Bool {
+        /// `series` false: read the rows even where a traffic series could answer.
+        func aggregate(_ part: ScanPlanner.Part, into samples: inout BucketedSamples, series: Bool = true) throws -> Bool {
             let shard = shards[part.shard]
             let selection = range.selection
-            guard let reader = try LokiQueryEngine.reader(shard.id, directory, guarding, statistics, counting: part.rowids.above == nil)
+            guard let reader = try LokiQueryEngine.reader(shard.id, directory, guarding, statistics, counting: part.rowids.above == nil && series)
             else { return true }
             let functions = LogQLSQLFunctions()
             functions.register(on: reader.db)
             let plan = translatesToSQL ? LokiQueryEngine.planner(model, reader).plan(selection) : .untranslated
             if plan.empty { return false }
             let groupColumns = names.flatMap { MetricContext.groupColumns($0, model: model, extracting: selection.stages.contains(.json)) }
-            if readsTrafficSeries, let names, let groupColumns, SeriesAggregation.applies(range.function, plan: plan, columns: groupColumns, samples: samples),
+            if series, readsTrafficSeries, let names, let groupColumns, SeriesAggregation.applies(range.function, plan: plan, columns: groupColumns, samples: samples),
                let buckets = SeriesAggregation.buckets(of: shard, samples) {
                 do {
                     if try SeriesAggregation.available(in: reader) {
                         // The whole shard at once, by its first part; the others have nothing to add.
                         guard part.rowids.above == nil else { return true }
-                        try SeriesAggregation.aggregate(reader, plan: plan, names: names, columns: groupColumns, buckets: buckets,
-                                                        denseSlots: seriesDenseSlots, into: &samples)
-                        statistics.countFromSeries()
-                        return true
+                        do {
+                            try SeriesAggregation.aggregate(reader, plan: plan, names: names, columns: groupColumns, buckets: buckets,
+                                                            denseSlots: seriesDenseSlots, into: &samples)
+                            statistics.countFromSeries()
+                            return true
+                        } catch is SeriesAggregation.MalformedSeries {
+                            // The other parts left their rows to this one: read the whole shard.
+                            statistics.countSeriesFallback()
+                            return try aggregate(ScanPlanner.Part(shard: part.shard, rowids: (nil, nil)), into: &samples, series: false)
+                        }
                     }
                 } catch where functions.failure == nil && guarding.interruption() == nil && statistics.unreadable.skip(shard.id, after: error) {
                     return true

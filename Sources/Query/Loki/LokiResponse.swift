@@ -97,6 +97,6 @@ package enum LokiResponse {
     }
 
     private static func appendStats(_ s: LokiQueryEngine.Statistics, entries: Int, to out: inout [UInt8]) {
-        out += Array(#""stats":{"summary":{"totalEntriesReturned":\#(entries)},"flowrec":{"shardsRead":\#(s.shardsRead),"flowsDecoded":\#(s.flowsDecoded),"shardsAggregatedInSQL":\#(s.aggregatedInSQL),"shardsFromTrafficSeries":\#(s.fromSeries)}}"#.utf8)
+        out += Array(#""stats":{"summary":{"totalEntriesReturned":\#(entries)},"flowrec":{"shardsRead":\#(s.shardsRead),"flowsDecoded":\#(s.flowsDecoded),"shardsAggregatedInSQL":\#(s.aggregatedInSQL),"shardsFromTrafficSeries":\#(s.fromSeries),"trafficSeriesFallbacks":\#(s.seriesFallbacks)}}"#.utf8)
     }
 }

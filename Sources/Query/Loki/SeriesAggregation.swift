@@ -63,6 +63,12 @@ enum SeriesAggregation {
     /// Output-and-bucket slots summed in dense arrays (16 bytes each: 64 MiB at most).
     static let denseSlots = 1 << 22
 
+    /// A shard's series could not be decoded (its rows may still be sound).
+    struct MalformedSeries: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "the traffic series (series_data) of \(path) is malformed" }
+    }
+
     /// Whether the shard at `reader` holds a complete traffic series.
     static func available(in reader: ShardReader) throws -> Bool {
         try reader.meta(TrafficSeries.metaKey) == TrafficSeries.version
@@ -70,8 +76,8 @@ enum SeriesAggregation {
 
     /// Adds the shard's series to `samples`: per output label set and bucket, the flows
     /// and the unwrapped value's sum, in `buckets` (`buckets(of:_:)`). Throws
-    /// `unreadableShard` for a malformed series or one with seconds outside the shard's
-    /// time range (the query then skips the shard with a warning, as for any damaged shard).
+    /// `MalformedSeries`, having added nothing, for blobs that do not decode or seconds
+    /// outside the shard's time range: the caller reads the shard's rows instead.
     static func aggregate(_ reader: ShardReader, plan: LogQLPlanner.Plan, names: [String], columns: [MetricGroupColumn],
                           buckets span: ClosedRange<Int64>, denseSlots: Int = denseSlots, into samples: inout BucketedSamples) throws {
         var groupLabels = MetricGroupLabels(names: names, columns: columns)
@@ -144,9 +150,7 @@ enum SeriesAggregation {
             }
             if !ok { malformed = true }
         }
-        if malformed {
-            throw ShardStoreError(.unreadableShard, "the traffic series (series_data) of \(reader.path) is malformed")
-        }
+        if malformed { throw MalformedSeries(path: reader.path) }
         let unwrapped = plan.unwrappedField != nil
         func add(_ labels: LokiLabels, bucket: Int, flows n: Int64, sum: Double) {
             // As the rows' SQL: without a value each flow counts 1 (sum = count, min = max = 1).
