@@ -80,20 +80,18 @@ final class ShardIndexBuilder {
     }
 
     private func add(_ values: UnsafeMutablePointer<OpaquePointer?>) {
-        let end = sqlite3_value_type(values[0]) == SQLITE_INTEGER ? sqlite3_value_int64(values[0]) : nil
+        let end = Self.integer(values[0])
         let bookkeeping = 1 + SkipIndex.fields.count
         quoted.add(Self.text(values[bookkeeping]))
         nulls.add(Self.text(values[bookkeeping + 1]))
-        addRow(end: end) { i in
-            let value = values[i + 1]
-            return sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
-        }
+        addRow(end: end) { Self.integer(values[$0 + 1]) }
         let texts = Self.seriesFrom + TrafficSeries.fields.count
         let sums = texts + TrafficSeries.bookkeeping.count
         series.add(end: end, stored: { Self.integer(values[Self.seriesFrom + $0]) }, text: { Self.text(values[texts + $0]) },
                    value: { Self.integer(values[sums + $0]) })
     }
 
+    /// An integer argument, nil when NULL (or, never here, another type).
     private static func integer(_ value: OpaquePointer?) -> Int64? {
         sqlite3_value_type(value) == SQLITE_INTEGER ? sqlite3_value_int64(value) : nil
     }

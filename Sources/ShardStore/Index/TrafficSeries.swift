@@ -115,7 +115,7 @@ package enum TrafficSeries {
 
     /// Reads the varint at `offset`, advancing it; nil past the end or on a malformed one.
     @inline(__always)
-    package static func readVarint(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
+    static func readVarint(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while offset < bytes.count, shift < 64 {
@@ -129,7 +129,7 @@ package enum TrafficSeries {
     }
 
     static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
-    package static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
+    static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
 
     /// One chunk of a group's series, decoded: calls `body(second, flows, sums)` per entry,
     /// `sums` holding the chosen value's sum (0 when `value` is nil). False when a blob is
@@ -281,7 +281,7 @@ final class TrafficSeriesBuilder {
                 }
             }
         }
-        let second = (end + 999).dividedFlooringBy(1000)
+        let second = floorDiv(end + 999, 1000)
         let slot = runSlot[lastGroup]
         guard slot >= 0 else {
             runSlot[lastGroup] = run.count
@@ -372,8 +372,4 @@ final class TrafficSeriesBuilder {
         meta.bind(2, TrafficSeries.version)
         try meta.step()
     }
-}
-
-private extension Int64 {
-    func dividedFlooringBy(_ d: Int64) -> Int64 { self >= 0 ? self / d : -((-self + d - 1) / d) }
 }
