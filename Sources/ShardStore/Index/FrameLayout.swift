@@ -2,8 +2,9 @@ import StorageKit
 
 /// Where a sealed shard's zstd frames begin, so that each run of `granulesPerFrame`
 /// granules is decompressed on its own, and the schema and dictionary (what every query
-/// reads first) apart from the rows: a needle query then decompresses the small head, the small tail (the skip
-/// index, `meta`) and the granules it reads, instead of whole 1 MiB frames around each.
+/// reads first) apart from the rows: a needle query then decompresses the small head,
+/// the small tail (the skip index, `meta`) and the granules it reads, instead of whole
+/// 1 MiB frames around each.
 ///
 /// Rows inserted in row id order fill leaf pages in order, so a granule's rows are one
 /// run of pages; SQLite's `dbstat` table gives each leaf page's cells in row order.

@@ -82,12 +82,16 @@ package enum SkipIndex {
 
     /// Rows per granule: the unit a filtered scan reads or skips. Smaller granules mean
     /// fewer rows stepped through for a needle (SQLite decodes every row it passes), more
-    /// zone maps and filters to keep; frames are cut per `granulesPerFrame` granules so
-    /// that compression still sees about a megabyte at a time (bench/NOTES.md, "Granules").
+    /// zone maps and filters to keep (bench/NOTES.md, "Granules").
     package static let granuleRows: Int64 = 2048
 
-    /// Granules per zstd frame: 4 × 2,048 rows of about 175 bytes is about 1.4 MB.
-    static let granulesPerFrame = 4
+    /// Granules per zstd frame: a frame of one granule (2,048 rows of about 175 bytes,
+    /// about 350 KB) is what a needle query decompresses per granule it reads. Four per
+    /// frame compressed 1.4% better on merged days, but an address or port needle reads
+    /// a quarter of a day's granules, scattered, and so decompressed three quarters of
+    /// every frame; over 30 merged days that was 70% of its time (bench/NOTES.md, "Long
+    /// ranges").
+    static let granulesPerFrame = 1
 
     /// A field with at most this many distinct values in a shard is summarised by the
     /// values themselves, more than that by a Bloom filter.
