@@ -149,6 +149,43 @@ import Testing
         }
     }
 
+    /// The same questions once the sealed shards are merged into one (string ids found by
+    /// binary search, granules read through a join with their row id ranges), and a
+    /// filtered text column selected (returned as the filter's text, not looked up per row).
+    @Test func mergedShardsAnswerTheSameAndReturnFilteredColumns() throws {
+        let fixture = try Fixture()
+        // Half-hour merge windows: the first half hour's two sealed shards merge; the
+        // second waits for its active shard.
+        var policy = MergePolicy(windowMs: 1_800_000, maxRows: 10_000_000, level: 3)
+        policy.sourceGraceMs = 0
+        #expect(try fixture.store.mergeSealedShards(policy).map(\.sources.count) == [2])
+        let (src, dst) = fixture.mostCommonPair()
+        let pod = fixture.rareValue(of: "SrcK8S_Name", atLeast: 5)
+        let cases: [[(String, IndexValue)]] = [
+            [("SrcK8S_Namespace", .text(src)), ("DstK8S_Namespace", .text(dst))],
+            [("DstAddr", fixture.rareValue(of: "DstAddr", atLeast: 3))],
+            [("DstPort", fixture.rareValue(of: "DstPort", atLeast: 2))],
+            [("SrcK8S_Name", pod)],
+            [("SrcK8S_Namespace", .text(src)), ("DstK8S_Name", .text("no-such-pod"))],
+        ]
+        for terms in cases {
+            let expected = fixture.direct(terms)
+            let (sql, plan) = try Self.throughSQL(fixture.store, terms)
+            #expect(sql == expected, "\(terms) through sql: \(plan)")
+            #expect(try Self.throughQuery(fixture.store, terms).0 == expected, "\(terms) through query")
+        }
+        let connection = try FlowsAcrossShards(store: fixture.store, fromMs: nil, toMs: nil)
+        var rows: [String] = []
+        try connection.query("""
+            SELECT SrcK8S_Name, SrcK8S_Namespace IS NULL, count(*) FROM flows WHERE SrcK8S_Name = \(Self.sqlLiteral(pod)) GROUP BY 1, 2
+            """) { row in
+            rows.append("\(row.text(0) ?? "NULL") \(row.integer(1)) \(row.integer(2))")
+            return true
+        }
+        guard case .text(let name) = pod else { Issue.record("a pod name is text"); return }
+        #expect(rows == ["\(name) 0 \(fixture.direct([("SrcK8S_Name", pod)]).0)"])
+    }
+
     /// A limited query consults the skip summaries of the shards it reaches, not of every
     /// shard in the range: stopping at a match in the first shard, it rules none out,
     /// where reading everything rules out the later shards without the value.

@@ -72,6 +72,29 @@ import Testing
         #expect(try storedFlows(store).count == Self.lines.count + 1)
     }
 
+    /// A merged shard's string ids follow the values' order and say so, so a filter's text
+    /// is found by binary search: every stored string at its own id, texts between them
+    /// and beyond both ends absent. A shard as sealed keeps arrival order: unknown.
+    @Test func aMergedShardFindsAStringIDByBinarySearch() throws {
+        let dir = TemporaryDirectory()
+        let store = try Self.store(dir, hours: 6)
+        let sealed = try #require(try store.shards().first { $0.state == .sealed && $0.rowCount > 0 })
+        #expect(try store.reader(for: sealed.id).stringID(of: "anything") == .unknown)
+        try store.mergeSealedShards(Self.daily)
+        let merged = try #require(try store.shards().first { $0.id.windowEndMs - $0.id.windowStartMs == Self.mergeWindowMs })
+        let reader = try store.reader(for: merged.id)
+        var strings: [(Int64, String)] = []
+        try reader.query("SELECT id, value FROM strings ORDER BY id") { strings.append(($0.integer(0), $0.text(1) ?? "")) }
+        #expect(strings.count > 100)
+        for (id, value) in strings {
+            #expect(try reader.stringID(of: value) == .id(id), "\(value)")
+            #expect(try reader.stringID(of: value + "\u{0}") == .absent)
+        }
+        for outside in ["", "\u{0}", "\u{10FFFF}", "zzzz-no-such-value"] where !strings.contains(where: { $0.1 == outside }) {
+            #expect(try reader.stringID(of: outside) == .absent, "\(outside.unicodeScalars.map(\.value))")
+        }
+    }
+
     @Test func aMergeWaitsForAForwarderThatHasPartOfTheDayAndCarriesCompleteDeliveries() throws {
         let dir = TemporaryDirectory()
         let store = try Self.store(dir)

@@ -156,7 +156,7 @@ package struct LokiQueryEngine {
                 nothingMatches = true
                 return false
             }
-            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules + plan.allConditions
+            let conditions = ["r.\"TimeFlowEndMs\" >= \(fromMs)", "r.\"TimeFlowEndMs\" < \(toMs)"] + granules.conditions + plan.allConditions
             let direction = backward ? "DESC" : "ASC"
             let order = "r.\"TimeFlowEndMs\" \(direction), r.rowid \(direction)"
             var taken = 0
@@ -169,13 +169,13 @@ package struct LokiQueryEngine {
                     // for every row that passes the filter (the flow table of the Loki
                     // benchmark, by hand over HTTP: 190 ms that way, 55 ms this way).
                     var picked: [Int64] = []
-                    try reader.query("SELECT r.rowid FROM flow_rows AS r WHERE \(selected) ORDER BY \(order) LIMIT \(request.limit)") {
+                    try reader.query("SELECT r.rowid FROM \(granules.from) WHERE \(selected) ORDER BY \(order) LIMIT \(request.limit)") {
                         picked.append($0.integer(0))
                     }
                     if picked.isEmpty { return true }
                     selected = "r.rowid IN (\(picked.map(String.init).joined(separator: ",")))"
                 }
-                try reader.forEachFlow(where: selected, orderBy: order, limit: nil) { rowID, flow in
+                try reader.forEachFlow(in: plan.isExact ? .all : granules, where: selected, orderBy: order, limit: nil) { rowID, flow in
                     statistics.countDecoded()
                     let ms = flow.integer(FlowSchema.requiredField) ?? 0
                     if let threshold, backward ? ms < threshold.ms : ms > threshold.ms { return false }
@@ -229,14 +229,13 @@ package struct LokiQueryEngine {
         LogQLPlanner(model: model, encoding: reader.timeEncoding, bookkeeping: (try? reader.bookkeepingFields()) ?? nil)
     }
 
-    /// The rowid condition that keeps a shard's read to its candidate granules (empty
-    /// when every row is read), or nil when none can match or the shard is damaged.
+    /// The rows of a shard's candidate granules (all of them when it has no skip
+    /// index), or nil when none can match or the shard is damaged.
     static func granules(_ reader: ShardReader, _ shard: ShardID, _ skip: SkipFilter, _ statistics: Statistics,
-                         within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> [String]? {
+                         within rowids: (above: Int64?, atMost: Int64?) = (nil, nil)) throws -> RowSelection? {
         do {
-            let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: rowids, statistics: statistics.scan)
-            if ranges?.isEmpty == true { return nil }
-            return ScanPlanner.rowidCondition(ranges, table: "r.").map { [$0] } ?? []
+            let rows = RowSelection(try ScanPlanner.rowRanges(reader, filter: skip, within: rowids, statistics: statistics.scan))
+            return rows.isEmpty ? nil : rows
         } catch where statistics.unreadable.skip(shard, after: error) {
             return nil
         }
@@ -492,17 +491,17 @@ private struct MetricContext {
             // The rows: only the part's granules that can hold matching flows.
             guard let granules = try LokiQueryEngine.granules(reader, shard.id, skip, statistics, within: part.rowids) else { return true }
             let conditions = (["r.\"TimeFlowEndMs\" > \(samples.lowMs)", "r.\"TimeFlowEndMs\" <= \(samples.highMs)"]
-                + part.conditions(table: "r.") + granules + plan.allConditions).joined(separator: " AND ")
+                + part.conditions(table: "r.") + granules.conditions + plan.allConditions).joined(separator: " AND ")
             do {
                 if plan.isExact, let names, let columns = groupColumns, range.function != .quantileOverTime {
-                    try MetricContext.aggregateInSQL(reader, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
+                    try MetricContext.aggregateInSQL(reader, rows: granules, conditions: conditions, plan: plan, names: names, columns: columns, into: &samples)
                     // Once per shard, as `shardsRead`: every part of a shard takes the same path.
                     if part.rowids.above == nil { statistics.countAggregatedInSQL() }
                 } else {
                     let evaluator = LogQLFlowEvaluator(model: model, selection: selection)
                     var decoded = 0
                     defer { statistics.countDecoded(decoded) }
-                    try reader.forEachFlow(where: conditions, orderBy: nil, limit: nil) { _, flow in
+                    try reader.forEachFlow(in: granules, where: conditions, orderBy: nil, limit: nil) { _, flow in
                         decoded += 1
                         guard let outcome = try evaluator.evaluate(flow) else { return true }
                         let labels = LokiLabels(outcome.labels.map { ($0.key, $0.value) })
@@ -548,14 +547,14 @@ private struct MetricContext {
     }
 
     /// One grouped statement per shard part: count, sum, min and max per group and bucket.
-    static func aggregateInSQL(_ reader: ShardReader, conditions: String, plan: LogQLPlanner.Plan, names: [String],
+    static func aggregateInSQL(_ reader: ShardReader, rows: RowSelection, conditions: String, plan: LogQLPlanner.Plan, names: [String],
                                 columns: [MetricGroupColumn], into samples: inout BucketedSamples) throws {
         var groupLabels = MetricGroupLabels(names: names, columns: columns)
         let value = plan.unwrapped ?? "1.0"
         let keys = groupLabels.fields.map { "r.\"\($0.field.name)\"" }
         let select = keys + [samples.bucketSQL, "count(*)", "sum(\(value))", "min(\(value))", "max(\(value))"]
         let groupBy = (1...(keys.count + 1)).map(String.init).joined(separator: ", ")
-        let sql = "SELECT \(select.joined(separator: ", ")) FROM flow_rows AS r WHERE \(conditions) GROUP BY \(groupBy)"
+        let sql = "SELECT \(select.joined(separator: ", ")) FROM \(rows.from) WHERE \(conditions) GROUP BY \(groupBy)"
         try reader.query(sql) { row in
             let base = Int32(keys.count)
             let labels = try groupLabels.labels(of: row, from: 0, in: reader)

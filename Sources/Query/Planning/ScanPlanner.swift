@@ -123,14 +123,15 @@ package struct ScanPlanner {
 
     /// What a per-shard statement reads `FROM` in place of the shard's `flows` view: the
     /// view itself when every row is read, else the view's columns over the candidate
-    /// row ranges of `flow_rows` (SQLite flattens the subquery, so the ranges are seeks).
+    /// row ranges of `flow_rows` (`RowSelection`: each range is one seek).
     /// With `withRowID`, the source also has `__rowid`, each row's id in the shard.
     package static func flowsSource(_ reader: ShardReader, ranges: [ClosedRange<Int64>]?, withRowID: Bool = false) -> String {
-        let condition = rowidCondition(ranges, table: "r.")
-        guard condition != nil || withRowID else { return "flows" }
+        let rows = RowSelection(ranges)
+        guard !rows.isWhole || withRowID else { return "flows" }
+        let conditions = rows.conditions
         return "(SELECT " + (withRowID ? "r.rowid AS __rowid, " : "")
             + ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding).joined(separator: ",")
-            + " FROM flow_rows AS r" + (condition.map { " WHERE " + $0 } ?? "") + ")"
+            + " FROM \(rows.from)" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + ")"
     }
 
     /// A rowid range of one shard, read by one worker: a big shard is cut into several
@@ -164,13 +165,6 @@ package struct ScanPlanner {
         return parts
     }
 
-    /// `ranges` as an SQL condition on `table`'s rowid (nil: no condition); SQLite reads
-    /// each range by seeking, not by scanning.
-    package static func rowidCondition(_ ranges: [ClosedRange<Int64>]?, table: String) -> String? {
-        guard let ranges else { return nil }
-        guard !ranges.isEmpty else { return "0" }
-        return "(" + ranges.map { "\(table)rowid BETWEEN \($0.lowerBound) AND \($0.upperBound)" }.joined(separator: " OR ") + ")"
-    }
 }
 
 /// What a query read, for `--explain`: a query is fast when few shards are opened and

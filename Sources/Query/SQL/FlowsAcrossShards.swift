@@ -257,25 +257,58 @@ package final class FlowsAcrossShards {
             batch.result(rowInBatch * max(usedCount, 1) + slots[column], to: context)
         }
 
+        /// The text a string column is held equal to by a pushed-down constraint, if any.
+        static func textEquality(on column: Int, in plan: ScanPlan) -> String? {
+            guard FlowSchema.fields.indices.contains(column), FlowSchema.fields[column].kind.isTextStored else { return nil }
+            for (constrained, value) in plan.equalities where constrained == column {
+                if case .text(let text) = value { return text }
+            }
+            return nil
+        }
+
         /// The statement over one shard's `flow_rows`: used columns decoded as the
         /// `flows` view decodes them, the time range and equalities on raw columns.
+        ///
+        /// A string column held equal to a text is returned as that text: every row the
+        /// statement yields has it, and looking each row's id up in `strings` again was
+        /// most of what a namespace-pair count spent per matching row.
         static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
                            part: ScanPlanner.Part, ranges: [ClosedRange<Int64>]? = nil) throws -> SQLiteStatement {
             let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
-            let columns = used.isEmpty ? "NULL" : used.map { expressions[$0] }.joined(separator: ",\n")
-            var conditions: [String] = []
             var parameters: [EqualityValue] = []
+            var selected: [String] = []
+            for column in used {
+                if let text = textEquality(on: column, in: plan) {
+                    parameters.append(.text(text))
+                    selected.append("?\(parameters.count) AS \"\(FlowSchema.fields[column].name)\"")
+                } else {
+                    selected.append(expressions[column])
+                }
+            }
+            let columns = used.isEmpty ? "NULL" : selected.joined(separator: ",\n")
+            var conditions: [String] = []
             let end = "r.\"TimeFlowEndMs\""
             if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
             if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
             conditions += part.conditions(table: "r.")
-            if let granules = ScanPlanner.rowidCondition(ranges, table: "r.") { conditions.append(granules) }
+            let rows = RowSelection(ranges)
+            conditions += rows.conditions
             for (column, value) in plan.equalities {
                 let spec = FlowSchema.fields[column]
                 let raw = "r.\"\(spec.name)\""
                 switch value {
-                case .text where spec.kind.isTextStored:
-                    conditions.append("\(raw) = (SELECT id FROM strings WHERE value = ?\(parameters.count + 1))")
+                case .text(let text) where spec.kind.isTextStored:
+                    switch try reader.stringID(of: text) {
+                    case .id(let id):
+                        conditions.append("\(raw) = ?\(parameters.count + 1)")
+                        parameters.append(.integer(id))
+                    case .absent:
+                        conditions.append("0")
+                    case .unknown:
+                        conditions.append("\(raw) = (SELECT id FROM strings WHERE value = ?\(parameters.count + 1))")
+                        parameters.append(value)
+                    }
+                    continue
                 case .integer where !spec.kind.isTextStored && ShardSchema.storedExpression(spec, table: "r.", encoding: reader.timeEncoding) == raw:
                     conditions.append("\(raw) = ?\(parameters.count + 1)")
                 default:
@@ -283,7 +316,7 @@ package final class FlowsAcrossShards {
                 }
                 parameters.append(value)
             }
-            let sql = "SELECT \(columns)\nFROM flow_rows AS r" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            let sql = "SELECT \(columns)\nFROM \(rows.from)" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             let statement = try reader.db.prepare(sql)
             for (i, value) in parameters.enumerated() {
                 switch value {

@@ -78,7 +78,9 @@ final class ParallelShardScan: Sendable {
     /// `lookahead` parts × `queuedBatches` of them wait: tens of MiB, whatever the range.
     static let rowsPerBatch = 1024
     static let queuedBatches = 4
-    static var workerLimit: Int { max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)) }
+    /// Read once: Foundation reads the cgroup's CPU quota files on every call, a
+    /// measurable part of a needle query that opens thirty shards.
+    static let workerLimit: Int = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
 
     private let partCount: Int
     private let open: @Sendable (Int) throws -> (SQLiteStatement?, keep: AnyObject)

@@ -236,6 +236,7 @@ struct ShardMerger {
             ("window_end_ms", String(id.windowEndMs)), ("part", String(id.part)), ("created_ms", String(nowMs)),
             ("row_count", String(copy.rows)), ("content_checksum", String(copy.checksum, radix: 16)), ("sealed_ms", String(nowMs)),
             (SkipIndex.sealOrderMetaKey, SkipIndex.sealOrder), ("merged_from", sources.map(\.id.description).joined(separator: ",")),
+            (ShardReader.stringsOrderMetaKey, ShardReader.stringsInValueOrder),
         ]
         if let t = copy.minTimeMs { meta.append(("min_time_ms", String(t))) }
         if let t = copy.maxTimeMs { meta.append(("max_time_ms", String(t))) }

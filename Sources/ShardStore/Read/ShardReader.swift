@@ -183,14 +183,18 @@ package final class ShardReader {
         }
     }
 
-    /// The flows of `flow_rows AS r` that satisfy `condition` (SQL over `r`, parameters
-    /// set by `bind`), in `order` (SQL over `r`; nil: stored order), at most `limit`,
-    /// with their rowids; `body` returns false to stop. The LogQL engine reads the rows
-    /// its plan lets through with it.
-    package func forEachFlow(where condition: String, orderBy order: String?, limit: Int?,
+    /// Every stored column of `flow_rows AS r`, as `forEachFlow(in:where:…)` selects them.
+    private static let allColumnsOfR = ShardSchema.allColumns.map { "r.\($0)" }.joined(separator: ", ")
+
+    /// The flows of `flow_rows AS r` among `rows` that satisfy `condition` (SQL over `r`,
+    /// parameters set by `bind`), in `order` (SQL over `r`; nil: stored order), at most
+    /// `limit`, with their rowids; `body` returns false to stop. The LogQL engine reads
+    /// the rows its plan lets through with it.
+    package func forEachFlow(in rows: RowSelection = .all, where condition: String, orderBy order: String?, limit: Int?,
                              bind: (SQLiteStatement) -> Void = { _ in }, _ body: (Int64, Flow) throws -> Bool) throws {
-        let columns = ShardSchema.allColumns.map { "r.\($0)" }.joined(separator: ", ")
-        var sql = "SELECT \(columns), r.rowid FROM flow_rows AS r WHERE \(condition)"
+        let columns = Self.allColumnsOfR
+        let conditions = (rows.conditions + [condition]).joined(separator: " AND ")
+        var sql = "SELECT \(columns), r.rowid FROM \(rows.from) WHERE \(conditions)"
         if let order { sql += " ORDER BY \(order)" }
         if let limit { sql += " LIMIT \(max(0, limit))" }
         var flow = Flow()
@@ -364,6 +368,47 @@ package final class ShardReader {
     /// shards since they do; see `SkipIndex.BookkeepingFields`).
     package func bookkeepingFields() throws -> SkipIndex.BookkeepingFields? {
         try describing { () throws(SQLiteError) in try SkipIndex.BookkeepingFields.read(from: db) }
+    }
+
+    /// The `meta` key saying how a shard's string ids are ordered, and the value saying
+    /// they follow the values' bytes (ids 1...n, as a merge writes them). Without it, ids
+    /// follow arrival order.
+    static let stringsOrderMetaKey = "strings_order"
+    static let stringsInValueOrder = "value"
+
+    /// What a shard's string table says of one text.
+    package enum StringLookup: Equatable {
+        /// Its id.
+        case id(Int64)
+        /// No row of the shard holds it.
+        case absent
+        /// Not known without a scan of `strings` (ids in arrival order).
+        case unknown
+    }
+
+    /// The id of `text` in a shard whose ids follow the values' order, by binary search
+    /// over `strings`' row ids (about a dozen page lookups), where
+    /// `SELECT id FROM strings WHERE value = ?` reads every string: a tenth of a
+    /// millisecond per filtered text per shard, a sixth of a namespace-pair count over
+    /// 30 merged days.
+    package func stringID(of text: String) throws -> StringLookup {
+        do {
+            guard try meta(Self.stringsOrderMetaKey) == Self.stringsInValueOrder else { return .unknown }
+            guard let count = try db.scalarInteger("SELECT max(id) FROM strings") else { return .absent }
+            let probe = try db.prepare("SELECT value FROM strings WHERE id = ?1")
+            var low: Int64 = 1, high = count
+            while low <= high {
+                let middle = low + (high - low) / 2
+                probe.reset()
+                probe.bind(1, middle)
+                guard try probe.step(), let value = probe.text(0) else { return .unknown }  // a gap: not the merger's layout
+                if value == text { return .id(middle) }
+                if value.utf8.lexicographicallyPrecedes(text.utf8) { low = middle + 1 } else { high = middle - 1 }
+            }
+            return .absent
+        } catch {
+            throw describe(error)
+        }
     }
 
     package func meta(_ key: String) throws -> String? {
