@@ -128,10 +128,9 @@ package struct ScanPlanner {
     package static func flowsSource(_ reader: ShardReader, ranges: [ClosedRange<Int64>]?, withRowID: Bool = false) -> String {
         let rows = RowSelection(ranges)
         guard !rows.isWhole || withRowID else { return "flows" }
-        let conditions = rows.conditions
         return "(SELECT " + (withRowID ? "r.rowid AS __rowid, " : "")
             + ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding).joined(separator: ",")
-            + " FROM \(rows.from)" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + ")"
+            + " FROM \(rows.source()))"
     }
 
     /// A rowid range of one shard, read by one worker: a big shard is cut into several

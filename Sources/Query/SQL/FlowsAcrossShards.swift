@@ -291,8 +291,6 @@ package final class FlowsAcrossShards {
             if let from = bounds.fromMs { conditions.append("\(end) >= \(from)") }
             if let to = bounds.toMs { conditions.append("\(end) < \(to)") }
             conditions += part.conditions(table: "r.")
-            let rows = RowSelection(ranges)
-            conditions += rows.conditions
             for (column, value) in plan.equalities {
                 let spec = FlowSchema.fields[column]
                 let raw = "r.\"\(spec.name)\""
@@ -316,7 +314,7 @@ package final class FlowsAcrossShards {
                 }
                 parameters.append(value)
             }
-            let sql = "SELECT \(columns)\nFROM \(rows.from)" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            let sql = "SELECT \(columns)\nFROM \(RowSelection(ranges).source(where: conditions))"
             let statement = try reader.db.prepare(sql)
             for (i, value) in parameters.enumerated() {
                 switch value {

@@ -29,15 +29,24 @@ package struct RowSelection: Sendable, Equatable {
     /// and a `g`, so the statement's own names cannot collide with it.
     static let rangesAlias = "_granule_ranges"
 
-    /// What to read `FROM`: `flow_rows AS r`, joined to the ranges when there are several.
-    package var from: String {
+    /// What a statement reads: `FROM` (without the keyword) these rows of `flow_rows AS r`,
+    /// and `WHERE` they also satisfy every one of `conditions` (SQL over `r`). Every
+    /// per-shard statement goes through it, so the ranges' join and their condition
+    /// always come together, once.
+    package func source(where conditions: [String] = []) -> String {
+        let all = self.conditions + conditions
+        return from + (all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND "))
+    }
+
+    /// `flow_rows AS r`, joined to the ranges when there are several.
+    private var from: String {
         guard let ranges, ranges.count > 1 else { return "flow_rows AS r" }
         let values = ranges.map { "(\($0.lowerBound),\($0.upperBound))" }.joined(separator: ",")
         return "(VALUES \(values)) AS \(Self.rangesAlias) CROSS JOIN flow_rows AS r"
     }
 
-    /// Conditions to AND into the statement's `WHERE` (none when every row is read).
-    package var conditions: [String] {
+    /// What keeps `r` to the ranges (none when every row is read).
+    private var conditions: [String] {
         guard let ranges else { return [] }
         switch ranges.count {
         case 0: return ["0"]

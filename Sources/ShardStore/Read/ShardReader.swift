@@ -221,9 +221,7 @@ package final class ShardReader {
     /// the rows its plan lets through with it.
     package func forEachFlow(in rows: RowSelection = .all, where condition: String, orderBy order: String?, limit: Int?,
                              bind: (SQLiteStatement) -> Void = { _ in }, _ body: (Int64, Flow) throws -> Bool) throws {
-        let columns = Self.allColumnsOfR
-        let conditions = (rows.conditions + [condition]).joined(separator: " AND ")
-        var sql = "SELECT \(columns), r.rowid FROM \(rows.from) WHERE \(conditions)"
+        var sql = "SELECT \(Self.allColumnsOfR), r.rowid FROM \(rows.source(where: [condition]))"
         if let order { sql += " ORDER BY \(order)" }
         if let limit { sql += " LIMIT \(max(0, limit))" }
         var flow = Flow()
