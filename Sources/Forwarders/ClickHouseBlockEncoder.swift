@@ -66,7 +66,14 @@ package struct ClickHouseBlockEncoder {
     }
 
     /// The column list of the INSERT, in payload order.
-    package var columnList: String { columns.map { "`\($0.name)`" }.joined(separator: ", ") }
+    package var columnList: String { Self.columnList(columns) }
+
+    /// The column list of an INSERT of `dialect`'s table, without an encoder.
+    package static func columnList(dialect: ClickHouseSchema.Dialect) -> String { columnList(ClickHouseSchema.columns(dialect: dialect)) }
+
+    private static func columnList(_ columns: [ClickHouseSchema.Column]) -> String {
+        columns.map { "`\($0.name)`" }.joined(separator: ", ")
+    }
 
     /// Adds one row; `shard` fills the `_shard` column.
     package mutating func append<Row: ClickHouseRowSource>(_ flow: Row, shard: [UInt8]) {

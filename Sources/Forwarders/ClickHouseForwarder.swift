@@ -200,7 +200,7 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
             throw ForwarderError(.configuration, "ClickHouseForwarder.prepare() must run before deliver()")
         }
         guard let range = try ShardReader(path: shard.path).rowIDRange() else { return }
-        let statement = "INSERT INTO \(qualifiedTable) (\(ClickHouseBlockEncoder(format: options.format, dialect: facts.dialect).columnList)) FORMAT \(options.format.rawValue)"
+        let statement = "INSERT INTO \(qualifiedTable) (\(ClickHouseBlockEncoder.columnList(dialect: facts.dialect))) FORMAT \(options.format.rawValue)"
         // Chunks are read, encoded and compressed ahead on `encodingThreads` threads, and
         // one chunk's INSERT is in flight while the forwarder waits for the next: the
         // server and the workers share the cores. Chunks are still sent and recorded in
