@@ -261,13 +261,13 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
     private func chunkWorker(_ shard: SealedShard, range: ClosedRange<Int64>, chunkRows: Int64,
                              dialect: ClickHouseSchema.Dialect) throws -> (Int) throws -> PreparedChunk {
         let reader = try ShardReader(path: shard.path)
-        var encoder = ClickHouseBlockEncoder(format: options.format, dialect: dialect)
+        let encoder = ClickHouseBlockEncoder(format: options.format, dialect: dialect)
         let shardName = Array(shard.id.description.utf8)
         return { [self] chunk in
             let low = range.lowerBound + Int64(chunk) * chunkRows
             let high = min(range.upperBound, low + chunkRows - 1)
             let started = monotonicSeconds()
-            try reader.forEachRow(rowIDs: low...high, orderedBy: Self.sortKeyFields) { encoder.append($0, shard: shardName) }
+            try encoder.append(rowsOf: reader, rowIDs: low...high, orderedBy: Self.sortKeyFields, shard: shardName)
             let rows = encoder.rowCount
             var body = encoder.finish()
             let encoded = monotonicSeconds()

@@ -43,12 +43,12 @@ struct ForwardBenchmark: AsyncParsableCommand {
         let sealed = try store.shards().filter { $0.state == .sealed }
         let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
         if encodeOnly {
-            var encoder = ClickHouseBlockEncoder(format: .native)
+            let encoder = ClickHouseBlockEncoder(format: .native)
             var bytes = 0
             let t = monotonicSeconds()
             for _ in 0..<10 {
                 try Self.forEachChunk(of: sealed, in: store) { reader, _, chunk in
-                    try reader.forEachRow(rowIDs: chunk, orderedBy: Self.sortKey) { encoder.append($0, shard: [65]) }
+                    try encoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: [65])
                     bytes += encoder.finish().count
                 }
             }
@@ -103,9 +103,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
         // The server alone: the forwarder's own Native+gzip chunks, encoded before the
         // clock starts, inserted back to back. No client can beat this rate.
         var nativeChunks: [[UInt8]] = []
-        var nativeEncoder = ClickHouseBlockEncoder(format: .native)
+        let nativeEncoder = ClickHouseBlockEncoder(format: .native)
         try Self.forEachChunk(of: sealed, in: store) { reader, shard, chunk in
-            try reader.forEachRow(rowIDs: chunk, orderedBy: Self.sortKey) { nativeEncoder.append($0, shard: Array(shard.id.description.utf8)) }
+            try nativeEncoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
             nativeChunks.append(try Gzip.compress(nativeEncoder.finish()))
         }
         _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))

@@ -102,7 +102,7 @@ struct ScanBenchmark: ParsableCommand {
     /// from the forwarder's encoder, then OPTIMIZE FINAL), and each of `queries` asked
     /// of it: the answers as TSV, the best of 3 times, and the table's bytes on disk.
     static func chdbAnswers(store: ShardStore, scratch: String, queries: [String]) throws -> (answers: [String], seconds: [Double], bytes: Int) {
-        var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        let encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
         var files: [String] = []
         let shards = try store.shards()
         for shard in shards {

@@ -11,7 +11,7 @@ import Testing
 @Suite(.ownThread) struct ChdbPayloadTests {
     /// One shard encoded as the forwarder sends it (read in place, in the table's key
     /// order), written to `path`.
-    func writePayload(of shard: ShardRecord, in store: ShardStore, with encoder: inout ClickHouseBlockEncoder,
+    func writePayload(of shard: ShardRecord, in store: ShardStore, with encoder: ClickHouseBlockEncoder,
                       to path: String) throws {
         let reader = try store.reader(for: shard.id)
         let rows = try #require(try reader.rowIDRange())
@@ -25,12 +25,12 @@ import Testing
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path, count: 30_000)
         let expected = try ReplicationTotals(sealedShardsOf: store)
-        var encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
+        let encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
         var files: [String] = []
         for shard in try store.shards() where shard.state == .sealed {
             // As the forwarder reads it: in place, sorted by the table's key.
             let path = dir.path + "/\(shard.id).\(format.rawValue)"
-            try writePayload(of: shard, in: store, with: &encoder, to: path)
+            try writePayload(of: shard, in: store, with: encoder, to: path)
             files.append(path)
         }
         let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern, ttlDays: 3650)
@@ -61,9 +61,9 @@ import Testing
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path, count: 15_000)
         let shard = try #require(try store.shards().first { $0.state == .sealed })
-        var encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        let encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
         let path = dir.path + "/chunk.native"
-        try writePayload(of: shard, in: store, with: &encoder, to: path)
+        try writePayload(of: shard, in: store, with: encoder, to: path)
         let tokens = [0, 0, 1].map { ClickHouseForwarder.deduplicationToken(shard: shard.id, chunkRows: 100_000, chunk: $0) }
         let script = """
             import sys, json, chdb.session as cs

@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func nativeBlocksDeclareEveryColumnOnce() {
-        var encoder = ClickHouseBlockEncoder(format: .native)
+        let encoder = ClickHouseBlockEncoder(format: .native)
         var flow = Flow()
         flow.set(FlowSchema.requiredField, integer: 5)
         encoder.append(flow, shard: Array("s".utf8))
@@ -111,7 +111,7 @@ import Testing
         // Header: column count and row count as LEB128.
         #expect(body[0] == UInt8(FlowSchema.count + 2) || body[0] & 0x80 != 0)
         #expect(encoder.rowCount == 0, "finish empties the encoder")
-        var again = ClickHouseBlockEncoder(format: .native)
+        let again = ClickHouseBlockEncoder(format: .native)
         again.append(flow, shard: Array("s".utf8))
         again.append(flow, shard: Array("s".utf8))
         #expect(again.finish() == body, "the same flows give the same bytes")

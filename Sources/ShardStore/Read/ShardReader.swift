@@ -142,8 +142,10 @@ package final class ShardReader {
     package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
         let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
-        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
-            try body(ShardRow(statement: select, dictionary: dictionary, layout: layout))
+        try dictionary.withStorage { bytes, starts in
+            try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
+                try body(ShardRow(statement: select, strings: bytes, starts: starts, layout: layout))
+            }
         }
     }
 
@@ -468,7 +470,9 @@ package final class ShardReader {
 /// nil here, which is all a column store can hold.
 package struct ShardRow {
     let statement: SQLiteStatement
-    let dictionary: StringDictionary
+    /// The shard's strings, in place (`StringDictionary.withStorage`).
+    let strings: UnsafeBufferPointer<UInt8>
+    let starts: UnsafeBufferPointer<Int>
     let layout: Layout
 
     /// Column facts looked up once per reader, not once per value.
@@ -484,19 +488,28 @@ package struct ShardRow {
     /// An integer or boolean field; nil when absent, null, or a text field.
     @inline(__always) package func integer(_ field: FieldID) -> Int64? {
         let column = Int32(field.index)
-        guard !layout.textStored[field.index], !statement.isNull(column) else { return nil }
-        let value = statement.integer(column)
+        guard !layout.textStored[field.index], let value = statement.integerOrNull(column) else { return nil }
         guard layout.endRelative, column == layout.startColumn || column == layout.receivedColumn,
-              !statement.isNull(layout.endColumn) else { return value }
-        let end = statement.integer(layout.endColumn)
+              let end = statement.integerOrNull(layout.endColumn) else { return value }
         return column == layout.startColumn ? end - value : value + end / 1000
     }
 
     /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
     @inline(__always) package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        let column = Int32(field.index)
-        guard layout.textStored[field.index], !statement.isNull(column) else { return nil }
-        return dictionary.withBytes(of: Int32(statement.integer(column)), body)
+        utf8(field).map(body)
+    }
+
+    /// A text field's UTF-8, valid as long as the row. Not generic, unlike `withUTF8`:
+    /// another module calls it directly rather than through an unspecialized closure
+    /// (the forwarder's encoder spent a tenth of its time there, `perf`). nil when
+    /// absent, null, or an id the shard's strings do not have (a damaged shard; fsck
+    /// reports those).
+    package func utf8(_ field: FieldID) -> UnsafeBufferPointer<UInt8>? {
+        guard layout.textStored[field.index] else { return nil }
+        // String ids start at 1: a NULL, which reads as 0, needs no second call.
+        let id = Int(statement.integer(Int32(field.index)))
+        guard id >= 1, id < starts.count else { return nil }
+        return UnsafeBufferPointer(rebasing: strings[starts[id - 1]..<starts[id]])
     }
 
     /// The unknown fields' members (`"key":value` joined by commas), nil when none.

@@ -64,6 +64,13 @@ struct StringDictionary {
         self = rebuilt
     }
 
+    /// Runs `body` with every string's bytes and the offsets of each (`starts[id - 1]..<
+    /// starts[id]`), in place: a reader of many rows looks strings up by pointer
+    /// arithmetic inside it, with no closure per value.
+    func withStorage<R>(_ body: (_ bytes: UnsafeBufferPointer<UInt8>, _ starts: UnsafeBufferPointer<Int>) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer { bytes in try starts.withUnsafeBufferPointer { starts in try body(bytes, starts) } }
+    }
+
     func withBytes<R>(of id: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         let i = Int(id)
         return bytes.withUnsafeBufferPointer { all in body(UnsafeBufferPointer(rebasing: all[starts[i - 1]..<starts[i]])) }
