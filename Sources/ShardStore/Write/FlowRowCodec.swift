@@ -77,16 +77,14 @@ struct FlowRowCodec: Sendable {
     func read(_ statement: SQLiteStatement, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
               into flow: inout Flow) {
         flow.removeAll()
-        let end: Int64? = timeEncoding == .endRelative && !statement.isNull(Self.endColumn)
-            ? statement.integer(Self.endColumn) : nil
+        let end: Int64? = timeEncoding == .endRelative ? statement.integerOrNull(Self.endColumn) : nil
         for (index, text) in storesText.enumerated() {
             let column = Int32(index)
-            if statement.isNull(column) { continue }
+            guard var value = statement.integerOrNull(column) else { continue }
             let field = FieldID(rawValue: UInt8(index))
             if text {
-                dictionary.withBytes(of: Int32(statement.integer(column))) { flow.set(field, utf8: $0) }
+                dictionary.withBytes(of: Int32(value)) { flow.set(field, utf8: $0) }
             } else {
-                var value = statement.integer(column)
                 if let end {
                     if column == Self.startColumn { value = end - value }
                     if column == Self.receivedColumn { value += end / 1000 }
