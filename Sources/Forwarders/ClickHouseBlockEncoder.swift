@@ -154,41 +154,70 @@ package final class ClickHouseBlockEncoder {
     /// The finished body; the encoder is empty again afterwards (its buffers keep their
     /// capacity for the next chunk).
     package func finish() -> [UInt8] {
-        defer {
-            rowCount = 0
-            rows.removeAll()
-            for i in plans.indices {
-                prefixes[i].removeAll()
-                values[i].removeAll()
-                arrayOffset[i] = 0
+        defer { reset() }
+        let size = bodySize
+        return [UInt8](unsafeUninitializedCapacity: size) { out, written in
+            written = 0
+            forEachPart { part in
+                if part.count > 0 { UnsafeMutableRawPointer(out.baseAddress! + written).copyMemory(from: part.baseAddress!, byteCount: part.count) }
+                written += part.count
+                return true
             }
         }
+    }
+
+    /// The finished body, gzipped from the encoder's buffers (no joined copy first); the
+    /// encoder is empty again afterwards.
+    package func finishGzipped() throws(ForwarderError) -> [UInt8] {
+        defer { reset() }
+        return try Gzip.compress(totalBytes: bodySize) { write in forEachPart(write) }
+    }
+
+    private func reset() {
+        rowCount = 0
+        rows.removeAll()
+        for i in plans.indices {
+            prefixes[i].removeAll()
+            values[i].removeAll()
+            arrayOffset[i] = 0
+        }
+    }
+
+    /// At least the body's size in bytes (what `forEachPart` hands over; the column
+    /// headers' varints are counted at their largest).
+    private var bodySize: Int {
+        switch format {
+        case .rowBinary: return rows.count
+        case .native:
+            var size = 20
+            for (i, column) in columns.enumerated() {
+                size += prefixes[i].count + values[i].count + 20 + column.name.utf8.count + column.payloadType.utf8.count
+            }
+            return size
+        }
+    }
+
+    /// Hands the body to `write` in order, part by part (RowBinary: its one buffer;
+    /// Native: the block header, then per column its name and type, null map or
+    /// offsets, and values); stops when `write` returns false, and returns false then.
+    @discardableResult
+    private func forEachPart(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         switch format {
         case .rowBinary:
-            return rows.array()
+            return rows.withBytes(write)
         case .native:
             var header = ByteColumn()
             defer { header.free() }
-            var size = 0
-            for i in columns.indices { size += prefixes[i].count + values[i].count + 16 + columns[i].name.utf8.count + columns[i].payloadType.utf8.count }
             header.appendVarint(UInt64(columns.count))
             header.appendVarint(UInt64(rowCount))
-            return [UInt8](unsafeUninitializedCapacity: size + header.count) { out, written in
-                written = 0
-                func put(_ column: ByteColumn) {
-                    column.copy(to: out.baseAddress! + written)
-                    written += column.count
-                }
-                put(header)
-                for (i, column) in columns.enumerated() {
-                    header.removeAll()
-                    header.appendString(Array(column.name.utf8))
-                    header.appendString(Array(column.payloadType.utf8))
-                    put(header)
-                    put(prefixes[i])
-                    put(values[i])
-                }
+            guard header.withBytes(write) else { return false }
+            for (i, column) in columns.enumerated() {
+                header.removeAll()
+                header.appendString(Array(column.name.utf8))
+                header.appendString(Array(column.payloadType.utf8))
+                guard header.withBytes(write), prefixes[i].withBytes(write), values[i].withBytes(write) else { return false }
             }
+            return true
         }
     }
 
@@ -363,15 +392,8 @@ struct ByteColumn {
         bytes.withUnsafeBufferPointer { appendString($0) }
     }
 
-    func copy(to destination: UnsafeMutablePointer<UInt8>) {
-        guard let base, count > 0 else { return }
-        destination.update(from: base, count: count)
-    }
-
-    func array() -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: count) { out, written in
-            if let destination = out.baseAddress { copy(to: destination) }
-            written = count
-        }
+    /// The bytes written so far, valid inside `body`.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        body(UnsafeRawBufferPointer(start: base, count: count))
     }
 }

@@ -98,6 +98,8 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
     package struct PhaseSeconds: Sendable {
         /// Reading the chunk's rows from the shard (in the table's key order) and encoding them.
         package var readAndEncode = 0.0
+        /// Joining the encoder's column buffers into the body, or gzipping them (straight
+        /// from the buffers).
         package var compress = 0.0
         /// The forwarder waiting for the next chunk to be prepared (wall time).
         package var waitForEncoding = 0.0
@@ -269,9 +271,8 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
             let started = monotonicSeconds()
             try encoder.append(rowsOf: reader, rowIDs: low...high, orderedBy: Self.sortKeyFields, shard: shardName)
             let rows = encoder.rowCount
-            var body = encoder.finish()
             let encoded = monotonicSeconds()
-            if options.gzip { body = try Gzip.compress(body) }
+            let body = options.gzip ? try encoder.finishGzipped() : encoder.finish()
             let compressed = monotonicSeconds()
             state.withLock {
                 $0.phases.readAndEncode += encoded - started

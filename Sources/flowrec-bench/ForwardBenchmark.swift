@@ -106,7 +106,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
         let nativeEncoder = ClickHouseBlockEncoder(format: .native)
         try Self.forEachChunk(of: sealed, in: store) { reader, shard, chunk in
             try nativeEncoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
-            nativeChunks.append(try Gzip.compress(nativeEncoder.finish()))
+            nativeChunks.append(try nativeEncoder.finishGzipped())
         }
         _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
         let nativeStatement = "INSERT INTO \(database).flows_server (\(nativeEncoder.columnList)) FORMAT Native"

@@ -116,4 +116,29 @@ import Testing
         again.append(flow, shard: Array("s".utf8))
         #expect(again.finish() == body, "the same flows give the same bytes")
     }
+
+    /// The gzipped body, fed to zlib column buffer by column buffer, is the plain body:
+    /// checked by the system's `gzip -d`, for both formats and two chunks in a row (the
+    /// buffers are reused between chunks).
+    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
+    func aGzippedBodyInflatesToThePlainOne(format: ClickHouseBlockEncoder.Format) throws {
+        let decoder = FlowDecoder()
+        let flows = try generatedLines(2_000).map { try decoder.decode($0) }
+        let plain = ClickHouseBlockEncoder(format: format), gzipped = ClickHouseBlockEncoder(format: format)
+        let dir = TemporaryDirectory()
+        for chunk in [flows[..<1_500], flows[1_500...]] {
+            for flow in chunk {
+                plain.append(flow, shard: Array("s".utf8))
+                gzipped.append(flow, shard: Array("s".utf8))
+            }
+            let body = plain.finish()
+            let compressed = try gzipped.finishGzipped()
+            #expect(compressed.count * 3 < body.count, "\(compressed.count) bytes gzipped from \(body.count)")
+            let path = dir.path + "/body.gz"
+            try Data(compressed).write(to: URL(fileURLWithPath: path))
+            #expect(try ChildProcess.run(URL(fileURLWithPath: "/bin/gzip"), ["-df", path]) == 0)
+            #expect(try Array(Data(contentsOf: URL(fileURLWithPath: dir.path + "/body"))) == body)
+        }
+        #expect(try Gzip.compress([]).count > 0, "an empty body still has the gzip header and trailer")
+    }
 }
