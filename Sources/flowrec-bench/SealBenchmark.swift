@@ -71,6 +71,18 @@ struct SealBenchmark: ParsableCommand {
             tradeOff.append((level, frame, Double(fileBytes(out)) / Double(largest.rowCount), Double(largest.rowCount) / seconds))
         }
 
+        // What the traffic series (a projection for the console's topology) costs after
+        // deep compaction: the same copy without it, at the deep-compaction setting.
+        let rowsOnly = scratch + "/rows-only.sqlite"
+        try? FileManager.default.removeItem(atPath: rowsOnly)
+        try FileManager.default.copyItem(atPath: compact, toPath: rowsOnly)
+        try SQLiteDatabase(path: rowsOnly).execute("""
+            DROP TABLE IF EXISTS series_data; DROP TABLE IF EXISTS series_groups;
+            DELETE FROM meta WHERE key = '\(TrafficSeries.metaKey)'; VACUUM;
+            """)
+        try SeekableZstd.compress(source: rowsOnly, destination: scratch + "/rows-only.zst", level: 19, frameSize: 4 << 20)
+        let deepRowsOnly = Double(fileBytes(scratch + "/rows-only.zst")) / Double(largest.rowCount)
+
         // Baselines on the same JSON lines.
         let inputBytes = fileBytes(input)
         let zstd3 = try shellSize("zstd -3 -T1 -q -c \(input)")
@@ -112,6 +124,9 @@ struct SealBenchmark: ParsableCommand {
             verdicts.append("ClickHouse MergeTree: \(String(format: "%.2f", deep / perFlow(mergeTree, flows)))x its size (target: within 1.25x)")
         }
         print("After deep compaction (level 19, best frame size above): " + verdicts.joined(separator: "; ") + ".\n")
+        var rowsOnlyLine = "The same shard without its traffic series (rows, strings and skip index alone; level 19, 4 MiB frames): \(String(format: "%.1f", deepRowsOnly)) bytes per flow"
+        if let mergeTree { rowsOnlyLine += ", \(String(format: "%.2f", deepRowsOnly / perFlow(mergeTree, flows)))x MergeTree's" }
+        print(rowsOnlyLine + "; the series costs \(String(format: "%.1f", deep - deepRowsOnly)) bytes per flow there.\n")
     }
 
     private func printStepTable(_ steps: SealStepTimes, shards: Int, sealSeconds: Double) {
