@@ -57,4 +57,36 @@ import Testing
         let notices = try tail.poll { _ in count += 1 }
         #expect(notices.contains { $0.contains("were stored just before it was sealed") }, "\(notices)")
     }
+
+    /// With fewer matching flows in the active shards than asked for, the rest come from
+    /// the sealed shards before them, newest end times first, across shards.
+    @Test func theNewestFlowsComeFromSealedShardsWhenTheActiveOnesHoldTooFew() throws {
+        let dir = TemporaryDirectory()
+        let lines = generatedLines(6_000, seed: 9, rate: 20)  // 300 s: five one-minute windows
+        let writer = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        try writer.append(batch(lines[0..<5_800], firstLine: 1))
+        try writer.sealClosedWindows(watermarkMs: .max)
+        let store = try ShardStore.openExisting(directory: dir.path)
+        #expect(try store.shards().allSatisfy { $0.state == .sealed })
+        let sealedMatches = decoded(lines[0..<5_800]).filter { $0.integer(Self.port) == 443 }
+            .map { $0.integer(Self.end) ?? 0 }.sorted()
+            .map { [QueryValue.integer($0), .integer(443)] }
+        let perWindow = sealedMatches.count / 5
+        let asked = perWindow * 2 + 3  // more than the newest window holds
+        let tail = try FlowTail(store: store, fields: ["TimeFlowEndMs", "DstPort"], whereSQL: "DstPort = 443")
+        var printed: [[QueryValue]] = []
+        try tail.last(asked) { printed.append($0) }
+        #expect(printed == Array(sealedMatches.suffix(asked)))
+
+        // A few more flows into an active shard: they come last, the sealed ones fill the rest.
+        try writer.append(batch(lines[5_800..<6_000], firstLine: 5_801))
+        let activeMatches = decoded(lines[5_800..<6_000]).filter { $0.integer(Self.port) == 443 }
+            .map { [QueryValue.integer($0.integer(Self.end) ?? 0), .integer(443)] }
+        #expect(!activeMatches.isEmpty && activeMatches.count < asked)
+        printed.removeAll()
+        try FlowTail(store: ShardStore.openExisting(directory: dir.path), fields: ["TimeFlowEndMs", "DstPort"], whereSQL: "DstPort = 443")
+            .last(asked) { printed.append($0) }
+        #expect(printed == Array(sealedMatches.suffix(asked - activeMatches.count)) + activeMatches)
+        #expect(try FlowTail(store: store, fields: ["Bytes"], whereSQL: "DstPort = 1").last(5) { _ in Issue.record("nothing matches") } == ())
+    }
 }

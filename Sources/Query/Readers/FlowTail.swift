@@ -24,11 +24,14 @@ package final class FlowTail {
         self.whereSQL = try WhereClause(whereSQL)?.text
     }
 
-    /// The last `count` matching flows of the active shards, oldest first; following
-    /// continues after them.
+    /// The last `count` matching flows, oldest first; following continues after them.
+    /// They come from the active shards (the newest stored), and when those hold fewer,
+    /// from the sealed shards before them, newest window first and newest end time
+    /// first within a shard: a tail just after a seal still shows `count` flows.
     package func last(_ count: Int, row: ([QueryValue]) throws -> Void) throws {
         var newest: [[QueryValue]] = []
-        for shard in try activeShards() {  // oldest window first
+        let shards = try store.shards()
+        for shard in shards where shard.state == .active {  // oldest window first
             let reader = try reader(for: shard.id)
             let end = try reader.lastRowID()
             if count > 0 {
@@ -36,6 +39,17 @@ package final class FlowTail {
             }
             seen[shard.id] = end
         }
+        // Sealed shards, newest window first, until `count` flows are found.
+        var older: [[[QueryValue]]] = []
+        var missing = count - min(count, newest.count)
+        let sealed = shards.filter { $0.state == .sealed }.sorted { ($0.id.windowEndMs, $0.id.part) > ($1.id.windowEndMs, $1.id.part) }
+        for shard in sealed where missing > 0 {
+            var rows: [[QueryValue]] = []
+            try readNewest(try tailGuard.reader(for: shard.id, in: store), limit: missing) { rows.append($0) }
+            missing -= rows.count
+            older.append(rows)
+        }
+        for rows in older.reversed() { for values in rows { try row(values) } }
         for values in newest.suffix(count) { try row(values) }
     }
 
@@ -65,10 +79,6 @@ package final class FlowTail {
         return notices
     }
 
-    private func activeShards() throws -> [ShardRecord] {
-        try store.shards().filter { $0.state == .active }
-    }
-
     private func reader(for id: ShardID) throws -> ShardReader {
         if let reader = readers[id] { return reader }
         let reader = try tailGuard.reader(for: id, in: store)
@@ -76,12 +86,26 @@ package final class FlowTail {
         return reader
     }
 
+    private func readNewest(_ reader: ShardReader, limit: Int, row: ([QueryValue]) throws -> Void) throws {
+        try reading(row) { emit in try reader.forEachNewestRow(fields: fields, whereSQL: whereSQL, limit: limit, emit) }
+    }
+
     private func read(_ reader: ShardReader, after: Int64, through: Int64, limit: Int?, row: ([QueryValue]) throws -> Void) throws {
+        try reading(row) { emit in
+            try reader.forEachStoredRow(after: after, through: through, fields: fields, whereSQL: whereSQL, newestFirstLimit: limit, emit)
+        }
+    }
+
+    /// Runs `statements`, turning each row it emits into `fields`' values for `row`; an
+    /// SQLite error there is the user's filter or field list.
+    private func reading(_ row: ([QueryValue]) throws -> Void,
+                         _ statements: (_ emit: (SQLiteStatement) throws -> Void) throws -> Void) throws {
         let width = Int32(fields.count)
         let unsigned = QueryValue.UnsignedColumns(names: fields)
         do {
-            try reader.forEachStoredRow(after: after, through: through, fields: fields, whereSQL: whereSQL, newestFirstLimit: limit) { s in
-                try row(QueryValue.row(of: s, columns: width, unsigned: unsigned))
+            // Two non-escaping closures, one calling the other: fine, as neither is kept.
+            try withoutActuallyEscaping(row) { row in
+                try statements { s in try row(QueryValue.row(of: s, columns: width, unsigned: unsigned)) }
             }
         } catch {
             throw QueryError.fromStatement(error, "the filter is not valid SQL over the flows table", check: "Check --where and --fields.")

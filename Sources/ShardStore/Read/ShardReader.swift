@@ -276,6 +276,23 @@ package final class ShardReader {
         while try statement.step() { try body(statement) }
     }
 
+    /// The `limit` newest rows matching `whereSQL` by end time (ties by row id), handed
+    /// over oldest first: `flowrec tail -n` in a sealed shard, whose rows are stored in
+    /// the seal order rather than as they arrived.
+    package func forEachNewestRow(fields: [String], whereSQL: String?, limit: Int,
+                                  _ body: (SQLiteStatement) throws -> Void) throws {
+        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
+        let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
+        var filter = ""
+        if let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty { filter = " WHERE (\(whereSQL))" }
+        let statement = try db.prepare("""
+            SELECT \(selected) FROM (SELECT * FROM (SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r)\(filter)
+              ORDER BY "TimeFlowEndMs" DESC, flowrec_rowid DESC LIMIT \(max(0, limit)))
+            ORDER BY "TimeFlowEndMs", flowrec_rowid
+            """)
+        while try statement.step() { try body(statement) }
+    }
+
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
     package func query(_ sql: String, bind: (SQLiteStatement) -> Void = { _ in },
