@@ -65,7 +65,7 @@ package enum FlowrecSettings {
     ]
 
     package static let retention: [Setting] = [
-        Setting("retention.maxAge", flag: "max-age", .duration, "Delete sealed shards whose window ended longer ago than this (e.g. 30d)."),
+        Setting("retention.maxAge", flag: "max-age", .duration, "Delete sealed shards whose window ended longer ago than this (e.g. 30d), and dead letters received longer ago."),
         Setting("retention.maxSize", flag: "max-size", .byteSize, "Keep the shards' total size under this (e.g. 200GiB)."),
         Setting("retention.minFree", flag: "min-free", .freeSpace,
                 "Keep this much free on the data volume (20GiB or 10%); the hard limit: undelivered shards go too when it is reached."),

@@ -44,6 +44,29 @@ import Testing
         #expect(try reopened.resumePositions()[SourcePartition(source: "file:test", partition: 0)] == 24_001)
     }
 
+    /// Dead letters are kept as long as flows: the age limit deletes those received
+    /// before it (a dry run counts them first), and keeps the newer ones.
+    @Test func ageDeletesOldDeadLettersAndKeepsNewOnes() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: options)
+        let garbage = (0..<30).map { Array("not a flow \($0)".utf8) }
+        let day: Int64 = 86_400_000
+        let now: Int64 = 1_800_000_000_000
+        #expect(try store.append(batch(garbage[0..<20], firstLine: 1), receivedMs: now - 3 * day).deadLetters == 20)
+        #expect(try store.append(batch(garbage[20..<30], firstLine: 21), receivedMs: now - day / 2).deadLetters == 10)
+        let policy = RetentionPolicy(maxAgeMs: day)
+        #expect(try store.deadLetterRetentionPlan(policy, nowMs: now) == 20)
+        #expect(try store.deadLetterCount() == 30, "a dry run deletes nothing")
+        let report = try store.prune(policy, nowMs: now, volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
+        #expect(report.deadLettersDeleted == 20)
+        #expect(try store.deadLetterCount() == 10)
+        var kept: [Int64] = []
+        try store.forEachDeadLetter { _, _, position, _, _ in kept.append(position) }
+        #expect(kept == Array(21...30))
+        #expect(try store.prune(RetentionPolicy(maxAgeMs: nil, maxTotalBytes: 1 << 40), nowMs: now).deadLettersDeleted == 0,
+                "without an age limit dead letters stay")
+    }
+
     @Test func sizeLimitPrunesOldestFirstDownToTheLowWatermark() throws {
         let dir = TemporaryDirectory()
         let (store, _) = try sealedStore(dir)

@@ -74,6 +74,20 @@ final class DeadLetterStore {  // internal: the store owns it
         }
     }
 
+    /// Deletes the dead letters received before `cutoffMs` (retention's age limit, which
+    /// applies to them as to the flows); returns how many. With `dryRun`, only counts.
+    func prune(receivedBefore cutoffMs: Int64, dryRun: Bool = false) throws(SQLiteError) -> Int {
+        if dryRun {
+            let count = try db.prepare("SELECT count(*) FROM dead_letters WHERE received_ms < ?1")
+            count.bind(1, cutoffMs)
+            return try count.step() ? Int(count.integer(0)) : 0
+        }
+        let delete = try db.prepare("DELETE FROM dead_letters WHERE received_ms < ?1")
+        delete.bind(1, cutoffMs)
+        try delete.step()
+        return db.changes
+    }
+
     func count() throws(SQLiteError) -> Int64 { try db.scalarInteger("SELECT count(*) FROM dead_letters") ?? 0 }
 
     /// Dead letters in position order: source, partition, position, reason, payload.

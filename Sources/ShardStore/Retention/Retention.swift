@@ -10,7 +10,8 @@ import FlowModel
 /// limit that is exceeded is brought down to `lowWatermark` of itself, so deletions come
 /// in occasional batches instead of one shard per check.
 package struct RetentionPolicy: Sendable, Equatable {
-    /// Raw shards whose window ended longer ago than this are deleted.
+    /// Raw shards whose window ended longer ago than this are deleted, and dead letters
+    /// received longer ago than this.
     package var maxAgeMs: Int64?
     /// The shards' total size on disk (active and sealed).
     package var maxTotalBytes: Int64?
@@ -142,6 +143,8 @@ package struct PruneReport: Sendable {
     package var rollupShardsDropped = 0
     /// Days of minute rollups deleted because a size or free-space limit needed the room.
     package var rollupMinuteDays: [RollupPruneDecision] = []
+    /// Dead letters deleted by the age limit.
+    package var deadLettersDeleted = 0
 }
 
 /// A day of minute rollups that retention deletes (or would) for a size or free-space
@@ -219,6 +222,15 @@ extension ShardStore {
                             metadata: ["shards": "\(report.rollupShardsDropped)"])
             }
         }
+        if let maxAgeMs = policy.maxAgeMs {
+            // Dead letters are kept as long as flows, not forever: a producer writing
+            // garbage would otherwise grow deadletters.sqlite without bound.
+            report.deadLettersDeleted = try deadLetters.prune(receivedBefore: nowMs - maxAgeMs)
+            if report.deadLettersDeleted > 0 {
+                logger.info("retention deleted dead letters older than the age limit",
+                            metadata: ["dead_letters": "\(report.deadLettersDeleted)"])
+            }
+        }
         if try pruneMinuteRollups(policy, volume: volume, into: &report) {
             plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
         }
@@ -249,6 +261,12 @@ extension ShardStore {
             }
         }
         return report
+    }
+
+    /// How many dead letters the age limit would delete now (`flowrec prune --dry-run`).
+    package func deadLetterRetentionPlan(_ policy: RetentionPolicy, nowMs: Int64) throws -> Int {
+        guard let maxAgeMs = policy.maxAgeMs else { return 0 }
+        return try deadLetters.prune(receivedBefore: nowMs - maxAgeMs, dryRun: true)
     }
 
     /// After a plan's deletions on the real volume: the shards to delete next when the
