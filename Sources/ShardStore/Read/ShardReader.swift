@@ -17,6 +17,9 @@ package final class ShardReader {
     package private(set) var timeEncoding = ShardSchema.TimeEncoding.plain
     /// `isInSealOrder()`, read once.
     private var sealOrdered: Bool?
+    /// For `stringID(of:)`, read once: whether string ids follow the values' order, and
+    /// the largest id (nil when the shard has no strings).
+    private var stringsInValueOrder: (ordered: Bool, largest: Int64?)?
     /// `readFlow(rowID:into:)`'s statement, prepared on first use.
     private var flowByRowID: SQLiteStatement?
     /// The sealed file this reader's connection was opened on, when the connection may
@@ -151,7 +154,7 @@ package final class ShardReader {
 
     private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
                                    _ body: (SQLiteStatement) throws -> Void) throws {
-        let columns = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
+        let columns = Self.allColumnsOfF
         // A shard sealed (or merged) in the seal order holds its rows sorted by exactly
         // these keys, strings by their bytes, NULL first, ties in row id order: reading
         // them in row id order is the same sequence without the sort (the forwarder's
@@ -216,6 +219,8 @@ package final class ShardReader {
 
     /// Every stored column of `flow_rows AS r`, as `forEachFlow(in:where:…)` selects them.
     private static let allColumnsOfR = ShardSchema.allColumns.map { "r.\($0)" }.joined(separator: ", ")
+    /// The same of `flow_rows f`, as `forEachRow(rowIDs:orderedBy:)` selects them.
+    private static let allColumnsOfF = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
 
     /// The flows of `flow_rows AS r` among `rows` that satisfy `condition` (SQL over `r`,
     /// parameters set by `bind`), in `order` (SQL over `r`; nil: stored order), at most
@@ -439,8 +444,12 @@ package final class ShardReader {
     /// 30 merged days.
     package func stringID(of text: String) throws -> StringLookup {
         do {
-            guard try meta(Self.stringsOrderMetaKey) == Self.stringsInValueOrder else { return .unknown }
-            guard let count = try db.scalarInteger("SELECT max(id) FROM strings") else { return .absent }
+            if stringsInValueOrder == nil {
+                let ordered = try meta(Self.stringsOrderMetaKey) == Self.stringsInValueOrder
+                stringsInValueOrder = (ordered, ordered ? try db.scalarInteger("SELECT max(id) FROM strings") : nil)
+            }
+            guard let (ordered, largest) = stringsInValueOrder, ordered else { return .unknown }
+            guard let count = largest else { return .absent }
             let probe = try db.prepare("SELECT value FROM strings WHERE id = ?1")
             var low: Int64 = 1, high = count
             while low <= high {
