@@ -264,16 +264,13 @@ package final class ShardReader {
     /// rows with it. `fields` are `flows` column names (quoted by the caller's list).
     package func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
                                  newestFirstLimit: Int? = nil, _ body: (SQLiteStatement) throws -> Void) throws {
-        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
-        let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
-        let rows = "(SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r WHERE r.rowid > ?1 AND r.rowid <= ?2)"
-        var filter = ""
-        if let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty { filter = " WHERE (\(whereSQL))" }
+        let selected = Self.quoted(fields)
+        let rows = viewRows(within: "r.rowid > ?1 AND r.rowid <= ?2", whereSQL: whereSQL)
         let sql: String
         if let limit = newestFirstLimit {
-            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows)\(filter) ORDER BY flowrec_rowid DESC LIMIT \(limit)) ORDER BY flowrec_rowid"
+            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows) ORDER BY flowrec_rowid DESC LIMIT \(limit)) ORDER BY flowrec_rowid"
         } else {
-            sql = "SELECT \(selected) FROM \(rows)\(filter) ORDER BY flowrec_rowid"
+            sql = "SELECT \(selected) FROM \(rows) ORDER BY flowrec_rowid"
         }
         let statement = try db.prepare(sql)
         statement.bind(1, after)
@@ -286,17 +283,26 @@ package final class ShardReader {
     /// the seal order rather than as they arrived.
     package func forEachNewestRow(fields: [String], whereSQL: String?, limit: Int,
                                   _ body: (SQLiteStatement) throws -> Void) throws {
-        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
-        let selected = fields.map { "\"\($0)\"" }.joined(separator: ", ")
-        var filter = ""
-        if let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty { filter = " WHERE (\(whereSQL))" }
         let statement = try db.prepare("""
-            SELECT \(selected) FROM (SELECT * FROM (SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r)\(filter)
+            SELECT \(Self.quoted(fields)) FROM (SELECT * FROM \(viewRows(within: nil, whereSQL: whereSQL))
               ORDER BY "TimeFlowEndMs" DESC, flowrec_rowid DESC LIMIT \(max(0, limit)))
             ORDER BY "TimeFlowEndMs", flowrec_rowid
             """)
         while try statement.step() { try body(statement) }
     }
+
+    /// The `flows` view's rows, with their row id as `flowrec_rowid`, among the stored rows
+    /// `rowCondition` (SQL over `r`; nil: all) keeps, that satisfy the user's `whereSQL`
+    /// (over the view's columns): what `forEachStoredRow` and `forEachNewestRow` order
+    /// and limit.
+    private func viewRows(within rowCondition: String?, whereSQL: String?) -> String {
+        let columns = ShardSchema.viewColumnExpressions(timeEncoding: timeEncoding).joined(separator: ",\n")
+        let rows = "(SELECT r.rowid AS flowrec_rowid,\n\(columns)\nFROM flow_rows AS r" + (rowCondition.map { " WHERE \($0)" } ?? "") + ")"
+        guard let whereSQL, !whereSQL.trimmingCharacters(in: .whitespaces).isEmpty else { return rows }
+        return "(SELECT * FROM \(rows) WHERE (\(whereSQL)))"
+    }
+
+    private static func quoted(_ fields: [String]) -> String { fields.map { "\"\($0)\"" }.joined(separator: ", ") }
 
     /// Runs a statement and hands each result row to `row`. The connection is read-only:
     /// a statement that would change the shard fails with SQLite's error.
