@@ -59,6 +59,9 @@ package final class ClickHouseBlockEncoder {
     private let prefixes: UnsafeMutableBufferPointer<ByteColumn>
     private let values: UnsafeMutableBufferPointer<ByteColumn>
     private var arrayOffset: [UInt64]
+    /// Native only: per column, its name and type as the block spells them, the same for
+    /// every chunk.
+    private let columnHeaders: [[UInt8]]
 
     package init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible) {
         self.format = format
@@ -69,6 +72,13 @@ package final class ClickHouseBlockEncoder {
         values = .allocate(capacity: columns.count)
         values.initialize(repeating: ByteColumn())
         arrayOffset = Array(repeating: 0, count: columns.count)
+        columnHeaders = columns.map { column in
+            var header = ByteColumn()
+            defer { header.free() }
+            header.appendString(Array(column.name.utf8))
+            header.appendString(Array(column.payloadType.utf8))
+            return header.withBytes { Array($0) }
+        }
     }
 
     deinit {
@@ -183,17 +193,12 @@ package final class ClickHouseBlockEncoder {
         }
     }
 
-    /// At least the body's size in bytes (what `forEachPart` hands over; the column
-    /// headers' varints are counted at their largest).
+    /// The body's size in bytes (what `forEachPart` hands over; the block header's two
+    /// varints counted at their largest).
     private var bodySize: Int {
         switch format {
         case .rowBinary: return rows.count
-        case .native:
-            var size = 20
-            for (i, column) in columns.enumerated() {
-                size += prefixes[i].count + values[i].count + 20 + column.name.utf8.count + column.payloadType.utf8.count
-            }
-            return size
+        case .native: return 20 + columns.indices.reduce(0) { $0 + columnHeaders[$1].count + prefixes[$1].count + values[$1].count }
         }
     }
 
@@ -211,11 +216,8 @@ package final class ClickHouseBlockEncoder {
             header.appendVarint(UInt64(columns.count))
             header.appendVarint(UInt64(rowCount))
             guard header.withBytes(write) else { return false }
-            for (i, column) in columns.enumerated() {
-                header.removeAll()
-                header.appendString(Array(column.name.utf8))
-                header.appendString(Array(column.payloadType.utf8))
-                guard header.withBytes(write), prefixes[i].withBytes(write), values[i].withBytes(write) else { return false }
+            for i in columns.indices {
+                guard columnHeaders[i].withUnsafeBytes(write), prefixes[i].withBytes(write), values[i].withBytes(write) else { return false }
             }
             return true
         }
