@@ -42,10 +42,10 @@ struct PruneCommand: ParsableCommand {
         let rollupDays: [RollupPruneDecision]
         let deadLetters: Int
         if dryRun {
-            deadLetters = try store.deadLetterRetentionPlan(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+            deadLetters = try store.deadLetterRetentionPlan(policy, nowMs: nowMs)
             rollupDays = try store.rollupRetentionPlan(policy, volume: VolumeSpace.of(data.path))
-            decisions = try store.retentionPlan(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                                volume: VolumeSpace.of(data.path))
+            decisions = try store.retentionPlan(policy, nowMs: nowMs, volume: VolumeSpace.of(data.path))
         } else {
             let report = try store.prune(policy)
             decisions = report.deleted

@@ -75,17 +75,19 @@ final class DeadLetterStore {  // internal: the store owns it
     }
 
     /// Deletes the dead letters received before `cutoffMs` (retention's age limit, which
-    /// applies to them as to the flows); returns how many. With `dryRun`, only counts.
-    func prune(receivedBefore cutoffMs: Int64, dryRun: Bool = false) throws(SQLiteError) -> Int {
-        if dryRun {
-            let count = try db.prepare("SELECT count(*) FROM dead_letters WHERE received_ms < ?1")
-            count.bind(1, cutoffMs)
-            return try count.step() ? Int(count.integer(0)) : 0
-        }
+    /// applies to them as to the flows); returns how many.
+    func delete(receivedBefore cutoffMs: Int64) throws(SQLiteError) -> Int {
         let delete = try db.prepare("DELETE FROM dead_letters WHERE received_ms < ?1")
         delete.bind(1, cutoffMs)
         try delete.step()
         return db.changes
+    }
+
+    /// How many `delete(receivedBefore:)` would delete now.
+    func count(receivedBefore cutoffMs: Int64) throws(SQLiteError) -> Int {
+        let count = try db.prepare("SELECT count(*) FROM dead_letters WHERE received_ms < ?1")
+        count.bind(1, cutoffMs)
+        return try count.step() ? Int(count.integer(0)) : 0
     }
 
     func count() throws(SQLiteError) -> Int64 { try db.scalarInteger("SELECT count(*) FROM dead_letters") ?? 0 }

@@ -42,6 +42,10 @@ package struct RetentionPolicy: Sendable, Equatable {
         self.requiredForwarders = requiredForwarders
     }
 
+    /// Dead letters received before this go: they are kept as long as flows, not forever
+    /// (a producer writing garbage would otherwise grow deadletters.sqlite without bound).
+    func deadLetterCutoff(nowMs: Int64) -> Int64? { maxAgeMs.map { nowMs - $0 } }
+
     package var isEmpty: Bool {
         maxAgeMs == nil && maxTotalBytes == nil && minFreeBytes == nil && minFreeFraction == nil && rollupMaxAge.isEmpty
     }
@@ -222,10 +226,8 @@ extension ShardStore {
                             metadata: ["shards": "\(report.rollupShardsDropped)"])
             }
         }
-        if let maxAgeMs = policy.maxAgeMs {
-            // Dead letters are kept as long as flows, not forever: a producer writing
-            // garbage would otherwise grow deadletters.sqlite without bound.
-            report.deadLettersDeleted = try deadLetters.prune(receivedBefore: nowMs - maxAgeMs)
+        if let cutoff = policy.deadLetterCutoff(nowMs: nowMs) {
+            report.deadLettersDeleted = try deadLetters.delete(receivedBefore: cutoff)
             if report.deadLettersDeleted > 0 {
                 logger.info("retention deleted dead letters older than the age limit",
                             metadata: ["dead_letters": "\(report.deadLettersDeleted)"])
@@ -265,8 +267,8 @@ extension ShardStore {
 
     /// How many dead letters the age limit would delete now (`flowrec prune --dry-run`).
     package func deadLetterRetentionPlan(_ policy: RetentionPolicy, nowMs: Int64) throws -> Int {
-        guard let maxAgeMs = policy.maxAgeMs else { return 0 }
-        return try deadLetters.prune(receivedBefore: nowMs - maxAgeMs, dryRun: true)
+        guard let cutoff = policy.deadLetterCutoff(nowMs: nowMs) else { return 0 }
+        return try deadLetters.count(receivedBefore: cutoff)
     }
 
     /// After a plan's deletions on the real volume: the shards to delete next when the
