@@ -62,6 +62,8 @@ package enum FlowrecSettings {
                 "Merge the sealed shards of each such window, once it is over, into one shard (at the lowest CPU priority, at the compaction level): fewer, larger, indexed shards answer long ranges faster and take less disk. A multiple of store.window up to 7d; 0 turns merging off."),
         Setting("store.mergeMaxRows", flag: "merge-max-rows", .integer, default: String(mergeDefaults.maxRows),
                 "Most flows in one merged shard; a busier merge window becomes several merged shards."),
+        Setting("store.mergeColumnBlocks", flag: "merge-column-blocks", .bool, default: String(mergeDefaults.columnBlocks),
+                "Give merged shards column blocks of addresses, ports, protocol, Bytes and Packets: a count or sum filtered on an address or a port over weeks reads those columns instead of every candidate row (several times faster), for about 4 bytes per flow (15%) more disk."),
     ]
 
     package static let retention: [Setting] = [

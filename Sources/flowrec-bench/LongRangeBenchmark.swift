@@ -82,6 +82,9 @@ struct LongRangeBenchmark: ParsableCommand {
         let merged = try store.shards()
         let mergedBytes = merged.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
         let daily = try questions.map { try Self.timed(store, $0.sql) }
+        // The same merged days read through their rows only (as before column blocks).
+        let dailyRows = try questions.map { try Self.timed(store, $0.sql, readsColumnBlocks: false) }
+        let blocksSample = try Self.columnBlocksCost(store, scratch: scratch)
 
         // Ingest alone, then beside a merge of the copy (SCHED_IDLE, as in flowrec record).
         let alone = try Self.ingestRate(flows: ingestFlows, at: scratch + "/ingest-alone")
@@ -96,6 +99,9 @@ struct LongRangeBenchmark: ParsableCommand {
         for (i, question) in questions.enumerated() where Self.text(daily[i].answer) != chdb.answers[i] {
             throw ValidationError("\(question.name): flowrec (\(Self.text(daily[i].answer))) and chdb (\(chdb.answers[i])) disagree")
         }
+        for (i, question) in questions.enumerated() where Self.text(dailyRows[i].answer) != chdb.answers[i] {
+            throw ValidationError("\(question.name): flowrec's merged rows (\(Self.text(dailyRows[i].answer))) and chdb disagree")
+        }
         for (i, question) in questions.enumerated() where Self.text(hourly[i].answer) != chdb.answers[i] {
             throw ValidationError("\(question.name): flowrec before merging (\(Self.text(hourly[i].answer))) and chdb disagree")
         }
@@ -106,11 +112,11 @@ struct LongRangeBenchmark: ParsableCommand {
 
         print("## Long ranges: merged shards, skip indexes, beside ClickHouse (chdb)\n")
         print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time): \(shards.count) hourly sealed shards, then merged into \(merged.count) (\(merges.count) merges of a day each). The same rows in chdb's modern MergeTree table (`ORDER BY` namespaces, owners, time; OPTIMIZE FINAL). Every answer is checked equal to chdb's. Best of 3; `flowrec sql` through the multi-shard table with the skip index.\n")
-        print("| question | flowrec, hourly shards | flowrec, merged daily | chdb | merged vs chdb | shards opened (merged) | granules read (merged) |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| question | flowrec, hourly shards | flowrec, merged daily | merged daily, rows only (no column blocks) | chdb | merged vs chdb | shards opened (merged) | granules read (merged; from column blocks) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for (i, q) in questions.enumerated() {
             let plan = daily[i].plan
-            print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(daily[i].seconds))** | \(Self.ms(chdb.seconds[i])) | \(String(format: "%.1f", daily[i].seconds / chdb.seconds[i]))x | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules) |")
+            print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(daily[i].seconds))** | \(Self.ms(dailyRows[i].seconds)) | \(Self.ms(chdb.seconds[i])) | \(String(format: "%.1f", daily[i].seconds / chdb.seconds[i]))x | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules); \(plan.granulesFromColumnBlocks) |")
         }
         print()
         print("Filters: pair `\(questions[0].where_)` (\(pair.2) flows), address `\(address.0)` (\(address.1)), port \(port.0) (\(port.1)), pod `\(pod.0)` (\(pod.1)). Targets: needle counts within 2x of chdb, the flow-table question within 100 ms.\n")
@@ -122,6 +128,7 @@ struct LongRangeBenchmark: ParsableCommand {
         print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", Double(chdb.bytes) / Double(rows))) | 1.00x |")
         print("| `zstd -19` of the JSON lines (first \(zstd19Flows) flows) | \(String(format: "%.1f", zstdPerFlow)) | \(String(format: "%.2f", zstdPerFlow * Double(rows) / Double(chdb.bytes)))x |")
         print()
+        print("Column blocks, measured on one merged day (\(blocksSample.rows) flows, recompressed at level 19 with and without them): \(String(format: "%.1f", blocksSample.with)) bytes per flow with them, \(String(format: "%.1f", blocksSample.without)) without; the blocks cost \(String(format: "%.1f", blocksSample.with - blocksSample.without)) bytes per flow (\(String(format: "%.0f", (blocksSample.with / blocksSample.without - 1) * 100))%).\n")
         print("Merging: \(String(format: "%.1f", mergeCPU)) CPU seconds for \(rows) flows (\(String(format: "%.1f", mergeCPU / Double(rows) * 1_000_000)) CPU s per million flows, \(String(format: "%.1f", mergeWall)) s wall, zstd level 19). Ingest of \(ingestFlows) flows (decode + write + background seals): \(Int(alone)) flows/s alone, \(Int(beside)) flows/s while a merge of a copy of the store ran at SCHED_IDLE (\(String(format: "%.2f", beside / alone))x; \(mergesDuringIngest) merges finished meanwhile).\n")
         print("Command: `swift run -c release flowrec-bench longrange --days \(days)` (needs chdb).\n")
     }
@@ -143,7 +150,25 @@ struct LongRangeBenchmark: ParsableCommand {
         return best
     }
 
-    static func timed(_ store: ShardStore, _ sql: String) throws -> (seconds: Double, answer: [[QueryValue]], plan: ScanStatistics.Counts) {
+    /// One merged day (the middle one), recompressed as the merge writes it (level 19,
+    /// the frame layout), with and without its column blocks: bytes per flow of each.
+    static func columnBlocksCost(_ store: ShardStore, scratch: String) throws -> (rows: Int64, with: Double, without: Double) {
+        let merged = try store.shards().filter { $0.id.windowEndMs - $0.id.windowStartMs >= 86_400_000 }
+        guard !merged.isEmpty else { throw ValidationError("no merged day to measure column blocks on") }
+        let day = merged[merged.count / 2]
+        let plain = scratch + "/day.sqlite"
+        try SeekableZstd.decompress(source: store.directory.appendingPathComponent(day.path).path, destination: plain)
+        func compressed() throws -> Double {
+            let boundaries = try FrameLayout.boundaries(of: SQLiteDatabase(path: plain, mode: .readOnly))
+            try SeekableZstd.compress(source: plain, destination: plain + ".zst", level: 19, boundaries: boundaries)
+            return Double(fileBytes(plain + ".zst")) / Double(day.rowCount)
+        }
+        let with = try compressed()
+        try SQLiteDatabase(path: plain).execute("DROP TABLE column_blocks; DELETE FROM meta WHERE key = '\(ColumnBlocks.metaKey)'; VACUUM;")
+        return (day.rowCount, with, try compressed())
+    }
+
+    static func timed(_ store: ShardStore, _ sql: String, readsColumnBlocks: Bool = true) throws -> (seconds: Double, answer: [[QueryValue]], plan: ScanStatistics.Counts) {
         var best = Double.infinity
         var answer: [[QueryValue]] = []
         var plan = ScanStatistics.Counts()
@@ -151,7 +176,9 @@ struct LongRangeBenchmark: ParsableCommand {
             var rows: [[QueryValue]] = []
             let statistics = ScanStatistics()
             let t = monotonicSeconds()
-            try SQLQuery(store: store).run(sql, statistics: statistics, columns: { _ in }) { rows.append($0); return true }
+            var query = SQLQuery(store: store)
+            query.readsColumnBlocks = readsColumnBlocks
+            try query.run(sql, statistics: statistics, columns: { _ in }) { rows.append($0); return true }
             best = min(best, monotonicSeconds() - t)
             answer = rows
             plan = statistics.current

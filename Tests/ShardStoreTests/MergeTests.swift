@@ -150,6 +150,59 @@ import Testing
         #expect(try storedFlows(store).count == expectedCount, "no flow twice after the rebuild")
         #expect(store.options.windowMs == 900_000, "the store's window is still known")
     }
+
+    /// A merged shard carries column blocks of its rows' values (`ColumnBlocks`); `fsck`
+    /// holds them to the rows and quarantines a shard whose blocks were changed, even
+    /// though its rows (and so its content checksum) are intact.
+    @Test func fsckQuarantinesAMergedShardWhoseColumnBlocksDisagreeWithItsRows() throws {
+        let dir = TemporaryDirectory()
+        let merged: ShardID
+        do {
+            let store = try Self.store(dir, hours: 7)
+            merged = try #require(store.mergeSealedShards(Self.daily).first?.merged)
+        }
+        let relative = merged.sealedRelativePath
+        let path = dir.path + "/" + relative
+        #expect(try ShardReader(path: path).hasColumnBlocks())
+        #expect(try StoreChecker.check(directory: dir.path).quarantined.isEmpty, "the merge's blocks hold its rows")
+
+        // One value of one block changed: the first DstPort's code flipped in its lowest bit.
+        let plain = path + ".plain"
+        try SeekableZstd.decompress(source: path, destination: plain)
+        do {
+            let db = try SQLiteDatabase(path: plain)
+            let select = try db.prepare("SELECT data FROM column_blocks WHERE field = 'DstPort' AND first_rowid = 1")
+            #expect(try select.step())
+            var data = select.blob(0)
+            data[0] ^= 1
+            let update = try db.prepare("UPDATE column_blocks SET data = ?1 WHERE field = 'DstPort' AND first_rowid = 1")
+            data.withUnsafeBytes { update.bind(1, blob: $0) }
+            try update.step()
+        }
+        try FileManager.default.removeItem(atPath: path)
+        _ = try SeekableZstd.compress(source: plain, destination: path, level: 3)
+        try FileManager.default.removeItem(atPath: plain)
+
+        let report = try StoreChecker.check(directory: dir.path)
+        #expect(report.quarantined.count == 1 && relative.hasSuffix(report.quarantined[0].path), "\(report.quarantined)")
+        #expect(report.quarantined.first?.reason.contains("column blocks") == true, "\(report.quarantined)")
+    }
+
+    /// `store.mergeColumnBlocks` (`--merge-column-blocks=false`) leaves the blocks out;
+    /// by default a merged shard has them.
+    @Test func theColumnBlocksSettingDecidesWhetherAMergeWritesThem() throws {
+        let flowrec = try ChildProcess.flowrec()
+        for blocks in [false, true] {
+            let dir = TemporaryDirectory()
+            let lines = try mergeableStore(at: dir.path, hours: 7, seed: 9).1
+            let args = ["merge", "--data", dir.path, "--merge-window", "6h", "--compact-level", "3"] + (blocks ? [] : ["--merge-column-blocks=false"])
+            #expect(try ChildProcess.run(flowrec, args) == 0)
+            let store = try ShardStore.openExisting(directory: dir.path)
+            let merged = try #require(store.shards().first { $0.id.windowEndMs - $0.id.windowStartMs == Self.mergeWindowMs })
+            #expect(try ShardReader(path: dir.path + "/" + merged.path).hasColumnBlocks() == blocks)
+            #expect(try storedFlows(store).count == lines.count)
+        }
+    }
 }
 
 /// `flowrec merge` dies between each two steps of a merge and is run again: every flow

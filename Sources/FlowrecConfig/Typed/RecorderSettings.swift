@@ -65,12 +65,14 @@ extension RecorderConfiguration {
 }
 
 extension MergePolicy {
-    /// `store.mergeWindow` and `store.mergeMaxRows` (flowrec record and flowrec merge); nil
+    /// `store.mergeWindow`, `store.mergeMaxRows` and `store.mergeColumnBlocks` (flowrec
+    /// record and flowrec merge); nil
     /// when merging is off (a zero window).
     package init?(settings s: ResolvedSettings, storeWindowMs: Int64, level: Int32) throws(SettingsError) {
         let windowMs = s.milliseconds("store.mergeWindow")
         guard windowMs > 0 else { return nil }
         self.init(windowMs: windowMs, maxRows: s.count("store.mergeMaxRows"), level: level)
+        columnBlocks = s.bool("store.mergeColumnBlocks")
         do {
             try validate(storeWindowMs: storeWindowMs)
         } catch {

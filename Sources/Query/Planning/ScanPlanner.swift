@@ -179,6 +179,8 @@ package final class ScanStatistics: Sendable, CustomStringConvertible {
         /// Granules of the opened sealed shards' skip indexes, and those read.
         package var granules = 0
         package var granulesRead = 0
+        /// Of those, the granules read from column blocks instead of rows (`ColumnBlockScan`).
+        package var granulesFromColumnBlocks = 0
         /// Opened shards without a skip index (active ones, older sealed ones): read whole.
         package var shardsReadWhole = 0
 
@@ -202,6 +204,7 @@ package final class ScanStatistics: Sendable, CustomStringConvertible {
         if c.shardsRuledOut > 0 { text += ", \(c.shardsRuledOut) ruled out by their skip summaries" }
         text += ", \(c.shardsOpened) opened"
         if c.granules > 0 { text += "; \(c.granulesRead) of \(c.granules) granules read" }
+        if c.granulesFromColumnBlocks > 0 { text += " (\(c.granulesFromColumnBlocks) from column blocks, not rows)" }
         if c.shardsReadWhole > 0 { text += "; \(c.shardsReadWhole) read whole (no skip index: active, or sealed before flowrec had one)" }
         return text
     }

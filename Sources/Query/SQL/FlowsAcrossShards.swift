@@ -45,11 +45,14 @@ package final class FlowsAcrossShards {
     /// How many rows of a shard one worker reads at most: a bigger shard is cut into
     /// rowid ranges (`ScanPlanner.Part`) so that every core scans it.
     let rowsPerPart: Int64
+    /// Whether merged shards may answer from their column blocks (`ColumnBlockScan`).
+    let readsColumnBlocks: Bool
 
     /// `rowsPerPart` is a whole number of granules, so no granule is read by two workers.
     package init(store: ShardStore, fromMs: Int64?, toMs: Int64?, rowsPerPart: Int64 = ScanPlanner.rowsPerPart,
-                 statistics: ScanStatistics = ScanStatistics()) throws {
+                 statistics: ScanStatistics = ScanStatistics(), readsColumnBlocks: Bool = true) throws {
         self.store = store
+        self.readsColumnBlocks = readsColumnBlocks
         self.statistics = statistics
         self.rowsPerPart = max(1, rowsPerPart)
         self.fromMs = fromMs
@@ -187,6 +190,7 @@ package final class FlowsAcrossShards {
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
             let ids = shards.map(\.id), directory = owner.store.directory, statistics = owner.statistics, skip = filter
+            let columnBlocks = owner.readsColumnBlocks
             let parts = ScanPlanner.parts(of: shards, rowsPerPart: owner.rowsPerPart)
             self.parts = parts
             shardIDs = ids
@@ -197,11 +201,16 @@ package final class FlowsAcrossShards {
             scan = ParallelShardScan(partCount: parts.count, columnCount: Int32(max(used.count, 1))) { index in
                 let part = parts[index]
                 let reader = try ShardReader(path: ShardStore.currentPath(of: ids[part.shard], in: directory).path, reusable: true)
+                // A merged shard answers from its column blocks when they hold all the statement uses.
+                if columnBlocks, let blocks = try ColumnBlockScan(reader: reader, bounds: bounds, plan: plan, columns: used, part: part,
+                                                    filter: skip, statistics: statistics) {
+                    return (.columnBlocks(blocks), reader)
+                }
                 // Only the granules whose zone maps can hold the filter's values.
                 let ranges = try ScanPlanner.rowRanges(reader, filter: skip, within: part.rowids, statistics: statistics)
                 if ranges == nil, part.rowids.above == nil { statistics.add(\.shardsReadWhole, 1) }
                 if let ranges, ranges.isEmpty { return (nil, reader) }
-                return (try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, part: part, ranges: ranges), reader)
+                return (.statement(try Self.select(from: reader, bounds: bounds, plan: plan, columns: used, part: part, ranges: ranges)), reader)
             }
             try advance()
         }

@@ -44,6 +44,28 @@ final class ParallelShardScan: Sendable {
             rowCount += 1
         }
 
+        /// Values of a row built column by column (`ColumnBlockScan`), then `endRow()`.
+        mutating func appendInteger(_ value: Int64) {
+            types.append(SQLITE_INTEGER)
+            numbers.append(value)
+        }
+
+        mutating func appendNull() {
+            types.append(SQLITE_NULL)
+            numbers.append(0)
+        }
+
+        mutating func appendText(_ text: String) {
+            var text = text
+            text.withUTF8 { utf8 in
+                types.append(SQLITE_TEXT)
+                numbers.append(Int64(bytes.count) << 32 | Int64(utf8.count))
+                bytes.append(contentsOf: utf8)
+            }
+        }
+
+        mutating func endRow() { rowCount += 1 }
+
         /// Hands value `index` (row * columns + column) to SQLite as the column's result.
         func result(_ index: Int, to context: OpaquePointer?) {
             let number = numbers[index]
@@ -67,6 +89,25 @@ final class ParallelShardScan: Sendable {
         }
     }
 
+    /// Where a part's rows come from: a statement over the shard's rows, or its column
+    /// blocks (`ColumnBlockScan`).
+    enum PartRows {
+        case statement(SQLiteStatement)
+        case columnBlocks(ColumnBlockScan)
+
+        /// Appends the next row to `batch`; false at the end of the part.
+        func appendNext(to batch: inout Batch, columns: Int32) throws -> Bool {
+            switch self {
+            case .statement(let statement):
+                guard try statement.step() else { return false }
+                batch.append(from: statement, columns: columns)
+                return true
+            case .columnBlocks(let scan):
+                return try scan.appendNext(to: &batch)
+            }
+        }
+    }
+
     /// What a part's queue yields: a batch, the end of the part, or why it failed.
     enum Item {
         case batch(Batch)
@@ -83,7 +124,7 @@ final class ParallelShardScan: Sendable {
     static let workerLimit: Int = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
 
     private let partCount: Int
-    private let open: @Sendable (Int) throws -> (SQLiteStatement?, keep: AnyObject)
+    private let open: @Sendable (Int) throws -> (PartRows?, keep: AnyObject)
     private let columnCount: Int32
     private struct State {
         var queues: [[Item]]
@@ -100,10 +141,10 @@ final class ParallelShardScan: Sendable {
     /// Parts whose statement was prepared (tests check the time push-down with it).
     var openedParts: [Int] { state.withLock { $0.openedParts } }
 
-    /// `open` prepares the statement for part `index` of the cursor's list; it runs on a
-    /// worker thread and returns the statement (nil: nothing of the part can match) with
-    /// what must stay alive while it steps (the reader).
-    init(partCount: Int, columnCount: Int32, open: @escaping @Sendable (Int) throws -> (SQLiteStatement?, keep: AnyObject)) {
+    /// `open` prepares the rows of part `index` of the cursor's list; it runs on a worker
+    /// thread and returns them (nil: nothing of the part can match) with what must stay
+    /// alive while they are read (the reader).
+    init(partCount: Int, columnCount: Int32, open: @escaping @Sendable (Int) throws -> (PartRows?, keep: AnyObject)) {
         self.partCount = partCount
         self.columnCount = columnCount
         self.open = open
@@ -131,11 +172,10 @@ final class ParallelShardScan: Sendable {
         while let index = claimShard() {
             do {
                 let (opened, keep) = try open(index)
-                var statement = opened
+                var rows = opened
                 state.withLock { $0.openedParts.append(index) }
                 var batch = Batch()
-                while let current = statement, try current.step() {
-                    batch.append(from: current, columns: columnCount)
+                while let current = rows, try current.appendNext(to: &batch, columns: columnCount) {
                     if batch.rowCount == Self.rowsPerBatch {
                         guard deliver(.batch(batch), to: index) else { break }
                         batch = Batch()
@@ -143,7 +183,7 @@ final class ParallelShardScan: Sendable {
                 }
                 // Finalized before its reader goes: a shard's connection is kept for the
                 // next query only when no statement on it is alive (`ShardReader.deinit`).
-                statement = nil
+                rows = nil
                 withExtendedLifetime(keep) {}
                 if batch.rowCount > 0 { _ = deliver(.batch(batch), to: index) }
                 _ = deliver(.end, to: index)

@@ -7,6 +7,9 @@ package struct SQLQuery {
     package let store: ShardStore
     package var fromMs: Int64?
     package var toMs: Int64?
+    /// Whether merged shards may answer from their column blocks (`ColumnBlockScan`);
+    /// off only to measure what the rows alone cost (the long-range benchmark).
+    package var readsColumnBlocks = true
 
     package init(store: ShardStore, fromMs: Int64? = nil, toMs: Int64? = nil) {
         self.store = store
@@ -22,7 +25,8 @@ package struct SQLQuery {
     package func run(_ sql: String, limits: QueryLimits = .commandLine, unreadable: UnreadableShards? = nil,
                      statistics: ScanStatistics = ScanStatistics(),
                      columns: ([String]) -> Void, row: ([QueryValue]) throws -> Bool) throws -> Int {
-        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs, statistics: statistics)
+        let connection = try FlowsAcrossShards(store: store, fromMs: fromMs, toMs: toMs, statistics: statistics,
+                                               readsColumnBlocks: readsColumnBlocks)
         defer { if let unreadable { unreadable.absorb(connection.unreadable) } }
         var width: Int32 = 0
         var unsigned = QueryValue.UnsignedColumns.none

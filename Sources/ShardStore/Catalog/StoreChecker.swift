@@ -36,7 +36,7 @@ package enum StoreChecker {
     }
 
     /// Checks one shard file: quick_check, its window, and for a sealed one its content
-    /// checksum against the one it recorded.
+    /// checksum against the one it recorded and its column blocks against its rows.
     private static func scan(_ full: String, relative: String) throws -> Scanned {
         let sealed = relative.hasSuffix(".zst")
         let reader = try ShardReader(path: full)
@@ -50,6 +50,9 @@ package enum StoreChecker {
             checksum = String(sum, radix: 16)
             if let recorded = try reader.meta("content_checksum"), recorded != checksum {
                 throw ShardStoreError(.unreadableShard, "content checksum \(checksum ?? "") differs from the recorded \(recorded)")
+            }
+            guard try reader.columnBlocksMatchRows() else {
+                throw ShardStoreError(.unreadableShard, "its column blocks do not hold its rows' values")
             }
         }
         var rows: Int64 = 0, minT: Int64?, maxT: Int64?

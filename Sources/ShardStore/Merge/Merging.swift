@@ -23,6 +23,9 @@ package struct MergePolicy: Sendable, Equatable {
     /// zstd level of merged shards (deep compaction's, so a merge is also a compaction).
     package var level: Int32 = 19
     package var frameSize: Int = 1 << 20
+    /// Whether merged shards get column blocks (`ColumnBlocks`): needle counts over weeks
+    /// several times faster, for about 4 bytes per flow.
+    package var columnBlocks = true
     /// How long a merged-away shard's file stays after the swap, so a query that listed
     /// the shard just before can still read it.
     package var sourceGraceMs: Int64 = 120_000
@@ -125,7 +128,7 @@ extension ShardStore {
     static func merge(_ policy: MergePolicy, catalog: Catalog, directory: URL, windowMs: Int64, graceMs: Int64, nowMs: Int64,
                       logger: Logger, shouldCancel: () -> Bool, progress: (MergeSummary) -> Void) throws -> [MergeSummary] {
         var done: [MergeSummary] = []
-        let merger = ShardMerger(directory: directory, level: policy.level, frameSize: policy.frameSize)
+        let merger = ShardMerger(directory: directory, level: policy.level, frameSize: policy.frameSize, columnBlocks: policy.columnBlocks)
         for group in try mergePlan(policy, catalog: catalog, windowMs: windowMs, graceMs: graceMs, nowMs: nowMs) {
             if shouldCancel() { break }
             let first = group[0].id, last = group[group.count - 1].id

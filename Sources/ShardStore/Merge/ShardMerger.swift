@@ -25,6 +25,8 @@ struct ShardMerger {
     let directory: URL
     let level: Int32
     let frameSize: Int
+    /// Whether the merged shard gets column blocks (`MergePolicy.columnBlocks`).
+    var columnBlocks = true
 
     struct Cancelled: Error {}
 
@@ -87,6 +89,8 @@ struct ShardMerger {
         var summaries: [SkipSummary] = []
         /// Where the compressed shard's frames begin (`FrameLayout`).
         var frameBoundaries: [Int64] = []
+        /// The column blocks' content hash, when the merged shard has them (`ColumnBlocks`).
+        var columnBlocksHash: UInt64?
     }
 
     private func writeCompactCopy(_ readers: [ShardReader], sources: [ShardRecord], id: ShardID, to path: String,
@@ -130,6 +134,7 @@ struct ShardMerger {
         // 2. Rows, k-way merged in the seal order.
         let ranks = try StringRanks(table: "strings", in: db)
         let index = ShardIndexBuilder(ranks: ranks, registeredOn: db)
+        let blocks = columnBlocks ? ColumnBlocksBuilder() : nil
         let cursors = try readers.enumerated().map { i, reader in
             try SourceCursor(reader: reader, map: maps[i], sealedInOrder: try reader.meta(SkipIndex.sealOrderMetaKey) == SkipIndex.sealOrder)
         }
@@ -177,6 +182,7 @@ struct ShardMerger {
             }
             index.addRow(end: stored[end]) { stored[indexed[$0]] }
             index.addBookkeeping(quoted: row.text(quotedColumn), nulls: row.text(nullsColumn))
+            blocks?.add { stored[$0] }
             // SQLite's text stays valid until the cursor moves (after this row is copied).
             index.series.add(end: stored[end], stored: { stored[seriesFields[$0]] },
                              text: { i in row.withText(seriesTexts[i]) { UnsafeRawBufferPointer($0) } },
@@ -206,6 +212,7 @@ struct ShardMerger {
             throw ShardStoreError(.verificationFailed, "merging into \(id): read \(copy.rows) rows of sources the catalog says hold \(sources.reduce(0) { $0 + $1.rowCount }); nothing was changed")
         }
         copy.summaries = try index.write(into: db)
+        if let blocks, try blocks.write(into: db) { copy.columnBlocksHash = blocks.hash.value }
 
         // Positions: per source partition, the union of the sources'.
         for reader in readers {
@@ -270,7 +277,12 @@ struct ShardMerger {
         var valueSum: UInt64 = 0
         let columnCount = ShardSchema.allColumns.count
         let textStored = FlowSchema.fields.map(\.kind.isTextStored)
-        try check.query("SELECT \(ShardSchema.decodedColumns(encoding: check.timeEncoding).joined(separator: ", ")) FROM flow_rows") { row in
+        // The rows' values of the column blocks' fields, to hold the blocks to.
+        var rowsBlockHash = ColumnBlocks.ContentHash(), rowID: Int64 = 0
+        let blockColumns = ColumnBlocks.fields.map { Int32($0.index) }
+        try check.query("SELECT \(ShardSchema.decodedColumns(encoding: check.timeEncoding).joined(separator: ", ")) FROM flow_rows ORDER BY rowid") { row in
+            rowID += 1
+            for (i, c) in blockColumns.enumerated() { rowsBlockHash.add(row: rowID, field: i, row.isNull(c) ? nil : row.integer(c)) }
             var hash = ValueRowHash()
             for c in 0..<FlowSchema.count where !row.isNull(Int32(c)) {
                 let value = row.integer(Int32(c))
@@ -283,6 +295,12 @@ struct ShardMerger {
         }
         guard rows == expected.rows, checksum == expected.checksum, valueSum == expected.valueSum else {
             throw ShardStoreError(.verificationFailed, "merging into \(id): the compressed copy holds \(rows) rows (checksum \(String(checksum, radix: 16)), values \(String(valueSum, radix: 16))), the sources \(expected.rows) (\(String(expected.checksum, radix: 16)), \(String(expected.valueSum, radix: 16))); the sources are kept")
+        }
+        if let expectedHash = expected.columnBlocksHash {
+            let found = try check.columnBlocksHash()
+            guard found == expectedHash, rowsBlockHash.value == expectedHash else {
+                throw ShardStoreError(.verificationFailed, "merging into \(id): the compressed copy's column blocks do not hold the rows' values (\(found.map { String($0, radix: 16) } ?? "unreadable"), expected \(String(expectedHash, radix: 16))); the sources are kept")
+            }
         }
     }
 }

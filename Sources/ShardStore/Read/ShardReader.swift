@@ -22,6 +22,9 @@ package final class ShardReader {
     private var stringsInValueOrder: (ordered: Bool, largest: Int64?)?
     /// `readFlow(rowID:into:)`'s statement, prepared on first use.
     private var flowByRowID: SQLiteStatement?
+    /// `hasColumnBlocks()`, read once, and `withColumnBlock`'s statement.
+    private var columnBlocksPresent: Bool?
+    private var columnBlockByGranule: SQLiteStatement?
     /// The sealed file this reader's connection was opened on, when the connection may
     /// serve the next query (`ReadConnectionPool`); nil otherwise.
     private let reusableOn: FileIdentity?
@@ -58,6 +61,7 @@ package final class ShardReader {
     deinit {
         guard let identity = reusableOn else { return }
         flowByRowID = nil
+        columnBlockByGranule = nil
         // A statement still alive elsewhere would be finalized later on another thread:
         // such a connection is closed with its last statement instead of being kept.
         guard sqlite3_next_stmt(db.handle, nil) == nil else { return }
@@ -411,6 +415,37 @@ package final class ShardReader {
                 return SkipSummary(field: field, distinct: values)
             }
         }
+    }
+
+    /// Whether the shard holds column blocks of exactly `ColumnBlocks.fields` (merged
+    /// shards since they have them); read once per reader.
+    package func hasColumnBlocks() throws -> Bool {
+        if let known = columnBlocksPresent { return known }
+        let present = try meta(ColumnBlocks.metaKey) == ColumnBlocks.metaValue
+        columnBlocksPresent = present
+        return present
+    }
+
+    /// Calls `body` with the block of `field` (one of `ColumnBlocks.fields`) for the
+    /// granule beginning at row `firstRowID`; false when the shard has no such block.
+    /// The bytes are valid only inside `body`.
+    package func withColumnBlock(_ field: FieldID, firstRowID: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        let found = try describing { () throws(SQLiteError) -> SQLiteStatement? in
+            let select: SQLiteStatement
+            if let prepared = columnBlockByGranule {
+                select = prepared
+            } else {
+                select = try db.prepare("SELECT data FROM column_blocks WHERE field = ?1 AND first_rowid = ?2")
+                columnBlockByGranule = select
+            }
+            select.reset()
+            select.bind(1, field.name)
+            select.bind(2, firstRowID)
+            return try select.step() ? select : nil
+        }
+        guard let found else { return false }
+        try found.withBlob(0, body)
+        return true
     }
 
     private func hasTable(_ name: String) throws -> Bool {

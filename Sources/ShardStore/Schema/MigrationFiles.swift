@@ -3,7 +3,8 @@
 package enum MigrationFiles {
     package static var all: [(path: String, text: String)] {
         [("migrations/shard/0001_shard.sql", ShardSchema.createSQL), ("migrations/shard/0002_skip_index.sql", SkipIndex.createSQL),
-         ("migrations/shard/0003_traffic_series.sql", TrafficSeries.createSQL)]
+         ("migrations/shard/0003_traffic_series.sql", TrafficSeries.createSQL),
+         ("migrations/shard/0004_column_blocks.sql", ColumnBlocks.createSQL)]
             + CatalogSchema.migrations.map { ("migrations/catalog/\($0.name).sql", $0.sql + "\n") }
             + [("migrations/deadletters/0001_deadletters.sql", DeadLetterStore.createSQL + "\n" + ResumeCheckpoint.createSQL + "\n")]
             + [("migrations/rollups/0001_rollups.sql", RollupSchema.createSQL),
