@@ -34,7 +34,6 @@ final class ColumnBlockScan {
     /// granules it reads in `statistics` as the row path does.
     init?(reader: ShardReader, bounds: FlowsAcrossShards.TimeBounds, plan: FlowsAcrossShards.ScanPlan, columns used: [Int],
           part: ScanPlanner.Part, filter: SkipFilter, statistics: ScanStatistics) throws {
-        guard try reader.hasColumnBlocks() else { return nil }
         var outputs: [(Int, FieldID, String?)] = []
         for column in used {
             guard FlowSchema.fields.indices.contains(column) else { return nil }
@@ -42,6 +41,9 @@ final class ColumnBlockScan {
             guard let block = ColumnBlocks.position(of: field) else { return nil }
             outputs.append((block, field, FlowsAcrossShards.Cursor.textEquality(on: column, in: plan)))
         }
+        // Asked last: the columns alone rule most statements out without reading `meta`.
+        guard plan.equalities.allSatisfy({ ColumnBlocks.position(of: FieldID(rawValue: UInt8($0.column))) != nil }),
+              try reader.hasColumnBlocks() else { return nil }
         var checks: [(FieldID, Int64)] = []
         for (column, value) in plan.equalities {
             let field = FieldID(rawValue: UInt8(column))
