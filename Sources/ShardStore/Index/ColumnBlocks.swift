@@ -12,9 +12,10 @@ import StorageKit
 /// decompresses the `DstAddr` blocks and the `Bytes` blocks of the granules that match,
 /// a few hundred KB per day, and no rows.
 ///
-/// What it costs: about 4 bytes per flow at level 19 on a merged day (the `Bytes` column
-/// is half of it), which is why only merged shards carry it: hourly shards at seal are
-/// held to 30 bytes per flow, and a merge is where weeks-long questions get their shards.
+/// What it costs: about 4.6 bytes per flow at level 19 on a merged day, 17% (the `Bytes`
+/// column is half of it), which is why only merged shards carry it (and
+/// `store.mergeColumnBlocks` can leave it out): hourly shards at seal are held to 30
+/// bytes per flow, and a merge is where weeks-long questions get their shards.
 ///
 /// Format (`column_blocks`, docs/on-disk-format.md): one row per field and granule of the
 /// skip index (`granules`, same row ids), `data` the granule's values in row order as
