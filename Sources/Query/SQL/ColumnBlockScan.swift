@@ -16,7 +16,7 @@ final class ColumnBlockScan {
     private let reader: ShardReader
     private let granules: [Granule]
     /// Per used column (in the scan's order): its place in `ColumnBlocks.fields`, and the
-    /// text a pushed-down equality holds it to (returned as is, never looked up).
+    /// text a pushed-down equality holds it to (never decoded: the cursor returns it).
     private let outputs: [(block: Int, field: FieldID, fixedText: String?)]
     /// Per pushed-down equality this part can check on the blocks: (field, stored value).
     private let checks: [(field: FieldID, stored: Int64)]
@@ -91,8 +91,8 @@ final class ColumnBlockScan {
         let row = matches[matchIndex]
         matchIndex += 1
         for (i, output) in outputs.enumerated() {
-            if let text = output.fixedText {
-                batch.appendText(text)
+            if output.fixedText != nil {
+                batch.appendNull()  // given to SQLite by the cursor (`FlowsAcrossShards.Cursor.fixed`)
             } else if !present[i][row] {
                 batch.appendNull()
             } else if output.field.kind.isTextStored {

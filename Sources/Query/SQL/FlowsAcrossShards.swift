@@ -32,6 +32,20 @@ package final class FlowsAcrossShards {
     private var captured = SkipFilter()
     /// Damaged shards the queries skipped, named in the answer's warning.
     package let unreadable = UnreadableShards()
+    /// The texts pushed-down equalities hold columns to, NUL-terminated, handed to SQLite
+    /// in place (SQLITE_STATIC) for every row: kept until the connection goes, since an
+    /// aggregate may hold a value past the scan that produced it.
+    private var fixedTexts: [String: UnsafeMutableBufferPointer<CChar>] = [:]
+
+    /// `text` as a C string that lives as long as this connection.
+    func fixedText(_ text: String) -> UnsafeBufferPointer<CChar> {
+        if let kept = fixedTexts[text] { return UnsafeBufferPointer(kept) }
+        let bytes = Array(text.utf8CString)
+        let kept = UnsafeMutableBufferPointer<CChar>.allocate(capacity: bytes.count)
+        _ = kept.initialize(from: bytes)
+        fixedTexts[text] = kept
+        return UnsafeBufferPointer(kept)
+    }
 
     /// The columns of `flows`: NetObserv's field names, as in each shard's view.
     package static let columns: [String] = ShardSchema.viewFieldNames
@@ -71,6 +85,7 @@ package final class FlowsAcrossShards {
     }
 
     deinit {
+        for text in fixedTexts.values { text.deallocate() }
         sqlite3_set_authorizer(db.handle, nil, nil)
         module.deinitialize(count: 1)
         module.deallocate()
@@ -164,6 +179,12 @@ package final class FlowsAcrossShards {
         /// Per column of `flows`, its place among the columns the shards return, or -1
         /// for a column the statement does not use (NULL).
         var slots: [Int] = []
+        /// Per column of `flows`, the text a pushed-down equality holds it to: every row
+        /// the shards return has it, so it is given to SQLite from here, never copied per
+        /// row (the shards return NULL in its place). Two such columns per row of a
+        /// namespace-pair count were two allocations per row in the workers and two in
+        /// SQLite's copy of the result, all under SQLite's global memory mutex.
+        var fixed: [UnsafeBufferPointer<CChar>?] = []
         var usedCount = 0
 
         init(owner: FlowsAcrossShards) { self.owner = owner }
@@ -189,6 +210,9 @@ package final class FlowsAcrossShards {
             slots = Array(repeating: -1, count: FlowsAcrossShards.allColumns.count)
             for (slot, column) in used.enumerated() { slots[column] = slot }
             usedCount = used.count
+            fixed = FlowsAcrossShards.allColumns.indices.map { column in
+                Self.textEquality(on: column, in: plan).map { owner.fixedText($0) }
+            }
             let ids = shards.map(\.id), directory = owner.store.directory, statistics = owner.statistics, skip = filter
             let columnBlocks = owner.readsColumnBlocks
             let parts = ScanPlanner.parts(of: shards, rowsPerPart: owner.rowsPerPart)
@@ -259,6 +283,10 @@ package final class FlowsAcrossShards {
 
         /// Gives SQLite column `column` of the current row.
         func result(column: Int, to context: OpaquePointer?) {
+            if column >= 0, column < fixed.count, let text = fixed[column] {
+                sqlite3_result_text(context, text.baseAddress, Int32(text.count - 1), sqliteStatic)
+                return
+            }
             guard column >= 0, column < slots.count, slots[column] >= 0 else {
                 sqlite3_result_null(context)
                 return
@@ -278,18 +306,18 @@ package final class FlowsAcrossShards {
         /// The statement over one shard's `flow_rows`: used columns decoded as the
         /// `flows` view decodes them, the time range and equalities on raw columns.
         ///
-        /// A string column held equal to a text is returned as that text: every row the
-        /// statement yields has it, and looking each row's id up in `strings` again was
-        /// most of what a namespace-pair count spent per matching row.
+        /// A string column held equal to a text is returned as NULL, and the cursor gives
+        /// SQLite the text instead (`fixed`): every row the statement yields has it, and
+        /// looking each row's id up in `strings` again was most of what a namespace-pair
+        /// count spent per matching row.
         static func select(from reader: ShardReader, bounds: TimeBounds, plan: ScanPlan, columns used: [Int],
                            part: ScanPlanner.Part, ranges: [ClosedRange<Int64>]? = nil) throws -> SQLiteStatement {
             let expressions = ShardSchema.viewColumnExpressions(timeEncoding: reader.timeEncoding)
             var parameters: [EqualityValue] = []
             var selected: [String] = []
             for column in used {
-                if let text = textEquality(on: column, in: plan) {
-                    parameters.append(.text(text))
-                    selected.append("?\(parameters.count) AS \"\(FlowSchema.fields[column].name)\"")
+                if textEquality(on: column, in: plan) != nil {
+                    selected.append("NULL AS \"\(FlowSchema.fields[column].name)\"")
                 } else {
                     selected.append(expressions[column])
                 }

@@ -171,8 +171,11 @@ final class ParallelShardScan: Sendable {
     private func work() {
         while let index = claimShard() {
             do {
-                let (opened, keep) = try open(index)
-                var rows = opened
+                // One binding per value: a second one (`let opened`) would keep the
+                // statement alive to the end of the scope, past `rows = nil`, and the
+                // reader's connection would then be closed instead of kept for the next
+                // query (`ShardReader.deinit`).
+                var (rows, keep) = try open(index)
                 state.withLock { $0.openedParts.append(index) }
                 var batch = Batch()
                 while let current = rows, try current.appendNext(to: &batch, columns: columnCount) {

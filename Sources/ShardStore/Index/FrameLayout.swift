@@ -21,29 +21,13 @@ package enum FrameLayout {
             if index % SkipIndex.granulesPerFrame == 0 { granuleStarts.append(granules.integer(0)) }
             index += 1
         }
-        guard !granuleStarts.isEmpty else { return [] }
-        // Leaves of flow_rows in row order: cumulative cells give each one's first row id.
-        let leaves = try db.prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'flow_rows' AND pagetype = 'leaf' ORDER BY path")
-        var boundaries: [Int64] = []
-        var firstRow: Int64 = 1
-        var next = granuleStarts[...]
-        var lastPage: Int64 = 0
-        while try leaves.step() {
-            let page = leaves.integer(0), cells = leaves.integer(1)
-            if boundaries.isEmpty { boundaries.append((page - 1) * pageSize) }
-            // The page where a granule begins also holds the end of the one before: it
-            // is a frame of its own, so reading either granule decompresses one page of
-            // the other, not a whole frame.
-            while let start = next.first, start < firstRow + cells {
-                boundaries.append((page - 1) * pageSize)
-                boundaries.append(page * pageSize)
-                next = next.dropFirst()
-            }
-            firstRow += cells
-            lastPage = max(lastPage, page)
-        }
-        if lastPage > 0 { boundaries.append(lastPage * pageSize) }
-        return boundaries + (try columnBlockBoundaries(of: db, pageSize: pageSize))
+        guard !granuleStarts.isEmpty, let rows = try leaves(of: "flow_rows", holding: granuleStarts, in: db) else { return [] }
+        // The page where a granule begins also holds the end of the one before: it is a
+        // frame of its own, so reading either granule decompresses one page of the other,
+        // not a whole frame.
+        let granulePages = rows.holding.flatMap { [($0 - 1) * pageSize, $0 * pageSize] }
+        return [(rows.first - 1) * pageSize] + granulePages + [rows.last * pageSize]
+            + (try columnBlockBoundaries(of: db, pageSize: pageSize))
     }
 
     /// Where each field's column blocks begin, and where they end (`ColumnBlocks`): a
@@ -55,21 +39,32 @@ package enum FrameLayout {
         var fieldStarts: [Int64] = []
         let starts = try db.prepare("SELECT min(rowid) FROM column_blocks GROUP BY field ORDER BY 1")
         while try starts.step() { fieldStarts.append(starts.integer(0)) }
-        let leaves = try db.prepare("SELECT pageno, ncell FROM dbstat WHERE name = 'column_blocks' AND pagetype = 'leaf' ORDER BY path")
-        var boundaries: [Int64] = []
+        guard let blocks = try leaves(of: "column_blocks", holding: fieldStarts, in: db) else { return [] }
+        return blocks.holding.map { ($0 - 1) * pageSize } + [blocks.last * pageSize]
+    }
+
+    /// The leaf pages of `table` that hold each of `rows` (ascending row ids), and its
+    /// first and last leaf page; nil when it has no leaves. The table's rows were inserted
+    /// in row id order from 1, so its leaves in b-tree order, with their cell counts
+    /// added up, give each leaf's first row id (SQLite's `dbstat`).
+    private static func leaves(of table: String, holding rows: [Int64], in db: SQLiteDatabase)
+        throws(SQLiteError) -> (holding: [Int64], first: Int64, last: Int64)? {
+        let leaves = try db.prepare("SELECT pageno, ncell FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY path")
+        leaves.bind(1, table)
+        var holding: [Int64] = []
+        var first: Int64?, last: Int64 = 0
         var firstRow: Int64 = 1
-        var next = fieldStarts[...]
-        var lastPage: Int64 = 0
+        var next = rows[...]
         while try leaves.step() {
             let page = leaves.integer(0), cells = leaves.integer(1)
-            while let start = next.first, start < firstRow + cells {
-                boundaries.append((page - 1) * pageSize)
+            if first == nil { first = page }
+            while let row = next.first, row < firstRow + cells {
+                holding.append(page)
                 next = next.dropFirst()
             }
             firstRow += cells
-            lastPage = max(lastPage, page)
+            last = max(last, page)
         }
-        if lastPage > 0 { boundaries.append(lastPage * pageSize) }
-        return boundaries
+        return first.map { (holding, $0, last) }
     }
 }

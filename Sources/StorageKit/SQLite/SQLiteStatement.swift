@@ -151,3 +151,5 @@ package nonisolated(unsafe) let emptyText = UnsafeMutablePointer<UInt8>.allocate
 
 /// SQLite's SQLITE_TRANSIENT (a macro Swift cannot import): "copy the bytes now".
 package let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+/// SQLITE_STATIC: SQLite uses the bytes in place, so they must outlive every use it makes of them.
+package let sqliteStatic = unsafeBitCast(0, to: sqlite3_destructor_type.self)
