@@ -15,9 +15,9 @@ import StorageKit
 final class ColumnBlockScan {
     private let reader: ShardReader
     private let granules: [Granule]
-    /// Per used column (in the scan's order): its place in `ColumnBlocks.fields`, and the
-    /// text a pushed-down equality holds it to (never decoded: the cursor returns it).
-    private let outputs: [(block: Int, field: FieldID, fixedText: String?)]
+    /// Per used column (in the scan's order): its field, and whether a pushed-down
+    /// equality holds it to a text (never decoded: the cursor returns the text).
+    private let outputs: [(field: FieldID, isFixed: Bool)]
     /// Per pushed-down equality this part can check on the blocks: (field, stored value).
     private let checks: [(field: FieldID, stored: Int64)]
     private var granuleIndex = 0
@@ -34,12 +34,12 @@ final class ColumnBlockScan {
     /// granules it reads in `statistics` as the row path does.
     init?(reader: ShardReader, bounds: FlowsAcrossShards.TimeBounds, plan: FlowsAcrossShards.ScanPlan, columns used: [Int],
           part: ScanPlanner.Part, filter: SkipFilter, statistics: ScanStatistics) throws {
-        var outputs: [(Int, FieldID, String?)] = []
+        var outputs: [(FieldID, Bool)] = []
         for column in used {
             guard FlowSchema.fields.indices.contains(column) else { return nil }
             let field = FieldID(rawValue: UInt8(column))
-            guard let block = ColumnBlocks.position(of: field) else { return nil }
-            outputs.append((block, field, FlowsAcrossShards.Cursor.textEquality(on: column, in: plan)))
+            guard ColumnBlocks.position(of: field) != nil else { return nil }
+            outputs.append((field, FlowsAcrossShards.Cursor.textEquality(on: column, in: plan) != nil))
         }
         // Asked last: the columns alone rule most statements out without reading `meta`.
         guard plan.equalities.allSatisfy({ ColumnBlocks.position(of: FieldID(rawValue: UInt8($0.column))) != nil }),
@@ -47,7 +47,6 @@ final class ColumnBlockScan {
         var checks: [(FieldID, Int64)] = []
         for (column, value) in plan.equalities {
             let field = FieldID(rawValue: UInt8(column))
-            guard ColumnBlocks.position(of: field) != nil else { return nil }
             switch value {
             case .text(let text) where field.kind.isTextStored:
                 switch try reader.stringID(of: text) {
@@ -91,7 +90,7 @@ final class ColumnBlockScan {
         let row = matches[matchIndex]
         matchIndex += 1
         for (i, output) in outputs.enumerated() {
-            if output.fixedText != nil {
+            if output.isFixed {
                 batch.appendNull()  // given to SQLite by the cursor (`FlowsAcrossShards.Cursor.fixed`)
             } else if !present[i][row] {
                 batch.appendNull()
@@ -116,7 +115,7 @@ final class ColumnBlockScan {
             matches = matches.filter { scratchPresent[$0] && scratchValues[$0] == check.stored }
         }
         guard !matches.isEmpty else { return }
-        for (i, output) in outputs.enumerated() where output.fixedText == nil {
+        for (i, output) in outputs.enumerated() where !output.isFixed {
             try decode(output.field, granule)
             swap(&columns[i], &scratchValues)
             swap(&present[i], &scratchPresent)
@@ -124,11 +123,7 @@ final class ColumnBlockScan {
     }
 
     private func decode(_ field: FieldID, _ granule: Granule) throws {
-        var decoded = false
-        let found = try reader.withColumnBlock(field, firstRowID: granule.firstRowID) { block in
-            decoded = ColumnBlocks.decode(block, rows: Int(granule.rowCount), values: &scratchValues, present: &scratchPresent)
-        }
-        guard found, decoded else {
+        guard try reader.readColumnBlock(field, of: granule, values: &scratchValues, present: &scratchPresent) else {
             throw ShardStoreError(.unreadableShard, "\(reader.path): the column block of \(field.name) for rows \(granule.firstRowID)-\(granule.lastRowID) is missing or damaged; run `flowrec fsck`")
         }
     }

@@ -105,6 +105,12 @@ package enum ColumnBlocks {
             h ^= h >> 29
             value &+= h  // order-free, so rows and blocks may be visited in either order
         }
+
+        /// Adds row `row`'s values of the blocks' fields, read from `statement` at
+        /// `columns` (one per field of `ColumnBlocks.fields`, in order).
+        mutating func add(row: Int64, of statement: SQLiteStatement, columns: [Int32]) {
+            for (i, c) in columns.enumerated() { add(row: row, field: i, statement.isNull(c) ? nil : statement.integer(c)) }
+        }
     }
 }
 
@@ -180,6 +186,16 @@ final class ColumnBlocksBuilder {
 }
 
 extension ShardReader {
+    /// Decodes the block of `field` for `granule` into `values` and `present`; false when
+    /// the shard has no such block or it does not hold the granule's rows.
+    package func readColumnBlock(_ field: FieldID, of granule: Granule, values: inout [Int64], present: inout [Bool]) throws -> Bool {
+        var decoded = false
+        let found = try withColumnBlock(field, firstRowID: granule.firstRowID) { block in
+            decoded = ColumnBlocks.decode(block, rows: Int(granule.rowCount), values: &values, present: &present)
+        }
+        return found && decoded
+    }
+
     /// The content hash of every column block of the shard, visited granule by granule
     /// (`ColumnBlocks.ContentHash`); nil when a block is missing or malformed.
     func columnBlocksHash() throws -> UInt64? {
@@ -188,11 +204,7 @@ extension ShardReader {
         var values: [Int64] = [], present: [Bool] = []
         for granule in granules {
             for (i, field) in ColumnBlocks.fields.enumerated() {
-                var decoded = false
-                let found = try withColumnBlock(field, firstRowID: granule.firstRowID) { block in
-                    decoded = ColumnBlocks.decode(block, rows: Int(granule.rowCount), values: &values, present: &present)
-                }
-                guard found, decoded else { return nil }
+                guard try readColumnBlock(field, of: granule, values: &values, present: &present) else { return nil }
                 for k in values.indices { hash.add(row: granule.firstRowID + Int64(k), field: i, present[k] ? values[k] : nil) }
             }
         }
@@ -206,9 +218,10 @@ extension ShardReader {
         guard try hasColumnBlocks() else { return true }
         var rows = ColumnBlocks.ContentHash(), rowID: Int64 = 0
         let names = ColumnBlocks.fields.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        let columns = ColumnBlocks.fields.indices.map { Int32($0) }
         try query("SELECT \(names) FROM flow_rows ORDER BY rowid") { row in
             rowID += 1
-            for i in ColumnBlocks.fields.indices { rows.add(row: rowID, field: i, row.isNull(Int32(i)) ? nil : row.integer(Int32(i))) }
+            rows.add(row: rowID, of: row, columns: columns)
         }
         return try columnBlocksHash() == rows.value
     }

@@ -282,7 +282,7 @@ struct ShardMerger {
         let blockColumns = ColumnBlocks.fields.map { Int32($0.index) }
         try check.query("SELECT \(ShardSchema.decodedColumns(encoding: check.timeEncoding).joined(separator: ", ")) FROM flow_rows ORDER BY rowid") { row in
             rowID += 1
-            for (i, c) in blockColumns.enumerated() { rowsBlockHash.add(row: rowID, field: i, row.isNull(c) ? nil : row.integer(c)) }
+            rowsBlockHash.add(row: rowID, of: row, columns: blockColumns)
             var hash = ValueRowHash()
             for c in 0..<FlowSchema.count where !row.isNull(Int32(c)) {
                 let value = row.integer(Int32(c))

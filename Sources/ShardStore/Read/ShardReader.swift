@@ -429,7 +429,7 @@ package final class ShardReader {
     /// Calls `body` with the block of `field` (one of `ColumnBlocks.fields`) for the
     /// granule beginning at row `firstRowID`; false when the shard has no such block.
     /// The bytes are valid only inside `body`.
-    package func withColumnBlock(_ field: FieldID, firstRowID: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    func withColumnBlock(_ field: FieldID, firstRowID: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let found = try describing { () throws(SQLiteError) -> SQLiteStatement? in
             let select: SQLiteStatement
             if let prepared = columnBlockByGranule {
