@@ -89,16 +89,25 @@ struct ForwardBenchmark: AsyncParsableCommand {
             forwarderRates.append((variant.label, Double(rows) / summary.elapsedSeconds))
         }
 
-        // Reading alone: the shards' rows in rowid order, and in the table's key order as the forwarder reads them.
-        var t = monotonicSeconds()
+        // Reading alone, in the table's key order as the forwarder reads its chunks: whole
+        // flows, then the forwarder's own read + Native encoding on one thread, each through
+        // SQLite (as before 2026-12-06) and from the shards' pages (`TableCursor`).
+        var readSeconds: [Bool: Double] = [:], encodeSeconds: [Bool: Double] = [:]
         var readRows = 0
-        for shard in sealed { try store.forEachFlow(in: shard.id) { _ in readRows += 1 } }
-        let readSeconds = monotonicSeconds() - t
-        t = monotonicSeconds()
-        try Self.forEachChunk(of: sealed, in: store) { reader, _, chunk in
-            try reader.forEachFlow(rowIDs: chunk, orderedBy: Self.sortKey) { _ in readRows += 1 }
+        for direct in [false, true] {
+            var t = monotonicSeconds()
+            try Self.forEachChunk(of: sealed, in: store, pagesDirectly: direct) { reader, _, chunk in
+                try reader.forEachFlow(rowIDs: chunk, orderedBy: Self.sortKey) { _ in readRows += 1 }
+            }
+            readSeconds[direct] = monotonicSeconds() - t
+            let encoder = ClickHouseBlockEncoder(format: .native)
+            t = monotonicSeconds()
+            try Self.forEachChunk(of: sealed, in: store, pagesDirectly: direct) { reader, shard, chunk in
+                try encoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
+                _ = encoder.finish()
+            }
+            encodeSeconds[direct] = monotonicSeconds() - t
         }
-        let sortedReadSeconds = monotonicSeconds() - t
 
         // The server alone: the forwarder's own Native+gzip chunks, encoded before the
         // clock starts, inserted back to back. No client can beat this rate.
@@ -110,7 +119,7 @@ struct ForwardBenchmark: AsyncParsableCommand {
         }
         _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
         let nativeStatement = "INSERT INTO \(database).flows_server (\(nativeEncoder.columnList)) FORMAT Native"
-        t = monotonicSeconds()
+        var t = monotonicSeconds()
         for chunk in nativeChunks { try await client.insert(nativeStatement, body: chunk, gzip: true) }
         let serverSeconds = monotonicSeconds() - t
         guard try await count("\(database).flows_server", client) == rows else { throw ValidationError("server-only inserts lost rows") }
@@ -185,17 +194,27 @@ struct ForwardBenchmark: AsyncParsableCommand {
             print("| \(label) | \(String(format: "%.2f", phases.readAndEncode)) | \(String(format: "%.2f", phases.compress)) | \(String(format: "%.2f", phases.waitForEncoding)) | \(String(format: "%.2f", phases.insert)) | \(String(format: "%.2f", total)) | \(phases.bodyBytes / rows) |")
         }
         print()
-        print("Reading alone: \(String(format: "%.2f", readSeconds)) s in rowid order (\(Int(Double(rows) / readSeconds)) rows/s), \(String(format: "%.2f", sortedReadSeconds)) s in the table's key order in 100,000-row chunks, as the forwarder reads them (sealed shards are in that order already since 2026-12-05; before, each chunk was sorted) (\(Int(Double(rows) / sortedReadSeconds)) rows/s).\n")
+        func rate(_ seconds: Double?) -> String { "\(Int(Double(rows) / (seconds ?? .infinity))) rows/s" }
+        print("""
+            Reading alone, one thread, in the table's key order in 100,000-row chunks as the forwarder reads them (sealed shards hold that order since 2026-12-05):
+
+            | read | through SQLite (as before 2026-12-06) | from the shard's pages (`TableCursor`) | ratio |
+            |---|---:|---:|---:|
+            | whole flows | \(rate(readSeconds[false])) | \(rate(readSeconds[true])) | \(String(format: "%.2fx", (readSeconds[false] ?? 0) / (readSeconds[true] ?? 1))) |
+            | read + Native encoding (no compression) | \(rate(encodeSeconds[false])) | \(rate(encodeSeconds[true])) | \(String(format: "%.2fx", (encodeSeconds[false] ?? 0) / (encodeSeconds[true] ?? 1))) |
+
+            """)
     }
 
     /// The table's sort key, as the forwarder orders each chunk.
     static let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
 
     /// Each 100,000-row rowid range of each shard, as the forwarder cuts its chunks.
-    static func forEachChunk(of shards: [ShardRecord], in store: ShardStore,
+    static func forEachChunk(of shards: [ShardRecord], in store: ShardStore, pagesDirectly: Bool = true,
                              _ body: (ShardReader, ShardRecord, ClosedRange<Int64>) throws -> Void) throws {
         for shard in shards {
             let reader = try store.reader(for: shard.id)
+            reader.readsPagesDirectly = pagesDirectly
             guard let range = try reader.rowIDRange() else { continue }
             var low = range.lowerBound
             while low <= range.upperBound {

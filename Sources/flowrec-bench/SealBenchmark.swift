@@ -55,6 +55,7 @@ struct SealBenchmark: ParsableCommand {
         if stepsOnly {
             print("\(flows) flows, \(sealed.count) shards: \(Int(Double(flows) / sealSeconds)) flows/s, \(String(format: "%.1f", Double(sealedBytes) / Double(flows))) bytes per flow")
             printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)
+            try printChecksumReads(store: store, shard: try requireShard(sealed.max { $0.rows < $1.rows }, store: store))
             return
         }
 
@@ -110,6 +111,7 @@ struct SealBenchmark: ParsableCommand {
         print("Seal speed: \(Int(Double(flows) / sealSeconds)) flows/s on one core (compact copy, compress, verify, rename), \(String(format: "%.1f", sealSeconds)) s for \(sealed.count) shards.\n")
         printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)
         print()
+        try printChecksumReads(store: store, shard: largest)
         print("Level and frame size on the largest shard (\(largest.rowCount) flows):\n")
         print("| zstd level | frame | bytes per flow | compress flows/s |")
         print("|---:|---:|---:|---:|")
@@ -190,6 +192,31 @@ func fileBytes(_ path: String) -> Int64 {
 }
 
 /// The store's row for a seal summary (its path), or a clear failure.
+/// The verification's content checksum of one sealed shard, read through SQLite (as
+/// before 2026-12-06) and from its pages (`TableCursor`), best of 3 each, its frames
+/// cached by a first read.
+private func printChecksumReads(store: ShardStore, shard: ShardRecord) throws {
+    var best: [Bool: Double] = [:]
+    var sums: Set<UInt64> = []
+    for round in 0..<4 {
+        for direct in [false, true] {
+            let reader = try store.reader(for: shard.id)
+            reader.readsPagesDirectly = direct
+            let t = monotonicSeconds()
+            sums.insert(try reader.contentChecksum().checksum)
+            if round > 0 { best[direct] = min(best[direct] ?? .infinity, monotonicSeconds() - t) }
+        }
+    }
+    guard sums.count == 1 else { throw ValidationError("the two reads of \(shard.id) disagree on its checksum") }
+    let rows = Double(shard.rowCount)
+    print("""
+        Content checksum of the largest sealed shard (\(shard.rowCount) flows, frames cached), best of 3: through SQLite \
+        \(Int(rows / best[false]!)) flows/s, from its pages (`TableCursor`) \(Int(rows / best[true]!)) flows/s \
+        (\(String(format: "%.2fx", best[false]! / best[true]!))).
+
+        """)
+}
+
 func requireShard(_ summary: ShardStore.SealSummary?, store: ShardStore) throws -> ShardRecord {
     guard let summary, let info = try store.shards().first(where: { $0.id == summary.id }) else {
         throw ValidationError("no shard was sealed")

@@ -20,6 +20,13 @@ package final class ShardReader {
     /// For `stringID(of:)`, read once: whether string ids follow the values' order, and
     /// the largest id (nil when the shard has no strings).
     private var stringsInValueOrder: (ordered: Bool, largest: Int64?)?
+    /// Whether whole rows of a sealed shard are read from its pages (`TableCursor`)
+    /// rather than through SQLite, where both can: true but in tests and benchmarks that
+    /// compare the two.
+    package var readsPagesDirectly = true
+    /// `flow_rows`' root page when `rowCursor()` may read it in place, else 0; looked
+    /// up once.
+    private var rowTable: Int?
     /// `readFlow(rowID:into:)`'s statement, prepared on first use.
     private var flowByRowID: SQLiteStatement?
     /// `hasColumnBlocks()`, read once, and `withColumnBlock`'s statement.
@@ -115,7 +122,7 @@ package final class ShardReader {
         let select = try db.prepare("SELECT \(FlowRowCodec.selectColumns) FROM flow_rows ORDER BY rowid")
         var flow = Flow()
         while try select.step() {
-            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+            codec.read(.statement(select), dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
             try body(flow)
         }
     }
@@ -137,27 +144,27 @@ package final class ShardReader {
     package func forEachFlow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (Flow) throws -> Void) throws {
         var flow = Flow()
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
-        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
-            codec.read(select, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+        try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { row in
+            codec.read(row, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
             try body(flow)
         }
     }
 
     /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: each row's values
-    /// are read straight from SQLite and the shard's string table. For encoders that
+    /// are read straight from the shard's record and string table. For encoders that
     /// copy every value once anyway (the ClickHouse forwarder).
     package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
         let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try dictionary.withStorage { bytes, starts in
-            try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { select in
-                try body(ShardRow(statement: select, strings: bytes, starts: starts, layout: layout))
+            try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { row in
+                try body(ShardRow(values: row, strings: bytes, starts: starts, layout: layout))
             }
         }
     }
 
     private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
-                                   _ body: (SQLiteStatement) throws -> Void) throws {
+                                   _ body: (StoredRow) throws -> Void) throws {
         let columns = Self.allColumnsOfF
         // A shard sealed (or merged) in the seal order holds its rows sorted by exactly
         // these keys, strings by their bytes, NULL first, ties in row id order: reading
@@ -165,10 +172,15 @@ package final class ShardReader {
         // chunks, whose table has the seal order as its ORDER BY).
         if keys == Self.sealOrderKeys, try isInSealOrder() {
             do {
+                if readsPagesDirectly, let cursor = try rowCursor() {
+                    try cursor.seek(toRowID: rowIDs.lowerBound)
+                    while try cursor.next(), cursor.rowID <= rowIDs.upperBound { try body(.record(cursor)) }
+                    return
+                }
                 let select = try db.prepare("SELECT \(columns) FROM flow_rows f WHERE f.rowid BETWEEN ?1 AND ?2 ORDER BY f.rowid")
                 select.bind(1, rowIDs.lowerBound)
                 select.bind(2, rowIDs.upperBound)
-                while try select.step() { try body(select) }
+                while try select.step() { try body(.statement(select)) }
                 return
             } catch let error as SQLiteError {
                 throw describe(error)
@@ -203,10 +215,34 @@ package final class ShardReader {
             _ = try sort.step()
             let select = try db.prepare(
                 "SELECT \(columns) FROM temp.flowrec_chunk_order o CROSS JOIN flow_rows f ON f.rowid = o.r ORDER BY o.n")
-            while try select.step() { try body(select) }
+            while try select.step() { try body(.statement(select)) }
         } catch let error as SQLiteError {
             throw describe(error)
         }
+    }
+
+    /// A cursor over `flow_rows` read from the shard's pages without SQLite, for a sealed
+    /// shard (immutable, so its pages are what SQLite would read) whose table has exactly
+    /// the columns this flowrec writes, in order; nil otherwise, and SQLite reads the rows.
+    private func rowCursor() throws(SQLiteError) -> TableCursor? {
+        guard SeekableZstdVFS.handles(path) else { return nil }
+        if rowTable == nil {
+            let root = try db.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'flow_rows'")
+            let page = try root.step() ? Int(root.integer(0)) : 0
+            var names: [String] = []
+            let info = try db.prepare("SELECT name FROM pragma_table_info('flow_rows')")
+            while try info.step() { names.append(info.text(0) ?? "") }
+            rowTable = names == ShardSchema.allColumnNames && page > 0 ? page : 0
+        }
+        guard let rootPage = rowTable, rootPage > 0 else { return nil }
+        return TableCursor(pages: try DatabasePages(path: path), rootPage: rootPage)
+    }
+
+    /// Whether whole rows would be read from the pages (tests check the fast path is
+    /// taken, not only that both paths agree).
+    func readsRowsFromPages() throws(SQLiteError) -> Bool {
+        guard readsPagesDirectly else { return false }
+        return try rowCursor() != nil
     }
 
     /// The seal order's keys: `SkipIndex.sortFields`, then the end time.
@@ -242,7 +278,7 @@ package final class ShardReader {
             let statement = try db.prepare(sql)
             bind(statement)
             while try statement.step() {
-                codec.read(statement, dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
+                codec.read(.statement(statement), dictionary: dictionary, timeEncoding: timeEncoding, into: &flow)
                 if try !body(statement.integer(rowIDColumn), flow) { return }
             }
         } catch let error as SQLiteError {
@@ -329,10 +365,20 @@ package final class ShardReader {
         }
     }
 
-    /// Row count and content checksum, as the sealer computes them; `rollups`, when
-    /// given, aggregates the same rows as they pass (the sealer's verification pass).
-    func contentChecksum(aggregatingInto rollups: RollupAccumulator? = nil) throws -> (rows: Int64, checksum: UInt64) {
+    /// Row count and content checksum, as the sealer, the merge, `compact` and `fsck`
+    /// verify them (and the seal benchmark times them).
+    package func contentChecksum() throws -> (rows: Int64, checksum: UInt64) {
+        try contentChecksum(aggregatingInto: nil)
+    }
+
+    /// The same; `rollups`, when given, aggregates the same rows as they pass (the
+    /// sealer's verification pass).
+    func contentChecksum(aggregatingInto rollups: RollupAccumulator?) throws -> (rows: Int64, checksum: UInt64) {
         do {
+            if readsPagesDirectly, let cursor = try rowCursor(),
+               let result = try ShardChecksum.compute(cursor, strings: db, timeEncoding: timeEncoding, aggregatingInto: rollups) {
+                return result
+            }
             return try ShardChecksum.compute(db, timeEncoding: timeEncoding, aggregatingInto: rollups)
         } catch {
             throw describe(error)
@@ -359,7 +405,7 @@ package final class ShardReader {
             statement.reset()
             statement.bind(1, rowID)
             guard try statement.step() else { return false }
-            codec.read(statement, dictionary: try dictionary(), timeEncoding: timeEncoding, into: &flow)
+            codec.read(.statement(statement), dictionary: try dictionary(), timeEncoding: timeEncoding, into: &flow)
             return true
         } catch {
             throw describe(error)
@@ -536,7 +582,7 @@ package final class ShardReader {
 /// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
 /// nil here, which is all a column store can hold.
 package struct ShardRow {
-    let statement: SQLiteStatement
+    let values: StoredRow
     /// The shard's strings, in place (`StringDictionary.withStorage`).
     let strings: UnsafeBufferPointer<UInt8>
     let starts: UnsafeBufferPointer<Int>
@@ -546,18 +592,18 @@ package struct ShardRow {
     struct Layout {
         let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
         let endRelative: Bool
-        let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
-        let endColumn = Int32(FlowSchema.requiredField.index)
-        let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
-        let extrasColumn = Int32(FlowSchema.count + 2)
+        let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index
+        let endColumn = FlowSchema.requiredField.index
+        let receivedColumn = FlowSchema.id(of: "TimeReceived").index
+        let extrasColumn = FlowSchema.count + 2
     }
 
     /// An integer or boolean field; nil when absent, null, or a text field.
     @inline(__always) package func integer(_ field: FieldID) -> Int64? {
-        let column = Int32(field.index)
-        guard !layout.textStored[field.index], let value = statement.integerOrNull(column) else { return nil }
+        let column = field.index
+        guard !layout.textStored[column], let value = values.integerOrNull(column) else { return nil }
         guard layout.endRelative, column == layout.startColumn || column == layout.receivedColumn,
-              let end = statement.integerOrNull(layout.endColumn) else { return value }
+              let end = values.integerOrNull(layout.endColumn) else { return value }
         return column == layout.startColumn ? end - value : value + end / 1000
     }
 
@@ -574,7 +620,7 @@ package struct ShardRow {
     package func utf8(_ field: FieldID) -> UnsafeBufferPointer<UInt8>? {
         guard layout.textStored[field.index] else { return nil }
         // String ids start at 1: a NULL, which reads as 0, needs no second call.
-        let id = Int(statement.integer(Int32(field.index)))
+        let id = Int(values.integerOrZero(field.index))
         guard id >= 1, id < starts.count else { return nil }
         return UnsafeBufferPointer(rebasing: strings[starts[id - 1]..<starts[id]])
     }
@@ -583,7 +629,7 @@ package struct ShardRow {
     /// The shard keeps them as one JSON object; the braces are left out here, as
     /// `Flow.extrasBytes` leaves them out.
     package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        statement.withText(layout.extrasColumn) { object in
+        values.withText(layout.extrasColumn) { object in
             guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
             return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
         }

@@ -89,10 +89,18 @@ final class RollupAccumulator {
     }
 
     func add(_ values: UnsafeMutablePointer<OpaquePointer?>) {
-        func integer(_ column: Int) -> Int64? {
+        add { column in
             let value = values[column]
             return sqlite3_value_type(value) == SQLITE_NULL ? nil : sqlite3_value_int64(value)
         }
+    }
+
+    /// Forgets every row added (a pass that is started again from the first row).
+    func removeAll() { minutes.removeAll() }
+
+    /// Adds one row, whose integer columns (original values, time encoding undone)
+    /// `integer` returns by index; nil for NULL.
+    @inline(__always) func add(_ integer: (Int) -> Int64?) {
         guard let endMs = integer(end) else { return }
         var key = RollupKey(minute: (endMs >= 0 ? endMs / 60_000 : (endMs - 59_999) / 60_000) * 60_000)
         for (i, column) in dimensionColumns.enumerated() {

@@ -43,7 +43,7 @@ package enum RollupMeasure: Int, CaseIterable, Sendable {
 /// Every measure of one group over one bucket, in a fixed-size value (no allocation per
 /// row while a seal aggregates). Sums wrap (`&+`): a 64-bit overflow of bytes over a day
 /// is not a reason to fail a seal. A min or max with no value yet is nil.
-struct RollupMeasures {
+struct RollupMeasures: Equatable {
     private var values = SIMD16<Int64>()
     /// Which of the min and max measures hold a value.
     private var hasMin = false, hasMax = false

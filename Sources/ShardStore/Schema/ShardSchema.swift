@@ -162,6 +162,9 @@ package enum ShardSchema {
 
     static let insertStringSQL = "INSERT INTO strings (id, value) VALUES (?1, ?2)"
 
+    /// Column names of `flow_rows`, in order.
+    static let allColumnNames: [String] = FlowSchema.fields.map(\.name) + bookkeepingColumns.map(\.name)
+
     /// Quoted column names of `flow_rows`, in order.
     static let allColumns: [String] = FlowSchema.fields.map { "\"\($0.name)\"" }
         + bookkeepingColumns.map { "\"\($0.name)\"" }

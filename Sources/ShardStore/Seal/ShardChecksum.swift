@@ -26,6 +26,58 @@ enum ShardChecksum {
         return (rows, try stringsChecksum(db, table: "strings") &+ accumulator.sum)
     }
 
+    /// `compute`'s checksum and rollups of a sealed shard's rows, read from its pages by
+    /// `cursor` instead of through SQLite: the seal's verification pass read each row
+    /// through the VDBE and a SQL function (21% of a seal, `bench/RESULTS.md`). nil, with
+    /// `rollups` emptied again, when a row holds what only SQLite's own conversions define
+    /// (a REAL or a text where an integer belongs, a time whose decoding overflows): the
+    /// caller then runs `compute`, so both ways always agree.
+    static func compute(_ cursor: TableCursor, strings db: SQLiteDatabase, timeEncoding: ShardSchema.TimeEncoding,
+                        aggregatingInto rollups: RollupAccumulator? = nil) throws(SQLiteError) -> (rows: Int64, checksum: UInt64)? {
+        let integerColumns = Self.integerColumns
+        let columns = ShardSchema.allColumns.count
+        let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index, endColumn = FlowSchema.requiredField.index
+        let receivedColumn = FlowSchema.id(of: "TimeReceived").index
+        let endRelative = timeEncoding == .endRelative
+        var rows: Int64 = 0, sum: UInt64 = 0
+        /// The column's original value; nil for NULL; sets `unusual` where SQLite's rules apply.
+        var unusual = false
+        @inline(__always) func value(_ c: Int, end: Int64?) -> Int64? {
+            guard let stored = cursor.integerOrNull(c) else {
+                if !cursor.isNull(c) { unusual = true }
+                return nil
+            }
+            if cursor.isReal(c) { unusual = true }
+            guard let end, c == startColumn || c == receivedColumn else { return stored }
+            let (decoded, overflow) = c == startColumn ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
+            if overflow { unusual = true }
+            return decoded
+        }
+        try cursor.seek(toRowID: .min)
+        while try cursor.next() {
+            let end = endRelative ? cursor.integerOrNull(endColumn) : nil
+            var row = RowHasher()
+            for c in 0..<integerColumns {
+                if let v = value(c, end: end) { row.add(integer: v, column: c) }
+            }
+            for c in integerColumns..<columns {
+                if let text = cursor.bytes(c) {
+                    row.add(text: text, column: c)
+                } else if !cursor.isNull(c) {
+                    unusual = true
+                }
+            }
+            sum &+= row.finish(columns: columns)
+            rows += 1
+            rollups?.add { c in value(c, end: end) }
+            if unusual {
+                rollups?.removeAll()
+                return nil
+            }
+        }
+        return (rows, try stringsChecksum(db, table: "strings") &+ sum)
+    }
+
     /// The `strings` part of the checksum (`table` may name an attached database's).
     static func stringsChecksum(_ db: SQLiteDatabase, table: String) throws(SQLiteError) -> UInt64 {
         register(on: db)

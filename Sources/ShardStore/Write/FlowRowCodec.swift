@@ -68,20 +68,19 @@ struct FlowRowCodec: Sendable {
         set.map { names[$0.index] }.joined(separator: ",")
     }
 
-    private static let startColumn = Int32(FlowSchema.id(of: "TimeFlowStartMs").index)
-    private static let endColumn = Int32(FlowSchema.requiredField.index)
-    private static let receivedColumn = Int32(FlowSchema.id(of: "TimeReceived").index)
+    private static let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index
+    private static let endColumn = FlowSchema.requiredField.index
+    private static let receivedColumn = FlowSchema.id(of: "TimeReceived").index
 
-    /// Reads the current row of a `SELECT <selectColumns> FROM flow_rows` into `flow`,
-    /// undoing the shard's time encoding.
-    func read(_ statement: SQLiteStatement, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
+    /// Reads a stored row (of `SELECT <selectColumns> FROM flow_rows`, or read in place)
+    /// into `flow`, undoing the shard's time encoding.
+    func read(_ row: StoredRow, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
               into flow: inout Flow) {
         flow.removeAll()
-        let end: Int64? = timeEncoding == .endRelative ? statement.integerOrNull(Self.endColumn) : nil
-        for (index, text) in storesText.enumerated() {
-            let column = Int32(index)
-            guard var value = statement.integerOrNull(column) else { continue }
-            let field = FieldID(rawValue: UInt8(index))
+        let end: Int64? = timeEncoding == .endRelative ? row.integerOrNull(Self.endColumn) : nil
+        for (column, text) in storesText.enumerated() {
+            guard var value = row.integerOrNull(column) else { continue }
+            let field = FieldID(rawValue: UInt8(column))
             if text {
                 dictionary.withBytes(of: Int32(value)) { flow.set(field, utf8: $0) }
             } else {
@@ -92,14 +91,14 @@ struct FlowRowCodec: Sendable {
                 flow.set(field, integer: value)
             }
         }
-        let base = Int32(FlowSchema.count)
-        if let nulls = statement.text(base) {
+        let base = FlowSchema.count
+        if let nulls = row.text(base) {
             for name in nulls.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.setNull(f) } }
         }
-        if let quoted = statement.text(base + 1) {
+        if let quoted = row.text(base + 1) {
             for name in quoted.split(separator: ",") { if let f = FlowSchema.id(named: String(name)) { flow.markNumericString(f) } }
         }
-        _ = statement.withText(base + 2) { flow.setExtras(objectJSON: $0) }
+        _ = row.withText(base + 2) { flow.setExtras(objectJSON: $0) }
     }
 
     /// The column list that `read` expects.

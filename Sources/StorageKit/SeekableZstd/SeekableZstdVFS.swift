@@ -165,21 +165,28 @@ final class SeekableZstdFile: @unchecked Sendable {  // used by the SQLite conne
                 memset(buffer + done, 0, count - done)
                 return SQLITE_IOERR_SHORT_READ
             }
-            let index = frameIndex(containing: position)
-            let frame = frames[index]
-            let bytes: [UInt8]
+            let bytes: [UInt8], start: Int64
             do {
-                bytes = try SeekableZstdVFS.frameCache.frame(file: identity, index: index) { try decompress(frame) }
+                (bytes, start) = try frame(containing: position)
             } catch {
                 SeekableZstdVFS.record(error: "\(error)", for: path)
                 return SQLITE_IOERR_READ
             }
-            let within = Int(position - frame.decompressedOffset)
+            let within = Int(position - start)
             let n = min(count - done, bytes.count - within)
             bytes.withUnsafeBytes { src in (buffer + done).copyMemory(from: src.baseAddress! + within, byteCount: n) }
             done += n
         }
         return SQLITE_OK
+    }
+
+    /// The decompressed frame holding byte `position` of the original (which must be
+    /// below `decompressedSize`), through the shared cache, and where it starts.
+    func frame(containing position: Int64) throws -> (bytes: [UInt8], start: Int64) {
+        let index = frameIndex(containing: position)
+        let frame = frames[index]
+        let bytes = try SeekableZstdVFS.frameCache.frame(file: identity, index: index) { try decompress(frame) }
+        return (bytes, frame.decompressedOffset)
     }
 
     private func frameIndex(containing position: Int64) -> Int {

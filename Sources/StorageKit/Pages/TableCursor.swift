@@ -1,0 +1,311 @@
+import CSQLite
+
+/// Walks one rowid table of an immutable database (`DatabasePages`) in row id order and
+/// decodes each row's record in place: the table B-tree and record formats of
+/// <https://www.sqlite.org/fileformat2.html>, sections 1.6 and 2.1.
+///
+/// A row's values are read straight from the page (or, for a row spilling onto overflow
+/// pages, from one buffer the row is assembled in) and stay valid until the next call to
+/// `next()` or `seek(toRowID:)`. Anything malformed (a page of the wrong kind, a cell or
+/// a record running past its page, a loop in the tree) is an `SQLiteError` of kind
+/// `.corrupt`, as SQLite would report it, never a crash.
+///
+/// ```swift
+/// let cursor = TableCursor(pages: try DatabasePages(path: path), rootPage: root)
+/// try cursor.seek(toRowID: first)
+/// while try cursor.next(), cursor.rowID <= last { total += cursor.integerOrNull(3) ?? 0 }
+/// ```
+package final class TableCursor {
+    private let pages: DatabasePages
+    private let root: Int
+    /// One page buffer per depth of the tree, reused from row to row.
+    @exclusivity(unchecked) private var buffers: [UnsafeMutableRawBufferPointer] = []
+    @exclusivity(unchecked) private var levels: [Level] = []
+    /// A record that spills onto overflow pages is assembled here, and its pages read
+    /// into `overflow`.
+    @exclusivity(unchecked) private var spill = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    @exclusivity(unchecked) private var overflow: UnsafeMutableRawBufferPointer
+
+    // The state a row's values are read from is exempt from dynamic exclusivity checks:
+    // they were a quarter of reading a row (`perf`), and a cursor is used by one thread,
+    // never re-entered, as any SQLite statement.
+
+    /// The current row's record and its decoded header: per column, the serial type
+    /// and where its value starts.
+    @exclusivity(unchecked) @usableFromInline var payload = UnsafeRawPointer(bitPattern: 1)!
+    @exclusivity(unchecked) @usableFromInline var types: UnsafeMutablePointer<Int>
+    @exclusivity(unchecked) @usableFromInline var offsets: UnsafeMutablePointer<Int>
+    @exclusivity(unchecked) private var capacity = 128
+    /// Columns the current record holds; later columns (added to the table after the
+    /// row was written) read as NULL.
+    @exclusivity(unchecked) @usableFromInline package private(set) var columnCount = 0
+    @exclusivity(unchecked) package private(set) var rowID: Int64 = 0
+
+    /// Where the walk is on one page: for a leaf the next cell to return, for an
+    /// interior page the next child to descend into (`cells` is the right-most child).
+    private struct Level {
+        var page: Int
+        var leaf: Bool
+        var header: Int
+        var cells: Int
+        var next: Int
+    }
+
+    /// The deepest tree accepted: a 4 KiB-page table of 2^63 rows is far shallower, so
+    /// anything deeper is a loop in a damaged file.
+    private static let maximumDepth = 40
+
+    package init(pages: DatabasePages, rootPage: Int) {
+        self.pages = pages
+        root = rootPage
+        overflow = .allocate(byteCount: pages.pageSize, alignment: 8)
+        types = .allocate(capacity: capacity)
+        offsets = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for buffer in buffers { buffer.deallocate() }
+        spill.deallocate()
+        overflow.deallocate()
+        types.deallocate()
+        offsets.deallocate()
+    }
+
+    /// Places the cursor before the first row whose row id is at least `rowID`: the
+    /// next `next()` returns it.
+    package func seek(toRowID target: Int64) throws(SQLiteError) {
+        levels.removeAll(keepingCapacity: true)
+        var page = root
+        while true {
+            var level = try load(page, depth: levels.count)
+            let bytes = UnsafeRawPointer(buffers[levels.count].baseAddress!)
+            // The first cell whose key is at least the target (cells are in key order).
+            var lo = 0, hi = level.cells
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if try key(of: mid, in: level, bytes) < target { lo = mid + 1 } else { hi = mid }
+            }
+            if level.leaf {
+                level.next = lo
+                levels.append(level)
+                return
+            }
+            // Child `lo` holds every key up to cell `lo`'s; the right-most child the rest.
+            level.next = lo + 1
+            levels.append(level)
+            page = try child(lo, of: level, bytes)
+        }
+    }
+
+    /// Moves to the next row in row id order; false after the last.
+    package func next() throws(SQLiteError) -> Bool {
+        while let top = levels.last {
+            let depth = levels.count - 1
+            let bytes = UnsafeRawPointer(buffers[depth].baseAddress!)
+            if top.leaf {
+                guard top.next < top.cells else { levels.removeLast(); continue }
+                levels[depth].next += 1
+                try enter(cell: top.next, of: top, bytes)
+                return true
+            }
+            guard top.next <= top.cells else { levels.removeLast(); continue }
+            levels[depth].next += 1
+            let page = try child(top.next, of: top, bytes)
+            var level = try load(page, depth: depth + 1)
+            level.next = 0
+            levels.append(level)
+        }
+        return false
+    }
+
+    // MARK: - Values of the current row
+
+    /// Whether column `c` is NULL (or absent from this row's record).
+    @inlinable @inline(__always) package func isNull(_ c: Int) -> Bool { c >= columnCount || types[c] == 0 }
+
+    /// Column `c` as an integer; nil for NULL, a text or a blob. A REAL is truncated, as
+    /// SQLite's `sqlite3_column_int64` would.
+    @inlinable @inline(__always) package func integerOrNull(_ c: Int) -> Int64? {
+        guard c < columnCount else { return nil }
+        let p = payload + offsets[c]
+        switch types[c] {
+        case 1: return Int64(p.load(as: Int8.self))
+        case 2: return Int64(Int16(bitPattern: p.loadUnaligned(as: UInt16.self).bigEndian))
+        case 3: return Int64(p.load(as: Int8.self)) << 16 | Int64(p.load(fromByteOffset: 1, as: UInt8.self)) << 8
+            | Int64(p.load(fromByteOffset: 2, as: UInt8.self))
+        case 4: return Int64(Int32(bitPattern: p.loadUnaligned(as: UInt32.self).bigEndian))
+        case 5: return Int64(Int16(bitPattern: p.loadUnaligned(as: UInt16.self).bigEndian)) << 32
+            | Int64(p.loadUnaligned(fromByteOffset: 2, as: UInt32.self).bigEndian)
+        case 6: return Int64(bitPattern: p.loadUnaligned(as: UInt64.self).bigEndian)
+        case 7:
+            let d = Double(bitPattern: p.loadUnaligned(as: UInt64.self).bigEndian)
+            return d.isNaN ? 0 : Int64(max(-9.223372036854775e18, min(d, 9.223372036854775e18)))
+        case 8: return 0
+        case 9: return 1
+        default: return nil
+        }
+    }
+
+    /// Whether column `c` is a REAL (which `integerOrNull` truncates).
+    @inlinable @inline(__always) package func isReal(_ c: Int) -> Bool { c < columnCount && types[c] == 7 }
+
+    /// Column `c`'s bytes when it is a text or a blob, valid until the cursor moves.
+    @inlinable @inline(__always) package func bytes(_ c: Int) -> UnsafeBufferPointer<UInt8>? {
+        guard c < columnCount else { return nil }
+        let type = types[c]
+        guard type >= 12 else { return nil }
+        return UnsafeBufferPointer(start: (payload + offsets[c]).assumingMemoryBound(to: UInt8.self), count: (type - 12) >> 1)
+    }
+
+    // MARK: - Pages and cells
+
+    /// Reads `page` into the buffer of `depth` and checks its header.
+    private func load(_ page: Int, depth: Int) throws(SQLiteError) -> Level {
+        guard depth < Self.maximumDepth else { throw corrupt("the table's tree is deeper than \(Self.maximumDepth) levels (a loop of pages)") }
+        while buffers.count <= depth { buffers.append(.allocate(byteCount: pages.pageSize, alignment: 8)) }
+        try pages.read(page: page, into: buffers[depth])
+        let bytes = UnsafeRawPointer(buffers[depth].baseAddress!)
+        let header = page == 1 ? 100 : 0
+        let leaf: Bool
+        switch bytes.load(fromByteOffset: header, as: UInt8.self) {
+        case 0x0D: leaf = true
+        case 0x05: leaf = false
+        case let kind: throw corrupt("page \(page) is not a table B-tree page (kind \(kind))")
+        }
+        let cells = Int(u16(bytes, header + 3))
+        let pointers = header + (leaf ? 8 : 12)
+        guard pointers + 2 * cells <= pages.usableSize else { throw corrupt("page \(page) claims \(cells) cells, more than fit") }
+        return Level(page: page, leaf: leaf, header: header, cells: cells, next: 0)
+    }
+
+    /// Where cell `i` of a page starts.
+    @inline(__always) private func cellOffset(_ i: Int, of level: Level, _ bytes: UnsafeRawPointer) throws(SQLiteError) -> Int {
+        let offset = Int(u16(bytes, level.header + (level.leaf ? 8 : 12) + 2 * i))
+        guard offset >= level.header + 8, offset + 4 <= pages.usableSize else { throw corrupt("cell \(i) of page \(level.page) starts outside the page (\(offset))") }
+        return offset
+    }
+
+    /// The row id of cell `i` (a leaf's row, an interior cell's largest key on its left).
+    private func key(of i: Int, in level: Level, _ bytes: UnsafeRawPointer) throws(SQLiteError) -> Int64 {
+        var at = try cellOffset(i, of: level, bytes)
+        if level.leaf { _ = try varint(bytes, &at, pages.usableSize) } else { at += 4 }
+        return Int64(bitPattern: try varint(bytes, &at, pages.usableSize))
+    }
+
+    /// Child `i` of an interior page (`cells` is the right-most pointer).
+    private func child(_ i: Int, of level: Level, _ bytes: UnsafeRawPointer) throws(SQLiteError) -> Int {
+        let at = i == level.cells ? level.header + 8 : try cellOffset(i, of: level, bytes)
+        return Int(u32(bytes, at))
+    }
+
+    /// Makes cell `i` of a leaf the current row: finds its record (assembling it when it
+    /// spills onto overflow pages) and decodes the record's header.
+    private func enter(cell i: Int, of level: Level, _ bytes: UnsafeRawPointer) throws(SQLiteError) {
+        var at = try cellOffset(i, of: level, bytes)
+        let usable = pages.usableSize
+        let size = Int(truncatingIfNeeded: try varint(bytes, &at, usable))
+        rowID = Int64(bitPattern: try varint(bytes, &at, usable))
+        guard size > 0, size <= pages.pageCount * usable else { throw corrupt("row \(rowID) claims a record of \(size) bytes") }
+        // How much of the record the leaf holds (the file format's X, M and K).
+        let most = usable - 35
+        if size <= most {
+            guard at + size <= usable else { throw corrupt("the record of row \(rowID) runs past page \(level.page)") }
+            payload = bytes + at
+            try decodeHeader(size: size)
+            return
+        }
+        let least = (usable - 12) * 32 / 255 - 23
+        let spread = least + (size - least) % (usable - 4)
+        let local = spread <= most ? spread : least
+        guard at + local + 4 <= usable else { throw corrupt("the record of row \(rowID) runs past page \(level.page)") }
+        if spill.count < size {
+            spill.deallocate()
+            spill = .allocate(byteCount: size, alignment: 8)
+        }
+        spill.baseAddress!.copyMemory(from: bytes + at, byteCount: local)
+        var filled = local
+        var next = Int(u32(bytes, at + local))
+        var hops = 0
+        while filled < size {
+            hops += 1
+            guard next != 0, hops <= pages.pageCount else { throw corrupt("the overflow chain of row \(rowID) ends early or loops") }
+            try pages.read(page: next, into: overflow)
+            let n = min(usable - 4, size - filled)
+            (spill.baseAddress! + filled).copyMemory(from: overflow.baseAddress! + 4, byteCount: n)
+            filled += n
+            next = Int(u32(UnsafeRawPointer(overflow.baseAddress!), 0))
+        }
+        payload = UnsafeRawPointer(spill.baseAddress!)
+        try decodeHeader(size: size)
+    }
+
+    /// Reads the record header: each column's serial type and where its value starts.
+    private func decodeHeader(size: Int) throws(SQLiteError) {
+        var at = 0
+        let headerSize = Int(truncatingIfNeeded: try varint(payload, &at, size))
+        guard headerSize >= at, headerSize <= size else { throw corrupt("row \(rowID) has a record header of \(headerSize) bytes in a \(size)-byte record") }
+        var body = headerSize
+        var count = 0
+        while at < headerSize {
+            let type = Int(truncatingIfNeeded: try varint(payload, &at, headerSize))
+            if count == capacity { grow() }
+            types[count] = type
+            offsets[count] = body
+            switch type {
+            case 0, 8, 9: break
+            case 1...4: body += type
+            case 5: body += 6
+            case 6, 7: body += 8
+            case 10, 11: throw corrupt("row \(rowID) uses the reserved serial type \(type)")
+            default:
+                guard type > 0 else { throw corrupt("row \(rowID) has a negative serial type") }
+                body += (type - 12) >> 1
+            }
+            guard body <= size else { throw corrupt("row \(rowID)'s values run past its \(size)-byte record") }
+            count += 1
+        }
+        columnCount = count
+    }
+
+    private func grow() {
+        let larger = capacity * 2
+        let newTypes = UnsafeMutablePointer<Int>.allocate(capacity: larger)
+        let newOffsets = UnsafeMutablePointer<Int>.allocate(capacity: larger)
+        newTypes.update(from: types, count: capacity)
+        newOffsets.update(from: offsets, count: capacity)
+        types.deallocate()
+        offsets.deallocate()
+        types = newTypes
+        offsets = newOffsets
+        capacity = larger
+    }
+
+    /// An SQLite varint (big-endian, seven bits a byte, the ninth byte whole) at `at`,
+    /// which must end before `end`.
+    @inline(__always) private func varint(_ bytes: UnsafeRawPointer, _ at: inout Int, _ end: Int) throws(SQLiteError) -> UInt64 {
+        var value: UInt64 = 0
+        for _ in 0..<8 {
+            guard at < end else { throw corrupt("a varint runs past its end at byte \(at)") }
+            let byte = bytes.load(fromByteOffset: at, as: UInt8.self)
+            at += 1
+            value = value << 7 | UInt64(byte & 0x7F)
+            if byte < 0x80 { return value }
+        }
+        guard at < end else { throw corrupt("a varint runs past its end at byte \(at)") }
+        let byte = bytes.load(fromByteOffset: at, as: UInt8.self)
+        at += 1
+        return value << 8 | UInt64(byte)
+    }
+
+    @inline(__always) private func u16(_ bytes: UnsafeRawPointer, _ at: Int) -> UInt16 {
+        bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self).bigEndian
+    }
+
+    @inline(__always) private func u32(_ bytes: UnsafeRawPointer, _ at: Int) -> UInt32 {
+        bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self).bigEndian
+    }
+
+    private func corrupt(_ message: String) -> SQLiteError {
+        SQLiteError(code: SQLITE_CORRUPT, message: message, sql: nil, path: pages.path)
+    }
+}
