@@ -59,6 +59,11 @@ package final class ClickHouseBlockEncoder {
     private let prefixes: UnsafeMutableBufferPointer<ByteColumn>
     private let values: UnsafeMutableBufferPointer<ByteColumn>
     private var arrayOffset: [UInt64]
+    /// Per array column, the previous row's JSON text and its parsed elements: rows in
+    /// the seal order mostly repeat their neighbour's interfaces and directions, and
+    /// parsing each row's array again (an array of arrays per row) was the encoder's
+    /// largest source of allocation (`perf`).
+    private var lastArray: [(text: [UInt8], elements: [[UInt8]]?)]
     /// Native only: per column, its name and type as the block spells them, the same for
     /// every chunk.
     private let columnHeaders: [[UInt8]]
@@ -72,6 +77,7 @@ package final class ClickHouseBlockEncoder {
         values = .allocate(capacity: columns.count)
         values.initialize(repeating: ByteColumn())
         arrayOffset = Array(repeating: 0, count: columns.count)
+        lastArray = Array(repeating: ([], []), count: columns.count)
         columnHeaders = columns.map { column in
             var header = ByteColumn()
             defer { header.free() }
@@ -133,7 +139,13 @@ package final class ClickHouseBlockEncoder {
                 }
             case let .stringArray(field):
                 let parsed: [[UInt8]]?? = flow.withText(field) { text in
-                    let elements = JSONStringArray.parse(text)
+                    let elements: [[UInt8]]?
+                    if text.elementsEqual(lastArray[index].text) {
+                        elements = lastArray[index].elements
+                    } else {
+                        elements = JSONStringArray.parse(text)
+                        lastArray[index] = (Array(text), elements)
+                    }
                     if elements == nil { misfits.append((field, Array(text))) }
                     return elements
                 }

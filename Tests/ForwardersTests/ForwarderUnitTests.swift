@@ -117,6 +117,27 @@ import Testing
         #expect(again.finish() == body, "the same flows give the same bytes")
     }
 
+    /// The encoder reuses the previous row's parsed array when a row repeats its text:
+    /// a RowBinary body is its rows one after another, so rows encoded by one encoder
+    /// must give the bytes of each row encoded alone, whatever arrays repeat or change.
+    @Test func repeatedArraysEncodeAsEachRowAlone() throws {
+        let decoder = FlowDecoder()
+        let interfaces = [#"["eth0","br-ex"]"#, #"["eth0","br-ex"]"#, #"["eth1"]"#, nil, #"["eth0","br-ex"]"#, #"["eth0","br-ex"]"#,
+                          #"["eth0","br-ex","x"]"#, #"[]"#, #"["eth1"]"#]
+        let flows = try interfaces.enumerated().map { i, value in
+            try decoder.decode(Array(#"{"TimeFlowEndMs":\#(1000 + i)\#(value.map { #","Interfaces":\#($0),"IfDirections":[\#(i % 2)]"# } ?? "")}"#.utf8))
+        }
+        let together = ClickHouseBlockEncoder(format: .rowBinary)
+        var alone: [UInt8] = []
+        for flow in flows {
+            together.append(flow, shard: Array("s".utf8))
+            let single = ClickHouseBlockEncoder(format: .rowBinary)
+            single.append(flow, shard: Array("s".utf8))
+            alone += single.finish()
+        }
+        #expect(together.finish() == alone)
+    }
+
     /// The gzipped body, fed to zlib column buffer by column buffer, is the plain body:
     /// checked by the system's `gzip -d`, for both formats and two chunks in a row (the
     /// buffers are reused between chunks).
