@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "Forwarders",
             dependencies: [
-                "FlowModel", "StorageKit", "ShardStore", "CZlib",
+                "FlowModel", "StorageKit", "ShardStore", "CZlib", "CZstd",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -36,22 +36,31 @@ package struct ClickHouseTestServer: Sendable {
     /// the server's message. With `body`, the statement goes in the URL and the body
     /// carries the data (`INSERT ... FORMAT JSONEachRow`).
     package func query(_ sql: String, body: Data? = nil, user: String? = nil, password: String? = nil) throws -> String {
+        String(decoding: try request(sql, body: body, user: user, password: password), as: UTF8.self)
+    }
+
+    /// `query`'s answer as bytes; `parameters` go in the URL beside the statement
+    /// (`compress=1`, `decompress=1`, settings).
+    package func request(_ sql: String, parameters: [String: String] = [:], body: Data? = nil,
+                         user: String? = nil, password: String? = nil) throws -> Data {
         var components = URLComponents()
         components.path = "/"
         var payload = Data(sql.utf8)
+        var items = parameters.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
         if let body {
-            components.queryItems = [URLQueryItem(name: "query", value: sql)]
+            items.append(URLQueryItem(name: "query", value: sql))
             payload = body
         }
+        components.queryItems = items.isEmpty ? nil : items
         let credentials = Data("\(user ?? self.user):\(password ?? self.password)".utf8).base64EncodedString()
         let response = try LoopbackHTTP.post(
             host: endpoint.host ?? "127.0.0.1", port: endpoint.port ?? 8123,
             path: components.percentEncodedQuery.map { "/?\($0)" } ?? "/",
             headers: ["Authorization": "Basic \(credentials)"], body: payload)
-        let text = String(decoding: response.body, as: UTF8.self)
         guard response.status == 200 else {
+            let text = String(decoding: response.body, as: UTF8.self)
             throw QueryFailed(status: response.status, message: text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return text
+        return response.body
     }
 }

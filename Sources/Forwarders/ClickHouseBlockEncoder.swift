@@ -188,11 +188,19 @@ package final class ClickHouseBlockEncoder {
         }
     }
 
-    /// The finished body, gzipped from the encoder's buffers (no joined copy first); the
-    /// encoder is empty again afterwards.
-    package func finishGzipped() throws(ForwarderError) -> [UInt8] {
-        defer { reset() }
-        return try Gzip.compress(totalBytes: bodySize) { write in forEachPart(write) }
+    /// The finished body compressed as `compression` says, straight from the encoder's
+    /// buffers (no joined copy first); the encoder is empty again afterwards.
+    package func finish(compressedWith compression: ClickHouseBodyCompression) throws(ForwarderError) -> [UInt8] {
+        switch compression {
+        case .none:
+            return finish()
+        case .gzip:
+            defer { reset() }
+            return try Gzip.compress(totalBytes: bodySize) { write in forEachPart(write) }
+        case .zstd:
+            defer { reset() }
+            return try ClickHouseCompressedBlocks.compress(totalBytes: bodySize) { write in forEachPart(write) }
+        }
     }
 
     private func reset() {

@@ -13,8 +13,11 @@ package struct ClickHouseForwarderOptions: Sendable {
     package var database = "netobserv"
     package var table = "flows"
     package var format: ClickHouseBlockEncoder.Format = .native
-    /// gzip request bodies (`Content-Encoding: gzip`, which every server version inflates).
-    package var gzip = true
+    /// How request bodies are compressed: ClickHouse's own framing of zstd blocks by
+    /// default (a fraction of gzip's CPU time on both sides, taken by every server this
+    /// forwarder supports); gzip for a proxy in between that only passes standard HTTP
+    /// encodings.
+    package var compression = ClickHouseBodyCompression.zstd
     /// Rows per INSERT. Larger chunks insert faster; a crash on a server without
     /// deduplication tokens may repeat at most one chunk.
     package var chunkRows: Int64 = 100_000
@@ -98,8 +101,8 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
     package struct PhaseSeconds: Sendable {
         /// Reading the chunk's rows from the shard (in the table's key order) and encoding them.
         package var readAndEncode = 0.0
-        /// Joining the encoder's column buffers into the body, or gzipping them (straight
-        /// from the buffers).
+        /// Joining the encoder's column buffers into the body, or compressing them
+        /// (straight from the buffers).
         package var compress = 0.0
         /// The forwarder waiting for the next chunk to be prepared (wall time).
         package var waitForEncoding = 0.0
@@ -197,50 +200,64 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
 
     package func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
                         delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws {
-        guard first < plan.chunkCount else { return }
+        try await deliver([ShardDelivery(shard: shard, plan: plan, firstChunk: first)]) { _, chunk, rows in
+            try delivered(chunk, rows)
+        }
+    }
+
+    /// One chunk to send: which shard (an index into the delivery) and which chunk of it.
+    private typealias ChunkAddress = (item: Int, chunk: Int)
+
+    package func deliver(_ work: [ShardDelivery], delivered: (_ item: Int, _ chunk: Int, _ rows: Int) throws -> Void) async throws {
         guard let facts = serverFacts else {
             throw ForwarderError(.configuration, "ClickHouseForwarder.prepare() must run before deliver()")
         }
-        guard let range = try ShardReader(path: shard.path).rowIDRange() else { return }
+        let chunks: [ChunkAddress] = work.indices.flatMap { item in
+            (work[item].firstChunk..<max(work[item].firstChunk, work[item].plan.chunkCount)).map { (item, $0) }
+        }
+        guard !chunks.isEmpty else { return }
         let statement = "INSERT INTO \(qualifiedTable) (\(ClickHouseBlockEncoder.columnList(dialect: facts.dialect))) FORMAT \(options.format.rawValue)"
         // Chunks are read, encoded and compressed ahead on `encodingThreads` threads, and
         // one chunk's INSERT is in flight while the forwarder waits for the next: the
-        // server and the workers share the cores. Chunks are still sent and recorded in
-        // order, each only after its INSERT succeeded. The INSERT is a child task, so
-        // it runs where the caller runs (the recorder gives forwarding its own thread).
-        let preparer = ChunkPreparer<PreparedChunk>(chunks: first..<plan.chunkCount, workers: options.encodingThreads,
+        // server and the workers share the cores. The workers run on across shard
+        // boundaries, so the next shard's first chunk is ready when the previous shard's
+        // last INSERT ends. Chunks are still sent and recorded in order, each only after
+        // its INSERT succeeded. The INSERT is a child task, so it runs where the caller
+        // runs (the recorder gives forwarding its own thread).
+        let preparer = ChunkPreparer<PreparedChunk>(chunks: chunks.indices, workers: options.encodingThreads,
                                                     name: "flowrec-encode") { [self] in
-            try chunkWorker(shard, range: range, chunkRows: plan.chunkRows, dialect: facts.dialect)
+            try chunkWorker(work, chunks, dialect: facts.dialect)
         }
         defer { preparer.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            var inFlight: (chunk: Int, rows: Int)?
+            var inFlight: (address: ChunkAddress, rows: Int)?
             /// Waits for the INSERT in flight and records its chunk.
             func finishInFlight() async throws {
-                guard let (chunk, rows) = inFlight else { return }
+                guard let (address, rows) = inFlight else { return }
                 let started = monotonicSeconds()
                 try await group.next()
                 inFlight = nil
                 state.withLock { $0.phases.insert += monotonicSeconds() - started }
-                try delivered(chunk, rows)
+                try delivered(address.item, address.chunk, rows)
             }
             do {
-                for chunk in first..<plan.chunkCount {
+                for (index, address) in chunks.enumerated() {
                     let waited = monotonicSeconds()
-                    let (rows, body) = try preparer.take(chunk)
+                    let (rows, body) = try preparer.take(index)
                     state.withLock { $0.phases.waitForEncoding += monotonicSeconds() - waited }
                     try await finishInFlight()
+                    let shard = work[address.item].shard, plan = work[address.item].plan
                     var settings: [String: String] = [:]
                     if facts.deduplicationTokens {
-                        settings["insert_deduplication_token"] = Self.deduplicationToken(shard: shard.id, chunkRows: plan.chunkRows, chunk: chunk)
+                        settings["insert_deduplication_token"] = Self.deduplicationToken(shard: shard.id, chunkRows: plan.chunkRows, chunk: address.chunk)
                     }
                     if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
-                    let what = "insert chunk \(chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
+                    let what = "insert chunk \(address.chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
                     let payload = body
-                    inFlight = (chunk, rows)
+                    inFlight = (address, rows)
                     group.addTask {
                         try await self.retrying(what) {
-                            try await self.http.insert(statement, body: payload, gzip: self.options.gzip, settings: settings)
+                            try await self.http.insert(statement, body: payload, compression: self.options.compression, settings: settings)
                         }
                     }
                 }
@@ -258,21 +275,37 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
     /// One chunk ready to send: its row count and its (compressed) body.
     private typealias PreparedChunk = (rows: Int, body: [UInt8])
 
-    /// What prepares chunks on one worker thread: its own reader of the shard and its
-    /// own encoder, reading each chunk in the table's key order.
-    private func chunkWorker(_ shard: SealedShard, range: ClosedRange<Int64>, chunkRows: Int64,
+    /// What prepares chunks on one worker thread: its own encoder, and its own reader of
+    /// the shard its current chunk is in (opened when the worker reaches that shard),
+    /// reading each chunk in the table's key order.
+    private func chunkWorker(_ work: [ShardDelivery], _ chunks: [ChunkAddress],
                              dialect: ClickHouseSchema.Dialect) throws -> (Int) throws -> PreparedChunk {
-        let reader = try ShardReader(path: shard.path)
         let encoder = ClickHouseBlockEncoder(format: options.format, dialect: dialect)
-        let shardName = Array(shard.id.description.utf8)
-        return { [self] chunk in
+        typealias OpenShard = (item: Int, reader: ShardReader, range: ClosedRange<Int64>, shardName: [UInt8])
+        var open: OpenShard?
+        return { [self] index in
+            let (item, chunk) = chunks[index]
+            let current: OpenShard
+            if let open, open.item == item {
+                current = open
+            } else {
+                let shard = work[item].shard
+                let reader = try ShardReader(path: shard.path)
+                guard let range = try reader.rowIDRange() else {
+                    throw ForwarderError(.rejected, "sealed shard \(shard.id) has no rows, but its delivery plan has \(work[item].plan.chunkCount) chunks")
+                }
+                current = (item, reader, range, Array(shard.id.description.utf8))
+                open = current
+            }
+            let (_, reader, range, shardName) = current
+            let chunkRows = work[item].plan.chunkRows
             let low = range.lowerBound + Int64(chunk) * chunkRows
             let high = min(range.upperBound, low + chunkRows - 1)
             let started = monotonicSeconds()
             try encoder.append(rowsOf: reader, rowIDs: low...high, orderedBy: Self.sortKeyFields, shard: shardName)
             let rows = encoder.rowCount
             let encoded = monotonicSeconds()
-            let body = options.gzip ? try encoder.finishGzipped() : encoder.finish()
+            let body = try encoder.finish(compressedWith: options.compression)
             let compressed = monotonicSeconds()
             state.withLock {
                 $0.phases.readAndEncode += encoded - started

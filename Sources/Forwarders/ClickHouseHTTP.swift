@@ -88,18 +88,22 @@ package final class ClickHouseHTTP: Sendable {
 
     /// Runs one statement; returns the body (TabSeparated unless the SQL says otherwise).
     package func query(_ sql: String) async throws -> String {
-        let body = try await post(parameters: [:], body: Array(sql.utf8), gzip: false)
+        let body = try await post(parameters: [:], body: Array(sql.utf8), compression: .none)
         return String(decoding: body, as: UTF8.self)
     }
 
-    /// `INSERT` with the data in the body; `settings` go in the URL.
-    package func insert(_ statement: String, body: [UInt8], gzip: Bool, settings: [String: String] = [:]) async throws {
+    /// `INSERT` with the data in the body, compressed as `compression` says; `settings`
+    /// go in the URL.
+    package func insert(_ statement: String, body: [UInt8], compression: ClickHouseBodyCompression,
+                        settings: [String: String] = [:]) async throws {
         var parameters = settings
         parameters["query"] = statement
-        _ = try await post(parameters: parameters, body: body, gzip: gzip)
+        // The server undoes its own framing when asked in the URL, gzip when the header says so.
+        if compression == .zstd { parameters["decompress"] = "1" }
+        _ = try await post(parameters: parameters, body: body, compression: compression)
     }
 
-    private func post(parameters: [String: String], body: [UInt8], gzip: Bool) async throws -> [UInt8] {
+    private func post(parameters: [String: String], body: [UInt8], compression: ClickHouseBodyCompression) async throws -> [UInt8] {
         var components = URLComponents(url: endpoint.url, resolvingAgainstBaseURL: false)
         components?.user = nil
         components?.password = nil
@@ -112,7 +116,7 @@ package final class ClickHouseHTTP: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Authorization", value: authorization)
-        if gzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
+        if compression == .gzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .seconds(Int64(endpoint.timeoutSeconds)))
         let answer = try await response.body.collect(upTo: 64 << 20)

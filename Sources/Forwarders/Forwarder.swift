@@ -45,6 +45,15 @@ package protocol Forwarder: Sendable {
     func deliver(_ shard: SealedShard, plan: DeliveryPlan, fromChunk first: Int,
                  delivered: (_ chunk: Int, _ rows: Int) throws -> Void) async throws
 
+    /// Delivers several shards' chunks in order, calling `delivered` with the index in
+    /// `work`, the chunk number and its row count once each is durable at the target.
+    /// `ShardReplicator` hands over every pending shard at once, so a forwarder may
+    /// prepare the next shard's first chunks while the previous shard's last one is in
+    /// flight (the ClickHouse forwarder does: a cold start per shard had left the server
+    /// idle while the next chunk was encoded). The default delivers one shard after the
+    /// other with `deliver(_:plan:fromChunk:delivered:)`.
+    func deliver(_ work: [ShardDelivery], delivered: (_ item: Int, _ chunk: Int, _ rows: Int) throws -> Void) async throws
+
     /// Releases connections; called once, after the last delivery.
     func shutdown() async throws
 }
@@ -52,6 +61,28 @@ package protocol Forwarder: Sendable {
 extension Forwarder {
     package func prepare() async throws {}
     package func shutdown() async throws {}
+
+    package func deliver(_ work: [ShardDelivery], delivered: (_ item: Int, _ chunk: Int, _ rows: Int) throws -> Void) async throws {
+        for (index, item) in work.enumerated() {
+            try Task.checkCancellation()
+            try await deliver(item.shard, plan: item.plan, fromChunk: item.firstChunk) { chunk, rows in
+                try delivered(index, chunk, rows)
+            }
+        }
+    }
+}
+
+/// One shard's share of a delivery: its chunks `firstChunk..<plan.chunkCount`.
+package struct ShardDelivery: Sendable {
+    package let shard: SealedShard
+    package let plan: DeliveryPlan
+    package let firstChunk: Int
+
+    package init(shard: SealedShard, plan: DeliveryPlan, firstChunk: Int) {
+        self.shard = shard
+        self.plan = plan
+        self.firstChunk = firstChunk
+    }
 }
 
 /// How one shard is cut into chunks, saved with the progress.

@@ -77,30 +77,45 @@ package final class ShardReplicator {
         }
         do {
             try await forwarder.prepare()
-            for (item, plan) in zip(work, plans) {
-                try Task.checkCancellation()
-                if shouldStop() { break }
-                status.current = item.shard.id
-                let first = Int(item.state?.chunksDelivered ?? 0)
-                if plan.chunkCount == 0 || first >= plan.chunkCount {
-                    try ledger.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(plan.chunkCount),
-                                             chunkRows: plan.chunkRows, complete: true)
-                } else {
-                    try await forwarder.deliver(item.shard, plan: plan, fromChunk: first) { chunk, rows in
-                        try ledger.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(chunk + 1),
-                                                 chunkRows: plan.chunkRows, complete: chunk + 1 == plan.chunkCount)
-                        summary.chunksDelivered += 1
-                        summary.rowsDelivered += Int64(rows)
-                        status.rowsDone += Int64(rows)
-                        status.elapsedSeconds = Date().timeIntervalSince(start)
-                        progress(status)
-                        if chunk + 1 < plan.chunkCount, shouldStop() { throw StopRequested() }
-                    }
-                }
+            func shardDone() {
                 summary.shardsDelivered += 1
                 status.shardsDone += 1
                 status.elapsedSeconds = Date().timeIntervalSince(start)
                 progress(status)
+            }
+            // Shards with nothing (left) to send are marked complete; the others go to
+            // the forwarder in one call, so it can work ahead across shard boundaries.
+            var deliveries: [ShardDelivery] = []
+            for (item, plan) in zip(work, plans) {
+                let first = Int(item.state?.chunksDelivered ?? 0)
+                if plan.chunkCount == 0 || first >= plan.chunkCount {
+                    try ledger.recordDelivery(forwarder: forwarder.name, shard: item.shard.id, chunksDelivered: Int64(plan.chunkCount),
+                                             chunkRows: plan.chunkRows, complete: true)
+                    shardDone()
+                } else {
+                    deliveries.append(ShardDelivery(shard: item.shard, plan: plan, firstChunk: first))
+                }
+            }
+            try Task.checkCancellation()
+            if !deliveries.isEmpty, !shouldStop() {
+                status.current = deliveries[0].shard.id
+                try await forwarder.deliver(deliveries) { index, chunk, rows in
+                    let delivery = deliveries[index]
+                    let complete = chunk + 1 == delivery.plan.chunkCount
+                    try ledger.recordDelivery(forwarder: forwarder.name, shard: delivery.shard.id, chunksDelivered: Int64(chunk + 1),
+                                             chunkRows: delivery.plan.chunkRows, complete: complete)
+                    summary.chunksDelivered += 1
+                    summary.rowsDelivered += Int64(rows)
+                    status.rowsDone += Int64(rows)
+                    status.elapsedSeconds = Date().timeIntervalSince(start)
+                    progress(status)
+                    if complete {
+                        shardDone()
+                        if index + 1 < deliveries.count { status.current = deliveries[index + 1].shard.id }
+                    }
+                    // A graceful stop between any two chunks, within a shard or between shards.
+                    if index + 1 < deliveries.count || !complete, shouldStop() { throw StopRequested() }
+                }
             }
         } catch is StopRequested {
             // Asked to stop between two chunks of a shard: what was sent is recorded.

@@ -46,6 +46,44 @@ import Testing
         #expect(try ReplicationTotals(table: "\(database).flows", on: ch) == expected)
     }
 
+    /// The forwarder prepares chunks ahead across shard boundaries; a graceful stop
+    /// between two chunks (within a shard or between shards) still leaves the saved
+    /// progress equal to what the table holds, the progress reports follow the shards
+    /// in order, and the next run sends the rest once.
+    @Test func aStopBetweenChunksAcrossShardsSavesExactlyWhatWasSent() async throws {
+        guard let ch = server() else { return }
+        let dir = TemporaryDirectory()
+        let store = try store(dir)
+        let expected = try ReplicationTotals(sealedShardsOf: store)
+        let database = ClickHouseTestServer.uniqueDatabase("stop")
+        defer { _ = try? ch.query("DROP DATABASE IF EXISTS \(database)") }
+        let forwarder = try ClickHouseForwarder(options: ch.forwarderOptions(database: database, chunkRows: 5_000))
+        let replicator = try ShardReplicator(store: store, forwarder: forwarder)
+        let order = try replicator.pending().map(\.shard.id)
+        #expect(order.count >= 3)
+
+        var reports: [ReplicationProgress] = []
+        let summary = try await replicator.run(shouldStop: { (reports.last?.rowsDone ?? 0) * 2 > expected.rows },
+                                               progress: { reports.append($0) })
+        #expect(summary.rowsDelivered * 2 > expected.rows && summary.rowsDelivered < expected.rows)
+        #expect(try ReplicationTotals(table: "\(database).flows", on: ch).rows == summary.rowsDelivered)
+        let states = try store.deliveries(forwarder: "clickhouse")
+        let saved = states.reduce(Int64(0)) { total, entry in
+            total + (entry.value.complete ? expected.rowsByShard[entry.key.description] ?? 0 : entry.value.chunksDelivered * 5_000)
+        }
+        #expect(saved == summary.rowsDelivered, "saved progress \(saved) against \(summary.rowsDelivered) rows sent")
+        #expect(summary.shardsDelivered >= 1 && states.values.contains { !$0.complete })
+        // Reports name the shards in delivery order, and count the completed ones.
+        var seen: [ShardID] = []
+        for report in reports where seen.last != report.current { seen.append(try #require(report.current)) }
+        #expect(seen == Array(order.prefix(seen.count)))
+        #expect(reports.last?.shardsDone == summary.shardsDelivered)
+
+        let rest = try await ShardReplicator(store: store, forwarder: forwarder).run()
+        #expect(summary.rowsDelivered + rest.rowsDelivered == expected.rows)
+        #expect(try ReplicationTotals(table: "\(database).flows", on: ch) == expected)
+    }
+
     /// Values ClickHouse's column cannot hold (a negative port, a count past UInt8) are
     /// NULL there and kept in `_extras`, with the flow's unknown fields.
     @Test func valuesThatDoNotFitTheirColumnAreKeptInExtras() async throws {

@@ -153,7 +153,7 @@ import Testing
                 gzipped.append(flow, shard: Array("s".utf8))
             }
             let body = plain.finish()
-            let compressed = try gzipped.finishGzipped()
+            let compressed = try gzipped.finish(compressedWith: .gzip)
             #expect(compressed.count * 3 < body.count, "\(compressed.count) bytes gzipped from \(body.count)")
             let path = dir.path + "/body.gz"
             try Data(compressed).write(to: URL(fileURLWithPath: path))

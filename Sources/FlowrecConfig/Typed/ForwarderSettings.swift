@@ -36,7 +36,7 @@ package struct ForwarderFactory {
             options.database = s.text("clickhouse.database")
             options.table = s.text("clickhouse.table")
             options.format = s.text("clickhouse.format") == "rowbinary" ? .rowBinary : .native
-            options.gzip = s.text("clickhouse.compression") != "none"
+            options.compression = ClickHouseBodyCompression(rawValue: s.text("clickhouse.compression")) ?? ClickHouseForwarderOptions.defaults.compression
             options.chunkRows = s.count("clickhouse.chunkRows")
             switch s.text("clickhouse.dialect") {
             case "modern": options.dialect = .modern
