@@ -233,4 +233,37 @@ import Testing
         #expect(rollups.minutes.isEmpty, "what the pass had added is forgotten")
         #expect(try reader.contentChecksum().checksum == Self.catalogChecksum(dir, sealed.id))
     }
+
+    /// A sealed shard edited by hand so that a relative time's decoding overflows 64
+    /// bits: readers give the wrapped value both ways instead of trapping, and the
+    /// checksum, which SQLite defines with a REAL there, is computed through SQLite.
+    @Test func aRelativeTimeThatOverflowsReadsWrappedNeverTraps() throws {
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
+        try store.append(batch(generatedLines(2000)[...], firstLine: 1))
+        try store.sealClosedWindows(watermarkMs: .max)
+        let sealed = try #require(try store.shards().first { $0.state == .sealed && $0.rowCount > 0 })
+        let path = dir.path + "/" + sealed.path
+        #expect(try ShardReader(path: path).timeEncoding == .endRelative)
+        let plain = dir.path + "/edited.sqlite"
+        try SeekableZstd.decompress(source: path, destination: plain)
+        let stored = -Int64.max
+        let (rowID, end) = try { () throws -> (Int64, Int64) in
+            let edited = try SQLiteDatabase(path: plain)  // closed when it goes out of scope
+            let rowID = try #require(try edited.scalarInteger("SELECT min(rowid) FROM flow_rows"))
+            let end = try #require(try edited.scalarInteger("SELECT \"TimeFlowEndMs\" FROM flow_rows WHERE rowid = \(rowID)"))
+            try edited.execute("UPDATE flow_rows SET \"TimeFlowStartMs\" = \(stored) WHERE rowid = \(rowID)")
+            return (rowID, end)
+        }()
+        try SeekableZstd.compress(source: plain, destination: path, level: 3)
+
+        var checksums: [UInt64] = []
+        try Self.bothWays(path) { reader in
+            var starts: [Int64?] = []
+            try reader.forEachFlow(rowIDs: rowID...rowID, orderedBy: []) { starts.append($0.integer(FlowSchema.id(of: "TimeFlowStartMs"))) }
+            #expect(starts == [end &- stored], "wrapped, pages directly: \(reader.readsPagesDirectly)")
+            checksums.append(try reader.contentChecksum().checksum)
+        }
+        #expect(checksums[0] == checksums[1], "both through SQLite's arithmetic")
+    }
 }

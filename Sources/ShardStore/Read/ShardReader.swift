@@ -27,6 +27,9 @@ package final class ShardReader {
     /// `flow_rows`' root page when `rowCursor()` may read it in place, else 0; looked
     /// up once.
     private var rowTable: Int?
+    /// The sealed file's pages for `rowCursor()`, opened once (a file descriptor and the
+    /// seek table) and shared by the reader's cursors, which copy the pages they read.
+    private var rowPages: DatabasePages?
     /// `readFlow(rowID:into:)`'s statement, prepared on first use.
     private var flowByRowID: SQLiteStatement?
     /// `hasColumnBlocks()`, read once, and `withColumnBlock`'s statement.
@@ -154,7 +157,7 @@ package final class ShardReader {
     /// are read straight from the shard's record and string table. For encoders that
     /// copy every value once anyway (the ClickHouse forwarder).
     package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
-        let layout = ShardRow.Layout(endRelative: timeEncoding == .endRelative)
+        let layout = ShardRow.Layout(timeEncoding: timeEncoding)
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try dictionary.withStorage { bytes, starts in
             try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { row in
@@ -225,6 +228,19 @@ package final class ShardReader {
     /// shard (immutable, so its pages are what SQLite would read) whose table has exactly
     /// the columns this flowrec writes, in order; nil otherwise, and SQLite reads the rows.
     private func rowCursor() throws(SQLiteError) -> TableCursor? {
+        guard let rootPage = try rowTableRoot() else { return nil }
+        let pages: DatabasePages
+        if let open = rowPages {
+            pages = open
+        } else {
+            pages = try DatabasePages(path: path)
+            rowPages = pages
+        }
+        return TableCursor(pages: pages, rootPage: rootPage)
+    }
+
+    /// `flow_rows`' root page when `rowCursor()` can read the table in place, else nil.
+    private func rowTableRoot() throws(SQLiteError) -> Int? {
         guard SeekableZstdVFS.handles(path) else { return nil }
         if rowTable == nil {
             let root = try db.prepare("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'flow_rows'")
@@ -235,14 +251,14 @@ package final class ShardReader {
             rowTable = names == ShardSchema.allColumnNames && page > 0 ? page : 0
         }
         guard let rootPage = rowTable, rootPage > 0 else { return nil }
-        return TableCursor(pages: try DatabasePages(path: path), rootPage: rootPage)
+        return rootPage
     }
 
     /// Whether whole rows would be read from the pages (tests check the fast path is
     /// taken, not only that both paths agree).
     func readsRowsFromPages() throws(SQLiteError) -> Bool {
         guard readsPagesDirectly else { return false }
-        return try rowCursor() != nil
+        return try rowTableRoot() != nil
     }
 
     /// The seal order's keys: `SkipIndex.sortFields`, then the end time.
@@ -591,10 +607,7 @@ package struct ShardRow {
     /// Column facts looked up once per reader, not once per value.
     struct Layout {
         let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
-        let endRelative: Bool
-        let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index
-        let endColumn = FlowSchema.requiredField.index
-        let receivedColumn = FlowSchema.id(of: "TimeReceived").index
+        let timeEncoding: ShardSchema.TimeEncoding
         let extrasColumn = FlowSchema.count + 2
     }
 
@@ -602,9 +615,9 @@ package struct ShardRow {
     @inline(__always) package func integer(_ field: FieldID) -> Int64? {
         let column = field.index
         guard !layout.textStored[column], let value = values.integerOrNull(column) else { return nil }
-        guard layout.endRelative, column == layout.startColumn || column == layout.receivedColumn,
-              let end = values.integerOrNull(layout.endColumn) else { return value }
-        return column == layout.startColumn ? end - value : value + end / 1000
+        guard layout.timeEncoding.isRelative(column),
+              let end = values.integerOrNull(ShardSchema.TimeEncoding.endColumn) else { return value }
+        return ShardSchema.TimeEncoding.decode(value, column: column, end: end).value
     }
 
     /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).

@@ -42,6 +42,28 @@ package enum ShardSchema {
 
         /// The `meta` key that records a shard's encoding (absent: plain).
         package static let metaKey = "time_encoding"
+
+        static let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index
+        static let receivedColumn = FlowSchema.id(of: "TimeReceived").index
+        static let endColumn = FlowSchema.requiredField.index
+
+        /// Whether column `column` is stored relative to `TimeFlowEndMs` in this encoding.
+        @inline(__always) func isRelative(_ column: Int) -> Bool {
+            self == .endRelative && (column == Self.startColumn || column == Self.receivedColumn)
+        }
+
+        /// The original value of `stored`, read from relative column `column` of a row
+        /// whose stored `TimeFlowEndMs` is `end`: `storedExpression`'s arithmetic, the one
+        /// Swift copy every reader uses. `overflow` is true where 64-bit arithmetic
+        /// overflows; SQLite turns that into a REAL. A seal stores times relative only
+        /// when they all lie in [0, 2^53], so only a hand-edited shard gets there; the
+        /// value is then wrapped (a reader never traps on a file), and the seal's checksum
+        /// is computed through SQLite instead.
+        @inline(__always) static func decode(_ stored: Int64, column: Int, end: Int64) -> (value: Int64, overflow: Bool) {
+            let (value, overflow) = column == startColumn
+                ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
+            return (value, overflow)
+        }
     }
 
     /// The largest time value the end-relative encoding accepts.

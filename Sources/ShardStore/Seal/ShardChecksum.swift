@@ -36,8 +36,6 @@ enum ShardChecksum {
                         aggregatingInto rollups: RollupAccumulator? = nil) throws(SQLiteError) -> (rows: Int64, checksum: UInt64)? {
         let integerColumns = Self.integerColumns
         let columns = ShardSchema.allColumns.count
-        let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index, endColumn = FlowSchema.requiredField.index
-        let receivedColumn = FlowSchema.id(of: "TimeReceived").index
         let endRelative = timeEncoding == .endRelative
         var rows: Int64 = 0, sum: UInt64 = 0
         /// The column's original value; nil for NULL; sets `unusual` where SQLite's rules apply.
@@ -48,14 +46,14 @@ enum ShardChecksum {
                 return nil
             }
             if cursor.isReal(c) { unusual = true }
-            guard let end, c == startColumn || c == receivedColumn else { return stored }
-            let (decoded, overflow) = c == startColumn ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
+            guard let end, timeEncoding.isRelative(c) else { return stored }
+            let (decoded, overflow) = ShardSchema.TimeEncoding.decode(stored, column: c, end: end)
             if overflow { unusual = true }
             return decoded
         }
         try cursor.seek(toRowID: .min)
         while try cursor.next() {
-            let end = endRelative ? cursor.integerOrNull(endColumn) : nil
+            let end = endRelative ? cursor.integerOrNull(ShardSchema.TimeEncoding.endColumn) : nil
             var row = RowHasher()
             for c in 0..<integerColumns {
                 if let v = value(c, end: end) { row.add(integer: v, column: c) }

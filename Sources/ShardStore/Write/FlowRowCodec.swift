@@ -68,25 +68,20 @@ struct FlowRowCodec: Sendable {
         set.map { names[$0.index] }.joined(separator: ",")
     }
 
-    private static let startColumn = FlowSchema.id(of: "TimeFlowStartMs").index
-    private static let endColumn = FlowSchema.requiredField.index
-    private static let receivedColumn = FlowSchema.id(of: "TimeReceived").index
-
     /// Reads a stored row (of `SELECT <selectColumns> FROM flow_rows`, or read in place)
     /// into `flow`, undoing the shard's time encoding.
     func read(_ row: StoredRow, dictionary: StringDictionary, timeEncoding: ShardSchema.TimeEncoding,
               into flow: inout Flow) {
         flow.removeAll()
-        let end: Int64? = timeEncoding == .endRelative ? row.integerOrNull(Self.endColumn) : nil
+        let end: Int64? = timeEncoding == .endRelative ? row.integerOrNull(ShardSchema.TimeEncoding.endColumn) : nil
         for (column, text) in storesText.enumerated() {
             guard var value = row.integerOrNull(column) else { continue }
             let field = FieldID(rawValue: UInt8(column))
             if text {
                 dictionary.withBytes(of: Int32(value)) { flow.set(field, utf8: $0) }
             } else {
-                if let end {
-                    if column == Self.startColumn { value = end - value }
-                    if column == Self.receivedColumn { value += end / 1000 }
+                if let end, timeEncoding.isRelative(column) {
+                    value = ShardSchema.TimeEncoding.decode(value, column: column, end: end).value
                 }
                 flow.set(field, integer: value)
             }
