@@ -45,17 +45,10 @@ import Testing
     /// plain body. Two chunks in a row, as the forwarder reuses its encoder.
     @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
     func framedBodyHoldsThePlainOne(format: ClickHouseBlockEncoder.Format) throws {
-        let decoder = FlowDecoder()
-        let flows = try generatedLines(4_000).map { try decoder.decode($0) }
-        let plain = ClickHouseBlockEncoder(format: format), framed = ClickHouseBlockEncoder(format: format)
         let dir = TemporaryDirectory()
-        for chunk in [flows[..<3_000], flows[3_000...]] {
-            for flow in chunk {
-                plain.append(flow, shard: Array("s".utf8))
-                framed.append(flow, shard: Array("s".utf8))
-            }
-            let body = plain.finish()
-            let compressed = Data(try framed.finish(compressedWith: .zstd))
+        let chunks = try ForwarderUnitTests.plainAndCompressedChunks(format: format, compression: .zstd, flows: 4_000, firstChunk: 3_000)
+        for (body, framed) in chunks {
+            let compressed = Data(framed)
             #expect(compressed.count * 3 < body.count, "\(compressed.count) bytes framed from \(body.count)")
             let blocks = try Self.blocks(of: compressed)
             #expect(blocks.count == (body.count + ClickHouseCompressedBlocks.blockBytes - 1) / ClickHouseCompressedBlocks.blockBytes)

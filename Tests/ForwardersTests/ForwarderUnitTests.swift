@@ -138,22 +138,29 @@ import Testing
         #expect(together.finish() == alone)
     }
 
-    /// The gzipped body, fed to zlib column buffer by column buffer, is the plain body:
-    /// checked by the system's `gzip -d`, for both formats and two chunks in a row (the
-    /// buffers are reused between chunks).
-    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
-    func aGzippedBodyInflatesToThePlainOne(format: ClickHouseBlockEncoder.Format) throws {
+    /// Each chunk's plain body beside the same rows encoded by a second encoder and
+    /// compressed as `compression` says, straight from its buffers: `flows` rows in two
+    /// chunks (cut at `firstChunk`), since the buffers are reused between chunks.
+    static func plainAndCompressedChunks(format: ClickHouseBlockEncoder.Format, compression: ClickHouseBodyCompression,
+                                         flows count: Int, firstChunk: Int) throws -> [(plain: [UInt8], compressed: [UInt8])] {
         let decoder = FlowDecoder()
-        let flows = try generatedLines(2_000).map { try decoder.decode($0) }
-        let plain = ClickHouseBlockEncoder(format: format), gzipped = ClickHouseBlockEncoder(format: format)
-        let dir = TemporaryDirectory()
-        for chunk in [flows[..<1_500], flows[1_500...]] {
+        let flows = try generatedLines(count).map { try decoder.decode($0) }
+        let plain = ClickHouseBlockEncoder(format: format), compressing = ClickHouseBlockEncoder(format: format)
+        return try [flows[..<firstChunk], flows[firstChunk...]].map { chunk in
             for flow in chunk {
                 plain.append(flow, shard: Array("s".utf8))
-                gzipped.append(flow, shard: Array("s".utf8))
+                compressing.append(flow, shard: Array("s".utf8))
             }
-            let body = plain.finish()
-            let compressed = try gzipped.finish(compressedWith: .gzip)
+            return (plain.finish(), try compressing.finish(compressedWith: compression))
+        }
+    }
+
+    /// The gzipped body, fed to zlib column buffer by column buffer, is the plain body:
+    /// checked by the system's `gzip -d`, for both formats and two chunks in a row.
+    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
+    func aGzippedBodyInflatesToThePlainOne(format: ClickHouseBlockEncoder.Format) throws {
+        let dir = TemporaryDirectory()
+        for (body, compressed) in try Self.plainAndCompressedChunks(format: format, compression: .gzip, flows: 2_000, firstChunk: 1_500) {
             #expect(compressed.count * 3 < body.count, "\(compressed.count) bytes gzipped from \(body.count)")
             let path = dir.path + "/body.gz"
             try Data(compressed).write(to: URL(fileURLWithPath: path))
