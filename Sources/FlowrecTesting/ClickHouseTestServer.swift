@@ -40,7 +40,7 @@ package struct ClickHouseTestServer: Sendable {
     }
 
     /// `query`'s answer as bytes; `parameters` go in the URL beside the statement
-    /// (`compress=1`, `decompress=1`, settings).
+    /// (`decompress=1`, settings).
     package func request(_ sql: String, parameters: [String: String] = [:], body: Data? = nil,
                          user: String? = nil, password: String? = nil) throws -> Data {
         var components = URLComponents()

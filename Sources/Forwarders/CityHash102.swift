@@ -5,7 +5,8 @@
 /// whose checksum differs ("Checksum doesn't match: corrupted data").
 ///
 /// Written from the algorithm's description (Geoff Pike and Jyrki Alakuijala's CityHash,
-/// MIT licence). `CityHashTests` check it against checksums the test server computed.
+/// MIT licence). `CompressedBlocksTests.cityHashEqualsTheServersChecksums` checks it
+/// against the checksums the test server writes into its own part files.
 package enum CityHash102 {
     private static let k0: UInt64 = 0xc3a5_c85c_97cb_3127
     private static let k1: UInt64 = 0xb492_b66f_be98_f273

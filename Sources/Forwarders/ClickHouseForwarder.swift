@@ -246,6 +246,10 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
                     let (rows, body) = try preparer.take(index)
                     state.withLock { $0.phases.waitForEncoding += monotonicSeconds() - waited }
                     try await finishInFlight()
+                    // Nothing is in flight here: a cancelled run stops with its progress
+                    // exact (`ShardReplicator` checked between shards when it called once
+                    // per shard).
+                    try Task.checkCancellation()
                     let shard = work[address.item].shard, plan = work[address.item].plan
                     var settings: [String: String] = [:]
                     if facts.deduplicationTokens {

@@ -98,12 +98,13 @@ package final class ClickHouseHTTP: Sendable {
                         settings: [String: String] = [:]) async throws {
         var parameters = settings
         parameters["query"] = statement
-        // The server undoes its own framing when asked in the URL, gzip when the header says so.
-        if compression == .zstd { parameters["decompress"] = "1" }
         _ = try await post(parameters: parameters, body: body, compression: compression)
     }
 
     private func post(parameters: [String: String], body: [UInt8], compression: ClickHouseBodyCompression) async throws -> [UInt8] {
+        var parameters = parameters
+        // The server undoes its own framing when the URL asks, gzip when the header says so.
+        if compression == .zstd { parameters["decompress"] = "1" }
         var components = URLComponents(url: endpoint.url, resolvingAgainstBaseURL: false)
         components?.user = nil
         components?.password = nil
