@@ -17,9 +17,14 @@ package final class KafkaProducer {
     package var lastFailure: String? { reports.lastFailure }
 
     /// `properties` must contain `bootstrap.servers`; `compression.codec` picks none,
-    /// gzip, snappy, lz4 or zstd.
+    /// gzip, snappy, lz4 or zstd. The producer is idempotent unless `properties` says
+    /// otherwise: librdkafka's default resends a produce request whose answer a broker
+    /// outage cut off, and the topic then holds the same flow at two offsets, which the
+    /// recorder (exactly once per message) rightly stores twice. A test or `generate`
+    /// run that counts flows must find each produced one once.
     package init(topic: String, properties: KafkaProperties) throws(KafkaError) {
         var props = properties
+        if props["enable.idempotence"] == nil { props["enable.idempotence"] = "true" }
         if props["linger.ms"] == nil { props["linger.ms"] = "20" }
         if props["batch.num.messages"] == nil { props["batch.num.messages"] = "10000" }
         if props["queue.buffering.max.kbytes"] == nil { props["queue.buffering.max.kbytes"] = "262144" }
@@ -76,6 +81,23 @@ package final class KafkaProducer {
             Result { () throws(KafkaError) in try send(raw, partition: partition) }
         }
         try result.get()
+    }
+
+    /// How many messages each of the topic's first `partitions` partitions holds (its end
+    /// offset, asked of the partition's leader). Tests compare it with what was stored: a
+    /// producer that is not idempotent can write a message twice when a broker drops the
+    /// connection before acknowledging, and those copies are distinct messages upstream.
+    package func endOffsets(partitions: Int32, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int64] {
+        var ends: [Int64] = []
+        for partition in 0..<partitions {
+            var low: Int64 = -1, high: Int64 = -1
+            let err = rd_kafka_query_watermark_offsets(handle, topicName, partition, &low, &high, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.from(err, kind: .client, "cannot read the end offset of \(topicName) partition \(partition)")
+            }
+            ends.append(high)
+        }
+        return ends
     }
 
     /// Waits until every queued message is acknowledged or failed.
