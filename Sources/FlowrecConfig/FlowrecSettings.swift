@@ -68,10 +68,12 @@ package enum FlowrecSettings {
 
     package static let retention: [Setting] = [
         Setting("retention.maxAge", flag: "max-age", .duration, "Delete sealed shards whose window ended longer ago than this (e.g. 30d), and dead letters received longer ago."),
-        Setting("retention.maxSize", flag: "max-size", .byteSize, "Keep the shards' total size under this (e.g. 200GiB)."),
+        Setting("retention.maxSize", flag: "max-size", .byteSize, "Keep the store's total size under this (e.g. 200GiB): shards, rollups and dead letters."),
         Setting("retention.minFree", flag: "min-free", .freeSpace,
                 "Keep this much free on the data volume (20GiB or 10%); the hard limit: undelivered shards go too when it is reached."),
         Setting("retention.lowWatermark", flag: "low-watermark", .number, default: "\(retentionDefaults.lowWatermark)", "An exceeded limit is brought down to this share of it (0.5-1)."),
+        Setting("retention.deadLetterShare", flag: "dead-letter-share", .number, default: "\(retentionDefaults.deadLetterShare)",
+                "While a size or free-space limit is set, dead letters may take at most this share of retention.maxSize (or of the store, with only retention.minFree); the oldest beyond it are deleted, so a producer writing garbage cannot push flows out."),
         Setting("retention.requireForwarders", flag: "require-forwarder", .list, value: "NAME",
                 "Keep shards these forwarders have not delivered, unless free space runs out."),
         Setting("retention.rollupMinuteMaxAge", flag: "rollup-minute-max-age", .duration, default: "14d",

@@ -3,6 +3,7 @@ import FlowModel
 import FlowrecTesting
 import Foundation
 import ShardStore
+import StorageKit
 import Testing
 
 /// Retention with a held clock and a held (or real, small) disk: which shards go, in
@@ -55,7 +56,7 @@ import Testing
         #expect(try store.append(batch(garbage[0..<20], firstLine: 1), receivedMs: now - 3 * day).deadLetters == 20)
         #expect(try store.append(batch(garbage[20..<30], firstLine: 21), receivedMs: now - day / 2).deadLetters == 10)
         let policy = RetentionPolicy(maxAgeMs: day)
-        #expect(try store.deadLetterRetentionPlan(policy, nowMs: now) == 20)
+        #expect(try store.deadLetterRetentionPlan(policy, nowMs: now) == (pastAge: 20, overShare: 0))
         #expect(try store.deadLetterCount() == 30, "a dry run deletes nothing")
         let report = try store.prune(policy, nowMs: now, volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
         #expect(report.deadLettersDeleted == 20)
@@ -67,14 +68,75 @@ import Testing
                 "without an age limit dead letters stay")
     }
 
+    /// A producer writing garbage: while a size limit is set, dead letters may take a
+    /// tenth of it. The oldest batches beyond that go (a dry run counts them first), the
+    /// file gives the space back to the volume, and no shard is deleted for them.
+    @Test func deadLettersBeyondTheirShareGoOldestFirstAndNoShardForThem() throws {
+        let dir = TemporaryDirectory()
+        let (store, _) = try sealedStore(dir)
+        let shardsBefore = try store.shards().map(\.id)
+        let now: Int64 = 1_800_000_000_000
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 1_000)
+        // Four batches of 500 letters (about 0.5 MB each), received a minute apart.
+        for batchIndex in 0..<4 {
+            let first = Int64(batchIndex * 500 + 1)
+            let garbage = (0..<500).map { Array("not a flow \(batchIndex)-\($0) ".utf8) + payload }
+            #expect(try store.append(batch(garbage[...], source: "file:garbage", firstLine: first),
+                                     receivedMs: now - Int64(4 - batchIndex) * 60_000).deadLetters == 500)
+        }
+        let path = dir.path + "/deadletters.sqlite"
+        let fileBefore = fileSize(path) + fileSize(path + "-wal")
+        let letterBytes = try store.deadLetterBytes()
+        #expect(letterBytes > 2_000_000)
+        // A limit whose tenth, at the low watermark, holds one and a half batches; the
+        // store as a whole is under it.
+        let total = try store.shards().reduce(Int64(0)) { $0 + $1.bytesOnDisk } + letterBytes
+            + (try RollupStore(path: store.rollupsPath).liveBytes())
+        let limit = Int64(1.5 * Double(letterBytes / 4) / 0.9 / 0.1)
+        #expect(total < limit)
+        let policy = RetentionPolicy(maxTotalBytes: limit)
+        let share = Int64(Double(limit) * policy.deadLetterShare)
+        #expect(share < letterBytes)
+
+        let planned = try store.deadLetterRetentionPlan(policy, nowMs: now)
+        #expect(planned.pastAge == 0 && planned.overShare > 0 && planned.overShare % 500 == 0, "whole batches: \(planned)")
+        #expect(try store.deadLetterCount() == 2_000, "a dry run deletes nothing")
+        let report = try store.prune(policy, nowMs: now, volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
+        #expect(report.deadLettersOverShare == planned.overShare, "the dry run counted what the real run deleted")
+        #expect(report.deleted.isEmpty, "no shard goes for the dead letters: \(report.deleted.map(\.shard))")
+        #expect(try store.shards().map(\.id) == shardsBefore)
+        let after = try store.deadLetterBytes()
+        #expect(after <= share, "within their share: \(after) of \(share)")
+        #expect(report.deadLetterBytesFreed == letterBytes - after)
+        var kept: [Int64] = []
+        try store.forEachDeadLetter { _, _, position, _, _ in kept.append(position) }
+        #expect(!kept.isEmpty && kept == Array(Int64(2_001 - kept.count)...2_000), "the newest are kept, whole batches")
+        #expect(fileSize(path) + fileSize(path + "-wal") < fileBefore - 1_000_000, "the file gave the space back")
+
+        // With only a free-space limit, the share is of the store's own bytes.
+        let freeOnly = RetentionPolicy(minFreeBytes: 1 << 20, lowWatermark: 0.9)
+        let storeBytes = try store.shards().reduce(Int64(0)) { $0 + $1.bytesOnDisk } + (try store.deadLetterBytes())
+            + (try RollupStore(path: store.rollupsPath).liveBytes())
+        let second = try store.prune(freeOnly, nowMs: now, volume: VolumeSpace(freeBytes: 1 << 40, totalBytes: 1 << 41))
+        if Double(after) > Double(storeBytes) * 0.1 {
+            #expect(second.deadLettersOverShare > 0)
+        } else {
+            #expect(second.deadLettersOverShare == 0)
+        }
+        #expect(second.deleted.isEmpty)
+        // Without a size or free-space limit nothing is deleted for the share.
+        #expect(try store.prune(RetentionPolicy(maxAgeMs: 365 * 86_400_000), nowMs: now).deadLettersOverShare == 0)
+    }
+
     @Test func sizeLimitPrunesOldestFirstDownToTheLowWatermark() throws {
         let dir = TemporaryDirectory()
         let (store, _) = try sealedStore(dir)
         let all = try store.shards()
-        // The size limit counts the rollups too (here none older than the shards: they stay).
+        // The size limit counts the rollups too (here none older than the shards: they
+        // stay), and the dead letters' file (here empty: its few pages).
         let rollups = try RollupStore(path: store.rollupsPath).liveBytes()
         #expect(rollups > 0)
-        let total = all.reduce(Int64(0)) { $0 + $1.bytesOnDisk } + rollups
+        let total = all.reduce(Int64(0)) { $0 + $1.bytesOnDisk } + rollups + (try store.deadLetterBytes())
         let limit = total - 1
         let plan = try store.retentionPlan(RetentionPolicy(maxTotalBytes: limit, lowWatermark: 0.8), nowMs: 0, volume: nil)
         let report = try store.prune(RetentionPolicy(maxTotalBytes: limit, lowWatermark: 0.8), nowMs: 0,

@@ -391,7 +391,7 @@ final class RecorderSession {
             counters.undeliveredShardsPruned += report.deleted.filter(\.undelivered).count
             report.deleted.forEach(metrics.countPruned)
             status.recovered(.retention)
-            if !report.deleted.isEmpty, paused != nil { paused?.retryAt = Date() }  // space was freed
+            if !report.deleted.isEmpty || report.deadLetterBytesFreed > 0, paused != nil { paused?.retryAt = Date() }  // space was freed
         } catch {
             // Retention failing must not stop ingest; it is retried next interval.
             counters.retentionErrors += 1

@@ -89,6 +89,7 @@ extension RetentionPolicy {
                   minFreeBytes: free?.bytes, minFreeFraction: free?.fraction, lowWatermark: s.decimal("retention.lowWatermark"),
                   requiredForwarders: s.list("retention.requireForwarders"))
         maxRunSeconds = s.durationSeconds("retention.maxRunTime")
+        deadLetterShare = s.decimal("retention.deadLetterShare")
         func ms(_ key: String) -> Int64? { s.seconds(key).map { Int64($0 * 1000) } }
         rollupMaxAge = RollupAges(minuteMs: ms("retention.rollupMinuteMaxAge"), hourMs: ms("retention.rollupHourMaxAge"),
                                   dayMs: ms("retention.rollupDayMaxAge")).capped(at: ms("retention.rollupMaxAge"))

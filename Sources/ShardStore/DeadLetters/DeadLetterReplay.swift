@@ -5,6 +5,9 @@ import Foundation
 extension ShardStore {
     package func deadLetterCount() throws -> Int64 { try deadLetters.count() }
 
+    /// Bytes the dead letters take in `deadletters.sqlite` (what the size limits count).
+    package func deadLetterBytes() throws -> Int64 { try deadLetters.liveBytes() }
+
     package struct ReplaySummary: Sendable {
         package var examined = 0
         package var stored = 0

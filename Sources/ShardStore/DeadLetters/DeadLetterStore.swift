@@ -25,8 +25,13 @@ final class DeadLetterStore {  // internal: the store owns it
     /// Kept in this file's `high_water` table, on this connection (see `ResumeCheckpoint`).
     let checkpoint: ResumeCheckpoint
 
-    init(path: String) throws(SQLiteError) {
+    /// `writable` false (a store opened for reading) leaves an older file's vacuum mode
+    /// alone.
+    init(path: String, writable: Bool = true) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
+        // Retention deletes dead letters by age and by share of the size limits; the
+        // space they took goes back to the volume only in incremental auto-vacuum.
+        if writable { try db.useIncrementalAutoVacuum() }
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
         try db.execute(Self.createSQL)
         insert = try db.prepare("""
@@ -80,7 +85,45 @@ final class DeadLetterStore {  // internal: the store owns it
         let delete = try db.prepare("DELETE FROM dead_letters WHERE received_ms < ?1")
         delete.bind(1, cutoffMs)
         try delete.step()
-        return db.changes
+        let deleted = db.changes
+        if deleted > 0 { try db.giveBackFreePages() }
+        return deleted
+    }
+
+    /// Bytes the dead letters take in the file (what the size limits count).
+    func liveBytes() throws(SQLiteError) -> Int64 { try db.liveBytes() }
+
+    /// Whether deleting dead letters gives space back to the volume (a file written by an
+    /// older flowrec and too large to convert keeps its pages for later letters).
+    var shrinksWhenPruned: Bool { db.shrinksWhenRowsAreDeleted }
+
+    /// The receipt time before which the oldest dead letters hold at least `fraction`
+    /// of all their payload and reason bytes (whole batches: letters received together
+    /// go together), and how many letters that is; nil when there are none. A fraction,
+    /// not bytes: the file spends more than the letters' own bytes (a letter of a few
+    /// hundred bytes or more takes an overflow page of its own), so the caller converts
+    /// what it must free from `liveBytes()` and measures again after deleting.
+    func oldest(fraction: Double) throws(SQLiteError) -> (receivedBeforeMs: Int64, letters: Int)? {
+        let all = try db.scalarInteger("SELECT sum(length(payload) + length(reason)) FROM dead_letters") ?? 0
+        guard all > 0 else { return nil }
+        let wanted = Int64((Double(all) * fraction).rounded(.up))
+        let batches = try db.prepare("""
+            SELECT received_ms, count(*), sum(length(payload) + length(reason)) FROM dead_letters
+            GROUP BY received_ms ORDER BY received_ms
+            """)
+        var taken: Int64 = 0, letters = 0
+        while try batches.step() {
+            letters += Int(batches.integer(1))
+            taken += batches.integer(2)
+            if taken >= wanted { return (min(batches.integer(0), .max - 1) + 1, letters) }
+        }
+        return (Int64.max, letters)
+    }
+
+    /// Deletes the dead letters received before `cutoffMs` for a size limit; returns how
+    /// many. The same statement as the age limit's, named for what the caller means.
+    func deleteOldest(receivedBefore cutoffMs: Int64) throws(SQLiteError) -> Int {
+        try delete(receivedBefore: cutoffMs)
     }
 
     /// How many `delete(receivedBefore:)` would delete now.

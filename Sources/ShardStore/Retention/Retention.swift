@@ -13,7 +13,7 @@ package struct RetentionPolicy: Sendable, Equatable {
     /// Raw shards whose window ended longer ago than this are deleted, and dead letters
     /// received longer ago than this.
     package var maxAgeMs: Int64?
-    /// The shards' total size on disk (active and sealed).
+    /// The store's total size on disk: shards (active and sealed), rollups and dead letters.
     package var maxTotalBytes: Int64?
     /// Free space to keep on the data volume, in bytes and/or as a fraction of its size
     /// (the larger applies). This is the hard limit: when it is reached, shards that a
@@ -24,6 +24,11 @@ package struct RetentionPolicy: Sendable, Equatable {
     /// 0.9: a store over its size limit is pruned to 90% of it; a volume under its
     /// free-space limit is pruned until free space is the limit / 0.9.
     package var lowWatermark = 0.9
+    /// While a size or free-space limit is set, dead letters may take at most this share
+    /// of `maxTotalBytes` (or of the store's bytes, with only a free-space limit); beyond
+    /// it the oldest go first. A producer writing garbage then cannot push real flows out
+    /// of a bounded store, nor fill the volume with letters no limit would delete.
+    package var deadLetterShare = 0.1
     /// One run stops deleting after this long; the next run continues.
     package var maxRunSeconds = 30.0
     /// Forwarders that must have delivered a shard before age or size may delete it.
@@ -58,7 +63,13 @@ package struct RetentionPolicy: Sendable, Equatable {
             throw ShardStoreError(.invalidOptions, "the free-space fraction must be between 0% and 100%")
         }
         if !(0.5...1).contains(lowWatermark) { throw ShardStoreError(.invalidOptions, "the low watermark must be between 0.5 and 1 (e.g. 0.9)") }
+        if !(deadLetterShare > 0 && deadLetterShare <= 1) {
+            throw ShardStoreError(.invalidOptions, "the dead letters' share must be above 0 and at most 1 (e.g. 0.1)")
+        }
     }
+
+    /// Whether a size or free-space limit is set (what the dead letters' share applies under).
+    var limitsSpace: Bool { maxTotalBytes != nil || minFreeBytes != nil || minFreeFraction != nil }
 }
 
 /// How long each rollup tier is kept; nil keeps a tier until a size or free-space limit
@@ -149,6 +160,10 @@ package struct PruneReport: Sendable {
     package var rollupMinuteDays: [RollupPruneDecision] = []
     /// Dead letters deleted by the age limit.
     package var deadLettersDeleted = 0
+    /// Dead letters deleted, oldest first, because they took more than their share of
+    /// the size limits, and the bytes that gave back.
+    package var deadLettersOverShare = 0
+    package var deadLetterBytesFreed: Int64 = 0
 }
 
 /// A day of minute rollups that retention deletes (or would) for a size or free-space
@@ -170,7 +185,7 @@ extension ShardStore {
         let delivered = try catalog.deliveredToAll(policy.requiredForwarders)
         func isPending(_ id: ShardID) -> Bool { !policy.requiredForwarders.isEmpty && !delivered.contains(id.description) }
 
-        var total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollupLiveBytes())
+        var total = try storeBytes(shards)
         var candidates = shards.filter { $0.state == .sealed }  // already oldest first
         var plan: [PruneDecision] = []
         func take(_ index: Int, _ reason: PruneDecision.Reason) {
@@ -233,7 +248,8 @@ extension ShardStore {
                             metadata: ["dead_letters": "\(report.deadLettersDeleted)"])
             }
         }
-        if try pruneMinuteRollups(policy, volume: volume, into: &report) {
+        try pruneDeadLettersOverShare(policy, into: &report)
+        if try pruneMinuteRollups(policy, volume: volume, into: &report) || report.deadLettersOverShare > 0 {
             plan = try retentionPlan(policy, nowMs: nowMs, volume: volume ?? VolumeSpace.of(directory.path))
         }
         let started = monotonicSeconds()
@@ -263,12 +279,6 @@ extension ShardStore {
             }
         }
         return report
-    }
-
-    /// How many dead letters the age limit would delete now (`flowrec prune --dry-run`).
-    package func deadLetterRetentionPlan(_ policy: RetentionPolicy, nowMs: Int64) throws -> Int {
-        guard let cutoff = policy.deadLetterCutoff(nowMs: nowMs) else { return 0 }
-        return try deadLetters.count(receivedBefore: cutoff)
     }
 
     /// After a plan's deletions on the real volume: the shards to delete next when the
@@ -313,10 +323,59 @@ extension ShardStore {
         return nil
     }
 
-    /// Bytes the rollups' rows take (0 when there are none).
-    private func rollupLiveBytes() throws -> Int64 {
-        guard FileManager.default.fileExists(atPath: rollupsPath) else { return 0 }
-        return try RollupStore(path: rollupsPath).liveBytes()
+    /// What the size limit counts: the shards, the rollups' rows (`rollups`, or opened
+    /// here when the file exists) and the dead letters.
+    private func storeBytes(_ shards: [ShardRecord], rollups: RollupStore? = nil) throws -> Int64 {
+        var rollupBytes: Int64 = 0
+        if let rollups {
+            rollupBytes = try rollups.liveBytes()
+        } else if FileManager.default.fileExists(atPath: rollupsPath) {
+            rollupBytes = try RollupStore(path: rollupsPath).liveBytes()
+        }
+        return shards.reduce(Int64(0)) { $0 + currentBytes($1) } + rollupBytes + (try deadLetters.liveBytes())
+    }
+
+    /// The fraction of the dead letters' bytes beyond their share of the size limits,
+    /// brought down to the low watermark of that share; nil when they are within it or
+    /// no limit is set.
+    private func deadLettersOverShare(_ policy: RetentionPolicy, total: Int64) throws -> Double? {
+        guard policy.limitsSpace else { return nil }
+        let letters = Double(try deadLetters.liveBytes())
+        let share = Double(policy.maxTotalBytes ?? total) * policy.deadLetterShare
+        guard letters > share else { return nil }
+        return (letters - share * policy.lowWatermark) / letters
+    }
+
+    /// How many dead letters retention would delete now: past the age limit, and beyond
+    /// their share of the size limits (`flowrec prune --dry-run`; the second counts whole
+    /// batches of the oldest, before the age limit's deletions).
+    package func deadLetterRetentionPlan(_ policy: RetentionPolicy, nowMs: Int64) throws -> (pastAge: Int, overShare: Int) {
+        let pastAge = try policy.deadLetterCutoff(nowMs: nowMs).map { cutoff throws(SQLiteError) in try deadLetters.count(receivedBefore: cutoff) } ?? 0
+        guard let excess = try deadLettersOverShare(policy, total: storeBytes(catalog.shards())),
+              let oldest = try deadLetters.oldest(fraction: excess) else { return (pastAge, 0) }
+        return (pastAge, oldest.letters)
+    }
+
+    /// Deletes the oldest dead letters while they take more than their share of the size
+    /// limits (a batch at a time, measured again after each); logged at warning level,
+    /// since those messages are lost for good.
+    private func pruneDeadLettersOverShare(_ policy: RetentionPolicy, into report: inout PruneReport) throws {
+        guard policy.limitsSpace else { return }
+        var rounds = 0
+        while rounds < 8, let excess = try deadLettersOverShare(policy, total: storeBytes(catalog.shards())),
+              let oldest = try deadLetters.oldest(fraction: excess) {
+            rounds += 1  // letters of unequal sizes may take a second round
+            let before = try deadLetters.liveBytes()
+            let deleted = try deadLetters.deleteOldest(receivedBefore: oldest.receivedBeforeMs)
+            let freed = before - (try deadLetters.liveBytes())
+            report.deadLettersOverShare += deleted
+            report.deadLetterBytesFreed += freed
+            logger.warning("retention deleted the oldest dead letters: they took more than their share of the size limits", metadata: [
+                "dead_letters": "\(deleted)", "bytes": "\(freed)", "share": "\(policy.deadLetterShare)",
+                "received_before": "\(EventTime.rfc3339(oldest.receivedBeforeMs == .max ? Int64(Date().timeIntervalSince1970 * 1000) : oldest.receivedBeforeMs))",
+            ])
+            if deleted == 0 || !deadLetters.shrinksWhenPruned { return }
+        }
     }
 
     /// The days of minute rollups a size or free-space limit would take first: those
@@ -326,7 +385,7 @@ extension ShardStore {
         guard FileManager.default.fileExists(atPath: rollupsPath) else { return [] }
         let rollups = try RollupStore(path: rollupsPath)
         let shards = try catalog.shards()
-        let total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollups.liveBytes())
+        let total = try storeBytes(shards, rollups: rollups)
         guard let (stillNeeded, reason) = need(policy, total: total, volume: volume),
               reason == .totalSize || rollups.shrinksWhenPruned,
               let day = try rollups.oldestMinuteDay() else { return [] }
@@ -354,7 +413,7 @@ extension ShardStore {
         var deleted = false
         while true {
             let shards = try catalog.shards()
-            let total = shards.reduce(Int64(0)) { $0 + currentBytes($1) } + (try rollups.liveBytes())
+            let total = try storeBytes(shards, rollups: rollups)
             let volume = fixedVolume ?? VolumeSpace.of(directory.path)
             guard let (_, reason) = need(policy, total: total, volume: volume),
                   reason == .totalSize || rollups.shrinksWhenPruned,

@@ -11,33 +11,18 @@ package final class RollupStore {
 
     package init(path: String) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
-        // Incremental auto-vacuum lets retention give pruned pages back to the volume
-        // (`PRAGMA incremental_vacuum`); it can only be chosen before the first table,
-        // or by a VACUUM, which a small file written by an older flowrec gets here.
-        if try db.scalarInteger("PRAGMA page_count") == 0 {
-            try db.execute("PRAGMA auto_vacuum=INCREMENTAL;")
-        } else if try db.scalarInteger("PRAGMA auto_vacuum") == 0, fileSize(path) < Self.convertibleBytes {
-            try db.execute("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
-        }
+        // Incremental auto-vacuum lets retention give pruned pages back to the volume.
+        try db.useIncrementalAutoVacuum()
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
         try db.execute(RollupSchema.createSQL)
         try db.execute(RollupSchema.horizonsSQL)
     }
 
-    /// Files of older flowrecs up to this size are vacuumed into incremental auto-vacuum
-    /// when opened (a second or two); larger ones keep their mode: pruning them frees
-    /// pages for later rollups but does not shrink the file.
-    static let convertibleBytes: Int64 = 256 << 20
-
     /// Whether pruning gives space back to the volume (incremental auto-vacuum).
-    package var shrinksWhenPruned: Bool { (try? db.scalarInteger("PRAGMA auto_vacuum")) == 2 }
+    package var shrinksWhenPruned: Bool { db.shrinksWhenRowsAreDeleted }
 
-    /// Bytes the rows take: the file's pages less the free ones (what the size limit counts).
-    package func liveBytes() throws -> Int64 {
-        let pages = try db.scalarInteger("PRAGMA page_count") ?? 0
-        let free = try db.scalarInteger("PRAGMA freelist_count") ?? 0
-        return (pages - free) * (try db.scalarInteger("PRAGMA page_size") ?? 4096)
-    }
+    /// Bytes the rows take (what the size limit counts).
+    package func liveBytes() throws -> Int64 { try db.liveBytes() }
 
     /// Group ids by dimension values, shared by every seal in the process: after the
     /// first shards, almost every group is already known and costs no query.
@@ -189,7 +174,7 @@ package final class RollupStore {
                 dropped = db.changes
             }
         }
-        try giveBackFreePages()
+        try db.giveBackFreePages()
         return dropped
     }
 
@@ -202,7 +187,7 @@ package final class RollupStore {
             try delete.step()
             try recordHorizon("minute", beforeMs)
         }
-        try giveBackFreePages()
+        try db.giveBackFreePages()
     }
 
     /// The oldest minute bucket, and the number of minute rows in the day (UTC) it is in.
@@ -227,13 +212,6 @@ package final class RollupStore {
         upsert.bind(1, tier)
         upsert.bind(2, beforeMs)
         try upsert.step()
-    }
-
-    /// Returns pruned pages to the volume when the file allows it (incremental auto-vacuum).
-    private func giveBackFreePages() throws(SQLiteError) {
-        guard shrinksWhenPruned else { return }
-        try db.execute("PRAGMA incremental_vacuum;")
-        try db.execute("PRAGMA wal_checkpoint(TRUNCATE);")
     }
 
     /// Rows per tier and bytes on disk, for reports.
