@@ -7,8 +7,12 @@ import Foundation
 /// time to choose a shard by; keyed by source position, so a replayed message is
 /// stored once (`INSERT OR IGNORE`).
 final class DeadLetterStore {  // internal: the store owns it
-    static let createSQL = """
-        CREATE TABLE IF NOT EXISTS dead_letters (
+    /// The table as it is now; `migrations` gets an older file there.
+    static let createSQL = table("dead_letters", ifNotExists: true)
+
+    private static func table(_ name: String, ifNotExists: Bool = false) -> String {
+        """
+        CREATE TABLE \(ifNotExists ? "IF NOT EXISTS " : "")\(name) (
             source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest
             partition INTEGER NOT NULL,
             position INTEGER NOT NULL,       -- Kafka offset, or line number
@@ -17,8 +21,41 @@ final class DeadLetterStore {  // internal: the store owns it
             error_offset INTEGER,            -- byte in the payload where decoding failed
             payload BLOB NOT NULL,
             PRIMARY KEY (source, partition, position)
-        ) WITHOUT ROWID;
+        );
         """
+    }
+
+    /// Numbered and applied once each, in order (`SQLiteMigrator`, as for the catalog);
+    /// `migrations/deadletters/` holds copies. A file from before the migrator has no
+    /// record of 0001, whose statements then change nothing, and is converted by 0002.
+    static let migrations: [(name: String, sql: String)] = [
+        ("0001_deadletters", """
+            CREATE TABLE IF NOT EXISTS dead_letters (
+                source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest
+                partition INTEGER NOT NULL,
+                position INTEGER NOT NULL,       -- Kafka offset, or line number
+                received_ms INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                error_offset INTEGER,            -- byte in the payload where decoding failed
+                payload BLOB NOT NULL,
+                PRIMARY KEY (source, partition, position)
+            ) WITHOUT ROWID;
+
+            """ + ResumeCheckpoint.createSQL),
+        ("0002_dead_letters_rowid", """
+            -- A WITHOUT ROWID table keeps at most about 1 KB of a row in its B-tree page: a
+            -- dead letter of NetObserv's size (about 1 KB) took an overflow page of its own,
+            -- 4.7 KB on disk for each. A rowid table keeps rows up to about 4 KB inline
+            -- (measured: 2,000 letters of 1 KB, 9.4 MB before, 2.8 MB after).
+
+            """ + table("dead_letters_rowid") + """
+
+            INSERT INTO dead_letters_rowid (source, partition, position, received_ms, reason, error_offset, payload)
+                SELECT source, partition, position, received_ms, reason, error_offset, payload FROM dead_letters;
+            DROP TABLE dead_letters;
+            ALTER TABLE dead_letters_rowid RENAME TO dead_letters;
+            """),
+    ]
 
     private let db: SQLiteDatabase
     private let insert: SQLiteStatement
@@ -33,7 +70,13 @@ final class DeadLetterStore {  // internal: the store owns it
         // space they took goes back to the volume only in incremental auto-vacuum.
         if writable { try db.useIncrementalAutoVacuum() }
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-        try db.execute(Self.createSQL)
+        if writable {
+            try SQLiteMigrator(Self.migrations).migrate(db)
+            try db.giveBackFreePages()  // the table 0002 replaced
+        } else {
+            // A reader converts nothing (a writer may be running): either form reads alike.
+            try db.execute(Self.createSQL)
+        }
         insert = try db.prepare("""
             INSERT OR IGNORE INTO dead_letters (source, partition, position, received_ms, reason, error_offset, payload)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
