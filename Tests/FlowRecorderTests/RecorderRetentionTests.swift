@@ -37,4 +37,35 @@ import Testing
         try again.run(shouldStop: { false })
         #expect(again.counters.stored == 0)
     }
+
+    /// Garbage on the topic, with a size limit set: `record` keeps the dead letters
+    /// within their share of the limit, and counts what it deleted.
+    @Test func recordKeepsDeadLettersWithinTheirShare() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties(["bootstrap.servers": broker.bootstrapServers]))
+        let filler = String(repeating: "x", count: 1_000)
+        for i in 0..<3_000 { try producer.send(Array("not a flow \(i) \(filler)".utf8), partition: 0) }
+        try producer.flush()
+
+        let dir = TemporaryDirectory()
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 5
+        config.deepCompaction = nil
+        config.retention = RetentionPolicy(maxTotalBytes: 16 << 20)  // dead letters may take 1.6 MiB
+        config.retentionIntervalSeconds = 1
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        let recorder = Recorder(configuration: config)
+        try recorder.run(shouldStop: { false })
+
+        #expect(recorder.counters.deadLetters == 3_000, "every message was kept as a dead letter first")
+        let metrics = recorder.metrics.registry.emitToString()
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("flowrec_dead_letters_deleted_total{reason=\"share\"}") }
+        let deleted = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        let store = try ShardStore.openExisting(directory: dir.path)
+        let kept = try store.deadLetterCount()
+        #expect(deleted > 0 && Int64(deleted) == 3_000 - kept, "counted: \(line ?? "no metric"), \(kept) kept")
+        #expect(try store.deadLetterBytes() <= (16 << 20) / 10)
+    }
 }

@@ -112,6 +112,15 @@ package final class RecorderMetrics: Sendable {
         }
     }
 
+    /// Dead letters deleted by retention, by reason: past the age limit (`age`), or the
+    /// oldest beyond their share of the size limits (`share`).
+    func countDeadLettersPruned(_ report: PruneReport) {
+        for (reason, count) in [("age", report.deadLettersDeleted), ("share", report.deadLettersOverShare)] where count > 0 {
+            registry.makeCounter(descriptor: Self.named("dead_letters_deleted", "total", "Dead letters deleted by retention, by reason."),
+                                 labels: [("reason", reason)]).increment(by: Int64(count))
+        }
+    }
+
     func recordSeal(_ summary: ShardStore.SealSummary) {
         shardsSealed.increment()
         sealDuration.recordNanoseconds(Int64(summary.seconds * 1e9))

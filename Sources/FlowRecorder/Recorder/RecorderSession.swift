@@ -390,6 +390,7 @@ final class RecorderSession {
             counters.shardsPruned += report.deleted.count
             counters.undeliveredShardsPruned += report.deleted.filter(\.undelivered).count
             report.deleted.forEach(metrics.countPruned)
+            metrics.countDeadLettersPruned(report)
             status.recovered(.retention)
             if !report.deleted.isEmpty || report.deadLetterBytesFreed > 0, paused != nil { paused?.retryAt = Date() }  // space was freed
         } catch {
