@@ -8,9 +8,10 @@ import Foundation
 /// stored once (`INSERT OR IGNORE`).
 final class DeadLetterStore {  // internal: the store owns it
     /// The table as it is now; `migrations` gets an older file there.
-    static let createSQL = table("dead_letters", ifNotExists: true)
+    static let createSQL = table("dead_letters", ifNotExists: true) + ";"
 
-    private static func table(_ name: String, ifNotExists: Bool = false) -> String {
+    /// The table's definition; `WITHOUT ROWID` was 0001's, and 0002 left it out.
+    private static func table(_ name: String, ifNotExists: Bool = false, withoutRowID: Bool = false) -> String {
         """
         CREATE TABLE \(ifNotExists ? "IF NOT EXISTS " : "")\(name) (
             source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest
@@ -21,7 +22,7 @@ final class DeadLetterStore {  // internal: the store owns it
             error_offset INTEGER,            -- byte in the payload where decoding failed
             payload BLOB NOT NULL,
             PRIMARY KEY (source, partition, position)
-        );
+        )\(withoutRowID ? " WITHOUT ROWID" : "")
         """
     }
 
@@ -29,19 +30,7 @@ final class DeadLetterStore {  // internal: the store owns it
     /// `migrations/deadletters/` holds copies. A file from before the migrator has no
     /// record of 0001, whose statements then change nothing, and is converted by 0002.
     static let migrations: [(name: String, sql: String)] = [
-        ("0001_deadletters", """
-            CREATE TABLE IF NOT EXISTS dead_letters (
-                source TEXT NOT NULL,            -- Kafka topic, or file:<name> for ingest
-                partition INTEGER NOT NULL,
-                position INTEGER NOT NULL,       -- Kafka offset, or line number
-                received_ms INTEGER NOT NULL,
-                reason TEXT NOT NULL,
-                error_offset INTEGER,            -- byte in the payload where decoding failed
-                payload BLOB NOT NULL,
-                PRIMARY KEY (source, partition, position)
-            ) WITHOUT ROWID;
-
-            """ + ResumeCheckpoint.createSQL),
+        ("0001_deadletters", table("dead_letters", ifNotExists: true, withoutRowID: true) + ";\n" + ResumeCheckpoint.createSQL),
         ("0002_dead_letters_rowid", """
             -- A WITHOUT ROWID table keeps at most about 1 KB of a row in its B-tree page: a
             -- dead letter of NetObserv's size (about 1 KB) took an overflow page of its own,
@@ -49,7 +38,7 @@ final class DeadLetterStore {  // internal: the store owns it
             -- (measured: 2,000 letters of 1 KB, 9.4 MB before, 2.8 MB after).
 
             """ + table("dead_letters_rowid") + """
-
+            ;
             INSERT INTO dead_letters_rowid (source, partition, position, received_ms, reason, error_offset, payload)
                 SELECT source, partition, position, received_ms, reason, error_offset, payload FROM dead_letters;
             DROP TABLE dead_letters;
