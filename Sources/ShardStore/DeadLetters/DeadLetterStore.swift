@@ -132,8 +132,8 @@ final class DeadLetterStore {  // internal: the store owns it
     /// The receipt time before which the oldest dead letters hold at least `fraction`
     /// of all their payload and reason bytes (whole batches: letters received together
     /// go together), and how many letters that is; nil when there are none. A fraction,
-    /// not bytes: the file spends more than the letters' own bytes (a letter of a few
-    /// hundred bytes or more takes an overflow page of its own), so the caller converts
+    /// not bytes: the file spends more than the letters' own bytes (keys, page headers,
+    /// the unique index; overflow pages for letters beyond about 4 KB), so the caller converts
     /// what it must free from `liveBytes()` and measures again after deleting.
     func oldest(fraction: Double) throws(SQLiteError) -> (receivedBeforeMs: Int64, letters: Int)? {
         let all = try db.scalarInteger("SELECT sum(length(payload) + length(reason)) FROM dead_letters") ?? 0
@@ -150,12 +150,6 @@ final class DeadLetterStore {  // internal: the store owns it
             if taken >= wanted { return (min(batches.integer(0), .max - 1) + 1, letters) }
         }
         return (Int64.max, letters)
-    }
-
-    /// Deletes the dead letters received before `cutoffMs` for a size limit; returns how
-    /// many. The same statement as the age limit's, named for what the caller means.
-    func deleteOldest(receivedBefore cutoffMs: Int64) throws(SQLiteError) -> Int {
-        try delete(receivedBefore: cutoffMs)
     }
 
     /// How many `delete(receivedBefore:)` would delete now.

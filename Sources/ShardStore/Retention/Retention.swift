@@ -366,7 +366,7 @@ extension ShardStore {
               let oldest = try deadLetters.oldest(fraction: excess) {
             rounds += 1  // letters of unequal sizes may take a second round
             let before = try deadLetters.liveBytes()
-            let deleted = try deadLetters.deleteOldest(receivedBefore: oldest.receivedBeforeMs)
+            let deleted = try deadLetters.delete(receivedBefore: oldest.receivedBeforeMs)
             let freed = before - (try deadLetters.liveBytes())
             report.deadLettersOverShare += deleted
             report.deadLetterBytesFreed += freed
