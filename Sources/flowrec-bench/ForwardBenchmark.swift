@@ -136,10 +136,6 @@ struct ForwardBenchmark: AsyncParsableCommand {
                 roundRatios[i, default: []].append(run.rate / server)
             }
         }
-        func median(_ values: [Double]) -> Double {
-            let sorted = values.sorted()
-            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        }
         func ratios(_ i: Int) -> String { (roundRatios[i] ?? []).map { String(format: "%.2f", $0) }.joined(separator: ", ") }
         for (i, variant) in variants.enumerated().dropFirst(2) { best[i] = try await forward(variant) }
         let forwarderRates = variants.indices.map { (variants[$0].label, best[$0]!.rate) }

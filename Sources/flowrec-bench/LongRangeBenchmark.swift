@@ -29,6 +29,9 @@ struct LongRangeBenchmark: ParsableCommand {
     @Option(help: "Flows given to zstd -19 (it compresses at 1-2 MB/s).")
     var zstd19Flows = 200_000
 
+    @Option(help: "Rounds of the merged store's questions, each timing flowrec then chdb back to back; the ratio reported is the median of the rounds' ratios.")
+    var rounds = 5
+
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-longrange"
 
@@ -81,7 +84,11 @@ struct LongRangeBenchmark: ParsableCommand {
         let mergeCPU = cpuSeconds() - cpuBefore, mergeWall = monotonicSeconds() - wallBefore
         let merged = try store.shards()
         let mergedBytes = merged.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
-        let daily = try questions.map { try Self.timed(store, $0.sql) }
+        // chdb: the same rows, the same questions, asked in the same rounds as flowrec's
+        // (flowrec best of 3, then chdb best of 3, per question, `rounds` times).
+        let (chdb, chdbBytes) = try ScanBenchmark.loadedChdb(store: store, scratch: scratch)
+        defer { chdb.close() }
+        let daily = try questions.map { try Self.paired(store, $0, with: chdb, rounds: rounds) }
         // The same merged days read through their rows only (as before column blocks).
         let dailyRows = try questions.map { try Self.timed(store, $0.sql, readsColumnBlocks: false) }
         let blocksSample = try Self.columnBlocksCost(store, scratch: scratch)
@@ -94,16 +101,13 @@ struct LongRangeBenchmark: ParsableCommand {
         let mergesDuringIngest = merger.merged
         merger.stop()
 
-        // chdb: the same rows, the same questions.
-        let chdb = try ScanBenchmark.chdbAnswers(store: store, scratch: scratch, queries: questions.map(\.chdb))
-        for (i, question) in questions.enumerated() where Self.text(daily[i].answer) != chdb.answers[i] {
-            throw ValidationError("\(question.name): flowrec (\(Self.text(daily[i].answer))) and chdb (\(chdb.answers[i])) disagree")
-        }
-        for (i, question) in questions.enumerated() where Self.text(dailyRows[i].answer) != chdb.answers[i] {
-            throw ValidationError("\(question.name): flowrec's merged rows (\(Self.text(dailyRows[i].answer))) and chdb disagree")
-        }
-        for (i, question) in questions.enumerated() where Self.text(hourly[i].answer) != chdb.answers[i] {
-            throw ValidationError("\(question.name): flowrec before merging (\(Self.text(hourly[i].answer))) and chdb disagree")
+        // Every answer, before and after merging, equals chdb's.
+        for (i, question) in questions.enumerated() {
+            let expected = daily[i].chdbAnswer
+            for (answer, what) in [(daily[i].answer, "merged"), (dailyRows[i].answer, "merged rows only"), (hourly[i].answer, "hourly")]
+            where Self.text(answer) != expected {
+                throw ValidationError("\(question.name): flowrec, \(what) (\(Self.text(answer))) and chdb (\(expected)) disagree")
+            }
         }
 
         // zstd -19 of the JSON lines, on a sample.
@@ -111,22 +115,23 @@ struct LongRangeBenchmark: ParsableCommand {
         let zstd19 = try Self.shellSize("zstd -19 -T1 -q -c \(sample)")
 
         print("## Long ranges: merged shards, skip indexes, beside ClickHouse (chdb)\n")
-        print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time): \(shards.count) hourly sealed shards, then merged into \(merged.count) (\(merges.count) merges of a day each). The same rows in chdb's modern MergeTree table (`ORDER BY` namespaces, owners, time; OPTIMIZE FINAL). Every answer is checked equal to chdb's. Best of 3; `flowrec sql` through the multi-shard table with the skip index.\n")
+        print("\(rows) generated medium-cluster flows over \(days) days (\(rate) flow/s of event time): \(shards.count) hourly sealed shards, then merged into \(merged.count) (\(merges.count) merges of a day each). The same rows in chdb's modern MergeTree table (`ORDER BY` namespaces, owners, time; OPTIMIZE FINAL). Every answer is checked equal to chdb's. `flowrec sql` through the multi-shard table with the skip index. Each time is a best of 3; on the merged store flowrec and chdb are timed back to back, per question, in \(rounds) rounds: their columns give the median of the rounds, and \"merged vs chdb\" the median of the rounds' ratios (their range in brackets).\n")
         print("| question | flowrec, hourly shards | flowrec, merged daily | merged daily, rows only (no column blocks) | chdb | merged vs chdb | shards opened (merged) | granules read (merged; from column blocks) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for (i, q) in questions.enumerated() {
-            let plan = daily[i].plan
-            print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(daily[i].seconds))** | \(Self.ms(dailyRows[i].seconds)) | \(Self.ms(chdb.seconds[i])) | \(String(format: "%.1f", daily[i].seconds / chdb.seconds[i]))x | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules); \(plan.granulesFromColumnBlocks) |")
+            let merged = daily[i], plan = merged.plan
+            let ratio = String(format: "%.1fx (%.1f-%.1f)", merged.medianRatio, merged.ratios.min() ?? 0, merged.ratios.max() ?? 0)
+            print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(median(merged.flowrecSeconds)))** | \(Self.ms(dailyRows[i].seconds)) | \(Self.ms(median(merged.chdbSeconds))) | **\(ratio)** | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules); \(plan.granulesFromColumnBlocks) |")
         }
         print()
         print("Filters: pair `\(questions[0].where_)` (\(pair.2) flows), address `\(address.0)` (\(address.1)), port \(port.0) (\(port.1)), pod `\(pod.0)` (\(pod.1)). Targets: needle counts within 2x of chdb, the flow-table question within 100 ms.\n")
         let zstdPerFlow = Double(zstd19) / Double(zstd19Flows)
         print("| store | bytes per flow | vs MergeTree |")
         print("|---|---:|---:|")
-        print("| flowrec, hourly shards at seal (level \(ShardStore.Options.defaultSealLevel)) | \(String(format: "%.1f", Double(unmergedBytes) / Double(rows))) | \(String(format: "%.2f", Double(unmergedBytes) / Double(chdb.bytes)))x |")
-        print("| **flowrec, merged daily (level 19)** | **\(String(format: "%.1f", Double(mergedBytes) / Double(rows)))** | \(String(format: "%.2f", Double(mergedBytes) / Double(chdb.bytes)))x |")
-        print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", Double(chdb.bytes) / Double(rows))) | 1.00x |")
-        print("| `zstd -19` of the JSON lines (first \(zstd19Flows) flows) | \(String(format: "%.1f", zstdPerFlow)) | \(String(format: "%.2f", zstdPerFlow * Double(rows) / Double(chdb.bytes)))x |")
+        print("| flowrec, hourly shards at seal (level \(ShardStore.Options.defaultSealLevel)) | \(String(format: "%.1f", Double(unmergedBytes) / Double(rows))) | \(String(format: "%.2f", Double(unmergedBytes) / Double(chdbBytes)))x |")
+        print("| **flowrec, merged daily (level 19)** | **\(String(format: "%.1f", Double(mergedBytes) / Double(rows)))** | \(String(format: "%.2f", Double(mergedBytes) / Double(chdbBytes)))x |")
+        print("| ClickHouse 26 MergeTree (chdb, modern DDL, OPTIMIZE FINAL) | \(String(format: "%.1f", Double(chdbBytes) / Double(rows))) | 1.00x |")
+        print("| `zstd -19` of the JSON lines (first \(zstd19Flows) flows) | \(String(format: "%.1f", zstdPerFlow)) | \(String(format: "%.2f", zstdPerFlow * Double(rows) / Double(chdbBytes)))x |")
         print()
         print("Column blocks, measured on one merged day (\(blocksSample.rows) flows, recompressed at level 19 with and without them): \(String(format: "%.1f", blocksSample.with)) bytes per flow with them, \(String(format: "%.1f", blocksSample.without)) without; the blocks cost \(String(format: "%.1f", blocksSample.with - blocksSample.without)) bytes per flow (\(String(format: "%.0f", (blocksSample.with / blocksSample.without - 1) * 100))%).\n")
         print("Merging: \(String(format: "%.1f", mergeCPU)) CPU seconds for \(rows) flows (\(String(format: "%.1f", mergeCPU / Double(rows) * 1_000_000)) CPU s per million flows, \(String(format: "%.1f", mergeWall)) s wall, zstd level 19). Ingest of \(ingestFlows) flows (decode + write + background seals): \(Int(alone)) flows/s alone, \(Int(beside)) flows/s while a merge of a copy of the store ran at SCHED_IDLE (\(String(format: "%.2f", beside / alone))x; \(mergesDuringIngest) merges finished meanwhile).\n")
@@ -166,6 +171,27 @@ struct LongRangeBenchmark: ParsableCommand {
         let with = try compressed()
         try SQLiteDatabase(path: plain).execute("DROP TABLE column_blocks; DELETE FROM meta WHERE key = '\(ColumnBlocks.metaKey)'; VACUUM;")
         return (day.rowCount, with, try compressed())
+    }
+
+    /// One question timed in `rounds` pairs: flowrec (best of 3), then chdb (best of 3).
+    struct Paired {
+        var flowrecSeconds: [Double] = [], chdbSeconds: [Double] = []
+        var answer: [[QueryValue]] = [], chdbAnswer = ""
+        var plan = ScanStatistics.Counts()
+        var ratios: [Double] { zip(flowrecSeconds, chdbSeconds).map { $0 / $1 } }
+        var medianRatio: Double { median(ratios) }
+    }
+
+    static func paired(_ store: ShardStore, _ question: Question, with chdb: ChdbSession, rounds: Int) throws -> Paired {
+        var result = Paired()
+        for _ in 0..<max(1, rounds) {
+            let mine = try timed(store, question.sql)
+            let theirs = try chdb.query(question.chdb, repeats: 3)
+            result.flowrecSeconds.append(mine.seconds)
+            result.chdbSeconds.append(theirs.seconds)
+            (result.answer, result.plan, result.chdbAnswer) = (mine.answer, mine.plan, theirs.tsv)
+        }
+        return result
     }
 
     static func timed(_ store: ShardStore, _ sql: String, readsColumnBlocks: Bool = true) throws -> (seconds: Double, answer: [[QueryValue]], plan: ScanStatistics.Counts) {

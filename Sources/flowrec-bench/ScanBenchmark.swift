@@ -102,6 +102,15 @@ struct ScanBenchmark: ParsableCommand {
     /// from the forwarder's encoder, then OPTIMIZE FINAL), and each of `queries` asked
     /// of it: the answers as TSV, the best of 3 times, and the table's bytes on disk.
     static func chdbAnswers(store: ShardStore, scratch: String, queries: [String]) throws -> (answers: [String], seconds: [Double], bytes: Int) {
+        let (session, bytes) = try loadedChdb(store: store, scratch: scratch)
+        defer { session.close() }
+        let answers = try queries.map { try session.query($0, repeats: 3) }
+        return (answers.map(\.tsv), answers.map(\.seconds), bytes)
+    }
+
+    /// A chdb session holding the store's sealed rows in database `d`, table `flows` (the
+    /// modern MergeTree DDL, after OPTIMIZE FINAL), and the table's bytes on disk.
+    static func loadedChdb(store: ShardStore, scratch: String) throws -> (session: ChdbSession, bytes: Int) {
         let encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
         var files: [String] = []
         let shards = try store.shards()
@@ -115,36 +124,16 @@ struct ScanBenchmark: ParsableCommand {
                 files.append(path)
             }
         }
-        let script = """
-            import sys, json, time, chdb.session as cs
-            args = json.loads(sys.stdin.read())
-            s = cs.Session()
-            s.query("CREATE DATABASE d")
-            s.query(args["ddl"])
-            for f in args["files"]:
-                s.query("INSERT INTO d.flows (" + args["columns"] + ") FROM INFILE '" + f + "' SETTINGS low_cardinality_allow_in_native_format = 0 FORMAT Native")
-            s.query("OPTIMIZE TABLE d.flows FINAL")
-            answers, seconds = [], []
-            for sql in args["queries"]:
-                times, out = [], None
-                for _ in range(3):
-                    t = time.perf_counter()
-                    out = str(s.query(sql, "TSV")).strip()
-                    times.append(time.perf_counter() - t)
-                answers.append(out)
-                seconds.append(min(times))
-            size = str(s.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'd' AND active", "TSV")).strip()
-            print(json.dumps({"answers": answers, "seconds": seconds, "bytes": int(size)}))
-            """
-        let ddl = ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern)
-        let input = try JSONSerialization.data(withJSONObject: ["ddl": ddl, "files": files, "queries": queries, "columns": encoder.columnList])
-        let run = try Chdb.run(script, input: input)
-        guard run.status == 0 else { throw ValidationError("chdb failed: \(run.errors.suffix(600))") }
-        guard let result = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any],
-              let answers = result["answers"] as? [String], let seconds = result["seconds"] as? [Double], let bytes = result["bytes"] as? Int else {
-            throw ValidationError("chdb gave no result: \(run.output.suffix(400))")
+        let session = try ChdbSession()
+        try session.query("CREATE DATABASE d")
+        try session.query(ClickHouseSchema.createTable(database: "d", table: "flows", dialect: .modern))
+        for file in files {
+            try session.query("INSERT INTO d.flows (\(encoder.columnList)) FROM INFILE '\(file)' SETTINGS low_cardinality_allow_in_native_format = 0 FORMAT Native")
         }
-        return (answers, seconds, bytes)
+        try session.query("OPTIMIZE TABLE d.flows FINAL")
+        let size = try session.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'd' AND active").tsv
+        guard let bytes = Int(size) else { throw ValidationError("chdb gave no table size: \(size.prefix(200))") }
+        return (session, bytes)
     }
 
     /// `seconds` of event time at `rate` flows/s, ingested into hourly shards, all sealed.
