@@ -82,7 +82,9 @@ package final class ChdbSession {
 
     package init() throws {
         errorLog = FileManager.default.temporaryDirectory.appendingPathComponent("chdb-session-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        guard FileManager.default.createFile(atPath: errorLog.path, contents: nil) else {
+            throw ChdbSessionError(kind: .processEnded, detail: "could not create \(errorLog.path) for its error output")
+        }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", Self.script]
         process.standardInput = requests
