@@ -20,10 +20,6 @@ struct ShardSealer {
     /// Where per-minute rollups of each sealed shard go; nil writes none.
     var rollupsPath: String?
 
-    /// Up to 4 GiB of an active shard is memory-mapped while it is copied (a day-long
-    /// window of a large cluster); beyond that SQLite falls back to reads.
-    static let sourceMapBytes: Int64 = 4 << 30
-
     struct Result: Sendable {
         let rows: Int64
         let checksum: UInt64
@@ -141,9 +137,12 @@ struct ShardSealer {
         let attach = try db.prepare("ATTACH DATABASE ?1 AS src")
         attach.bind(1, activePath)
         try attach.step()
-        // The ordered copy visits source rows out of file order: map the source so each
-        // page is read once instead of being re-read through a small page cache.
-        try db.execute("PRAGMA src.mmap_size = \(Self.sourceMapBytes)")
+        // The ordered copy visits source rows out of file order, so it reads many source
+        // pages more than once. They come from the kernel's page cache through SQLite's
+        // reads, not from a memory map of the source: mapped, every page touched counted in
+        // the recorder's resident memory until the seal ended (53 MiB of a 1-minute window
+        // at 5,000 flows/s), and the copy was no faster (6.84 s against 7.04 s for 1M flows,
+        // within the noise).
         let encoding = try timeEncoding(forSourceIn: db)
         try db.execute(ShardSchema.createSQL(timeEncoding: encoding))
         // The active shard's writer kept the sum of its rows' hashes; without it (a shard
