@@ -85,13 +85,15 @@ let package = Package(
         .systemLibrary(
             name: "CSnappy", pkgConfig: "snappy",
             providers: [.apt(["libsnappy-dev"])]),
+        // glibc's malloc.h (part of libc: no package, nothing to link).
+        .systemLibrary(name: "CMalloc"),
 
         .target(name: "CBuildInfo", cSettings: [.define("FLOWREC_COMMIT", to: "\"\(buildCommit)\"")]),
 
         .target(name: "FlowModel", swiftSettings: hotPathSwift),
         .target(name: "FlowGenerator", dependencies: ["FlowModel"], swiftSettings: hotPathSwift),
         .target(
-            name: "KafkaSource", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+            name: "KafkaSource", dependencies: ["CRdKafka", "CMalloc", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift),
         .target(name: "StorageKit", dependencies: ["CSQLite", "CZstd"], swiftSettings: strictSwift),
         .target(

@@ -1,3 +1,4 @@
+import CMalloc
 import CRdKafka
 package import Logging
 
@@ -219,8 +220,35 @@ package final class KafkaConsumer {
                 payload: UnsafeRawBufferPointer(start: m.pointee.payload, count: m.pointee.len)))
             delivered += 1
         }
+        if delivered > 0 { giveBackFreedBuffersIfDue() }
         return delivered
     }
+
+    /// How often, at most, `poll` hands freed message memory back to the kernel.
+    package static let trimIntervalSeconds = 0.5
+
+    /// librdkafka decompresses each fetched batch into a buffer its broker thread
+    /// allocates, so from that thread's glibc arena; the buffer is freed here, on the
+    /// polling thread, when the batch's last message is destroyed. glibc keeps freed
+    /// memory in its arena for reuse and returns it to the kernel only from the arena's
+    /// top, which fragmentation rarely frees: a consumer catching up at librdkafka's
+    /// default queue (`queued.max.messages.kbytes=65536`) kept 70-90 MiB more resident than
+    /// it used (`flowrec record` peaked at 315-321 MiB; with a trim every 0.5 s, 218-236
+    /// MiB, and with flowrec's 16 MiB queue 196 MiB against 203). `malloc_trim(0)` returns
+    /// the free pages of every arena (it costs about 4 ms, under 1% of the polling thread
+    /// at this interval). Nothing is lost by trimming too often but time, and by trimming
+    /// too rarely, memory.
+    private func giveBackFreedBuffersIfDue() {
+        let now = ContinuousClock.now
+        guard now - lastTrim >= .seconds(Self.trimIntervalSeconds) else { return }
+        lastTrim = now
+        malloc_trim(0)
+        memoryTrims += 1
+    }
+
+    /// Times `poll` returned freed memory to the kernel (tests read it).
+    package private(set) var memoryTrims = 0
+    private var lastTrim = ContinuousClock.now
 }
 
 /// State the rebalance callback reaches through librdkafka's opaque pointer; only

@@ -77,7 +77,7 @@ struct KafkaBenchmark: ParsableCommand {
         }
         print()
         let first = runs[0]
-        print("Peak resident memory is VmHWM. Sampled every 100 ms from /proc, the largest seen of its parts with librdkafka's default queue: \(first.peakAnonymous / 1024) MiB anonymous (heaps, librdkafka's queues, page caches), \(first.peakFile / 1024) MiB file-backed (the binary, libraries, and shard files mapped while they are sealed; the kernel can drop these pages). Targets: 0.6x kcat, RSS ≤ 256 MiB.\n")
+        print("Peak resident memory is VmHWM. Sampled every 100 ms from /proc, the largest seen of its parts with librdkafka's default queue: \(first.peakAnonymous / 1024) MiB anonymous (heaps, librdkafka's queues, page caches), \(first.peakFile / 1024) MiB file-backed (the binary and its libraries). Targets: 0.6x kcat, RSS ≤ 256 MiB.\n")
     }
 
     struct RecordRun {

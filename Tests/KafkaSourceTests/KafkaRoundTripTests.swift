@@ -88,6 +88,7 @@ import Testing
         var received: [[UInt8]] = []
         var offsets = Set<String>()
         var watch = ProgressWatch(stallSeconds: 60)
+        let started = ContinuousClock.now
         while received.count < sent.count && !watch.stalled(progress: received.count) {
             try consumer.poll(maxMessages: 300, timeoutMs: 500) { message in
                 received.append(Array(message.payload))
@@ -99,6 +100,11 @@ import Testing
         #expect(offsets.count == sent.count, "each message once")
         #expect(Dictionary(grouping: received, by: { $0 }).mapValues(\.count) == Dictionary(grouping: sent, by: { $0 }).mapValues(\.count))
         #expect(consumer.stallWakes > 0, "the queue ran dry with messages left on the broker, so the fetcher was woken")
+        // Freed message buffers go back to the kernel while consuming, at most once per
+        // interval (not after every poll: each trim costs milliseconds).
+        let intervals = (ContinuousClock.now - started) / .seconds(KafkaConsumer.trimIntervalSeconds)
+        #expect(intervals < 1 || consumer.memoryTrims > 0, "\(intervals) trim intervals passed while consuming")
+        #expect(Double(consumer.memoryTrims) <= intervals + 1)
     }
 
     @Test func brokerDownThenUpLosesNothing() throws {
