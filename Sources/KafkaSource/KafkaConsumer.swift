@@ -225,19 +225,19 @@ package final class KafkaConsumer {
     }
 
     /// How often, at most, `poll` hands freed message memory back to the kernel.
-    package static let trimIntervalSeconds = 0.5
+    package static let trimIntervalSeconds = 0.25
 
     /// librdkafka decompresses each fetched batch into a buffer its broker thread
     /// allocates, so from that thread's glibc arena; the buffer is freed here, on the
     /// polling thread, when the batch's last message is destroyed. glibc keeps freed
     /// memory in its arena for reuse and returns it to the kernel only from the arena's
-    /// top, which fragmentation rarely frees: a consumer catching up at librdkafka's
+    /// top, which fragmentation rarely frees: a recorder catching up at librdkafka's
     /// default queue (`queued.max.messages.kbytes=65536`) kept 70-90 MiB more resident than
-    /// it used (`flowrec record` peaked at 315-321 MiB; with a trim every 0.5 s, 218-236
-    /// MiB, and with flowrec's 16 MiB queue 196 MiB against 203). `malloc_trim(0)` returns
-    /// the free pages of every arena (it costs about 4 ms, under 1% of the polling thread
-    /// at this interval). Nothing is lost by trimming too often but time, and by trimming
-    /// too rarely, memory.
+    /// it used (`flowrec record` peaked at 315-321 MiB). `malloc_trim(0)` returns the free
+    /// pages of every arena; it costs about 4 ms. Trimming every 0.5 s, the peak was
+    /// 215-256 MiB; every 0.25 s, 209-224 MiB (1.6% of the polling thread, no slower in
+    /// the Kafka benchmark). Nothing is lost by trimming too often but time, and by
+    /// trimming too rarely, memory.
     private func giveBackFreedBuffersIfDue() {
         let now = ContinuousClock.now
         guard now - lastTrim >= .seconds(Self.trimIntervalSeconds) else { return }

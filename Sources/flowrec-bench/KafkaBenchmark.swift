@@ -19,6 +19,9 @@ struct KafkaBenchmark: ParsableCommand {
     @Option(help: "Partitions of the topic.")
     var partitions = 48
 
+    @Option(help: "Rounds of kcat and the recorder at each queue size, interleaved; rates are the median of the rounds.")
+    var rounds = 3
+
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-kafka"
 
@@ -42,42 +45,55 @@ struct KafkaBenchmark: ParsableCommand {
         }
         try producer.flush()
 
-        // Baseline: kcat reads every message to the end of each partition, to /dev/null.
+        // Rounds of: kcat reads every message to the end of each partition (to /dev/null),
+        // then flowrec record with librdkafka's default queue, then with a 16 MiB one,
+        // each recorder from its own empty store, in its own consumer group, from the
+        // first offset. Each recorder's ratio is to the kcat of its own round.
+        var kcatRuns: [(seconds: Double, cpuMicros: Double)] = []
+        var runs: [[RecordRun]] = [[], []]
+        for round in 0..<max(1, rounds) {
+            kcatRuns.append(try kcatRun(broker))
+            runs[0].append(try record(flowrec: flowrec, broker: broker, store: scratch + "/store-64mib-\(round)", group: "bench-64mib-\(round)",
+                                      extra: ["--kafka-property", "queued.max.messages.kbytes=65536"]))
+            runs[1].append(try record(flowrec: flowrec, broker: broker, store: scratch + "/store-16mib-\(round)", group: "bench-16mib-\(round)",
+                                      extra: ["--kafka-property", "queued.max.messages.kbytes=16384"]))
+        }
+
+        print("## Kafka → store: flowrec record beside kcat\n")
+        print("\(flows) generated medium-cluster flows (\(payloadBytes / flows) bytes of JSON each), zstd-compressed by the producer, pre-produced into the test broker (librdkafka's mock cluster, \(partitions) partitions, loopback), consumed from the beginning. flowrec stores them in 1-minute shards (sealing in the background); kcat writes them to /dev/null. \(rounds) rounds of kcat, then the recorder with each queue size: the seconds and rates are the median of the rounds, \"vs kcat\" the median of each round's ratio to its own kcat (their range in brackets), peak RSS the largest of the rounds. CPU µs per flow is the process's user + system time over the flows (for flowrec record: consuming, decoding, storing and sealing every window, until it exits).\n")
+        print("| consumer | seconds | flows/s | vs kcat | CPU µs per flow | peak RSS |")
+        print("|---|---:|---:|---:|---:|---:|")
+        let kcatSeconds = median(kcatRuns.map(\.seconds))
+        print("| kcat -C -e (to /dev/null) | \(String(format: "%.1f", kcatSeconds)) | \(Int(Double(flows) / kcatSeconds)) | 1.00x | \(String(format: "%.1f", median(kcatRuns.map(\.cpuMicros)) / Double(flows))) | - |")
+        for (variant, name) in zip(runs, ["librdkafka's default queue, flowrec's default (`queued.max.messages.kbytes=65536`)", "a 16 MiB queue"]) {
+            let fromFirst = variant.map { $0.allStored - $0.firstStored }
+            let ratios = zip(kcatRuns, fromFirst).map { $0.seconds / $1 }
+            let ratiosAll = zip(kcatRuns, variant).map { $0.seconds / $1.allStored }
+            func range(_ r: [Double]) -> String { String(format: "%.2fx (%.2f-%.2f)", median(r), r.min() ?? 0, r.max() ?? 0) }
+            let peak = variant.map(\.peakRSS).max() ?? 0
+            print("| **flowrec record**, \(name), from the first stored flow | \(String(format: "%.1f", median(fromFirst))) | **\(Int(Double(flows) / median(fromFirst)))** | \(range(ratios)) | \(String(format: "%.1f", median(variant.map(\.cpuMicros)) / Double(flows))) | **\(peak / 1024) MiB** (\(variant.map { String($0.peakRSS / 1024) }.joined(separator: ", "))) |")
+            print("| same, including start-up and group join | \(String(format: "%.1f", median(variant.map(\.allStored)))) | \(Int(Double(flows) / median(variant.map(\.allStored)))) | \(range(ratiosAll)) | | |")
+        }
+        print()
+        guard let first = runs[0].max(by: { $0.peakRSS < $1.peakRSS }) else { return }
+        print("Peak resident memory is VmHWM. Sampled every 100 ms from /proc, the largest seen of its parts in the round with the highest peak at librdkafka's default queue: \(first.peakAnonymous / 1024) MiB anonymous (heaps, librdkafka's queues, page caches), \(first.peakFile / 1024) MiB file-backed (the binary and its libraries). Targets: 0.6x kcat, RSS ≤ 256 MiB.\n")
+    }
+
+    /// kcat consuming the whole topic once, from the beginning to the end of every partition.
+    func kcatRun(_ broker: TestKafkaBroker) throws -> (seconds: Double, cpuMicros: Double) {
         let kcat = Process()
         kcat.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
         kcat.arguments = ["-C", "-b", broker.bootstrapServers, "-t", "flows-export", "-o", "beginning", "-e", "-q",
                           "-X", "fetch.message.max.bytes=1048576"]
         kcat.standardOutput = FileHandle.nullDevice
         kcat.standardError = FileHandle.nullDevice
-        let kcatCPU = cpuSeconds(children: true)
+        let cpu = cpuSeconds(children: true)
         let t = monotonicSeconds()
         try kcat.run()
         kcat.waitUntilExit()
-        let kcatSeconds = monotonicSeconds() - t
-        let kcatMicros = (cpuSeconds(children: true) - kcatCPU) * 1e6
+        let seconds = monotonicSeconds() - t
         guard kcat.terminationStatus == 0 else { throw ValidationError("kcat failed with status \(kcat.terminationStatus)") }
-
-        // flowrec record with librdkafka's default queue, then with flowrec's (16 MiB):
-        // each from its own empty store, in its own consumer group, from the first offset.
-        let runs = [
-            try record(flowrec: flowrec, broker: broker, store: scratch + "/store-64mib", group: "bench-64mib",
-                       extra: ["--kafka-property", "queued.max.messages.kbytes=65536"]),
-            try record(flowrec: flowrec, broker: broker, store: scratch + "/store-default", group: "bench-default", extra: []),
-        ]
-
-        print("## Kafka → store: flowrec record beside kcat\n")
-        print("\(flows) generated medium-cluster flows (\(payloadBytes / flows) bytes of JSON each), zstd-compressed by the producer, pre-produced into the test broker (librdkafka's mock cluster, \(partitions) partitions, loopback), consumed from the beginning. flowrec stores them in 1-minute shards (sealing in the background); kcat writes them to /dev/null. CPU µs per flow is the process's user + system time over the flows (for flowrec record: consuming, decoding, storing and sealing every window, until it exits).\n")
-        print("| consumer | seconds | flows/s | vs kcat | CPU µs per flow | peak RSS |")
-        print("|---|---:|---:|---:|---:|---:|")
-        print("| kcat -C -e (to /dev/null) | \(String(format: "%.1f", kcatSeconds)) | \(Int(Double(flows) / kcatSeconds)) | 1.00x | \(String(format: "%.1f", kcatMicros / Double(flows))) | - |")
-        for (run, name) in zip(runs, ["librdkafka's default queue (`queued.max.messages.kbytes=65536`)", "flowrec's default (a 16 MiB queue)"]) {
-            let fromFirst = run.allStored - run.firstStored
-            print("| **flowrec record**, \(name), from the first stored flow | \(String(format: "%.1f", fromFirst)) | **\(Int(Double(flows) / fromFirst))** | \(String(format: "%.2f", kcatSeconds / fromFirst))x | \(String(format: "%.1f", run.cpuMicros / Double(flows))) | **\(run.peakRSS / 1024) MiB** |")
-            print("| same, including start-up and group join | \(String(format: "%.1f", run.allStored)) | \(Int(Double(flows) / run.allStored)) | \(String(format: "%.2f", kcatSeconds / run.allStored))x | | |")
-        }
-        print()
-        let first = runs[0]
-        print("Peak resident memory is VmHWM. Sampled every 100 ms from /proc, the largest seen of its parts with librdkafka's default queue: \(first.peakAnonymous / 1024) MiB anonymous (heaps, librdkafka's queues, page caches), \(first.peakFile / 1024) MiB file-backed (the binary and its libraries). Targets: 0.6x kcat, RSS ≤ 256 MiB.\n")
+        return (seconds, (cpuSeconds(children: true) - cpu) * 1e6)
     }
 
     struct RecordRun {

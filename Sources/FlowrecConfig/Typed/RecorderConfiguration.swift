@@ -19,12 +19,12 @@ package struct RecorderConfiguration: Sendable {
     /// Extra librdkafka properties (TLS, SASL, fetch sizes, ...), passed through.
     package var kafkaProperties: [String: String] = [:]
     /// librdkafka properties flowrec's consumer gets unless `kafkaProperties` sets them
-    /// (`fetch.message.max.bytes` too, from `maxMessageBytes`). librdkafka's 64 MiB
-    /// prefetch queue is ~120 MiB of memory (per-message overhead and decompressed
-    /// batches) and buys nothing since `KafkaConsumer.poll` wakes a stalled fetcher: with
-    /// 16 MiB the Kafka benchmark stored as fast (192k against 182k flows/s) and peaked at
-    /// 225 MiB instead of 328.
-    package static let kafkaDefaults = ["queued.max.messages.kbytes": "16384", "session.timeout.ms": "10000"]
+    /// (`fetch.message.max.bytes` too, from `maxMessageBytes`). The prefetch queue keeps
+    /// librdkafka's default (`queued.max.messages.kbytes`, 64 MiB): flowrec set 16 MiB
+    /// while librdkafka's freed buffers stayed resident (328 MiB at the peak against 225).
+    /// Since `KafkaConsumer.poll` hands them back, the default peaks at 211-224 MiB in the
+    /// Kafka benchmark, and stores 8-10% faster than 16 MiB (which peaks at 189-191).
+    package static let kafkaDefaults = ["session.timeout.ms": "10000"]
     /// Stop after this long without a message (for batch jobs and tests); nil runs until told to stop.
     package var exitWhenIdleSeconds: Double?
     /// Retention limits, applied at start and then every `retentionIntervalSeconds`.
