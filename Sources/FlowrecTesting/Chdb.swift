@@ -83,7 +83,7 @@ package final class ChdbSession {
     package init() throws {
         errorLog = FileManager.default.temporaryDirectory.appendingPathComponent("chdb-session-\(UUID().uuidString).log")
         guard FileManager.default.createFile(atPath: errorLog.path, contents: nil) else {
-            throw ChdbSessionError(kind: .processEnded, detail: "could not create \(errorLog.path) for its error output")
+            throw ChdbSessionError(kind: .notStarted, detail: "could not create \(errorLog.path) for its error output")
         }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", Self.script]
@@ -91,8 +91,12 @@ package final class ChdbSession {
         process.standardOutput = replies
         // A file, not a pipe: nobody reads stderr while a statement runs, and a full pipe
         // would stall the Python process.
-        process.standardError = try FileHandle(forWritingTo: errorLog)
-        try process.run()
+        do {
+            process.standardError = try FileHandle(forWritingTo: errorLog)
+            try process.run()
+        } catch {
+            throw ChdbSessionError(kind: .notStarted, detail: "python3 -c <session script>: \(error)")
+        }
     }
 
     deinit { close() }
@@ -138,15 +142,16 @@ package final class ChdbSession {
     }
 }
 
-/// chdb's session process ended, refused a statement, or answered something unreadable;
+/// chdb's session process could not start, ended, refused a statement, or answered something unreadable;
 /// `detail` carries chdb's own words (or the start of what it printed).
 package struct ChdbSessionError: Error, CustomStringConvertible {
-    package enum Kind: Sendable { case processEnded, refused, unreadableReply }
+    package enum Kind: Sendable { case notStarted, processEnded, refused, unreadableReply }
     package let kind: Kind
     package let detail: String
 
     package var description: String {
         switch kind {
+        case .notStarted: "chdb's Python process could not be started: \(detail)"
         case .processEnded: "chdb's Python process ended (is chdb installed? scripts/setup-deps installs it): \(detail)"
         case .refused: "chdb refused a statement: \(detail)"
         case .unreadableReply: "chdb answered something unreadable: \(detail)"

@@ -69,10 +69,9 @@ struct KafkaBenchmark: ParsableCommand {
             let fromFirst = variant.map { $0.allStored - $0.firstStored }
             let ratios = zip(kcatRuns, fromFirst).map { $0.seconds / $1 }
             let ratiosAll = zip(kcatRuns, variant).map { $0.seconds / $1.allStored }
-            func range(_ r: [Double]) -> String { String(format: "%.2fx (%.2f-%.2f)", median(r), r.min() ?? 0, r.max() ?? 0) }
             let peak = variant.map(\.peakRSS).max() ?? 0
-            print("| **flowrec record**, \(name), from the first stored flow | \(String(format: "%.1f", median(fromFirst))) | **\(Int(Double(flows) / median(fromFirst)))** | \(range(ratios)) | \(String(format: "%.1f", median(variant.map(\.cpuMicros)) / Double(flows))) | **\(peak / 1024) MiB** (\(variant.map { String($0.peakRSS / 1024) }.joined(separator: ", "))) |")
-            print("| same, including start-up and group join | \(String(format: "%.1f", median(variant.map(\.allStored)))) | \(Int(Double(flows) / median(variant.map(\.allStored)))) | \(range(ratiosAll)) | | |")
+            print("| **flowrec record**, \(name), from the first stored flow | \(String(format: "%.1f", median(fromFirst))) | **\(Int(Double(flows) / median(fromFirst)))** | \(ratioWithRange(ratios, digits: 2)) | \(String(format: "%.1f", median(variant.map(\.cpuMicros)) / Double(flows))) | **\(peak / 1024) MiB** (\(variant.map { String($0.peakRSS / 1024) }.joined(separator: ", "))) |")
+            print("| same, including start-up and group join | \(String(format: "%.1f", median(variant.map(\.allStored)))) | \(Int(Double(flows) / median(variant.map(\.allStored)))) | \(ratioWithRange(ratiosAll, digits: 2)) | | |")
         }
         print()
         guard let first = runs[0].max(by: { $0.peakRSS < $1.peakRSS }) else { return }

@@ -120,7 +120,7 @@ struct LongRangeBenchmark: ParsableCommand {
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for (i, q) in questions.enumerated() {
             let merged = daily[i], plan = merged.plan
-            let ratio = String(format: "%.1fx (%.1f-%.1f)", merged.medianRatio, merged.ratios.min() ?? 0, merged.ratios.max() ?? 0)
+            let ratio = ratioWithRange(merged.ratios)
             print("| \(q.name) | \(Self.ms(hourly[i].seconds)) | **\(Self.ms(median(merged.flowrecSeconds)))** | \(Self.ms(dailyRows[i].seconds)) | \(Self.ms(median(merged.chdbSeconds))) | **\(ratio)** | \(plan.shardsOpened) of \(plan.shardsInRange) | \(plan.granulesRead) of \(plan.granules); \(plan.granulesFromColumnBlocks) |")
         }
         print()
@@ -179,7 +179,6 @@ struct LongRangeBenchmark: ParsableCommand {
         var answer: [[QueryValue]] = [], chdbAnswer = ""
         var plan = ScanStatistics.Counts()
         var ratios: [Double] { zip(flowrecSeconds, chdbSeconds).map { $0 / $1 } }
-        var medianRatio: Double { median(ratios) }
     }
 
     static func paired(_ store: ShardStore, _ question: Question, with chdb: ChdbSession, rounds: Int) throws -> Paired {

@@ -5,3 +5,10 @@ func median(_ values: [Double]) -> Double {
     guard !sorted.isEmpty else { return .nan }
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
+
+/// "1.7x (1.6-1.9)": the median ratio of paired rounds and their range, as the result
+/// tables print it; `digits` decimals (two where rounds differ by hundredths).
+func ratioWithRange(_ ratios: [Double], digits: Int = 1) -> String {
+    let f = "%.\(digits)f"
+    return String(format: "\(f)x (\(f)-\(f))", median(ratios), ratios.min() ?? 0, ratios.max() ?? 0)
+}
