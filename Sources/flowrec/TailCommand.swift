@@ -8,7 +8,7 @@ struct TailCommand: ParsableCommand {
         commandName: "tail",
         abstract: "Print the newest stored flows; with -f, keep printing flows as they are stored.",
         discussion: """
-        Reads the active shards (where `flowrec record` writes), so it runs beside the recorder; the same --where filter and --fields as `flowrec query`. When the active shards hold fewer than -n matching flows (just after a seal, or a store no longer recording), the rest come from the newest sealed shards, by end time. Output is one flow per line (jsonl or csv) so it can be piped while following. If a shard is sealed before tail has read its last batch, tail says how many flows it did not show and which query shows them.
+        Reads the active shards (where `flowrec record` writes), so it runs beside the recorder; the same --where filter and --fields as `flowrec query`. When the active shards hold fewer than -n matching flows (just after a seal, or a store no longer recording), the rest come from the newest sealed shards, by end time. The recorder stores flows a batch at a time (each batch sorted by namespaces and owners), so the newest flows are newest to within one batch, and each batch is printed by end time. Output is one flow per line (jsonl or csv) so it can be piped while following. If a shard is sealed before tail has read its last batch, tail says how many flows it did not show and which query shows them.
 
         Examples:
           flowrec tail -f --where "DstK8S_Namespace = 'shop' AND DstPort = 443"

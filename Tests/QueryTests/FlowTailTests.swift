@@ -29,8 +29,11 @@ import Testing
                             whereSQL: "DstPort = 443")
         var printed: [[QueryValue]] = []
         try tail.last(5) { printed.append($0) }
-        let firstMatches = decoded(lines[0..<3000]).filter { $0.integer(Self.port) == 443 }
-        #expect(printed == firstMatches.suffix(5).map { [.integer($0.integer(Self.end) ?? 0), .integer(443)] })
+        // The last five stored of the one batch (stored in the seal order), by end time.
+        let firstMatches = Set(decoded(lines[0..<3000]).filter { $0.integer(Self.port) == 443 }.map { $0.integer(Self.end) ?? 0 })
+        let printedTimes = printed.map { row -> Int64 in if case .integer(let t) = row[0] { t } else { -1 } }
+        #expect(printed.count == 5 && printed.allSatisfy { $0[1] == .integer(443) })
+        #expect(printedTimes.allSatisfy(firstMatches.contains) && printedTimes == printedTimes.sorted())
 
         // Two more batches, polled in between and after.
         printed.removeAll()
@@ -39,8 +42,11 @@ import Testing
         try writer.append(batch(lines[6000..<9000], firstLine: 6001))
         try tail.poll { printed.append($0) }
         try tail.poll { printed.append($0) }  // nothing new: nothing printed
-        let later = decoded(lines[3000..<9000]).filter { $0.integer(Self.port) == 443 }
-        #expect(printed == later.map { [.integer($0.integer(Self.end) ?? 0), .integer(443)] })
+        // Each poll's flows by end time.
+        let later = [lines[3000..<6000], lines[6000..<9000]].flatMap { polled in
+            decoded(polled).filter { $0.integer(Self.port) == 443 }.map { $0.integer(Self.end) ?? 0 }.sorted()
+        }
+        #expect(printed == later.map { [.integer($0), .integer(443)] })
     }
 
     @Test func rowsSealedBeforeTheyWereReadAreReported() throws {
@@ -81,7 +87,7 @@ import Testing
         // A few more flows into an active shard: they come last, the sealed ones fill the rest.
         try writer.append(batch(lines[5_800..<6_000], firstLine: 5_801))
         let activeMatches = decoded(lines[5_800..<6_000]).filter { $0.integer(Self.port) == 443 }
-            .map { [QueryValue.integer($0.integer(Self.end) ?? 0), .integer(443)] }
+            .map { $0.integer(Self.end) ?? 0 }.sorted().map { [QueryValue.integer($0), .integer(443)] }
         #expect(!activeMatches.isEmpty && activeMatches.count < asked)
         printed.removeAll()
         try FlowTail(store: ShardStore.openExisting(directory: dir.path), fields: ["TimeFlowEndMs", "DstPort"], whereSQL: "DstPort = 443")

@@ -4,8 +4,9 @@ import Foundation
 
 /// `flowrec tail`: the newest stored flows, then (following) each flow as it is stored.
 ///
-/// New flows land in active shards, appended in rowid order, so following is reading
-/// each active shard past the last rowid seen, once per poll. A shard that gets sealed
+/// New flows land in active shards, appended in rowid order a batch at a time (each
+/// batch sorted in the seal order), so following is reading each active shard past the
+/// last rowid seen, once per poll, printed by end time. A shard that gets sealed
 /// between two polls may have taken a last batch after the previous poll: that is
 /// reported (with the `query` that shows those flows), never skipped silently.
 package final class FlowTail {
@@ -25,7 +26,8 @@ package final class FlowTail {
     }
 
     /// The last `count` matching flows, oldest first; following continues after them.
-    /// They come from the active shards (the newest stored), and when those hold fewer,
+    /// They come from the active shards (the newest stored: the last `count` rows stored,
+    /// so newest to within one write batch, printed by end time), and when those hold fewer,
     /// from the sealed shards before them, newest window first and newest end time
     /// first within a shard: a tail just after a seal still shows `count` flows.
     package func last(_ count: Int, row: ([QueryValue]) throws -> Void) throws {

@@ -316,17 +316,22 @@ package final class ShardReader {
     }
 
     /// Rows with a rowid in (after, through], as the `flows` view shows them, optionally
-    /// filtered, in the order they were stored: `flowrec tail` reads an active shard's new
-    /// rows with it. `fields` are `flows` column names (quoted by the caller's list).
+    /// filtered, by end time (ties in the order they were stored): `flowrec tail` reads an
+    /// active shard's new rows with it. With `newestFirstLimit`, only the last rows stored
+    /// of that range. Each write batch is stored in the seal order (`SealRun`), not as
+    /// its flows arrived, so the time order is what makes a followed tail read
+    /// chronologically; the range is what was stored since the previous poll, a small
+    /// sort. `fields` are `flows` column names (quoted by the caller's list).
     package func forEachStoredRow(after: Int64, through: Int64, fields: [String], whereSQL: String?,
                                  newestFirstLimit: Int? = nil, _ body: (SQLiteStatement) throws -> Void) throws {
         let selected = Self.quoted(fields)
         let rows = viewRows(within: "r.rowid > ?1 AND r.rowid <= ?2", whereSQL: whereSQL)
+        let byTime = "ORDER BY \"TimeFlowEndMs\", flowrec_rowid"
         let sql: String
         if let limit = newestFirstLimit {
-            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows) ORDER BY flowrec_rowid DESC LIMIT \(limit)) ORDER BY flowrec_rowid"
+            sql = "SELECT \(selected) FROM (SELECT * FROM \(rows) ORDER BY flowrec_rowid DESC LIMIT \(limit)) \(byTime)"
         } else {
-            sql = "SELECT \(selected) FROM \(rows) ORDER BY flowrec_rowid"
+            sql = "SELECT \(selected) FROM \(rows) \(byTime)"
         }
         let statement = try db.prepare(sql)
         statement.bind(1, after)

@@ -187,7 +187,7 @@ final class ActiveShard {
           try db.transaction { () throws(SQLiteError) in
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
-            for i in flows {
+            for i in SealRun.order(flows, of: batchFlows) {
                 if let contentKeys {
                     contentKeys.bind(1, batch.positions[i].position)
                     contentKeys.bind(2, batch.contentKeyLows[i])
