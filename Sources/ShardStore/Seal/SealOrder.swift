@@ -15,7 +15,7 @@ import CSQLite
 final class SealOrder {
     /// Sort keys in copy order; their row ids are what the table hands out (32 bytes per
     /// row of the shard while it is sealed, with no second array of ids).
-    private let keys: [Key]
+    private let keys: [SealKey]
     private let module: UnsafeMutablePointer<sqlite3_module>
     private weak var database: SQLiteDatabase?
 
@@ -24,13 +24,13 @@ final class SealOrder {
     init(of table: String, in db: SQLiteDatabase, ranks: StringRanks) throws(SQLiteError) {
         let columns = SkipIndex.sortFields.map { "\"\($0.name)\"" }.joined(separator: ", ")
         let rows = try db.prepare("SELECT rowid, \(columns), \"TimeFlowEndMs\" FROM \(table)")
-        var keys: [Key] = []
+        var keys: [SealKey] = []
         if let count = try db.scalarInteger("SELECT max(rowid) FROM \(table)") { keys.reserveCapacity(Int(clamping: count)) }
         while try rows.step() {
             // Two ranks per word (NULL ranks 0, first, as an absent value does in ClickHouse).
             let namespaces = UInt64(ranks.rank(rows.integer(1))) << 32 | UInt64(ranks.rank(rows.integer(2)))
             let owners = UInt64(ranks.rank(rows.integer(3))) << 32 | UInt64(ranks.rank(rows.integer(4)))
-            keys.append(Key(namespaces: namespaces, owners: owners, time: rows.integer(5), rowID: rows.integer(0)))
+            keys.append(SealKey(namespaces: namespaces, owners: owners, time: rows.integer(5), tiebreak: rows.integer(0)))
         }
         keys.sort()
         self.keys = keys
@@ -41,19 +41,6 @@ final class SealOrder {
     deinit {
         module.deinitialize(count: 1)
         module.deallocate()
-    }
-
-    private struct Key: Comparable {
-        let namespaces: UInt64
-        let owners: UInt64
-        let time: Int64
-        let rowID: Int64
-
-        static func < (a: Key, b: Key) -> Bool {
-            if a.namespaces != b.namespaces { return a.namespaces < b.namespaces }
-            if a.owners != b.owners { return a.owners < b.owners }
-            return a.time != b.time ? a.time < b.time : a.rowID < b.rowID
-        }
     }
 
     /// Creates `temp.seal_order(source_rowid)` on `db`, whose rowid is the copy position
@@ -123,7 +110,7 @@ final class SealOrder {
         }
         m.xColumn = { raw, context, _ in
             guard let cursor = SealOrder.cursor(raw), cursor.position < cursor.order.keys.count else { return SQLITE_ERROR }
-            sqlite3_result_int64(context, cursor.order.keys[cursor.position].rowID)
+            sqlite3_result_int64(context, cursor.order.keys[cursor.position].tiebreak)
             return SQLITE_OK
         }
         m.xRowid = { raw, rowid in
@@ -132,5 +119,21 @@ final class SealOrder {
             return SQLITE_OK
         }
         return m
+    }
+}
+
+/// One row's place in the seal order: two ranks per word (the source's and destination's
+/// namespace, then owner; 0 for absent), then end time, then `tiebreak` (the row id in
+/// `SealOrder`, the position in its batch in `SealRun`).
+struct SealKey: Comparable {
+    let namespaces: UInt64
+    let owners: UInt64
+    let time: Int64
+    let tiebreak: Int64
+
+    static func < (a: SealKey, b: SealKey) -> Bool {
+        if a.namespaces != b.namespaces { return a.namespaces < b.namespaces }
+        if a.owners != b.owners { return a.owners < b.owners }
+        return a.time != b.time ? a.time < b.time : a.tiebreak < b.tiebreak
     }
 }

@@ -32,37 +32,22 @@ enum SealRun {
             }
         }
         var rank = [UInt64](repeating: 0, count: values.count + 1)
-        if values.count > 0 {
         values.withStorage { bytes, starts in
             func value(_ id: Int32) -> UnsafeBufferPointer<UInt8> {
                 UnsafeBufferPointer(rebasing: bytes[starts[Int(id) - 1]..<starts[Int(id)]])
             }
-            let byValue = (1...Int32(values.count)).sorted { value($0).lexicographicallyPrecedes(value($1)) }
+            let byValue = (0..<Int32(values.count)).map { $0 + 1 }.sorted { value($0).lexicographicallyPrecedes(value($1)) }
             for (position, id) in byValue.enumerated() { rank[Int(id)] = UInt64(position + 1) }
         }
-        }
-        var keys: [Key] = []
+        var keys: [SealKey] = []
         keys.reserveCapacity(flows.count)
         for (n, i) in flows.enumerated() {
             let r = n * fields.count
-            keys.append(Key(namespaces: rank[Int(ids[r])] << 32 | rank[Int(ids[r + 1])],
+            keys.append(SealKey(namespaces: rank[Int(ids[r])] << 32 | rank[Int(ids[r + 1])],
                             owners: rank[Int(ids[r + 2])] << 32 | rank[Int(ids[r + 3])],
-                            time: batch[i].integer(end) ?? 0, position: n))
+                            time: batch[i].integer(end) ?? 0, tiebreak: Int64(n)))
         }
         keys.sort()
-        return keys.map { flows[$0.position] }
-    }
-
-    private struct Key: Comparable {
-        let namespaces: UInt64
-        let owners: UInt64
-        let time: Int64
-        let position: Int
-
-        static func < (a: Key, b: Key) -> Bool {
-            if a.namespaces != b.namespaces { return a.namespaces < b.namespaces }
-            if a.owners != b.owners { return a.owners < b.owners }
-            return a.time != b.time ? a.time < b.time : a.position < b.position
-        }
+        return keys.map { flows[Int($0.tiebreak)] }
     }
 }
