@@ -26,8 +26,14 @@ struct SealBenchmark: ParsableCommand {
     @Flag(help: "Only ingest, seal and print the seal's step times (no baselines, no level table): a quick loop while working on the sealer.")
     var stepsOnly = false
 
+    @Option(help: "Flows per ingest batch. Each batch is one sorted run of the active shard (`SealRun`): a recorder that keeps up with its topic writes small batches, so this shows what the seal's copy costs with many short runs.")
+    var batchSize = 20_000
+
     @Option(help: "Flows given to zstd -19 (it compresses at about 1-2 MB/s; the ratio is what matters).")
     var zstd19Flows = 200_000
+
+    @Flag(help: "With --steps-only: write each batch in arrival order, not as a sorted run (the baseline of `SealRun`).")
+    var arrivalOrder = false
 
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-seal"
@@ -40,8 +46,10 @@ struct SealBenchmark: ParsableCommand {
 
         // Ingest, then seal every window at the default level and frame size.
         let storeDir = scratch + "/store"
-        let store = try ShardStore(directory: storeDir, options: .init(windowMs: Int64(windowMinutes) * 60_000, graceMs: 0))
-        let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench", batchSize: 20_000,
+        var options = ShardStore.Options(windowMs: Int64(windowMinutes) * 60_000, graceMs: 0)
+        options.writesSortedRuns = !arrivalOrder
+        let store = try ShardStore(directory: storeDir, options: options)
+        let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench", batchSize: batchSize,
                                       decoder: FlowDecoder())
         try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
         let sealStart = monotonicSeconds()
@@ -53,7 +61,7 @@ struct SealBenchmark: ParsableCommand {
         guard sealedRows == flows else { throw ValidationError("sealed \(sealedRows) of \(flows) flows") }
         let steps = sealed.reduce(SealStepTimes()) { $0 + $1.steps }
         if stepsOnly {
-            print("\(flows) flows, \(sealed.count) shards: \(Int(Double(flows) / sealSeconds)) flows/s, \(String(format: "%.1f", Double(sealedBytes) / Double(flows))) bytes per flow")
+            print("\(flows) flows in batches of \(batchSize)\(arrivalOrder ? " (arrival order)" : " (sorted runs)"), \(sealed.count) shards: \(Int(Double(flows) / sealSeconds)) flows/s, \(String(format: "%.1f", Double(sealedBytes) / Double(flows))) bytes per flow")
             printStepTable(steps, shards: sealed.count, sealSeconds: sealSeconds)
             try printChecksumReads(store: store, shard: try requireShard(sealed.max { $0.rows < $1.rows }, store: store))
             return

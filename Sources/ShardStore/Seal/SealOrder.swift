@@ -16,6 +16,12 @@ final class SealOrder {
     /// Sort keys in copy order; their row ids are what the table hands out (32 bytes per
     /// row of the shard while it is sealed, with no second array of ids).
     private let keys: [SealKey]
+    /// The source's ascending runs in row id order: one per write batch (`SealRun`), or
+    /// about one per row for a shard written in arrival order. The copy reads every run
+    /// at once, one page each, so this sizes the source's page cache (`ShardSealer`).
+    let runs: Int
+    /// The source's rows.
+    var rows: Int { keys.count }
     private let module: UnsafeMutablePointer<sqlite3_module>
     private weak var database: SQLiteDatabase?
 
@@ -26,14 +32,20 @@ final class SealOrder {
         let rows = try db.prepare("SELECT rowid, \(columns), \"TimeFlowEndMs\" FROM \(table)")
         var keys: [SealKey] = []
         if let count = try db.scalarInteger("SELECT max(rowid) FROM \(table)") { keys.reserveCapacity(Int(clamping: count)) }
+        var runs = 0
+        var previous: SealKey?
         while try rows.step() {
             // Two ranks per word (NULL ranks 0, first, as an absent value does in ClickHouse).
             let namespaces = UInt64(ranks.rank(rows.integer(1))) << 32 | UInt64(ranks.rank(rows.integer(2)))
             let owners = UInt64(ranks.rank(rows.integer(3))) << 32 | UInt64(ranks.rank(rows.integer(4)))
-            keys.append(SealKey(namespaces: namespaces, owners: owners, time: rows.integer(5), tiebreak: rows.integer(0)))
+            let key = SealKey(namespaces: namespaces, owners: owners, time: rows.integer(5), tiebreak: rows.integer(0))
+            if previous.map({ key < $0 }) ?? true { runs += 1 }
+            previous = key
+            keys.append(key)
         }
         keys.sort()
         self.keys = keys
+        self.runs = runs
         module = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
         module.initialize(to: Self.makeModule())
     }

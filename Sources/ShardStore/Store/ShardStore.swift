@@ -36,6 +36,10 @@ package final class ShardStore {
         package var frameSize: Int = 1 << 20
         /// Seal windows as they close, on a background thread, while writing goes on.
         package var sealInBackground = false
+        /// Each batch is written as a run sorted in the seal order (`SealRun`), which makes
+        /// the seal's copy read sequentially. False only for the seal benchmark's
+        /// baseline (rows in arrival order).
+        package var writesSortedRuns = true
         /// Told about every finished seal (on the sealing thread), for metrics.
         package var sealObserver: (@Sendable (SealSummary) -> Void)?
         /// Told about every failed background seal (which is retried), for metrics and probes.

@@ -78,7 +78,7 @@ extension ShardStore {
             let isLast = n == windows.count - 1
             let rows = byWindow[window] ?? []
             let duplicates = try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
-                                             durable: !isLast && windows.count > 1)
+                                             durable: !isLast && windows.count > 1, sortedRun: options.writesSortedRuns)
             summary.stored += rows.count - duplicates
             summary.skippedAsReplayed += duplicates
             summary.shardsTouched += 1

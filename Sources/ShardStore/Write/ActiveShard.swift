@@ -161,12 +161,13 @@ final class ActiveShard {
     }
 
     /// Stores `flows` (already deduplicated by position) and the positions they came from
-    /// in one transaction; `highWater` is set only on the batch's final commit. In a
+    /// in one transaction, in the seal order unless `sortedRun` is false (`SealRun`);
+    /// `highWater` is set only on the batch's final commit. In a
     /// content-keyed batch a flow whose key (its position) the shard already holds is
     /// skipped, in the same transaction that stores the others; returns how many were.
     @discardableResult
     func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
-               durable: Bool) throws(SQLiteError) -> Int {
+               durable: Bool, sortedRun: Bool = true) throws(SQLiteError) -> Int {
         if batch.isContentKeyed && insertContentKey == nil {
             insertContentKey = try prepareContentKeys()
         }
@@ -187,7 +188,7 @@ final class ActiveShard {
           try db.transaction { () throws(SQLiteError) in
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
-            for i in SealRun.order(flows, of: batchFlows) {
+            for i in sortedRun ? SealRun.order(flows, of: batchFlows) : flows {
                 if let contentKeys {
                     contentKeys.bind(1, batch.positions[i].position)
                     contentKeys.bind(2, batch.contentKeyLows[i])
