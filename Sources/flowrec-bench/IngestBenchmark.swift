@@ -16,6 +16,9 @@ struct IngestBenchmark: ParsableCommand {
     @Option(help: "Generated medium-cluster flows.")
     var flows = 1_000_000
 
+    @Flag(help: "Write each batch in arrival order, not as a sorted run (the baseline of `SealRun`).")
+    var arrivalOrder = false
+
     @Option(help: "Scratch directory (the input file and stores go here, then are removed).")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-ingest"
 
@@ -87,6 +90,8 @@ struct IngestBenchmark: ParsableCommand {
     }
 
     func ingest(_ input: String, into directory: String, options: ShardStore.Options) throws -> Measurement {
+        var options = options
+        options.writesSortedRuns = !arrivalOrder
         var stored = 0
         let measurement = try timed {
             let store = try ShardStore(directory: directory, options: options)
