@@ -134,13 +134,16 @@ struct ShardSealer {
     /// 32 MiB, when the runs average 1,000 rows or more; otherwise SQLite's default
     /// (2,000 KiB). By hand, 1.8M flows in one hourly window (copy seconds):
     ///
-    /// | written as | default cache | this size |
+    /// | written as | default cache | two pages per run (up to 32 MiB) |
     /// |---|---:|---:|
-    /// | 90 runs of 20,000 | 9.7 | (default) |
+    /// | 90 runs of 20,000 | 9.7 | (the default is larger) |
     /// | 900 runs of 2,000 | 12.3 | 10.3 |
     /// | 3,600 runs of 500 | 12.1 | 11.8 |
     /// | 18,000 runs of 100 | | 14.6 |
     /// | arrival order | 12.7-13.5 | 13.0-13.8 (8-32 MiB) |
+    ///
+    /// Hence the 1,000-row threshold: the larger cache pays at 2,000 rows per run, barely
+    /// at 500, and not at 100.
     ///
     /// Short runs, like rows in arrival order, put a conversation's rows one or two per
     /// run: the copy reads every page of the shard for every few groups whatever the
