@@ -25,13 +25,19 @@ struct StringRanks {
             while values.count < id { values.append("") }
             values.append(rows.text(1) ?? "")
         }
-        var order = Array(1..<Int32(values.count))
-        order.sort { values[Int($0)].utf8.lexicographicallyPrecedes(values[Int($1)].utf8) }
-        var ranks = [UInt32](repeating: 0, count: values.count)
-        for (rank, id) in order.enumerated() { ranks[Int(id)] = UInt32(rank + 1) }
-        rankOfID = ranks
-        idOfRank = [0] + order
+        (rankOfID, idOfRank) = Self.byValue(ids: values.count - 1) { values[Int($0)].utf8 }
         self.values = values
+    }
+
+    /// Ids 1...`ids` ranked by their values' bytes: the order of the seal, the zone maps,
+    /// and the writer's sorted runs (`SealRun`), which must all agree. Index 0 of both
+    /// arrays is unused (rank 0 is NULL's).
+    static func byValue<Bytes: Sequence<UInt8>>(ids: Int, _ value: (Int32) -> Bytes) -> (rankOfID: [UInt32], idOfRank: [Int32]) {
+        var order = (0..<Int32(ids)).map { $0 + 1 }
+        order.sort { value($0).lexicographicallyPrecedes(value($1)) }
+        var ranks = [UInt32](repeating: 0, count: ids + 1)
+        for (rank, id) in order.enumerated() { ranks[Int(id)] = UInt32(rank + 1) }
+        return (ranks, [0] + order)
     }
 
     /// The rank of a stored id; 0 for NULL or an id the table does not hold.

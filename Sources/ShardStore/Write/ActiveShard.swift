@@ -167,7 +167,7 @@ final class ActiveShard {
     /// skipped, in the same transaction that stores the others; returns how many were.
     @discardableResult
     func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
-               durable: Bool, sortedRun: Bool = true) throws(SQLiteError) -> Int {
+               durable: Bool, sortedRun: Bool) throws(SQLiteError) -> Int {
         if batch.isContentKeyed && insertContentKey == nil {
             insertContentKey = try prepareContentKeys()
         }

@@ -30,13 +30,10 @@ enum SealRun {
         for (n, i) in flows.enumerated() {
             times[n] = readKey(of: batch[i], fields: fields, into: &ids, at: n * fields.count, values: &values)
         }
-        var rank = [UInt64](repeating: 0, count: values.count + 1)
-        values.withStorage { bytes, starts in
-            func value(_ id: Int32) -> UnsafeBufferPointer<UInt8> {
+        let rank = values.withStorage { bytes, starts in
+            StringRanks.byValue(ids: values.count) { id in
                 UnsafeBufferPointer(rebasing: bytes[starts[Int(id) - 1]..<starts[Int(id)]])
-            }
-            let byValue = (0..<Int32(values.count)).map { $0 + 1 }.sorted { value($0).lexicographicallyPrecedes(value($1)) }
-            for (position, id) in byValue.enumerated() { rank[Int(id)] = UInt64(position + 1) }
+            }.rankOfID.map(UInt64.init)
         }
         var keys: [SealKey] = []
         keys.reserveCapacity(flows.count)
