@@ -34,6 +34,11 @@ import Testing
         let printedTimes = printed.map { row -> Int64 in if case .integer(let t) = row[0] { t } else { -1 } }
         #expect(printed.count == 5 && printed.allSatisfy { $0[1] == .integer(443) })
         #expect(printedTimes.allSatisfy(firstMatches.contains) && printedTimes == printedTimes.sorted())
+        // Exactly those, read with the stock sqlite3 from the newest shard.
+        let newest = try #require(try writer.shards().last)
+        let lastStored = try ChildProcess.output("/usr/bin/sqlite3", [dir.path + "/" + newest.path,
+            "SELECT TimeFlowEndMs FROM flow_rows WHERE DstPort = 443 ORDER BY rowid DESC LIMIT 5"])
+        #expect(printedTimes == lastStored.split(separator: "\n").compactMap { Int64($0) }.sorted())
 
         // Two more batches, polled in between and after.
         printed.removeAll()
