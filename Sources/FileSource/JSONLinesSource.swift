@@ -12,6 +12,10 @@ package final class FlowLineBatcher: @unchecked Sendable {  // used by one produ
     private var decoder: FlowDecoder
     /// When set, the accepted `TimeFlowEndMs` range is moved with the wall clock at each batch.
     package var eventTimes: EventTime.Plausibility?
+    /// Whether each batch is ranked in the seal order here, on the reading thread, so
+    /// that the store's writer need not sort it (`IngestBatch.rankInSealOrder()`).
+    /// False only for benchmark baselines that store in arrival order.
+    package var ranksInSealOrder = true
     private var lineNumber: Int64 = 0
     private let linesReadSoFar = Atomic<Int64>(0)
 
@@ -34,6 +38,7 @@ package final class FlowLineBatcher: @unchecked Sendable {  // used by one produ
         while batch.flowCount + batch.deadLetters.count < batchSize {
             guard let line = try reader.nextLine() else {
                 linesReadSoFar.store(lineNumber, ordering: .relaxed)
+                if ranksInSealOrder { batch.rankInSealOrder() }
                 return false
             }
             lineNumber += 1
@@ -42,6 +47,7 @@ package final class FlowLineBatcher: @unchecked Sendable {  // used by one produ
             batch.decodeFlowOrDeadLetter(line, at: position, with: decoder, maxPayloadBytes: .max)
         }
         linesReadSoFar.store(lineNumber, ordering: .relaxed)
+        if ranksInSealOrder { batch.rankInSealOrder() }
         return true
     }
 }

@@ -33,6 +33,7 @@ struct IngestBenchmark: ParsableCommand {
         let decodeOnly = try timed {
             let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench",
                                           batchSize: 20_000, decoder: FlowDecoder())
+            batcher.ranksInSealOrder = false  // reading and decoding alone, as before the ranks
             var batch = IngestBatch()
             while try batcher.fill(&batch) { batch.removeAll() }
         }
@@ -97,6 +98,7 @@ struct IngestBenchmark: ParsableCommand {
             let store = try ShardStore(directory: directory, options: options)
             let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench",
                                           batchSize: 20_000, decoder: FlowDecoder())
+            batcher.ranksInSealOrder = !arrivalOrder
             try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { stored += try store.append($0).stored })
             try store.close()
         }

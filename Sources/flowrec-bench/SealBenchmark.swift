@@ -51,6 +51,7 @@ struct SealBenchmark: ParsableCommand {
         let store = try ShardStore(directory: storeDir, options: options)
         let batcher = FlowLineBatcher(reader: try LineReader(path: input), sourceName: "file:bench", batchSize: batchSize,
                                       decoder: FlowDecoder())
+        batcher.ranksInSealOrder = !arrivalOrder
         try BatchPipeline().run(produce: { try batcher.fill(&$0) }, consume: { _ = try store.append($0) })
         let sealStart = monotonicSeconds()
         let sealed = try store.sealClosedWindows(watermarkMs: .max)

@@ -7,6 +7,8 @@ import StorageKit
 import Testing
 
 @Suite struct SealingTests {
+    /// Who puts a batch's flows in the seal order before they are written.
+    enum Ranking: Sendable { case byWriter, byProducer, staleByProducer }
     let options = ShardStore.Options(windowMs: 60_000, graceMs: 0)
 
     func sealedStore(_ dir: TemporaryDirectory, lines: [[UInt8]]) throws -> ShardStore {
@@ -70,12 +72,32 @@ import Testing
     /// The active shard writes each batch as a sorted run in the seal order (`SealRun`),
     /// so that the seal's ordered copy reads each run front to back: every batch's rows,
     /// in row id order, equal the same rows sorted by SQLite (NULL first, then by value),
-    /// and what is stored is exactly what came in.
-    @Test func eachBatchIsWrittenAsASortedRun() throws {
+    /// and what is stored is exactly what came in. Whoever sorts: the writer, or the
+    /// batch's producer (`IngestBatch.rankInSealOrder()`, as the file reader does), also
+    /// when flows were added after the ranks (then the writer sorts).
+    @Test(arguments: [Ranking.byWriter, .byProducer, .staleByProducer])
+    func eachBatchIsWrittenAsASortedRun(_ ranking: Ranking) throws {
         let dir = TemporaryDirectory()
         let store = try ShardStore(directory: dir.path, options: .init(windowMs: 3_600_000, graceMs: 0))
         let lines = generatedLines(5000, rate: 5000, features: Set(GeneratorOptions.Feature.allCases))
-        let runs = [1...1, 2...1500, 1501...1502, 1503...5000].map { batch(lines[($0.lowerBound - 1)..<$0.upperBound], firstLine: Int64($0.lowerBound)) }
+        let runs = [1...1, 2...1500, 1501...1502, 1503...5000].map { range in
+            switch ranking {
+            case .byWriter:
+                return batch(lines[(range.lowerBound - 1)..<range.upperBound], firstLine: Int64(range.lowerBound))
+            case .byProducer:
+                var ranked = batch(lines[(range.lowerBound - 1)..<range.upperBound], firstLine: Int64(range.lowerBound))
+                ranked.rankInSealOrder()
+                #expect(ranked.sealRanks.count == ranked.flowCount)
+                return ranked
+            case .staleByProducer:
+                var ranked = batch(lines[(range.lowerBound - 1)..<(range.upperBound - 1)], firstLine: Int64(range.lowerBound))
+                ranked.rankInSealOrder()
+                let last = batch(lines[(range.upperBound - 1)..<range.upperBound], firstLine: Int64(range.upperBound))
+                ranked.append(last.flows[0], at: last.positions[0])
+                #expect(ranked.sealRanks.isEmpty, "adding a flow drops the ranks")
+                return ranked
+            }
+        }
         for run in runs { try store.append(run) }
         let keys = ["SrcK8S_Namespace", "DstK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName"]
         let values = keys.map { "(SELECT value FROM strings WHERE id = r.\($0))" }.joined(separator: ", ")

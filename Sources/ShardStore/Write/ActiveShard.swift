@@ -161,7 +161,8 @@ final class ActiveShard {
     }
 
     /// Stores `flows` (already deduplicated by position) and the positions they came from
-    /// in one transaction, in the seal order unless `sortedRun` is false (`SealRun`);
+    /// in one transaction, in the seal order unless `sortedRun` is false (`SealRun`; by
+    /// the batch's `sealRanks` when its producer ranked it);
     /// `highWater` is set only on the batch's final commit. In a
     /// content-keyed batch a flow whose key (its position) the shard already holds is
     /// skipped, in the same transaction that stores the others; returns how many were.
@@ -188,7 +189,9 @@ final class ActiveShard {
           try db.transaction { () throws(SQLiteError) in
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
-            for i in sortedRun ? SealRun.order(flows, of: batchFlows) : flows {
+            let order = !sortedRun ? flows
+                : batch.sealRanks.isEmpty ? SealRun.order(flows, of: batchFlows) : SealRun.order(flows, ranks: batch.sealRanks)
+            for i in order {
                 if let contentKeys {
                     contentKeys.bind(1, batch.positions[i].position)
                     contentKeys.bind(2, batch.contentKeyLows[i])

@@ -50,6 +50,11 @@ package struct IngestBatch: Sendable {
     /// The low 64 bits of each flow's 128-bit content key (the high bits are its
     /// position), when the batch is content-keyed.
     package private(set) var contentKeyLows: [Int64] = []
+    /// Each flow's place in the seal order among the batch's flows, when the batch's
+    /// producer ranked them (`rankInSealOrder()`); empty otherwise, and emptied by any
+    /// change to the flows. The writer then orders a window's rows by these numbers, in
+    /// one linear pass, instead of sorting the flows itself (`SealRun`).
+    package private(set) var sealRanks: [Int32] = []
 
     package init() {}
 
@@ -58,6 +63,7 @@ package struct IngestBatch: Sendable {
     /// Forgets the contents, keeping every buffer for reuse.
     package mutating func removeAll() {
         flowCount = 0
+        sealRanks.removeAll(keepingCapacity: true)
         contentKeyLows.removeAll(keepingCapacity: true)
         deadLetters.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)
@@ -75,8 +81,20 @@ package struct IngestBatch: Sendable {
                                               _ fill: (inout Flow) throws(E) -> Void) throws(E) {
         if flowCount == flows.count { flows.append(Flow()) }
         try fill(&flows[flowCount])
+        sealRanks.removeAll(keepingCapacity: true)
         positions.append(position)
         flowCount += 1
+    }
+
+    /// Ranks the flows in the seal order (`sealRanks`). Done by a producer that runs on a
+    /// thread of its own (the file reader: `BatchPipeline`), it takes the sort off the
+    /// store's one writer thread: by hand, about 0.7 µs of the writer's 8.7 µs per flow.
+    package mutating func rankInSealOrder() {
+        let count = flowCount
+        let order = flows.withUnsafeBufferPointer { SealRun.order(Array(0..<count), of: $0) }
+        sealRanks.removeAll(keepingCapacity: true)
+        sealRanks.append(contentsOf: repeatElement(0, count: count))
+        for (rank, i) in order.enumerated() { sealRanks[i] = Int32(rank) }
     }
 
     package mutating func append(_ flow: Flow, at position: SourcePosition) {

@@ -47,6 +47,15 @@ enum SealRun {
         return keys.map { flows[Int($0.tiebreak)] }
     }
 
+    /// `flows` (indices into a batch) in the order of `ranks`, the batch's flows ranked in
+    /// the seal order by `order(_:of:)` (`IngestBatch.rankInSealOrder()`): a linear pass,
+    /// no comparisons.
+    static func order(_ flows: [Int], ranks: [Int32]) -> [Int] {
+        var byRank = [Int](repeating: -1, count: ranks.count)
+        for i in flows { byRank[Int(ranks[i])] = i }
+        return flows.count == ranks.count ? byRank : byRank.filter { $0 >= 0 }
+    }
+
     /// One flow's sort values into `ids` (from `at`), numbered by `values`; returns its end
     /// time. A function of its own because calling `withUTF8` on `batch[i]` with a
     /// closure that changes `values` copied the flow (retaining its buffers) on every
