@@ -6,6 +6,9 @@ import Foundation
 /// startup and queries need not open every shard. Rebuildable from the shards.
 final class Catalog {
     let db: SQLiteDatabase
+    /// Prepared on first use and kept: the writer records its shard after every batch.
+    private var upsertActive: SQLiteStatement?
+    private var upsertPositions: SQLiteStatement?
 
     init(path: String) throws(SQLiteError) {
         db = try SQLiteDatabase(path: path)
@@ -14,16 +17,25 @@ final class Catalog {
     }
 
 
+    /// The statement kept in `slot`, prepared from `sql` on first use.
+    private func kept(_ slot: inout SQLiteStatement?, _ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let statement = slot { return statement }
+        let statement = try db.prepare(sql)
+        slot = statement
+        return statement
+    }
+
     /// Records a shard's current state (insert or update).
     func record(_ shard: ActiveShard, relativePath: String) throws(SQLiteError) {
+        let upsert = try kept(&upsertActive, """
+            INSERT INTO shards (id, window_start_ms, window_end_ms, part, state, path, row_count, min_time_ms,
+                                max_time_ms, bytes_on_disk, created_ms)
+            VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)
+            ON CONFLICT (id) DO UPDATE SET row_count = excluded.row_count, min_time_ms = excluded.min_time_ms,
+                max_time_ms = excluded.max_time_ms, bytes_on_disk = excluded.bytes_on_disk
+            """)
+        defer { upsert.reset() }
         try db.transaction { () throws(SQLiteError) in
-            let upsert = try db.prepare("""
-                INSERT INTO shards (id, window_start_ms, window_end_ms, part, state, path, row_count, min_time_ms,
-                                    max_time_ms, bytes_on_disk, created_ms)
-                VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10)
-                ON CONFLICT (id) DO UPDATE SET row_count = excluded.row_count, min_time_ms = excluded.min_time_ms,
-                    max_time_ms = excluded.max_time_ms, bytes_on_disk = excluded.bytes_on_disk
-                """)
             upsert.bind(1, shard.id.description)
             upsert.bind(2, shard.id.windowStartMs)
             upsert.bind(3, shard.id.windowEndMs)
@@ -111,10 +123,11 @@ final class Catalog {
 
     /// Copies a shard's positions table into `shard_positions` (inside the caller's transaction).
     func writePositions(_ positions: [SourcePartition: PositionRange], of id: ShardID) throws(SQLiteError) {
-        let upsert = try db.prepare("""
+        let upsert = try kept(&upsertPositions, """
             INSERT OR REPLACE INTO shard_positions (shard_id, source, partition, first_position, last_position, high_water)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
             """)
+        defer { upsert.reset() }
         for (key, range) in positions {
             upsert.bind(1, id.description)
             upsert.bind(2, key.source)

@@ -136,20 +136,24 @@ final class DeadLetterStore {  // internal: the store owns it
     /// the unique index; overflow pages for letters beyond about 4 KB), so the caller converts
     /// what it must free from `liveBytes()` and measures again after deleting.
     func oldest(fraction: Double) throws(SQLiteError) -> (receivedBeforeMs: Int64, letters: Int)? {
-        let all = try db.scalarInteger("SELECT sum(length(payload) + length(reason)) FROM dead_letters") ?? 0
-        guard all > 0 else { return nil }
-        let wanted = Int64((Double(all) * fraction).rounded(.up))
+        // One pass: the window sum gives every group the total, read on the first.
         let batches = try db.prepare("""
-            SELECT received_ms, count(*), sum(length(payload) + length(reason)) FROM dead_letters
-            GROUP BY received_ms ORDER BY received_ms
+            SELECT received_ms, count(*), sum(length(payload) + length(reason)),
+                   sum(sum(length(payload) + length(reason))) OVER ()
+            FROM dead_letters GROUP BY received_ms ORDER BY received_ms
             """)
-        var taken: Int64 = 0, letters = 0
+        var taken: Int64 = 0, letters = 0, wanted: Int64 = 0
         while try batches.step() {
+            if letters == 0 {  // the first group (every group holds at least one letter)
+                let all = batches.integer(3)
+                guard all > 0 else { return nil }
+                wanted = Int64((Double(all) * fraction).rounded(.up))
+            }
             letters += Int(batches.integer(1))
             taken += batches.integer(2)
             if taken >= wanted { return (min(batches.integer(0), .max - 1) + 1, letters) }
         }
-        return (Int64.max, letters)
+        return letters == 0 ? nil : (Int64.max, letters)
     }
 
     /// How many `delete(receivedBefore:)` would delete now.
