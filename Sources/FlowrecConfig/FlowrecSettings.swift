@@ -31,6 +31,8 @@ package enum FlowrecSettings {
                 "Topics to consume (repeat the flag, or a YAML list). NetObserv's exporter writes to flows-export by default."),
         Setting("kafka.group", flag: "group", .string, default: recorder.groupID, value: "ID", "Consumer group; recorders sharing it split the partitions."),
         Setting("kafka.batchSize", flag: "batch-size", .integer, default: String(recorder.maxBatchMessages), "Most messages per batch (one store transaction per shard per batch)."),
+        Setting("kafka.batchWait", flag: "batch-wait", .duration, default: .duration(ms: recorder.batchWaitMs),
+                "How long a batch keeps filling after its first message, unless it is full first: fuller batches mean fewer commits and longer sorted runs for the seal to read. A flow waits at most this long before queries and tail -f see it; 0 stores what each poll returns. At most \(String.duration(ms: RecorderConfiguration.maxBatchWaitMs))."),
         Setting("kafka.maxMessageBytes", flag: "max-message-bytes", .integer, default: String(recorder.maxMessageBytes), "Larger messages become dead letters."),
         Setting("kafka.tls.caFile", flag: "kafka-ca-file", .string, value: "FILE", "PEM CA bundle that signed the brokers' certificates; turns TLS on."),
         Setting("kafka.tls.certFile", flag: "kafka-cert-file", .string, value: "FILE", "PEM client certificate for mutual TLS; needs kafka.tls.keyFile."),

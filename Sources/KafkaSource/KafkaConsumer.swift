@@ -21,6 +21,10 @@ package final class KafkaConsumer {
     /// Where an assigned partition starts: an offset, or nil for the group's position
     /// (committed offset, else `auto.offset.reset`).
     package typealias StartOffset = (_ topic: String, _ partition: Int32) -> Int64?
+    /// Called inside `poll` when the group takes partitions away (or they are lost),
+    /// before what was stored of them is committed: the caller drops whatever it read of
+    /// them and has not stored yet, since their new owner starts at that commit.
+    package typealias Revoked = (_ partitions: [(topic: String, partition: Int32)]) -> Void
 
     private let handle: OpaquePointer
     private var closed = false
@@ -44,14 +48,16 @@ package final class KafkaConsumer {
     /// `properties` must contain `bootstrap.servers` and `group.id`. `logger` hears of
     /// partitions given up without committing what was stored (a refused revocation
     /// commit, or an assignment lost to a session timeout), as warnings: their next
-    /// owner may store those flows again, and an operator should know.
+    /// owner may store those flows again, and an operator should know. A caller that
+    /// polls again before storing what it read (a batch filled over several polls, or
+    /// held while the disk is full) passes `revoked`.
     package init(topics: [String], properties: KafkaProperties, startOffset: StartOffset? = nil,
-                 logger: Logger = Logger(label: "flowrec.kafka")) throws(KafkaError) {
+                 revoked: Revoked? = nil, logger: Logger = Logger(label: "flowrec.kafka")) throws(KafkaError) {
         var props = properties
         for (key, value) in Self.defaultProperties where props[key] == nil { props[key] = value }
         guard props["group.id"] != nil else { throw KafkaError(.configuration, "a consumer needs group.id") }
         let conf = try props.makeConf()
-        let rebalance = RebalanceContext(startOffset: startOffset, logger: logger)
+        let rebalance = RebalanceContext(startOffset: startOffset, revoked: revoked, logger: logger)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let opaque else { return }
@@ -255,13 +261,15 @@ package final class KafkaConsumer {
 /// touched on the polling thread (callbacks run inside poll).
 private final class RebalanceContext {
     let startOffset: KafkaConsumer.StartOffset?
+    let revoked: KafkaConsumer.Revoked?
     var assigned: [(topic: String, partition: Int32)] = []
     /// Next offset per partition of what the caller has durably stored, for the
     /// synchronous commit on revocation.
     var storedOffsets: [TopicPartition: Int64] = [:]
     let logger: Logger
-    init(startOffset: KafkaConsumer.StartOffset?, logger: Logger) {
+    init(startOffset: KafkaConsumer.StartOffset?, revoked: KafkaConsumer.Revoked?, logger: Logger) {
         self.startOffset = startOffset
+        self.revoked = revoked
         self.logger = logger
     }
 
@@ -329,12 +337,15 @@ private final class RebalanceContext {
             }
             return
         }
-        // Revoked: the caller stores each batch before polling again, so nothing is in
-        // flight. Commit what was stored synchronously, so the member that takes the
-        // partitions over starts exactly after it (an async commit could still be on its
-        // way and let the new owner store the same flows again). Partitions lost to a
-        // session timeout cannot be committed any more; their new owner may repeat a
-        // batch, which the store then holds twice only if it is another recorder's.
+        // Revoked: the caller first drops what it read of these partitions and has not
+        // stored (`revoked`), so nothing of them is in flight. Then what was stored is
+        // committed synchronously, so the member that takes the partitions over starts
+        // exactly after it (an async commit could still be on its way and let the new
+        // owner store the same flows again). Partitions lost to a session timeout cannot
+        // be committed any more; their new owner may repeat a batch, which the store then
+        // holds twice only if it is another recorder's. Under the eager protocol the list
+        // is the whole assignment.
+        if !changed.isEmpty { self.revoked?(changed) }
         let revoked = Set(changed.map { TopicPartition(topic: $0.topic, partition: $0.partition) })
         let toCommit = storedOffsets.filter { revoked.contains($0.key) }
         let described = { toCommit.keys.map { "\($0.topic)[\($0.partition)]" }.sorted().joined(separator: ", ") }

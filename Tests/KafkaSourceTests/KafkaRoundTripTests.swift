@@ -107,6 +107,92 @@ import Testing
         #expect(Double(consumer.memoryTrims) <= intervals + 1)
     }
 
+    /// A member that polls again before storing what it read (a batch filled over
+    /// several polls) hears of partitions taken away inside the poll, before its
+    /// handover commit, and drops what it read of them: their new owner reads those
+    /// messages from the commit. Together the two store every message exactly once. With
+    /// the unstored messages kept instead, both stored them.
+    @Test func partitionsTakenAwayMidBatchAreLeftToTheirNewOwner() throws {
+        let broker = try TestKafkaBroker.start(topics: ["t": 8])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "t", properties: KafkaProperties(["bootstrap.servers": broker.bootstrapServers]))
+        let count = 4_000
+        for i in 0..<count { try producer.send(Array("\(i)".utf8), partition: Int32(i % 8)) }
+        try producer.flush()
+
+        /// One member's messages read and not yet stored, and those it stored.
+        final class Member {
+            var pending: [(partition: Int32, offset: Int64, payload: String)] = []
+            var stored: [String] = []
+            var dropped = 0
+            var revocations = 0
+            /// Stores what is pending and commits it, for the partitions still its own (as
+            /// the recorder does: a partition taken away is its new owner's to commit).
+            func store(_ consumer: KafkaConsumer) {
+                var next: [Int32: Int64] = [:]
+                for m in pending where consumer.assignment.contains(where: { $0.partition == m.partition }) {
+                    next[m.partition] = max(next[m.partition] ?? 0, m.offset + 1)
+                }
+                stored += pending.map(\.payload)
+                pending.removeAll()
+                consumer.commit(next.map { ("t", $0.key, $0.value) })
+            }
+        }
+        let log = CapturedLog()
+        func member(_ m: Member) throws -> KafkaConsumer {
+            try KafkaConsumer(topics: ["t"], properties: KafkaProperties([
+                "bootstrap.servers": broker.bootstrapServers, "group.id": "handover", "session.timeout.ms": "6000",
+            ]), revoked: { partitions in
+                m.revocations += 1
+                let before = m.pending.count
+                m.pending.removeAll { message in partitions.contains { $0.topic == "t" && $0.partition == message.partition } }
+                m.dropped += before - m.pending.count
+            }, logger: log.logger())
+        }
+        let a = Member(), b = Member()
+        let first = try member(a)
+        defer { first.close() }
+        var second: KafkaConsumer?
+        defer { second?.close() }
+        var watch = ProgressWatch(stallSeconds: 60)
+        // Until every message is stored, the second member has partitions, and nothing more
+        // comes for three seconds (a message stored twice would come after the first store).
+        var lastRead = ContinuousClock.now
+        while Set(a.stored + b.stored).count < count || !a.pending.isEmpty || second?.assignment.isEmpty != false
+                || ContinuousClock.now - lastRead < .seconds(3) {
+            if watch.stalled(progress: a.stored.count + b.stored.count + a.pending.count + (second?.assignment.count ?? 0)) { break }
+            let read = a.pending.count + b.stored.count, owned = second?.assignment.count
+            // A stores what it read every few polls; from B's start until its first
+            // revocation it stores nothing, so the revocation finds messages unstored.
+            try first.poll(maxMessages: 40, timeoutMs: 100) { a.pending.append(($0.partition, $0.offset, String(decoding: $0.payload, as: UTF8.self))) }
+            if second == nil, a.stored.count >= 400 {
+                second = try member(b)
+            } else if second == nil || a.revocations > 0, a.pending.count >= 120 || a.stored.count + b.stored.count + a.pending.count >= count {
+                a.store(first)
+            }
+            if let second {
+                try second.poll(maxMessages: 500, timeoutMs: 50) { b.pending.append(($0.partition, $0.offset, String(decoding: $0.payload, as: UTF8.self))) }
+                b.store(second)
+            }
+            if a.pending.count + b.stored.count != read || second?.assignment.count != owned { lastRead = .now }
+        }
+        #expect(a.revocations > 0, "the second member took partitions away")
+        #expect(a.dropped > 0, "the first member held unstored messages of them")
+        #expect(b.stored.count >= a.dropped, "the new owner read what the first member dropped")
+        let all = a.stored + b.stored
+        #expect(Set(all) == Set((0..<count).map { "\($0)" }), "every message is stored")
+        let twice = all.count - Set(all).count
+        // librdkafka 2.0.2's mock broker sometimes refuses a handover commit (the
+        // SyncGroup race of `TwoRecordersTests`); the consumer reports it, and then the new
+        // owner restarts from an older commit. Without such a report, nothing is twice.
+        let refused = log.messages.filter { $0.contains("their new owner may store some of those flows again") }
+        if twice > 0 && !refused.isEmpty {
+            withKnownIssue("the mock broker refused a handover commit: \(refused)") { #expect(twice == 0) }
+        } else {
+            #expect(twice == 0, "\(twice) messages were stored by both members")
+        }
+    }
+
     @Test func brokerDownThenUpLosesNothing() throws {
         let broker = try TestKafkaBroker.start(topics: ["t": 1])
         defer { broker.stop() }

@@ -114,6 +114,40 @@ import Testing
         #expect(reasons.count == 3)
     }
 
+    /// What the recorder drops when the group takes a partition away mid-batch: every
+    /// flow and dead letter of that partition, the rest kept in order, and a store of the
+    /// batch then holds exactly the rest.
+    @Test func entriesOfOnePartitionAreRemovedFromABatch() throws {
+        var lines = generatedLines(60)
+        lines[7] = Array("{not json".utf8)
+        lines[8] = Array("{not json either".utf8)
+        var mixed = IngestBatch()
+        let topic = mixed.sourceIndex("flows-export"), other = mixed.sourceIndex("other-topic")
+        for (i, line) in lines.enumerated() {
+            // Partition i % 3 of the topic; the other topic's partition 1 stays.
+            let source = i % 10 == 9 ? other : topic
+            mixed.decodeFlowOrDeadLetter(line, at: SourcePosition(source: source, partition: Int32(i % 3), position: Int64(i)),
+                                         with: FlowDecoder(), maxPayloadBytes: .max)
+        }
+        mixed.rankInSealOrder()
+        let kept = { (p: SourcePosition) in p.source != topic || p.partition != 1 }
+        let expectedFlows = (0..<mixed.flowCount).filter { kept(mixed.positions[$0]) }.map { mixed.flows[$0] }
+        let expectedPositions = mixed.positions.filter(kept)
+        let expectedLetters = mixed.deadLetters.map(\.at).filter(kept)
+        let removed = mixed.removeEntries(source: topic, partition: 1)
+        #expect(removed == 60 - expectedPositions.count - expectedLetters.count && removed > 0)
+        #expect(Array(mixed.flows.prefix(mixed.flowCount)) == expectedFlows)
+        #expect(mixed.positions == expectedPositions)
+        #expect(mixed.deadLetters.map(\.at) == expectedLetters && expectedLetters.count == 1, "line 7 is partition 1, line 8 partition 2")
+        #expect(mixed.sealRanks.isEmpty, "the ranks of the removed flows went with them")
+
+        let dir = TemporaryDirectory()
+        let store = try ShardStore(directory: dir.path)
+        let summary = try store.append(mixed)
+        #expect(summary.stored == expectedFlows.count && summary.deadLetters == 1)
+        #expect(try storedFlows(store).sorted() == expectedFlows.map { FlowEncoder().encode($0) }.sorted())
+    }
+
     @Test func resumePositionsCoverBatchesOfOnlyDeadLetters() throws {
         let dir = TemporaryDirectory()
         let store = try ShardStore(directory: dir.path)

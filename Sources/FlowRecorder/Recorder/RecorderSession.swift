@@ -223,6 +223,8 @@ final class RecorderSession {
             let resume = (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
             expected.next[topic, default: [:]][partition] = resume
             return resume
+        }, revoked: { [unowned self] partitions in  // the consumer lives inside `run`, within self's life
+            dropUnstored(partitions)
         }, logger: logger)
         logger.info("consuming", metadata: [
             "topics": "\(config.topics.joined(separator: ","))", "brokers": "\(config.bootstrapServers)",
@@ -260,21 +262,37 @@ final class RecorderSession {
     // MARK: The loop
 
     /// Takes up to a batch of messages, each decoded into the batch as a flow or a dead
-    /// letter (with its reason); nothing is stored yet.
+    /// letter (with its reason); nothing is stored yet. Once a message has come, polls go
+    /// on until the batch is full or `batchWaitMs` has passed since it came: at a rate
+    /// the recorder keeps up with, a poll finds only what arrived since the last one, and
+    /// batches of a few messages each cost a commit and write short sorted runs that the
+    /// seal then reads nearly out of order (`SealRun`). A flow waits at most that long
+    /// before queries and `tail -f` see it.
     private func pollBatch(_ consumer: KafkaConsumer) throws {
         batch.removeAll()
         batchNextOffsets = [:]
         batchPayloadBytes = 0
-        try pollInto(consumer)
+        try pollInto(consumer, timeoutMs: config.pollTimeoutMs)
+        guard !batch.isEmpty, config.batchWaitMs > 0 else { return }
+        let deadline = ContinuousClock.now + .milliseconds(config.batchWaitMs)
+        while batchMessages < config.maxBatchMessages {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return }
+            try pollInto(consumer, timeoutMs: Int32((left / .milliseconds(1)).rounded(.up)))
+        }
     }
 
-    /// Adds what the consumer hands out to `batch` (also while paused: a partition
-    /// assigned meanwhile may deliver before it is paused, and nothing read is dropped).
-    private func pollInto(_ consumer: KafkaConsumer) throws {
+    /// Messages (flows and dead letters) in `batch`.
+    private var batchMessages: Int { batch.flowCount + batch.deadLetters.count }
+
+    /// Adds what the consumer hands out to `batch`, up to a batch (also while paused: a
+    /// partition assigned meanwhile may deliver before it is paused, and nothing read is
+    /// dropped but what `dropUnstored` drops).
+    private func pollInto(_ consumer: KafkaConsumer, timeoutMs: Int32) throws {
         // The plausible range moves with the wall clock.
         decoder.limits.acceptedEndMs = config.eventTimes.acceptedEndMs(nowMs: RecorderStatus.nowMs())
         let maxPayload = config.maxMessageBytes
-        try consumer.poll(maxMessages: config.maxBatchMessages, timeoutMs: config.pollTimeoutMs) { message in
+        try consumer.poll(maxMessages: max(1, config.maxBatchMessages - batchMessages), timeoutMs: timeoutMs) { message in
             let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
                                           position: message.offset)
             batchPayloadBytes += message.payload.count
@@ -285,6 +303,26 @@ final class RecorderSession {
             }
             expectedOffsets.next[message.topic, default: [:]][message.partition] = message.offset + 1
         }
+    }
+
+    /// The group took `partitions` away while the batch held messages of them, unstored
+    /// (it fills over several polls, and waits while the disk is full). They are dropped:
+    /// the consumer commits what this recorder stored of those partitions, and their new
+    /// owner reads on from there, so it stores them; kept here too, they would be stored
+    /// by two recorders. Called inside a poll, before that commit.
+    private func dropUnstored(_ partitions: [(topic: String, partition: Int32)]) {
+        var dropped = 0
+        for (topic, partition) in partitions {
+            if let source = batch.sources.firstIndex(of: topic) {
+                dropped += batch.removeEntries(source: source, partition: partition)
+            }
+            batchNextOffsets[topic]?[partition] = nil
+            expectedOffsets.next[topic]?[partition] = nil
+        }
+        guard dropped > 0 else { return }
+        logger.info("partitions were taken away before this recorder stored what it had read of them: their new owner reads those messages from the handover commit", metadata: [
+            "partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))", "messages_dropped": "\(dropped)",
+        ])
     }
 
     /// Offsets [from, to) of a partition were never delivered: logged and counted, since
@@ -310,7 +348,7 @@ final class RecorderSession {
             metrics.countError("store")
             throw error
         }
-        let messages = batch.flowCount + batch.deadLetters.count
+        let messages = batchMessages
         counters.messages += messages
         counters.stored += summary.stored
         counters.replaysSkipped += summary.skippedAsReplayed
@@ -340,7 +378,7 @@ final class RecorderSession {
         let delay = min(30, pow(2, Double(attempts - 1)))
         if paused == nil {
             logger.error("the disk is full: ingest is paused and resumes by itself when space returns; free space or lower the retention limits",
-                         metadata: ["error": "\(error)", "batch_messages": "\(batch.flowCount + batch.deadLetters.count)"])
+                         metadata: ["error": "\(error)", "batch_messages": "\(batchMessages)"])
         }
         paused = (paused?.since ?? Date(), Date() + delay, attempts)
         status.failing(.store, "the disk is full: ingest is paused (nothing is lost) and resumes when space returns; free space or lower the retention limits")
@@ -350,7 +388,7 @@ final class RecorderSession {
     private func retryPausedBatch(_ store: ShardStore, _ consumer: KafkaConsumer) throws {
         guard let state = paused else { return }
         consumer.pause()  // partitions assigned since the pause
-        try pollInto(consumer)  // serves the group (rebalances) while paused
+        try pollInto(consumer, timeoutMs: config.pollTimeoutMs)  // serves the group (rebalances) while paused
         guard Date() >= state.retryAt else { return }
         guard try storeBatch(store, consumer) else { return }
         paused = nil

@@ -11,6 +11,11 @@ package struct RecorderConfiguration: Sendable {
     package var store = ShardStore.Options(sealInBackground: true)
     /// Most messages taken from Kafka per batch (one store transaction per shard per batch).
     package var maxBatchMessages = 10_000
+    /// How long a batch keeps filling after its first message, unless full first (0:
+    /// each poll's messages are a batch). What a flow waits, at most, before it is stored.
+    package var batchWaitMs: Int64 = 500
+    /// The longest `batchWaitMs` accepted: queries and `tail -f` should see a flow within seconds.
+    package static let maxBatchWaitMs: Int64 = 5_000
     package var pollTimeoutMs: Int32 = 500
     /// Larger messages become dead letters.
     package var maxMessageBytes = 1 << 20

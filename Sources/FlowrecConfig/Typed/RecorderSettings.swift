@@ -22,6 +22,10 @@ extension RecorderConfiguration {
         do { try store.validate() } catch { throw SettingsError(.invalidValue, key: "store.window", "store.window: \(error.message)", cause: error) }
         maxBatchMessages = Int(s.count("kafka.batchSize"))
         guard maxBatchMessages >= 1 else { throw SettingsError(.invalidValue, key: "kafka.batchSize", "kafka.batchSize must be at least 1") }
+        batchWaitMs = s.milliseconds("kafka.batchWait")
+        guard batchWaitMs <= Self.maxBatchWaitMs else {
+            throw SettingsError(.invalidValue, key: "kafka.batchWait", "kafka.batchWait must be at most \(String.duration(ms: Self.maxBatchWaitMs)): a flow waits that long before queries see it")
+        }
         maxMessageBytes = Int(s.count("kafka.maxMessageBytes"))
         eventTimes = EventTime.Plausibility(maxAgeMs: s.milliseconds("store.maxEventAge"), maxAheadMs: s.milliseconds("store.maxEventAhead"))
         loki.eventTimes = eventTimes

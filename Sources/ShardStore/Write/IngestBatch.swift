@@ -97,6 +97,29 @@ package struct IngestBatch: Sendable {
         for (rank, i) in order.enumerated() { sealRanks[i] = Int32(rank) }
     }
 
+    /// Removes every flow and dead letter of `source`'s `partition`, keeping the order of
+    /// the rest (and every flow's buffers, for reuse); returns how many went. The recorder
+    /// drops what it read of a partition the group took away before the batch was stored.
+    @discardableResult
+    package mutating func removeEntries(source: Int, partition: Int32) -> Int {
+        precondition(!isContentKeyed, "content keys are not positions of a partition")
+        var kept = 0
+        for i in 0..<flowCount where positions[i].source != source || positions[i].partition != partition {
+            if kept != i {
+                flows.swapAt(kept, i)
+                positions[kept] = positions[i]
+            }
+            kept += 1
+        }
+        let removedFlows = flowCount - kept
+        positions.removeLast(removedFlows)
+        flowCount = kept
+        if removedFlows > 0 { sealRanks.removeAll(keepingCapacity: true) }
+        let letters = deadLetters.count
+        deadLetters.removeAll { $0.at.source == source && $0.at.partition == partition }
+        return removedFlows + letters - deadLetters.count
+    }
+
     package mutating func append(_ flow: Flow, at position: SourcePosition) {
         appendFlow(at: position) { (slot: inout Flow) throws(Never) in slot = flow }
     }
