@@ -22,6 +22,19 @@ struct KafkaBenchmark: ParsableCommand {
     @Option(help: "Rounds of kcat and the recorder at each queue size, interleaved; rates are the median of the rounds.")
     var rounds = 3
 
+    @Option(help: "Flows per second of the steady-state rounds, produced while the recorder runs (0 skips them).")
+    var steadyRate = 20_000
+
+    @Option(help: "Seconds of production in each steady-state round.")
+    var steadySeconds = 30
+
+    @Flag(help: "Run only the steady-state rounds (by hand).")
+    var steadyOnly = false
+
+    /// `kafka.batchWait` of the steady-state rounds: none (each poll's messages are a
+    /// batch, as before the setting) against flowrec's default.
+    static let steadyWaits = ["0ms", "500ms"]
+
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-kafka"
 
@@ -29,9 +42,11 @@ struct KafkaBenchmark: ParsableCommand {
         let workspace = try BenchScratch(scratch)
         defer { workspace.remove() }
         let flowrec = TestEnvironment.executable("flowrec", env: "FLOWREC_BIN")
-        let broker = try TestKafkaBroker.start(topics: ["flows-export": partitions])
+        let steadyTopics = (0..<max(1, rounds)).flatMap { round in Self.steadyWaits.map { "steady-\($0)-\(round)" } }
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": partitions].merging(steadyTopics.map { ($0, 12) }) { $1 })
         defer { broker.stop() }
 
+        if steadyOnly { return try steadyState(flowrec: flowrec, broker: broker) }
         let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
             "bootstrap.servers": broker.bootstrapServers, "compression.codec": "zstd", "linger.ms": "50"]))
         var generator = FlowGenerator(options: GeneratorOptions())
@@ -76,6 +91,97 @@ struct KafkaBenchmark: ParsableCommand {
         print()
         guard let first = runs[0].max(by: { $0.peakRSS < $1.peakRSS }) else { return }
         print("Peak resident memory is VmHWM. Sampled every 100 ms from /proc, the largest seen of its parts in the round with the highest peak at librdkafka's default queue: \(first.peakAnonymous / 1024) MiB anonymous (heaps, librdkafka's queues, page caches), \(first.peakFile / 1024) MiB file-backed (the binary and its libraries). Targets: 0.6x kcat, RSS ≤ 256 MiB.\n")
+        guard steadyRate > 0 else { return }
+        try steadyState(flowrec: flowrec, broker: broker)
+    }
+
+    /// A recorder that keeps up with its topic: flows produced at `steadyRate` while it
+    /// runs (hourly window, so nothing seals meanwhile), then its one active shard sealed
+    /// with `flowrec seal --all`. With and without `kafka.batchWait`, interleaved per round.
+    func steadyState(flowrec: URL, broker: TestKafkaBroker) throws {
+        var results: [String: [SteadyRun]] = [:]
+        for round in 0..<max(1, rounds) {
+            for wait in Self.steadyWaits {
+                results[wait, default: []].append(try steadyRun(flowrec: flowrec, broker: broker, topic: "steady-\(wait)-\(round)", wait: wait))
+            }
+        }
+        let flows = steadyRate * steadySeconds
+        print("### Kafka → store at a steady rate: filling batches for up to `kafka.batchWait`\n")
+        print("\(flows) generated flows produced at \(steadyRate) flows/s (12 partitions, uncompressed, by the benchmark's own producer) while `flowrec record` runs (timestamped from the wall clock, hourly windows: nothing seals meanwhile); once all are stored it stops, and `flowrec seal --all` seals its active shard. \(rounds) rounds, the two settings interleaved; medians, range in brackets. Recorder CPU is the process's user + system time until every flow was stored, over the flows.\n")
+        print("| `kafka.batchWait` | recorder CPU µs per flow | batches | flows per batch | seal of the shard, flows/s | seal vs no wait |")
+        print("|---|---:|---:|---:|---:|---:|")
+        let baseline = results[Self.steadyWaits[0]] ?? []
+        for wait in Self.steadyWaits {
+            let runs = results[wait] ?? []
+            let sealRatios = zip(runs, baseline).map { $1.sealSeconds / $0.sealSeconds }
+            let batches = median(runs.map { Double($0.batches) })
+            print("| \(wait)\(wait == Self.steadyWaits.last ? " (default)" : "") | \(medianWithRange(runs.map { $0.cpuMicros / Double(flows) })) | \(Int(batches)) | \(Int(Double(flows) / max(1, batches))) | \(Int(median(runs.map { Double(flows) / $0.sealSeconds }))) | \(ratioWithRange(sealRatios, digits: 2)) |")
+        }
+        print()
+    }
+
+    struct SteadyRun {
+        var cpuMicros: Double
+        var batches: Int
+        var sealSeconds: Double
+    }
+
+    /// One steady-state round on its own topic, store and consumer group.
+    func steadyRun(flowrec: URL, broker: TestKafkaBroker, topic: String, wait: String) throws -> SteadyRun {
+        let store = scratch + "/\(topic)"
+        let record = Process()
+        record.executableURL = flowrec
+        record.arguments = ["record", "--brokers", broker.bootstrapServers, "--topic", topic, "--data", store, "--http-listen", "127.0.0.1:19475",
+                            "--group", topic, "--window", "1h", "--compact-level", "0", "--batch-wait", wait]
+        record.standardOutput = FileHandle.nullDevice
+        record.standardError = FileHandle.nullDevice
+        try record.run()
+        defer { if record.isRunning { record.terminate() } }
+        // Produce once the recorder has joined (it has answered /metrics).
+        while Self.storedFlows(port: 19475) == nil {
+            guard record.isRunning else { throw ValidationError("flowrec record exited with status \(record.terminationStatus) before it served /metrics") }
+            usleep(100_000)
+        }
+        let producer = try KafkaProducer(topic: topic, properties: KafkaProperties(["bootstrap.servers": broker.bootstrapServers, "linger.ms": "5"]))
+        var options = GeneratorOptions()
+        options.flowsPerSecond = steadyRate
+        // Flows of now: a window the wall clock has closed would be sealed by the recorder.
+        options.startMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var generator = FlowGenerator(options: options)
+        var line: [UInt8] = []
+        let flows = steadyRate * steadySeconds, start = monotonicSeconds()
+        for i in 0..<flows {
+            if i % 200 == 0 {  // pace: flow i leaves at i / rate seconds
+                let ahead = Double(i) / Double(steadyRate) - (monotonicSeconds() - start)
+                if ahead > 0 { usleep(UInt32(ahead * 1e6)) }
+            }
+            line.removeAll(keepingCapacity: true)
+            generator.nextRecord(into: &line)
+            try producer.send(line, partition: Int32(i % 12))
+        }
+        try producer.flush()
+        var watch = ProgressWatch(stallSeconds: 60)
+        var stored = 0
+        while stored < flows {
+            stored = Self.storedFlows(port: 19475) ?? stored
+            guard record.isRunning, !watch.stalled(progress: stored) else { throw ValidationError("flowrec record stored \(stored) of \(flows) flows") }
+            usleep(100_000)
+        }
+        let cpu = cpuSeconds(ofRunning: record.processIdentifier)
+        let batches = Self.metric("flowrec_batch_duration_seconds_count", port: 19475) ?? 0
+        record.terminate()
+        record.waitUntilExit()
+
+        let seal = Process()
+        seal.executableURL = flowrec
+        seal.arguments = ["seal", "--all", "--data", store]
+        seal.standardOutput = FileHandle.nullDevice
+        seal.standardError = FileHandle.nullDevice
+        let t = monotonicSeconds()
+        try seal.run()
+        seal.waitUntilExit()
+        guard seal.terminationStatus == 0 else { throw ValidationError("flowrec seal --all exited with status \(seal.terminationStatus)") }
+        return SteadyRun(cpuMicros: cpu * 1e6, batches: batches, sealSeconds: monotonicSeconds() - t)
     }
 
     /// kcat consuming the whole topic once, from the beginning to the end of every partition.
@@ -151,10 +257,13 @@ struct KafkaBenchmark: ParsableCommand {
     }
 
     /// `flowrec_flows_stored_total` from the recorder's /metrics.
-    static func storedFlows(port: Int) -> Int? {
+    static func storedFlows(port: Int) -> Int? { metric("flowrec_flows_stored_total", port: port) }
+
+    /// A metric without labels from the recorder's /metrics.
+    static func metric(_ name: String, port: Int) -> Int? {
         guard let response = try? LoopbackHTTP.get(port: port, path: "/metrics") else { return nil }
         let text = String(decoding: response.body, as: UTF8.self)
-        for line in text.split(separator: "\n") where line.hasPrefix("flowrec_flows_stored_total ") {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
             return Double(line.split(separator: " ").last ?? "").map { Int($0) }
         }
         return nil

@@ -9,6 +9,11 @@ func median(_ values: [Double]) -> Double {
 /// "1.7x (1.6-1.9)": the median ratio of paired rounds and their range, as the result
 /// tables print it; `digits` decimals (two where rounds differ by hundredths).
 func ratioWithRange(_ ratios: [Double], digits: Int = 1) -> String {
+    medianWithRange(ratios, digits: digits, unit: "x")
+}
+
+/// "8.4 (8.1-9.0)": the median of rounds' figures and their range, followed by `unit`.
+func medianWithRange(_ values: [Double], digits: Int = 1, unit: String = "") -> String {
     let f = "%.\(digits)f"
-    return String(format: "\(f)x (\(f)-\(f))", median(ratios), ratios.min() ?? 0, ratios.max() ?? 0)
+    return String(format: "\(f)\(unit) (\(f)-\(f))", median(values), values.min() ?? 0, values.max() ?? 0)
 }
