@@ -31,6 +31,9 @@ struct KafkaBenchmark: ParsableCommand {
     @Flag(help: "Run only the steady-state rounds (by hand).")
     var steadyOnly = false
 
+    @Option(name: .customLong("record-arg"), help: "An argument added to every `flowrec record` (repeat it), for trying a setting by hand: --record-arg=--batch-size --record-arg=4000.")
+    var recordArguments: [String] = []
+
     /// `kafka.batchWait` of the steady-state rounds: none (each poll's messages are a
     /// batch, as before the setting) against flowrec's default.
     static let steadyWaits = ["0ms", "500ms"]
@@ -132,7 +135,7 @@ struct KafkaBenchmark: ParsableCommand {
         let record = Process()
         record.executableURL = flowrec
         record.arguments = ["record", "--brokers", broker.bootstrapServers, "--topic", topic, "--data", store, "--http-listen", "127.0.0.1:19475",
-                            "--group", topic, "--window", "1h", "--compact-level", "0", "--batch-wait", wait]
+                            "--group", topic, "--window", "1h", "--compact-level", "0", "--batch-wait", wait] + recordArguments
         record.standardOutput = FileHandle.nullDevice
         record.standardError = FileHandle.nullDevice
         try record.run()
@@ -216,7 +219,7 @@ struct KafkaBenchmark: ParsableCommand {
         let record = Process()
         record.executableURL = flowrec
         record.arguments = ["record", "--brokers", broker.bootstrapServers, "--data", store, "--http-listen", "127.0.0.1:19474",
-                            "--group", group, "--window", "1m", "--compact-level", "0", "--exit-when-idle", "3s"] + extra
+                            "--group", group, "--window", "1m", "--compact-level", "0", "--exit-when-idle", "3s"] + extra + recordArguments
         record.standardOutput = FileHandle.nullDevice
         record.standardError = FileHandle.nullDevice
         let cpu = cpuSeconds(children: true)

@@ -10,7 +10,12 @@ package struct RecorderConfiguration: Sendable {
     package var dataDirectory = FlowrecSettings.defaultDataDirectory
     package var store = ShardStore.Options(sealInBackground: true)
     /// Most messages taken from Kafka per batch (one store transaction per shard per batch).
-    package var maxBatchMessages = 10_000
+    /// Not more: a batch's decoded flows are read again by the writer, out of their
+    /// memory order (`SealRun`), and 10,000 of them (about 10 MB) no longer stayed in the
+    /// cache. In the Kafka benchmark by hand, 3,500 against 10,000: catching up, 20.9
+    /// against 22.8 µs of CPU per flow and 188 against 227 MiB at the peak; at a steady
+    /// 20,000 flows/s with `batchWaitMs`, 9.0 against 11.6 µs (bench/NOTES.md).
+    package var maxBatchMessages = 3_500
     /// How long a batch keeps filling after its first message, unless full first (0:
     /// each poll's messages are a batch). What a flow waits, at most, before it is stored.
     package var batchWaitMs: Int64 = 500
