@@ -170,7 +170,7 @@ let package = Package(
             name: "flowrec-bench",
             dependencies: [
                 "FlowModel", "FlowGenerator", "StorageKit", "ShardStore", "FileSource", "Forwarders", "Query", "KafkaSource", "FlowrecTesting",
-                "LokiPush",
+                "LokiPush", "FlowrecConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),

@@ -35,11 +35,11 @@ package final class FlowLineBatcher: @unchecked Sendable {  // used by one produ
         if let eventTimes {
             decoder.limits.acceptedEndMs = eventTimes.acceptedEndMs(nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         }
-        while batch.flowCount + batch.deadLetters.count < batchSize {
+        var more = true
+        while batch.entryCount < batchSize {
             guard let line = try reader.nextLine() else {
-                linesReadSoFar.store(lineNumber, ordering: .relaxed)
-                if ranksInSealOrder { batch.rankInSealOrder() }
-                return false
+                more = false
+                break
             }
             lineNumber += 1
             if line.isEmpty { continue }
@@ -48,7 +48,7 @@ package final class FlowLineBatcher: @unchecked Sendable {  // used by one produ
         }
         linesReadSoFar.store(lineNumber, ordering: .relaxed)
         if ranksInSealOrder { batch.rankInSealOrder() }
-        return true
+        return more
     }
 }
 

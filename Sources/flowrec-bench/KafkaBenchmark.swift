@@ -1,6 +1,7 @@
 import StorageKit
 import ArgumentParser
 import FlowGenerator
+import FlowrecConfig
 import FlowrecTesting
 import Foundation
 import KafkaSource
@@ -36,7 +37,7 @@ struct KafkaBenchmark: ParsableCommand {
 
     /// `kafka.batchWait` of the steady-state rounds: none (each poll's messages are a
     /// batch, as before the setting) against flowrec's default.
-    static let steadyWaits = ["0ms", "500ms"]
+    static let steadyWaits = ["0ms", String.duration(ms: RecorderConfiguration(bootstrapServers: "").batchWaitMs)]
 
     @Option(help: "Scratch directory, removed afterwards.")
     var scratch = NSTemporaryDirectory() + "flowrec-bench-kafka"
@@ -132,13 +133,9 @@ struct KafkaBenchmark: ParsableCommand {
     /// One steady-state round on its own topic, store and consumer group.
     func steadyRun(flowrec: URL, broker: TestKafkaBroker, topic: String, wait: String) throws -> SteadyRun {
         let store = scratch + "/\(topic)"
-        let record = Process()
-        record.executableURL = flowrec
-        record.arguments = ["record", "--brokers", broker.bootstrapServers, "--topic", topic, "--data", store, "--http-listen", "127.0.0.1:19475",
-                            "--group", topic, "--window", "1h", "--compact-level", "0", "--batch-wait", wait] + recordArguments
-        record.standardOutput = FileHandle.nullDevice
-        record.standardError = FileHandle.nullDevice
-        try record.run()
+        let record = try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--topic", topic, "--data", store,
+                                                      "--http-listen", "127.0.0.1:19475", "--group", topic, "--window", "1h",
+                                                      "--compact-level", "0", "--batch-wait", wait] + recordArguments)
         defer { if record.isRunning { record.terminate() } }
         // Produce once the recorder has joined (it has answered /metrics).
         while Self.storedFlows(port: 19475) == nil {
@@ -175,15 +172,9 @@ struct KafkaBenchmark: ParsableCommand {
         record.terminate()
         record.waitUntilExit()
 
-        let seal = Process()
-        seal.executableURL = flowrec
-        seal.arguments = ["seal", "--all", "--data", store]
-        seal.standardOutput = FileHandle.nullDevice
-        seal.standardError = FileHandle.nullDevice
         let t = monotonicSeconds()
-        try seal.run()
-        seal.waitUntilExit()
-        guard seal.terminationStatus == 0 else { throw ValidationError("flowrec seal --all exited with status \(seal.terminationStatus)") }
+        let sealStatus = try ChildProcess.run(flowrec, ["seal", "--all", "--data", store])
+        guard sealStatus == 0 else { throw ValidationError("flowrec seal --all exited with status \(sealStatus)") }
         return SteadyRun(cpuMicros: cpu * 1e6, batches: batches, sealSeconds: monotonicSeconds() - t)
     }
 
@@ -216,15 +207,11 @@ struct KafkaBenchmark: ParsableCommand {
     /// Runs `flowrec record` until every flow is stored (the recorder's own counter on
     /// /metrics) and it exits when idle, sampling its resident memory throughout.
     func record(flowrec: URL, broker: TestKafkaBroker, store: String, group: String, extra: [String]) throws -> RecordRun {
-        let record = Process()
-        record.executableURL = flowrec
-        record.arguments = ["record", "--brokers", broker.bootstrapServers, "--data", store, "--http-listen", "127.0.0.1:19474",
-                            "--group", group, "--window", "1m", "--compact-level", "0", "--exit-when-idle", "3s"] + extra + recordArguments
-        record.standardOutput = FileHandle.nullDevice
-        record.standardError = FileHandle.nullDevice
         let cpu = cpuSeconds(children: true)
         let t = monotonicSeconds()
-        try record.run()
+        let record = try ChildProcess.start(flowrec, ["record", "--brokers", broker.bootstrapServers, "--data", store, "--http-listen", "127.0.0.1:19474",
+                                                      "--group", group, "--window", "1m", "--compact-level", "0", "--exit-when-idle", "3s"]
+                                                      + extra + recordArguments)
         var peakRSS = 0, peakAnonymous = 0, peakFile = 0
         var firstStored: Double?
         var allStored: Double?

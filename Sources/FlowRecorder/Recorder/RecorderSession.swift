@@ -145,7 +145,7 @@ final class RecorderSession {
         // shard instead of one per request (FLP sends many small requests).
         var batch = IngestBatch()
         for push in pending { batch.absorb(push.batch) }
-        let entries = batch.flowCount + batch.deadLetters.count
+        let entries = batch.entryCount
         do {
             let summary = try store.append(batch)
             counters.messages += entries
@@ -275,15 +275,12 @@ final class RecorderSession {
         try pollInto(consumer, timeoutMs: config.pollTimeoutMs)
         guard !batch.isEmpty, config.batchWaitMs > 0 else { return }
         let deadline = ContinuousClock.now + .milliseconds(config.batchWaitMs)
-        while batchMessages < config.maxBatchMessages {
+        while batch.entryCount < config.maxBatchMessages {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { return }
             try pollInto(consumer, timeoutMs: Int32((left / .milliseconds(1)).rounded(.up)))
         }
     }
-
-    /// Messages (flows and dead letters) in `batch`.
-    private var batchMessages: Int { batch.flowCount + batch.deadLetters.count }
 
     /// Adds what the consumer hands out to `batch`, up to a batch (also while paused: a
     /// partition assigned meanwhile may deliver before it is paused, and nothing read is
@@ -292,7 +289,7 @@ final class RecorderSession {
         // The plausible range moves with the wall clock.
         decoder.limits.acceptedEndMs = config.eventTimes.acceptedEndMs(nowMs: RecorderStatus.nowMs())
         let maxPayload = config.maxMessageBytes
-        try consumer.poll(maxMessages: max(1, config.maxBatchMessages - batchMessages), timeoutMs: timeoutMs) { message in
+        try consumer.poll(maxMessages: max(1, config.maxBatchMessages - batch.entryCount), timeoutMs: timeoutMs) { message in
             let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
                                           position: message.offset)
             batchPayloadBytes += message.payload.count
@@ -348,7 +345,7 @@ final class RecorderSession {
             metrics.countError("store")
             throw error
         }
-        let messages = batchMessages
+        let messages = batch.entryCount
         counters.messages += messages
         counters.stored += summary.stored
         counters.replaysSkipped += summary.skippedAsReplayed
@@ -378,7 +375,7 @@ final class RecorderSession {
         let delay = min(30, pow(2, Double(attempts - 1)))
         if paused == nil {
             logger.error("the disk is full: ingest is paused and resumes by itself when space returns; free space or lower the retention limits",
-                         metadata: ["error": "\(error)", "batch_messages": "\(batchMessages)"])
+                         metadata: ["error": "\(error)", "batch_messages": "\(batch.entryCount)"])
         }
         paused = (paused?.since ?? Date(), Date() + delay, attempts)
         status.failing(.store, "the disk is full: ingest is paused (nothing is lost) and resumes when space returns; free space or lower the retention limits")

@@ -60,6 +60,9 @@ package struct IngestBatch: Sendable {
 
     package var isEmpty: Bool { flowCount == 0 && deadLetters.isEmpty }
 
+    /// Messages in the batch: its flows and its dead letters.
+    package var entryCount: Int { flowCount + deadLetters.count }
+
     /// Forgets the contents, keeping every buffer for reuse.
     package mutating func removeAll() {
         flowCount = 0
@@ -81,7 +84,7 @@ package struct IngestBatch: Sendable {
                                               _ fill: (inout Flow) throws(E) -> Void) throws(E) {
         if flowCount == flows.count { flows.append(Flow()) }
         try fill(&flows[flowCount])
-        sealRanks.removeAll(keepingCapacity: true)
+        if !sealRanks.isEmpty { sealRanks.removeAll(keepingCapacity: true) }
         positions.append(position)
         flowCount += 1
     }
