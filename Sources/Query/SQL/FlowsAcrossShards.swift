@@ -21,7 +21,6 @@ package final class FlowsAcrossShards {
     let fromMs: Int64?
     let toMs: Int64?
     private let db: SQLiteDatabase
-    private let module: UnsafeMutablePointer<sqlite3_module>
     /// Shards opened by queries so far: what tests check the time push-down with.
     package private(set) var shardsOpened = 0
     /// What the scans read (shards ruled out, granules read): `--explain`.
@@ -72,10 +71,7 @@ package final class FlowsAcrossShards {
         self.fromMs = fromMs
         self.toMs = toMs
         db = try SQLiteDatabase(path: ":memory:")
-        module = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
-        module.initialize(to: Self.makeModule())
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        guard sqlite3_create_module_v2(db.handle, "flowrec_flows", module, context, nil) == SQLITE_OK else {
+        guard VirtualTableSupport.register(Self.makeModule(), as: "flowrec_flows", owner: self, on: db.handle) == SQLITE_OK else {
             throw QueryError(.store, "cannot register the flows virtual table: \(db.lastMessage)")
         }
         // Sorts and temporary tables in memory (bounded by `QueryLimits`), set before the
@@ -87,8 +83,6 @@ package final class FlowsAcrossShards {
     deinit {
         for text in fixedTexts.values { text.deallocate() }
         sqlite3_set_authorizer(db.handle, nil, nil)
-        module.deinitialize(count: 1)
-        module.deallocate()
     }
 
     /// Runs one read-only statement within `limits`; `row` gets each result row (return
@@ -378,7 +372,7 @@ package final class FlowsAcrossShards {
             db, aux, _, _, vtabOut, _ in
             let declaration = "CREATE TABLE x(" + (FlowsAcrossShards.columns.map { "\"\($0)\"" }
                 + FlowsAcrossShards.hiddenColumns.map { "\"\($0)\" HIDDEN" }).joined(separator: ", ") + ")"
-            return VirtualTableSupport.connect(db, owner: aux, declaration: declaration, vtabOut)
+            return VirtualTableSupport.connect(db, moduleData: aux, declaration: declaration, vtabOut)
         }
         m.xCreate = connect
         m.xConnect = connect

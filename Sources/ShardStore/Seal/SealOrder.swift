@@ -22,7 +22,6 @@ final class SealOrder {
     let runs: Int
     /// The source's rows.
     var rows: Int { keys.count }
-    private let module: UnsafeMutablePointer<sqlite3_module>
     private weak var database: SQLiteDatabase?
 
     /// Reads the sort columns of `table` (in `db`) and sorts its row ids; `ranks` order
@@ -46,21 +45,13 @@ final class SealOrder {
         keys.sort()
         self.keys = keys
         self.runs = runs
-        module = UnsafeMutablePointer<sqlite3_module>.allocate(capacity: 1)
-        module.initialize(to: Self.makeModule())
-    }
-
-    deinit {
-        module.deinitialize(count: 1)
-        module.deallocate()
     }
 
     /// Creates `temp.seal_order(source_rowid)` on `db`, whose rowid is the copy position
     /// (so `ORDER BY seal_order.rowid` is the sorted order and costs nothing). `self`
     /// must outlive every statement that reads the table; `drop` removes it.
     func createTable(on db: SQLiteDatabase) throws(SQLiteError) {
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        guard sqlite3_create_module_v2(db.handle, "flowrec_seal_order", module, context, nil) == SQLITE_OK else {
+        guard VirtualTableSupport.register(Self.makeModule(), as: "flowrec_seal_order", owner: self, on: db.handle) == SQLITE_OK else {
             throw SQLiteError(code: SQLITE_ERROR, message: "cannot register the seal order table: \(db.lastMessage)", sql: nil, path: db.path)
         }
         database = db
@@ -86,7 +77,7 @@ final class SealOrder {
         let connect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
                                      UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = {
             db, aux, _, _, vtabOut, _ in
-            VirtualTableSupport.connect(db, owner: aux, declaration: "CREATE TABLE x(source_rowid INTEGER)", vtabOut)
+            VirtualTableSupport.connect(db, moduleData: aux, declaration: "CREATE TABLE x(source_rowid INTEGER)", vtabOut)
         }
         m.xCreate = connect
         m.xConnect = connect

@@ -5,12 +5,47 @@ package import CSQLite
 /// `flowrec_vtab_cursor` in the CSQLite shim), allocated and freed here so each table's
 /// module only says what is particular to it.
 package enum VirtualTableSupport {
+    /// A module's functions and the object its tables serve, in one allocation that
+    /// SQLite owns once registered.
+    private struct RegisteredModule {
+        var module: sqlite3_module
+        /// Not retained: the owner holds the connection (a retain would be a cycle).
+        let owner: UnsafeMutableRawPointer
+    }
+
+    /// Registers `module` as `name` on `db`, for tables served by `owner`.
+    ///
+    /// SQLite calls through the module until the connection is closed for good, which
+    /// can be after its Swift owner is gone: a table is disconnected while the connection
+    /// closes (or, closed with statements alive, when the last one is finalized). So the
+    /// module is not the owner's to free: SQLite frees it (`releaseModule`) when it is
+    /// done with it, as it does when registering fails. It was freed by the owner's
+    /// `deinit`, before its connection closed, and the close then called a function
+    /// pointer read from freed memory: a rare crash, under load, in the console plugin's
+    /// test (`flowrec sql` crashes every time with `MALLOC_PERTURB_` and no tcache).
+    package static func register(_ module: sqlite3_module, as name: String, owner: AnyObject, on db: OpaquePointer) -> Int32 {
+        let registered = UnsafeMutablePointer<RegisteredModule>.allocate(capacity: 1)
+        registered.initialize(to: RegisteredModule(module: module, owner: Unmanaged.passUnretained(owner).toOpaque()))
+        let functions = (UnsafeMutableRawPointer(registered) + MemoryLayout<RegisteredModule>.offset(of: \.module)!)
+            .assumingMemoryBound(to: sqlite3_module.self)
+        return sqlite3_create_module_v2(db, name, functions, registered, releaseModule)
+    }
+
+    /// The destructor of `register`'s allocation, called by SQLite.
+    private static let releaseModule: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
+        guard let registered = raw?.assumingMemoryBound(to: RegisteredModule.self) else { return }
+        registered.deinitialize(count: 1)
+        registered.deallocate()
+    }
+
     /// xCreate/xConnect's body: declares the table's columns and allocates the vtab that
-    /// carries `owner` (the module's user data).
-    package static func connect(_ db: OpaquePointer?, owner: UnsafeMutableRawPointer?, declaration: String,
+    /// carries the owner `register` was given (`moduleData` is xConnect's `pAux`).
+    package static func connect(_ db: OpaquePointer?, moduleData: UnsafeMutableRawPointer?, declaration: String,
                         _ vtabOut: UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?) -> Int32 {
+        guard let moduleData else { return SQLITE_ERROR }
         let rc = sqlite3_declare_vtab(db, declaration)
         guard rc == SQLITE_OK else { return rc }
+        let owner = moduleData.assumingMemoryBound(to: RegisteredModule.self).pointee.owner
         let table = UnsafeMutablePointer<flowrec_vtab>.allocate(capacity: 1)
         table.initialize(to: flowrec_vtab(base: sqlite3_vtab(), owner: owner))
         vtabOut?.pointee = UnsafeMutableRawPointer(table).assumingMemoryBound(to: sqlite3_vtab.self)
@@ -26,7 +61,8 @@ package enum VirtualTableSupport {
         return SQLITE_OK
     }
 
-    /// The object a vtab carries (not retained by it: it must outlive the connection).
+    /// The object a vtab carries (not retained by it: it must outlive every statement
+    /// that reads the table).
     package static func owner<Owner: AnyObject>(of vtab: UnsafeMutablePointer<sqlite3_vtab>?, as _: Owner.Type) -> Owner? {
         guard let vtab, let raw = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: flowrec_vtab.self).pointee.owner else { return nil }
         return Unmanaged<Owner>.fromOpaque(raw).takeUnretainedValue()
