@@ -7,7 +7,7 @@ struct FsckCommand: ParsableCommand {
         commandName: "fsck",
         abstract: "Check every shard and rebuild the catalog from the shard files.",
         discussion: """
-        Opens each shard (sealed ones in place), runs SQLite's quick_check, compares sealed shards with their recorded content checksum, and rebuilds catalog.sqlite from the shards' own meta and positions tables. A shard that fails is moved to <data>/quarantine/ (never deleted) and the rest keep working. Exit status 1 when anything was quarantined. Stop the recorder first.
+        Opens each shard (sealed ones in place), runs SQLite's quick_check, compares sealed shards with their recorded content checksum, holds what sealed shards keep besides their rows (column blocks, the traffic series) to those rows, and rebuilds catalog.sqlite from the shards' own meta and positions tables. A shard that fails is moved to <data>/quarantine/ (never deleted) and the rest keep working. Exit status 1 when anything was quarantined. Stop the recorder first.
         """)
 
     @OptionGroup var data: DataOptions

@@ -188,6 +188,48 @@ import Testing
         #expect(report.quarantined.first?.reason.contains("column blocks") == true, "\(report.quarantined)")
     }
 
+    /// A sealed shard's traffic series (`TrafficSeries`) answers the console's topology
+    /// without its rows; `fsck` rebuilds it from the rows of merged and of merely sealed
+    /// shards alike, finds them equal, and quarantines a shard whose series still decodes
+    /// but no longer holds its rows' counts.
+    @Test func fsckQuarantinesAShardWhoseTrafficSeriesDisagreesWithItsRows() throws {
+        let dir = TemporaryDirectory()
+        let merged: ShardID
+        let unmerged: Int
+        do {
+            let store = try Self.store(dir, hours: 7)
+            merged = try #require(store.mergeSealedShards(Self.daily).first?.merged)
+            unmerged = try store.shards().filter { $0.state == .sealed && $0.id != merged }.count
+        }
+        #expect(unmerged >= 1, "the last hour's shards stay as sealed")
+        let relative = merged.sealedRelativePath
+        let path = dir.path + "/" + relative
+        #expect(try ShardReader(path: path).meta(TrafficSeries.metaKey) == TrafficSeries.version)
+        #expect(try StoreChecker.check(directory: dir.path).quarantined.isEmpty, "every series, merged or sealed, holds its rows")
+
+        // One second's flow count changed by one, the varint still well formed.
+        let plain = path + ".plain"
+        try SeekableZstd.decompress(source: path, destination: plain)
+        do {
+            let db = try SQLiteDatabase(path: plain)
+            let select = try db.prepare("SELECT rowid, counts FROM series_data WHERE substr(counts, 1, 1) BETWEEN x'01' AND x'7e' LIMIT 1")
+            try #require(try select.step())
+            var counts = select.blob(1)
+            counts[0] += 1
+            let update = try db.prepare("UPDATE series_data SET counts = ?1 WHERE rowid = ?2")
+            counts.withUnsafeBytes { update.bind(1, blob: $0) }
+            update.bind(2, select.integer(0))
+            try update.step()
+        }
+        try FileManager.default.removeItem(atPath: path)
+        _ = try SeekableZstd.compress(source: plain, destination: path, level: 3)
+        try FileManager.default.removeItem(atPath: plain)
+
+        let report = try StoreChecker.check(directory: dir.path)
+        #expect(report.quarantined.count == 1 && relative.hasSuffix(report.quarantined[0].path), "\(report.quarantined)")
+        #expect(report.quarantined.first?.reason.contains("traffic series") == true, "\(report.quarantined)")
+    }
+
     /// `store.mergeColumnBlocks` (`--merge-column-blocks=false`) leaves the blocks out;
     /// by default a merged shard has them.
     @Test func theColumnBlocksSettingDecidesWhetherAMergeWritesThem() throws {

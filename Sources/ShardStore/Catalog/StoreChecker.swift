@@ -36,7 +36,8 @@ package enum StoreChecker {
     }
 
     /// Checks one shard file: quick_check, its window, and for a sealed one its content
-    /// checksum against the one it recorded and its column blocks against its rows.
+    /// checksum against the one it recorded, and its column blocks and traffic series
+    /// against its rows.
     private static func scan(_ full: String, relative: String) throws -> Scanned {
         let sealed = relative.hasSuffix(".zst")
         let reader = try ShardReader(path: full)
@@ -53,6 +54,9 @@ package enum StoreChecker {
             }
             guard try reader.columnBlocksMatchRows() else {
                 throw ShardStoreError(.unreadableShard, "its column blocks do not hold its rows' values")
+            }
+            guard try reader.trafficSeriesMatchesRows() else {
+                throw ShardStoreError(.unreadableShard, "its traffic series does not hold its rows' counts and sums")
             }
         }
         var rows: Int64 = 0, minT: Int64?, maxT: Int64?
