@@ -27,9 +27,10 @@ final class RecorderSession {
     private let sealedSinceRetention = SealFlag()
     private var decoder: FlowDecoder
     private var batch = IngestBatch()
-    /// Next offset per topic partition of what `batch` holds: committed once it is stored.
-    private var batchNextOffsets: [String: [Int32: Int64]] = [:]
-    private var batchPayloadBytes = 0
+    /// Per topic partition of what `batch` holds: the next offset (committed once the
+    /// batch is stored) and the payload bytes (counted then, and dropped with the
+    /// partition's messages at a revocation, as the message count is).
+    private var batchPartitions: [String: [Int32: (next: Int64, bytes: Int)]] = [:]
     /// Next offset to read per partition: what lag is measured against.
     private var nextOffset: [String: [Int32: Int64]] = [:]
     /// The offset each partition should deliver next: where the store resumes it when the
@@ -270,8 +271,7 @@ final class RecorderSession {
     /// before queries and `tail -f` see it.
     private func pollBatch(_ consumer: KafkaConsumer) throws {
         batch.removeAll()
-        batchNextOffsets = [:]
-        batchPayloadBytes = 0
+        batchPartitions = [:]
         try pollInto(consumer, timeoutMs: config.pollTimeoutMs)
         guard !batch.isEmpty, config.batchWaitMs > 0 else { return }
         let deadline = ContinuousClock.now + .milliseconds(config.batchWaitMs)
@@ -292,9 +292,9 @@ final class RecorderSession {
         try consumer.poll(maxMessages: max(1, config.maxBatchMessages - batch.entryCount), timeoutMs: timeoutMs) { message in
             let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
                                           position: message.offset)
-            batchPayloadBytes += message.payload.count
             batch.decodeFlowOrDeadLetter(message.payload, at: position, with: decoder, maxPayloadBytes: maxPayload)
-            batchNextOffsets[message.topic, default: [:]][message.partition] = message.offset + 1
+            let bytes = batchPartitions[message.topic]?[message.partition]?.bytes ?? 0
+            batchPartitions[message.topic, default: [:]][message.partition] = (message.offset + 1, bytes + message.payload.count)
             if let expected = expectedOffsets.next[message.topic]?[message.partition], message.offset > expected {
                 offsetsSkipped(topic: message.topic, partition: message.partition, from: expected, to: message.offset)
             }
@@ -313,7 +313,7 @@ final class RecorderSession {
             if let source = batch.sources.firstIndex(of: topic) {
                 dropped += batch.removeEntries(source: source, partition: partition)
             }
-            batchNextOffsets[topic]?[partition] = nil
+            batchPartitions[topic]?[partition] = nil
             expectedOffsets.next[topic]?[partition] = nil
         }
         guard dropped > 0 else { return }
@@ -352,19 +352,19 @@ final class RecorderSession {
         counters.deadLetters += summary.deadLetters
         counters.batches += 1
         metrics.messagesConsumed.increment(by: Int64(messages))
-        metrics.messageBytes.increment(by: Int64(batchPayloadBytes))
+        metrics.messageBytes.increment(by: Int64(batchPartitions.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.bytes } }))
         metrics.flowsStored.increment(by: Int64(summary.stored))
         metrics.replaysSkipped.increment(by: Int64(summary.skippedAsReplayed))
         metrics.deadLetters.increment(by: Int64(summary.deadLetters))
-        for (topic, partitions) in batchNextOffsets {
-            for (partition, next) in partitions {
+        for (topic, partitions) in batchPartitions {
+            for (partition, (next, _)) in partitions {
                 nextOffset[topic, default: [:]][partition] = next
                 if let end = consumer.highWatermark(topic: topic, partition: partition) {
                     metrics.setLag(max(0, end - next), topic: topic, partition: partition)
                 }
             }
         }
-        consumer.commit(batchNextOffsets.flatMap { topic, partitions in partitions.map { (topic, $0.key, $0.value) } })
+        consumer.commit(batchPartitions.flatMap { topic, partitions in partitions.map { (topic, $0.key, $0.value.next) } })
         return true
     }
 
