@@ -1,5 +1,6 @@
 package import FlowModel
 package import ShardStore
+import StorageKit
 
 /// What the encoder reads a row from: a decoded `Flow`, or a `ShardRow` read in place
 /// from a shard (no intermediate flow: the forwarder's fast path).
@@ -29,16 +30,21 @@ extension ShardRow: ClickHouseRowSource {
 }
 
 /// Turns flows into the body of one `INSERT ... FORMAT RowBinary` or `FORMAT Native`
-/// for the flows table (`ClickHouseSchema.columns`).
+/// for the flows table (`ClickHouseSchema.columns`), compressed as it goes.
 ///
 /// Binary formats, not JSON: the server parses them without text conversion, which is
-/// most of the cost of an insert. Native is columnar (one buffer per column, joined at
-/// the end); RowBinary is written row by row into one buffer. Both carry the same values:
+/// most of the cost of an insert. Native is columnar (one buffer per column); RowBinary
+/// is written row by row into one buffer. Both carry the same values:
 ///
 /// - absent and JSON `null` values are NULL (the empty string or array in sort-key and
 ///   array columns, which cannot hold NULL); the shard itself keeps the difference;
 /// - an integer that does not fit its column (a negative port, say) is NULL in the
 ///   column and kept, as written, in `_extras`, so nothing is lost in ClickHouse either.
+///
+/// A body is a series of blocks of `blockRows` rows, each handed to the compressor as
+/// soon as it is complete (a Native body may hold any number of blocks; the server
+/// gathers an INSERT's blocks into one part): a worker holds one block's buffers, not a
+/// whole chunk's, and the compressor reads each block while it is still in the cache.
 package final class ClickHouseBlockEncoder {
     package enum Format: String, Sendable, CaseIterable {
         case rowBinary = "RowBinary"
@@ -46,7 +52,23 @@ package final class ClickHouseBlockEncoder {
     }
 
     package let format: Format
+    /// Rows in a block: 16,384 keeps a block's buffers at about 11 MB (a worker held a
+    /// whole 100,000-row chunk, about 70 MB, before the body was compressed), and costs
+    /// the server little: 2,048-row blocks, which fit a core's L2 cache, made the encoder
+    /// faster but the server slower (each block repeats 116 column headers; bodies grew
+    /// from 21 to 26 bytes per row), and the forwarder with it (bench/NOTES.md).
+    package static let defaultBlockRows = 16_384
+    package let blockRows: Int
+    /// Rows appended since the last `finish`.
     package private(set) var rowCount = 0
+    /// Rows of the block being encoded.
+    private var blockRowCount = 0
+    /// The body so far: the blocks already compressed.
+    private var body: [UInt8] = []
+    /// Seconds spent compressing since the encoder was made (the forwarder reports its
+    /// phases apart: `flowrec-bench forward`).
+    package private(set) var compressSeconds = 0.0
+    private let compressor: any BodyCompressor
 
     private let plans: [ColumnPlan]
     private let columns: [ClickHouseSchema.Column]
@@ -68,8 +90,11 @@ package final class ClickHouseBlockEncoder {
     /// every chunk.
     private let columnHeaders: [[UInt8]]
 
-    package init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible) {
+    package init(format: Format, dialect: ClickHouseSchema.Dialect = .compatible, compression: ClickHouseBodyCompression = .none,
+                 blockRows: Int = defaultBlockRows) throws(ForwarderError) {
         self.format = format
+        self.blockRows = max(1, blockRows)
+        compressor = try compression.makeCompressor()
         columns = ClickHouseSchema.columns(dialect: dialect)
         plans = columns.map(ColumnPlan.init)
         prefixes = .allocate(capacity: columns.count)
@@ -163,6 +188,8 @@ package final class ClickHouseBlockEncoder {
             }
         }
         rowCount += 1
+        blockRowCount += 1
+        if blockRowCount == blockRows { finishBlock() }
     }
 
     /// Appends rows `rowIDs` of a sealed shard, read in place in the order of `keys`: one
@@ -173,38 +200,30 @@ package final class ClickHouseBlockEncoder {
         try reader.forEachRow(rowIDs: rowIDs, orderedBy: keys) { append($0, shard: shard) }
     }
 
-    /// The finished body; the encoder is empty again afterwards (its buffers keep their
-    /// capacity for the next chunk).
-    package func finish() -> [UInt8] {
-        defer { reset() }
-        let size = bodySize
-        return [UInt8](unsafeUninitializedCapacity: size) { out, written in
-            written = 0
-            forEachPart { part in
-                if part.count > 0 { UnsafeMutableRawPointer(out.baseAddress! + written).copyMemory(from: part.baseAddress!, byteCount: part.count) }
-                written += part.count
-                return true
-            }
+    /// The finished body, compressed as the encoder was told; the encoder is empty again
+    /// afterwards (its buffers keep their capacity for the next chunk).
+    package func finish() throws(ForwarderError) -> [UInt8] {
+        finishBlock()
+        defer {
+            rowCount = 0
+            body = []
         }
+        let started = monotonicSeconds()
+        defer { compressSeconds += monotonicSeconds() - started }
+        try compressor.finish(into: &body)
+        return body
     }
 
-    /// The finished body compressed as `compression` says, straight from the encoder's
-    /// buffers (no joined copy first); the encoder is empty again afterwards.
-    package func finish(compressedWith compression: ClickHouseBodyCompression) throws(ForwarderError) -> [UInt8] {
-        switch compression {
-        case .none:
-            return finish()
-        case .gzip:
-            defer { reset() }
-            return try Gzip.compress(totalBytes: bodySize) { write in forEachPart(write) }
-        case .zstd:
-            defer { reset() }
-            return try ClickHouseCompressedBlocks.compress(totalBytes: bodySize) { write in forEachPart(write) }
+    /// Hands the block to the compressor and empties the column buffers.
+    private func finishBlock() {
+        guard blockRowCount > 0 else { return }
+        let started = monotonicSeconds()
+        forEachPart { part in
+            compressor.write(part, into: &body)
+            return true
         }
-    }
-
-    private func reset() {
-        rowCount = 0
+        compressSeconds += monotonicSeconds() - started
+        blockRowCount = 0
         rows.removeAll()
         for i in plans.indices {
             prefixes[i].removeAll()
@@ -213,16 +232,7 @@ package final class ClickHouseBlockEncoder {
         }
     }
 
-    /// The body's size in bytes (what `forEachPart` hands over; the block header's two
-    /// varints counted at their largest).
-    private var bodySize: Int {
-        switch format {
-        case .rowBinary: return rows.count
-        case .native: return 20 + columns.indices.reduce(0) { $0 + columnHeaders[$1].count + prefixes[$1].count + values[$1].count }
-        }
-    }
-
-    /// Hands the body to `write` in order, part by part (RowBinary: its one buffer;
+    /// Hands the block to `write` in order, part by part (RowBinary: its one buffer;
     /// Native: the block header, then per column its name and type, null map or
     /// offsets, and values); stops when `write` returns false, and returns false then.
     @discardableResult
@@ -234,7 +244,7 @@ package final class ClickHouseBlockEncoder {
             var header = ByteColumn()
             defer { header.free() }
             header.appendVarint(UInt64(columns.count))
-            header.appendVarint(UInt64(rowCount))
+            header.appendVarint(UInt64(blockRowCount))
             guard header.withBytes(write) else { return false }
             for i in columns.indices {
                 guard columnHeaders[i].withUnsafeBytes(write), prefixes[i].withBytes(write), values[i].withBytes(write) else { return false }

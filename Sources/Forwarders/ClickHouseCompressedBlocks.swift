@@ -35,79 +35,110 @@ package enum ClickHouseCompressedBlocks {
     /// at several times its speed (`flowrec-bench forward` measures both).
     package static let level: Int32 = 1
 
-    /// The concatenation of the parts `parts` hands to its `write` function (`totalBytes`
-    /// in all), framed in compressed blocks. Parts are gathered into blocks of
-    /// `blockBytes` through one staging buffer (a copy costs far less than compressing).
-    /// `write` returns false once compression has failed.
-    package static func compress(totalBytes: Int, level: Int32 = Self.level,
-                                 _ parts: ((UnsafeRawBufferPointer) -> Bool) -> Bool) throws(ForwarderError) -> [UInt8] {
-        guard let context = ZSTD_createCCtx() else {
-            throw ForwarderError(.configuration, "zstd could not make a compression context (out of memory?)")
-        }
-        defer { ZSTD_freeCCtx(context) }
-        let blocks = max(1, (totalBytes + blockBytes - 1) / blockBytes)
-        let bound = blocks * (checksumBytes + headerBytes + ZSTD_compressBound(blockBytes))
-        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: blockBytes, alignment: 16)
-        defer { staging.deallocate() }
-        var failure: String?
-        // Left uninitialized, as gzip's output: only what is written is touched.
-        let output = [UInt8](unsafeUninitializedCapacity: bound) { target, written in
-            written = 0
-            var staged = 0
-            /// Compresses the staged bytes into the next block at `written`.
-            func flush() -> Bool {
-                guard staged > 0 else { return true }
-                let block = UnsafeMutableRawPointer(target.baseAddress! + written)
-                let data = block + checksumBytes + headerBytes
-                let size = ZSTD_compressCCtx(context, data, target.count - written - checksumBytes - headerBytes,
-                                             staging.baseAddress, staged, level)
-                guard ZSTD_isError(size) == 0 else {
-                    failure = String(cString: ZSTD_getErrorName(size))
-                    return false
-                }
-                let header = block + checksumBytes
-                header.storeBytes(of: methodZstd, as: UInt8.self)
-                header.storeBytes(of: UInt32(headerBytes + size).littleEndian, toByteOffset: 1, as: UInt32.self)
-                header.storeBytes(of: UInt32(staged).littleEndian, toByteOffset: 5, as: UInt32.self)
-                let checksum = CityHash102.hash128(UnsafeRawBufferPointer(start: header, count: headerBytes + size))
-                block.storeBytes(of: checksum.low.littleEndian, as: UInt64.self)
-                block.storeBytes(of: checksum.high.littleEndian, toByteOffset: 8, as: UInt64.self)
-                written += checksumBytes + headerBytes + size
-                staged = 0
-                return true
-            }
-            var fed = 0
-            let complete = parts { part in
-                guard failure == nil else { return false }
-                fed += part.count
-                guard fed <= totalBytes else {
-                    failure = "the parts hold more than the \(totalBytes) bytes announced"
-                    return false
-                }
-                var offset = 0
-                while offset < part.count {
-                    let take = min(blockBytes - staged, part.count - offset)
-                    (staging.baseAddress! + staged).copyMemory(from: part.baseAddress! + offset, byteCount: take)
-                    staged += take
-                    offset += take
-                    if staged == blockBytes, !flush() { return false }
-                }
-                return true
-            }
-            if !complete, failure == nil { failure = "the encoder stopped handing over its body" }
-            if failure == nil { _ = flush() }
-            if failure != nil { written = 0 }
-        }
-        if let failure {
-            throw ForwarderError(.configuration, "zstd could not compress a \(totalBytes)-byte body: \(failure)")
-        }
+    /// `input` framed in one call.
+    package static func compress(_ input: [UInt8], level: Int32 = Self.level) throws(ForwarderError) -> [UInt8] {
+        let framer = try Framer(level: level)
+        var output: [UInt8] = []
+        input.withUnsafeBytes { framer.write($0, into: &output) }
+        try framer.finish(into: &output)
         return output
     }
 
-    /// `input` framed in one call.
-    package static func compress(_ input: [UInt8], level: Int32 = Self.level) throws(ForwarderError) -> [UInt8] {
-        try compress(totalBytes: input.count, level: level) { (write: (UnsafeRawBufferPointer) -> Bool) in
-            input.withUnsafeBytes { write($0) }
+    /// A body framed part by part (`BodyCompressor`): parts are gathered into blocks of
+    /// `blockBytes` through one staging buffer (a copy costs far less than compressing),
+    /// and each full block is compressed and framed at once.
+    final class Framer: BodyCompressor {
+        private let context: OpaquePointer
+        private let level: Int32
+        private let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: blockBytes, alignment: 16)
+        private var staged = 0
+        /// One framed block: compressed here, then appended to the body.
+        private let block: UnsafeMutableRawBufferPointer
+        private var failure: String?
+
+        init(level: Int32 = ClickHouseCompressedBlocks.level) throws(ForwarderError) {
+            guard let context = ZSTD_createCCtx() else {
+                throw ForwarderError(.configuration, "zstd could not make a compression context (out of memory?)")
+            }
+            self.context = context
+            self.level = level
+            block = .allocate(byteCount: checksumBytes + headerBytes + ZSTD_compressBound(blockBytes), alignment: 16)
+        }
+
+        deinit {
+            ZSTD_freeCCtx(context)
+            staging.deallocate()
+            block.deallocate()
+        }
+
+        func write(_ part: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+            var offset = 0
+            while offset < part.count, failure == nil {
+                let take = min(blockBytes - staged, part.count - offset)
+                (staging.baseAddress! + staged).copyMemory(from: part.baseAddress! + offset, byteCount: take)
+                staged += take
+                offset += take
+                if staged == blockBytes { flush(into: &output) }
+            }
+        }
+
+        func finish(into output: inout [UInt8]) throws(ForwarderError) {
+            flush(into: &output)
+            defer {
+                staged = 0
+                failure = nil
+            }
+            if let failure { throw ForwarderError(.configuration, "zstd could not compress a request body: \(failure)") }
+        }
+
+        /// Compresses the staged bytes into one framed block at the end of `output`.
+        private func flush(into output: inout [UInt8]) {
+            guard staged > 0, failure == nil else { return }
+            let start = block.baseAddress!
+            let data = start + checksumBytes + headerBytes
+            let size = ZSTD_compressCCtx(context, data, block.count - checksumBytes - headerBytes, staging.baseAddress, staged, level)
+            guard ZSTD_isError(size) == 0 else {
+                failure = String(cString: ZSTD_getErrorName(size))
+                return
+            }
+            let header = start + checksumBytes
+            header.storeBytes(of: methodZstd, as: UInt8.self)
+            header.storeBytes(of: UInt32(headerBytes + size).littleEndian, toByteOffset: 1, as: UInt32.self)
+            header.storeBytes(of: UInt32(staged).littleEndian, toByteOffset: 5, as: UInt32.self)
+            let checksum = CityHash102.hash128(UnsafeRawBufferPointer(start: header, count: headerBytes + size))
+            start.storeBytes(of: checksum.low.littleEndian, as: UInt64.self)
+            start.storeBytes(of: checksum.high.littleEndian, toByteOffset: 8, as: UInt64.self)
+            output.append(contentsOf: UnsafeRawBufferPointer(start: start, count: checksumBytes + headerBytes + size))
+            staged = 0
+        }
+    }
+}
+
+/// Compresses a request body handed over part by part, as the encoder finishes each
+/// block: a part is compressed while it is still in the cache, and the whole body never
+/// exists uncompressed.
+protocol BodyCompressor: AnyObject {
+    /// Adds `part` to the body, appending what is compressed so far to `output`; a
+    /// failure is kept and thrown by `finish`.
+    func write(_ part: UnsafeRawBufferPointer, into output: inout [UInt8])
+    /// Ends the body (appending its rest to `output`), and readies the compressor for
+    /// the next one.
+    func finish(into output: inout [UInt8]) throws(ForwarderError)
+}
+
+/// No compression: the parts one after another.
+final class PlainBody: BodyCompressor {
+    func write(_ part: UnsafeRawBufferPointer, into output: inout [UInt8]) { output.append(contentsOf: part) }
+    func finish(into output: inout [UInt8]) throws(ForwarderError) {}
+}
+
+extension ClickHouseBodyCompression {
+    /// A compressor for bodies of this kind.
+    func makeCompressor() throws(ForwarderError) -> any BodyCompressor {
+        switch self {
+        case .none: PlainBody()
+        case .gzip: try Gzip.Stream()
+        case .zstd: try ClickHouseCompressedBlocks.Framer()
         }
     }
 }

@@ -284,7 +284,7 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
     /// reading each chunk in the table's key order.
     private func chunkWorker(_ work: [ShardDelivery], _ chunks: [ChunkAddress],
                              dialect: ClickHouseSchema.Dialect) throws -> (Int) throws -> PreparedChunk {
-        let encoder = ClickHouseBlockEncoder(format: options.format, dialect: dialect)
+        let encoder = try ClickHouseBlockEncoder(format: options.format, dialect: dialect, compression: options.compression)
         typealias OpenShard = (item: Int, reader: ShardReader, range: ClosedRange<Int64>, shardName: [UInt8])
         var open: OpenShard?
         return { [self] index in
@@ -305,15 +305,16 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
             let chunkRows = work[item].plan.chunkRows
             let low = range.lowerBound + Int64(chunk) * chunkRows
             let high = min(range.upperBound, low + chunkRows - 1)
-            let started = monotonicSeconds()
+            // Blocks are compressed as they fill, inside `append`: the encoder times that part.
+            let started = monotonicSeconds(), compressedBefore = encoder.compressSeconds
             try encoder.append(rowsOf: reader, rowIDs: low...high, orderedBy: Self.sortKeyFields, shard: shardName)
             let rows = encoder.rowCount
-            let encoded = monotonicSeconds()
-            let body = try encoder.finish(compressedWith: options.compression)
-            let compressed = monotonicSeconds()
+            let body = try encoder.finish()
+            let compressing = encoder.compressSeconds - compressedBefore
+            let total = monotonicSeconds() - started
             state.withLock {
-                $0.phases.readAndEncode += encoded - started
-                $0.phases.compress += compressed - encoded
+                $0.phases.readAndEncode += total - compressing
+                $0.phases.compress += compressing
                 $0.phases.bodyBytes += Int64(body.count)
             }
             return (rows, body)

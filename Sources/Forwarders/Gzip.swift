@@ -9,43 +9,78 @@ package enum Gzip {
 
     /// `input` compressed in one call.
     package static func compress(_ input: [UInt8], level: Int32 = Gzip.level) throws(ForwarderError) -> [UInt8] {
-        try compress(totalBytes: input.count, level: level) { (write: (UnsafeRawBufferPointer) -> Bool) in
-            input.withUnsafeBytes { write($0) }
-        }
+        let stream = try Stream(level: level)
+        var output: [UInt8] = []
+        input.withUnsafeBytes { stream.write($0, into: &output) }
+        try stream.finish(into: &output)
+        return output
     }
 
-    /// The concatenation of the parts `parts` hands to its `write` function (`totalBytes`
-    /// in all), compressed without joining them first: the Native encoder's per-column
-    /// buffers go straight in, not through one more copy of the whole body (~70 MB per
-    /// chunk of 100,000 rows). `write` returns false once zlib has failed.
-    package static func compress(totalBytes: Int, level: Int32 = Gzip.level,
-                                 _ parts: ((UnsafeRawBufferPointer) -> Bool) -> Bool) throws(ForwarderError) -> [UInt8] {
-        var stream = z_stream()
-        // windowBits 15 + 16 asks zlib for a gzip header and trailer instead of zlib's.
-        guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
-                            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw ForwarderError(.configuration, "zlib could not start a gzip stream (out of memory?)")
-        }
-        defer { deflateEnd(&stream) }
-        // The bound holds the whole output, so each part needs one deflate call and the
-        // output never moves. Left uninitialized: zero-filling it wrote and faulted in every
-        // page of ~70 MB for a result of ~3 MB.
-        var failed = false
-        let output = [UInt8](unsafeUninitializedCapacity: Int(deflateBound(&stream, UInt(totalBytes))) + 32) { target, written in
-            stream.next_out = target.baseAddress
-            stream.avail_out = UInt32(target.count)
-            let fed = parts { part in
-                guard !failed else { return false }
-                guard part.count > 0 else { return true }
-                stream.next_in = UnsafeMutablePointer(mutating: part.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                stream.avail_in = UInt32(part.count)
-                failed = deflate(&stream, Z_NO_FLUSH) != Z_OK || stream.avail_in != 0
-                return !failed
+    /// One gzip member written part by part (`BodyCompressor`): the encoder hands over
+    /// each Native block as it finishes, while its buffers are still in the cache. After
+    /// `finish` the stream starts the next member.
+    final class Stream: BodyCompressor {
+        /// On the heap: zlib keeps a pointer back to it, so it must never move.
+        private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        /// Where deflate writes; appended to the body whenever it fills.
+        private let scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256 << 10)
+        private var failed = false
+
+        init(level: Int32 = Gzip.level) throws(ForwarderError) {
+            stream.initialize(to: z_stream())
+            // windowBits 15 + 16 asks zlib for a gzip header and trailer instead of zlib's.
+            guard deflateInit2_(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+                                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                // deinit still runs (every property is set): it frees both buffers, and
+                // deflateEnd of a stream that never started does nothing.
+                throw ForwarderError(.configuration, "zlib could not start a gzip stream (out of memory?)")
             }
-            failed = failed || !fed || deflate(&stream, Z_FINISH) != Z_STREAM_END
-            written = failed ? 0 : Int(stream.total_out)
+            stream.pointee.next_out = scratch.baseAddress
+            stream.pointee.avail_out = UInt32(scratch.count)
         }
-        guard !failed else { throw ForwarderError(.configuration, "zlib could not compress a \(totalBytes)-byte body") }
-        return output
+
+        deinit {
+            deflateEnd(stream)
+            stream.deallocate()
+            scratch.deallocate()
+        }
+
+        func write(_ part: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+            guard !failed, part.count > 0 else { return }
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: part.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            stream.pointee.avail_in = UInt32(part.count)
+            while stream.pointee.avail_in > 0 {
+                if stream.pointee.avail_out == 0 { drain(into: &output) }
+                let status = deflate(stream, Z_NO_FLUSH)
+                guard status == Z_OK || status == Z_BUF_ERROR else { failed = true; return }
+            }
+        }
+
+        func finish(into output: inout [UInt8]) throws(ForwarderError) {
+            defer {
+                deflateReset(stream)
+                stream.pointee.next_out = scratch.baseAddress
+                stream.pointee.avail_out = UInt32(scratch.count)
+                failed = false
+            }
+            guard !failed else { throw ForwarderError(.configuration, "zlib could not compress a request body") }
+            while true {
+                if stream.pointee.avail_out == 0 { drain(into: &output) }
+                let status = deflate(stream, Z_FINISH)
+                if status == Z_STREAM_END { break }
+                guard status == Z_OK || status == Z_BUF_ERROR else {
+                    throw ForwarderError(.configuration, "zlib could not finish a request body (status \(status))")
+                }
+            }
+            drain(into: &output)
+        }
+
+        /// Moves what deflate wrote into `output` and points deflate at the emptied buffer.
+        private func drain(into output: inout [UInt8]) {
+            let filled = scratch.count - Int(stream.pointee.avail_out)
+            if filled > 0 { output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<filled])) }
+            stream.pointee.next_out = scratch.baseAddress
+            stream.pointee.avail_out = UInt32(scratch.count)
+        }
     }
 }

@@ -46,13 +46,13 @@ struct ForwardBenchmark: AsyncParsableCommand {
         let sealed = try store.shards().filter { $0.state == .sealed }
         let rows = sealed.reduce(Int64(0)) { $0 + $1.rowCount }
         if encodeOnly {
-            let encoder = ClickHouseBlockEncoder(format: .native)
+            let encoder = try ClickHouseBlockEncoder(format: .native)
             var bytes = 0
             let t = monotonicSeconds()
             for _ in 0..<10 {
                 try Self.forEachChunk(of: sealed, in: store) { reader, _, chunk in
                     try encoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: [65])
-                    bytes += encoder.finish().count
+                    bytes += try encoder.finish().count
                 }
             }
             print("read + encode: \(Int(Double(rows * 10) / (monotonicSeconds() - t))) rows/s, \(bytes / Int(rows * 10)) bytes/row")
@@ -98,13 +98,13 @@ struct ForwardBenchmark: AsyncParsableCommand {
         // before the clock starts, inserted back to back into a fresh table. No client can
         // beat this rate. With the default compression it is the forwarder's baseline;
         // with gzip, the baseline of the runs before 2026-12-06.
-        let nativeEncoder = ClickHouseBlockEncoder(format: .native)
-        let nativeStatement = "INSERT INTO \(database).flows_server (\(nativeEncoder.columnList)) FORMAT Native"
+        let nativeStatement = "INSERT INTO \(database).flows_server (\(ClickHouseBlockEncoder.columnList(dialect: .compatible))) FORMAT Native"
         var serverChunks: [ClickHouseBodyCompression: [[UInt8]]] = [:]
         for compression in [ClickHouseForwarderOptions.defaults.compression, .gzip] {
+            let nativeEncoder = try ClickHouseBlockEncoder(format: .native, compression: compression)
             try Self.forEachChunk(of: sealed, in: store) { reader, shard, chunk in
                 try nativeEncoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
-                serverChunks[compression, default: []].append(try nativeEncoder.finish(compressedWith: compression))
+                serverChunks[compression, default: []].append(try nativeEncoder.finish())
             }
         }
         func serverAlone(_ compression: ClickHouseBodyCompression) async throws -> Double {
@@ -154,11 +154,11 @@ struct ForwardBenchmark: AsyncParsableCommand {
                 try reader.forEachFlow(rowIDs: chunk, orderedBy: Self.sortKey) { _ in readRows += 1 }
             }
             readSeconds[direct] = monotonicSeconds() - t
-            let encoder = ClickHouseBlockEncoder(format: .native)
+            let encoder = try ClickHouseBlockEncoder(format: .native)
             t = monotonicSeconds()
             try Self.forEachChunk(of: sealed, in: store, pagesDirectly: direct) { reader, shard, chunk in
                 try encoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
-                _ = encoder.finish()
+                _ = try encoder.finish()
             }
             encodeSeconds[direct] = monotonicSeconds() - t
         }

@@ -111,7 +111,7 @@ struct ScanBenchmark: ParsableCommand {
     /// A chdb session holding the store's sealed rows in database `d`, table `flows` (the
     /// modern MergeTree DDL, after OPTIMIZE FINAL), and the table's bytes on disk.
     static func loadedChdb(store: ShardStore, scratch: String) throws -> (session: ChdbSession, bytes: Int) {
-        let encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        let encoder = try ClickHouseBlockEncoder(format: .native, dialect: .modern)
         var files: [String] = []
         let shards = try store.shards()
         for shard in shards {
@@ -120,7 +120,7 @@ struct ScanBenchmark: ParsableCommand {
             try reader.forEachRow(rowIDs: range, orderedBy: []) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
             if encoder.rowCount >= 200_000 || shard.id == shards.last?.id {
                 let path = scratch + "/chunk-\(files.count).native"
-                try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+                try Data(try encoder.finish()).write(to: URL(fileURLWithPath: path))
                 files.append(path)
             }
         }

@@ -17,7 +17,7 @@ import Testing
         let rows = try #require(try reader.rowIDRange())
         let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
         try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
-        try Data(encoder.finish()).write(to: URL(fileURLWithPath: path))
+        try Data(try encoder.finish()).write(to: URL(fileURLWithPath: path))
     }
 
     @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
@@ -25,7 +25,7 @@ import Testing
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path, count: 30_000)
         let expected = try ReplicationTotals(sealedShardsOf: store)
-        let encoder = ClickHouseBlockEncoder(format: format, dialect: .modern)
+        let encoder = try ClickHouseBlockEncoder(format: format, dialect: .modern)
         var files: [String] = []
         for shard in try store.shards() where shard.state == .sealed {
             // As the forwarder reads it: in place, sorted by the table's key.
@@ -61,7 +61,7 @@ import Testing
         let dir = TemporaryDirectory()
         let store = try sealedGeneratedStore(at: dir.path, count: 15_000)
         let shard = try #require(try store.shards().first { $0.state == .sealed })
-        let encoder = ClickHouseBlockEncoder(format: .native, dialect: .modern)
+        let encoder = try ClickHouseBlockEncoder(format: .native, dialect: .modern)
         let path = dir.path + "/chunk.native"
         try writePayload(of: shard, in: store, with: encoder, to: path)
         let tokens = [0, 0, 1].map { ClickHouseForwarder.deduplicationToken(shard: shard.id, chunkRows: 100_000, chunk: $0) }

@@ -101,20 +101,47 @@ import Testing
         ])
     }
 
-    @Test func nativeBlocksDeclareEveryColumnOnce() {
-        let encoder = ClickHouseBlockEncoder(format: .native)
+    @Test func nativeBlocksDeclareEveryColumnOnce() throws {
+        let encoder = try ClickHouseBlockEncoder(format: .native)
         var flow = Flow()
         flow.set(FlowSchema.requiredField, integer: 5)
         encoder.append(flow, shard: Array("s".utf8))
         encoder.append(flow, shard: Array("s".utf8))
-        let body = encoder.finish()
+        let body = try encoder.finish()
         // Header: column count and row count as LEB128.
         #expect(body[0] == UInt8(FlowSchema.count + 2) || body[0] & 0x80 != 0)
         #expect(encoder.rowCount == 0, "finish empties the encoder")
-        let again = ClickHouseBlockEncoder(format: .native)
+        let again = try ClickHouseBlockEncoder(format: .native)
         again.append(flow, shard: Array("s".utf8))
         again.append(flow, shard: Array("s".utf8))
-        #expect(again.finish() == body, "the same flows give the same bytes")
+        #expect(try again.finish() == body, "the same flows give the same bytes")
+    }
+
+    /// A body is cut into blocks of `blockRows` rows: the same bytes as each block's rows
+    /// encoded alone, one body after another, whatever arrays repeat across the cut; and
+    /// the next chunk starts a fresh block.
+    @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
+    func aBodyIsItsBlocksOneAfterAnother(format: ClickHouseBlockEncoder.Format) throws {
+        let decoder = FlowDecoder()
+        let flows = try generatedLines(23).map { try decoder.decode($0) }
+        let cut = try ClickHouseBlockEncoder(format: format, blockRows: 5)
+        for _ in 0..<2 {
+            for flow in flows { cut.append(flow, shard: Array("s".utf8)) }
+            #expect(cut.rowCount == 23)
+            var expected: [UInt8] = []
+            for start in stride(from: 0, to: flows.count, by: 5) {
+                let alone = try ClickHouseBlockEncoder(format: format)
+                for flow in flows[start..<min(start + 5, flows.count)] { alone.append(flow, shard: Array("s".utf8)) }
+                expected += try alone.finish()
+            }
+            #expect(try cut.finish() == expected)
+        }
+        if format == .native {
+            let whole = try ClickHouseBlockEncoder(format: format)
+            for flow in flows { whole.append(flow, shard: Array("s".utf8)) }
+            #expect(try whole.finish().count < (try ClickHouseBlockEncoder(format: format, blockRows: 5).encoding(flows)).count,
+                    "each Native block repeats the column names and types")
+        }
     }
 
     /// The encoder reuses the previous row's parsed array when a row repeats its text:
@@ -127,15 +154,15 @@ import Testing
         let flows = try interfaces.enumerated().map { i, value in
             try decoder.decode(Array(#"{"TimeFlowEndMs":\#(1000 + i)\#(value.map { #","Interfaces":\#($0),"IfDirections":[\#(i % 2)]"# } ?? "")}"#.utf8))
         }
-        let together = ClickHouseBlockEncoder(format: .rowBinary)
+        let together = try ClickHouseBlockEncoder(format: .rowBinary)
         var alone: [UInt8] = []
         for flow in flows {
             together.append(flow, shard: Array("s".utf8))
-            let single = ClickHouseBlockEncoder(format: .rowBinary)
+            let single = try ClickHouseBlockEncoder(format: .rowBinary)
             single.append(flow, shard: Array("s".utf8))
-            alone += single.finish()
+            alone += try single.finish()
         }
-        #expect(together.finish() == alone)
+        #expect(try together.finish() == alone)
     }
 
     /// Each chunk's plain body beside the same rows encoded by a second encoder and
@@ -145,13 +172,13 @@ import Testing
                                          flows count: Int, firstChunk: Int) throws -> [(plain: [UInt8], compressed: [UInt8])] {
         let decoder = FlowDecoder()
         let flows = try generatedLines(count).map { try decoder.decode($0) }
-        let plain = ClickHouseBlockEncoder(format: format), compressing = ClickHouseBlockEncoder(format: format)
+        let plain = try ClickHouseBlockEncoder(format: format), compressing = try ClickHouseBlockEncoder(format: format, compression: compression)
         return try [flows[..<firstChunk], flows[firstChunk...]].map { chunk in
             for flow in chunk {
                 plain.append(flow, shard: Array("s".utf8))
                 compressing.append(flow, shard: Array("s".utf8))
             }
-            return (plain.finish(), try compressing.finish(compressedWith: compression))
+            return (try plain.finish(), try compressing.finish())
         }
     }
 
@@ -160,7 +187,7 @@ import Testing
     @Test(arguments: ClickHouseBlockEncoder.Format.allCases)
     func aGzippedBodyInflatesToThePlainOne(format: ClickHouseBlockEncoder.Format) throws {
         let dir = TemporaryDirectory()
-        for (body, compressed) in try Self.plainAndCompressedChunks(format: format, compression: .gzip, flows: 2_000, firstChunk: 1_500) {
+        for (body, compressed) in try Self.plainAndCompressedChunks(format: format, compression: .gzip, flows: 12_000, firstChunk: 10_000) {
             #expect(compressed.count * 3 < body.count, "\(compressed.count) bytes gzipped from \(body.count)")
             let path = dir.path + "/body.gz"
             try Data(compressed).write(to: URL(fileURLWithPath: path))
@@ -168,5 +195,13 @@ import Testing
             #expect(try Array(Data(contentsOf: URL(fileURLWithPath: dir.path + "/body"))) == body)
         }
         #expect(try Gzip.compress([]).count > 0, "an empty body still has the gzip header and trailer")
+    }
+}
+
+extension ClickHouseBlockEncoder {
+    /// `flows` as one body.
+    func encoding(_ flows: [Flow]) throws -> [UInt8] {
+        for flow in flows { append(flow, shard: Array("s".utf8)) }
+        return try finish()
     }
 }
