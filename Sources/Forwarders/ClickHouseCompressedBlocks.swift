@@ -37,11 +37,7 @@ package enum ClickHouseCompressedBlocks {
 
     /// `input` framed in one call.
     package static func compress(_ input: [UInt8], level: Int32 = Self.level) throws(ForwarderError) -> [UInt8] {
-        let framer = try Framer(level: level)
-        var output: [UInt8] = []
-        input.withUnsafeBytes { framer.write($0, into: &output) }
-        try framer.finish(into: &output)
-        return output
+        try Framer(level: level).body(of: input)
     }
 
     /// A body framed part by part (`BodyCompressor`): parts are gathered into blocks of
@@ -124,6 +120,16 @@ protocol BodyCompressor: AnyObject {
     /// Ends the body (appending its rest to `output`), and readies the compressor for
     /// the next one.
     func finish(into output: inout [UInt8]) throws(ForwarderError)
+}
+
+extension BodyCompressor {
+    /// `input` as one whole body.
+    func body(of input: [UInt8]) throws(ForwarderError) -> [UInt8] {
+        var output: [UInt8] = []
+        input.withUnsafeBytes { write($0, into: &output) }
+        try finish(into: &output)
+        return output
+    }
 }
 
 /// No compression: the parts one after another.

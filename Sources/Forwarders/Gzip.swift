@@ -9,11 +9,7 @@ package enum Gzip {
 
     /// `input` compressed in one call.
     package static func compress(_ input: [UInt8], level: Int32 = Gzip.level) throws(ForwarderError) -> [UInt8] {
-        let stream = try Stream(level: level)
-        var output: [UInt8] = []
-        input.withUnsafeBytes { stream.write($0, into: &output) }
-        try stream.finish(into: &output)
-        return output
+        try Stream(level: level).body(of: input)
     }
 
     /// One gzip member written part by part (`BodyCompressor`): the encoder hands over

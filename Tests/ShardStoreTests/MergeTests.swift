@@ -167,25 +167,36 @@ import Testing
         #expect(try StoreChecker.check(directory: dir.path).quarantined.isEmpty, "the merge's blocks hold its rows")
 
         // One value of one block changed: the first DstPort's code flipped in its lowest bit.
-        let plain = path + ".plain"
-        try SeekableZstd.decompress(source: path, destination: plain)
-        do {
-            let db = try SQLiteDatabase(path: plain)
+        try Self.rewriteSealed(path) { db in
             let select = try db.prepare("SELECT data FROM column_blocks WHERE field = 'DstPort' AND first_rowid = 1")
-            #expect(try select.step())
+            try #require(try select.step())
             var data = select.blob(0)
             data[0] ^= 1
             let update = try db.prepare("UPDATE column_blocks SET data = ?1 WHERE field = 'DstPort' AND first_rowid = 1")
             data.withUnsafeBytes { update.bind(1, blob: $0) }
             try update.step()
         }
+        try Self.expectOnlyQuarantined(relative, because: "column blocks", in: dir)
+    }
+
+    /// Rewrites the sealed shard at `path` as `edit` changes its plain SQLite copy.
+    static func rewriteSealed(_ path: String, _ edit: (SQLiteDatabase) throws -> Void) throws {
+        let plain = path + ".plain"
+        try SeekableZstd.decompress(source: path, destination: plain)
+        do {
+            let db = try SQLiteDatabase(path: plain)
+            try edit(db)
+        }
         try FileManager.default.removeItem(atPath: path)
         _ = try SeekableZstd.compress(source: plain, destination: path, level: 3)
         try FileManager.default.removeItem(atPath: plain)
+    }
 
+    /// `fsck` quarantines the shard at `relative` alone, for a reason naming `reason`.
+    static func expectOnlyQuarantined(_ relative: String, because reason: String, in dir: TemporaryDirectory) throws {
         let report = try StoreChecker.check(directory: dir.path)
         #expect(report.quarantined.count == 1 && relative.hasSuffix(report.quarantined[0].path), "\(report.quarantined)")
-        #expect(report.quarantined.first?.reason.contains("column blocks") == true, "\(report.quarantined)")
+        #expect(report.quarantined.first?.reason.contains(reason) == true, "\(report.quarantined)")
     }
 
     /// A sealed shard's traffic series (`TrafficSeries`) answers the console's topology
@@ -208,10 +219,7 @@ import Testing
         #expect(try StoreChecker.check(directory: dir.path).quarantined.isEmpty, "every series, merged or sealed, holds its rows")
 
         // One second's flow count changed by one, the varint still well formed.
-        let plain = path + ".plain"
-        try SeekableZstd.decompress(source: path, destination: plain)
-        do {
-            let db = try SQLiteDatabase(path: plain)
+        try Self.rewriteSealed(path) { db in
             let select = try db.prepare("SELECT rowid, counts FROM series_data WHERE substr(counts, 1, 1) BETWEEN x'01' AND x'7e' LIMIT 1")
             try #require(try select.step())
             var counts = select.blob(1)
@@ -221,13 +229,7 @@ import Testing
             update.bind(2, select.integer(0))
             try update.step()
         }
-        try FileManager.default.removeItem(atPath: path)
-        _ = try SeekableZstd.compress(source: plain, destination: path, level: 3)
-        try FileManager.default.removeItem(atPath: plain)
-
-        let report = try StoreChecker.check(directory: dir.path)
-        #expect(report.quarantined.count == 1 && relative.hasSuffix(report.quarantined[0].path), "\(report.quarantined)")
-        #expect(report.quarantined.first?.reason.contains("traffic series") == true, "\(report.quarantined)")
+        try Self.expectOnlyQuarantined(relative, because: "traffic series", in: dir)
     }
 
     /// `store.mergeColumnBlocks` (`--merge-column-blocks=false`) leaves the blocks out;
