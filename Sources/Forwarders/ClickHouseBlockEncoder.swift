@@ -218,10 +218,7 @@ package final class ClickHouseBlockEncoder {
     private func finishBlock() {
         guard blockRowCount > 0 else { return }
         let started = monotonicSeconds()
-        forEachPart { part in
-            compressor.write(part, into: &body)
-            return true
-        }
+        forEachPart { compressor.write($0, into: &body) }
         compressSeconds += monotonicSeconds() - started
         blockRowCount = 0
         rows.removeAll()
@@ -234,22 +231,22 @@ package final class ClickHouseBlockEncoder {
 
     /// Hands the block to `write` in order, part by part (RowBinary: its one buffer;
     /// Native: the block header, then per column its name and type, null map or
-    /// offsets, and values); stops when `write` returns false, and returns false then.
-    @discardableResult
-    private func forEachPart(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+    /// offsets, and values).
+    private func forEachPart(_ write: (UnsafeRawBufferPointer) -> Void) {
         switch format {
         case .rowBinary:
-            return rows.withBytes(write)
+            rows.withBytes(write)
         case .native:
             var header = ByteColumn()
             defer { header.free() }
             header.appendVarint(UInt64(columns.count))
             header.appendVarint(UInt64(blockRowCount))
-            guard header.withBytes(write) else { return false }
+            header.withBytes(write)
             for i in columns.indices {
-                guard columnHeaders[i].withUnsafeBytes(write), prefixes[i].withBytes(write), values[i].withBytes(write) else { return false }
+                columnHeaders[i].withUnsafeBytes(write)
+                prefixes[i].withBytes(write)
+                values[i].withBytes(write)
             }
-            return true
         }
     }
 

@@ -47,8 +47,9 @@ package enum Gzip {
             stream.pointee.avail_in = UInt32(part.count)
             while stream.pointee.avail_in > 0 {
                 if stream.pointee.avail_out == 0 { drain(into: &output) }
-                let status = deflate(stream, Z_NO_FLUSH)
-                guard status == Z_OK || status == Z_BUF_ERROR else { failed = true; return }
+                // Z_OK always, with room to write and input left: anything else is a
+                // failure (accepting "no progress" here could loop forever).
+                guard deflate(stream, Z_NO_FLUSH) == Z_OK else { failed = true; return }
             }
         }
 
@@ -64,7 +65,7 @@ package enum Gzip {
                 if stream.pointee.avail_out == 0 { drain(into: &output) }
                 let status = deflate(stream, Z_FINISH)
                 if status == Z_STREAM_END { break }
-                guard status == Z_OK || status == Z_BUF_ERROR else {
+                guard status == Z_OK else {
                     throw ForwarderError(.configuration, "zlib could not finish a request body (status \(status))")
                 }
             }

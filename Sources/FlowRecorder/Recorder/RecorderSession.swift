@@ -293,8 +293,12 @@ final class RecorderSession {
             let position = SourcePosition(source: batch.sourceIndex(message.topic), partition: message.partition,
                                           position: message.offset)
             batch.decodeFlowOrDeadLetter(message.payload, at: position, with: decoder, maxPayloadBytes: maxPayload)
-            let bytes = batchPartitions[message.topic]?[message.partition]?.bytes ?? 0
-            batchPartitions[message.topic, default: [:]][message.partition] = (message.offset + 1, bytes + message.payload.count)
+            let next = message.offset + 1, size = message.payload.count
+            func add(_ entry: inout (next: Int64, bytes: Int)) {
+                entry.next = next
+                entry.bytes += size
+            }
+            add(&batchPartitions[message.topic, default: [:]][message.partition, default: (0, 0)])
             if let expected = expectedOffsets.next[message.topic]?[message.partition], message.offset > expected {
                 offsetsSkipped(topic: message.topic, partition: message.partition, from: expected, to: message.offset)
             }
