@@ -21,10 +21,11 @@ import Testing
         let path = dir.path + "/copy.sqlite.zst"
         try FileManager.default.copyItem(atPath: sealed, toPath: path)
         let reader = try ShardReader(path: path)
-        let before = SeekableZstdVFS.frameCache.loads
+        let file = try #require(FileIdentity(path: path))
+        let before = SeekableZstdVFS.frameCache.loads(of: file).frames
         var found: Int64 = 0
         try reader.query("SELECT \"TimeFlowEndMs\" FROM flow_rows WHERE rowid = \(rows / 2)") { found = $0.integer(0) }
-        let used = SeekableZstdVFS.frameCache.loads - before
+        let used = SeekableZstdVFS.frameCache.loads(of: file).frames - before
         #expect(found > 0)
         #expect(used > 0)
         // The compact copy of 20k flows is ~3.7 MB: ~57 frames of 64 KiB; a rowid lookup needs a few.
@@ -66,6 +67,10 @@ import Testing
             #expect(cache.bytes <= 1 << 20)
         }
         #expect(cache.loads == 100)
+        #expect(cache.loads(of: file).frames == 100)
+        #expect(cache.loads(of: file).bytes == 100 * (64 << 10))
+        let other = FileIdentity(device: 1, inode: 2, size: 1, modifiedNanoseconds: 1)
+        #expect(cache.loads(of: other).frames == 0, "a file never read has no loads")
         _ = try cache.frame(file: file, index: 99) { Issue.record("the newest frame should still be cached"); return [] }
     }
 
@@ -78,18 +83,24 @@ import Testing
         try store.append(batch(generatedLines(3000)[...], firstLine: 1))
         try store.sealClosedWindows(watermarkMs: .max)
         let shard = try #require(try store.shards().first { $0.state == .sealed })
+        let path = dir.path + "/" + shard.path
         func count() throws -> Int64 {
             var rows: Int64 = 0
-            try ShardReader(path: dir.path + "/" + shard.path).query("SELECT count(*) FROM flows") { rows = $0.integer(0) }
+            try ShardReader(path: path).query("SELECT count(*) FROM flows") { rows = $0.integer(0) }
             return rows
         }
+        // Counted per file: other tests read other shards through the same cache meanwhile.
+        let sealed = try #require(FileIdentity(path: path))
         #expect(try count() == shard.rowCount)
-        let loads = SeekableZstdVFS.frameCache.loads
+        let loads = SeekableZstdVFS.frameCache.loads(of: sealed)
+        #expect(loads.frames > 0)
         #expect(try count() == shard.rowCount)
-        #expect(SeekableZstdVFS.frameCache.loads == loads, "the second reader decompressed nothing")
+        #expect(SeekableZstdVFS.frameCache.loads(of: sealed) == loads, "the second reader decompressed nothing")
         try store.compact(level: ShardStore.Options.defaultSealLevel + 3, frameSize: 1 << 20, limit: .max) { _ in }  // above the seal's level
+        let recompressed = try #require(FileIdentity(path: path))
+        #expect(recompressed != sealed)
         #expect(try count() == shard.rowCount)
-        #expect(SeekableZstdVFS.frameCache.loads > loads, "the recompressed file's frames are its own")
+        #expect(SeekableZstdVFS.frameCache.loads(of: recompressed).frames > 0, "the recompressed file's frames are its own")
     }
 }
 
@@ -146,12 +157,13 @@ import Testing
         let reader = try ShardReader(path: copy)
         let granules = try #require(try reader.granules())
         #expect(granules.count >= 3)
-        let before = SeekableZstdVFS.frameCache.loadedBytes
+        let file = try #require(FileIdentity(path: copy))
+        let before = SeekableZstdVFS.frameCache.loads(of: file).bytes
         let middle = granules[granules.count / 2]
         var rows: Int64 = 0
         try reader.query("SELECT count(*), sum(Bytes) FROM flow_rows WHERE rowid BETWEEN \(middle.firstRowID) AND \(middle.lastRowID)") { rows = $0.integer(0) }
         #expect(rows == middle.rowCount)
-        let loaded = SeekableZstdVFS.frameCache.loadedBytes - before
+        let loaded = SeekableZstdVFS.frameCache.loads(of: file).bytes - before
         // A frame of four granules of 2,048 rows of ~175 bytes is about 1.4 MB, and the schema and dictionary a few
         // hundred KB: 1 MiB frames cut anywhere would decompress 3 MiB or more.
         #expect(loaded < 2 << 20, "one granule decompressed \(loaded) bytes")

@@ -16,7 +16,16 @@ package final class FrameCache: Sendable {
         var bytes = 0
         var loads = 0
         var loadedBytes = 0
+        /// Per file with frames in the cache; dropped with its last frame, so it stays
+        /// as small as the cache.
+        var files: [FileIdentity: FileLoads] = [:]
         var limit: Int
+    }
+    private struct FileLoads { var cachedFrames = 0; var loads = FrameLoads() }
+    /// What one file's readers decompressed.
+    package struct FrameLoads: Equatable, Sendable {
+        package var frames = 0
+        package var bytes = 0
     }
     private let state: Mutex<State>
 
@@ -28,6 +37,12 @@ package final class FrameCache: Sendable {
     package var loads: Int { state.withLock { $0.loads } }
     /// Bytes decompressed so far (the frames' sizes, summed over the misses).
     package var loadedBytes: Int { state.withLock { $0.loadedBytes } }
+    /// Frames of `file` decompressed since the cache last held none of its frames. Unlike
+    /// the totals above, readers of other files (another test, another query) leave it
+    /// alone, so it says exactly what one file's readers cost.
+    package func loads(of file: FileIdentity) -> FrameLoads {
+        state.withLock { $0.files[file]?.loads ?? FrameLoads() }
+    }
     /// Set by the process: queries keep more frames than the recorder, whose only reads
     /// of sealed files are the seal's verification pass (read once, in order).
     package var limitBytes: Int {
@@ -56,7 +71,14 @@ package final class FrameCache: Sendable {
             $0.clock += 1
             $0.loads += 1
             $0.loadedBytes += loaded.count
-            if $0.frames[key] == nil { $0.bytes += loaded.count }
+            $0.files[file, default: FileLoads()].loads.frames += 1
+            $0.files[file, default: FileLoads()].loads.bytes += loaded.count
+            if let previous = $0.frames[key] {
+                $0.bytes -= previous.bytes.count
+            } else {
+                $0.files[file, default: FileLoads()].cachedFrames += 1
+            }
+            $0.bytes += loaded.count
             $0.frames[key] = (loaded, $0.clock)
             Self.evictOverLimit(&$0)
         }
@@ -68,6 +90,9 @@ package final class FrameCache: Sendable {
         while state.bytes > state.limit, let oldest = state.frames.min(by: { $0.value.lastUse < $1.value.lastUse }) {
             state.bytes -= oldest.value.bytes.count
             state.frames[oldest.key] = nil
+            let file = oldest.key.file
+            state.files[file]?.cachedFrames -= 1
+            if state.files[file]?.cachedFrames == 0 { state.files[file] = nil }
         }
     }
 
