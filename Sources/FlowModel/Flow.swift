@@ -8,13 +8,15 @@
 /// Storage is flat on purpose: one `Int64` slot per known field and one byte arena for
 /// all text. Decoding into an existing `Flow` with `FlowDecoder.decode(_:into:)` reuses
 /// both buffers, so the ingest hot path allocates nothing per message.
-package struct Flow: Sendable, Equatable {
+///
+/// Public only so that its readers are inlined into other modules (see `FieldID`).
+public struct Flow: Sendable, Equatable {
     /// Known fields that the record carries (with a value or `null`).
-    package internal(set) var present = FieldSet()
+    @usableFromInline package internal(set) var present = FieldSet()
     /// Known fields whose JSON value was `null`.
-    package internal(set) var nulls = FieldSet()
+    @usableFromInline package internal(set) var nulls = FieldSet()
     /// Integer fields that arrived as numeric strings (`"FlowDirection":"1"`).
-    package internal(set) var numericStrings = FieldSet()
+    @usableFromInline package internal(set) var numericStrings = FieldSet()
     /// Per field id: the integer (integer and bool kinds) or a `TextRange` into `text`.
     @usableFromInline var values: [Int64]
     /// UTF-8 bytes of string values and JSON text of array values.
@@ -39,12 +41,12 @@ package struct Flow: Sendable, Equatable {
 
     // MARK: Reading
 
-    @inlinable package func has(_ field: FieldID) -> Bool { present.contains(field) }
+    @inlinable public func has(_ field: FieldID) -> Bool { present.contains(field) }
 
-    @inlinable package func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
+    @inlinable public func isNull(_ field: FieldID) -> Bool { nulls.contains(field) }
 
     /// The value of an integer or bool field; `nil` when absent or null.
-    @inlinable package func integer(_ field: FieldID) -> Int64? {
+    @inlinable public func integer(_ field: FieldID) -> Int64? {
         guard present.contains(field), !nulls.contains(field), !field.kind.isTextStored else { return nil }
         return values[field.index]
     }
@@ -55,7 +57,7 @@ package struct Flow: Sendable, Equatable {
     }
 
     /// Calls `body` with a text field's UTF-8 bytes without creating a `String`.
-    @inlinable package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+    @inlinable public func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
         guard present.contains(field), !nulls.contains(field), field.kind.isTextStored else { return nil }
         let range = TextRange(packed: values[field.index])
         return try text.withUnsafeBufferPointer { all in
@@ -116,7 +118,7 @@ package struct Flow: Sendable, Equatable {
     /// Gives `body` direct, read-only access to every value, for storage code that
     /// binds dozens of fields per row and cannot afford a closure per field.
     @inlinable
-    package func withValues<R>(_ body: (FlowValues) throws -> R) rethrows -> R {
+    public func withValues<R>(_ body: (FlowValues) throws -> R) rethrows -> R {
         try values.withUnsafeBufferPointer { slots in
             try text.withUnsafeBufferPointer { arena in
                 try body(FlowValues(present: present, nulls: nulls, numericStrings: numericStrings,
@@ -147,7 +149,7 @@ package struct Flow: Sendable, Equatable {
 
     // MARK: Equality is by JSON value, not by buffer layout
 
-    package static func == (a: Flow, b: Flow) -> Bool {
+    public static func == (a: Flow, b: Flow) -> Bool {
         guard a.present == b.present, a.nulls == b.nulls, a.numericStrings == b.numericStrings,
               a.extras == b.extras else { return false }
         for field in a.present where !a.nulls.contains(field) {
@@ -163,7 +165,7 @@ package struct Flow: Sendable, Equatable {
 
 extension FieldKind {
     /// Kinds whose slot holds a `TextRange` into the flow's text arena.
-    @inlinable package var isTextStored: Bool {
+    @inlinable public var isTextStored: Bool {
         switch self {
         case .integer, .bool: false
         case .string, .stringArray, .directionArray, .objectArray, .tcpFlags: true
@@ -171,11 +173,11 @@ extension FieldKind {
     }
 }
 
-/// A flow's values, valid only inside `Flow.withValues`.
-package struct FlowValues {
-    package let present: FieldSet
-    package let nulls: FieldSet
-    package let numericStrings: FieldSet
+/// A flow's values, valid only inside `Flow.withValues`. Public to be inlined (`FieldID`).
+public struct FlowValues {
+    public let present: FieldSet
+    public let nulls: FieldSet
+    public let numericStrings: FieldSet
     @usableFromInline let slots: UnsafeBufferPointer<Int64>
     @usableFromInline let arena: UnsafeBufferPointer<UInt8>
 
@@ -189,10 +191,10 @@ package struct FlowValues {
     }
 
     /// The value of a present, non-null integer or bool field.
-    @inlinable @inline(__always) package func integer(_ field: FieldID) -> Int64 { slots[field.index] }
+    @inlinable @inline(__always) public func integer(_ field: FieldID) -> Int64 { slots[field.index] }
 
     /// The UTF-8 bytes of a present, non-null text field.
-    @inlinable @inline(__always) package func text(_ field: FieldID) -> UnsafeBufferPointer<UInt8> {
+    @inlinable @inline(__always) public func text(_ field: FieldID) -> UnsafeBufferPointer<UInt8> {
         let range = TextRange(packed: slots[field.index])
         return UnsafeBufferPointer(rebasing: arena[range.start..<range.end])
     }
@@ -211,32 +213,32 @@ package struct FlowValues {
     @inlinable var packed: Int64 { Int64(start) << 32 | Int64(end) }
 }
 
-/// A set of known fields, one bit per `FieldID`.
-package struct FieldSet: Sendable, Hashable, Sequence {
+/// A set of known fields, one bit per `FieldID`. Public to be inlined (`FieldID`).
+public struct FieldSet: Sendable, Hashable, Sequence {
     @usableFromInline var low: UInt64 = 0
     @usableFromInline var high: UInt64 = 0
 
     package init() {}
     package init(_ fields: some Sequence<FieldID>) { for f in fields { insert(f) } }
 
-    @inlinable @inline(__always) package func contains(_ f: FieldID) -> Bool {
+    @inlinable @inline(__always) public func contains(_ f: FieldID) -> Bool {
         f.rawValue < 64 ? (low >> UInt64(f.rawValue)) & 1 == 1 : (high >> UInt64(f.rawValue - 64)) & 1 == 1
     }
-    @inlinable @inline(__always) package mutating func insert(_ f: FieldID) {
+    @inlinable @inline(__always) public mutating func insert(_ f: FieldID) {
         if f.rawValue < 64 { low |= 1 << UInt64(f.rawValue) } else { high |= 1 << UInt64(f.rawValue - 64) }
     }
-    @inlinable package mutating func remove(_ f: FieldID) {
+    @inlinable public mutating func remove(_ f: FieldID) {
         if f.rawValue < 64 { low &= ~(1 << UInt64(f.rawValue)) } else { high &= ~(1 << UInt64(f.rawValue - 64)) }
     }
     package var count: Int { low.nonzeroBitCount + high.nonzeroBitCount }
     package var isEmpty: Bool { low == 0 && high == 0 }
 
-    package func makeIterator() -> Iterator { Iterator(low: low, high: high) }
+    public func makeIterator() -> Iterator { Iterator(low: low, high: high) }
 
-    package struct Iterator: IteratorProtocol {
+    public struct Iterator: IteratorProtocol {
         var low: UInt64
         var high: UInt64
-        package mutating func next() -> FieldID? {
+        public mutating func next() -> FieldID? {
             if low != 0 {
                 let bit = low.trailingZeroBitCount
                 low &= low - 1

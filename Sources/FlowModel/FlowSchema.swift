@@ -7,7 +7,7 @@
 ///
 /// The source for every entry is `shared/reference/netobserv-flow-fields.md`, which
 /// traces each field to the NetObserv code that produces it.
-package enum FlowSchema {
+@usableFromInline package enum FlowSchema {
     /// Every known field, in the order of their `FieldID`s (which is also the column
     /// order of a shard). The order is append-only: ids are stored in shards.
     package static let fields: [FieldSpec] = [
@@ -156,25 +156,29 @@ package enum FlowSchema {
 
     /// Per-field facts the hot paths read, kept apart from `fields` so that reading a
     /// kind does not copy (and retain) a `FieldSpec`'s strings.
-    package static let tables = SchemaTables(fields)
+    @usableFromInline package static let tables = SchemaTables(fields)
 
     private static let indexByName: [String: Int] = Dictionary(
         uniqueKeysWithValues: fields.enumerated().map { ($0.element.name, $0.offset) })
 }
 
 /// A known field, by its position in `FlowSchema.fields`.
-package struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    // The accessors the hot paths of other modules call are inlinable: `package`
-    // declarations get no implicit cross-module optimization, unlike `public` ones.
-    package let rawValue: UInt8
-    @inlinable package init(rawValue: UInt8) { self.rawValue = rawValue }
-    @inlinable package var index: Int { Int(rawValue) }
+///
+/// Public, with its hot accessors `@inlinable public`, though nothing outside this
+/// package uses it: Swift 6.3 does not serialize the body of an `@inlinable package`
+/// declaration, so other modules called even `index` (`perf`: 4% of the forwarder's
+/// encoding); public ones are inlined. The same holds for `FieldSet`, `FieldKind`,
+/// `Flow`'s readers, `FlowValues` and StorageKit's `TableCursor`.
+public struct FieldID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt8
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public var index: Int { Int(rawValue) }
     package var spec: FieldSpec { FlowSchema.fields[index] }
     /// Same as `spec.kind`, without copying the spec.
-    @inlinable package var kind: FieldKind { FlowSchema.tables.kinds[index] }
+    @inlinable public var kind: FieldKind { FlowSchema.tables.kinds[index] }
     package var name: String { spec.name }
-    package var description: String { spec.name }
-    @inlinable package static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { spec.name }
+    @inlinable public static func < (a: FieldID, b: FieldID) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// Everything flowrec needs to know about one NetObserv field.
@@ -209,7 +213,7 @@ package struct FieldSpec: Sendable {
 }
 
 /// The JSON shape of a field, which decides how it is decoded, stored and encoded.
-package enum FieldKind: String, Sendable, CaseIterable {
+public enum FieldKind: String, Sendable, CaseIterable {  // public: see FieldID
     /// A JSON integer (integral floats such as `1e3` are accepted), stored as Int64.
     case integer
     /// A JSON string, stored as UTF-8 text.
@@ -242,8 +246,8 @@ package enum FlowFeature: String, Sendable, CaseIterable {
 }
 
 /// Lookup tables derived from `FlowSchema.fields` for the decoder and the encoder.
-package final class SchemaTables: Sendable {
-    package let kinds: [FieldKind]
+@usableFromInline package final class SchemaTables: Sendable {
+    @usableFromInline package let kinds: [FieldKind]
     let acceptsNumericString: [Bool]
     /// Integer fields NetObserv types as uint64: held as the bit pattern of their value.
     let unsigned64: [Bool]

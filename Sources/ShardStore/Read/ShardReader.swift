@@ -609,20 +609,31 @@ package struct ShardRow {
     let starts: UnsafeBufferPointer<Int>
     let layout: Layout
 
-    /// Column facts looked up once per reader, not once per value.
+    /// Column facts looked up once per reader, not once per value (a static `let` costs
+    /// a `swift_once` check at every read: `perf` of the forwarder).
     struct Layout {
         let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
-        let timeEncoding: ShardSchema.TimeEncoding
         let extrasColumn = FlowSchema.count + 2
+        /// The columns this shard stores relative to `TimeFlowEndMs`, -1 when it stores
+        /// times as received; and `TimeFlowEndMs`'s column.
+        let relativeStart: Int
+        let relativeReceived: Int
+        let endColumn = ShardSchema.TimeEncoding.endColumn
+
+        init(timeEncoding: ShardSchema.TimeEncoding) {
+            let relative = timeEncoding == .endRelative
+            relativeStart = relative ? ShardSchema.TimeEncoding.startColumn : -1
+            relativeReceived = relative ? ShardSchema.TimeEncoding.receivedColumn : -1
+        }
     }
 
     /// An integer or boolean field; nil when absent, null, or a text field.
     @inline(__always) package func integer(_ field: FieldID) -> Int64? {
         let column = field.index
         guard !layout.textStored[column], let value = values.integerOrNull(column) else { return nil }
-        guard layout.timeEncoding.isRelative(column),
-              let end = values.integerOrNull(ShardSchema.TimeEncoding.endColumn) else { return value }
-        return ShardSchema.TimeEncoding.decode(value, column: column, end: end).value
+        let isStart = column == layout.relativeStart
+        guard isStart || column == layout.relativeReceived, let end = values.integerOrNull(layout.endColumn) else { return value }
+        return ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
     }
 
     /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).

@@ -60,8 +60,13 @@ package enum ShardSchema {
         /// value is then wrapped (a reader never traps on a file), and the seal's checksum
         /// is computed through SQLite instead.
         @inline(__always) static func decode(_ stored: Int64, column: Int, end: Int64) -> (value: Int64, overflow: Bool) {
-            let (value, overflow) = column == startColumn
-                ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
+            decode(stored, isStart: column == startColumn, end: end)
+        }
+
+        /// As `decode(_:column:end:)`, for a caller that knows which of the two columns
+        /// `stored` is from (`TimeFlowStartMs` when `isStart`, else `TimeReceived`).
+        @inline(__always) static func decode(_ stored: Int64, isStart: Bool, end: Int64) -> (value: Int64, overflow: Bool) {
+            let (value, overflow) = isStart ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
             return (value, overflow)
         }
     }
