@@ -80,6 +80,16 @@ package final class ClickHouseBlockEncoder {
     /// quarter of the encoder's time).
     private let prefixes: UnsafeMutableBufferPointer<ByteColumn>
     private let values: UnsafeMutableBufferPointer<ByteColumn>
+    /// Native only: per Nullable column, whether the block's rows so far were all
+    /// present, all NULL, or mixed. Until a column's rows mix, nothing is written for
+    /// its null map (nor for its NULLs' placeholders): most columns are present in
+    /// every row of a block, or in none (a feature that is off), and their one-byte
+    /// writes into a hundred null maps per row were the encoder's costliest stores
+    /// (`perf`). The map is written out when the rows first mix, or at the block's end.
+    private let runs: UnsafeMutableBufferPointer<NullRun>
+    /// Per column, the bytes a NULL's placeholder takes in its values (the type's
+    /// default: an integer's width of zeros, an empty string's zero length).
+    private let placeholderBytes: [Int]
     private var arrayOffset: [UInt64]
     /// Per array column, the previous row's JSON text and its parsed elements: rows in
     /// the seal order mostly repeat their neighbour's interfaces and directions, and
@@ -101,6 +111,11 @@ package final class ClickHouseBlockEncoder {
         prefixes.initialize(repeating: ByteColumn())
         values = .allocate(capacity: columns.count)
         values.initialize(repeating: ByteColumn())
+        runs = .allocate(capacity: columns.count)
+        runs.initialize(repeating: .none)
+        placeholderBytes = plans.map { plan in
+            if case let .integer(_, width, _, _) = plan { width } else { 1 }
+        }
         arrayOffset = Array(repeating: 0, count: columns.count)
         lastArray = Array(repeating: ([], []), count: columns.count)
         columnHeaders = columns.map { column in
@@ -120,6 +135,7 @@ package final class ClickHouseBlockEncoder {
         }
         prefixes.deallocate()
         values.deallocate()
+        runs.deallocate()
     }
 
     /// The column list of the INSERT, in payload order.
@@ -145,7 +161,7 @@ package final class ClickHouseBlockEncoder {
                     if nullable { writePresent(column: index) }
                     writeInteger(stored, width: width, column: index)
                 } else if nullable {
-                    writeNull(column: index) { $0.appendLittleEndian(0, width: width) }
+                    writeNull(column: index)
                 } else {
                     writeInteger(0, width: width, column: index)
                 }
@@ -157,7 +173,7 @@ package final class ClickHouseBlockEncoder {
                 }
                 if written == nil {
                     if nullable {
-                        writeNull(column: index) { $0.append(0) }
+                        writeNull(column: index)
                     } else {
                         writeString(UnsafeBufferPointer(start: nil, count: 0), column: index)
                     }
@@ -178,7 +194,7 @@ package final class ClickHouseBlockEncoder {
             case .extras:
                 let extras = Self.extras(flow.withExtras { Array($0) } ?? [], misfits: misfits)
                 if extras.isEmpty {
-                    writeNull(column: index) { $0.append(0) }
+                    writeNull(column: index)
                 } else {
                     writePresent(column: index)
                     extras.withUnsafeBufferPointer { writeString($0, column: index) }
@@ -226,6 +242,7 @@ package final class ClickHouseBlockEncoder {
             prefixes[i].removeAll()
             values[i].removeAll()
             arrayOffset[i] = 0
+            runs[i] = .none
         }
     }
 
@@ -244,31 +261,80 @@ package final class ClickHouseBlockEncoder {
             header.withBytes(write)
             for i in columns.indices {
                 columnHeaders[i].withUnsafeBytes(write)
-                prefixes[i].withBytes(write)
+                switch runs[i] {
+                case .present:
+                    Self.repeating(0, count: blockRowCount, write)
+                case .null:
+                    // The values buffer is empty: every row's placeholder is left to here.
+                    Self.repeating(1, count: blockRowCount, write)
+                    Self.repeating(0, count: blockRowCount * placeholderBytes[i], write)
+                case .none, .mixed:
+                    prefixes[i].withBytes(write)
+                }
                 values[i].withBytes(write)
+            }
+        }
+    }
+
+    private static let zeros = [UInt8](repeating: 0, count: 16_384)
+    private static let ones = [UInt8](repeating: 1, count: 16_384)
+
+    /// Hands `count` bytes of `byte` (0 or 1) to `write`, from a constant buffer.
+    private static func repeating(_ byte: UInt8, count: Int, _ write: (UnsafeRawBufferPointer) -> Void) {
+        (byte == 0 ? zeros : ones).withUnsafeBytes { buffer in
+            var left = count
+            while left > 0 {
+                let n = min(left, buffer.count)
+                write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                left -= n
             }
         }
     }
 
     // MARK: Writing one value
 
-    /// The "not NULL" flag of a Nullable column; its value follows.
+    /// The "not NULL" flag of a Nullable column; its value follows. Native writes it
+    /// only once the block's rows mix (`runs`).
     @inline(__always) private func writePresent(column: Int) {
         switch format {
         case .rowBinary: rows.append(0)
-        case .native: prefixes[column].append(0)
+        case .native:
+            switch runs[column] {
+            case .none, .present:
+                runs[column] = .present
+            case .mixed:
+                prefixes[column].append(0)
+            case .null:
+                // The rows before were all NULL: their flags and placeholders first.
+                prefixes[column].append(1, count: blockRowCount)
+                values[column].append(0, count: blockRowCount * placeholderBytes[column])
+                prefixes[column].append(0)
+                runs[column] = .mixed
+            }
         }
     }
 
     /// NULL: RowBinary writes the flag alone; Native sets the null map and still needs a
-    /// placeholder value (`placeholder` writes the type's default) to keep rows aligned.
-    @inline(__always) private func writeNull(column: Int, placeholder: (inout ByteColumn) -> Void) {
+    /// placeholder value (the type's default) to keep rows aligned, both written only
+    /// once the block's rows mix (`runs`).
+    @inline(__always) private func writeNull(column: Int) {
         switch format {
         case .rowBinary:
             rows.append(1)
         case .native:
-            prefixes[column].append(1)
-            placeholder(&values[column])
+            switch runs[column] {
+            case .none, .null:
+                runs[column] = .null
+            case .mixed:
+                prefixes[column].append(1)
+                values[column].append(0, count: placeholderBytes[column])
+            case .present:
+                // The rows before were all present: their flags first.
+                prefixes[column].append(0, count: blockRowCount)
+                prefixes[column].append(1)
+                values[column].append(0, count: placeholderBytes[column])
+                runs[column] = .mixed
+            }
         }
     }
 
@@ -311,6 +377,16 @@ package final class ClickHouseBlockEncoder {
         object.append(UInt8(ascii: "}"))
         return object
     }
+}
+
+/// How a Nullable column's rows in the block being encoded have been so far (Native).
+enum NullRun {
+    /// No row yet (and always, for a column that is not Nullable).
+    case none
+    case present
+    case null
+    /// Present and NULL rows both: the null map and placeholders are written row by row.
+    case mixed
 }
 
 /// How one column's value is taken from a flow and written.
@@ -390,6 +466,12 @@ struct ByteColumn {
     @inline(__always) mutating func append(_ byte: UInt8) {
         reserve(1).pointee = byte
         count += 1
+    }
+
+    mutating func append(_ byte: UInt8, count n: Int) {
+        guard n > 0 else { return }
+        reserve(n).initialize(repeating: byte, count: n)
+        count += n
     }
 
     /// The low `width` bytes of `value`, little-endian (8 bytes are stored, `width` kept).

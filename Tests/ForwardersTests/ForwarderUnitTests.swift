@@ -144,6 +144,110 @@ import Testing
         }
     }
 
+    /// Native bodies carry the same values as RowBinary ones, column by column: rebuilt
+    /// from the RowBinary body (written row by row, flags and values in place), the
+    /// blocks are byte for byte the encoder's. Blocks of 1 to 16,384 rows put columns
+    /// that are present in every row, NULL in every row, or both, on either side of a
+    /// cut, so each way a Native null map is written (after the rows, or once they mix,
+    /// from either side) is compared.
+    @Test(arguments: [1, 3, 7, ClickHouseBlockEncoder.defaultBlockRows])
+    func nativeBlocksHoldTheRowBinaryValues(blockRows: Int) throws {
+        let decoder = FlowDecoder()
+        var flows = try generatedLines(40).map { try decoder.decode($0) }
+        // A column NULL in the first rows of a block and present after, and the reverse.
+        let dns = try #require(FlowSchema.id(named: "DnsLatencyMs")), rtt = try #require(FlowSchema.id(named: "TimeFlowRttNs"))
+        for i in flows.indices {
+            if i % 11 < 5 { flows[i].setNull(dns) } else { flows[i].set(dns, integer: Int64(i)) }
+            if i % 13 < 8 { flows[i].set(rtt, integer: Int64(i) * 1000) } else { flows[i].setNull(rtt) }
+        }
+        let rowBinary = try ClickHouseBlockEncoder(format: .rowBinary).encoding(flows)
+        let native = try ClickHouseBlockEncoder(format: .native, blockRows: blockRows).encoding(flows)
+        let expected = Self.nativeBlocks(fromRowBinary: rowBinary, rows: flows.count, blockRows: blockRows)
+        // Where they part, not two bodies of kilobytes printed whole.
+        let differs = zip(native, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(differs == nil && native.count == expected.count,
+                "\(native.count) bytes against \(expected.count), first differing at \(differs.map(String.init) ?? "none")")
+    }
+
+    /// The Native blocks of `rows` rows encoded as `body` in RowBinary, `blockRows` rows a
+    /// block: what `ClickHouseBlockEncoder` must write, built the plain way (every flag,
+    /// every placeholder) from the format descriptions.
+    static func nativeBlocks(fromRowBinary body: [UInt8], rows: Int, blockRows: Int) -> [UInt8] {
+        let columns = ClickHouseSchema.columns(dialect: .compatible)
+        let plans = columns.map(ColumnPlan.init)
+        var at = 0
+        func varint() -> UInt64 {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while true {
+                let byte = body[at]
+                at += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { return value }
+                shift += 7
+            }
+        }
+        func string() -> [UInt8] {
+            let n = Int(varint())
+            defer { at += n }
+            return Array(body[at..<(at + n)])
+        }
+        func leb(_ value: Int) -> [UInt8] {
+            var out: [UInt8] = [], v = UInt64(value)
+            while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        var out: [UInt8] = []
+        for start in stride(from: 0, to: rows, by: blockRows) {
+            let count = min(blockRows, rows - start)
+            var prefix = [[UInt8]](repeating: [], count: columns.count), values = prefix
+            var offsets = [UInt64](repeating: 0, count: columns.count)
+            for _ in 0..<count {
+                for (i, plan) in plans.enumerated() {
+                    let nullable: Bool
+                    switch plan {
+                    case let .integer(_, _, _, isNullable): nullable = isNullable
+                    case let .text(_, isNullable): nullable = isNullable
+                    case .extras: nullable = true
+                    case .stringArray, .shard: nullable = false
+                    }
+                    if nullable {
+                        let isNull = body[at] == 1
+                        at += 1
+                        prefix[i].append(isNull ? 1 : 0)
+                        if isNull {
+                            if case let .integer(_, width, _, _) = plan {
+                                values[i] += [UInt8](repeating: 0, count: width)
+                            } else {
+                                values[i].append(0)
+                            }
+                            continue
+                        }
+                    }
+                    switch plan {
+                    case let .integer(_, width, _, _):
+                        values[i] += body[at..<(at + width)]
+                        at += width
+                    case .stringArray:
+                        let n = Int(varint())
+                        offsets[i] += UInt64(n)
+                        withUnsafeBytes(of: offsets[i].littleEndian) { prefix[i] += $0 }
+                        for _ in 0..<n { let element = string(); values[i] += leb(element.count) + element }
+                    case .text, .extras, .shard:
+                        let text = string()
+                        values[i] += leb(text.count) + text
+                    }
+                }
+            }
+            out += leb(columns.count) + leb(count)
+            for (i, column) in columns.enumerated() {
+                out += leb(column.name.utf8.count) + Array(column.name.utf8) + leb(column.payloadType.utf8.count) + Array(column.payloadType.utf8)
+                out += prefix[i] + values[i]
+            }
+        }
+        #expect(at == body.count, "the RowBinary body was read to its end")
+        return out
+    }
+
     /// The encoder reuses the previous row's parsed array when a row repeats its text:
     /// a RowBinary body is its rows one after another, so rows encoded by one encoder
     /// must give the bytes of each row encoded alone, whatever arrays repeat or change.
