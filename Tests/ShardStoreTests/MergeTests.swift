@@ -274,3 +274,53 @@ import Testing
         #expect(journals.isEmpty, "no journal left: \(journals)")
     }
 }
+
+/// A batch spans windows and commits one window at a time, so a crash can leave part of
+/// it stored; the replay must store the rest, even after the stored part was sealed and
+/// merged with windows the crash left without their flows. (A merged shard spans many
+/// windows: what it says of one window's positions is not what another window holds.)
+@Suite(.serialized, .ownThread) struct PartialBatchReplayTests {
+    /// `lines`, with each flow's end moved to `ends[i]` milliseconds after 2026-01-01T00:00Z.
+    static func flows(endingAt ends: [Int64], seed: UInt64) -> [String] {
+        zip(generatedLines(ends.count, seed: seed), ends).map { line, end in
+            String(decoding: line, as: UTF8.self).replacingOccurrences(
+                of: #""TimeFlowEndMs":\d+"#, with: "\"TimeFlowEndMs\":\(MergeTests.start + end)", options: .regularExpression)
+        }
+    }
+
+    @Test func aBatchCutShortIsStoredWholeByItsReplayAfterAMerge() throws {
+        let flowrec = try ChildProcess.flowrec()
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        let ingest = ["--data", data, "--window", "1m", "--grace", "0s", "--no-background-seal"]
+        // Two sealed windows for the merge to take (00:05 and 00:06).
+        let earlier = Self.flows(endingAt: [300_000, 360_000], seed: 3)
+        try earlier.joined(separator: "\n").write(toFile: dir.path + "/earlier.jsonl", atomically: true, encoding: .utf8)
+        #expect(try ChildProcess.run(flowrec, ["ingest", dir.path + "/earlier.jsonl", "--seal-now"] + ingest) == 0)
+        // One batch over two windows, its first line in the later one: the writer commits
+        // 00:00 (lines 2 and 3) first and dies before 00:01 (line 1).
+        let cut = Self.flows(endingAt: [90_000, 30_000, 40_000], seed: 4)
+        try cut.joined(separator: "\n").write(toFile: dir.path + "/cut.jsonl", atomically: true, encoding: .utf8)
+        #expect(try ChildProcess.run(flowrec, ["ingest", dir.path + "/cut.jsonl"] + ingest,
+                                     environment: ["FLOWREC_TEST_CRASH_AT": "append.betweenWindows"]) == 137)
+        // The stored part is sealed. A merge now would take it with 00:05 and 00:06 (the
+        // day has no active shard); it waits, since the cut batch is not all stored.
+        #expect(try ChildProcess.run(flowrec, ["seal", "--data", data, "--all"]) == 0)
+        let merge = ["merge", "--data", data, "--merge-window", "6h"]
+        #expect(try ChildProcess.run(flowrec, merge) == 0)
+        let isMerged = { (shard: ShardRecord) in shard.id.windowEndMs - shard.id.windowStartMs > 60_000 }
+        #expect(try !ShardStore.openExisting(directory: data).shards().contains(where: isMerged))
+
+        // The replay stores the rest of the batch; then the day merges.
+        #expect(try ChildProcess.run(flowrec, ["ingest", dir.path + "/cut.jsonl"] + ingest) == 0)
+        #expect(try ChildProcess.run(flowrec, ["seal", "--data", data, "--all"]) == 0)
+        #expect(try ChildProcess.run(flowrec, merge) == 0)
+        let store = try ShardStore.openExisting(directory: data)
+        let shards = try store.shards()
+        #expect(shards.filter(isMerged).count == 1, "\(shards.map(\.id))")
+        let stored = try storedFlows(store)
+        let missing = Set(earlier + cut).subtracting(stored)
+        #expect(missing.isEmpty, "\(missing.count) flows missing: \(missing.map { $0.prefix(80) })")
+        #expect(stored.count == earlier.count + cut.count, "each flow once")
+    }
+}

@@ -280,4 +280,21 @@ final class Catalog {
         }
         return result
     }
+
+    /// Sealed shards of one window (`windowMs` long: not merged yet) holding a position
+    /// past `highWater`'s mark of its partition, or of a partition it has no mark for:
+    /// rows of a batch whose last window has not committed (see `mergePlan`).
+    func sealedShardsPast(_ highWater: [SourcePartition: Int64], windowMs: Int64) throws(SQLiteError) -> Set<String> {
+        let rows = try db.prepare("""
+            SELECT p.shard_id, p.source, p.partition, p.last_position FROM shard_positions p JOIN shards s ON s.id = p.shard_id
+            WHERE s.state = 'sealed' AND s.window_end_ms - s.window_start_ms = ?1 AND p.last_position IS NOT NULL
+            """)
+        rows.bind(1, windowMs)
+        var result: Set<String> = []
+        while try rows.step() {
+            let key = SourcePartition(source: rows.text(1) ?? "", partition: Int32(rows.integer(2)))
+            if rows.integer(3) > highWater[key] ?? .min { result.insert(rows.text(0) ?? "") }
+        }
+        return result
+    }
 }

@@ -7,6 +7,9 @@ import Foundation
 /// time to choose a shard by; keyed by source position, so a replayed message is
 /// stored once (`INSERT OR IGNORE`).
 final class DeadLetterStore {  // internal: the store owns it
+    /// Its file, in the data directory.
+    static let fileName = "deadletters.sqlite"
+
     /// The table as it is now; `migrations` gets an older file there.
     static let createSQL = table("dead_letters", ifNotExists: true) + ";"
 

@@ -58,10 +58,13 @@ extension ShardStore {
 
     /// The groups that would merge now, oldest first (nothing is written).
     package func mergePlan(_ policy: MergePolicy, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws -> [[ShardRecord]] {
-        try Self.mergePlan(policy, catalog: catalog, windowMs: options.windowMs, graceMs: options.graceMs, nowMs: nowMs)
+        try Self.mergePlan(policy, catalog: catalog, windowMs: options.windowMs, graceMs: options.graceMs, nowMs: nowMs,
+                           storeMarks: checkpoint.marks)
     }
 
-    static func mergePlan(_ policy: MergePolicy, catalog: Catalog, windowMs: Int64, graceMs: Int64, nowMs: Int64) throws -> [[ShardRecord]] {
+    /// `storeMarks` are the store-wide marks (`ResumeCheckpoint`), beside the shards'.
+    static func mergePlan(_ policy: MergePolicy, catalog: Catalog, windowMs: Int64, graceMs: Int64, nowMs: Int64,
+                          storeMarks: [SourcePartition: Int64]) throws -> [[ShardRecord]] {
         let shards = try catalog.shards()
         let deliveries = try catalog.deliveries()
         let forwarders = Set(deliveries.map(\.forwarder)).union(policy.requiredForwarders)
@@ -74,6 +77,19 @@ extension ShardStore {
         // Merge windows that something still writes to are not merged.
         var busy = Set<Int64>()
         for shard in shards where shard.state == .active { busy.insert(floorDiv(shard.id.windowStartMs, policy.windowMs)) }
+        // Nor those holding part of a batch still being stored. A batch commits one window
+        // at a time and records its high-water mark with the last, so a crash can leave
+        // its first windows stored and its last ones not; the replay then skips, window by
+        // window, the positions each window already holds (`append`). A merged shard
+        // spans many windows and cannot say which of them holds a position: merged, the
+        // stored part would make the replay skip the flows of the windows the crash left
+        // empty. Such a shard holds a position past its partition's high-water mark; the
+        // replay, or any later batch of the partition, moves the mark past it.
+        let highWater = try catalog.highWater().merging(storeMarks) { max($0, $1) }
+        let unfinished = try catalog.sealedShardsPast(highWater, windowMs: windowMs)
+        for shard in shards where unfinished.contains(shard.id.description) {
+            busy.insert(floorDiv(shard.id.windowStartMs, policy.windowMs))
+        }
         var byWindow: [Int64: [ShardRecord]] = [:]
         for shard in shards where shard.state == .sealed && shard.id.windowEndMs - shard.id.windowStartMs == windowMs {
             let window = floorDiv(shard.id.windowStartMs, policy.windowMs)
@@ -129,7 +145,9 @@ extension ShardStore {
                       logger: Logger, shouldCancel: () -> Bool, progress: (MergeSummary) -> Void) throws -> [MergeSummary] {
         var done: [MergeSummary] = []
         let merger = ShardMerger(directory: directory, level: policy.level, frameSize: policy.frameSize, columnBlocks: policy.columnBlocks)
-        for group in try mergePlan(policy, catalog: catalog, windowMs: windowMs, graceMs: graceMs, nowMs: nowMs) {
+        let plan = try mergePlan(policy, catalog: catalog, windowMs: windowMs, graceMs: graceMs, nowMs: nowMs,
+                                 storeMarks: ResumeCheckpoint.marks(inStoreAt: directory))
+        for group in plan {
             if shouldCancel() { break }
             let first = group[0].id, last = group[group.count - 1].id
             let span = (first.windowStartMs, last.windowEndMs)

@@ -134,7 +134,7 @@ package final class ShardStore {
         }
         writerLock = readOnly ? nil : try DataDirectoryLock(directory: directory)
         catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
-        deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent("deadletters.sqlite").path, writable: !readOnly)
+        deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent(DeadLetterStore.fileName).path, writable: !readOnly)
         if !readOnly {
             try recoverMerges()
             try reopenActiveShards()

@@ -90,6 +90,7 @@ extension ShardStore {
             }
             windowLast[window] = last
             try catalog.record(shard, relativePath: shard.id.activeRelativePath)
+            if !isLast { CrashPoint.reached("append.betweenWindows") }
         }
         if windows.isEmpty && deadLetters.isEmpty {
             // Every flow was a replay: no shard commits, so the checkpoint itself moves on.

@@ -1,3 +1,4 @@
+import Foundation
 import StorageKit
 
 /// The store-wide part of where each source partition resumes.
@@ -65,6 +66,23 @@ final class ResumeCheckpoint {
     /// Where each partition resumes given the shards' own marks: one past the larger.
     func resumePositions(shardMarks: [SourcePartition: Int64]) -> [SourcePartition: Int64] {
         shardMarks.merging(marks) { max($0, $1) }.mapValues { $0 + 1 }
+    }
+}
+
+extension ResumeCheckpoint {
+    /// The marks of the store in `directory`, read on a connection of their own (the
+    /// background merger has no store open); none when there is no dead-letter file yet.
+    static func marks(inStoreAt directory: URL) throws(SQLiteError) -> [SourcePartition: Int64] {
+        let path = directory.appendingPathComponent(DeadLetterStore.fileName).path
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        let db = try SQLiteDatabase(path: path, mode: .readOnly)
+        guard try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'high_water'") == 1 else { return [:] }
+        let rows = try db.prepare("SELECT source, partition, position FROM high_water")
+        var marks: [SourcePartition: Int64] = [:]
+        while try rows.step() {
+            marks[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
+        }
+        return marks
     }
 }
 
