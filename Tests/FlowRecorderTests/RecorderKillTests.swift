@@ -54,6 +54,12 @@ import Testing
         #expect(producer.delivered == flows)
 
         let dir = TemporaryDirectory()
+        let logs = TemporaryDirectory()  // each run's standard error, quoted when the test fails
+        var runLogs: [String] = []
+        func nextLog() -> String {
+            runLogs.append("\(logs.path)/run-\(runLogs.count + 1).log")
+            return runLogs[runLogs.count - 1]
+        }
         let args = ["record", "--brokers", broker.bootstrapServers, "--data", dir.path, "--http-listen", "127.0.0.1:0",
                     "--window", "1m", "--grace", "0s", "--batch-size", "5000", "--compact-level", "0",
                     "--kafka-property", "session.timeout.ms=6000"]
@@ -61,7 +67,7 @@ import Testing
         var attempts = 0
         while kills < wantedKills && attempts < wantedKills * 3 {
             attempts += 1
-            let p = try ChildProcess.start(flowrec, args)
+            let p = try ChildProcess.start(flowrec, args, errorLog: nextLog())
             // Anywhere from start-up (opening the store, joining the group, which takes
             // longer after a kill: the dead member's session must expire) to mid-batch
             // and mid-seal.
@@ -73,7 +79,7 @@ import Testing
             p.waitUntilExit()
             if p.terminationReason == .exit { break }  // finished early: nothing left to kill
         }
-        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "10s"])
+        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "10s"], errorLog: nextLog())
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
         #expect(kills >= wantedKills, "only \(kills) kills landed; the recorder finished first")
@@ -86,6 +92,45 @@ import Testing
             try store.forEachFlow(in: shard.id) { stored.append(Self.fingerprint(encoder.encode($0).utf8)) }
         }
         #expect(stored.count == produced.count, "each produced flow stored exactly once (\(stored.count) stored, \(produced.count) produced, \(kills) kills)")
-        #expect(stored.sorted() == produced.sorted(), "the stored flows are the produced ones")
+        if stored.sorted() != produced.sorted() {
+            let explanation = Self.explainDifference(produced: produced, stored: stored, partitions: partitions,
+                                                     store: store, logs: runLogs)
+            Issue.record("the stored flows are not the produced ones: \(explanation)")
+        }
+    }
+
+    /// What a failure needs to be understood after the fact (CI keeps only the output):
+    /// which produced flows are missing or stored twice, by partition and offset (the
+    /// producer sent flow `i` to partition `i % partitions`, in order), where each
+    /// partition resumes, and every warning or error the runs logged.
+    static func explainDifference(produced: [UInt64], stored: [UInt64], partitions: Int,
+                                  store: ShardStore, logs: [String]) -> String {
+        var storedCount: [UInt64: Int] = [:]
+        for hash in stored { storedCount[hash, default: 0] += 1 }
+        var lines: [String] = []
+        var missing = 0, twice = 0
+        var seen: Set<UInt64> = []
+        for (i, hash) in produced.enumerated() where seen.insert(hash).inserted {
+            let count = storedCount[hash] ?? 0
+            guard count != 1 else { continue }
+            if count == 0 { missing += 1 } else { twice += 1 }
+            if lines.count < 40 {
+                lines.append("flow \(i) (partition \(i % partitions), offset \(i / partitions)): stored \(count) times")
+            }
+        }
+        let unknown = Set(stored).subtracting(produced).count
+        var report = ["\(missing) produced flows missing, \(twice) stored more than once, \(unknown) stored but never produced"]
+        report += lines
+        if let resume = try? store.resumePositions() {
+            report.append("resume positions: " + resume.sorted { $0.key.partition < $1.key.partition }
+                .map { "\($0.key.partition)→\($0.value)" }.joined(separator: " "))
+        }
+        for (n, log) in logs.enumerated() {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let notable = text.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
+            report.append("run \(n + 1): \(notable.count) warnings or errors" + (notable.isEmpty ? "" : ":"))
+            report += notable.suffix(20).map { "  \($0)" }
+        }
+        return report.joined(separator: "\n")
     }
 }

@@ -218,10 +218,20 @@ final class RecorderSession {
 
     private func joinGroup(_ store: ShardStore) throws -> KafkaConsumer {
         let properties = Recorder.consumerProperties(config)
-        let expected = expectedOffsets
+        let expected = expectedOffsets, logger = self.logger
         let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
             // The store's checkpoint, read when the group assigns the partition.
-            let resume = (try? store.resumePositions())?[SourcePartition(source: topic, partition: partition)]
+            let resume: Int64?
+            do {
+                resume = try store.resumePositions()[SourcePartition(source: topic, partition: partition)]
+            } catch {
+                // Nothing is lost: the committed offset is at or before what was stored,
+                // and what the store holds already is skipped by position.
+                resume = nil
+                logger.error("the store's checkpoint could not be read: the partition starts at the group's committed offset", metadata: [
+                    "topic": "\(topic)", "partition": "\(partition)", "error": "\(error)",
+                ])
+            }
             expected.next[topic, default: [:]][partition] = resume
             return resume
         }, revoked: { [unowned self] partitions in  // the consumer lives inside `run`, within self's life

@@ -15,7 +15,6 @@ package final class FrameCache: Sendable {
         var clock: UInt64 = 0
         var bytes = 0
         var loads = 0
-        var loadedBytes = 0
         /// Per file with frames in the cache; dropped with its last frame, so it stays
         /// as small as the cache.
         var files: [FileIdentity: FileLoads] = [:]
@@ -33,12 +32,10 @@ package final class FrameCache: Sendable {
 
     /// Bytes of decompressed frames held now.
     package var bytes: Int { state.withLock { $0.bytes } }
-    /// Frames decompressed so far (cache misses); tests and metrics read it.
+    /// Frames decompressed so far (cache misses), by every reader of this cache.
     package var loads: Int { state.withLock { $0.loads } }
-    /// Bytes decompressed so far (the frames' sizes, summed over the misses).
-    package var loadedBytes: Int { state.withLock { $0.loadedBytes } }
     /// Frames of `file` decompressed since the cache last held none of its frames. Unlike
-    /// the totals above, readers of other files (another test, another query) leave it
+    /// the total above, readers of other files (another test, another query) leave it
     /// alone, so it says exactly what one file's readers cost.
     package func loads(of file: FileIdentity) -> FrameLoads {
         state.withLock { $0.files[file]?.loads ?? FrameLoads() }
@@ -70,7 +67,6 @@ package final class FrameCache: Sendable {
         state.withLock {
             $0.clock += 1
             $0.loads += 1
-            $0.loadedBytes += loaded.count
             $0.files[file, default: FileLoads()].loads.frames += 1
             $0.files[file, default: FileLoads()].loads.bytes += loaded.count
             if let previous = $0.frames[key] {
