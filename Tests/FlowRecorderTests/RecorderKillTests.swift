@@ -5,6 +5,7 @@ import FlowrecTesting
 import Foundation
 import KafkaSource
 import ShardStore
+import StorageKit
 import Testing
 
 /// `flowrec record` against the test broker, killed with SIGKILL at random moments and
@@ -67,7 +68,7 @@ import Testing
         var attempts = 0
         while kills < wantedKills && attempts < wantedKills * 3 {
             attempts += 1
-            let p = try ChildProcess.start(flowrec, args, errorLog: nextLog())
+            let p = try ChildProcess.start(flowrec, args, environment: Self.humanLogs, errorLog: nextLog())
             // Anywhere from start-up (opening the store, joining the group, which takes
             // longer after a kill: the dead member's session must expire) to mid-batch
             // and mid-seal.
@@ -79,7 +80,7 @@ import Testing
             p.waitUntilExit()
             if p.terminationReason == .exit { break }  // finished early: nothing left to kill
         }
-        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "10s"], errorLog: nextLog())
+        let final = try ChildProcess.start(flowrec, args + ["--exit-when-idle", "10s"], environment: Self.humanLogs, errorLog: nextLog())
         final.waitUntilExit()
         #expect(final.terminationStatus == 0)
         #expect(kills >= wantedKills, "only \(kills) kills landed; the recorder finished first")
@@ -94,8 +95,12 @@ import Testing
         #expect(stored.count == produced.count, "each produced flow stored exactly once (\(stored.count) stored, \(produced.count) produced, \(kills) kills)")
         if stored.sorted() != produced.sorted() {
             let explanation = Self.explainDifference(produced: produced, stored: stored, partitions: partitions,
-                                                     store: store, logs: runLogs)
-            Issue.record("the stored flows are not the produced ones: \(explanation)")
+                                                     store: store, data: dir.path, logs: runLogs)
+            // Kept for a look by hand (a local run; CI keeps only the output above).
+            let kept = NSTemporaryDirectory() + "flowrec-kill-test-failed-\(getpid())"
+            try? FileManager.default.moveItem(atPath: dir.path, toPath: kept)
+            try? FileManager.default.moveItem(atPath: logs.path, toPath: kept + "/logs")
+            Issue.record("the stored flows are not the produced ones (store and logs kept in \(kept)): \(explanation)")
         }
     }
 
@@ -103,8 +108,11 @@ import Testing
     /// which produced flows are missing or stored twice, by partition and offset (the
     /// producer sent flow `i` to partition `i % partitions`, in order), where each
     /// partition resumes, and every warning or error the runs logged.
+    /// The runs log in the human format, which the failure report filters by level.
+    static let humanLogs: [String: String?] = ["FLOWREC_LOG_FORMAT": "human"]
+
     static func explainDifference(produced: [UInt64], stored: [UInt64], partitions: Int,
-                                  store: ShardStore, logs: [String]) -> String {
+                                  store: ShardStore, data: String, logs: [String]) -> String {
         var storedCount: [UInt64: Int] = [:]
         for hash in stored { storedCount[hash, default: 0] += 1 }
         var lines: [String] = []
@@ -125,10 +133,25 @@ import Testing
             report.append("resume positions: " + resume.sorted { $0.key.partition < $1.key.partition }
                 .map { "\($0.key.partition)→\($0.value)" }.joined(separator: " "))
         }
+        // Every shard the catalog lists, with what it holds of partition 0, and the merges.
+        if let catalog = try? SQLiteDatabase(path: data + "/catalog.sqlite", mode: .readOnly) {
+            report.append("shards (id state rows first..last time; partition 0: first..last position, high water):")
+            func rows(_ sql: String, _ line: (SQLiteStatement) -> String) {
+                guard let statement = try? catalog.prepare(sql) else { return report.append("  (cannot read: \(sql))") }
+                while (try? statement.step()) == true { report.append("  " + line(statement)) }
+            }
+            rows("""
+                SELECT s.id, s.state, s.row_count, s.min_time_ms, s.max_time_ms, p.first_position, p.last_position, p.high_water
+                FROM shards s LEFT JOIN shard_positions p ON p.shard_id = s.id AND p.partition = 0 ORDER BY s.window_start_ms, s.part
+                """) { row in (0..<8).map { row.isNull(Int32($0)) ? "-" : row.text(Int32($0)) ?? "?" }.joined(separator: " ") }
+            rows("SELECT source_id, merged_into, file_removed FROM merged_sources ORDER BY source_id") { row in
+                "merged: \(row.text(0) ?? "?") into \(row.text(1) ?? "?") (file removed: \(row.integer(2)))"
+            }
+        }
         for (n, log) in logs.enumerated() {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            let notable = text.split(separator: "\n").filter { $0.contains(" warning ") || $0.contains(" error ") || $0.contains(" critical ") }
-            report.append("run \(n + 1): \(notable.count) warnings or errors" + (notable.isEmpty ? "" : ":"))
+            let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            let notable = lines.filter { line in [" notice ", " warning ", " error ", " critical "].contains { line.contains($0) } }
+            report.append("run \(n + 1): \(lines.count) lines logged, \(notable.count) at notice or above" + (notable.isEmpty ? "" : ":"))
             report += notable.suffix(20).map { "  \($0)" }
         }
         return report.joined(separator: "\n")
