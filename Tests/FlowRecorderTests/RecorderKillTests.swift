@@ -148,6 +148,10 @@ import Testing
                 "merged: \(row.text(0) ?? "?") into \(row.text(1) ?? "?") (file removed: \(row.integer(2)))"
             }
         }
+        if let deadLetters = try? SQLiteDatabase(path: data + "/deadletters.sqlite", mode: .readOnly),
+           let letters = try? deadLetters.prepare("SELECT reason, count(*) FROM dead_letters GROUP BY reason") {
+            while (try? letters.step()) == true { report.append("dead letters: \(letters.integer(1)) × \(letters.text(0) ?? "?")") }
+        }
         for (n, log) in logs.enumerated() {
             let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
             let notable = lines.filter { line in [" notice ", " warning ", " error ", " critical "].contains { line.contains($0) } }
