@@ -88,16 +88,23 @@ package final class KafkaProducer {
     /// producer that is not idempotent can write a message twice when a broker drops the
     /// connection before acknowledging, and those copies are distinct messages upstream.
     package func endOffsets(partitions: Int32, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int64] {
-        var ends: [Int64] = []
+        try offsetRanges(partitions: partitions, timeoutMs: timeoutMs).map(\.end)
+    }
+
+    /// Each of the topic's first `partitions` partitions' oldest offset the broker still
+    /// has and its end offset. A broker's retention moves the first on: tests check that
+    /// it is still 0, so a message the broker dropped is never taken for one flowrec lost.
+    package func offsetRanges(partitions: Int32, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [(start: Int64, end: Int64)] {
+        var ranges: [(start: Int64, end: Int64)] = []
         for partition in 0..<partitions {
             var low: Int64 = -1, high: Int64 = -1
             let err = rd_kafka_query_watermark_offsets(handle, topicName, partition, &low, &high, timeoutMs)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw KafkaError.from(err, kind: .client, "cannot read the end offset of \(topicName) partition \(partition)")
+                throw KafkaError.from(err, kind: .client, "cannot read the offsets of \(topicName) partition \(partition)")
             }
-            ends.append(high)
+            ranges.append((low, high))
         }
-        return ends
+        return ranges
     }
 
     /// Waits until every queued message is acknowledged or failed.

@@ -31,9 +31,14 @@ import Testing
         let wantedKills = Self.setting("FLOWREC_CHAOS_KILLS", 20)
         var random = SeededRandom(seed: UInt64(Self.setting("FLOWREC_CHAOS_SEED", 3)))
         let flowrec = try ChildProcess.flowrec()
-        // The mock cluster keeps about 5 MiB per partition: 48 partitions hold 1M
-        // zstd-compressed flows with room to spare.
-        let partitions = 48
+        // librdkafka's mock cluster keeps at most 5 MiB per partition and drops the oldest
+        // message sets beyond it. 48 partitions held 1M zstd-compressed flows only when the
+        // producer's batches were large: in a loaded CI run they were small, compressed
+        // worse, and the mock dropped the first 74 or so messages of most partitions,
+        // which the test then counted as lost by flowrec (2026-12-07). 128 partitions
+        // leave over 600 bytes per message, more than one flow compressed alone takes;
+        // a longer linger makes the batches larger anyway. Checked below.
+        let partitions = 128
         let broker = try TestKafkaBroker.start(topics: ["flows-export": partitions])
         defer { broker.stop() }
         var options = GeneratorOptions()
@@ -41,7 +46,7 @@ import Testing
         options.flowsPerSecond = 2000
         var generator = FlowGenerator(options: options)
         let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers, "compression.codec": "zstd", "linger.ms": "50"]))
+            "bootstrap.servers": broker.bootstrapServers, "compression.codec": "zstd", "linger.ms": "200"]))
         var produced: [UInt64] = []
         produced.reserveCapacity(flows)
         var line: [UInt8] = []
@@ -53,6 +58,9 @@ import Testing
         }
         try producer.flush()
         #expect(producer.delivered == flows)
+        let starts = try producer.offsetRanges(partitions: Int32(partitions)).map(\.start)
+        try #require(starts.allSatisfy { $0 == 0 },
+                     "the test broker dropped messages before the recorder ran (its log start offsets: \(starts.filter { $0 > 0 }.count) partitions moved, up to \(starts.max() ?? 0)): a test set-up problem, not a loss")
 
         let dir = TemporaryDirectory()
         let logs = TemporaryDirectory()  // each run's standard error, quoted when the test fails
