@@ -112,12 +112,14 @@ import Testing
         }
     }
 
+    /// The runs log in the human format, which the failure report filters by level.
+    static let humanLogs: [String: String?] = ["FLOWREC_LOG_FORMAT": "human"]
+
     /// What a failure needs to be understood after the fact (CI keeps only the output):
     /// which produced flows are missing or stored twice, by partition and offset (the
     /// producer sent flow `i` to partition `i % partitions`, in order), where each
-    /// partition resumes, and every warning or error the runs logged.
-    /// The runs log in the human format, which the failure report filters by level.
-    static let humanLogs: [String: String?] = ["FLOWREC_LOG_FORMAT": "human"]
+    /// partition resumes, every shard with partition 0's positions, the merges, dead
+    /// letters by reason, and what the runs logged at notice or above.
 
     static func explainDifference(produced: [UInt64], stored: [UInt64], partitions: Int,
                                   store: ShardStore, data: String, logs: [String]) -> String {

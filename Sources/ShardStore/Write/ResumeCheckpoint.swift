@@ -34,10 +34,17 @@ final class ResumeCheckpoint {
             INSERT INTO high_water (source, partition, position) VALUES (?1, ?2, ?3)
             ON CONFLICT (source, partition) DO UPDATE SET position = max(position, excluded.position)
             """)
+        marks = try Self.readMarks(db)
+    }
+
+    /// Every mark in `db`'s `high_water` table.
+    private static func readMarks(_ db: SQLiteDatabase) throws(SQLiteError) -> [SourcePartition: Int64] {
         let rows = try db.prepare("SELECT source, partition, position FROM high_water")
+        var marks: [SourcePartition: Int64] = [:]
         while try rows.step() {
             marks[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
         }
+        return marks
     }
 
     /// Moves the marks forward (never back) in a transaction of their own.
@@ -77,12 +84,7 @@ extension ResumeCheckpoint {
         guard FileManager.default.fileExists(atPath: path) else { return [:] }
         let db = try SQLiteDatabase(path: path, mode: .readOnly)
         guard try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'high_water'") == 1 else { return [:] }
-        let rows = try db.prepare("SELECT source, partition, position FROM high_water")
-        var marks: [SourcePartition: Int64] = [:]
-        while try rows.step() {
-            marks[SourcePartition(source: rows.text(0) ?? "", partition: Int32(rows.integer(1)))] = rows.integer(2)
-        }
-        return marks
+        return try readMarks(db)
     }
 }
 
