@@ -147,3 +147,45 @@ import Testing
         #expect(stored + skipped == lines.count, "every offset is stored or counted as skipped: \(stored) + \(skipped)")
     }
 }
+
+/// A store that holds nothing of a partition starts it wherever the consumer starts (the
+/// group's committed offset, else the broker's oldest): the recorder names that offset
+/// once per partition, so a new store whose topic's retention had already deleted the
+/// start is told apart from one that lost its first flows.
+@Suite(.serialized, .ownThread) struct FirstOffsetTests {
+    @Test func aPartitionNewToTheStoreLogsWhereItStarts() throws {
+        let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
+        defer { broker.stop() }
+        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
+            "bootstrap.servers": broker.bootstrapServers, "linger.ms": "0", "batch.num.messages": "1"]))
+        // Partition 0 outgrows what the mock broker keeps (about 5 MiB per partition), so
+        // it drops the oldest messages before any recorder runs; partition 1 keeps all.
+        let lines = generatedLines(9_000, seed: 5)
+        for line in lines { try producer.send(line, partition: 0) }
+        for line in lines.prefix(100) { try producer.send(line, partition: 1) }
+        try producer.flush()
+        let ranges = try producer.offsetRanges(partitions: 2)
+        try #require(ranges[0].start > 0, "the broker kept all of partition 0, so this test checks nothing: \(ranges)")
+        #expect(ranges[1].start == 0)
+
+        let dir = TemporaryDirectory()
+        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 3
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        let log = CapturedLog()
+        try Recorder(configuration: config, logger: log.logger()).run(shouldStop: { false })
+        let starts = log.messages.filter { $0.contains("a partition new to this store") }
+        #expect(starts.count == 2, "one line per partition: \(starts)")
+        #expect(starts.contains { $0.hasPrefix("notice:") && $0.contains("first_offset=\(ranges[0].start)") && $0.contains("partition=0") },
+                "\(starts)")
+        #expect(starts.contains { $0.hasPrefix("info:") && $0.contains("first_offset=0") && $0.contains("partition=1") }, "\(starts)")
+        let stored = try storedFlows(ShardStore.openExisting(directory: dir.path)).count
+        #expect(Int64(stored) == (ranges[0].end - ranges[0].start) + ranges[1].end)
+
+        // A second run resumes from the store's checkpoint: nothing new to name.
+        let again = CapturedLog()
+        try Recorder(configuration: config, logger: again.logger()).run(shouldStop: { false })
+        #expect(!again.messages.contains { $0.contains("a partition new to this store") }, "\(again.messages)")
+    }
+}

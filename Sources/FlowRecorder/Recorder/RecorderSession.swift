@@ -222,8 +222,10 @@ final class RecorderSession {
         let consumer = try KafkaConsumer(topics: config.topics, properties: properties, startOffset: { topic, partition in
             // The store's checkpoint, read when the group assigns the partition.
             let resume: Int64?
+            expected.unanchored[topic, default: []].remove(partition)
             do {
                 resume = try store.resumePositions()[SourcePartition(source: topic, partition: partition)]
+                if resume == nil { expected.unanchored[topic, default: []].insert(partition) }
             } catch {
                 // Nothing is lost: the committed offset is at or before what was stored,
                 // and what the store holds already is skipped by position.
@@ -309,6 +311,9 @@ final class RecorderSession {
                 entry.bytes += size
             }
             add(&batchPartitions[message.topic, default: [:]][message.partition, default: (0, 0)])
+            if expectedOffsets.unanchored[message.topic]?.remove(message.partition) != nil {
+                firstRead(topic: message.topic, partition: message.partition, at: message.offset)
+            }
             if let expected = expectedOffsets.next[message.topic]?[message.partition], message.offset > expected {
                 offsetsSkipped(topic: message.topic, partition: message.partition, from: expected, to: message.offset)
             }
@@ -329,11 +334,27 @@ final class RecorderSession {
             }
             batchPartitions[topic]?[partition] = nil
             expectedOffsets.next[topic]?[partition] = nil
+            expectedOffsets.unanchored[topic]?.remove(partition)
         }
         guard dropped > 0 else { return }
         logger.info("partitions were taken away before this recorder stored what it had read of them: their new owner reads those messages from the handover commit", metadata: [
             "partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ", "))", "messages_dropped": "\(dropped)",
         ])
+    }
+
+    /// The first message of a partition the store holds nothing of: where this store's
+    /// copy of it begins. The consumer started at the group's committed offset, or at the
+    /// broker's oldest (`auto.offset.reset=earliest`) when the group has none; what came
+    /// before is not in this store, and without this line a new store that begins after
+    /// offset 0 (the topic's retention had already deleted the start, or the group had
+    /// committed past it) would look the same as one that lost its first flows.
+    private func firstRead(topic: String, partition: Int32, at offset: Int64) {
+        let metadata: Logger.Metadata = ["topic": "\(topic)", "partition": "\(partition)", "first_offset": "\(offset)"]
+        if offset == 0 {
+            logger.info("a partition new to this store starts at its first offset", metadata: metadata)
+        } else {
+            logger.notice("a partition new to this store starts after offset 0: the group had committed up to here, or the broker no longer had the earlier offsets; they are not in this store", metadata: metadata)
+        }
     }
 
     /// Offsets [from, to) of a partition were never delivered: logged and counted, since
@@ -496,4 +517,7 @@ private final class SealFlag: Sendable {
 /// loop, both on the loop's thread.
 final class ExpectedOffsets {
     var next: [String: [Int32: Int64]] = [:]
+    /// Partitions assigned while the store held nothing of them (no checkpoint), until
+    /// their first message says where they start (`firstRead`).
+    var unanchored: [String: Set<Int32>] = [:]
 }
