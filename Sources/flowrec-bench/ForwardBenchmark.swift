@@ -73,10 +73,17 @@ struct ForwardBenchmark: AsyncParsableCommand {
                         Variant(label: "Native, uncompressed", format: .native, compression: .none),
                         Variant(label: "RowBinary, zstd blocks", format: .rowBinary, compression: .zstd)]
         var runs = 0
+        // CPU seconds of the default variant's runs and of the server alone taking its
+        // bodies, per round: on 2 cores the forwarder and the server share the CPU, so
+        // what the forwarder can reach is set by the two together (see the budget below).
+        let server = ["127.0.0.1", "localhost", "::1"].contains(endpoint.url.host ?? "") ? runningProcessID(program: "clickhouse-server") : nil
+        var forwarderCPU: [CPUSplit] = [], serverAloneCPU: [CPUSplit] = []
         /// One forwarder run into a fresh table, dropped afterwards; its rate and phases.
         func forward(_ variant: Variant) async throws -> (rate: Double, phases: ClickHouseForwarder.PhaseSeconds, seconds: Double) {
             runs += 1
             try await Self.waitForMerges(client)
+            let cpu = CPUSplit.Meter(server: server)
+            defer { if variant.compression == ClickHouseForwarderOptions.defaults.compression, variant.format == .native { forwarderCPU.append(cpu.read()) } }
             var options = ClickHouseForwarderOptions(endpoint: endpoint)
             options.name = "bench-\(runs)"  // its own delivery state: every run sends everything
             options.database = database
@@ -110,9 +117,11 @@ struct ForwardBenchmark: AsyncParsableCommand {
         func serverAlone(_ compression: ClickHouseBodyCompression) async throws -> Double {
             try await Self.waitForMerges(client)
             _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
+            let cpu = CPUSplit.Meter(server: server)
             let t = monotonicSeconds()
             for chunk in serverChunks[compression] ?? [] { try await client.insert(nativeStatement, body: chunk, compression: compression) }
             let seconds = monotonicSeconds() - t
+            if compression == ClickHouseForwarderOptions.defaults.compression { serverAloneCPU.append(cpu.read()) }
             guard try await count("\(database).flows_server", client) == rows else { throw ValidationError("server-only inserts lost rows") }
             _ = try await client.query("DROP TABLE \(database).flows_server")
             return Double(rows) / seconds
@@ -234,6 +243,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
             print("| \(label) | \(String(format: "%.2f", phases.readAndEncode)) | \(String(format: "%.2f", phases.compress)) | \(String(format: "%.2f", phases.waitForEncoding)) | \(String(format: "%.2f", phases.insert)) | \(String(format: "%.2f", total)) | \(phases.bodyBytes / rows) |")
         }
         print()
+        if server != nil, !forwarderCPU.isEmpty, !serverAloneCPU.isEmpty {
+            print(CPUSplit.budget(forwarder: forwarderCPU, serverAlone: serverAloneCPU, rows: Double(rows)))
+        }
         func rate(_ seconds: Double?) -> String { "\(Int(Double(rows) / (seconds ?? .infinity))) rows/s" }
         print("""
             Reading alone, one thread, in the table's key order in 100,000-row chunks as the forwarder reads them (sealed shards hold that order since 2026-12-05):
