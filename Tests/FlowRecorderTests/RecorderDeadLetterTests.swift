@@ -119,16 +119,12 @@ import Testing
     @Test func offsetsTheBrokerNoLongerHasAreCountedAndLogged() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 1])
         defer { broker.stop() }
-        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers, "linger.ms": "0", "batch.num.messages": "1"]))
+        let producer = try broker.messageByMessageProducer()
         let lines = generatedLines(9_000, seed: 4)
         for line in lines.prefix(1000) { try producer.send(line, partition: 0) }
         try producer.flush()
         let dir = TemporaryDirectory()
-        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
-        config.dataDirectory = dir.path
-        config.exitWhenIdleSeconds = 3
-        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        let config = broker.drainingRecorder(into: dir)
         try Recorder(configuration: config).run(shouldStop: { false })
         #expect(try storedFlows(ShardStore.openExisting(directory: dir.path)).count == 1000)
 
@@ -156,8 +152,7 @@ import Testing
     @Test func aPartitionNewToTheStoreLogsWhereItStarts() throws {
         let broker = try TestKafkaBroker.start(topics: ["flows-export": 2])
         defer { broker.stop() }
-        let producer = try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
-            "bootstrap.servers": broker.bootstrapServers, "linger.ms": "0", "batch.num.messages": "1"]))
+        let producer = try broker.messageByMessageProducer()
         // Partition 0 outgrows what the mock broker keeps (about 5 MiB per partition), so
         // it drops the oldest messages before any recorder runs; partition 1 keeps all.
         let lines = generatedLines(9_000, seed: 5)
@@ -169,10 +164,7 @@ import Testing
         #expect(ranges[1].start == 0)
 
         let dir = TemporaryDirectory()
-        var config = RecorderConfiguration(bootstrapServers: broker.bootstrapServers)
-        config.dataDirectory = dir.path
-        config.exitWhenIdleSeconds = 3
-        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        let config = broker.drainingRecorder(into: dir)
         let log = CapturedLog()
         try Recorder(configuration: config, logger: log.logger()).run(shouldStop: { false })
         let starts = log.messages.filter { $0.contains("a partition new to this store") }
@@ -187,5 +179,24 @@ import Testing
         let again = CapturedLog()
         try Recorder(configuration: config, logger: again.logger()).run(shouldStop: { false })
         #expect(!again.messages.contains { $0.contains("a partition new to this store") }, "\(again.messages)")
+    }
+}
+
+extension TestKafkaBroker {
+    /// A producer of `flows-export` that sends each message in its own request, in no
+    /// compressed batch: the mock broker keeps about 5 MiB a partition, so a few
+    /// thousand flows outgrow it and it drops the oldest.
+    fileprivate func messageByMessageProducer() throws -> KafkaProducer {
+        try KafkaProducer(topic: "flows-export", properties: KafkaProperties([
+            "bootstrap.servers": bootstrapServers, "linger.ms": "0", "batch.num.messages": "1"]))
+    }
+
+    /// A recorder of `flows-export` into `dir` that exits once the topic is drained.
+    fileprivate func drainingRecorder(into dir: TemporaryDirectory) -> RecorderConfiguration {
+        var config = RecorderConfiguration(bootstrapServers: bootstrapServers)
+        config.dataDirectory = dir.path
+        config.exitWhenIdleSeconds = 3
+        config.kafkaProperties = ["session.timeout.ms": "6000"]
+        return config
     }
 }
