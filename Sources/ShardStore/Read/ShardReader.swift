@@ -1,5 +1,5 @@
 package import StorageKit
-package import FlowModel
+public import FlowModel  // public: `ShardRow`'s inlinable readers take a `FieldID`
 import CSQLite
 import Foundation
 
@@ -602,23 +602,28 @@ package final class ShardReader {
 /// One stored row, read in place: valid only inside the callback that receives it.
 /// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
 /// nil here, which is all a column store can hold.
-package struct ShardRow {
-    let values: StoredRow
+///
+/// Public, with its value readers `@inlinable public`, only so that the forwarder's
+/// encoder (another module) inlines them, as `TableCursor`'s: Swift 6.3 does not
+/// serialize `@inlinable package` bodies, and these two calls per value were a quarter
+/// of the encoder's time (`perf`).
+public struct ShardRow {
+    @usableFromInline let values: StoredRow
     /// The shard's strings, in place (`StringDictionary.withStorage`).
-    let strings: UnsafeBufferPointer<UInt8>
-    let starts: UnsafeBufferPointer<Int>
-    let layout: Layout
+    @usableFromInline let strings: UnsafeBufferPointer<UInt8>
+    @usableFromInline let starts: UnsafeBufferPointer<Int>
+    @usableFromInline let layout: Layout
 
     /// Column facts looked up once per reader, not once per value (a static `let` costs
     /// a `swift_once` check at every read: `perf` of the forwarder).
-    struct Layout {
-        let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
+    @usableFromInline struct Layout {
+        @usableFromInline let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
         let extrasColumn = FlowSchema.count + 2
         /// The columns this shard stores relative to `TimeFlowEndMs`, -1 when it stores
         /// times as received; and `TimeFlowEndMs`'s column.
-        let relativeStart: Int
-        let relativeReceived: Int
-        let endColumn = ShardSchema.TimeEncoding.endColumn
+        @usableFromInline let relativeStart: Int
+        @usableFromInline let relativeReceived: Int
+        @usableFromInline let endColumn = ShardSchema.TimeEncoding.endColumn
 
         init(timeEncoding: ShardSchema.TimeEncoding) {
             let relative = timeEncoding == .endRelative
@@ -628,7 +633,7 @@ package struct ShardRow {
     }
 
     /// An integer or boolean field; nil when absent, null, or a text field.
-    @inline(__always) package func integer(_ field: FieldID) -> Int64? {
+    @inlinable @inline(__always) public func integer(_ field: FieldID) -> Int64? {
         let column = field.index
         guard !layout.textStored[column], let value = values.integerOrNull(column) else { return nil }
         let isStart = column == layout.relativeStart
@@ -646,7 +651,7 @@ package struct ShardRow {
     /// (the forwarder's encoder spent a tenth of its time there, `perf`). nil when
     /// absent, null, or an id the shard's strings do not have (a damaged shard; fsck
     /// reports those).
-    package func utf8(_ field: FieldID) -> UnsafeBufferPointer<UInt8>? {
+    @inlinable @inline(__always) public func utf8(_ field: FieldID) -> UnsafeBufferPointer<UInt8>? {
         guard layout.textStored[field.index] else { return nil }
         // String ids start at 1: a NULL, which reads as 0, needs no second call.
         let id = Int(values.integerOrZero(field.index))

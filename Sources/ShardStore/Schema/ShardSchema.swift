@@ -5,7 +5,7 @@ package import FlowModel
 ///
 /// `migrations/shard/0001_shard.sql` is this text, written by `flowrec schema
 /// --write-migrations`; a test fails when the file and the code disagree.
-package enum ShardSchema {
+@usableFromInline package enum ShardSchema {
     /// Stored in each shard's `meta` table; a shard keeps the version it was created with.
     package static let version = 1
 
@@ -31,7 +31,7 @@ package enum ShardSchema {
     /// differ in every row: row-wise compression cannot see they are redundant. Sealed
     /// shards therefore store them relative to `TimeFlowEndMs` (4-5% fewer bytes per flow
     /// after zstd); the `flows` view and every reader give back the original values.
-    package enum TimeEncoding: String, Sendable {
+    @usableFromInline package enum TimeEncoding: String, Sendable {
         /// Values as received (active shards, and sealed shards whose times do not fit
         /// the relative form).
         case plain
@@ -65,7 +65,8 @@ package enum ShardSchema {
 
         /// As `decode(_:column:end:)`, for a caller that knows which of the two columns
         /// `stored` is from (`TimeFlowStartMs` when `isStart`, else `TimeReceived`).
-        @inline(__always) static func decode(_ stored: Int64, isStart: Bool, end: Int64) -> (value: Int64, overflow: Bool) {
+        /// Inlinable: `ShardRow.integer` inlines it into the forwarder's encoder.
+        @inlinable @inline(__always) static func decode(_ stored: Int64, isStart: Bool, end: Int64) -> (value: Int64, overflow: Bool) {
             let (value, overflow) = isStart ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
             return (value, overflow)
         }
