@@ -605,7 +605,7 @@ package final class ShardReader {
 ///
 /// Public, with its value readers `@inlinable public`, only so that the forwarder's
 /// encoder (another module) inlines them, as `TableCursor`'s: Swift 6.3 does not
-/// serialize `@inlinable package` bodies, and these two calls per value were a quarter
+/// serialize `@inlinable package` bodies, and these two calls per value were a fifth
 /// of the encoder's time (`perf`).
 public struct ShardRow {
     @usableFromInline let values: StoredRow
