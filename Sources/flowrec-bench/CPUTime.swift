@@ -87,7 +87,7 @@ struct CPUSplit {
             \(line("forwarder, Native, zstd blocks (default)", f))
             \(line("server alone, the same bodies", a))
 
-            On 2 cores the two processes cannot finish before their CPU seconds together, halved, have passed: \(String(format: "%.2f", (f.own + f.server) / 2)) s per million rows for the forwarder's run, against its \(String(format: "%.2f", f.wall)) s. The 0.9× target allows \(String(format: "%.2f", allowedWall)) s; with the server's CPU as in the forwarder's runs, that leaves flowrec at most \(String(format: "%.2f", allowedOwn)) CPU seconds per million rows (\(String(format: "%.2f", allowedOwn)) µs per row) where it spends \(String(format: "%.2f", f.own)) now.
+            On 2 cores the two processes cannot finish before their CPU seconds together, halved, have passed: \(String(format: "%.2f", (f.own + f.server) / 2)) s per million rows for the forwarder's run, against its \(String(format: "%.2f", f.wall)) s. The 0.9× target allows \(String(format: "%.2f", allowedWall)) s; with the server's CPU as in the forwarder's runs, that leaves flowrec at most \(String(format: "%.2f", allowedOwn)) CPU µs per row, where it spends \(String(format: "%.2f", f.own)) now.
 
             """
     }

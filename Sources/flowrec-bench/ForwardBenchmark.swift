@@ -82,8 +82,6 @@ struct ForwardBenchmark: AsyncParsableCommand {
         func forward(_ variant: Variant) async throws -> (rate: Double, phases: ClickHouseForwarder.PhaseSeconds, seconds: Double) {
             runs += 1
             try await Self.waitForMerges(client)
-            let cpu = CPUSplit.Meter(server: server)
-            defer { if variant.compression == ClickHouseForwarderOptions.defaults.compression, variant.format == .native { forwarderCPU.append(cpu.read()) } }
             var options = ClickHouseForwarderOptions(endpoint: endpoint)
             options.name = "bench-\(runs)"  // its own delivery state: every run sends everything
             options.database = database
@@ -92,7 +90,10 @@ struct ForwardBenchmark: AsyncParsableCommand {
             options.compression = variant.compression
             options.createTable = true
             let forwarder = try ClickHouseForwarder(options: options)
+            // Metered over the replication alone, as the server alone over its inserts.
+            let cpu = CPUSplit.Meter(server: server)
             let summary = try await ShardReplicator(store: store, forwarder: forwarder).run()
+            if variant.format == .native, variant.compression == ClickHouseForwarderOptions.defaults.compression { forwarderCPU.append(cpu.read()) }
             let stored = try await count("\(database).flows_\(runs)", client)
             guard summary.rowsDelivered == rows, stored == rows else {
                 throw ValidationError("\(variant.label): sent \(summary.rowsDelivered), table holds \(stored), store has \(rows)")

@@ -120,7 +120,6 @@ import Testing
     /// producer sent flow `i` to partition `i % partitions`, in order), where each
     /// partition resumes, every shard with partition 0's positions, the merges, dead
     /// letters by reason, and what the runs logged at notice or above.
-
     static func explainDifference(produced: [UInt64], stored: [UInt64], partitions: Int,
                                   store: ShardStore, data: String, logs: [String]) -> String {
         var storedCount: [UInt64: Int] = [:]
