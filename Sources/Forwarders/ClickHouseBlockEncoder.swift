@@ -2,30 +2,35 @@ package import FlowModel
 package import ShardStore
 import StorageKit
 
-/// What the encoder reads a row from: a decoded `Flow`, or a `ShardRow` read in place
-/// from a shard (no intermediate flow: the forwarder's fast path).
+/// What the encoder reads rows from, by their number: a batch of a shard's rows read in
+/// place (the forwarder's fast path, column by column), or one decoded `Flow`.
 package protocol ClickHouseRowSource {
     /// An integer or boolean field; nil when absent or null.
-    func integer(_ field: FieldID) -> Int64?
+    func integer(_ field: FieldID, row: Int) -> Int64?
     /// A text field's UTF-8; nil when absent or null.
-    func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+    func withText<R>(_ field: FieldID, row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
     /// The unknown fields' members, `"key":value` joined by commas; nil when none.
-    func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
+    func withExtras<R>(row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
 }
 
-extension Flow: ClickHouseRowSource {
-    package func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        withUTF8(field) { bytes in body(bytes) }
+/// One decoded flow, as row 0.
+private struct SingleFlow: ClickHouseRowSource {
+    let flow: Flow
+
+    func integer(_ field: FieldID, row: Int) -> Int64? { flow.integer(field) }
+
+    func withText<R>(_ field: FieldID, row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        flow.withUTF8(field) { bytes in body(bytes) }
     }
 
-    package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        extrasBytes.isEmpty ? nil : extrasBytes.withUnsafeBufferPointer(body)
+    func withExtras<R>(row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        flow.extrasBytes.isEmpty ? nil : flow.extrasBytes.withUnsafeBufferPointer(body)
     }
 }
 
-extension ShardRow: ClickHouseRowSource {
-    @inline(__always) package func withText<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        utf8(field).map(body)
+extension ShardRowBatch: ClickHouseRowSource {
+    @inline(__always) package func withText<R>(_ field: FieldID, row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        utf8(field, row: row).map(body)
     }
 }
 
@@ -148,72 +153,103 @@ package final class ClickHouseBlockEncoder {
         columns.map { "`\($0.name)`" }.joined(separator: ", ")
     }
 
-    /// Adds one row; `shard` fills the `_shard` column.
-    package func append<Row: ClickHouseRowSource>(_ flow: Row, shard: [UInt8]) {
-        var misfits: [(FieldID, [UInt8])] = []
-        for (index, plan) in plans.enumerated() {
-            switch plan {
-            case let .integer(field, width, range, nullable):
-                let value = flow.integer(field)
-                let fits = value.map { range.contains($0) } ?? true
-                if let value, !fits { misfits.append((field, Array(String(value).utf8))) }
-                if let stored = fits ? value : nil {
-                    if nullable { writePresent(column: index) }
-                    writeInteger(stored, width: width, column: index)
-                } else if nullable {
-                    writeNull(column: index)
-                } else {
-                    writeInteger(0, width: width, column: index)
-                }
-            case let .text(field, nullable):
-                let written: Bool? = flow.withText(field) { bytes in
-                    if nullable { writePresent(column: index) }
-                    writeString(bytes, column: index)
-                    return true
-                }
-                if written == nil {
-                    if nullable {
-                        writeNull(column: index)
-                    } else {
-                        writeString(UnsafeBufferPointer(start: nil, count: 0), column: index)
-                    }
-                }
-            case let .stringArray(field):
-                let parsed: [[UInt8]]?? = flow.withText(field) { text in
-                    let elements: [[UInt8]]?
-                    if text.elementsEqual(lastArray[index].text) {
-                        elements = lastArray[index].elements
-                    } else {
-                        elements = JSONStringArray.parse(text)
-                        lastArray[index] = (Array(text), elements)
-                    }
-                    if elements == nil { misfits.append((field, Array(text))) }
-                    return elements
-                }
-                writeArray((parsed ?? []) ?? [], column: index)
-            case .extras:
-                let extras = Self.extras(flow.withExtras { Array($0) } ?? [], misfits: misfits)
-                if extras.isEmpty {
-                    writeNull(column: index)
-                } else {
-                    writePresent(column: index)
-                    extras.withUnsafeBufferPointer { writeString($0, column: index) }
-                }
-            case .shard:
-                shard.withUnsafeBufferPointer { writeString($0, column: index) }
-            }
-        }
-        rowCount += 1
-        blockRowCount += 1
-        if blockRowCount == blockRows { finishBlock() }
+    /// Adds one flow; `shard` fills the `_shard` column.
+    package func append(_ flow: Flow, shard: [UInt8]) {
+        encode(SingleFlow(flow: flow), rows: 0..<1, shard: shard)
     }
 
     /// Appends rows `rowIDs` of a sealed shard, read in place in the order of `keys`: one
-    /// chunk of the forwarder. Here, in this module, `append` is specialized for
-    /// `ShardRow`; called generically from another module it goes through the protocol's
-    /// witness table for every value.
+    /// chunk of the forwarder.
     package func append(rowsOf reader: ShardReader, rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], shard: [UInt8]) throws {
-        try reader.forEachRow(rowIDs: rowIDs, orderedBy: keys) { append($0, shard: shard) }
+        try reader.forEachBatch(rowIDs: rowIDs, orderedBy: keys) { append($0, shard: shard) }
+    }
+
+    /// Appends a batch of a shard's rows: Native column by column, within a block (a
+    /// column's loop chooses how to write its values once, and writes into one buffer);
+    /// RowBinary row by row, since it interleaves each row's values.
+    package func append(_ batch: ShardRowBatch, shard: [UInt8]) {
+        var start = 0
+        while start < batch.count {
+            let rows = format == .native ? min(batch.count - start, blockRows - blockRowCount) : 1
+            encode(batch, rows: start..<(start + rows), shard: shard)
+            start += rows
+        }
+    }
+
+    /// Writes rows `rows` of `source` column by column, all in the block being encoded.
+    /// Specialized here for `ShardRowBatch`, whose readers inline into each column's loop.
+    private func encode<Source: ClickHouseRowSource>(_ source: Source, rows: Range<Int>, shard: [UInt8]) {
+        // Values that do not fit their column, per row: kept in `_extras`.
+        var misfits: [Int: [(FieldID, [UInt8])]] = [:]
+        for (index, plan) in plans.enumerated() {
+            // A row's place in the block: the null map of a column whose rows begin to
+            // mix is written up to it.
+            var before = blockRowCount
+            switch plan {
+            case let .integer(field, width, range, nullable):
+                for row in rows {
+                    let value = source.integer(field, row: row)
+                    let fits = value.map { range.contains($0) } ?? true
+                    if let value, !fits { misfits[row, default: []].append((field, Array(String(value).utf8))) }
+                    if let stored = fits ? value : nil {
+                        if nullable { writePresent(column: index, rowsBefore: before) }
+                        writeInteger(stored, width: width, column: index)
+                    } else if nullable {
+                        writeNull(column: index, rowsBefore: before)
+                    } else {
+                        writeInteger(0, width: width, column: index)
+                    }
+                    before += 1
+                }
+            case let .text(field, nullable):
+                for row in rows {
+                    let written: Bool? = source.withText(field, row: row) { bytes in
+                        if nullable { writePresent(column: index, rowsBefore: before) }
+                        writeString(bytes, column: index)
+                        return true
+                    }
+                    if written == nil {
+                        if nullable {
+                            writeNull(column: index, rowsBefore: before)
+                        } else {
+                            writeString(UnsafeBufferPointer(start: nil, count: 0), column: index)
+                        }
+                    }
+                    before += 1
+                }
+            case let .stringArray(field):
+                for row in rows {
+                    let parsed: [[UInt8]]?? = source.withText(field, row: row) { text in
+                        let elements: [[UInt8]]?
+                        if text.elementsEqual(lastArray[index].text) {
+                            elements = lastArray[index].elements
+                        } else {
+                            elements = JSONStringArray.parse(text)
+                            lastArray[index] = (Array(text), elements)
+                        }
+                        if elements == nil { misfits[row, default: []].append((field, Array(text))) }
+                        return elements
+                    }
+                    writeArray((parsed ?? []) ?? [], column: index)
+                }
+            case .extras:
+                for row in rows {
+                    let extras = Self.extras(source.withExtras(row: row) { Array($0) } ?? [], misfits: misfits[row] ?? [])
+                    if extras.isEmpty {
+                        writeNull(column: index, rowsBefore: before)
+                    } else {
+                        writePresent(column: index, rowsBefore: before)
+                        extras.withUnsafeBufferPointer { writeString($0, column: index) }
+                    }
+                    before += 1
+                }
+            case .shard:
+                for _ in rows { shard.withUnsafeBufferPointer { writeString($0, column: index) } }
+            }
+        }
+        rowCount += rows.count
+        blockRowCount += rows.count
+        if blockRowCount == blockRows { finishBlock() }
     }
 
     /// The finished body, compressed as the encoder was told; the encoder is empty again
@@ -295,7 +331,8 @@ package final class ClickHouseBlockEncoder {
 
     /// The "not NULL" flag of a Nullable column; its value follows. Native writes it
     /// only once the block's rows mix (`runs`).
-    @inline(__always) private func writePresent(column: Int) {
+    /// `rowsBefore`: the rows of the block before this one in this column.
+    @inline(__always) private func writePresent(column: Int, rowsBefore: Int) {
         switch format {
         case .rowBinary: rows.append(0)
         case .native:
@@ -306,8 +343,8 @@ package final class ClickHouseBlockEncoder {
                 prefixes[column].append(0)
             case .null:
                 // The rows before were all NULL: their flags and placeholders first.
-                prefixes[column].append(1, count: blockRowCount)
-                values[column].append(0, count: blockRowCount * placeholderBytes[column])
+                prefixes[column].append(1, count: rowsBefore)
+                values[column].append(0, count: rowsBefore * placeholderBytes[column])
                 prefixes[column].append(0)
                 runs[column] = .mixed
             }
@@ -317,7 +354,7 @@ package final class ClickHouseBlockEncoder {
     /// NULL: RowBinary writes the flag alone; Native sets the null map and still needs a
     /// placeholder value (the type's default) to keep rows aligned, both written only
     /// once the block's rows mix (`runs`).
-    @inline(__always) private func writeNull(column: Int) {
+    @inline(__always) private func writeNull(column: Int, rowsBefore: Int) {
         switch format {
         case .rowBinary:
             rows.append(1)
@@ -330,7 +367,7 @@ package final class ClickHouseBlockEncoder {
                 values[column].append(0, count: placeholderBytes[column])
             case .present:
                 // The rows before were all present: their flags first.
-                prefixes[column].append(0, count: blockRowCount)
+                prefixes[column].append(0, count: rowsBefore)
                 prefixes[column].append(1)
                 values[column].append(0, count: placeholderBytes[column])
                 runs[column] = .mixed

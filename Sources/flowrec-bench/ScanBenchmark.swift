@@ -117,7 +117,7 @@ struct ScanBenchmark: ParsableCommand {
         for shard in shards {
             let reader = try store.reader(for: shard.id)
             guard let range = try reader.rowIDRange() else { continue }
-            try reader.forEachRow(rowIDs: range, orderedBy: []) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+            try encoder.append(rowsOf: reader, rowIDs: range, orderedBy: [], shard: Array(shard.id.description.utf8))
             if encoder.rowCount >= 200_000 || shard.id == shards.last?.id {
                 let path = scratch + "/chunk-\(files.count).native"
                 try Data(try encoder.finish()).write(to: URL(fileURLWithPath: path))

@@ -16,7 +16,7 @@ import Testing
         let reader = try store.reader(for: shard.id)
         let rows = try #require(try reader.rowIDRange())
         let key = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
-        try reader.forEachRow(rowIDs: rows, orderedBy: key) { encoder.append($0, shard: Array(shard.id.description.utf8)) }
+        try encoder.append(rowsOf: reader, rowIDs: rows, orderedBy: key, shard: Array(shard.id.description.utf8))
         try Data(try encoder.finish()).write(to: URL(fileURLWithPath: path))
     }
 

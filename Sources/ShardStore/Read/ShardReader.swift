@@ -1,5 +1,5 @@
 package import StorageKit
-public import FlowModel  // public: `ShardRow`'s inlinable readers take a `FieldID`
+package import FlowModel
 import CSQLite
 import Foundation
 
@@ -153,16 +153,26 @@ package final class ShardReader {
         }
     }
 
-    /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: each row's values
-    /// are read straight from the shard's record and string table. For encoders that
-    /// copy every value once anyway (the ClickHouse forwarder).
-    package func forEachRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], _ body: (ShardRow) throws -> Void) throws {
-        let layout = ShardRow.Layout(timeEncoding: timeEncoding)
+    /// As `forEachFlow(rowIDs:orderedBy:)`, without building a `Flow`: the rows are handed
+    /// to `body` a batch at a time, column by column, their values read straight from the
+    /// shard's records and string table (`ShardRowBatch`: for the ClickHouse forwarder's
+    /// encoder, which copies every value once anyway). One batch is reused: it is valid
+    /// only inside `body`.
+    package func forEachBatch(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
+                              capacity: Int = ShardRowBatch.defaultCapacity, _ body: (ShardRowBatch) throws -> Void) throws {
+        let batch = ShardRowBatch(capacity: capacity, timeEncoding: timeEncoding)
         let dictionary = try describing { () throws(SQLiteError) in try self.dictionary() }
         try dictionary.withStorage { bytes, starts in
+            batch.strings = bytes
+            batch.starts = starts
             try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { row in
-                try body(ShardRow(values: row, strings: bytes, starts: starts, layout: layout))
+                batch.append(row)
+                if batch.isFull {
+                    try body(batch)
+                    batch.removeAll()
+                }
             }
+            if batch.count > 0 { try body(batch) }
         }
     }
 
@@ -275,7 +285,7 @@ package final class ShardReader {
 
     /// Every stored column of `flow_rows AS r`, as `forEachFlow(in:where:…)` selects them.
     private static let allColumnsOfR = ShardSchema.allColumns.map { "r.\($0)" }.joined(separator: ", ")
-    /// The same of `flow_rows f`, as `forEachRow(rowIDs:orderedBy:)` selects them.
+    /// The same of `flow_rows f`, as `forEachFlow(rowIDs:orderedBy:)` and `forEachBatch` select them.
     private static let allColumnsOfF = ShardSchema.allColumns.map { "f.\($0)" }.joined(separator: ", ")
 
     /// The flows of `flow_rows AS r` among `rows` that satisfy `condition` (SQL over `r`,
@@ -599,73 +609,3 @@ package final class ShardReader {
     }
 }
 
-/// One stored row, read in place: valid only inside the callback that receives it.
-/// Values are the flow's (time encoding undone); absent fields and JSON nulls are both
-/// nil here, which is all a column store can hold.
-///
-/// Public, with its value readers `@inlinable public`, only so that the forwarder's
-/// encoder (another module) inlines them, as `TableCursor`'s: Swift 6.3 does not
-/// serialize `@inlinable package` bodies, and these two calls per value were a fifth
-/// of the encoder's time (`perf`).
-public struct ShardRow {
-    @usableFromInline let values: StoredRow
-    /// The shard's strings, in place (`StringDictionary.withStorage`).
-    @usableFromInline let strings: UnsafeBufferPointer<UInt8>
-    @usableFromInline let starts: UnsafeBufferPointer<Int>
-    @usableFromInline let layout: Layout
-
-    /// Column facts looked up once per reader, not once per value (a static `let` costs
-    /// a `swift_once` check at every read: `perf` of the forwarder).
-    @usableFromInline struct Layout {
-        @usableFromInline let textStored: [Bool] = FlowSchema.fields.map { $0.kind.isTextStored }
-        let extrasColumn = FlowSchema.count + 2
-        /// The columns this shard stores relative to `TimeFlowEndMs`, -1 when it stores
-        /// times as received; and `TimeFlowEndMs`'s column.
-        @usableFromInline let relativeStart: Int
-        @usableFromInline let relativeReceived: Int
-        @usableFromInline let endColumn = ShardSchema.TimeEncoding.endColumn
-
-        init(timeEncoding: ShardSchema.TimeEncoding) {
-            let relative = timeEncoding == .endRelative
-            relativeStart = relative ? ShardSchema.TimeEncoding.startColumn : -1
-            relativeReceived = relative ? ShardSchema.TimeEncoding.receivedColumn : -1
-        }
-    }
-
-    /// An integer or boolean field; nil when absent, null, or a text field.
-    @inlinable @inline(__always) public func integer(_ field: FieldID) -> Int64? {
-        let column = field.index
-        guard !layout.textStored[column], let value = values.integerOrNull(column) else { return nil }
-        let isStart = column == layout.relativeStart
-        guard isStart || column == layout.relativeReceived, let end = values.integerOrNull(layout.endColumn) else { return value }
-        return ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
-    }
-
-    /// A text field's UTF-8 (strings, and the JSON text of arrays and objects).
-    @inline(__always) package func withUTF8<R>(_ field: FieldID, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        utf8(field).map(body)
-    }
-
-    /// A text field's UTF-8, valid as long as the row. Not generic, unlike `withUTF8`:
-    /// another module calls it directly rather than through an unspecialized closure
-    /// (the forwarder's encoder spent a tenth of its time there, `perf`). nil when
-    /// absent, null, or an id the shard's strings do not have (a damaged shard; fsck
-    /// reports those).
-    @inlinable @inline(__always) public func utf8(_ field: FieldID) -> UnsafeBufferPointer<UInt8>? {
-        guard layout.textStored[field.index] else { return nil }
-        // String ids start at 1: a NULL, which reads as 0, needs no second call.
-        let id = Int(values.integerOrZero(field.index))
-        guard id >= 1, id < starts.count else { return nil }
-        return UnsafeBufferPointer(rebasing: strings[starts[id - 1]..<starts[id]])
-    }
-
-    /// The unknown fields' members (`"key":value` joined by commas), nil when none.
-    /// The shard keeps them as one JSON object; the braces are left out here, as
-    /// `Flow.extrasBytes` leaves them out.
-    package func withExtras<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        values.withText(layout.extrasColumn) { object in
-            guard object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") else { return body(object) }
-            return body(UnsafeBufferPointer(rebasing: object[1..<(object.count - 1)]))
-        }
-    }
-}

@@ -5,7 +5,7 @@ package import FlowModel
 ///
 /// `migrations/shard/0001_shard.sql` is this text, written by `flowrec schema
 /// --write-migrations`; a test fails when the file and the code disagree.
-@usableFromInline package enum ShardSchema {
+package enum ShardSchema {
     /// Stored in each shard's `meta` table; a shard keeps the version it was created with.
     package static let version = 1
 
@@ -31,7 +31,7 @@ package import FlowModel
     /// differ in every row: row-wise compression cannot see they are redundant. Sealed
     /// shards therefore store them relative to `TimeFlowEndMs` (4-5% fewer bytes per flow
     /// after zstd); the `flows` view and every reader give back the original values.
-    @usableFromInline package enum TimeEncoding: String, Sendable {
+    package enum TimeEncoding: String, Sendable {
         /// Values as received (active shards, and sealed shards whose times do not fit
         /// the relative form).
         case plain
@@ -65,8 +65,7 @@ package import FlowModel
 
         /// As `decode(_:column:end:)`, for a caller that knows which of the two columns
         /// `stored` is from (`TimeFlowStartMs` when `isStart`, else `TimeReceived`).
-        /// Inlinable: `ShardRow.integer` inlines it into the forwarder's encoder.
-        @inlinable @inline(__always) static func decode(_ stored: Int64, isStart: Bool, end: Int64) -> (value: Int64, overflow: Bool) {
+        @inline(__always) static func decode(_ stored: Int64, isStart: Bool, end: Int64) -> (value: Int64, overflow: Bool) {
             let (value, overflow) = isStart ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
             return (value, overflow)
         }
@@ -212,4 +211,6 @@ package import FlowModel
     static var nullsParameter: Int32 { Int32(FlowSchema.count + 1) }
     static var quotedParameter: Int32 { Int32(FlowSchema.count + 2) }
     static var extrasParameter: Int32 { Int32(FlowSchema.count + 3) }
+    /// Column (0-based) of `_extras` in `allColumns`.
+    static var extrasColumn: Int { FlowSchema.count + 2 }
 }
