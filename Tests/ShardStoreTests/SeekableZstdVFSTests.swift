@@ -32,6 +32,22 @@ import Testing
         #expect(used < 15, "a point query decompressed \(used) frames")
     }
 
+    /// The forwarders cut a shard into chunks by its rowid range, read when they plan
+    /// it: the two ends of the table's B-tree, not its every row (SQLite scans the whole
+    /// table for `min(rowid), max(rowid)` side by side).
+    @Test func theRowIDRangeReadsOnlyTheTablesEnds() throws {
+        let dir = TemporaryDirectory()
+        let (sealed, rows) = try sealedShardPath(dir)
+        let path = dir.path + "/copy.sqlite.zst"
+        try FileManager.default.copyItem(atPath: sealed, toPath: path)
+        let file = try #require(FileIdentity(path: path))
+        let before = SeekableZstdVFS.frameCache.loads(of: file).frames
+        let range = try #require(try ShardReader(path: path).rowIDRange())
+        let used = SeekableZstdVFS.frameCache.loads(of: file).frames - before
+        #expect(Int64(range.count) == rows)
+        #expect(used < 15, "reading the rowid range decompressed \(used) frames")
+    }
+
     @Test func aFullScanThroughTheVFSSeesEveryRow() throws {
         let dir = TemporaryDirectory()
         let (path, rows) = try sealedShardPath(dir)

@@ -135,7 +135,10 @@ package final class ShardReader {
     /// forwarders cut their chunks by them.
     package func rowIDRange() throws -> ClosedRange<Int64>? {
         do {
-            let q = try db.prepare("SELECT min(rowid), max(rowid) FROM flow_rows")
+            // One subquery each: SQLite finds a lone min() or max() at an end of the
+            // B-tree, but scans the whole table for the two side by side (85 ms of a
+            // 200,000-row sealed shard, decompressed for nothing, per forwarder plan).
+            let q = try db.prepare("SELECT (SELECT min(rowid) FROM flow_rows), (SELECT max(rowid) FROM flow_rows)")
             guard try q.step(), !q.isNull(0) else { return nil }
             return q.integer(0)...q.integer(1)
         } catch { throw describe(error) }
