@@ -4,7 +4,7 @@ import StorageKit
 
 /// What the encoder reads rows from, by their number: a batch of a shard's rows read in
 /// place (the forwarder's fast path, column by column), or one decoded `Flow`.
-package protocol ClickHouseRowSource {
+protocol ClickHouseRowSource {
     /// An integer or boolean field; nil when absent or null.
     func integer(_ field: FieldID, row: Int) -> Int64?
     /// A text field's UTF-8; nil when absent or null.
@@ -29,7 +29,7 @@ private struct SingleFlow: ClickHouseRowSource {
 }
 
 extension ShardRowBatch: ClickHouseRowSource {
-    @inline(__always) package func withText<R>(_ field: FieldID, row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    @inline(__always) func withText<R>(_ field: FieldID, row: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         utf8(field, row: row).map(body)
     }
 }
@@ -233,6 +233,8 @@ package final class ClickHouseBlockEncoder {
                     writeArray((parsed ?? []) ?? [], column: index)
                 }
             case .extras:
+                // `_extras` follows every field's column (`ClickHouseSchema.columns`): each
+                // row's misfits are all known here.
                 for row in rows {
                     let extras = Self.extras(source.withExtras(row: row) { Array($0) } ?? [], misfits: misfits[row] ?? [])
                     if extras.isEmpty {
