@@ -167,7 +167,7 @@ package final class ClickHouseBlockEncoder {
     /// Appends a batch of a shard's rows: Native column by column, within a block (a
     /// column's loop chooses how to write its values once, and writes into one buffer);
     /// RowBinary row by row, since it interleaves each row's values.
-    package func append(_ batch: ShardRowBatch, shard: [UInt8]) {
+    private func append(_ batch: ShardRowBatch, shard: [UInt8]) {
         var start = 0
         while start < batch.count {
             let rows = format == .native ? min(batch.count - start, blockRows - blockRowCount) : 1

@@ -77,8 +77,7 @@ public final class ShardRowBatch {
     @inlinable @inline(__always) public func integer(_ field: FieldID, row: Int) -> Int64? {
         let column = field.index
         guard !textStored[column] else { return nil }
-        let at = column * capacity + row
-        return present[at] ? values[at] : nil
+        return stored(column, row: row)
     }
 
     /// A text field's UTF-8 in row `row` (strings, and the JSON text of arrays and
@@ -141,7 +140,8 @@ public final class ShardRowBatch {
         values[column * capacity + row] = ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
     }
 
-    private func stored(_ column: Int, row: Int) -> Int64? {
+    /// Column `column`'s value in row `row` as the batch holds it; nil when not present.
+    @usableFromInline @inline(__always) func stored(_ column: Int, row: Int) -> Int64? {
         let at = column * capacity + row
         return present[at] ? values[at] : nil
     }

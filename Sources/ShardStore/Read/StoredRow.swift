@@ -16,15 +16,6 @@ enum StoredRow {
         }
     }
 
-    /// An integer column, 0 when NULL: one call into SQLite where 0 means absent anyway
-    /// (string ids start at 1).
-    @inline(__always) func integerOrZero(_ column: Int) -> Int64 {
-        switch self {
-        case .statement(let statement): statement.integer(Int32(column))
-        case .record(let cursor): cursor.integerOrNull(column) ?? 0
-        }
-    }
-
     /// A text column's UTF-8, valid only inside `body`; nil when NULL.
     @inline(__always) func withText<R>(_ column: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         switch self {
