@@ -65,7 +65,7 @@ struct CPUSplit {
     /// same bodies (medians of the rounds, per million rows), and what it means for the
     /// 0.9× target: two processes sharing 2 cores cannot finish before their CPU seconds
     /// together, halved, have passed.
-    static func budget(forwarder: [CPUSplit], serverAlone: [CPUSplit], rows: Double) -> String {
+    static func budget(forwarder: [CPUSplit], serverAlone: [CPUSplit], rows: Double, server: String) -> String {
         let perMillion = 1_000_000 / rows
         func row(_ runs: [CPUSplit]) -> (wall: Double, own: Double, server: Double) {
             (median(runs.map(\.wall)) * perMillion, median(runs.map(\.own)) * perMillion, median(runs.map(\.server)) * perMillion)
@@ -80,7 +80,7 @@ struct CPUSplit {
         let allowedWall = a.wall / 0.9
         let allowedOwn = 2 * allowedWall - f.server
         return """
-            CPU of the default variant's runs and of the server alone taking the same bodies (seconds per million rows, medians of the rounds; flowrec's column is this process: the forwarder's threads, or the benchmark's HTTP client when the server runs alone; the server's is the local clickhouse-server from /proc):
+            CPU of the default variant's runs and of the server alone taking the same bodies (seconds per million rows, medians of the rounds; flowrec's column is this process: the forwarder's threads, or the benchmark's HTTP client when the server runs alone; the server's is \(server), from /proc):
 
             | run | wall | flowrec CPU | server CPU | cores busy (of 2) |
             |---|---:|---:|---:|---:|

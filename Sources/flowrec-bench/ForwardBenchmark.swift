@@ -1,6 +1,7 @@
 import StorageKit
 import ArgumentParser
 import FlowModel
+import FlowrecTesting
 import Forwarders
 import FileSource
 import Foundation
@@ -28,6 +29,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
 
     @Option(help: "Rounds of the default and gzip variants and their server-alone baselines, interleaved: the best rate of each and the median of each round's ratio are reported.")
     var rounds = 5
+
+    @Option(help: "Rounds of the default forwarder and the server alone against a modern engine (chdb, the modern DDL) behind scripts/chdb-http-server; 0 skips them.")
+    var chdbRounds = 3
 
     @Flag(help: "Only read and encode the shards, repeatedly, sending nothing (for perf record).")
     var encodeOnly = false
@@ -67,22 +71,21 @@ struct ForwardBenchmark: AsyncParsableCommand {
 
         // The forwarder, end to end: read sealed shards in key order, encode, compress,
         // insert, save progress. The first variant is the default.
-        struct Variant { let label: String; let format: ClickHouseBlockEncoder.Format; let compression: ClickHouseBodyCompression }
         let variants = [Variant(label: "Native, zstd blocks (default)", format: .native, compression: .zstd),
                         Variant(label: "Native, gzip (the default before 2026-12-06)", format: .native, compression: .gzip),
                         Variant(label: "Native, uncompressed", format: .native, compression: .none),
                         Variant(label: "RowBinary, zstd blocks", format: .rowBinary, compression: .zstd)]
         var runs = 0
-        // CPU seconds of the default variant's runs and of the server alone taking its
-        // bodies, per round: on 2 cores the forwarder and the server share the CPU, so
-        // what the forwarder can reach is set by the two together (see the budget below).
-        let server = ["127.0.0.1", "localhost", "::1"].contains(endpoint.url.host ?? "") ? runningProcessID(program: "clickhouse-server") : nil
-        var forwarderCPU: [CPUSplit] = [], serverAloneCPU: [CPUSplit] = []
-        /// One forwarder run into a fresh table, dropped afterwards; its rate and phases.
-        func forward(_ variant: Variant) async throws -> (rate: Double, phases: ClickHouseForwarder.PhaseSeconds, seconds: Double) {
+        // On 2 cores the forwarder and the server share the CPU, so what the forwarder can
+        // reach is set by the two together: the runs meter both (see the budget below).
+        let local = ["127.0.0.1", "localhost", "::1"].contains(endpoint.url.host ?? "")
+        let debian = Target(endpoint: endpoint, client: client, dialect: .compatible,
+                            pid: local ? runningProcessID(program: "clickhouse-server") : nil)
+        /// One forwarder run into a fresh table, dropped afterwards; its rate, phases and CPU.
+        func forward(_ variant: Variant, on target: Target) async throws -> ForwarderRun {
             runs += 1
-            try await Self.waitForMerges(client)
-            var options = ClickHouseForwarderOptions(endpoint: endpoint)
+            try await Self.waitForMerges(target.client)
+            var options = ClickHouseForwarderOptions(endpoint: target.endpoint)
             options.name = "bench-\(runs)"  // its own delivery state: every run sends everything
             options.database = database
             options.table = "flows_\(runs)"
@@ -91,63 +94,82 @@ struct ForwardBenchmark: AsyncParsableCommand {
             options.createTable = true
             let forwarder = try ClickHouseForwarder(options: options)
             // Metered over the replication alone, as the server alone over its inserts.
-            let cpu = CPUSplit.Meter(server: server)
+            let cpu = CPUSplit.Meter(server: target.pid)
             let summary = try await ShardReplicator(store: store, forwarder: forwarder).run()
-            if variant.format == .native, variant.compression == ClickHouseForwarderOptions.defaults.compression { forwarderCPU.append(cpu.read()) }
-            let stored = try await count("\(database).flows_\(runs)", client)
+            let used = cpu.read()
+            guard forwarder.serverFacts?.dialect == target.dialect else {
+                throw ValidationError("\(variant.label): the forwarder chose the \(String(describing: forwarder.serverFacts?.dialect)) DDL, the benchmark expects \(target.dialect)")
+            }
+            let stored = try await count("\(database).flows_\(runs)", target.client)
             guard summary.rowsDelivered == rows, stored == rows else {
                 throw ValidationError("\(variant.label): sent \(summary.rowsDelivered), table holds \(stored), store has \(rows)")
             }
-            _ = try await client.query("DROP TABLE \(database).flows_\(runs)")
-            return (Double(rows) / summary.elapsedSeconds, forwarder.phaseSeconds, summary.elapsedSeconds)
+            _ = try await target.client.query("DROP TABLE \(database).flows_\(runs)")
+            return ForwarderRun(rate: Double(rows) / summary.elapsedSeconds, phases: forwarder.phaseSeconds,
+                                seconds: summary.elapsedSeconds, cpu: used)
         }
 
         // The server alone: the forwarder's own Native chunks, encoded and compressed
-        // before the clock starts, inserted back to back into a fresh table. No client can
-        // beat this rate. With the default compression it is the forwarder's baseline;
-        // with gzip, the baseline of the runs before 2026-12-06.
-        let nativeStatement = "INSERT INTO \(database).flows_server (\(ClickHouseBlockEncoder.columnList(dialect: .compatible))) FORMAT Native"
-        var serverChunks: [ClickHouseBodyCompression: [[UInt8]]] = [:]
-        for compression in [ClickHouseForwarderOptions.defaults.compression, .gzip] {
-            let nativeEncoder = try ClickHouseBlockEncoder(format: .native, compression: compression)
+        // before the clock starts, inserted back to back into a fresh table with the
+        // settings the forwarder sends. No client can beat this rate. With the default
+        // compression it is the forwarder's baseline; with gzip, the baseline of the runs
+        // before 2026-12-06.
+        var serverChunks: [ChunkKind: [[UInt8]]] = [:]
+        func encodeChunks(_ kind: ChunkKind) throws {
+            guard serverChunks[kind] == nil else { return }
+            let nativeEncoder = try ClickHouseBlockEncoder(format: .native, dialect: kind.dialect, compression: kind.compression)
             try Self.forEachChunk(of: sealed, in: store) { reader, shard, chunk in
                 try nativeEncoder.append(rowsOf: reader, rowIDs: chunk, orderedBy: Self.sortKey, shard: Array(shard.id.description.utf8))
-                serverChunks[compression, default: []].append(try nativeEncoder.finish())
+                serverChunks[kind, default: []].append(try nativeEncoder.finish())
             }
         }
-        func serverAlone(_ compression: ClickHouseBodyCompression) async throws -> Double {
-            try await Self.waitForMerges(client)
-            _ = try await client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: .compatible))
-            let cpu = CPUSplit.Meter(server: server)
+        func serverAlone(_ compression: ClickHouseBodyCompression, on target: Target) async throws -> (rate: Double, cpu: CPUSplit) {
+            let kind = ChunkKind(dialect: target.dialect, compression: compression)
+            try encodeChunks(kind)
+            try await Self.waitForMerges(target.client)
+            // As the forwarder creates its table (no TTL: `ttlDays` is unset by default).
+            _ = try await target.client.query(ClickHouseSchema.createTable(database: database, table: "flows_server", dialect: target.dialect))
+            let statement = "INSERT INTO \(database).flows_server (\(ClickHouseBlockEncoder.columnList(dialect: target.dialect))) FORMAT Native"
+            let cpu = CPUSplit.Meter(server: target.pid)
             let t = monotonicSeconds()
-            for chunk in serverChunks[compression] ?? [] { try await client.insert(nativeStatement, body: chunk, compression: compression) }
+            for (i, chunk) in (serverChunks[kind] ?? []).enumerated() {
+                // What the forwarder adds on a modern server (ClickHouseForwarder.deliver).
+                let settings = target.dialect == .modern
+                    ? ["insert_deduplication_token": "bench/\(i)", "low_cardinality_allow_in_native_format": "0"] : [:]
+                try await target.client.insert(statement, body: chunk, compression: compression, settings: settings)
+            }
             let seconds = monotonicSeconds() - t
-            if compression == ClickHouseForwarderOptions.defaults.compression { serverAloneCPU.append(cpu.read()) }
-            guard try await count("\(database).flows_server", client) == rows else { throw ValidationError("server-only inserts lost rows") }
-            _ = try await client.query("DROP TABLE \(database).flows_server")
-            return Double(rows) / seconds
+            let used = cpu.read()
+            guard try await count("\(database).flows_server", target.client) == rows else { throw ValidationError("server-only inserts lost rows") }
+            _ = try await target.client.query("DROP TABLE \(database).flows_server")
+            return (Double(rows) / seconds, used)
         }
+        var forwarderCPU: [CPUSplit] = [], serverAloneCPU: [CPUSplit] = []
 
         // The default and gzip variants and their baselines, interleaved round after round
         // (each on a fresh table, once the server's merges of earlier tables are over),
         // best of `rounds`: the machine is shared, and a single pass put the baseline
         // 20% apart between two runs minutes apart.
-        var best: [Int: (rate: Double, phases: ClickHouseForwarder.PhaseSeconds, seconds: Double)] = [:]
+        var best: [Int: ForwarderRun] = [:]
         var serverBest: [ClickHouseBodyCompression: Double] = [:]
         /// Per paired variant, each round's forwarder rate over the server-alone rate
         /// measured right after it.
         var roundRatios: [Int: [Double]] = [:]
         for _ in 0..<max(1, rounds) {
             for (i, variant) in variants.prefix(2).enumerated() {
-                let run = try await forward(variant)
+                let run = try await forward(variant, on: debian)
                 if run.rate > best[i]?.rate ?? 0 { best[i] = run }
-                let server = try await serverAlone(variant.compression)
+                let (server, serverCPU) = try await serverAlone(variant.compression, on: debian)
+                if i == 0 {
+                    forwarderCPU.append(run.cpu)
+                    serverAloneCPU.append(serverCPU)
+                }
                 serverBest[variant.compression] = max(serverBest[variant.compression] ?? 0, server)
                 roundRatios[i, default: []].append(run.rate / server)
             }
         }
         func ratios(_ i: Int) -> String { (roundRatios[i] ?? []).map { String(format: "%.2f", $0) }.joined(separator: ", ") }
-        for (i, variant) in variants.enumerated().dropFirst(2) { best[i] = try await forward(variant) }
+        for (i, variant) in variants.enumerated().dropFirst(2) { best[i] = try await forward(variant, on: debian) }
         let forwarderRates = variants.indices.map { (variants[$0].label, best[$0]!.rate) }
         let profile = variants.indices.map { (variants[$0].label, best[$0]!.phases, best[$0]!.seconds) }
         let serverRate = serverBest[ClickHouseForwarderOptions.defaults.compression]!
@@ -219,6 +241,38 @@ struct ForwardBenchmark: AsyncParsableCommand {
         _ = try await client.query("DROP DATABASE IF EXISTS \(database)")
         try await client.shutdown()
 
+        // The default variant against a modern engine: chdb behind scripts/chdb-http-server,
+        // the modern DDL (the forwarder picks it from the version) with deduplication
+        // tokens, round after round beside the server alone taking the same bodies.
+        var modern: (version: String, ratios: [Double], best: ForwarderRun?, server: Double,
+                     forwarderCPU: [CPUSplit], serverCPU: [CPUSplit]) = ("", [], nil, 0, [], [])
+        var modernFailure: String?
+        if chdbRounds > 0 {
+            do {
+                let front = try ChdbHTTPServer(log: scratch + "/chdb-http-server.log")
+                defer { front.stop() }
+                let frontEndpoint = ClickHouseEndpoint(url: front.url)
+                let target = Target(endpoint: frontEndpoint, client: try ClickHouseHTTP(endpoint: frontEndpoint), dialect: .modern, pid: front.pid)
+                modern.version = try await target.client.query("SELECT version()").trimmingCharacters(in: .whitespacesAndNewlines)
+                _ = try await target.client.query("CREATE DATABASE IF NOT EXISTS \(database)")
+                for _ in 0..<chdbRounds {
+                    let run = try await forward(variants[0], on: target)
+                    if run.rate > modern.best?.rate ?? 0 { modern.best = run }
+                    let (server, serverCPU) = try await serverAlone(variants[0].compression, on: target)
+                    modern.server = max(modern.server, server)
+                    modern.ratios.append(run.rate / server)
+                    modern.forwarderCPU.append(run.cpu)
+                    modern.serverCPU.append(serverCPU)
+                }
+                _ = try await target.client.query("DROP DATABASE IF EXISTS \(database)")
+                try await target.client.shutdown()
+            } catch {
+                // Said in the results: the 18.16 figures above still stand on their own.
+                modernFailure = "\(error)"
+                modern.best = nil
+            }
+        }
+
         let jsonRate = Double(rows) / jsonSeconds
         print("## Forwarding sealed shards to ClickHouse\n")
         print("\(rows) generated medium-cluster flows in \(sealed.count) sealed 1-minute shards, replicated to the local test server (ClickHouse \(version), Debian's package, on the same 2 cores) in 100,000-row chunks. Forwarder figures are end to end: read the sealed shard in place in the table's key order (the seal order, so no sort), encode, compress, INSERT over HTTP, save progress in the catalog.\n")
@@ -244,8 +298,29 @@ struct ForwardBenchmark: AsyncParsableCommand {
             print("| \(label) | \(String(format: "%.2f", phases.readAndEncode)) | \(String(format: "%.2f", phases.compress)) | \(String(format: "%.2f", phases.waitForEncoding)) | \(String(format: "%.2f", phases.insert)) | \(String(format: "%.2f", total)) | \(phases.bodyBytes / rows) |")
         }
         print()
-        if server != nil, !forwarderCPU.isEmpty, !serverAloneCPU.isEmpty {
-            print(CPUSplit.budget(forwarder: forwarderCPU, serverAlone: serverAloneCPU, rows: Double(rows)))
+        if debian.pid != nil, !forwarderCPU.isEmpty, !serverAloneCPU.isEmpty {
+            print(CPUSplit.budget(forwarder: forwarderCPU, serverAlone: serverAloneCPU, rows: Double(rows),
+                                  server: "the local clickhouse-server"))
+        }
+        if let modernFailure {
+            print("### The same forwarder into a modern engine (chdb, the modern DDL)\n\nNot measured in this run: \(modernFailure)\n")
+        }
+        if let best = modern.best {
+            print("""
+                ### The same forwarder into a modern engine (chdb, the modern DDL)
+
+                The same sealed shards into ClickHouse \(modern.version) (chdb, in process) behind `scripts/chdb-http-server`, a Python front that takes the forwarder's HTTP requests and inserts each body from a file in /dev/shm (`INSERT ... FROM INFILE`). The forwarder runs with its defaults and picks the modern DDL from the version: LowCardinality columns, `non_replicated_deduplication_window`, a deduplication token on every INSERT. The server alone takes the same kind of body (the forwarder's own modern Native chunks in zstd blocks, encoded before timing, with the same settings). \(chdbRounds) rounds, each the forwarder then the server alone, each into a fresh table.
+
+                | method | rows/s (best of \(chdbRounds)) |
+                |---|---:|
+                | flowrec forwarder, Native, zstd blocks (default), modern DDL | **\(Int(best.rate))** |
+                | server alone: the forwarder's modern Native chunks in zstd blocks, encoded before timing | \(Int(modern.server)) |
+
+                The forwarder against the server alone, the median of \(chdbRounds) rounds: **\(String(format: "%.2f", median(modern.ratios)))x** (target 0.9x; each round's: \(modern.ratios.map { String(format: "%.2f", $0) }.joined(separator: ", "))). The Python front's own work (reading the body, writing it to /dev/shm) is on the server's side of both runs.
+
+                """)
+            print(CPUSplit.budget(forwarder: modern.forwarderCPU, serverAlone: modern.serverCPU, rows: Double(rows),
+                                  server: "chdb-http-server (Python and chdb)"))
         }
         func rate(_ seconds: Double?) -> String { "\(Int(Double(rows) / (seconds ?? .infinity))) rows/s" }
         print("""
@@ -258,6 +333,19 @@ struct ForwardBenchmark: AsyncParsableCommand {
 
             """)
     }
+
+    /// A forwarder configuration the benchmark runs.
+    struct Variant { let label: String; let format: ClickHouseBlockEncoder.Format; let compression: ClickHouseBodyCompression }
+
+    /// A server the rounds run against: Debian's 18.16 (the compatible DDL) or chdb
+    /// behind its HTTP front (the modern DDL); `pid` is metered when it runs here.
+    struct Target { let endpoint: ClickHouseEndpoint; let client: ClickHouseHTTP; let dialect: ClickHouseSchema.Dialect; let pid: Int32? }
+
+    /// One forwarder run: its rate, where its time went, its wall time and CPU split.
+    struct ForwarderRun { let rate: Double; let phases: ClickHouseForwarder.PhaseSeconds; let seconds: Double; let cpu: CPUSplit }
+
+    /// What a server-alone chunk was encoded for.
+    struct ChunkKind: Hashable { let dialect: ClickHouseSchema.Dialect; let compression: ClickHouseBodyCompression }
 
     /// The table's sort key, as the forwarder orders each chunk.
     static let sortKey = ClickHouseSchema.sortKey.compactMap { FlowSchema.id(named: $0) }
