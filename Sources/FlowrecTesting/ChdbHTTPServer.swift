@@ -12,50 +12,46 @@ import StorageKit
 package final class ChdbHTTPServer {
     /// `http://127.0.0.1:PORT`; any user and password are accepted.
     package let url: URL
-    /// The front's process: its CPU (Python and chdb's threads) is the server's share.
-    package let pid: Int32
     private let process: Process
     private let log: String
 
+    /// The front's process: its CPU (Python and chdb's threads) is the server's share.
+    package var pid: Int32 { process.processIdentifier }
+
     /// Starts the front and waits (up to two minutes: chdb's library is large) until it
-    /// listens. Its output goes to `log` (a temporary file when nil), quoted in the error
-    /// when it does not come up.
+    /// listens. What it says on standard error goes to `log` (a temporary file when nil),
+    /// quoted in the error when it does not come up.
     package init(log: String? = nil) throws {
         let log = log ?? NSTemporaryDirectory() + "flowrec-chdb-http-\(UUID().uuidString).log"
         let ready = log + ".port"
         try? FileManager.default.removeItem(atPath: ready)
-        guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
-            throw TestServerUnavailable("cannot create \(log) for chdb-http-server's output")
-        }
         let script = TestEnvironment.packageRoot.appendingPathComponent("scripts/chdb-http-server").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--port", "0", "--ready-file", ready]
-        process.standardOutput = output
-        process.standardError = output
+        let process: Process
         do {
-            try process.run()
+            process = try ChildProcess.start(URL(fileURLWithPath: "/usr/bin/env"),
+                                             ["python3", script, "--port", "0", "--ready-file", ready], errorLog: log)
         } catch {
             throw TestServerUnavailable("cannot start \(script): \(error)")
         }
         let deadline = monotonicSeconds() + 120
-        var port: Int?
+        func readPort() -> Int? {
+            (try? String(contentsOfFile: ready, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        var port = readPort()
         while port == nil {
-            port = (try? String(contentsOfFile: ready, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            if port != nil { break }
             guard process.isRunning, monotonicSeconds() < deadline else {
                 if process.isRunning { process.terminate() }
                 let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 throw TestServerUnavailable("chdb-http-server did not come up (is chdb installed? scripts/setup-deps installs it): \(said.suffix(800))")
             }
             usleep(50_000)
+            port = readPort()
         }
+        // Built from a port number: it parses.
+        url = URL(string: "http://127.0.0.1:\(port ?? 0)")!
         try? FileManager.default.removeItem(atPath: ready)
         self.process = process
         self.log = log
-        pid = process.processIdentifier
-        // Built from a port number: it parses.
-        url = URL(string: "http://127.0.0.1:\(port ?? 0)")!
     }
 
     /// As a `ClickHouseTestServer`, for the helpers that query one.

@@ -251,11 +251,10 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
                     // per shard).
                     try Task.checkCancellation()
                     let shard = work[address.item].shard, plan = work[address.item].plan
-                    var settings: [String: String] = [:]
-                    if facts.deduplicationTokens {
-                        settings["insert_deduplication_token"] = Self.deduplicationToken(shard: shard.id, chunkRows: plan.chunkRows, chunk: address.chunk)
-                    }
-                    if options.format == .native && facts.dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
+                    let settings = Self.insertSettings(
+                        format: options.format, dialect: facts.dialect,
+                        deduplicationToken: facts.deduplicationTokens
+                            ? Self.deduplicationToken(shard: shard.id, chunkRows: plan.chunkRows, chunk: address.chunk) : nil)
                     let what = "insert chunk \(address.chunk + 1)/\(plan.chunkCount) of shard \(shard.id)"
                     let payload = body
                     inFlight = (address, rows)
@@ -356,6 +355,18 @@ package final class ClickHouseForwarder: Forwarder, Sendable {
             return state.client
         }
         try await connection?.shutdown()
+    }
+
+    /// The URL settings of one chunk's INSERT: its deduplication token (on servers that
+    /// take one), and plain strings for LowCardinality columns in Native bodies (the
+    /// modern table has them; the encoder writes plain String columns). The benchmark's
+    /// server-alone baseline sends the same.
+    package static func insertSettings(format: ClickHouseBlockEncoder.Format, dialect: ClickHouseSchema.Dialect,
+                                       deduplicationToken: String?) -> [String: String] {
+        var settings: [String: String] = [:]
+        if let deduplicationToken { settings["insert_deduplication_token"] = deduplicationToken }
+        if format == .native && dialect == .modern { settings["low_cardinality_allow_in_native_format"] = "0" }
+        return settings
     }
 
     /// The token of one chunk: the same chunk of the same shard cut the same way always

@@ -133,9 +133,9 @@ struct ForwardBenchmark: AsyncParsableCommand {
             let cpu = CPUSplit.Meter(server: target.pid)
             let t = monotonicSeconds()
             for (i, chunk) in (serverChunks[kind] ?? []).enumerated() {
-                // What the forwarder adds on a modern server (ClickHouseForwarder.deliver).
-                let settings = target.dialect == .modern
-                    ? ["insert_deduplication_token": "bench/\(i)", "low_cardinality_allow_in_native_format": "0"] : [:]
+                // What the forwarder sends (a token on a modern server: chdb's is).
+                let settings = ClickHouseForwarder.insertSettings(format: .native, dialect: target.dialect,
+                                                                  deduplicationToken: target.dialect == .modern ? "bench/\(i)" : nil)
                 try await target.client.insert(statement, body: chunk, compression: compression, settings: settings)
             }
             let seconds = monotonicSeconds() - t
@@ -302,12 +302,13 @@ struct ForwardBenchmark: AsyncParsableCommand {
             print(CPUSplit.budget(forwarder: forwarderCPU, serverAlone: serverAloneCPU, rows: Double(rows),
                                   server: "the local clickhouse-server"))
         }
+        let modernHeading = "### The same forwarder into a modern engine (chdb, the modern DDL)"
         if let modernFailure {
-            print("### The same forwarder into a modern engine (chdb, the modern DDL)\n\nNot measured in this run: \(modernFailure)\n")
+            print("\(modernHeading)\n\nNot measured in this run: \(modernFailure)\n")
         }
         if let best = modern.best {
             print("""
-                ### The same forwarder into a modern engine (chdb, the modern DDL)
+                \(modernHeading)
 
                 The same sealed shards into ClickHouse \(modern.version) (chdb, in process) behind `scripts/chdb-http-server`, a Python front that takes the forwarder's HTTP requests and inserts each body from a file in /dev/shm (`INSERT ... FROM INFILE`). The forwarder runs with its defaults and picks the modern DDL from the version: LowCardinality columns, `non_replicated_deduplication_window`, a deduplication token on every INSERT. The server alone takes the same kind of body (the forwarder's own modern Native chunks in zstd blocks, encoded before timing, with the same settings). \(chdbRounds) rounds, each the forwarder then the server alone, each into a fresh table.
 
