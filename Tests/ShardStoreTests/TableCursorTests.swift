@@ -56,6 +56,13 @@ import Testing
         let root = try #require(try db.scalarInteger("SELECT rootpage FROM sqlite_schema WHERE name = 't'"))
         let cursor = TableCursor(pages: try DatabasePages(path: pagesPath ?? path), rootPage: Int(root))
         try cursor.seek(toRowID: from)
+        // The same rows decoded whole (`decodeRecord`), into every other slot of a buffer
+        // one column wider than the table: a column a record lacks must read as absent.
+        let whole = TableCursor(pages: try DatabasePages(path: pagesPath ?? path), rootPage: Int(root))
+        whole.decodesHeaders = false
+        try whole.seek(toRowID: from)
+        let width = 7, stride = 2
+        var values = [Int64](repeating: -7, count: width * stride), present = [Bool](repeating: true, count: width * stride)
         let select = try db.prepare("SELECT rowid, a, b, c, d, e, f FROM t WHERE rowid >= ?1 ORDER BY rowid")
         select.bind(1, from)
         var rows = 0
@@ -74,9 +81,23 @@ import Testing
                     #expect(cursor.bytes(c).map(Array.init) == expected, "row \(cursor.rowID) column \(c)")
                 }
             }
+            #expect(try whole.next() && whole.rowID == cursor.rowID)
+            try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
+                try present.withUnsafeMutableBufferPointer { p throws(SQLiteError) in
+                    try whole.decodeRecord(into: v.baseAddress!, present: p.baseAddress!, stride: stride, columns: width)
+                }
+            }
+            #expect(whole.columnCount == cursor.columnCount)
+            for c in 0..<width {
+                let expected = cursor.integerOrNull(c)
+                #expect(present[c * stride] == (expected != nil) && values[c * stride] == (expected ?? 0), "row \(cursor.rowID) column \(c), whole")
+                #expect(whole.bytes(c).map(Array.init) == cursor.bytes(c).map(Array.init), "row \(cursor.rowID) column \(c), whole")
+            }
+            #expect(values[1] == -7 && present[1], "nothing is written between the stride's slots")
             rows += 1
         }
         #expect(try !cursor.next(), "the cursor has rows SQLite does not")
+        #expect(try !whole.next(), "the whole-record cursor has rows SQLite does not")
         return rows
     }
 
@@ -146,10 +167,20 @@ import Testing
             try Data(damaged).write(to: URL(fileURLWithPath: copy))
             do throws(SQLiteError) {
                 let cursor = TableCursor(pages: try DatabasePages(path: copy), rootPage: Int(root))
+                // Every third round decodes whole records (`decodeRecord`) instead.
+                cursor.decodesHeaders = round % 3 != 1
+                var values = [Int64](repeating: 0, count: 8), present = [Bool](repeating: false, count: 8)
                 try cursor.seek(toRowID: round % 2 == 0 ? .min : Int64(round * 3))
                 var rows = 0
                 while try cursor.next() {
                     rows += 1
+                    if !cursor.decodesHeaders {
+                        try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
+                            try present.withUnsafeMutableBufferPointer { p throws(SQLiteError) in
+                                try cursor.decodeRecord(into: v.baseAddress!, present: p.baseAddress!, stride: 1, columns: 8)
+                            }
+                        }
+                    }
                     for c in 0..<cursor.columnCount { _ = cursor.integerOrNull(c); _ = cursor.bytes(c)?.reduce(0, &+) }
                     // Damage may repeat subtrees (a child pointer changed to another): bounded, not endless.
                     if rows >= 100_000 { break }

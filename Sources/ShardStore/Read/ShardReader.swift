@@ -168,8 +168,8 @@ package final class ShardReader {
         try dictionary.withStorage { bytes, starts in
             batch.strings = bytes
             batch.starts = starts
-            try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys) { row in
-                batch.append(row)
+            try forEachOrderedRow(rowIDs: rowIDs, orderedBy: keys, decodingRecords: false) { row in
+                try batch.append(row)
                 if batch.isFull {
                     try body(batch)
                     batch.removeAll()
@@ -179,7 +179,9 @@ package final class ShardReader {
         }
     }
 
-    private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID],
+    /// `decodingRecords` false: a row read from the pages comes with its record not yet
+    /// decoded, for a reader that decodes it whole (`ShardRowBatch.append`).
+    private func forEachOrderedRow(rowIDs: ClosedRange<Int64>, orderedBy keys: [FieldID], decodingRecords: Bool = true,
                                    _ body: (StoredRow) throws -> Void) throws {
         let columns = Self.allColumnsOfF
         // A shard sealed (or merged) in the seal order holds its rows sorted by exactly
@@ -189,6 +191,7 @@ package final class ShardReader {
         if keys == Self.sealOrderKeys, try isInSealOrder() {
             do {
                 if readsPagesDirectly, let cursor = try rowCursor() {
+                    cursor.decodesHeaders = decodingRecords
                     try cursor.seek(toRowID: rowIDs.lowerBound)
                     while try cursor.next(), cursor.rowID <= rowIDs.upperBound { try body(.record(cursor)) }
                     return

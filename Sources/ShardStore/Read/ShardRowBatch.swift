@@ -1,18 +1,23 @@
 public import FlowModel  // public: the batch's inlinable readers take `FieldID`s
 import StorageKit
 
-/// Up to `capacity` consecutive stored rows of one shard, held column by column: each
-/// field's values for every row of the batch lie side by side, as the field's value
-/// (times decoded), or its string id for a text field. Valid only inside the callback
-/// that receives it (`ShardReader.forEachBatch`).
+/// Up to `capacity` consecutive stored rows of one shard, each field's value (times
+/// decoded) or its string id for a text field, for the encoder to take column by
+/// column. Valid only inside the callback that receives it (`ShardReader.forEachBatch`).
 ///
 /// Why a batch: the forwarder's encoder wrote each row's 116 values in turn, choosing
 /// how to write each one per value; that choice (an indirect branch taken to a
 /// different place for every value) and the per-field checks around it were most of
 /// the encoder's time (`perf`). Column by column the choice is made once per column per
 /// batch, and each column's loop writes into one buffer. The rows are read once into
-/// this batch, in one uniform loop over the stored columns: read + Native encoding
-/// went 1.4x faster (`flowrec-bench forward --encode-only`, bench/NOTES.md).
+/// this batch, each record decoded in one pass (`TableCursor.decodeRecord`): read +
+/// Native encoding went 1.4x faster (`flowrec-bench forward --encode-only`,
+/// bench/NOTES.md).
+///
+/// The values are held row by row: decoding a record writes its values side by side,
+/// where a column-major batch spread each row's writes over 116 cache lines; the
+/// encoder's column loops then read with a stride, which costs less than strided
+/// writes did (measured within a few percent of each other, bench/NOTES.md).
 ///
 /// Public, with its readers `@inlinable public`, only so that the encoder (another
 /// module) inlines them: Swift 6.3 does not serialize `@inlinable package` bodies.
@@ -22,10 +27,12 @@ public final class ShardRowBatch {
     package static let defaultCapacity = 256
 
     @usableFromInline let capacity: Int
+    /// Values per row.
+    @usableFromInline let columns = FlowSchema.count
     /// Rows in the batch.
     @exclusivity(unchecked) public private(set) var count = 0
-    /// Per field, `capacity` values (`[field * capacity + row]`): integers with their
-    /// times decoded, string ids for text fields; 0 where `present` is false.
+    /// Per row, `columns` values (`[row * columns + field]`): integers with their times
+    /// decoded, string ids for text fields; 0 where `present` is false.
     @usableFromInline let values: UnsafeMutablePointer<Int64>
     /// Whether the value is there (false: absent or JSON null, both NULL in a column
     /// store; the shard itself keeps the difference).
@@ -87,7 +94,7 @@ public final class ShardRowBatch {
         let column = field.index
         guard textStored[column] else { return nil }
         // String ids start at 1, and an absent value is held as 0.
-        let id = Int(values[column * capacity + row])
+        let id = Int(values[row * columns + column])
         guard id >= 1, id < starts.count else { return nil }
         return UnsafeBufferPointer(rebasing: strings[starts[id - 1]..<starts[id]])
     }
@@ -102,13 +109,14 @@ public final class ShardRowBatch {
 
     // MARK: Filling
 
-    /// Adds `row` as the batch's next row; the batch must not be full.
-    func append(_ row: StoredRow) {
+    /// Adds `row` as the batch's next row; the batch must not be full. A cursor's row comes
+    /// undecoded (`ShardReader.forEachBatch` turns `TableCursor.decodesHeaders` off) and is
+    /// decoded here, its header and values in one pass, straight into the batch.
+    func append(_ row: StoredRow) throws(SQLiteError) {
         let r = count
         switch row {
         case .record(let cursor):
-            // The hot loop: every value through the cursor's inlined reader.
-            for column in 0..<fieldCount { set(cursor.integerOrNull(column), column: column, row: r) }
+            try cursor.decodeRecord(into: values + r * columns, present: present + r * columns, stride: 1, columns: fieldCount)
         case .statement:
             for column in 0..<fieldCount { set(row.integerOrNull(column), column: column, row: r) }
         }
@@ -129,7 +137,7 @@ public final class ShardRowBatch {
     }
 
     @inline(__always) private func set(_ value: Int64?, column: Int, row: Int) {
-        let at = column * capacity + row
+        let at = row * columns + column
         values[at] = value ?? 0
         present[at] = value != nil
     }
@@ -137,12 +145,12 @@ public final class ShardRowBatch {
     /// Replaces a time stored relative to the row's `TimeFlowEndMs` (`end`) by its value.
     private func decodeTime(_ column: Int, isStart: Bool, end: Int64, row: Int) {
         guard let value = stored(column, row: row) else { return }
-        values[column * capacity + row] = ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
+        values[row * columns + column] = ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
     }
 
     /// Column `column`'s value in row `row` as the batch holds it; nil when not present.
-    @usableFromInline @inline(__always) func stored(_ column: Int, row: Int) -> Int64? {
-        let at = column * capacity + row
+    @inlinable @inline(__always) func stored(_ column: Int, row: Int) -> Int64? {
+        let at = row * columns + column
         return present[at] ? values[at] : nil
     }
 }

@@ -44,6 +44,12 @@ public final class TableCursor {
     /// row was written) read as NULL.
     @exclusivity(unchecked) @usableFromInline package private(set) var columnCount = 0
     @exclusivity(unchecked) package private(set) var rowID: Int64 = 0
+    /// Whether `next()` decodes each row's record header (the default). A reader that
+    /// takes every row whole with `decodeRecord(into:present:stride:columns:)` turns it
+    /// off: that call decodes the header and the integers in one pass.
+    package var decodesHeaders = true
+    /// The current row's record size in bytes.
+    @exclusivity(unchecked) private var recordSize = 0
 
     /// Where the walk is on one page: for a leaf the next cell to return, for an
     /// interior page the next child to descend into (`cells` is the right-most child).
@@ -131,8 +137,13 @@ public final class TableCursor {
     /// SQLite's `sqlite3_column_int64` would.
     @inlinable @inline(__always) public func integerOrNull(_ c: Int) -> Int64? {
         guard c < columnCount else { return nil }
-        let p = payload + offsets[c]
-        switch types[c] {
+        return Self.integer(type: types[c], at: payload + offsets[c])
+    }
+
+    /// The integer a value of serial type `type` at `p` holds (see `integerOrNull`): the
+    /// one conversion both the per-column readers and `decodeRecord` use.
+    @inlinable @inline(__always) static func integer(type: Int, at p: UnsafeRawPointer) -> Int64? {
+        switch type {
         case 1: return Int64(p.load(as: Int8.self))
         case 2: return Int64(Int16(bitPattern: p.loadUnaligned(as: UInt16.self).bigEndian))
         case 3: return Int64(p.load(as: Int8.self)) << 16 | Int64(p.load(fromByteOffset: 1, as: UInt8.self)) << 8
@@ -215,7 +226,7 @@ public final class TableCursor {
         if size <= most {
             guard at + size <= usable else { throw corrupt("the record of row \(rowID) runs past page \(level.page)") }
             payload = bytes + at
-            try decodeHeader(size: size)
+            try entered(size: size)
             return
         }
         let least = (usable - 12) * 32 / 255 - 23
@@ -240,33 +251,83 @@ public final class TableCursor {
             next = Int(u32(UnsafeRawPointer(overflow.baseAddress!), 0))
         }
         payload = UnsafeRawPointer(spill.baseAddress!)
-        try decodeHeader(size: size)
+        try entered(size: size)
     }
 
-    /// Reads the record header: each column's serial type and where its value starts.
-    private func decodeHeader(size: Int) throws(SQLiteError) {
+    /// The current row's record is at `payload`: decodes its header, unless the reader
+    /// decodes each row itself (`decodesHeaders`).
+    @inline(__always) private func entered(size: Int) throws(SQLiteError) {
+        recordSize = size
+        if decodesHeaders {
+            try decodeHeader(values: nil, present: nil, stride: 0, columns: 0)
+        } else {
+            columnCount = 0
+        }
+    }
+
+    /// Decodes the current row's record header and, in the same pass, writes column `c`'s
+    /// integer (as `integerOrNull(c)` reads it) to `values[c * stride]` and whether there
+    /// is one to `present[c * stride]`, for every `c < columns`; a column the record lacks
+    /// (added to the table after the row was written) is absent. Afterwards every reader
+    /// works as after a `next()` that decodes headers. For a reader that sets
+    /// `decodesHeaders` to false and takes every row whole.
+    ///
+    /// Why one pass: reading the header, then each value through `integerOrNull`, went
+    /// over each column twice, switching on its type both times; the two were a quarter
+    /// of the forwarder's encoding thread (`perf`, bench/NOTES.md).
+    package func decodeRecord(into values: UnsafeMutablePointer<Int64>, present: UnsafeMutablePointer<Bool>,
+                              stride: Int, columns: Int) throws(SQLiteError) {
+        try decodeHeader(values: values, present: present, stride: stride, columns: columns)
+    }
+
+    /// Reads the record header (each column's serial type and where its value starts),
+    /// writing the first `columns` columns' integers as it goes (`decodeRecord`).
+    @inline(__always) private func decodeHeader(values: UnsafeMutablePointer<Int64>?, present: UnsafeMutablePointer<Bool>?,
+                                                stride: Int, columns: Int) throws(SQLiteError) {
+        let size = recordSize
         var at = 0
         let headerSize = Int(truncatingIfNeeded: try varint(payload, &at, size))
         guard headerSize >= at, headerSize <= size else { throw corrupt("row \(rowID) has a record header of \(headerSize) bytes in a \(size)-byte record") }
         var body = headerSize
         var count = 0
         while at < headerSize {
-            let type = Int(truncatingIfNeeded: try varint(payload, &at, headerSize))
+            // Serial types below 128 (every integer, and texts under 58 bytes) take one byte.
+            let first = payload.load(fromByteOffset: at, as: UInt8.self)
+            let type: Int
+            if first < 0x80 {
+                type = Int(first)
+                at += 1
+            } else {
+                type = Int(truncatingIfNeeded: try varint(payload, &at, headerSize))
+            }
             if count == capacity { grow() }
+            let start = body
             types[count] = type
-            offsets[count] = body
-            switch type {
-            case 0, 8, 9: break
-            case 1...4: body += type
-            case 5: body += 6
-            case 6, 7: body += 8
-            case 10, 11: throw corrupt("row \(rowID) uses the reserved serial type \(type)")
-            default:
-                guard type > 0 else { throw corrupt("row \(rowID) has a negative serial type") }
+            offsets[count] = start
+            // The value's width: for types 0-9 from a table of nibbles (a switch here was a
+            // jump to a different place for nearly every column), from the type above 11.
+            if UInt(bitPattern: type) < 10 {
+                body += (0x00_8864_3210 >> (type << 2)) & 0xF
+            } else if type >= 12 {
                 body += (type - 12) >> 1
+            } else if type > 0 {
+                throw corrupt("row \(rowID) uses the reserved serial type \(type)")
+            } else {
+                throw corrupt("row \(rowID) has a negative serial type")
             }
             guard body <= size else { throw corrupt("row \(rowID)'s values run past its \(size)-byte record") }
+            if count < columns, let values, let present {
+                let value = Self.integer(type: type, at: payload + start)
+                values[count * stride] = value ?? 0
+                present[count * stride] = value != nil
+            }
             count += 1
+        }
+        if count < columns, let values, let present {
+            for c in count..<columns {
+                values[c * stride] = 0
+                present[c * stride] = false
+            }
         }
         columnCount = count
     }
