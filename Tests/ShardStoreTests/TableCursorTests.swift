@@ -245,15 +245,16 @@ import Testing
         }
     }
 
-    /// A row holding a REAL where an integer belongs (no flowrec writes one; a hand-edited
-    /// shard might): the pages alone do not say what SQLite's arithmetic makes of it, so
-    /// the checksum is computed through SQLite, and the seal still verifies.
-    @Test func aValueOnlySQLiteDefinesIsCheckedThroughSQLite() throws {
+    /// A row holding a REAL or a text where an integer belongs (no flowrec writes one; a
+    /// hand-edited shard might): the pages alone do not say what SQLite's arithmetic makes
+    /// of it, so the checksum is computed through SQLite, and the seal still verifies.
+    @Test(arguments: ["\"Bytes\" = 1.5, \"TimeFlowStartMs\" = 12.75", "\"Packets\" = 'seven'"])
+    func aValueOnlySQLiteDefinesIsCheckedThroughSQLite(edit: String) throws {
         let dir = TemporaryDirectory()
         let store = try ShardStore(directory: dir.path, options: .init(windowMs: 60_000, graceMs: 0))
         try store.append(batch(generatedLines(3000)[...], firstLine: 1))
         let active = try #require(try store.shards().first { $0.state == .active })
-        try SQLiteDatabase(path: dir.path + "/" + active.path).execute("UPDATE flow_rows SET \"Bytes\" = 1.5, \"TimeFlowStartMs\" = 12.75 WHERE rowid = 7")
+        try SQLiteDatabase(path: dir.path + "/" + active.path).execute("UPDATE flow_rows SET \(edit) WHERE rowid = 7")
         try store.sealClosedWindows(watermarkMs: .max)
         let sealed = try #require(try store.shards().first { $0.id == active.id })
         #expect(sealed.state == .sealed)

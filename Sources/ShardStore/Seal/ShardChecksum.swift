@@ -36,28 +36,35 @@ enum ShardChecksum {
                         aggregatingInto rollups: RollupAccumulator? = nil) throws(SQLiteError) -> (rows: Int64, checksum: UInt64)? {
         let integerColumns = Self.integerColumns
         let columns = ShardSchema.allColumns.count
-        let endRelative = timeEncoding == .endRelative
-        var rows: Int64 = 0, sum: UInt64 = 0
-        /// The column's original value; nil for NULL; sets `unusual` where SQLite's rules apply.
-        var unusual = false
-        @inline(__always) func value(_ c: Int, end: Int64?) -> Int64? {
-            guard let stored = cursor.integerOrNull(c) else {
-                if !cursor.isNull(c) { unusual = true }
-                return nil
-            }
-            if cursor.isReal(c) { unusual = true }
-            guard let end, timeEncoding.isRelative(c) else { return stored }
-            let (decoded, overflow) = ShardSchema.TimeEncoding.decode(stored, column: c, end: end)
-            if overflow { unusual = true }
-            return decoded
+        let endColumn = ShardSchema.TimeEncoding.endColumn
+        let relativeColumns = timeEncoding == .endRelative
+            ? [ShardSchema.TimeEncoding.startColumn, ShardSchema.TimeEncoding.receivedColumn] : []
+        // Each row's integer columns, decoded with its header in one pass (`decodeRecord`),
+        // then the relative times decoded in place: every later read is a load.
+        let values = UnsafeMutablePointer<Int64>.allocate(capacity: integerColumns)
+        let present = UnsafeMutablePointer<Bool>.allocate(capacity: integerColumns)
+        defer {
+            values.deallocate()
+            present.deallocate()
         }
+        @inline(__always) func value(_ c: Int) -> Int64? { present[c] ? values[c] : nil }
+        var rows: Int64 = 0, sum: UInt64 = 0
+        cursor.decodesHeaders = false
         try cursor.seek(toRowID: .min)
         while try cursor.next() {
-            let end = endRelative ? cursor.integerOrNull(ShardSchema.TimeEncoding.endColumn) : nil
-            var row = RowHasher()
-            for c in 0..<integerColumns {
-                if let v = value(c, end: end) { row.add(integer: v, column: c) }
+            // A REAL, a text or a blob where an integer belongs: SQLite's own conversions
+            // define its hash and its rollups, so SQLite computes them (`unusual` below).
+            var unusual = try !cursor.decodeRecord(into: values, present: present, stride: 1, columns: integerColumns)
+            if present[endColumn] {
+                let end = values[endColumn]
+                for c in relativeColumns where present[c] {
+                    let (decoded, overflow) = ShardSchema.TimeEncoding.decode(values[c], column: c, end: end)
+                    if overflow { unusual = true }
+                    values[c] = decoded
+                }
             }
+            var row = RowHasher()
+            for c in 0..<integerColumns where present[c] { row.add(integer: values[c], column: c) }
             for c in integerColumns..<columns {
                 if let text = cursor.bytes(c) {
                     row.add(text: text, column: c)
@@ -67,7 +74,7 @@ enum ShardChecksum {
             }
             sum &+= row.finish(columns: columns)
             rows += 1
-            rollups?.add { c in value(c, end: end) }
+            rollups?.add { c in value(c) }
             if unusual {
                 rollups?.removeAll()
                 return nil

@@ -272,18 +272,26 @@ public final class TableCursor {
     /// works as after a `next()` that decodes headers. For a reader that sets
     /// `decodesHeaders` to false and takes every row whole.
     ///
+    /// Returns false when one of those columns holds a REAL (written truncated, as
+    /// `integerOrNull` reads it), a text or a blob (written as absent): a reader to whom
+    /// those mean something else checks the column's type.
+    ///
     /// Why one pass: reading the header, then each value through `integerOrNull`, went
     /// over each column twice, switching on its type both times; the two were a quarter
     /// of the forwarder's encoding thread (`perf`, bench/NOTES.md).
+    @discardableResult
     package func decodeRecord(into values: UnsafeMutablePointer<Int64>, present: UnsafeMutablePointer<Bool>,
-                              stride: Int, columns: Int) throws(SQLiteError) {
+                              stride: Int, columns: Int) throws(SQLiteError) -> Bool {
         try decodeHeader(values: values, present: present, stride: stride, columns: columns)
     }
 
     /// Reads the record header (each column's serial type and where its value starts),
-    /// writing the first `columns` columns' integers as it goes (`decodeRecord`).
-    @inline(__always) private func decodeHeader(values: UnsafeMutablePointer<Int64>?, present: UnsafeMutablePointer<Bool>?,
-                                                stride: Int, columns: Int) throws(SQLiteError) {
+    /// writing the first `columns` columns' integers as it goes (`decodeRecord`, whose
+    /// result it returns).
+    @inline(__always) @discardableResult
+    private func decodeHeader(values: UnsafeMutablePointer<Int64>?, present: UnsafeMutablePointer<Bool>?,
+                              stride: Int, columns: Int) throws(SQLiteError) -> Bool {
+        var integers = true
         let size = recordSize
         var at = 0
         let headerSize = Int(truncatingIfNeeded: try varint(payload, &at, size))
@@ -320,6 +328,7 @@ public final class TableCursor {
                 let value = Self.integer(type: type, at: payload + start)
                 values[count * stride] = value ?? 0
                 present[count * stride] = value != nil
+                integers = integers && type != 7 && type < 12
             }
             count += 1
         }
@@ -330,6 +339,7 @@ public final class TableCursor {
             }
         }
         columnCount = count
+        return integers
     }
 
     private func grow() {
