@@ -49,12 +49,10 @@ public final class ShardRowBatch {
     /// The shard's strings, in place, while the batch is handed out.
     @usableFromInline var strings = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
     @usableFromInline var starts = UnsafeBufferPointer<Int>(start: nil, count: 0)
-    private let relative: Bool
-    /// Column numbers, looked up once per batch rather than once per row (a static `let`
-    /// costs a `swift_once` check at every read).
-    private let fieldCount = FlowSchema.count, extrasColumn = ShardSchema.extrasColumn
-    private let endColumn = ShardSchema.TimeEncoding.endColumn, startColumn = ShardSchema.TimeEncoding.startColumn,
-                receivedColumn = ShardSchema.TimeEncoding.receivedColumn
+    private let times: ShardSchema.TimeEncoding.RowDecoder
+    /// Looked up once per batch rather than once per row (a static `let` costs a
+    /// `swift_once` check at every read).
+    private let extrasColumn = ShardSchema.extrasColumn
 
     init(capacity: Int = defaultCapacity, timeEncoding: ShardSchema.TimeEncoding) {
         self.capacity = max(1, capacity)
@@ -62,7 +60,7 @@ public final class ShardRowBatch {
         present = .allocate(capacity: FlowSchema.count * self.capacity)
         extrasEnds = []
         extrasEnds.reserveCapacity(self.capacity)
-        relative = timeEncoding == .endRelative
+        times = .init(timeEncoding)
     }
 
     deinit {
@@ -116,14 +114,12 @@ public final class ShardRowBatch {
         let r = count
         switch row {
         case .record(let cursor):
-            try cursor.decodeRecord(into: values + r * columns, present: present + r * columns, stride: 1, columns: fieldCount)
+            try cursor.decodeRecord(into: values + r * columns, present: present + r * columns, stride: 1, columns: columns)
         case .statement:
-            for column in 0..<fieldCount { set(row.integerOrNull(column), column: column, row: r) }
+            for column in 0..<columns { set(row.integerOrNull(column), column: column, row: r) }
         }
-        if relative, let end = stored(endColumn, row: r) {
-            decodeTime(startColumn, isStart: true, end: end, row: r)
-            decodeTime(receivedColumn, isStart: false, end: end, row: r)
-        }
+        // An overflow (only in a hand-edited shard) leaves the wrapped value, as every reader does.
+        _ = times.decode(values: values + r * columns, present: present + r * columns)
         _ = row.withText(extrasColumn) { object in
             // Stored as one JSON object; the members without the braces, as `Flow` keeps them.
             if object.count >= 2, object.first == UInt8(ascii: "{"), object.last == UInt8(ascii: "}") {
@@ -140,12 +136,6 @@ public final class ShardRowBatch {
         let at = row * columns + column
         values[at] = value ?? 0
         present[at] = value != nil
-    }
-
-    /// Replaces a time stored relative to the row's `TimeFlowEndMs` (`end`) by its value.
-    private func decodeTime(_ column: Int, isStart: Bool, end: Int64, row: Int) {
-        guard let value = stored(column, row: row) else { return }
-        values[row * columns + column] = ShardSchema.TimeEncoding.decode(value, isStart: isStart, end: end).value
     }
 
     /// Column `column`'s value in row `row` as the batch holds it; nil when not present.

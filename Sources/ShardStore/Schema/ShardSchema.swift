@@ -69,6 +69,33 @@ package enum ShardSchema {
             let (value, overflow) = isStart ? end.subtractingReportingOverflow(stored) : stored.addingReportingOverflow(end / 1000)
             return (value, overflow)
         }
+
+        /// Decodes one row's relative times in place, in a row whose integer columns lie
+        /// side by side (`values[c]`, `present[c]`: as `TableCursor.decodeRecord` writes
+        /// them). Made once per batch or pass: it holds the column numbers, which as
+        /// static `let`s cost a `swift_once` check at every read.
+        struct RowDecoder {
+            private let relative: Bool
+            private let end = endColumn, start = startColumn, received = receivedColumn
+
+            init(_ encoding: TimeEncoding) { relative = encoding == .endRelative }
+
+            /// Replaces the row's relative times by their values (nothing in the plain
+            /// encoding, or without an end time); true where the arithmetic overflowed
+            /// (see `decode(_:column:end:)`), the wrapped value written all the same.
+            @inline(__always) func decode(values: UnsafeMutablePointer<Int64>, present: UnsafeMutablePointer<Bool>) -> Bool {
+                guard relative, present[end] else { return false }
+                let endValue = values[end]
+                @inline(__always) func decodeColumn(_ column: Int, isStart: Bool) -> Bool {
+                    guard present[column] else { return false }
+                    let decoded = TimeEncoding.decode(values[column], isStart: isStart, end: endValue)
+                    values[column] = decoded.value
+                    return decoded.overflow
+                }
+                let startOverflowed = decodeColumn(start, isStart: true)
+                return decodeColumn(received, isStart: false) || startOverflowed
+            }
+        }
     }
 
     /// The largest time value the end-relative encoding accepts.

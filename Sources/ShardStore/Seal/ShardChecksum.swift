@@ -36,9 +36,7 @@ enum ShardChecksum {
                         aggregatingInto rollups: RollupAccumulator? = nil) throws(SQLiteError) -> (rows: Int64, checksum: UInt64)? {
         let integerColumns = Self.integerColumns
         let columns = ShardSchema.allColumns.count
-        let endColumn = ShardSchema.TimeEncoding.endColumn
-        let relativeColumns = timeEncoding == .endRelative
-            ? [ShardSchema.TimeEncoding.startColumn, ShardSchema.TimeEncoding.receivedColumn] : []
+        let times = ShardSchema.TimeEncoding.RowDecoder(timeEncoding)
         // Each row's integer columns, decoded with its header in one pass (`decodeRecord`),
         // then the relative times decoded in place: every later read is a load.
         let values = UnsafeMutablePointer<Int64>.allocate(capacity: integerColumns)
@@ -55,14 +53,7 @@ enum ShardChecksum {
             // A REAL, a text or a blob where an integer belongs: SQLite's own conversions
             // define its hash and its rollups, so SQLite computes them (`unusual` below).
             var unusual = try !cursor.decodeRecord(into: values, present: present, stride: 1, columns: integerColumns)
-            if present[endColumn] {
-                let end = values[endColumn]
-                for c in relativeColumns where present[c] {
-                    let (decoded, overflow) = ShardSchema.TimeEncoding.decode(values[c], column: c, end: end)
-                    if overflow { unusual = true }
-                    values[c] = decoded
-                }
-            }
+            if times.decode(values: values, present: present) { unusual = true }
             var row = RowHasher()
             for c in 0..<integerColumns where present[c] { row.add(integer: values[c], column: c) }
             for c in integerColumns..<columns {
