@@ -109,6 +109,13 @@ final class ShardIndexBuilder {
         nulls.add(nullList)
     }
 
+    /// As `addBookkeeping(quoted:nulls:)`, with the lists' bytes as a record holds them
+    /// (the seal's copy by records).
+    func addBookkeeping(quoted quotedList: UnsafeRawBufferPointer?, nulls nullList: UnsafeRawBufferPointer?) {
+        quoted.add(quotedList)
+        nulls.add(nullList)
+    }
+
     /// The next row in the shard's order: its end time and, per field of
     /// `SkipIndex.fields`, the stored value (a string id for text fields), nil when NULL.
     func addRow(end: Int64?, stored value: (Int) -> Int64?) {

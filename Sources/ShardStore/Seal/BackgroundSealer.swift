@@ -112,7 +112,7 @@ final class BackgroundSealer: Sendable {
                                        checksum: result.checksum, level: sealer.level, summaries: result.summaries)
                 outcome = .success(ShardStore.SealSummary(id: job.id, rows: result.rows, compactBytes: result.compactBytes,
                                                           sealedBytes: result.sealedBytes, seconds: Date().timeIntervalSince(started),
-                                                          steps: result.steps))
+                                                          steps: result.steps, copiedThroughSQLiteBecause: result.copiedThroughSQLiteBecause))
             } catch let error as ShardStoreError {
                 outcome = .failure(error)
             } catch {

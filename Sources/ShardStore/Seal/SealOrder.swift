@@ -22,6 +22,8 @@ final class SealOrder {
     let runs: Int
     /// The source's rows.
     var rows: Int { keys.count }
+    /// The source's row ids in copy order (the record-by-record copy reads them).
+    var sourceRowIDs: LazyMapSequence<[SealKey], Int64> { keys.lazy.map(\.tiebreak) }
     private weak var database: SQLiteDatabase?
 
     /// Reads the sort columns of `table` (in `db`) and sorts its row ids; `ranks` order

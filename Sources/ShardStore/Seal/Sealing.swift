@@ -12,6 +12,8 @@ extension ShardStore {
         package let sealedBytes: Int64
         package let seconds: Double
         package let steps: SealStepTimes
+        /// Why the rows were copied through SQLite, not record by record (nil: by records).
+        package let copiedThroughSQLiteBecause: String?
     }
 
     /// Seals every active shard whose window ended at least the grace period before the
@@ -115,6 +117,7 @@ extension ShardStore {
         try catalog.markSealed(id, relativePath: id.sealedRelativePath, bytes: result.sealedBytes, checksum: result.checksum, level: options.sealLevel,
                                summaries: result.summaries)
         return SealSummary(id: id, rows: result.rows, compactBytes: result.compactBytes, sealedBytes: result.sealedBytes,
-                           seconds: Date().timeIntervalSince(started), steps: result.steps)
+                           seconds: Date().timeIntervalSince(started), steps: result.steps,
+                           copiedThroughSQLiteBecause: result.copiedThroughSQLiteBecause)
     }
 }

@@ -28,6 +28,9 @@ struct ShardSealer {
         let steps: SealStepTimes
         /// The sealed shard's skip summaries, for the catalog.
         let summaries: [SkipSummary]
+        /// Why the rows were copied through SQLite rather than record by record
+        /// (`OrderedRecordCopy`); nil when they were copied by records.
+        let copiedThroughSQLiteBecause: String?
     }
 
     func seal(activePath: String, sealedPath: String, id: ShardID) throws -> Result {
@@ -67,8 +70,18 @@ struct ShardSealer {
         }
 
         // Checkpoint so the active shard is one self-contained file while it is copied.
-        try SQLiteDatabase(path: activePath).execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        let source = try writeCompactCopy(from: activePath, to: compactPath, id: id, trustRecordedChecksum: trustRecordedChecksum)
+        let checkpointed = try Self.checkpoint(activePath)
+        var source: SourceSummary
+        do {
+            let reason = !checkpointed ? "a reader kept the active shard's write-ahead log from being checkpointed"
+                : !trustRecordedChecksum ? "the active shard's recorded checksum was wrong: its rows are hashed as they are copied" : nil
+            source = try writeCompactCopy(from: activePath, to: compactPath, id: id, trustRecordedChecksum: trustRecordedChecksum,
+                                          throughSQLiteBecause: reason)
+        } catch let unsupported as OrderedRecordCopy.Unsupported {
+            try? FileManager.default.removeItem(atPath: compactPath)
+            source = try writeCompactCopy(from: activePath, to: compactPath, id: id, trustRecordedChecksum: trustRecordedChecksum,
+                                          throughSQLiteBecause: unsupported.reason)
+        }
         CrashPoint.reached("seal.compacted")
         lap(\.compactCopy)
         let compactBytes = fileSize(compactPath)
@@ -111,7 +124,17 @@ struct ShardSealer {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: activePath + suffix) }
         lap(\.rename)
         return Result(rows: rows, checksum: checksum, sealedBytes: fileSize(sealedPath), compactBytes: compactBytes, steps: steps,
-                      summaries: source.summaries)
+                      summaries: source.summaries, copiedThroughSQLiteBecause: source.copiedThroughSQLiteBecause)
+    }
+
+    /// Checkpoints the active shard's write-ahead log into it and empties the log; true
+    /// when every frame reached the file (no reader held the log back), so that the file
+    /// alone holds every row.
+    private static func checkpoint(_ activePath: String) throws -> Bool {
+        let db = try SQLiteDatabase(path: activePath)
+        let checkpoint = try db.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+        // (busy, frames in the log, frames checkpointed); -1 frames outside WAL mode.
+        return try checkpoint.step() && checkpoint.integer(0) == 0 && checkpoint.integer(1) == checkpoint.integer(2)
     }
 
     /// What the sealed file must reproduce: the active shard's row count and content
@@ -127,6 +150,7 @@ struct ShardSealer {
         let summaries: [SkipSummary]
         /// Where the compressed shard's frames begin (`FrameLayout`).
         let frameBoundaries: [Int64]
+        let copiedThroughSQLiteBecause: String?
     }
 
     /// The source's page cache during the ordered copy, in KiB: two pages per sorted run
@@ -155,8 +179,11 @@ struct ShardSealer {
     }
 
     /// Writes the compact copy and returns the source's row count and content checksum.
+    /// The rows are copied record by record (`OrderedRecordCopy`) unless
+    /// `throughSQLiteBecause` gives a reason to copy them through SQLite; the copy by
+    /// records throws `OrderedRecordCopy.Unsupported` for a shard it does not handle.
     private func writeCompactCopy(from activePath: String, to compactPath: String, id: ShardID,
-                                  trustRecordedChecksum: Bool) throws -> SourceSummary {
+                                  trustRecordedChecksum: Bool, throughSQLiteBecause: String?) throws -> SourceSummary {
         let db = try SQLiteDatabase(path: compactPath)
         try db.execute("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
         let attach = try db.prepare("ATTACH DATABASE ?1 AS src")
@@ -176,6 +203,8 @@ struct ShardSealer {
         // begun by an older flowrec) the copy hashes each row it reads, in its WHERE term.
         let recorded = trustRecordedChecksum
             ? try db.scalarInteger("SELECT value FROM src.meta WHERE key = '\(ActiveShard.rowsChecksumKey)'") : nil
+        let throughSQLiteBecause = throughSQLiteBecause
+            ?? (recorded == nil ? "the active shard has no recorded checksum (an older flowrec's): its rows are hashed as they are copied" : nil)
         let sourceRowChecksum = ShardChecksum.RowAccumulator(registeredOn: db)
         var rollups: RollupAccumulator?
         if rollupsPath != nil {
@@ -198,30 +227,52 @@ struct ShardSealer {
         // kept by the writer, the seal is 30% faster.
         let ranks = try StringRanks(table: "src.strings", in: db)
         let order = try SealOrder(of: "src.flow_rows", in: db, ranks: ranks)
-        try order.createTable(on: db)
-        try db.execute("PRAGMA src.cache_size=-\(Self.sourceCacheKiB(runs: order.runs, rows: order.rows, pageSize: try db.scalarInteger("PRAGMA src.page_size") ?? 4096))")
         // The skip index is built from the rows as they are copied, in the seal order.
         let index = ShardIndexBuilder(ranks: ranks, registeredOn: db)
-        var copyTerms = ["\(ShardIndexBuilder.functionName)(\(ShardIndexBuilder.arguments(table: "src.flow_rows.")))"]
-        if recorded == nil { copyTerms.append("\(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))") }
-        try db.execute("""
-            BEGIN;
+        let everythingButRows = """
             INSERT INTO strings (id, value) SELECT id, value FROM src.strings ORDER BY id;
-            INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
-              FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
-              WHERE \(copyTerms.joined(separator: " AND "))
-              ORDER BY seal_order.rowid;
             INSERT INTO positions SELECT * FROM src.positions;
             INSERT INTO meta SELECT * FROM src.meta WHERE key <> '\(ActiveShard.rowsChecksumKey)';
-            INSERT OR REPLACE INTO meta (key, value)
-              SELECT name, CASE k WHEN 0 THEN n WHEN 1 THEN lo WHEN 2 THEN hi WHEN 3 THEN b ELSE p END
-              FROM (SELECT count(*) AS n, min("TimeFlowEndMs") AS lo, max("TimeFlowEndMs") AS hi,
-                           sum("Bytes") AS b, sum("Packets") AS p FROM flow_rows)
-              CROSS JOIN (SELECT column1 AS name, column2 AS k FROM (VALUES ('row_count', 0), ('min_time_ms', 1),
-                          ('max_time_ms', 2), ('bytes_total', 3), ('packets_total', 4)));
-            COMMIT;
-            """)
-        try order.drop()
+            """
+        if throughSQLiteBecause == nil {
+            try db.execute("BEGIN; \(everythingButRows) COMMIT;")
+            // SQLite is between transactions while the writer adds pages to the file.
+            let root = Int(try db.scalarInteger("SELECT rootpage FROM main.sqlite_schema WHERE name = 'flow_rows'") ?? 0)
+            let sourceRoot = Int(try db.scalarInteger("SELECT rootpage FROM src.sqlite_schema WHERE name = 'flow_rows'") ?? 0)
+            let totals = try OrderedRecordCopy.copy(from: activePath, sourceRoot: sourceRoot, order: order,
+                                                    into: try TableTreeWriter(path: compactPath, rootPage: root), encoding: encoding, index: index)
+            let insert = try db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+            try db.transaction { () throws(SQLiteError) in
+                for (key, value) in [("row_count", totals.rows), ("min_time_ms", totals.minTime), ("max_time_ms", totals.maxTime),
+                                     ("bytes_total", totals.bytes), ("packets_total", totals.packets)] {
+                    insert.reset()
+                    insert.bind(1, key)
+                    if let value { insert.bind(2, value) } else { insert.bindNull(2) }
+                    try insert.step()
+                }
+            }
+        } else {
+            try order.createTable(on: db)
+            try db.execute("PRAGMA src.cache_size=-\(Self.sourceCacheKiB(runs: order.runs, rows: order.rows, pageSize: try db.scalarInteger("PRAGMA src.page_size") ?? 4096))")
+            var copyTerms = ["\(ShardIndexBuilder.functionName)(\(ShardIndexBuilder.arguments(table: "src.flow_rows.")))"]
+            if recorded == nil { copyTerms.append("\(ShardChecksum.RowAccumulator.functionName)(\(sourceColumns))") }
+            try db.execute("""
+                BEGIN;
+                \(everythingButRows)
+                INSERT INTO flow_rows (\(columns)) SELECT \(encodedColumns)
+                  FROM temp.seal_order CROSS JOIN src.flow_rows ON src.flow_rows.rowid = seal_order.source_rowid
+                  WHERE \(copyTerms.joined(separator: " AND "))
+                  ORDER BY seal_order.rowid;
+                INSERT OR REPLACE INTO meta (key, value)
+                  SELECT name, CASE k WHEN 0 THEN n WHEN 1 THEN lo WHEN 2 THEN hi WHEN 3 THEN b ELSE p END
+                  FROM (SELECT count(*) AS n, min("TimeFlowEndMs") AS lo, max("TimeFlowEndMs") AS hi,
+                               sum("Bytes") AS b, sum("Packets") AS p FROM flow_rows)
+                  CROSS JOIN (SELECT column1 AS name, column2 AS k FROM (VALUES ('row_count', 0), ('min_time_ms', 1),
+                              ('max_time_ms', 2), ('bytes_total', 3), ('packets_total', 4)));
+                COMMIT;
+                """)
+            try order.drop()
+        }
         let summaries = try index.write(into: db)
         let sourceRows = try db.scalarInteger("SELECT count(*) FROM src.flow_rows") ?? 0
         guard recorded != nil || sourceRowChecksum.rows == sourceRows else {
@@ -249,7 +300,8 @@ struct ShardSealer {
         }
         try db.execute("DETACH DATABASE src")
         return SourceSummary(rows: sourceRows, checksum: checksum, checksumWasRecorded: recorded != nil, rollups: rollups,
-                             summaries: summaries, frameBoundaries: try FrameLayout.boundaries(of: db))
+                             summaries: summaries, frameBoundaries: try FrameLayout.boundaries(of: db),
+                             copiedThroughSQLiteBecause: throughSQLiteBecause)
     }
 }
 

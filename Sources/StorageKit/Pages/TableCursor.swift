@@ -161,6 +161,9 @@ public final class TableCursor {
         }
     }
 
+    /// Whether column `c` is a text.
+    @inlinable @inline(__always) public func isText(_ c: Int) -> Bool { c < columnCount && types[c] >= 13 && types[c] & 1 == 1 }
+
     /// Whether column `c` is a REAL (which `integerOrNull` truncates).
     @inlinable @inline(__always) public func isReal(_ c: Int) -> Bool { c < columnCount && types[c] == 7 }
 
@@ -170,6 +173,86 @@ public final class TableCursor {
         let type = types[c]
         guard type >= 12 else { return nil }
         return UnsafeBufferPointer(start: (payload + offsets[c]).assumingMemoryBound(to: UInt8.self), count: (type - 12) >> 1)
+    }
+
+    /// The current row's record as stored (header, then values), valid until the cursor
+    /// moves: what `TableTreeWriter.append` takes.
+    package var record: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: payload, count: recordSize) }
+
+    /// An integer (or NULL) to put in place of one column's value (`copyRecord`).
+    package struct Replacement {
+        package var column: Int
+        package var value: Int64?
+        package init(column: Int, value: Int64?) {
+            self.column = column
+            self.value = value
+        }
+    }
+
+    /// Writes the current row's record to `out` with the values of some columns replaced
+    /// (`replacements`, in ascending column order) and returns its size; `out` holds at
+    /// least `record.count + 8 * replacements.count` bytes. Nil when a replaced column is
+    /// beyond the record or its type takes more than one header byte (a text of 58 bytes
+    /// or more): then the header would change size, which this copy does not do. Needs
+    /// the header decoded (`decodesHeaders`).
+    ///
+    /// Why: a seal stores two times relative to a third (`ShardSchema.TimeEncoding`).
+    /// Re-encoding only those two values, and copying the rest of the record as it is,
+    /// keeps the copy a few `memcpy`s a row.
+    package func copyRecord(to out: UnsafeMutableRawPointer, replacing replacements: UnsafeBufferPointer<Replacement>) -> Int? {
+        // The header size's varint: at most two bytes for a record of fewer than 16,384 columns.
+        let first = payload.load(as: UInt8.self)
+        let headerSize: Int, headerStart: Int
+        if first < 0x80 {
+            (headerSize, headerStart) = (Int(first), 1)
+        } else {
+            let second = payload.load(fromByteOffset: 1, as: UInt8.self)
+            guard second < 0x80 else { return nil }
+            (headerSize, headerStart) = (Int(first & 0x7F) << 7 | Int(second), 2)
+        }
+        out.copyMemory(from: payload, byteCount: headerSize)
+        var position = headerStart, column = 0
+        var source = headerSize, target = headerSize
+        for replacement in replacements {
+            let c = replacement.column
+            guard c < columnCount, c >= column else { return nil }
+            while column < c {
+                position += TableTreeWriter.varintLength(UInt64(bitPattern: Int64(types[column])))
+                column += 1
+            }
+            let oldType = types[c]
+            guard oldType < 0x80 else { return nil }
+            let start = offsets[c]
+            (out + target).copyMemory(from: payload + source, byteCount: start - source)
+            target += start - source
+            source = start + (oldType < 10 ? (0x00_8864_3210 >> (oldType << 2)) & 0xF : (oldType - 12) >> 1)
+            let (type, width) = Self.integerType(replacement.value)
+            out.storeBytes(of: UInt8(type), toByteOffset: position, as: UInt8.self)
+            if let value = replacement.value {
+                for i in 0..<width {
+                    out.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * (width - 1 - i))), toByteOffset: target + i, as: UInt8.self)
+                }
+            }
+            target += width
+        }
+        (out + target).copyMemory(from: payload + source, byteCount: recordSize - source)
+        return target + recordSize - source
+    }
+
+    /// The serial type SQLite writes for `value` (file format 4: 0 and 1 take no bytes),
+    /// and its width in bytes.
+    static func integerType(_ value: Int64?) -> (type: Int, width: Int) {
+        guard let value else { return (0, 0) }
+        switch value {
+        case 0: return (8, 0)
+        case 1: return (9, 0)
+        case -128...127: return (1, 1)
+        case -32_768...32_767: return (2, 2)
+        case -8_388_608...8_388_607: return (3, 3)
+        case -2_147_483_648...2_147_483_647: return (4, 4)
+        case -140_737_488_355_328...140_737_488_355_327: return (5, 6)
+        default: return (6, 8)
+        }
     }
 
     // MARK: - Pages and cells
