@@ -15,26 +15,31 @@ final class ShardIndexBuilder {
     private let database: SQLiteDatabase
     private let isText: [Bool] = SkipIndex.fields.map { $0.kind != .integer }
 
-    private(set) var granules: [Granule] = []
-    private var rows: Int64 = 0
-    private var granuleStart: Int64 = 1
-    private var minTime = Int64.max, maxTime = Int64.min
+    // The state a row updates is exempt from dynamic exclusivity checks: they were a
+    // sixth of the seal's copy by records (`perf`), and a builder is fed by one thread,
+    // row after row, never re-entered.
+    @exclusivity(unchecked) private(set) var granules: [Granule] = []
+    @exclusivity(unchecked) private var rows: Int64 = 0
+    @exclusivity(unchecked) private var granuleStart: Int64 = 1
+    @exclusivity(unchecked) private var minTime = Int64.max, maxTime = Int64.min
     /// Per indexed field: the smallest and largest rank (text) or value (integer) of the
     /// granule so far; low > high when it has none.
-    private var lows: [Int64]
-    private var highs: [Int64]
+    @exclusivity(unchecked) private var lows: [Int64]
+    @exclusivity(unchecked) private var highs: [Int64]
     /// Per text field: the string ids the shard holds, as a bit set; per integer field the values.
-    private var textIDs: [[UInt64]]
-    private var integers: [Set<Int64>]
+    @exclusivity(unchecked) private var textIDs: [[UInt64]]
+    @exclusivity(unchecked) private var integers: [Set<Int64>]
+    /// Per integer field, the value last put in `integers` (neighbours mostly repeat it).
+    @exclusivity(unchecked) private var lastInteger: [Int64?]
     /// Per field after the sort fields: the stored values (string ids or integers) of the
     /// granule so far, for its Bloom filter; and the last one seen (rows in the seal order
     /// repeat their neighbours' values, so most rows add nothing).
-    private var granuleValues: [Set<Int64>]
-    private var lastValue: [Int64?]
+    @exclusivity(unchecked) private var granuleValues: [Set<Int64>]
+    @exclusivity(unchecked) private var lastValue: [Int64?]
     private let bloomFrom = SkipIndex.sortFields.count
     /// The fields any row names in `_quoted` and in `_nulls` (`SkipIndex.BookkeepingFields`).
-    private var quoted = FieldNameUnion()
-    private var nulls = FieldNameUnion()
+    @exclusivity(unchecked) private var quoted = FieldNameUnion()
+    @exclusivity(unchecked) private var nulls = FieldNameUnion()
     /// The shard's per-second traffic per group, from the same rows.
     let series = TrafficSeriesBuilder()
 
@@ -51,6 +56,7 @@ final class ShardIndexBuilder {
         integers = [Set<Int64>](repeating: [], count: count)
         granuleValues = [Set<Int64>](repeating: [], count: count)
         lastValue = [Int64?](repeating: nil, count: count)
+        lastInteger = [Int64?](repeating: nil, count: count)
         // Not SQLITE_DETERMINISTIC: SQLite must call it for every row.
         sqlite3_create_function_v2(db.handle, Self.functionName, Self.argumentCount, SQLITE_UTF8,
                                    Unmanaged.passUnretained(self).toOpaque(), Self.call, nil, nil, nil)
@@ -134,7 +140,10 @@ final class ShardIndexBuilder {
                 textIDs[i][Int(stored) >> 6] |= 1 << UInt64(stored & 63)
             } else {
                 key = stored
-                integers[i].insert(stored)
+                if lastInteger[i] != stored {
+                    lastInteger[i] = stored
+                    integers[i].insert(stored)
+                }
             }
             if key < lows[i] { lows[i] = key }
             if key > highs[i] { highs[i] = key }

@@ -122,6 +122,11 @@ final class BackgroundSealer: Sendable {
 
             switch outcome {
             case .success(let summary):
+                if let reason = summary.copiedThroughSQLiteBecause {
+                    logger.info("sealed by copying the rows through SQLite, which is slower than copying records", metadata: [
+                        "shard": "\(job.id)", "reason": "\(reason)",
+                    ])
+                }
                 observer?(summary)
                 state.withLock { state in
                     state.queue.removeFirst()

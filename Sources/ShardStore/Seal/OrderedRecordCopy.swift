@@ -67,26 +67,26 @@ struct OrderedRecordCopy {
         var out = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { out.deallocate() }
 
-        // Per run, the cursor that reads it, by the row id it is to return next.
-        var cursors: [Int64: TableCursor] = [:]
-        cursors.reserveCapacity(order.runs)
+        // Per run, the cursor that reads it (made at the run's first row) and the row id
+        // after the one it last returned.
+        var cursors = [TableCursor?](repeating: nil, count: order.runs)
+        var following = [Int64](repeating: 0, count: order.runs)
         var totals = Totals()
         for sourceRowID in order.sourceRowIDs {
+            let run = order.run(holding: sourceRowID)  // the first row is a run's first
             let cursor: TableCursor
-            if let continuing = cursors.removeValue(forKey: sourceRowID) {
-                cursor = continuing
+            if let reading = cursors[run] {
+                cursor = reading
             } else {
-                // A run's first row; or a gap in the row ids, which the runs then outnumber.
-                guard cursors.count < 2 * maximumRuns else {
-                    throw Unsupported(reason: "the active shard's row ids have gaps")
-                }
                 cursor = TableCursor(pages: pages, rootPage: sourceRoot)
-                try cursor.seek(toRowID: sourceRowID)
+                cursors[run] = cursor
             }
+            // Within a run rows come in row id order; a gap in the row ids costs a seek.
+            if following[run] != sourceRowID { try cursor.seek(toRowID: sourceRowID) }
             guard try cursor.next(), cursor.rowID == sourceRowID else {
                 throw ShardStoreError(.verificationFailed, "the active shard's pages have no row \(sourceRowID), which SQLite listed; the active shard is kept")
             }
-            cursors[sourceRowID + 1] = cursor
+            following[run] = sourceRowID + 1
 
             // An integer column as the index's SQL function is given it: nil unless an INTEGER.
             @inline(__always) func argument(_ c: Int) -> Int64? { cursor.isReal(c) ? nil : cursor.integerOrNull(c) }

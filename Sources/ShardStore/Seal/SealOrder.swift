@@ -19,11 +19,23 @@ final class SealOrder {
     /// The source's ascending runs in row id order: one per write batch (`SealRun`), or
     /// about one per row for a shard written in arrival order. The copy reads every run
     /// at once, one page each, so this sizes the source's page cache (`ShardSealer`).
-    let runs: Int
+    var runs: Int { runStarts.count }
+    /// The row id where each run begins, ascending.
+    let runStarts: [Int64]
     /// The source's rows.
     var rows: Int { keys.count }
     /// The source's row ids in copy order (the record-by-record copy reads them).
     var sourceRowIDs: LazyMapSequence<[SealKey], Int64> { keys.lazy.map(\.tiebreak) }
+
+    /// The run (an index into `runStarts`) that holds source row `rowID`.
+    func run(holding rowID: Int64) -> Int {
+        var lo = 0, hi = runStarts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if runStarts[mid] <= rowID { lo = mid + 1 } else { hi = mid }
+        }
+        return lo - 1
+    }
     private weak var database: SQLiteDatabase?
 
     /// Reads the sort columns of `table` (in `db`) and sorts its row ids; `ranks` order
@@ -33,20 +45,20 @@ final class SealOrder {
         let rows = try db.prepare("SELECT rowid, \(columns), \"TimeFlowEndMs\" FROM \(table)")
         var keys: [SealKey] = []
         if let count = try db.scalarInteger("SELECT max(rowid) FROM \(table)") { keys.reserveCapacity(Int(clamping: count)) }
-        var runs = 0
+        var runStarts: [Int64] = []
         var previous: SealKey?
         while try rows.step() {
             // Two ranks per word (NULL ranks 0, first, as an absent value does in ClickHouse).
             let namespaces = UInt64(ranks.rank(rows.integer(1))) << 32 | UInt64(ranks.rank(rows.integer(2)))
             let owners = UInt64(ranks.rank(rows.integer(3))) << 32 | UInt64(ranks.rank(rows.integer(4)))
             let key = SealKey(namespaces: namespaces, owners: owners, time: rows.integer(5), tiebreak: rows.integer(0))
-            if previous.map({ key < $0 }) ?? true { runs += 1 }
+            if previous.map({ key < $0 }) ?? true { runStarts.append(key.tiebreak) }
             previous = key
             keys.append(key)
         }
         keys.sort()
         self.keys = keys
-        self.runs = runs
+        self.runStarts = runStarts
     }
 
     /// Creates `temp.seal_order(source_rowid)` on `db`, whose rowid is the copy position

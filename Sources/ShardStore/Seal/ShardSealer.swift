@@ -7,7 +7,8 @@ import Foundation
 /// Steps, each leaving either the old or the new shard complete:
 /// 1. compact copy: a fresh SQLite file with 64 KiB pages and no journal, strings in id
 ///    order, rows ordered by endpoint pair then time (similar rows side by side
-///    compress better), and the summary in `meta`;
+///    compress better) and copied record by record (`OrderedRecordCopy`), or through
+///    SQLite when that copy does not handle the shard, and the summary in `meta`;
 /// 2. compress it in the seekable zstd format to `<id>.sqlite.zst.tmp`, fsynced;
 /// 3. verify: open it in place through `SeekableZstdVFS`, `PRAGMA quick_check`, row
 ///    count and content checksum equal to the active shard's;
