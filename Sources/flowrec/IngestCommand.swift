@@ -3,6 +3,7 @@ import FlowModel
 import FileSource
 import Foundation
 import ShardStore
+import Synchronization
 
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -69,9 +70,13 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try ShardStore(directory: data.path, options: .init(
+        var options = ShardStore.Options(
             windowMs: Int64(window.seconds * 1000), graceMs: Int64(grace.seconds * 1000), sealLevel: sealLevel,
-            frameSize: sealFrameKib << 10, sealInBackground: backgroundSeal))
+            frameSize: sealFrameKib << 10, sealInBackground: backgroundSeal)
+        // Every seal, in the background while ingesting or at the end (`--seal-now`).
+        let seals = SealTally()
+        options.sealObserver = { summary in seals.add(summary) }
+        let store = try ShardStore(directory: data.path, options: options)
         let started = Date()
         var total = ShardStore.AppendSummary()
         var lines: Int64 = 0
@@ -95,11 +100,12 @@ struct IngestCommand: ParsableCommand {
             })
             lines = reader.linesRead
         }
-        var sealed: [ShardStore.SealSummary] = []
         // Windows close by event time, or by the wall clock: a file of last week's flows
         // leaves nothing open, whatever the watermark of each file says.
-        if sealNow { sealed = try store.sealWindowsClosed(byWallClockMs: Int64(Date().timeIntervalSince1970 * 1000)) }
+        if sealNow { try store.sealWindowsClosed(byWallClockMs: Int64(Date().timeIntervalSince1970 * 1000)) }
+        // Closing waits for the background seals.
         try store.close()
+        let sealed = seals.all
         let active = try store.stillActive()
         for shard in try store.shards() { shards.insert(shard.id.description) }
         progress.finish()
@@ -113,13 +119,21 @@ struct IngestCommand: ParsableCommand {
             elapsed:           \(String(format: "%.2f", elapsed)) s
             rate:              \(Int(Double(lines) / max(elapsed, 0.001))) lines/s
             """)
-        if sealNow {
+        if sealNow || !sealed.isEmpty {
             let rows = sealed.reduce(Int64(0)) { $0 + $1.rows }
             let bytes = sealed.reduce(Int64(0)) { $0 + $1.sealedBytes }
             print("sealed:            \(sealed.count) shards, \(rows) flows, \(bytes) bytes (\(rows > 0 ? bytes / rows : 0) B/flow)")
         }
         print(StillActiveNote(active).text)
     }
+}
+
+/// The seals of one ingest, whichever thread made them (the background sealer's or
+/// the command's).
+private final class SealTally: Sendable {
+    private let seals = Mutex<[ShardStore.SealSummary]>([])
+    func add(_ summary: ShardStore.SealSummary) { seals.withLock { $0.append(summary) } }
+    var all: [ShardStore.SealSummary] { seals.withLock { $0 } }
 }
 
 /// One status line on stderr while working, when stderr is a terminal.
