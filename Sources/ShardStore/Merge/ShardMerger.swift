@@ -142,8 +142,9 @@ struct ShardMerger {
         let insert = try db.prepare(ShardSchema.insertFlowSQL)
         let columnCount = ShardSchema.allColumns.count
         let textStored = FlowSchema.fields.map(\.kind.isTextStored)
-        let start = FlowSchema.id(of: "TimeFlowStartMs").index, end = FlowSchema.requiredField.index
-        let received = FlowSchema.id(of: "TimeReceived").index
+        // Locals: static `let`s cost a `swift_once` check at each of the 116 columns a row.
+        let start = ShardSchema.TimeEncoding.startColumn, end = ShardSchema.TimeEncoding.endColumn
+        let received = ShardSchema.TimeEncoding.receivedColumn
         let indexed = SkipIndex.fields.map(\.index)
         let quotedColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_quoted\"")!)
         let nullsColumn = Int32(ShardSchema.allColumns.firstIndex(of: "\"_nulls\"")!)
@@ -191,9 +192,8 @@ struct ShardMerger {
             insert.reset()
             for c in 0..<FlowSchema.count {
                 guard var value = stored[c] else { insert.bindNull(Int32(c + 1)); continue }
-                if encoding == .endRelative, let e = stored[end] {
-                    if c == start { value = e - value }
-                    if c == received { value -= e / 1000 }
+                if encoding == .endRelative, let e = stored[end], c == start || c == received {
+                    value = ShardSchema.TimeEncoding.encode(value, isStart: c == start, end: e)
                 }
                 insert.bind(Int32(c + 1), value)
             }

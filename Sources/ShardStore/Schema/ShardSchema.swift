@@ -70,6 +70,15 @@ package enum ShardSchema {
             return (value, overflow)
         }
 
+        /// The stored form of `value`, a row's `TimeFlowStartMs` (when `isStart`) or
+        /// `TimeReceived`, in a row whose `TimeFlowEndMs` is `end`: the inverse of
+        /// `decode`, the Swift copy of `storedExpression(encode: true)` for the seal's and
+        /// the merge's record copies. Only called where every time lies in
+        /// [0, `relativeTimeLimit`], so it cannot overflow.
+        @inline(__always) static func encode(_ value: Int64, isStart: Bool, end: Int64) -> Int64 {
+            isStart ? end - value : value - end / 1000
+        }
+
         /// Decodes one row's relative times in place, in a row whose integer columns lie
         /// side by side (`values[c]`, `present[c]`: as `TableCursor.decodeRecord` writes
         /// them). Made once per batch or pass: it holds the column numbers, which as

@@ -122,10 +122,11 @@ struct OrderedRecordCopy {
                     try writer.append(rowID: totals.rows, record: cursor.record)
                     continue
                 }
-                // Stored relative to the end time: `ShardSchema.storedExpression`'s encoding.
                 for (i, column) in relative.enumerated() {
                     let value = try integer(column)
-                    replacements[i] = .init(column: column, value: value.map { column == start ? endTime - $0 : $0 - endTime / 1000 })
+                    replacements[i] = .init(column: column, value: value.map {
+                        ShardSchema.TimeEncoding.encode($0, isStart: column == start, end: endTime)
+                    })
                 }
                 let needed = cursor.record.count + 8 * relative.count
                 if out.count < needed {
