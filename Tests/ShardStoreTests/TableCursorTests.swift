@@ -82,7 +82,7 @@ import Testing
                 }
             }
             #expect(try whole.next() && whole.rowID == cursor.rowID)
-            try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
+            _ = try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
                 try present.withUnsafeMutableBufferPointer { p throws(SQLiteError) in
                     try whole.decodeRecord(into: v.baseAddress!, present: p.baseAddress!, stride: stride, columns: width)
                 }
@@ -175,7 +175,7 @@ import Testing
                 while try cursor.next() {
                     rows += 1
                     if !cursor.decodesHeaders {
-                        try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
+                        _ = try values.withUnsafeMutableBufferPointer { v throws(SQLiteError) in
                             try present.withUnsafeMutableBufferPointer { p throws(SQLiteError) in
                                 try cursor.decodeRecord(into: v.baseAddress!, present: p.baseAddress!, stride: 1, columns: 8)
                             }

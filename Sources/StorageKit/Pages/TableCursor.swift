@@ -225,7 +225,7 @@ public final class TableCursor {
             let start = offsets[c]
             (out + target).copyMemory(from: payload + source, byteCount: start - source)
             target += start - source
-            source = start + (oldType < 10 ? (0x00_8864_3210 >> (oldType << 2)) & 0xF : (oldType - 12) >> 1)
+            source = start + Self.valueWidth(type: oldType)
             let (type, width) = Self.integerType(replacement.value)
             out.storeBytes(of: UInt8(type), toByteOffset: position, as: UInt8.self)
             if let value = replacement.value {
@@ -237,6 +237,13 @@ public final class TableCursor {
         }
         (out + target).copyMemory(from: payload + source, byteCount: recordSize - source)
         return target + recordSize - source
+    }
+
+    /// The width in bytes of a value of serial type `type`, which is not negative, 10 or
+    /// 11 (reserved): for types 0-9 from a table of nibbles (a switch was a jump to a
+    /// different place for nearly every column), from the type above 11.
+    @inline(__always) static func valueWidth(type: Int) -> Int {
+        type < 10 ? (0x00_8864_3210 >> (type << 2)) & 0xF : (type - 12) >> 1
     }
 
     /// The serial type SQLite writes for `value` (file format 4: 0 and 1 take no bytes),
@@ -395,17 +402,10 @@ public final class TableCursor {
             let start = body
             types[count] = type
             offsets[count] = start
-            // The value's width: for types 0-9 from a table of nibbles (a switch here was a
-            // jump to a different place for nearly every column), from the type above 11.
-            if UInt(bitPattern: type) < 10 {
-                body += (0x00_8864_3210 >> (type << 2)) & 0xF
-            } else if type >= 12 {
-                body += (type - 12) >> 1
-            } else if type > 0 {
-                throw corrupt("row \(rowID) uses the reserved serial type \(type)")
-            } else {
-                throw corrupt("row \(rowID) has a negative serial type")
+            guard UInt(bitPattern: type) < 10 || type >= 12 else {
+                throw corrupt(type < 0 ? "row \(rowID) has a negative serial type" : "row \(rowID) uses the reserved serial type \(type)")
             }
+            body += Self.valueWidth(type: type)
             guard body <= size else { throw corrupt("row \(rowID)'s values run past its \(size)-byte record") }
             if count < columns, let values, let present {
                 let value = Self.integer(type: type, at: payload + start)
