@@ -66,26 +66,18 @@ package final class DatabasePages {
         pageCount = Int(size / Int64(pageSize))
     }
 
-    /// The page size and usable bytes per page from the 100-byte database header, once
-    /// its magic and text encoding (UTF-8) are checked.
+    /// The page size and usable bytes per page from the database header, once checked.
     private static func checkHeader(_ source: Source, path: String, size: Int64) throws(SQLiteError) -> (pageSize: Int, usableSize: Int) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 100, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: DatabaseHeader.size, alignment: 8)
         defer { buffer.deallocate() }
         var headerFrame: [UInt8] = [], headerFrameStart: Int64 = 0
-        if size >= 100 { try Self.read(source, path: path, into: buffer, at: 0, frame: &headerFrame, frameStart: &headerFrameStart) }
-        let header = [UInt8](buffer)
-        guard size >= 100, header[0..<16].elementsEqual(Array("SQLite format 3\0".utf8)) else {
-            throw SQLiteError(code: SQLITE_NOTADB, message: "not a SQLite database (no header)", sql: nil, path: path)
+        var bytes: [UInt8] = []
+        if size >= DatabaseHeader.size {
+            try Self.read(source, path: path, into: buffer, at: 0, frame: &headerFrame, frameStart: &headerFrameStart)
+            bytes = [UInt8](buffer)
         }
-        let rawPageSize = Int(header[16]) << 8 | Int(header[17])
-        let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
-        let usableSize = pageSize - Int(header[20])
-        let encoding = Int(header[56]) << 24 | Int(header[57]) << 16 | Int(header[58]) << 8 | Int(header[59])
-        guard pageSize >= 512, pageSize & (pageSize - 1) == 0, usableSize >= 480, encoding <= 1 else {
-            throw SQLiteError(code: SQLITE_CORRUPT, message: "unsupported database header (page size \(pageSize), \(pageSize - usableSize) reserved bytes, text encoding \(encoding))",
-                              sql: nil, path: path)
-        }
-        return (pageSize, usableSize)
+        let header = try DatabaseHeader(bytes, path: path)
+        return (header.pageSize, header.usableSize)
     }
 
     deinit {

@@ -56,15 +56,9 @@ package final class TableTreeWriter {
             throw SQLiteError(code: SQLITE_CANTOPEN, message: "cannot open for writing: errno \(errno)", sql: nil, path: path, systemErrno: errno)
         }
         do throws(SQLiteError) {
-            var header = [UInt8](repeating: 0, count: 100)
-            try Self.read(descriptor, path: path, into: &header, at: 0)
-            let raw = Int(header[16]) << 8 | Int(header[17])
-            pageSize = raw == 1 ? 65536 : raw
-            usableSize = pageSize - Int(header[20])
-            guard header[0..<16].elementsEqual(Array("SQLite format 3\0".utf8)), pageSize >= 512, pageSize & (pageSize - 1) == 0 else {
-                throw SQLiteError(code: SQLITE_NOTADB, message: "not a SQLite database (no header)", sql: nil, path: path)
-            }
-            guard Self.u32(header, 52) == 0 else {
+            let header = try Self.header(descriptor, path: path)
+            (pageSize, usableSize) = (header.pageSize, header.usableSize)
+            guard !header.hasAutoVacuum else {
                 throw SQLiteError(code: SQLITE_MISUSE, message: "the table writer does not keep auto-vacuum's pointer maps", sql: nil, path: path)
             }
             var status = stat()
@@ -154,12 +148,11 @@ package final class TableTreeWriter {
         // The header's page count, trusted because the change counter (offset 24) and
         // the version it is valid for (offset 92) agree; both move on, so an open
         // connection drops the pages it had cached.
-        var header = [UInt8](repeating: 0, count: 100)
-        try Self.read(descriptor, path: path, into: &header, at: 0)
-        let counter = Self.u32(header, 24) &+ 1
-        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 100, alignment: 8)
+        let header = try Self.header(descriptor, path: path)
+        let counter = header.changeCounter &+ 1
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: DatabaseHeader.size, alignment: 8)
         defer { bytes.deallocate() }
-        bytes.copyBytes(from: header)
+        bytes.copyBytes(from: header.bytes)
         Self.putU32(counter, bytes.baseAddress!, 24)
         Self.putU32(counter, bytes.baseAddress!, 92)
         Self.putU32(UInt32(nextPage - 1), bytes.baseAddress!, 28)
@@ -233,6 +226,12 @@ package final class TableTreeWriter {
         }
     }
 
+    private static func header(_ descriptor: Int32, path: String) throws(SQLiteError) -> DatabaseHeader {
+        var bytes = [UInt8](repeating: 0, count: DatabaseHeader.size)
+        try read(descriptor, path: path, into: &bytes, at: 0)
+        return try DatabaseHeader(bytes, path: path)
+    }
+
     private static func read(_ descriptor: Int32, path: String, into bytes: inout [UInt8], at offset: Int64) throws(SQLiteError) {
         let count = bytes.count
         let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, count, off_t(offset)) }
@@ -282,9 +281,5 @@ package final class TableTreeWriter {
 
     private static func putU32(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ at: Int) {
         base.storeBytes(of: value.bigEndian, toByteOffset: at, as: UInt32.self)
-    }
-
-    private static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
-        UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
     }
 }
