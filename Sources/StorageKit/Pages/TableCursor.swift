@@ -402,10 +402,15 @@ public final class TableCursor {
             let start = body
             types[count] = type
             offsets[count] = start
-            guard UInt(bitPattern: type) < 10 || type >= 12 else {
+            // Two branches, each inlining its half of `valueWidth`: most columns take the
+            // first, so it is the one the branch predictor learns.
+            if UInt(bitPattern: type) < 10 {
+                body += Self.valueWidth(type: type)
+            } else if type >= 12 {
+                body += Self.valueWidth(type: type)
+            } else {
                 throw corrupt(type < 0 ? "row \(rowID) has a negative serial type" : "row \(rowID) uses the reserved serial type \(type)")
             }
-            body += Self.valueWidth(type: type)
             guard body <= size else { throw corrupt("row \(rowID)'s values run past its \(size)-byte record") }
             if count < columns, let values, let present {
                 let value = Self.integer(type: type, at: payload + start)
