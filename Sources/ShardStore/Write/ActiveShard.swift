@@ -203,7 +203,7 @@ final class ActiveShard {
                         continue
                     }
                 }
-                checksum &+= try codec.insert(batchFlows[i], with: insertFlow, dictionary: &dictionary, insertString: insertString)
+                checksum &+= try codec.insert(batchFlows.baseAddress! + i, with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 let p = batch.positions[i]
                 if contentKeys != nil {
                     // A content key is not a position to record.
