@@ -16,7 +16,8 @@ extension ShardStore {
         // The batch's high-water mark: the highest position of each source partition.
         // Content keys are no offsets: nothing to resume from, no high-water mark.
         let highWater = batch.isContentKeyed ? [:]
-            : Self.highestPositions(batch.positions[0..<batch.flowCount] + batch.deadLetters.map(\.at), sources: batch.sources)
+            : BatchPositionRanges(batch.positions[0..<batch.flowCount] + batch.deadLetters.map(\.at))
+                .named(sources: batch.sources).mapValues(\.last)
 
         // Route flows to windows, skipping positions a window already absorbed. Keys are
         // resolved once per (window, source, partition), not per flow.
@@ -70,14 +71,16 @@ extension ShardStore {
             let shard = try activeShard(window: window)
             let isLast = n == windows.count - 1
             let rows = byWindow[window] ?? []
-            let duplicates = try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
-                                             durable: !isLast && windows.count > 1, sortedRun: options.writesSortedRuns)
-            summary.stored += rows.count - duplicates
-            summary.skippedAsReplayed += duplicates
+            let written = try shard.write(flows: rows, of: batch, highWater: isLast ? highWater : nil,
+                                          durable: !isLast && windows.count > 1, sortedRun: options.writesSortedRuns)
+            summary.stored += rows.count - written.skipped
+            summary.skippedAsReplayed += written.skipped
             summary.shardsTouched += 1
+            // The positions the shard now holds, as a reload from the catalog would see
+            // them (a content-keyed batch records none).
             var last = windowLast[window] ?? [:]
-            for (key, position) in Self.highestPositions(rows.lazy.map { batch.positions[$0] }, sources: batch.sources) {
-                last[key] = max(last[key] ?? position, position)
+            for (key, range) in written.absorbed {
+                last[key] = max(last[key] ?? range.last, range.last)
             }
             windowLast[window] = last
             try catalog.record(shard, relativePath: shard.id.activeRelativePath)
@@ -89,27 +92,6 @@ extension ShardStore {
         }
         if options.sealInBackground { try sealClosedWindowsInBackground() }
         return summary
-    }
-
-    /// The highest of `positions` in each source partition, keyed by name. A batch has a
-    /// few partitions: a scan of them per position, then one keyed write each, costs less
-    /// than hashing a `String` key per flow (`perf` of `flowrec ingest`: about 5% of the
-    /// storing thread).
-    private static func highestPositions(_ positions: some Sequence<SourcePosition>, sources: [String]) -> [SourcePartition: Int64] {
-        var keys: [(source: Int, partition: Int32, highest: Int64)] = []
-        for p in positions {
-            if let k = keys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
-                keys[k].highest = max(keys[k].highest, p.position)
-            } else {
-                keys.append((p.source, p.partition, p.position))
-            }
-        }
-        var highest: [SourcePartition: Int64] = [:]
-        for key in keys {
-            let name = SourcePartition(source: sources[key.source], partition: key.partition)
-            highest[name] = max(highest[name] ?? key.highest, key.highest)
-        }
-        return highest
     }
 
     /// A flow the store cannot place in a window, as a dead letter holding its JSON.

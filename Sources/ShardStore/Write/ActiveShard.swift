@@ -165,10 +165,12 @@ final class ActiveShard {
     /// the batch's `sealRanks` when its producer ranked it);
     /// `highWater` is set only on the batch's final commit. In a
     /// content-keyed batch a flow whose key (its position) the shard already holds is
-    /// skipped, in the same transaction that stores the others; returns how many were.
+    /// skipped, in the same transaction that stores the others. Returns how many were,
+    /// and the position ranges the shard absorbed (none for content keys).
     @discardableResult
     func write(flows: [Int], of batch: IngestBatch, highWater: [SourcePartition: Int64]?,
-               durable: Bool, sortedRun: Bool) throws(SQLiteError) -> Int {
+               durable: Bool, sortedRun: Bool) throws(SQLiteError)
+        -> (skipped: Int, absorbed: [SourcePartition: (first: Int64, last: Int64)]) {
         if batch.isContentKeyed && insertContentKey == nil {
             insertContentKey = try prepareContentKeys()
         }
@@ -176,14 +178,11 @@ final class ActiveShard {
         let contentKeys = batch.isContentKeyed ? insertContentKey : nil
         if durable { try db.execute("PRAGMA synchronous=FULL") }
         defer { if durable { try? db.execute("PRAGMA synchronous=NORMAL") } }
-        // Absorbed position ranges by (batch source index, partition): a batch has few
-        // partitions, so a linear scan beats hashing a String key per flow.
-        var absorbedKeys: [(source: Int, partition: Int32)] = []
-        var absorbedRanges: [(Int64, Int64)] = []
+        var absorbedRanges = BatchPositionRanges()
         var minTime = minTimeMs, maxTime = maxTimeMs
         let endField = FlowSchema.requiredField
         let stringsBefore = dictionary.count
-        var absorbedByKey: [SourcePartition: (Int64, Int64)] = [:]
+        var absorbed: [SourcePartition: (first: Int64, last: Int64)] = [:]
         var checksum = rowsChecksum ?? 0
         do {
           try db.transaction { () throws(SQLiteError) in
@@ -204,15 +203,8 @@ final class ActiveShard {
                     }
                 }
                 checksum &+= try codec.insert(batchFlows.baseAddress! + i, with: insertFlow, dictionary: &dictionary, insertString: insertString)
-                let p = batch.positions[i]
-                if contentKeys != nil {
-                    // A content key is not a position to record.
-                } else if let k = absorbedKeys.firstIndex(where: { $0.source == p.source && $0.partition == p.partition }) {
-                    absorbedRanges[k] = (min(absorbedRanges[k].0, p.position), max(absorbedRanges[k].1, p.position))
-                } else {
-                    absorbedKeys.append((p.source, p.partition))
-                    absorbedRanges.append((p.position, p.position))
-                }
+                // A content key is not a position to record.
+                if contentKeys == nil { absorbedRanges.add(batch.positions[i]) }
                 if let t = batchFlows[i].integer(endField) {
                     minTime = min(minTime ?? t, t)
                     maxTime = max(maxTime ?? t, t)
@@ -229,19 +221,15 @@ final class ActiveShard {
                 try updateRowsChecksum.step()
                 updateRowsChecksum.reset()
             }
-            var absorbed: [SourcePartition: (Int64, Int64)] = [:]
-            for (k, key) in absorbedKeys.enumerated() {
-                absorbed[SourcePartition(source: batch.sources[key.source], partition: key.partition)] = absorbedRanges[k]
-            }
-            absorbedByKey = absorbed
+            absorbed = absorbedRanges.named(sources: batch.sources)
             var keys = Set(absorbed.keys)
             if let highWater { keys.formUnion(highWater.keys) }
             for key in keys {
                 upsertPosition.bind(1, key.source)
                 upsertPosition.bind(2, Int64(key.partition))
                 if let range = absorbed[key] {
-                    upsertPosition.bind(3, range.0)
-                    upsertPosition.bind(4, range.1)
+                    upsertPosition.bind(3, range.first)
+                    upsertPosition.bind(4, range.last)
                 } else {
                     upsertPosition.bindNull(3)
                     upsertPosition.bindNull(4)
@@ -262,10 +250,10 @@ final class ActiveShard {
         if rowsChecksum != nil { rowsChecksum = checksum }
         minTimeMs = minTime
         maxTimeMs = maxTime
-        for (key, range) in absorbedByKey {
+        for (key, range) in absorbed {
             var p = positions[key] ?? PositionRange()
-            p.first = min(p.first ?? range.0, range.0)
-            p.last = max(p.last ?? range.1, range.1)
+            p.first = min(p.first ?? range.first, range.first)
+            p.last = max(p.last ?? range.last, range.last)
             positions[key] = p
         }
         for (key, hw) in highWater ?? [:] {
@@ -273,7 +261,7 @@ final class ActiveShard {
             p.highWater = max(p.highWater ?? hw, hw)
             positions[key] = p
         }
-        return skipped
+        return (skipped, absorbed)
     }
 
     /// Every stored flow, in insertion order, for read-back and export.
