@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// One writer per data directory: an exclusive `flock` on `<data>/LOCK`, held for as long
+/// One writer per data directory: an exclusive lock on `<data>/LOCK`, held for as long
 /// as anything in this process writes the store (`record`, `ingest`, `compact`, `prune`,
 /// `fsck`, `deadletters replay`, `sync`). A second process that tries to write gets a
 /// `.locked` error at once, naming the holder's PID and command from the file; readers
@@ -9,8 +9,8 @@ import Synchronization
 /// working beside the writer.
 ///
 /// Within one process the lock is shared (counted per directory): the recorder's store,
-/// its forwarding thread and its compactor all write the same directory, and a flock
-/// taken twice by one process on two descriptors would refuse itself.
+/// its forwarding thread and its compactor all write the same directory, and share one
+/// descriptor of the file (see `lockWholeFile`).
 package final class DataDirectoryLock: Sendable {
     package let path: String
 
@@ -35,7 +35,7 @@ package final class DataDirectoryLock: Sendable {
             guard fd >= 0 else {
                 throw ShardStoreError(.notADataDirectory, "cannot open \(lockPath) (errno \(errno)): check that \(directory) is a directory you may write")
             }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            guard Self.lockWholeFile(fd) else {
                 let holder = Self.holder(fd)
                 close(fd)
                 throw ShardStoreError(.locked, "another flowrec process writes to \(directory)\(holder.map { " (\($0))" } ?? ""): "
@@ -57,11 +57,27 @@ package final class DataDirectoryLock: Sendable {
             if mine.holders > 0 {
                 held[lockPath] = mine
             } else {
-                // Leave the file (its content is only advice); closing releases the flock.
+                // Leave the file (its content is only advice); closing releases the lock.
                 close(mine.descriptor)
                 held[lockPath] = nil
             }
         }
+    }
+
+    /// A POSIX record lock on the whole file, not `flock`: a record lock belongs to the
+    /// process and is not inherited by a child. A `flock` belongs to the open file, which a
+    /// child forked by another thread (a test running `flowrec`, the command forwarder)
+    /// shares until it calls `exec`; a store closed and reopened in that instant found its
+    /// own lock still held and refused itself ("another flowrec process", naming this pid).
+    /// A second descriptor in this process would not conflict with a record lock, and
+    /// closing it would drop the lock: `held` keeps this file's one descriptor per process.
+    private static func lockWholeFile(_ fd: Int32) -> Bool {
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        request.l_start = 0
+        request.l_len = 0  // to the end of the file, however long it grows
+        return fcntl(fd, F_SETLK, &request) == 0
     }
 
     private static func holder(_ fd: Int32) -> String? {
