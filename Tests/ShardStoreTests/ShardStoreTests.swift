@@ -138,6 +138,7 @@ import Testing
         #expect(removed == 60 - expectedPositions.count - expectedLetters.count && removed > 0)
         #expect(Array(mixed.flows.prefix(mixed.flowCount)) == expectedFlows)
         #expect(mixed.positions == expectedPositions)
+        #expect(mixed.endTimesMs == expectedFlows.map { $0.integer(FlowSchema.requiredField) }, "each end time stays with its flow")
         #expect(mixed.deadLetters.map(\.at) == expectedLetters && expectedLetters.count == 1, "line 7 is partition 1, line 8 partition 2")
         #expect(mixed.sealRanks.isEmpty, "the ranks of the removed flows went with them")
 

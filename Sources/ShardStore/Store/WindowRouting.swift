@@ -21,14 +21,13 @@ extension ShardStore {
 
         // Route flows to windows, skipping positions a window already absorbed. Keys are
         // resolved once per (window, source, partition), not per flow.
-        let endField = FlowSchema.requiredField
         var byWindow: [Int64: [Int]] = [:]
         var newestInBatch: [Int: [Int32: Int64]] = [:]
         var thresholdWindow = Int64.min, thresholdSource = -1, thresholdPartition = Int32.min
         var threshold: Int64? = nil
         var deadLetters = batch.deadLetters
         for i in 0..<batch.flowCount {
-            guard let end = batch.flows[i].integer(endField), EventTime.storableEndMs.contains(end) else {
+            guard let end = batch.endTimesMs[i], EventTime.storableEndMs.contains(end) else {
                 // The decoder keeps such flows out; one built otherwise is kept as a dead
                 // letter too, never routed (its window could not be named or computed).
                 deadLetters.append(Self.unstorable(batch.flows[i], at: batch.positions[i]))

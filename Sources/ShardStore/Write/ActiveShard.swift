@@ -180,7 +180,6 @@ final class ActiveShard {
         defer { if durable { try? db.execute("PRAGMA synchronous=NORMAL") } }
         var absorbedRanges = BatchPositionRanges()
         var minTime = minTimeMs, maxTime = maxTimeMs
-        let endField = FlowSchema.requiredField
         let stringsBefore = dictionary.count
         var absorbed: [SourcePartition: (first: Int64, last: Int64)] = [:]
         var checksum = rowsChecksum ?? 0
@@ -189,12 +188,12 @@ final class ActiveShard {
             // Borrow flows in place: copying a `Flow` out of the array retains its buffers.
             try batch.flows.withUnsafeBufferPointer { (batchFlows) throws(SQLiteError) in
             let order = !sortedRun ? flows
-                : batch.sealRanks.isEmpty ? SealRun.order(flows, of: batchFlows) : SealRun.order(flows, ranks: batch.sealRanks)
+                : batch.sealRanks.isEmpty ? SealRun.order(flows, of: batchFlows, endTimesMs: batch.endTimesMs) : SealRun.order(flows, ranks: batch.sealRanks)
             for i in order {
                 if let contentKeys {
                     contentKeys.bind(1, batch.positions[i].position)
                     contentKeys.bind(2, batch.contentKeyLows[i])
-                    if contentKeysByTime { contentKeys.bind(3, batchFlows[i].integer(endField) ?? 0) }
+                    if contentKeysByTime { contentKeys.bind(3, batch.endTimesMs[i] ?? 0) }
                     try contentKeys.step()
                     contentKeys.reset()
                     if db.changes == 0 {
@@ -205,7 +204,7 @@ final class ActiveShard {
                 checksum &+= try codec.insert(batchFlows.baseAddress! + i, with: insertFlow, dictionary: &dictionary, insertString: insertString)
                 // A content key is not a position to record.
                 if contentKeys == nil { absorbedRanges.add(batch.positions[i]) }
-                if let t = batchFlows[i].integer(endField) {
+                if let t = batch.endTimesMs[i] {
                     minTime = min(minTime ?? t, t)
                     maxTime = max(maxTime ?? t, t)
                 }

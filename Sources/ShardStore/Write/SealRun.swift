@@ -19,7 +19,8 @@ import FlowModel
 /// positions and its checksum are the same in any order.
 enum SealRun {
     /// `flows` (indices into `batch`) in the seal order; ties keep their batch order.
-    static func order(_ flows: [Int], of batch: UnsafeBufferPointer<Flow>) -> [Int] {
+    /// `endTimesMs` are the batch's (`IngestBatch.endTimesMs`).
+    static func order(_ flows: [Int], of batch: UnsafeBufferPointer<Flow>, endTimesMs: [Int64?]) -> [Int] {
         guard flows.count > 1 else { return flows }
         let fields = SkipIndex.sortFields  // four: two words of two ranks in `SealKey`
         // The batch's distinct values of the sort fields, numbered as first met (0:
@@ -28,7 +29,8 @@ enum SealRun {
         var ids = [Int32](repeating: 0, count: flows.count * fields.count)
         var times = [Int64](repeating: 0, count: flows.count)
         for (n, i) in flows.enumerated() {
-            times[n] = readKey(of: batch[i], fields: fields, into: &ids, at: n * fields.count, values: &values)
+            readKey(of: batch[i], fields: fields, into: &ids, at: n * fields.count, values: &values)
+            times[n] = endTimesMs[i] ?? 0
         }
         let rank = values.withStorage { bytes, starts in
             StringRanks.byValue(ids: values.count) { id in
@@ -56,16 +58,14 @@ enum SealRun {
         return flows.count == ranks.count ? byRank : byRank.filter { $0 >= 0 }
     }
 
-    /// One flow's sort values into `ids` (from `at`), numbered by `values`; returns its end
-    /// time. A function of its own because calling `withUTF8` on `batch[i]` with a
+    /// One flow's sort values into `ids` (from `at`), numbered by `values`. A function of its own because calling `withUTF8` on `batch[i]` with a
     /// closure that changes `values` copied the flow (retaining its buffers) on every
     /// call, five times per flow; passed as an argument it is copied at most once (`perf`:
     /// the copies went from 1.4% to 0.75% of the ingest benchmark's samples).
     private static func readKey(of flow: Flow, fields: [FieldID], into ids: inout [Int32], at base: Int,
-                                values: inout StringDictionary) -> Int64 {
+                                values: inout StringDictionary) {
         for (k, field) in fields.enumerated() {
             ids[base + k] = flow.withUTF8(field) { values.id(for: $0).id } ?? 0
         }
-        return flow.integer(FlowSchema.requiredField) ?? 0
     }
 }
