@@ -93,10 +93,9 @@ struct ExportCommand: AsyncParsableCommand {
                 query.toMs = toMs
                 query.whereSQL = filter
                 query.fields = fieldList
-                let runner = FlowQueryRunner(store: store, limits: .export)
-                let out = try CSVFile(path: output, columns: runner.columns(for: query))
+                let out = try CSVFile(path: output, columns: FlowQueryRunner(store: store, limits: .export).columns(for: query))
                 var n = 0
-                try runner.run(query) { values in
+                try FlowExporter(store: store).forEachRow(query) { values in
                     try out.write(values)
                     n += 1
                     return true

@@ -50,12 +50,19 @@ final class CSVFile {
         try sink.writeLine(Array(columns.map(csvField).joined(separator: ",").utf8))
     }
 
+    private var line: [UInt8] = []
+
     func write(_ values: [QueryValue]) throws {
-        let fields = values.map { value -> String in
-            if case .text(let t) = value { return csvField(t) }
-            return value.text
+        line.removeAll(keepingCapacity: true)
+        for (i, value) in values.enumerated() {
+            if i > 0 { line.append(UInt8(ascii: ",")) }
+            switch value {
+            case .null: break
+            case .text(let t): appendCSVField(t, to: &line)
+            default: line.append(contentsOf: value.text.utf8)
+            }
         }
-        try sink.writeLine(Array(fields.joined(separator: ",").utf8))
+        try sink.writeLine(line)
     }
 
     func finish() throws { try sink.finish() }

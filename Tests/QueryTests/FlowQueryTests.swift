@@ -172,6 +172,25 @@ import Testing
         #expect(loaded == "\(flows.count) \(FlowSchema.count) 1", "rows, columns, distinct row widths: \(loaded)")
     }
 
+    /// CSV and Parquet read many fields from whole flows (`forEachRow`): the values and
+    /// their order equal what the `flows` view gives for the same query.
+    @Test func rowsFromWholeFlowsEqualTheViewsRows() throws {
+        let dir = TemporaryDirectory()
+        let (store, flows) = try FlowQueryTests.fixture(dir)
+        var query = FlowQuery()
+        query.fields = ShardSchemaColumns.fieldNames + ["_extras"]
+        query.fromMs = flows[1_000].integer(FlowSchema.requiredField)
+        var fromFlows: [[QueryValue]] = []
+        try FlowExporter(store: store).forEachRow(query) { fromFlows.append($0); return true }
+        var fromView: [[QueryValue]] = []
+        try FlowQueryRunner(store: store, limits: .export).run(query) { fromView.append($0); return true }
+        #expect(fromFlows.count > 20_000 && fromFlows.count == fromView.count, "\(fromFlows.count) and \(fromView.count) rows")
+        for (i, (a, b)) in zip(fromFlows, fromView).enumerated() where a != b {
+            Issue.record("row \(i) differs: \(zip(query.fields, zip(a, b)).filter { $1.0 != $1.1 }.prefix(3))")
+            break
+        }
+    }
+
     @Test func refusesToOverwriteAnExistingFile() throws {
         let dir = TemporaryDirectory()
         let (store, _) = try FlowQueryTests.fixture(dir)

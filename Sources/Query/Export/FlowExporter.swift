@@ -86,14 +86,6 @@ package struct FlowExporter {
         let writer = try ParquetWriter(path: path, columns: columns, rowsPerGroup: rowGroupRows, metadata: facts)
         var result = ParquetExport()
         var unconverted = [Int](repeating: 0, count: columns.count)
-        // Many fields: each flow is read whole by its row id (one B-tree step, the shard's
-        // strings from its dictionary in memory) rather than through the view, whose
-        // per-column string lookups cost SQLite a cursor per text column per row: twice
-        // the time for every field. A few fields: the view reads only those, and SQLite's
-        // sorter puts them in time order.
-        let wholeFlows = columns.count > 12
-        let picked = query.fields.map { FlowSchema.id(named: $0) }  // nil: `_extras` (the names were checked above)
-        var fromFlow: [QueryValue] = []
         func convert(_ values: [QueryValue], into row: inout [ParquetWriter.Value]) {
             row.removeAll(keepingCapacity: true)
             for (i, value) in values.enumerated() {
@@ -111,23 +103,11 @@ package struct FlowExporter {
             if result.rows % 100_000 == 0 { progress(result.rows) }
             return true
         }
+        var row: [ParquetWriter.Value] = []
         do {
-            if wholeFlows {
-                // Each row of a block is kept until the block is handed over: one array each.
-                try forEachWholeFlow(query, blockRows: parquetBlockRows) { flow in
-                    Self.values(of: picked, in: flow, into: &fromFlow)
-                    var row: [ParquetWriter.Value] = []
-                    row.reserveCapacity(fromFlow.count)
-                    convert(fromFlow, into: &row)
-                    return row
-                } emit: { try append($0) }
-            } else {
-                // Rows arrive in time order already: one buffer serves them all.
-                var row: [ParquetWriter.Value] = []
-                try FlowQueryRunner(store: store, limits: .export).run(query) { values in
-                    convert(values, into: &row)
-                    return try append(row)
-                }
+            try forEachRow(query) { values in
+                convert(values, into: &row)
+                return try append(row)
             }
             for (i, n) in unconverted.enumerated() where n > 0 { result.unconverted[columns[i].name] = n }
             try writer.finish(more: result.unconverted.sorted { $0.key < $1.key }.map { ("flowrec.written_as_null.\($0.key)", String($0.value)) })
@@ -137,6 +117,40 @@ package struct FlowExporter {
         }
         return result
     }
+
+    /// Calls `row` with the values of `query.fields` (`_extras`: the unknown fields as one
+    /// JSON object) of every flow of the query, in `TimeFlowEndMs` order, until it returns
+    /// false: the Parquet and CSV exports.
+    ///
+    /// Many fields: each flow is read whole by its row id (one B-tree step, the shard's
+    /// strings from its dictionary in memory), a block at a time, rather than through the
+    /// view. Through the view, SQLite's sorter would hold every selected column of the
+    /// range's rows (a CSV export of one active shard of 1.8M flows went past the 1 GiB
+    /// query limit), and its per-column string lookups cost a cursor per text column per
+    /// row: twice the time for every field. A few fields: the view reads only those, and
+    /// the sorter puts them in time order.
+    package func forEachRow(_ query: FlowQuery, row: ([QueryValue]) throws -> Bool) throws {
+        let fields = FlowQueryRunner(store: store, limits: .export).columns(for: query)
+        let picked = fields.map { FlowSchema.id(named: $0) }  // nil: `_extras`
+        // A whole flow has NetObserv's fields and `_extras`; `_nulls`, `_quoted` and names
+        // that are no field (refused with the reason) go through the view.
+        let wholeFlowsServe = zip(fields, picked).allSatisfy { $1 != nil || $0 == ParquetFlows.extras.name }
+        if fields.count > Self.fieldsReadThroughTheView && wholeFlowsServe {
+            var query = query
+            query.fields = fields
+            try forEachWholeFlow(query, blockRows: parquetBlockRows) { flow in
+                var values: [QueryValue] = []
+                values.reserveCapacity(picked.count)
+                Self.values(of: picked, in: flow, into: &values)
+                return values
+            } emit: { try row($0) }
+        } else {
+            try FlowQueryRunner(store: store, limits: .export).run(query, row: row)
+        }
+    }
+
+    /// Up to this many fields, rows are read through the `flows` view and sorted by SQLite.
+    static let fieldsReadThroughTheView = 12
 
     /// Calls `read` with every whole stored flow of `query` and `emit` with what it made,
     /// in `TimeFlowEndMs` order, a block of `blockRows` at a time.
