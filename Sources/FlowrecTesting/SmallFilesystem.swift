@@ -37,3 +37,24 @@ package final class SmallFilesystem {
         return p.terminationStatus == 0
     }
 }
+
+/// A read-only bind mount of a directory for one test (needs root; `mounted` says
+/// whether it worked): what a reader sees of a store on a read-only volume (a snapshot,
+/// a Kubernetes volume mounted `readOnly` beside the recorder's).
+package final class ReadOnlyMount {
+    package let path: String
+    package let mounted: Bool
+
+    package init(of directory: String) {
+        path = NSTemporaryDirectory() + "flowrec-read-only-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // A bind mount takes `ro` only on a remount.
+        mounted = SmallFilesystem.sh("mount --bind \(directory) \(path)")
+            && SmallFilesystem.sh("mount -o remount,ro,bind \(path)")
+    }
+
+    deinit {
+        _ = SmallFilesystem.sh("umount \(path)")
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}

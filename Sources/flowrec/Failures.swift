@@ -62,7 +62,7 @@ enum ExitClass: Int32, CaseIterable {
             case .unreadableShard, .verificationFailed: return .dataError
             case .fileOperationFailed: return .ioError
             case .invalidOptions, .wrongWindow, .notARollupDimension: return .configuration
-            case .readOnly, .other: return .failure
+            case .readOnly, .needsUpgrade, .other: return .failure
             }
         case let error as QueryError:
             switch error.kind {

@@ -10,7 +10,18 @@ final class Catalog {
     private var upsertActive: SQLiteStatement?
     private var upsertPositions: SQLiteStatement?
 
-    init(path: String) throws(SQLiteError) {
+    /// Opens the catalog, creating or upgrading it; `readOnly` (a store opened for
+    /// reading) on a volume this process cannot write opens it as it is, and throws
+    /// `.migrationPending` if it needs an upgrade only a writer can make.
+    init(path: String, readOnly: Bool = false) throws {
+        if readOnly && SQLiteDatabase.isInUnwritableDirectory(path) {
+            db = try SQLiteDatabase(path: path, mode: .readOnly)
+            let pending = try SQLiteMigrator(CatalogSchema.migrations).pending(in: db)
+            guard pending.isEmpty else {
+                throw ShardStoreError(.needsUpgrade, "the catalog \(path) is on a volume this process cannot write and was written by an older flowrec (it lacks \(pending.joined(separator: ", "))): run any writing command (flowrec fsck) on it once where it can be written, or read a copy")
+            }
+            return
+        }
         db = try SQLiteDatabase(path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         try SQLiteMigrator(CatalogSchema.migrations).migrate(db)

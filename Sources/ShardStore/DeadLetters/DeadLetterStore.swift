@@ -55,8 +55,14 @@ final class DeadLetterStore {  // internal: the store owns it
     let checkpoint: ResumeCheckpoint
 
     /// `writable` false (a store opened for reading) leaves an older file's vacuum mode
-    /// alone.
+    /// alone, and on a volume this process cannot write opens the file as it is.
     init(path: String, writable: Bool = true) throws(SQLiteError) {
+        if !writable && SQLiteDatabase.isInUnwritableDirectory(path) {
+            db = try SQLiteDatabase(path: path, mode: .readOnly)
+            insert = try db.prepare(Self.insertSQL)
+            checkpoint = try ResumeCheckpoint(db: db)
+            return
+        }
         db = try SQLiteDatabase(path: path)
         // Retention deletes dead letters by age and by share of the size limits; the
         // space they took goes back to the volume only in incremental auto-vacuum.
@@ -69,12 +75,14 @@ final class DeadLetterStore {  // internal: the store owns it
             // A reader converts nothing (a writer may be running): either form reads alike.
             try db.execute(Self.createSQL)
         }
-        insert = try db.prepare("""
-            INSERT OR IGNORE INTO dead_letters (source, partition, position, received_ms, reason, error_offset, payload)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-            """)
+        insert = try db.prepare(Self.insertSQL)
         checkpoint = try ResumeCheckpoint(db: db)
     }
+
+    private static let insertSQL = """
+        INSERT OR IGNORE INTO dead_letters (source, partition, position, received_ms, reason, error_offset, payload)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        """
 
     /// Stores dead letters (positions index `sources`) and, in the same transaction,
     /// moves the checkpoint to `highWater` when given; returns how many letters were new.

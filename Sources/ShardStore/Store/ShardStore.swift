@@ -133,7 +133,7 @@ package final class ShardStore {
                                   cause: error)
         }
         writerLock = readOnly ? nil : try DataDirectoryLock(directory: directory)
-        catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path)
+        catalog = try Catalog(path: self.directory.appendingPathComponent("catalog.sqlite").path, readOnly: readOnly)
         deadLetters = try DeadLetterStore(path: self.directory.appendingPathComponent(DeadLetterStore.fileName).path, writable: !readOnly)
         if !readOnly {
             try recoverMerges()

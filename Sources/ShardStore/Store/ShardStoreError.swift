@@ -23,6 +23,9 @@ package struct ShardStoreError: Error, ErrorWithCause, Sendable, CustomStringCon
         case notARollupDimension
         /// Another flowrec process writes to this data directory.
         case locked
+        /// A store on a volume this process cannot write needs an upgrade that only a
+        /// writer can make (its catalog was written by an older flowrec).
+        case needsUpgrade
         /// Anything else; `cause` says more.
         case other
     }

@@ -26,10 +26,11 @@ final class ResumeCheckpoint {
         ) WITHOUT ROWID;
         """
 
-    /// Uses `db` (the dead-letter store's connection), creating the table if needed.
+    /// Uses `db` (the dead-letter store's connection), creating the table if needed (and
+    /// if `db` can write).
     init(db: SQLiteDatabase) throws(SQLiteError) {
         self.db = db
-        try db.execute(Self.createSQL)
+        if !db.isReadOnly { try db.execute(Self.createSQL) }
         upsert = try db.prepare("""
             INSERT INTO high_water (source, partition, position) VALUES (?1, ?2, ?3)
             ON CONFLICT (source, partition) DO UPDATE SET position = max(position, excluded.position)

@@ -26,7 +26,8 @@ package final class SQLiteDatabase {
         var db: OpaquePointer?
         let flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
             | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
-        let rc = sqlite3_open_v2(path, &db, flags, vfs)
+        let target = mode == .readOnly && Self.isOnReadOnlyVolumeWithoutLog(path) ? Self.immutableURI(path) : path
+        let rc = sqlite3_open_v2(target, &db, flags, vfs)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(db)
@@ -39,6 +40,41 @@ package final class SQLiteDatabase {
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    /// Whether the connection can only read (opened `.readOnly`, or the file allows no more).
+    package var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
+
+    /// Whether `path` (a file name, not a URI) is in a directory this process cannot write
+    /// (a read-only mount, a snapshot) and has no write-ahead log beside it. A WAL-mode
+    /// file there cannot be read the usual way: SQLite's reader needs the `-shm` file,
+    /// which only a writer creates (SQLite's "Read-Only Databases" in wal.html). A file
+    /// whose writer runs (elsewhere, through a mount that can write) has its `-wal` and
+    /// `-shm`, and is read through them.
+    static func isOnReadOnlyVolumeWithoutLog(_ path: String) -> Bool {
+        isInUnwritableDirectory(path)
+            && FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + "-wal")
+    }
+
+    /// Whether `path` (a file name, not a URI) is in a directory this process cannot
+    /// write: a reader there can neither create the file nor change its journal mode or
+    /// schema, and opens it `.readOnly`.
+    package static func isInUnwritableDirectory(_ path: String) -> Bool {
+        guard !path.hasPrefix("file:"), path != ":memory:", !path.isEmpty else { return false }
+        let directory = (path as NSString).deletingLastPathComponent
+        return access(directory.isEmpty ? "." : directory, W_OK) != 0
+    }
+
+    /// `path` as a URI with `immutable=1`: SQLite reads the file as it is, without locks
+    /// or a `-shm` file. Used only where nothing writes the file (no `-wal`, an
+    /// unwritable directory); a writer started later elsewhere is not seen by this
+    /// connection, which the readers of such a volume (one command, one query) accept.
+    static func immutableURI(_ path: String) -> String {
+        var components = URLComponents()
+        components.scheme = "file"
+        components.path = path
+        components.queryItems = [URLQueryItem(name: "immutable", value: "1"), URLQueryItem(name: "mode", value: "ro")]
+        return components.string ?? "file:\(path)?immutable=1&mode=ro"
+    }
 
     /// Runs one or more statements that return no rows.
     package func execute(_ sql: String) throws(SQLiteError) {

@@ -12,6 +12,21 @@ package struct SQLiteMigrator: Sendable {
 
     package init(_ migrations: [(name: String, sql: String)]) { self.migrations = migrations }
 
+    /// The migrations `db` lacks, without changing it (a reader that cannot write).
+    package func pending(in db: SQLiteDatabase) throws(SQLiteError) -> [String] {
+        guard try db.scalarInteger("SELECT count(*) FROM sqlite_master WHERE name = 'schema_migrations'") == 1 else {
+            return migrations.map(\.name)
+        }
+        var pending: [String] = []
+        let applied = try db.prepare("SELECT 1 FROM schema_migrations WHERE name = ?1")
+        for migration in migrations {
+            applied.bind(1, migration.name)
+            if try !applied.step() { pending.append(migration.name) }
+            applied.reset()
+        }
+        return pending
+    }
+
     package func migrate(_ db: SQLiteDatabase) throws(SQLiteError) {
         try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)")
         for migration in migrations {

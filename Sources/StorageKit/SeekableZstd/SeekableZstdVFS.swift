@@ -19,13 +19,7 @@ package enum SeekableZstdVFS {
 
     /// The URI to open a sealed shard with: immutable, so SQLite takes no locks and
     /// never looks for a journal.
-    package static func uri(for path: String) -> String {
-        var components = URLComponents()
-        components.scheme = "file"
-        components.path = path
-        components.queryItems = [URLQueryItem(name: "immutable", value: "1"), URLQueryItem(name: "mode", value: "ro")]
-        return components.string ?? "file:\(path)?immutable=1&mode=ro"
-    }
+    package static func uri(for path: String) -> String { SQLiteDatabase.immutableURI(path) }
 
     /// Whether this VFS reads `path` itself: a sealed shard, or one being verified
     /// before its rename. Other files go to SQLite's default VFS.
