@@ -61,10 +61,18 @@ struct ExportBenchmark: ParsableCommand {
             try out.write(contentsOf: buffer)
             return n
         }
+        let csv = scratch + "/flows.csv"
+        try measure("csv, every field", csv) {
+            guard FileManager.default.createFile(atPath: csv, contents: nil), let out = FileHandle(forWritingAtPath: csv) else {
+                throw ValidationError("cannot create \(csv)")
+            }
+            defer { try? out.close() }
+            return try exporter.exportCSV(fromMs: nil, toMs: nil) { try out.write(contentsOf: $0) }
+        }
 
         let base = rows[0]
         let sealedBytes = shards.reduce(Int64(0)) { $0 + $1.bytesOnDisk }
-        print("## Export: Parquet, JSON lines and SQLite\n")
+        print("## Export: Parquet, JSON lines, CSV and SQLite\n")
         print("\(stored) generated medium-cluster flows in \(shards.count) sealed 10-minute shards (\(String(format: "%.1f", Double(sealedBytes) / 1_048_576)) MiB on disk), exported whole by `FlowExporter` (what `flowrec export` runs).\n")
         print("| format | seconds | flows/s | vs sqlite | file MiB | bytes/flow | size vs sqlite |")
         print("|---|---:|---:|---:|---:|---:|---:|")

@@ -143,26 +143,5 @@ struct DataDirectory {
     }
 }
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break (quotes doubled),
-/// as RFC 4180 has it.
-func csvField(_ s: String) -> String {
-    var bytes: [UInt8] = []
-    appendCSVField(s, to: &bytes)
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// `csvField(s)` appended to `out` as UTF-8, scanning bytes: the Foundation searches
-/// it replaced (`contains`, `replacingOccurrences`) were 70% of a CSV export's time.
-func appendCSVField(_ s: String, to out: inout [UInt8]) {
-    var s = s
-    s.withUTF8 { bytes in
-        let needsQuotes = bytes.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
-        guard needsQuotes else { return out.append(contentsOf: bytes) }
-        out.append(UInt8(ascii: "\""))
-        for byte in bytes {
-            out.append(byte)
-            if byte == UInt8(ascii: "\"") { out.append(byte) }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-}
+/// A CSV field (`CSV.field`).
+func csvField(_ s: String) -> String { CSV.field(s) }

@@ -88,20 +88,11 @@ struct ExportCommand: AsyncParsableCommand {
                 }, write: { try sink.write($0) })
                 try sink.finish()
             case .csv:
-                var query = FlowQuery()
-                query.fromMs = fromMs
-                query.toMs = toMs
-                query.whereSQL = filter
-                query.fields = fieldList
-                let out = try CSVFile(path: output, columns: FlowQueryRunner(store: store, limits: .export).columns(for: query))
-                var n = 0
-                try FlowExporter(store: store).forEachRow(query) { values in
-                    try out.write(values)
-                    n += 1
-                    return true
-                }
-                try out.finish()
-                count = n
+                let sink = try LineSink(path: output)
+                count = try FlowExporter(store: store).exportCSV(fromMs: fromMs, toMs: toMs, whereSQL: filter, fields: fieldList, progress: {
+                    progress.update(lines: Int64($0), stored: $0, since: started)
+                }, write: { try sink.write($0) })
+                try sink.finish()
             }
         } catch let error as QueryError {
             throw CommandFailure(error.description, exit: ExitClass.of(error))

@@ -41,29 +41,3 @@ final class LineSink {
     }
 }
 
-/// CSV with a header row; values quoted when they contain a comma, quote or newline.
-final class CSVFile {
-    private let sink: LineSink
-
-    init(path: String, columns: [String]) throws {
-        sink = try LineSink(path: path)
-        try sink.writeLine(Array(columns.map(csvField).joined(separator: ",").utf8))
-    }
-
-    private var line: [UInt8] = []
-
-    func write(_ values: [QueryValue]) throws {
-        line.removeAll(keepingCapacity: true)
-        for (i, value) in values.enumerated() {
-            if i > 0 { line.append(UInt8(ascii: ",")) }
-            switch value {
-            case .null: break
-            case .text(let t): appendCSVField(t, to: &line)
-            default: line.append(contentsOf: value.text.utf8)
-            }
-        }
-        try sink.writeLine(line)
-    }
-
-    func finish() throws { try sink.finish() }
-}

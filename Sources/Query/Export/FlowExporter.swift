@@ -9,6 +9,7 @@ package import ShardStore
 ///   so the export equals the ingested records.
 /// - SQLite: one plain file with a flat `flows` table, NetObserv's column names and
 ///   explicit types (INTEGER is 64-bit for sqlite3, DuckDB and ClickHouse's `sqlite()`).
+/// - Parquet (`ParquetWriter`) and CSV (`CSV`): the fields asked for, in time order.
 package struct FlowExporter {
     package let store: ShardStore
     /// Flows read ahead per block when exports read whole flows (`forEachWholeFlow`):
@@ -116,6 +117,38 @@ package struct FlowExporter {
             throw error
         }
         return result
+    }
+
+    /// Writes the `fields` (every field by default) of the flows of the range that pass
+    /// `whereSQL`, in `TimeFlowEndMs` order, as CSV with a header row to `write` (a
+    /// block of lines at a time); returns the count.
+    @discardableResult
+    package func exportCSV(fromMs: Int64?, toMs: Int64?, whereSQL: String? = nil, fields: [String] = [],
+                           progress: (Int) -> Void = { _ in }, write: ([UInt8]) throws -> Void) throws -> Int {
+        var query = FlowQuery()
+        query.fromMs = fromMs
+        query.toMs = toMs
+        query.whereSQL = whereSQL
+        query.fields = fields
+        var lines: [UInt8] = []
+        for (i, name) in FlowQueryRunner(store: store, limits: .export).columns(for: query).enumerated() {
+            if i > 0 { lines.append(UInt8(ascii: ",")) }
+            CSV.appendField(name, to: &lines)
+        }
+        lines.append(UInt8(ascii: "\n"))
+        var count = 0
+        try forEachRow(query) { values in
+            CSV.appendRow(values, to: &lines)
+            count += 1
+            if lines.count >= 1 << 20 {
+                try write(lines)
+                lines.removeAll(keepingCapacity: true)
+            }
+            if count % 100_000 == 0 { progress(count) }
+            return true
+        }
+        try write(lines)
+        return count
     }
 
     /// Calls `row` with the values of `query.fields` (`_extras`: the unknown fields as one
