@@ -15,7 +15,7 @@ struct DeadLettersCommand: ParsableCommand {
         @Option(help: "Most entries to print.") var limit: Int = 50
 
         func run() throws {
-            let store = try data.openExisting()
+            let store = try data.openForReading()  // reads only: works beside the recorder
             print("SOURCE            PARTITION     POSITION   BYTES  REASON")
             var shown = 0
             try store.forEachDeadLetter { source, partition, position, reason, payload in
@@ -34,7 +34,7 @@ struct DeadLettersCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output file, or - for stdout.") var output: String = "-"
 
         func run() throws {
-            let store = try data.openExisting()
+            let store = try data.openForReading()  // reads only: works beside the recorder
             let sink = try LineSink(path: output)
             try store.forEachDeadLetter { source, partition, position, reason, payload in
                 let object: [String: Any] = ["source": source, "partition": Int(partition), "position": Int(position),

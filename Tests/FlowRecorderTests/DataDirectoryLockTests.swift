@@ -39,6 +39,7 @@ import Testing
         #expect(ingest.contains("another flowrec process writes to"), "\(ingest)")
         #expect(try ChildProcess.run(flowrec, ["query", "--data", dir.path, "--limit", "5"]) == 0, "readers work beside the writer")
         #expect(try ChildProcess.run(flowrec, ["sql", "--data", dir.path, "SELECT count(*) FROM flows"]) == 0)
+        #expect(try ChildProcess.run(flowrec, ["deadletters", "list", "--data", dir.path]) == 0, "so does listing dead letters")
 
         producer.waitUntilExit()
         first.waitUntilExit()

@@ -5,7 +5,8 @@ import Synchronization
 /// as anything in this process writes the store (`record`, `ingest`, `compact`, `prune`,
 /// `fsck`, `deadletters replay`, `sync`). A second process that tries to write gets a
 /// `.locked` error at once, naming the holder's PID and command from the file; readers
-/// (`query`, `sql`, `top`, `tail`, `export`, `shards`, the HTTP API) take no lock and keep
+/// (`query`, `sql`, `top`, `tail`, `export`, `shards`, `deadletters list` and `export`,
+/// the HTTP API) take no lock and keep
 /// working beside the writer.
 ///
 /// Within one process the lock is shared (counted per directory): the recorder's store,
@@ -39,7 +40,7 @@ package final class DataDirectoryLock: Sendable {
                 let holder = Self.holder(fd)
                 close(fd)
                 throw ShardStoreError(.locked, "another flowrec process writes to \(directory)\(holder.map { " (\($0))" } ?? ""): "
-                                      + "stop it first, or point --data at another directory; commands that only read (query, sql, top, tail, export, shards) work beside it")
+                                      + "stop it first, or point --data at another directory; commands that only read (query, sql, top, tail, export, shards, deadletters list) work beside it")
             }
             // Who holds it, for the next one to be refused.
             let me = "pid \(getpid()), \(Self.commandLine())\n"
