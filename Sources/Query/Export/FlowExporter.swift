@@ -242,8 +242,12 @@ package struct FlowExporter {
             }
             if field.spec.kind.isTextStored {
                 values.append(flow.string(field).map(QueryValue.text) ?? .null)
+            } else if let v = flow.integer(field) {
+                // A uint64 counter at 2^63 or above is stored as its bit pattern; the view's
+                // rows name it unsigned (`QueryValue.row`), and so do these.
+                values.append(v < 0 && field.spec.isUnsigned64 ? .unsigned(UInt64(bitPattern: v)) : .integer(v))
             } else {
-                values.append(flow.integer(field).map(QueryValue.integer) ?? .null)
+                values.append(.null)
             }
         }
     }
