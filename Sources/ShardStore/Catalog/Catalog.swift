@@ -12,7 +12,7 @@ final class Catalog {
 
     /// Opens the catalog, creating or upgrading it; `readOnly` (a store opened for
     /// reading) on a volume this process cannot write opens it as it is, and throws
-    /// `.migrationPending` if it needs an upgrade only a writer can make.
+    /// `.needsUpgrade` if it needs an upgrade only a writer can make.
     init(path: String, readOnly: Bool = false) throws {
         if readOnly && SQLiteDatabase.isInUnwritableDirectory(path) {
             db = try SQLiteDatabase(path: path, mode: .readOnly)
