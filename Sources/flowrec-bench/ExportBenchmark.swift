@@ -48,11 +48,15 @@ struct ExportBenchmark: ParsableCommand {
         try measure("sqlite (baseline)", sqlite) { try exporter.exportSQLite(to: sqlite, fromMs: nil, toMs: nil) }
         try measure("parquet, every field", parquet) { try exporter.exportParquet(to: parquet, fromMs: nil, toMs: nil).rows }
         try measure("parquet, 5 fields", narrow) { try exporter.exportParquet(to: narrow, fromMs: nil, toMs: nil, fields: narrowFields).rows }
-        try measure("jsonl", jsonl) {
-            guard FileManager.default.createFile(atPath: jsonl, contents: nil), let out = FileHandle(forWritingAtPath: jsonl) else {
-                throw ValidationError("cannot create \(jsonl)")
+        /// `path` created and opened for `body`, closed after it.
+        func writing(_ path: String, _ body: (FileHandle) throws -> Int) throws -> Int {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+                throw ValidationError("cannot create \(path)")
             }
             defer { try? out.close() }
+            return try body(out)
+        }
+        try measure("jsonl", jsonl) { try writing(jsonl) { out in
             var buffer: [UInt8] = []
             let n = try exporter.exportJSONLines(fromMs: nil, toMs: nil) { line in
                 buffer += line
@@ -60,14 +64,10 @@ struct ExportBenchmark: ParsableCommand {
             }
             try out.write(contentsOf: buffer)
             return n
-        }
+        } }
         let csv = scratch + "/flows.csv"
         try measure("csv, every field", csv) {
-            guard FileManager.default.createFile(atPath: csv, contents: nil), let out = FileHandle(forWritingAtPath: csv) else {
-                throw ValidationError("cannot create \(csv)")
-            }
-            defer { try? out.close() }
-            return try exporter.exportCSV(fromMs: nil, toMs: nil) { try out.write(contentsOf: $0) }
+            try writing(csv) { out in try exporter.exportCSV(fromMs: nil, toMs: nil) { try out.write(contentsOf: $0) } }
         }
 
         let base = rows[0]

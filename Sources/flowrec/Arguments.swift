@@ -142,6 +142,3 @@ struct DataDirectory {
         }
     }
 }
-
-/// A CSV field (`CSV.field`).
-func csvField(_ s: String) -> String { CSV.field(s) }

@@ -101,7 +101,7 @@ final class QueryOutput {
         cells = CellText(time: timeFormat, friendly: format == .table && !display.raw, humaniseTotals: humaniseTotals)
         numeric = Array(repeating: false, count: columns.count)
         switch format {
-        case .csv: print(columns.map(csvField).joined(separator: ","))
+        case .csv: print(columns.map(CSV.field).joined(separator: ","))
         case .json: print("[", terminator: "")
         case .table, .jsonl: break
         }
@@ -118,7 +118,7 @@ final class QueryOutput {
         case .csv:
             print(zip(values, columns).map { value, column in
                 if case .null = value { return "" }
-                return csvField(cells.text(value, column: column))
+                return CSV.field(cells.text(value, column: column))
             }.joined(separator: ","))
         case .jsonl, .json:
             let members = zip(columns, values).map { name, value -> String in

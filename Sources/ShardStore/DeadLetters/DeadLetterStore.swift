@@ -59,21 +59,19 @@ final class DeadLetterStore {  // internal: the store owns it
     init(path: String, writable: Bool = true) throws(SQLiteError) {
         if !writable && SQLiteDatabase.isInUnwritableDirectory(path) {
             db = try SQLiteDatabase(path: path, mode: .readOnly)
-            insert = try db.prepare(Self.insertSQL)
-            checkpoint = try ResumeCheckpoint(db: db)
-            return
-        }
-        db = try SQLiteDatabase(path: path)
-        // Retention deletes dead letters by age and by share of the size limits; the
-        // space they took goes back to the volume only in incremental auto-vacuum.
-        if writable { try db.useIncrementalAutoVacuum() }
-        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-        if writable {
-            try SQLiteMigrator(Self.migrations).migrate(db)
-            try db.giveBackFreePages()  // the table 0002 replaced
         } else {
-            // A reader converts nothing (a writer may be running): either form reads alike.
-            try db.execute(Self.createSQL)
+            db = try SQLiteDatabase(path: path)
+            // Retention deletes dead letters by age and by share of the size limits; the
+            // space they took goes back to the volume only in incremental auto-vacuum.
+            if writable { try db.useIncrementalAutoVacuum() }
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            if writable {
+                try SQLiteMigrator(Self.migrations).migrate(db)
+                try db.giveBackFreePages()  // the table 0002 replaced
+            } else {
+                // A reader converts nothing (a writer may be running): either form reads alike.
+                try db.execute(Self.createSQL)
+            }
         }
         insert = try db.prepare(Self.insertSQL)
         checkpoint = try ResumeCheckpoint(db: db)

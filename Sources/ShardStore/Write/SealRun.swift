@@ -58,10 +58,11 @@ enum SealRun {
         return flows.count == ranks.count ? byRank : byRank.filter { $0 >= 0 }
     }
 
-    /// One flow's sort values into `ids` (from `at`), numbered by `values`. A function of its own because calling `withUTF8` on `batch[i]` with a
-    /// closure that changes `values` copied the flow (retaining its buffers) on every
-    /// call, five times per flow; passed as an argument it is copied at most once (`perf`:
-    /// the copies went from 1.4% to 0.75% of the ingest benchmark's samples).
+    /// One flow's sort values into `ids` (from `at`), numbered by `values`. A function of
+    /// its own because calling `withUTF8` on `batch[i]` with a closure that changes
+    /// `values` copied the flow (retaining its buffers) on every call, five times per
+    /// flow; passed as an argument it is copied at most once (`perf`: the copies went
+    /// from 1.4% to 0.75% of the ingest benchmark's samples).
     private static func readKey(of flow: Flow, fields: [FieldID], into ids: inout [Int32], at base: Int,
                                 values: inout StringDictionary) {
         for (k, field) in fields.enumerated() {
